@@ -1,0 +1,38 @@
+# `make run` serves the whole service with demo data; `make test` runs the whole suite.
+# Both start an embedded PostgreSQL and Redis (from PyPI wheels, data under .data/) unless
+# DATABASE_URL / REDIS_URL point at servers.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PORT
+
+.PHONY: install run test lint typecheck check bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bin/embedded.py -- \
+		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && honcho -f Procfile.dev start'
+
+test: install
+	$(PY) bin/embedded.py -- $(PY) -m pytest $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	DATABASE_URL=$${DATABASE_URL:-postgres://typecheck@localhost/typecheck} $(VENV)/bin/mypy .
+
+check: lint typecheck test
+
+clean:
+	rm -rf .data .mypy_cache .ruff_cache test-artifacts

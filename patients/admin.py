@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from patients import services
+from patients.models import AuditEvent, AuthToken, Clinic, Clinician, Invitation, Patient, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ("email",)
+    list_display = ("email", "first_name", "last_name", "is_staff", "is_active", "last_login")
+    list_filter = ("is_staff", "is_superuser", "is_active")
+    search_fields = ("email", "first_name", "last_name")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Name", {"fields": ("first_name", "last_name")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+@admin.register(AuthToken)
+class AuthTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("token_key", "user", "device", "created", "expiry")
+    list_select_related = ("user",)
+    search_fields = ("user__email", "token_key")
+    readonly_fields = ("digest", "token_key", "user", "created", "expiry", "device")
+    date_hierarchy = "created"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class ClinicianInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Clinician
+    extra = 0
+    raw_id_fields = ("user",)
+
+
+@admin.register(Clinic)
+class ClinicAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("name", "escalation_email", "created_at")
+    search_fields = ("name",)
+    inlines = [ClinicianInline]
+
+
+@admin.register(Clinician)
+class ClinicianAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("user", "clinic", "role", "created_at")
+    list_filter = ("role", "clinic")
+    list_select_related = ("user", "clinic")
+    search_fields = ("user__email", "user__first_name", "user__last_name")
+    raw_id_fields = ("user",)
+
+
+class CareTeamInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Patient.care_team.through
+    extra = 0
+    verbose_name = "care team member"
+    verbose_name_plural = "care team"
+    raw_id_fields = ("clinician",)
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("last_name", "first_name", "email", "clinic", "condition", "created_at")
+    list_filter = ("clinic", "affected_side", "history_cancer")
+    list_select_related = ("clinic",)
+    search_fields = ("first_name", "last_name", "email")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("user",)
+    exclude = ("care_team",)
+    inlines = [CareTeamInline]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("email", "patient", "created_at", "expires_at", "used_at", "revoked_at")
+    list_select_related = ("patient",)
+    list_filter = ("used_at", "revoked_at")
+    search_fields = ("email", "patient__last_name")
+    readonly_fields = ("code_hash", "created_at", "used_at", "last_sent_at")
+    raw_id_fields = ("patient", "created_by")
+    actions = ["resend"]
+
+    @admin.action(description="Resend a fresh code to the selected patients")
+    def resend(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        sent = 0
+        for invitation in queryset.select_related("patient"):
+            if invitation.patient.user_id is None:
+                services.invitation_resend(invitation=invitation)
+                sent += 1
+        self.message_user(request, f"Sent {sent} new code(s).", messages.SUCCESS)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only: the audit trail is append-only, also for operators."""
+
+    list_display = ("at", "actor_email", "action", "object_type", "object_id", "patient_id", "ip")
+    list_filter = ("action", "object_type")
+    search_fields = ("actor_email", "object_id", "path")
+    date_hierarchy = "at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,293 @@
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from knox.models import AbstractAuthToken
+
+from patients.querysets import (
+    AuditEventQuerySet,
+    ClinicianQuerySet,
+    InvitationQuerySet,
+    PatientQuerySet,
+)
+
+HISTORY_FLAGS: tuple[str, ...] = (
+    "cancer",
+    "immunosuppressed",
+    "iv_drug_use",
+    "osteoporosis",
+    "long_term_steroids",
+    "previous_spine_surgery",
+)
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"'{value}' is not a known IANA time zone (e.g. Europe/London).")
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self._create(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in: a patient, a clinician or an operator. Keyed by email."""
+
+    email = models.EmailField(unique=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+    def get_short_name(self) -> str:
+        return self.first_name or self.email
+
+    @property
+    def role(self) -> str | None:
+        """`"clinician"`, `"patient"` or None (an operator without a clinical role)."""
+        if hasattr(self, "clinician"):
+            return "clinician"
+        if hasattr(self, "patient"):
+            return "patient"
+        return None
+
+
+class AuthToken(AbstractAuthToken):
+    """A hashed, expiring API token (django-rest-knox), one per signed-in device."""
+
+    device = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+
+
+class Clinic(models.Model):
+    """The tenant: every patient and clinician belongs to exactly one clinic."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    escalation_email = models.EmailField(
+        blank=True, help_text="Who is told when an emergency or urgent alert waits too long."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Clinician(models.Model):
+    class Role(models.TextChoices):
+        PHYSIOTHERAPIST = "physiotherapist", "Physiotherapist"
+        CLINIC_ADMIN = "clinic_admin", "Clinic admin"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="clinician")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="clinicians")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.PHYSIOTHERAPIST)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ClinicianQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("user__last_name", "user__first_name")
+
+    def __str__(self) -> str:
+        return f"{self.user.get_full_name()} ({self.clinic})"
+
+
+class Patient(models.Model):
+    class Side(models.TextChoices):
+        LEFT = "left", "Left"
+        RIGHT = "right", "Right"
+        BOTH = "both", "Both"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Null until the patient accepts the invitation and creates their sign-in.
+    user = models.OneToOneField(
+        User, on_delete=models.PROTECT, related_name="patient", null=True, blank=True
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    care_team = models.ManyToManyField(Clinician, related_name="patients", blank=True)
+    email = models.EmailField()
+    first_name = models.CharField(max_length=150)
+    last_name = models.CharField(max_length=150)
+    date_of_birth = models.DateField()
+    timezone = models.CharField(max_length=64, validators=[validate_timezone])
+    condition = models.CharField(max_length=200, blank=True)
+    affected_side = models.CharField(max_length=5, choices=Side.choices, blank=True)
+
+    # Clinician-confirmed history read by the safety rules (api-contract.md `history`).
+    # Columns rather than JSON so that set-based rule jobs can filter on them in SQL.
+    history_cancer = models.BooleanField(default=False)
+    history_immunosuppressed = models.BooleanField(default=False)
+    history_iv_drug_use = models.BooleanField(default=False)
+    history_osteoporosis = models.BooleanField(default=False)
+    history_long_term_steroids = models.BooleanField(default=False)
+    history_previous_spine_surgery = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PatientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("last_name", "first_name")
+        constraints = [
+            # One patient record per email within a clinic; a re-invite reuses it.
+            models.UniqueConstraint(fields=("clinic", "email"), name="patient_unique_email"),
+        ]
+        indexes = [models.Index(fields=("clinic", "last_name", "first_name"))]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def history(self) -> dict[str, bool]:
+        return {flag: bool(getattr(self, f"history_{flag}")) for flag in HISTORY_FLAGS}
+
+    def local_today(self, now: datetime | None = None) -> date:
+        """The patient's own calendar date: what "today" means for their logs."""
+        return (now or timezone.now()).astimezone(self.tz).date()
+
+    def age_on(self, day: date) -> int:
+        born = self.date_of_birth
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+class Invitation(models.Model):
+    """A one-time code that lets an invited patient create their sign-in."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="invitations")
+    # Only a hash is stored: a database leak must not hand out working codes.
+    code_hash = models.CharField(max_length=64, unique=True)
+    email = models.EmailField()
+    created_by = models.ForeignKey(
+        Clinician, on_delete=models.SET_NULL, null=True, related_name="invitations_sent"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.email}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.used_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class SignInFailure(models.Model):
+    """One failed sign-in, for the login throttle (counted per email and per client)."""
+
+    email = models.CharField(max_length=254)
+    ip = models.GenericIPAddressField(null=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=("email", "at")),
+            models.Index(fields=("ip", "at")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} from {self.ip} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who read or changed which patient's data, when and from where.
+
+    The table refuses UPDATE and DELETE at the database level (see the migration), so not
+    even a bug or an admin can rewrite history.
+    """
+
+    class Action(models.TextChoices):
+        READ = "read", "Read"
+        CREATE = "create", "Create"
+        UPDATE = "update", "Update"
+        DELETE = "delete", "Delete"
+        LOGIN = "login", "Sign-in"
+        LOGOUT = "logout", "Sign-out"
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        User, on_delete=models.DO_NOTHING, null=True, related_name="+", db_constraint=False
+    )
+    actor_email = models.CharField(max_length=254, blank=True)
+    patient = models.ForeignKey(
+        Patient, on_delete=models.DO_NOTHING, null=True, related_name="+", db_constraint=False
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    method = models.CharField(max_length=10, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-at", "-id")
+        indexes = [models.Index(fields=("patient", "at"))]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_email} {self.action} {self.object_type}"

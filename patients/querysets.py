@@ -1,0 +1,65 @@
+"""Who may see what: the only place scoping is written (STYLE.md).
+
+Every other app's `visible_to` is built from `patient_scope`, so a clinician sees their
+own clinic's patients, a patient sees themself, and everyone else sees nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from patients.models import User
+
+
+def patient_scope(user: User | AnonymousUser, prefix: str = "") -> Q:
+    """A filter on patients (or on rows reached through `prefix`) visible to `user`."""
+    path = f"{prefix}__" if prefix else ""
+    if not user.is_authenticated:
+        return Q(pk__in=[])
+    clinician = getattr(user, "clinician", None)
+    if clinician is not None:
+        return Q(**{f"{path}clinic_id": clinician.clinic_id})
+    patient = getattr(user, "patient", None)
+    if patient is not None:
+        return Q(**{f"{path}pk": patient.pk})
+    return Q(pk__in=[])
+
+
+class ScopedQuerySet(models.QuerySet[Any]):
+    """A queryset of rows that belong to a patient through `patient_path`."""
+
+    patient_path = "patient"
+
+    def visible_to(self, user: User | AnonymousUser) -> ScopedQuerySet:
+        return self.filter(patient_scope(user, self.patient_path))
+
+
+class PatientQuerySet(models.QuerySet[Any]):
+    def visible_to(self, user: User | AnonymousUser) -> PatientQuerySet:
+        return self.filter(patient_scope(user))
+
+
+class ClinicianQuerySet(models.QuerySet[Any]):
+    def visible_to(self, user: User | AnonymousUser) -> ClinicianQuerySet:
+        clinician = getattr(user, "clinician", None)
+        if not user.is_authenticated or clinician is None:
+            return self.none()
+        return self.filter(clinic_id=clinician.clinic_id)
+
+
+class InvitationQuerySet(ScopedQuerySet):
+    def usable(self) -> InvitationQuerySet:
+        return self.filter(
+            used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
+
+
+class AuditEventQuerySet(ScopedQuerySet):
+    pass

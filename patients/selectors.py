@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+
+from patients.models import Clinician, Patient, User
+
+
+def patient_list(*, user: User) -> Any:
+    return (
+        Patient.objects.visible_to(user)
+        .select_related("clinic", "user")
+        .prefetch_related(Prefetch("care_team", queryset=Clinician.objects.select_related("user")))
+    )
+
+
+def patient_get(*, user: User, patient_id: UUID | str) -> Patient:
+    """The patient if `user` may see them; 404 otherwise, so ids do not leak."""
+    patient: Patient = get_object_or_404(patient_list(user=user), pk=patient_id)
+    return patient
+
+
+def patient_for_user(*, user: User) -> Patient:
+    """The signed-in patient's own record."""
+    patient: Patient = get_object_or_404(patient_list(user=user), user=user)
+    return patient

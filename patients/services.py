@@ -1,0 +1,381 @@
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed, Throttled
+
+from config.exceptions import ApplicationError
+from patients import throttling
+from patients.models import (
+    HISTORY_FLAGS,
+    AuditEvent,
+    AuthToken,
+    Clinic,
+    Clinician,
+    Invitation,
+    Patient,
+    User,
+)
+
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- audit
+
+
+def _request_facts(request: HttpRequest | None) -> dict[str, Any]:
+    if request is None:
+        return {}
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    ip = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
+    return {
+        "method": request.method or "",
+        "path": request.get_full_path()[:500],
+        "ip": ip or None,
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
+    }
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    object_type: str,
+    object_id: object = "",
+    patient: Patient | None = None,
+    patient_id: object = None,
+    changes: Mapping[str, Any] | None = None,
+    request: HttpRequest | None = None,
+) -> AuditEvent:
+    """Append one audit event. Every patient-data endpoint calls this (or `audit_reads`)."""
+    return AuditEvent.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_email=getattr(actor, "email", "") or "",
+        patient_id=patient.pk if patient is not None else patient_id,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id or ""),
+        changes=dict(changes or {}),
+        **_request_facts(request),
+    )
+
+
+def audit_reads(
+    *,
+    actor: User,
+    object_type: str,
+    patient_ids: Iterable[object],
+    request: HttpRequest | None = None,
+) -> None:
+    """One read event per patient shown, written in a single INSERT (list pages)."""
+    facts = _request_facts(request)
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            actor=actor,
+            actor_email=actor.email,
+            patient_id=pid,
+            action=AuditEvent.Action.READ,
+            object_type=object_type,
+            **facts,
+        )
+        for pid in dict.fromkeys(patient_ids)
+    )
+
+
+# --------------------------------------------------------------------------- sign-in
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime | None
+    role: str
+
+
+def _issue_token(*, user: User, device: str) -> IssuedToken:
+    instance, token = AuthToken.objects.create(user=user, device=device[:200])
+    role = user.role
+    assert role is not None
+    return IssuedToken(token=token, expires_at=instance.expiry, role=role)
+
+
+def auth_login(*, email: str, password: str, ip: str | None, device: str = "") -> IssuedToken:
+    """Sign in with email and password; raises 401 on bad credentials, 429 when throttled.
+
+    Only failures count towards the throttle (api-contract.md), per email and per client.
+    """
+    email = email.strip().lower()
+    wait = throttling.sign_in_blocked(email=email, ip=ip)
+    if wait is not None:
+        raise Throttled(wait=wait, detail="Too many failed sign-ins. Try again later.")
+    user = authenticate(username=email, password=password)
+    if user is None or not isinstance(user, User):
+        throttling.sign_in_failed(email=email, ip=ip)
+        raise AuthenticationFailed("Email or password is incorrect.")
+    if user.role is None:
+        # Operators sign in to the admin with a session, not to the API.
+        raise AuthenticationFailed("This account has no access to the API.")
+    issued = _issue_token(user=user, device=device)
+    user.last_login = timezone.now()
+    user.save(update_fields=["last_login"])
+    audit_record(actor=user, action=AuditEvent.Action.LOGIN, object_type="auth_token")
+    return issued
+
+
+def auth_logout(*, user: User, token: AuthToken) -> None:
+    token.delete()
+    audit_record(actor=user, action=AuditEvent.Action.LOGOUT, object_type="auth_token")
+
+
+def auth_logout_all(*, user: User) -> int:
+    deleted, _ = AuthToken.objects.filter(user=user).delete()
+    audit_record(
+        actor=user,
+        action=AuditEvent.Action.LOGOUT,
+        object_type="auth_token",
+        changes={"all_devices": True, "tokens": deleted},
+    )
+    return deleted
+
+
+# --------------------------------------------------------------------------- invitations
+
+# No 0/O or 1/I/L: the code is read from an email and typed on a phone.
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def _normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(_normalise_code(code).encode()).hexdigest()
+
+
+def _new_code() -> str:
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+    return "-".join(raw[i : i + 4] for i in range(0, 12, 4))
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    code: str
+
+
+def _send_invitation_email(*, invitation: Invitation, code: str) -> None:
+    patient = invitation.patient
+    send_mail(
+        subject=f"{patient.clinic.name} invites you to track your rehab",
+        message=(
+            f"Hello {patient.first_name},\n\n"
+            f"{patient.clinic.name} has invited you to log your recovery in the rehab app.\n"
+            f'Open the app, choose "I have a code" and enter:\n\n    {code}\n\n'
+            f"with this email address ({invitation.email}). The code works once and expires "
+            f"on {invitation.expires_at:%d %B %Y}.\n\n"
+            "If you were not expecting this, you can ignore this email."
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[invitation.email],
+    )
+    Invitation.objects.filter(pk=invitation.pk).update(last_sent_at=timezone.now())
+
+
+def _issue_invitation(*, patient: Patient, created_by: Clinician | None) -> IssuedInvitation:
+    # A new invitation replaces any earlier one still usable: only the latest code works.
+    patient.invitations.filter(used_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    code = _new_code()
+    invitation = Invitation.objects.create(
+        patient=patient,
+        code_hash=_hash_code(code),
+        email=patient.email,
+        created_by=created_by,
+        expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
+    )
+    # Email after commit: a rolled-back invitation must not send a working-looking code.
+    transaction.on_commit(lambda: _send_invitation_email(invitation=invitation, code=code))
+    return IssuedInvitation(invitation=invitation, code=code)
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    clinician: Clinician,
+    email: str,
+    first_name: str,
+    last_name: str,
+    date_of_birth: date,
+    timezone_name: str,
+    condition: str = "",
+    affected_side: str = "",
+) -> IssuedInvitation:
+    """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
+    email = email.strip().lower()
+    patient = (
+        Patient.objects.select_for_update().filter(clinic=clinician.clinic, email=email).first()
+    )
+    if patient is not None and patient.user_id is not None:
+        raise ValidationError({"email": "This patient already has an account at this clinic."})
+    if patient is None:
+        patient = Patient(clinic=clinician.clinic, email=email)
+    patient.first_name = first_name
+    patient.last_name = last_name
+    patient.date_of_birth = date_of_birth
+    patient.timezone = timezone_name
+    patient.condition = condition
+    patient.affected_side = affected_side
+    patient.full_clean()
+    patient.save()
+    patient.care_team.add(clinician)
+    return _issue_invitation(patient=patient, created_by=clinician)
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, by: Clinician | None = None) -> IssuedInvitation:
+    """Send a fresh code (only hashes are stored, so the old code cannot be re-sent)."""
+    if invitation.patient.user_id is not None:
+        raise ApplicationError("The patient has already registered.")
+    return _issue_invitation(patient=invitation.patient, created_by=by or invitation.created_by)
+
+
+@transaction.atomic
+def patient_register(*, code: str, email: str, password: str, device: str = "") -> IssuedToken:
+    """Create the patient's sign-in from an invitation code; the code works once."""
+    email = email.strip().lower()
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("patient")
+        .filter(code_hash=_hash_code(code))
+        .first()
+    )
+    if invitation is None or not invitation.is_usable:
+        raise ValidationError({"code": "This code is unknown, expired or already used."})
+    if invitation.email.lower() != email:
+        raise ValidationError({"email": "This is not the email address the code was sent to."})
+    patient = invitation.patient
+    if patient.user_id is not None:
+        raise ValidationError({"code": "This code is unknown, expired or already used."})
+    if User.objects.filter(email=email).exists():
+        raise ValidationError({"email": "An account with this email exists; sign in instead."})
+    user = User(email=email, first_name=patient.first_name, last_name=patient.last_name)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    user.set_password(password)
+    try:
+        user.save()
+    except IntegrityError as exc:  # a concurrent registration of the same email
+        raise ValidationError({"email": "An account with this email exists."}) from exc
+    patient.user = user
+    patient.save(update_fields=["user", "updated_at"])
+    invitation.used_at = timezone.now()
+    invitation.save(update_fields=["used_at"])
+    audit_record(
+        actor=user,
+        action=AuditEvent.Action.CREATE,
+        object_type="account",
+        patient=patient,
+        object_id=user.pk,
+    )
+    return _issue_token(user=user, device=device)
+
+
+# --------------------------------------------------------------------------- patients
+
+PATIENT_EDITABLE = (
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "timezone",
+    "condition",
+    "affected_side",
+)
+
+
+@transaction.atomic
+def patient_update(
+    *, patient: Patient, actor: User, data: Mapping[str, Any], request: HttpRequest | None = None
+) -> Patient:
+    """Merge `data` into the patient: fields not sent keep their values, also in `history`."""
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    changes: dict[str, Any] = {}
+    for name in PATIENT_EDITABLE:
+        if name in data and getattr(patient, name) != data[name]:
+            changes[name] = {"from": str(getattr(patient, name)), "to": str(data[name])}
+            setattr(patient, name, data[name])
+    for flag, value in (data.get("history") or {}).items():
+        if flag not in HISTORY_FLAGS:
+            raise ValidationError({"history": f"Unknown history flag '{flag}'."})
+        field = f"history_{flag}"
+        if getattr(patient, field) != value:
+            changes[f"history.{flag}"] = {"from": getattr(patient, field), "to": value}
+            setattr(patient, field, value)
+    patient.full_clean()
+    patient.save()
+    audit_record(
+        actor=actor,
+        action=AuditEvent.Action.UPDATE,
+        object_type="patient",
+        object_id=patient.pk,
+        patient=patient,
+        changes=changes,
+        request=request,
+    )
+    return patient
+
+
+# --------------------------------------------------------------------------- operators
+
+
+@transaction.atomic
+def clinician_create_or_update(
+    *,
+    email: str,
+    password: str,
+    clinic_name: str,
+    first_name: str = "",
+    last_name: str = "",
+    role: str = Clinician.Role.PHYSIOTHERAPIST,
+) -> Clinician:
+    """Operator bootstrap: create the clinic if needed and a clinician who can sign in.
+
+    Idempotent for the same email: the password (and names, when given) are updated.
+    """
+    email = email.strip().lower()
+    clinic, _ = Clinic.objects.get_or_create(name=clinic_name.strip())
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User(email=email)
+    elif hasattr(user, "patient"):
+        raise ApplicationError(f"{email} belongs to a patient; use another email.")
+    if first_name:
+        user.first_name = first_name
+    if last_name:
+        user.last_name = last_name
+    # Not validated here: the operator chose it on the command line, which warns instead.
+    user.set_password(password)
+    user.save()
+    clinician, created = Clinician.objects.get_or_create(
+        user=user, defaults={"clinic": clinic, "role": role}
+    )
+    if not created and clinician.clinic_id != clinic.pk:
+        raise ApplicationError(
+            f"{email} is a clinician at {clinician.clinic.name}, not {clinic.name}."
+        )
+    return clinician

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.serializers import StrictBooleanField, StrictSerializer
+from patients import selectors, services
+from patients.models import HISTORY_FLAGS, AuditEvent, Patient, validate_timezone
+from patients.permissions import IsClinician
+from patients.throttling import ScopedThrottle, client_ip
+
+
+class TokenOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    role = serializers.ChoiceField(choices=["patient", "clinician"])
+
+
+def _token_response(issued: services.IssuedToken, status_code: int) -> Response:
+    data = TokenOutputSerializer(
+        {"token": issued.token, "expires_at": issued.expires_at, "role": issued.role}
+    ).data
+    return Response(data, status=status_code)
+
+
+class LoginApi(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # Without an authenticator DRF would turn bad credentials into 403; the contract
+        # says 401.
+        return "Bearer"
+
+    class InputSerializer(StrictSerializer):
+        email = serializers.EmailField()
+        password = serializers.CharField(trim_whitespace=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: TokenOutputSerializer,
+            400: OpenApiResponse(description="Missing fields"),
+            401: OpenApiResponse(description="Bad credentials"),
+            429: OpenApiResponse(description="Too many failed sign-ins"),
+        },
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = services.auth_login(
+            **serializer.validated_data,
+            ip=client_ip(request),
+            device=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        return _token_response(issued, status.HTTP_200_OK)
+
+
+class LogoutApi(APIView):
+    @extend_schema(request=None, responses={204: None}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        services.auth_logout(user=request.user, token=request.auth)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        tags=["auth"],
+        description="Sign out of every device: all of the caller's tokens stop working.",
+    )
+    def post(self, request: Request) -> Response:
+        services.auth_logout_all(user=request.user)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RegisterApi(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "register"
+
+    class InputSerializer(StrictSerializer):
+        code = serializers.CharField(max_length=40)
+        email = serializers.EmailField()
+        password = serializers.CharField(trim_whitespace=False, max_length=200)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: TokenOutputSerializer, 400: OpenApiResponse(description="Bad input")},
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = services.patient_register(
+            **serializer.validated_data, device=request.META.get("HTTP_USER_AGENT", "")
+        )
+        return _token_response(issued, status.HTTP_201_CREATED)
+
+
+class TimezoneField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=64, validators=[validate_timezone], **kwargs)
+
+
+class InvitationCreateApi(APIView):
+    permission_classes = [IsClinician]
+
+    class InputSerializer(StrictSerializer):
+        email = serializers.EmailField()
+        first_name = serializers.CharField(max_length=150)
+        last_name = serializers.CharField(max_length=150)
+        date_of_birth = serializers.DateField()
+        timezone = TimezoneField()
+        condition = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        affected_side = serializers.ChoiceField(
+            choices=Patient.Side.choices, required=False, allow_null=True
+        )
+
+        def validate_date_of_birth(self, value: Any) -> Any:
+            from django.utils import timezone as dj_timezone
+
+            if value >= dj_timezone.now().date():
+                raise serializers.ValidationError("Date of birth must be in the past.")
+            return value
+
+    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+        code = serializers.CharField()
+        patient_id = serializers.UUIDField()
+        expires_at = serializers.DateTimeField()
+
+    @extend_schema(
+        request=InputSerializer, responses={201: OutputSerializer}, tags=["clinician: patients"]
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        issued = services.invitation_create(
+            clinician=request.user.clinician,  # type: ignore[union-attr]
+            email=data["email"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            date_of_birth=data["date_of_birth"],
+            timezone_name=data["timezone"],
+            condition=data.get("condition") or "",
+            affected_side=data.get("affected_side") or "",
+        )
+        services.audit_record(
+            actor=request.user,  # type: ignore[arg-type]
+            action=AuditEvent.Action.CREATE,
+            object_type="invitation",
+            object_id=issued.invitation.pk,
+            patient=issued.invitation.patient,
+            request=request,
+        )
+        out = self.OutputSerializer(
+            {
+                "code": issued.code,
+                "patient_id": issued.invitation.patient_id,
+                "expires_at": issued.invitation.expires_at,
+            }
+        )
+        return Response(out.data, status=status.HTTP_201_CREATED)
+
+
+class HistorySerializer(StrictSerializer):
+    cancer = StrictBooleanField(required=False)
+    immunosuppressed = StrictBooleanField(required=False)
+    iv_drug_use = StrictBooleanField(required=False)
+    osteoporosis = StrictBooleanField(required=False)
+    long_term_steroids = StrictBooleanField(required=False)
+    previous_spine_surgery = StrictBooleanField(required=False)
+
+
+assert set(HistorySerializer().fields) == set(HISTORY_FLAGS)
+
+
+class CareTeamMemberSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.UUIDField()
+    name = serializers.CharField(source="user.get_full_name")
+    role = serializers.CharField()
+
+
+class PatientDetailOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.UUIDField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    email = serializers.EmailField()
+    date_of_birth = serializers.DateField()
+    timezone = serializers.CharField()
+    condition = serializers.CharField()
+    affected_side = serializers.CharField()
+    registered = serializers.SerializerMethodField()
+    history = HistorySerializer()
+    care_team = CareTeamMemberSerializer(many=True, source="care_team.all")
+    created_at = serializers.DateTimeField()
+
+    def get_registered(self, patient: Patient) -> bool:
+        return patient.user_id is not None
+
+
+class PatientDetailApi(APIView):
+    permission_classes = [IsClinician]
+
+    class InputSerializer(StrictSerializer):
+        first_name = serializers.CharField(max_length=150, required=False)
+        last_name = serializers.CharField(max_length=150, required=False)
+        date_of_birth = serializers.DateField(required=False)
+        timezone = TimezoneField(required=False)
+        condition = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        affected_side = serializers.ChoiceField(choices=[*Patient.Side.values, ""], required=False)
+        history = HistorySerializer(required=False)
+
+    @extend_schema(responses={200: PatientDetailOutputSerializer}, tags=["clinician: patients"])
+    def get(self, request: Request, patient_id: UUID) -> Response:
+        patient = selectors.patient_get(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
+        services.audit_record(
+            actor=request.user,  # type: ignore[arg-type]
+            action=AuditEvent.Action.READ,
+            object_type="patient",
+            object_id=patient.pk,
+            patient=patient,
+            request=request,
+        )
+        return Response(PatientDetailOutputSerializer(patient).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: PatientDetailOutputSerializer},
+        tags=["clinician: patients"],
+    )
+    def patch(self, request: Request, patient_id: UUID) -> Response:
+        patient = selectors.patient_get(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
+        serializer = self.InputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.patient_update(
+            patient=patient,
+            actor=request.user,  # type: ignore[arg-type]
+            data=serializer.validated_data,
+            request=request,
+        )
+        patient = selectors.patient_get(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
+        return Response(PatientDetailOutputSerializer(patient).data)

@@ -1,0 +1,103 @@
+"""The fixed cast of STYLE.md, and API clients signed in as each of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+from patients.models import AuthToken, Clinic, Clinician, Patient, User
+from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    # Throttle counters live in the (real Redis) cache; each test starts from zero.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def clinic() -> Clinic:
+    return ClinicFactory(name="Riverside Physio", escalation_email="oncall@riverside.example")
+
+
+@pytest.fixture
+def other_clinic() -> Clinic:
+    return ClinicFactory(name="Hilltop Spine Clinic")
+
+
+@pytest.fixture
+def clinician(clinic: Clinic) -> Clinician:
+    return ClinicianFactory(
+        clinic=clinic,
+        user=UserFactory(email="alice@riverside.example", first_name="Alice", last_name="Physio"),
+    )
+
+
+@pytest.fixture
+def patient(clinic: Clinic, clinician: Clinician) -> Patient:
+    return PatientFactory(
+        clinic=clinic,
+        user=UserFactory(email="pat@example.com", first_name="Pat", last_name="Doe"),
+        care_team=[clinician],
+    )
+
+
+@pytest.fixture
+def other_patient(other_clinic: Clinic) -> Patient:
+    return PatientFactory(
+        clinic=other_clinic,
+        user=UserFactory(email="olly@example.com", first_name="Olly", last_name="Other"),
+    )
+
+
+@pytest.fixture
+def other_clinic_clinician(other_clinic: Clinic, other_patient: Patient) -> Clinician:
+    clinician = ClinicianFactory(
+        clinic=other_clinic,
+        user=UserFactory(email="bob@hilltop.example", first_name="Bob", last_name="Elsewhere"),
+    )
+    other_patient.care_team.add(clinician)
+    return clinician
+
+
+def _client_for(user: User) -> APIClient:
+    _, token = AuthToken.objects.create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[User], APIClient]:
+    return _client_for
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def patient_client(patient: Patient) -> APIClient:
+    assert patient.user is not None
+    return _client_for(patient.user)
+
+
+@pytest.fixture
+def other_patient_client(other_patient: Patient) -> APIClient:
+    assert other_patient.user is not None
+    return _client_for(other_patient.user)
+
+
+@pytest.fixture
+def clinician_client(clinician: Clinician) -> APIClient:
+    return _client_for(clinician.user)
+
+
+@pytest.fixture
+def other_clinic_clinician_client(other_clinic_clinician: Clinician) -> APIClient:
+    return _client_for(other_clinic_clinician.user)

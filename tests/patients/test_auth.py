@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from patients.models import AuditEvent, AuthToken, Patient
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/api/v1/auth/login/"
+LOGOUT = "/api/v1/auth/logout/"
+ME_PATIENT_DETAIL = "/api/v1/clinician/patients/{}/"
+
+
+def _login(client: APIClient, email: str, password: str = PASSWORD, ip: str = "10.0.0.1"):
+    return client.post(LOGIN, {"email": email, "password": password}, REMOTE_ADDR=ip)
+
+
+def test_it_signs_in_a_patient(anon_client, patient):
+    response = _login(anon_client, "pat@example.com")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["role"] == "patient"
+    assert body["token"]
+    assert body["expires_at"]
+
+
+def test_it_signs_in_a_clinician_with_any_email_case(anon_client, clinician):
+    response = _login(anon_client, "ALICE@Riverside.example")
+    assert response.status_code == 200
+    assert response.json()["role"] == "clinician"
+
+
+def test_it_stores_only_a_hash_of_the_token(anon_client, patient):
+    token = _login(anon_client, "pat@example.com").json()["token"]
+    stored = AuthToken.objects.get(user=patient.user)
+    assert token not in (stored.digest, stored.token_key)
+    assert stored.digest != token
+
+
+def test_it_rejects_a_wrong_password_with_401(anon_client, patient):
+    response = _login(anon_client, "pat@example.com", "wrong-password")
+    assert response.status_code == 401
+    assert not AuthToken.objects.exists()
+
+
+def test_it_rejects_an_unknown_email_with_401(anon_client, db):
+    assert _login(anon_client, "nobody@example.com").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"password": "x"}, "email"), ({"email": "a@b.example"}, "password"), ({}, "email")],
+)
+def test_it_rejects_missing_fields_with_400(anon_client, db, body, field):
+    response = anon_client.post(LOGIN, body)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_it_rejects_unknown_fields(anon_client, patient):
+    response = anon_client.post(
+        LOGIN, {"email": "pat@example.com", "password": PASSWORD, "remember": True}
+    )
+    assert response.status_code == 400
+    assert "remember" in response.json()
+
+
+def test_it_throttles_an_email_after_ten_failures(anon_client, patient):
+    for i in range(10):
+        assert _login(anon_client, "pat@example.com", "bad", ip=f"10.0.1.{i}").status_code == 401
+    # Even the right password is refused now, from a fresh address.
+    response = _login(anon_client, "pat@example.com", ip="10.0.2.1")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+
+
+def test_it_throttles_a_client_after_ten_failures_across_emails(anon_client, patient):
+    for i in range(10):
+        _login(anon_client, f"guess{i}@example.com", "bad", ip="10.9.9.9")
+    assert _login(anon_client, "pat@example.com", ip="10.9.9.9").status_code == 429
+    assert _login(anon_client, "pat@example.com", ip="10.9.9.10").status_code == 200
+
+
+def test_it_never_counts_successful_sign_ins(anon_client, patient):
+    for _ in range(12):
+        assert _login(anon_client, "pat@example.com").status_code == 200
+
+
+def test_it_forgets_failures_older_than_the_window(anon_client, patient):
+    for _ in range(10):
+        _login(anon_client, "pat@example.com", "bad")
+    from patients.models import SignInFailure
+
+    SignInFailure.objects.update(at=timezone.now() - timedelta(minutes=16))
+    assert _login(anon_client, "pat@example.com").status_code == 200
+
+
+@override_settings(THROTTLE_RATES={"login": "2/min", "register": "1/hour", "logs": "1/hour"})
+def test_it_takes_the_login_rate_from_settings(anon_client, patient):
+    _login(anon_client, "pat@example.com", "bad")
+    _login(anon_client, "pat@example.com", "bad")
+    assert _login(anon_client, "pat@example.com").status_code == 429
+
+
+def test_it_logs_out_one_device_only(anon_client, patient):
+    phone = _login(anon_client, "pat@example.com").json()["token"]
+    tablet = _login(anon_client, "pat@example.com").json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {phone}")
+    assert client.post(LOGOUT).status_code == 204
+    assert client.post(LOGOUT).status_code == 401
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {tablet}")
+    assert other.post(LOGOUT).status_code == 204
+
+
+def test_it_logs_out_every_device(anon_client, patient):
+    tokens = [_login(anon_client, "pat@example.com").json()["token"] for _ in range(3)]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens[0]}")
+    assert client.post("/api/v1/auth/logout-all/").status_code == 204
+    assert not AuthToken.objects.filter(user=patient.user).exists()
+
+
+def test_it_rejects_an_expired_token_with_401(clinician, patient):
+    instance, token = AuthToken.objects.create(user=clinician.user, expiry=timedelta(hours=1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    url = ME_PATIENT_DETAIL.format(patient.pk)
+    assert client.get(url).status_code == 200
+    AuthToken.objects.filter(pk=instance.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    assert client.get(url).status_code == 401
+
+
+def test_it_rejects_a_missing_or_garbled_token_with_401(anon_client, patient):
+    url = ME_PATIENT_DETAIL.format(patient.pk)
+    assert anon_client.get(url).status_code == 401
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert anon_client.get(url).status_code == 401
+    anon_client.credentials(HTTP_AUTHORIZATION="Token whatever")
+    assert anon_client.get(url).status_code == 401
+
+
+def test_it_refuses_api_sign_in_to_operators_without_a_clinical_role(anon_client, db):
+    from patients.models import User
+
+    User.objects.create_superuser("ops@example.com", PASSWORD)
+    assert _login(anon_client, "ops@example.com").status_code == 401
+
+
+def test_it_audits_sign_in_and_sign_out(anon_client, patient: Patient):
+    token = _login(anon_client, "pat@example.com").json()["token"]
+    anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    anon_client.post(LOGOUT)
+    actions = list(
+        AuditEvent.objects.filter(actor=patient.user)
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["login", "logout"]

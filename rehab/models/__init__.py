@@ -1,0 +1,12 @@
+"""The rehab app's models, one module per area (daily logs, clinical record, alerts)."""
+
+from __future__ import annotations
+
+from rehab.models.logs import DailyLog, DailyLogRevision
+
+# --- clinical record (rehab/models/record.py) ---
+from rehab.models.record import *  # noqa: F403
+
+# --- end clinical record ---
+
+__all__ = ["DailyLog", "DailyLogRevision"]

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from patients.models import Patient
+from rehab.querysets import DailyLogQuerySet
+
+
+def _score_check(field: str, nullable: bool = True) -> models.CheckConstraint:
+    condition = Q(**{f"{field}__gte": 0, f"{field}__lte": 10})
+    if nullable:
+        condition |= Q(**{f"{field}__isnull": True})
+    return models.CheckConstraint(condition=condition, name=f"dailylog_{field}_0_10")
+
+
+class DailyLog(models.Model):
+    """One patient's pain, function and safety check for one of their local dates."""
+
+    class LegPainSide(models.TextChoices):
+        NONE = "none", "None"
+        LEFT = "left", "Left"
+        RIGHT = "right", "Right"
+        BOTH = "both", "Both"
+
+    class Sleep(models.TextChoices):
+        UNDISTURBED = "undisturbed", "Undisturbed"
+        DISTURBED = "disturbed", "Disturbed"
+        CONSTANT_ANY_POSITION = "constant_any_position", "Constant pain in any position"
+
+    # The app may generate the id offline: a retry with the same id stores nothing new.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="daily_logs")
+    date = models.DateField(help_text="The patient's local date.")
+    pain = models.PositiveSmallIntegerField()
+    leg_pain = models.PositiveSmallIntegerField(null=True, blank=True)
+    back_pain = models.PositiveSmallIntegerField(null=True, blank=True)
+    worst_pain = models.PositiveSmallIntegerField(null=True, blank=True)
+    leg_pain_side = models.CharField(
+        max_length=5, choices=LegPainSide.choices, null=True, blank=True
+    )
+    function = models.PositiveSmallIntegerField(null=True, blank=True)
+    sleep = models.CharField(max_length=24, choices=Sleep.choices, null=True, blank=True)
+    notes = models.TextField(blank=True, max_length=2000)
+    # Every answer of the daily safety check, defaults applied (absent == "no"/"none"/false).
+    safety = models.JSONField(default=dict)
+    # What the patient was told at submit time, computed in the request from the rules.
+    safety_advice = models.JSONField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Background evaluation bookkeeping (the safety engine): a log is "owed" an evaluation
+    # until evaluated_at is set; the sweeper re-enqueues owed logs, so a lost message is
+    # never a lost red flag.
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    evaluated_version = models.PositiveIntegerField(null=True, blank=True)
+    evaluation_attempts = models.PositiveSmallIntegerField(default=0)
+    evaluation_failed_at = models.DateTimeField(null=True, blank=True)
+    evaluation_error = models.TextField(blank=True)
+
+    objects = DailyLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-date",)
+        constraints = [
+            models.UniqueConstraint(fields=("patient", "date"), name="dailylog_one_per_day"),
+            _score_check("pain", nullable=False),
+            _score_check("leg_pain"),
+            _score_check("back_pain"),
+            _score_check("worst_pain"),
+            _score_check("function"),
+        ]
+        indexes = [
+            # The sweeper's question: which logs are still owed an evaluation?
+            models.Index(
+                fields=("updated_at",),
+                name="dailylog_unevaluated",
+                condition=Q(evaluated_at__isnull=True, evaluation_failed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} {self.date} pain {self.pain}"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The patient-entered content, as kept in the edit history."""
+        return {
+            "date": self.date.isoformat(),
+            "pain": self.pain,
+            "leg_pain": self.leg_pain,
+            "back_pain": self.back_pain,
+            "worst_pain": self.worst_pain,
+            "leg_pain_side": self.leg_pain_side,
+            "function": self.function,
+            "sleep": self.sleep,
+            "notes": self.notes,
+            "safety": self.safety,
+            "safety_advice": self.safety_advice,
+        }
+
+
+class DailyLogRevision(models.Model):
+    """A log's content before an edit: who changed what, when."""
+
+    id = models.BigAutoField(primary_key=True)
+    log = models.ForeignKey(DailyLog, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    data = models.JSONField()
+    changed_fields = models.JSONField(default=list)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("log", "version")
+        constraints = [
+            models.UniqueConstraint(fields=("log", "version"), name="dailylogrevision_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.log_id} v{self.version}"

@@ -1,0 +1,3 @@
+"""Daily logs and progress."""
+
+from __future__ import annotations

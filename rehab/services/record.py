@@ -1,0 +1,3 @@
+"""Clinical record: interventions, provocative tests, imaging, diagnoses, questionnaires, marks."""
+
+from __future__ import annotations

@@ -7,7 +7,7 @@ from rehab.models import DailyLog, DailyLogRevision
 # --- daily logs ---
 
 
-class DailyLogRevisionInline(admin.TabularInline):  # type: ignore[type-arg]
+class DailyLogRevisionInline(admin.TabularInline):
     model = DailyLogRevision
     extra = 0
     can_delete = False
@@ -18,7 +18,7 @@ class DailyLogRevisionInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(DailyLog)
-class DailyLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DailyLogAdmin(admin.ModelAdmin):
     list_display = ("date", "patient", "pain", "leg_pain", "function", "evaluated_at")
     list_select_related = ("patient",)
     list_filter = ("sleep", "leg_pain_side")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rehab.models.alerts import Alert, AlertEvent, AlertOccurrence, Notification, Severity
 from rehab.models.logs import DailyLog, DailyLogRevision
 
 # --- clinical record (rehab/models/record.py) ---
@@ -9,4 +10,12 @@ from rehab.models.record import *  # noqa: F403
 
 # --- end clinical record ---
 
-__all__ = ["DailyLog", "DailyLogRevision"]
+__all__ = [
+    "Alert",
+    "AlertEvent",
+    "AlertOccurrence",
+    "DailyLog",
+    "DailyLogRevision",
+    "Notification",
+    "Severity",
+]

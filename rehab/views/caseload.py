@@ -32,6 +32,14 @@ class CaseloadRowSerializer(serializers.Serializer):
     current_pain_7d = serializers.SerializerMethodField()
     pain_change_pct = serializers.SerializerMethodField()
     mcid_reached = serializers.SerializerMethodField()
+    open_alerts = serializers.SerializerMethodField()
+
+    def get_open_alerts(self, patient: Patient) -> dict[str, int]:
+        return {
+            "emergency": getattr(patient, "open_emergency", 0),
+            "urgent": getattr(patient, "open_urgent", 0),
+            "routine": getattr(patient, "open_routine", 0),
+        }
 
     def get_registered(self, patient: Patient) -> bool:
         return patient.user_id is not None

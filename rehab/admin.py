@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from django.contrib import admin
-
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
@@ -33,6 +34,17 @@ def frozen_at_start(freeze: Callable[[datetime], None]) -> datetime:
     at = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     freeze(at)
     return at
+
+
+@pytest.fixture
+def seeded_templates(db) -> dict[str, ProgramTemplate]:
+    """The §7 templates. The migration seeds them; seeding again is a no-op, and restores
+    them if a transactional test elsewhere flushed the tables."""
+    from django.apps import apps
+
+    seed = importlib.import_module("programs.migrations.0002_seed_templates").seed
+    seed(apps)
+    return {t.slug: t for t in ProgramTemplate.objects.filter(clinic__isnull=True)}
 
 
 @pytest.fixture

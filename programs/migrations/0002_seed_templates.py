@@ -272,7 +272,15 @@ TEMPLATES: dict[str, dict[str, Any]] = {
                 "Trunk and hip strength, 3-5 times a week.",
                 4,
                 [
-                    ("bridge", {"sets": 2, "reps": 8, "sessions_per_week": 3, "notes": "8-12 reps, 2-3 sets."}),
+                    (
+                        "bridge",
+                        {
+                            "sets": 2,
+                            "reps": 8,
+                            "sessions_per_week": 3,
+                            "notes": "8-12 reps, 2-3 sets.",
+                        },
+                    ),
                     ("bird-dog", {}),
                     ("side-bridge", {}),
                     ("sit-to-stand", {}),
@@ -318,7 +326,7 @@ def seed(apps: Any, schema_editor: Any = None) -> None:
         )
 
     for slug, spec in TEMPLATES.items():
-        template, created = ProgramTemplate.objects.get_or_create(
+        template, _ = ProgramTemplate.objects.get_or_create(
             clinic=None,
             slug=slug,
             defaults={

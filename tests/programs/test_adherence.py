@@ -61,7 +61,7 @@ def test_it_answers_the_patients_weekly_adherence(
 
 
 def test_it_counts_the_new_dosage_from_its_day(patient, assignment, clinician):
-    a, b = exercises_of(assignment, 1)
+    b = exercises_of(assignment, 1)[1]
     # B goes from 3 to 7 sessions a week from Thursday 12 March (day 10 of the phase).
     services.dosage_change(
         assigned_exercise=b,

@@ -54,7 +54,7 @@ class TemplatePhaseInline(admin.TabularInline):  # type: ignore[type-arg]
 class ProgramTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("name", "condition", "clinic", "created_by", "updated_at")
     list_filter = ("clinic",)
-    list_select_related = ("clinic", "created_by__user")
+    list_select_related = ("clinic", "created_by__user", "created_by__clinic")
     search_fields = ("name", "condition", "slug")
     raw_id_fields = ("created_by",)
     inlines = [TemplatePhaseInline]
@@ -106,7 +106,7 @@ class AssignedPhaseInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[t
 class ProgramAssignmentAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("patient", "name", "start_date", "ended_on", "pain_ceiling", "assigned_by")
     list_filter = ("patient__clinic", ("ended_on", admin.EmptyFieldListFilter))
-    list_select_related = ("patient", "assigned_by__user")
+    list_select_related = ("patient", "assigned_by__user", "assigned_by__clinic")
     search_fields = ("name", "patient__last_name", "patient__email")
     date_hierarchy = "start_date"
     inlines = [AssignedPhaseInline]

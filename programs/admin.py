@@ -35,7 +35,7 @@ class ReadOnlyMixin:
 
 
 @admin.register(Exercise)
-class ExerciseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ExerciseAdmin(admin.ModelAdmin):
     list_display = ("name", "category", "body_region", "clinic", "sets", "sessions_per_week")
     list_filter = ("category", "body_region", "clinic")
     list_select_related = ("clinic",)
@@ -43,7 +43,7 @@ class ExerciseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     prepopulated_fields = {"slug": ("name",)}
 
 
-class TemplatePhaseInline(admin.TabularInline):  # type: ignore[type-arg]
+class TemplatePhaseInline(admin.TabularInline):
     model = TemplatePhase
     extra = 0
     show_change_link = True  # the phase's own page holds its exercises
@@ -51,7 +51,7 @@ class TemplatePhaseInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(ProgramTemplate)
-class ProgramTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ProgramTemplateAdmin(admin.ModelAdmin):
     list_display = ("name", "condition", "clinic", "created_by", "updated_at")
     list_filter = ("clinic",)
     list_select_related = ("clinic", "created_by__user", "created_by__clinic")
@@ -60,7 +60,7 @@ class ProgramTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     inlines = [TemplatePhaseInline]
 
 
-class PrescribedExerciseInline(admin.TabularInline):  # type: ignore[type-arg]
+class PrescribedExerciseInline(admin.TabularInline):
     model = PrescribedExercise
     extra = 0
     autocomplete_fields = ("exercise",)
@@ -77,7 +77,7 @@ class PrescribedExerciseInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(TemplatePhase)
-class TemplatePhaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TemplatePhaseAdmin(admin.ModelAdmin):
     list_display = ("template", "position", "name", "length_weeks")
     list_filter = ("template",)
     list_select_related = ("template",)
@@ -86,7 +86,7 @@ class TemplatePhaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(PrescribedExercise)
-class PrescribedExerciseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PrescribedExerciseAdmin(admin.ModelAdmin):
     list_display = ("exercise", "phase", "sets", "reps", "hold_seconds", "sessions_per_week")
     list_filter = ("phase__template",)
     list_select_related = ("exercise", "phase__template")
@@ -94,7 +94,7 @@ class PrescribedExerciseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     autocomplete_fields = ("exercise",)
 
 
-class AssignedPhaseInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[type-arg]
+class AssignedPhaseInline(ReadOnlyMixin, admin.TabularInline):
     model = AssignedPhase
     extra = 0
     show_change_link = True
@@ -103,7 +103,7 @@ class AssignedPhaseInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[t
 
 
 @admin.register(ProgramAssignment)
-class ProgramAssignmentAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ProgramAssignmentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("patient", "name", "start_date", "ended_on", "pain_ceiling", "assigned_by")
     list_filter = ("patient__clinic", ("ended_on", admin.EmptyFieldListFilter))
     list_select_related = ("patient", "assigned_by__user", "assigned_by__clinic")
@@ -112,7 +112,7 @@ class ProgramAssignmentAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[t
     inlines = [AssignedPhaseInline]
 
 
-class AssignedExerciseInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[type-arg]
+class AssignedExerciseInline(ReadOnlyMixin, admin.TabularInline):
     model = AssignedExercise
     extra = 0
     show_change_link = True
@@ -121,14 +121,14 @@ class AssignedExerciseInline(ReadOnlyMixin, admin.TabularInline):  # type: ignor
 
 
 @admin.register(AssignedPhase)
-class AssignedPhaseAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class AssignedPhaseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("assignment", "position", "name", "length_weeks", "started_on")
     list_select_related = ("assignment__patient",)
     search_fields = ("name", "assignment__patient__last_name")
     inlines = [AssignedExerciseInline]
 
 
-class DosageVersionInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[type-arg]
+class DosageVersionInline(ReadOnlyMixin, admin.TabularInline):
     model = DosageVersion
     extra = 0
     fields = (
@@ -145,7 +145,7 @@ class DosageVersionInline(ReadOnlyMixin, admin.TabularInline):  # type: ignore[t
 
 
 @admin.register(AssignedExercise)
-class AssignedExerciseAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class AssignedExerciseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("name", "phase", "category")
     list_filter = ("category",)
     list_select_related = ("phase__assignment__patient",)
@@ -154,7 +154,7 @@ class AssignedExerciseAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[ty
 
 
 @admin.register(DosageVersion)
-class DosageVersionAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class DosageVersionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("assigned_exercise", "effective_from", "sets", "reps", "sessions_per_week")
     list_select_related = ("assigned_exercise",)
     search_fields = ("assigned_exercise__name",)
@@ -162,7 +162,7 @@ class DosageVersionAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-
 
 
 @admin.register(ExerciseLog)
-class ExerciseLogAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ExerciseLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "date",
         "patient",
@@ -180,7 +180,7 @@ class ExerciseLogAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-ar
 
 
 @admin.register(ProgressionProposal)
-class ProgressionProposalAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ProgressionProposalAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "assignment",
         "from_phase",

@@ -156,7 +156,7 @@ class PlanItem:
 
 @dataclass
 class DayPlan:
-    date: date
+    day: date
     assignment: ProgramAssignment | None = None
     phase: AssignedPhase | None = None
     week: int | None = None
@@ -166,7 +166,7 @@ class DayPlan:
 
 def day_plan(*, patient: Patient, day: date) -> DayPlan:
     """The phase in force on `day` and the exercises due (or done) that day."""
-    plan = DayPlan(date=day)
+    plan = DayPlan(day=day)
     assignment = assignment_on(patient=patient, day=day)
     if assignment is None:
         return plan

@@ -10,12 +10,11 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from config.pagination import PageNumberPagination
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Clinician, Patient, User
@@ -36,6 +35,8 @@ from programs.models import (
 )
 
 MAX_ADHERENCE_WEEKS = 26
+MAX_PHASES = 12
+MAX_EXERCISES_PER_PHASE = 30
 
 # --------------------------------------------------------------------------- helpers
 
@@ -59,7 +60,7 @@ def _paginate(
     view: APIView, request: Request, queryset: Any, serializer: type[serializers.Serializer]
 ) -> tuple[Response, list[Any]]:
     """One page of `queryset` in the contract's `{count, next, previous, results}` shape."""
-    paginator: BasePagination = api_settings.DEFAULT_PAGINATION_CLASS()
+    paginator = PageNumberPagination()  # the project's pagination (REST_FRAMEWORK setting)
     page = list(paginator.paginate_queryset(queryset, request, view=view) or [])
     return paginator.get_paginated_response(serializer(page, many=True).data), page
 
@@ -77,7 +78,7 @@ def _audit_read(
     )
 
 
-class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):  # type: ignore[type-arg]
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
     """A UUID naming an object the caller may see; anything else is the same 400, so the
     answer does not tell which ids exist elsewhere."""
 
@@ -102,7 +103,7 @@ def _own_assigned_exercises(user: User) -> QuerySet[AssignedExercise]:
     return AssignedExercise.objects.visible_to(user).select_related("phase__assignment")
 
 
-class DosageSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DosageSerializer(serializers.Serializer):
     sets = serializers.IntegerField()
     reps = serializers.IntegerField(allow_null=True)
     hold_seconds = serializers.IntegerField(allow_null=True)
@@ -133,7 +134,7 @@ class DosageInputSerializer(StrictSerializer):
         return attrs
 
 
-class DateRangeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DateRangeSerializer(serializers.Serializer):
     """`?from=&to=` on list endpoints (other query parameters, e.g. page, pass through)."""
 
     date_from = serializers.DateField(required=False)
@@ -165,18 +166,18 @@ DATE_RANGE_PARAMETERS = [
 ]
 
 
-class DayQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DayQuerySerializer(serializers.Serializer):
     date = serializers.DateField(required=False)
 
 
-class WeeksQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class WeeksQuerySerializer(serializers.Serializer):
     weeks = serializers.IntegerField(min_value=1, max_value=MAX_ADHERENCE_WEEKS, default=4)
 
 
 # --------------------------------------------------------------------------- library
 
 
-class ExerciseOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ExerciseOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     slug = serializers.CharField()
     name = serializers.CharField()
@@ -191,7 +192,7 @@ class ExerciseOutputSerializer(serializers.Serializer):  # type: ignore[type-arg
 class ExerciseListApi(APIView):
     permission_classes = [IsClinician]
 
-    class FilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    class FilterSerializer(serializers.Serializer):
         category = serializers.ChoiceField(choices=Category.choices, required=False)
         body_region = serializers.ChoiceField(choices=BodyRegion.choices, required=False)
 
@@ -209,7 +210,7 @@ class ExerciseListApi(APIView):
         return response
 
 
-class TemplateExerciseSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TemplateExerciseSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     position = serializers.IntegerField()
     exercise_id = serializers.UUIDField()
@@ -219,7 +220,7 @@ class TemplateExerciseSerializer(serializers.Serializer):  # type: ignore[type-a
     dosage = DosageSerializer(source="*")
 
 
-class TemplatePhaseSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TemplatePhaseSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     index = serializers.IntegerField(source="position")
     name = serializers.CharField()
@@ -228,7 +229,7 @@ class TemplatePhaseSerializer(serializers.Serializer):  # type: ignore[type-arg]
     exercises = TemplateExerciseSerializer(many=True, source="exercises.all")
 
 
-class TemplateListOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TemplateListOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
     condition = serializers.CharField()
@@ -239,12 +240,12 @@ class TemplateListOutputSerializer(serializers.Serializer):  # type: ignore[type
     created_at = serializers.DateTimeField()
 
 
-class TemplateDetailOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TemplateDetailOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
     condition = serializers.CharField()
     description = serializers.CharField()
-    source = serializers.CharField()
+    citation = serializers.CharField(source="source", help_text="Where the shape comes from.")
     clinic_id = serializers.UUIDField(allow_null=True)
     phases = TemplatePhaseSerializer(many=True, source="phases.all")
     created_at = serializers.DateTimeField()
@@ -260,14 +261,24 @@ class PhaseInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=120)
     goals = serializers.CharField(required=False, allow_blank=True)
     length_weeks = StrictIntegerField(min_value=1, max_value=52)
-    exercises = PrescribedInputSerializer(many=True, allow_empty=False, max_length=30)
+    exercises = PrescribedInputSerializer(many=True, allow_empty=False)
+
+    def validate_exercises(self, value: list[Any]) -> list[Any]:
+        if len(value) > MAX_EXERCISES_PER_PHASE:
+            raise serializers.ValidationError(f"At most {MAX_EXERCISES_PER_PHASE} exercises.")
+        return value
 
 
 class TemplateInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     condition = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)
-    phases = PhaseInputSerializer(many=True, allow_empty=False, max_length=12)
+    phases = PhaseInputSerializer(many=True, allow_empty=False)
+
+    def validate_phases(self, value: list[Any]) -> list[Any]:
+        if len(value) > MAX_PHASES:
+            raise serializers.ValidationError(f"At most {MAX_PHASES} phases.")
+        return value
 
 
 class TemplateListCreateApi(APIView):
@@ -335,13 +346,13 @@ class TemplateDetailApi(APIView):
 # --------------------------------------------------------------------------- patient: plan
 
 
-class PlanAssignmentSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PlanAssignmentSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
     start_date = serializers.DateField()
 
 
-class PlanPhaseSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PlanPhaseSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     index = serializers.IntegerField(source="position")
     name = serializers.CharField()
@@ -350,7 +361,7 @@ class PlanPhaseSerializer(serializers.Serializer):  # type: ignore[type-arg]
     started_on = serializers.DateField()
 
 
-class PlanExerciseSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PlanExerciseSerializer(serializers.Serializer):
     id = serializers.UUIDField(
         source="exercise.id", help_text="Send this as `exercise` in an exercise log."
     )
@@ -365,8 +376,8 @@ class PlanExerciseSerializer(serializers.Serializer):  # type: ignore[type-arg]
     log_ids = serializers.ListField(child=serializers.UUIDField())
 
 
-class PlanOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    date = serializers.DateField()
+class PlanOutputSerializer(serializers.Serializer):
+    date = serializers.DateField(source="day")
     assignment = PlanAssignmentSerializer(allow_null=True)
     phase = PlanPhaseSerializer(allow_null=True)
     week = serializers.IntegerField(allow_null=True, help_text="Week within the phase, from 1.")
@@ -407,7 +418,7 @@ class MyPlanApi(APIView):
 # --------------------------------------------------------------------------- adherence
 
 
-class WeekAdherenceSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class WeekAdherenceSerializer(serializers.Serializer):
     start = serializers.DateField()
     end = serializers.DateField()
     prescribed = serializers.IntegerField(help_text="Sessions prescribed in these 7 days.")
@@ -415,7 +426,7 @@ class WeekAdherenceSerializer(serializers.Serializer):  # type: ignore[type-arg]
     adherence = serializers.FloatField(allow_null=True, help_text="done / prescribed, 0-1.")
 
 
-class AdherenceOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class AdherenceOutputSerializer(serializers.Serializer):
     today = serializers.DateField()
     adherence_7d = serializers.FloatField(allow_null=True)
     weeks = WeekAdherenceSerializer(many=True)
@@ -474,7 +485,7 @@ class PatientAdherenceApi(APIView):
 # --------------------------------------------------------------------------- exercise logs
 
 
-class ExerciseLogOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ExerciseLogOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     exercise = serializers.UUIDField(source="assigned_exercise_id")
     exercise_name = serializers.CharField(source="assigned_exercise.name")
@@ -621,7 +632,7 @@ class PatientExerciseLogListApi(APIView):
 # --------------------------------------------------------------------------- clinician: program
 
 
-class CurrentPhaseSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class CurrentPhaseSerializer(serializers.Serializer):
     assignment_id = serializers.UUIDField()
     phase_id = serializers.UUIDField()
     phase_index = serializers.IntegerField()
@@ -631,7 +642,7 @@ class CurrentPhaseSerializer(serializers.Serializer):  # type: ignore[type-arg]
     started_on = serializers.DateField()
 
 
-class ProgramExerciseSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ProgramExerciseSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="exercise.id")
     exercise_id = serializers.UUIDField(
         source="exercise.exercise_id", help_text="The library entry it was copied from."
@@ -644,7 +655,7 @@ class ProgramExerciseSerializer(serializers.Serializer):  # type: ignore[type-ar
     dosage_history = DosageVersionSerializer(many=True)
 
 
-class ProgramPhaseSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ProgramPhaseSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="phase.id")
     index = serializers.IntegerField(source="phase.position")
     name = serializers.CharField(source="phase.name")
@@ -657,7 +668,7 @@ class ProgramPhaseSerializer(serializers.Serializer):  # type: ignore[type-arg]
     exercises = ProgramExerciseSerializer(many=True)
 
 
-class ProgramOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ProgramOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="assignment.id")
     patient_id = serializers.UUIDField(source="assignment.patient_id")
     template_id = serializers.UUIDField(source="assignment.template_id", allow_null=True)
@@ -673,7 +684,7 @@ class ProgramOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     phases = ProgramPhaseSerializer(many=True)
 
 
-class PatientProgramOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PatientProgramOutputSerializer(serializers.Serializer):
     patient_id = serializers.UUIDField()
     date = serializers.DateField()
     program = ProgramOutputSerializer(allow_null=True)
@@ -869,13 +880,13 @@ class DosageChangeApi(APIView):
 # --------------------------------------------------------------------------- proposals
 
 
-class PhaseBriefSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PhaseBriefSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     index = serializers.IntegerField(source="position")
     name = serializers.CharField()
 
 
-class ProposalOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ProposalOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     patient_id = serializers.UUIDField(source="assignment.patient_id")
     patient_name = serializers.CharField(source="assignment.patient.full_name")
@@ -895,7 +906,7 @@ class ProposalOutputSerializer(serializers.Serializer):  # type: ignore[type-arg
 class ProposalListApi(APIView):
     permission_classes = [IsClinician]
 
-    class FilterSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    class FilterSerializer(serializers.Serializer):
         patient = serializers.UUIDField(required=False)
         status = serializers.ChoiceField(
             choices=[*ProgressionProposal.Status.values, "all"], default="pending"

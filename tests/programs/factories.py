@@ -13,7 +13,7 @@ from programs.models import (
 )
 
 
-class ExerciseFactory(DjangoModelFactory):
+class ExerciseFactory(DjangoModelFactory[Exercise]):
     class Meta:
         model = Exercise
 
@@ -27,7 +27,7 @@ class ExerciseFactory(DjangoModelFactory):
     sessions_per_week = 7
 
 
-class ProgramTemplateFactory(DjangoModelFactory):
+class ProgramTemplateFactory(DjangoModelFactory[ProgramTemplate]):
     class Meta:
         model = ProgramTemplate
 
@@ -35,7 +35,7 @@ class ProgramTemplateFactory(DjangoModelFactory):
     condition = "Sciatica"
 
 
-class TemplatePhaseFactory(DjangoModelFactory):
+class TemplatePhaseFactory(DjangoModelFactory[TemplatePhase]):
     class Meta:
         model = TemplatePhase
 
@@ -46,7 +46,7 @@ class TemplatePhaseFactory(DjangoModelFactory):
     length_weeks = 2
 
 
-class PrescribedExerciseFactory(DjangoModelFactory):
+class PrescribedExerciseFactory(DjangoModelFactory[PrescribedExercise]):
     class Meta:
         model = PrescribedExercise
 
@@ -60,16 +60,16 @@ class PrescribedExerciseFactory(DjangoModelFactory):
 
 def make_template(*, clinic=None, name=None, phases) -> ProgramTemplate:
     """`phases`: [(length_weeks, [sessions_per_week, ...]), ...] in order."""
-    template = ProgramTemplateFactory(clinic=clinic, **({"name": name} if name else {}))
+    template = ProgramTemplateFactory.create(clinic=clinic, **({"name": name} if name else {}))
     for p, (weeks, sessions) in enumerate(phases, start=1):
-        phase = TemplatePhaseFactory(
+        phase = TemplatePhaseFactory.create(
             template=template, position=p, name=f"Phase {p}", length_weeks=weeks
         )
         for e, per_week in enumerate(sessions, start=1):
-            PrescribedExerciseFactory(
+            PrescribedExerciseFactory.create(
                 phase=phase,
                 position=e,
                 sessions_per_week=per_week,
-                exercise=ExerciseFactory(name=f"P{p} exercise {e}"),
+                exercise=ExerciseFactory.create(name=f"P{p} exercise {e}"),
             )
     return template

@@ -94,7 +94,7 @@ def test_it_answers_the_clinicians_twin_for_their_patient(
 
 
 def test_it_gives_adherence_7d_for_a_caseload(patient, two_weeks_logged, clinic):
-    nobody = PatientFactory(clinic=clinic)
+    nobody = PatientFactory.create(clinic=clinic)
     result = selectors.adherence_7d_for_patients([patient.pk, nobody.pk], on=date(2026, 3, 16))
     assert result == {patient.pk: 0.8, nobody.pk: None}
 
@@ -119,7 +119,7 @@ def test_it_defaults_to_each_patients_local_today(patient, two_weeks_logged, fre
 def _caseload(clinic, clinician, template, n: int) -> list:
     patients = []
     for _ in range(n):
-        p = PatientFactory(clinic=clinic)
+        p = PatientFactory.create(clinic=clinic)
         assignment = services.assignment_create(
             patient=p, template=template, by=clinician, start_date=START, today=START
         )

@@ -47,7 +47,7 @@ def test_it_registers_every_programs_model_in_the_admin():
 
 @pytest.fixture
 def admin_client(client):
-    user = UserFactory(email="ops@example.com", is_staff=True, is_superuser=True)
+    user = UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
     client.force_login(user)
     return client
 
@@ -66,11 +66,11 @@ def test_it_lists_a_changelist_in_constant_queries(
     admin_client, clinic, clinician, seeded_templates, model
 ):
     url = reverse(f"admin:programs_{model._meta.model_name}_changelist")
-    patients = [PatientFactory(clinic=clinic, care_team=[clinician]) for _ in range(2)]
+    patients = [PatientFactory.create(clinic=clinic, care_team=[clinician]) for _ in range(2)]
     seed_programs_demo(patients=patients[:1], today=date(2026, 4, 20), rng=random.Random(1))
     make_template(clinic=clinic, phases=[(1, [7])]).__class__.objects.update(created_by=clinician)
     few = _count_queries(admin_client, url)
-    more = [PatientFactory(clinic=clinic, care_team=[clinician]) for _ in range(3)]
+    more = [PatientFactory.create(clinic=clinic, care_team=[clinician]) for _ in range(3)]
     seed_programs_demo(patients=more, today=date(2026, 4, 20), rng=random.Random(2))
     assert model.objects.count() > 1
     assert _count_queries(admin_client, url) == few

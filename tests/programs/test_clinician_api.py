@@ -41,8 +41,8 @@ def dosage_url(exercise) -> str:
 def test_it_lists_the_global_library_and_the_clinics_own(
     clinician_client, clinic, other_clinic, seeded_templates
 ):
-    ExerciseFactory(clinic=clinic, name="Our own glide", category="nerve_glide")
-    ExerciseFactory(clinic=other_clinic, name="Their secret glide", category="nerve_glide")
+    ExerciseFactory.create(clinic=clinic, name="Our own glide", category="nerve_glide")
+    ExerciseFactory.create(clinic=other_clinic, name="Their secret glide", category="nerve_glide")
     response = clinician_client.get(EXERCISES, {"category": "nerve_glide", "page_size": 200})
     assert response.status_code == 200
     names = [row["name"] for row in response.json()["results"]]
@@ -138,7 +138,7 @@ def _template_body(exercise_ids) -> dict:
 
 
 def test_it_builds_a_clinic_template(clinician_client, clinician, clinic):
-    a, b = ExerciseFactory(), ExerciseFactory(clinic=clinic)
+    a, b = ExerciseFactory.create(), ExerciseFactory.create(clinic=clinic)
     response = clinician_client.post(TEMPLATES, _template_body([a.pk, b.pk]))
     assert response.status_code == 201, response.content
     data = response.json()
@@ -151,7 +151,7 @@ def test_it_builds_a_clinic_template(clinician_client, clinician, clinic):
 
 
 def test_it_answers_409_for_a_template_name_the_clinic_already_has(clinician_client):
-    a, b = ExerciseFactory(), ExerciseFactory()
+    a, b = ExerciseFactory.create(), ExerciseFactory.create()
     first = clinician_client.post(TEMPLATES, _template_body([a.pk, b.pk]))
     again = clinician_client.post(TEMPLATES, _template_body([a.pk, b.pk]))
     assert again.status_code == 409
@@ -193,7 +193,7 @@ def test_it_answers_409_for_a_template_name_the_clinic_already_has(clinician_cli
     ],
 )
 def test_it_rejects_a_bad_template_naming_the_field(clinician_client, mutate, path):
-    body = _template_body([ExerciseFactory().pk, ExerciseFactory().pk])
+    body = _template_body([ExerciseFactory.create().pk, ExerciseFactory.create().pk])
     mutate(body)
     response = clinician_client.post(TEMPLATES, body)
     assert response.status_code == 400, response.content
@@ -205,8 +205,8 @@ def test_it_rejects_a_bad_template_naming_the_field(clinician_client, mutate, pa
 
 
 def test_it_rejects_another_clinics_exercise_in_a_template(clinician_client, other_clinic):
-    theirs = ExerciseFactory(clinic=other_clinic)
-    body = _template_body([theirs.pk, ExerciseFactory().pk])
+    theirs = ExerciseFactory.create(clinic=other_clinic)
+    body = _template_body([theirs.pk, ExerciseFactory.create().pk])
     response = clinician_client.post(TEMPLATES, body)
     assert response.status_code == 400
     errors = response.json()["phases"]["0"]["exercises"]["0"]

@@ -18,7 +18,9 @@ TODAY = date(2026, 4, 20)
 @pytest.fixture
 def demo_patients(clinic, clinician, seeded_templates):
     conditions = ["Deep gluteal syndrome (left)", "Sciatica (L5)"] * 4
-    return [PatientFactory(clinic=clinic, care_team=[clinician], condition=c) for c in conditions]
+    return [
+        PatientFactory.create(clinic=clinic, care_team=[clinician], condition=c) for c in conditions
+    ]
 
 
 def test_it_puts_demo_patients_on_the_seeded_programs(demo_patients):

@@ -60,12 +60,10 @@ def test_it_proposes_the_next_phase_and_moves_nothing(patient, assignment, propo
     assert proposal.basis["next_day_pain"] == 3
     assert proposal.basis["max_pain_during"] == 2
     assert proposal.to_phase.started_on is None
-    assert (
-        selectors.current_phase_for_patients([patient.pk], on=ON + timedelta(days=7))[patient.pk][
-            "phase_index"
-        ]
-        == 1
-    )
+    later = selectors.current_phase_for_patients([patient.pk], on=ON + timedelta(days=7))
+    current = later[patient.pk]
+    assert current is not None
+    assert current["phase_index"] == 1
     assert (
         AuditEvent.objects.filter(object_type="progression_proposal", action="create").count() == 1
     )
@@ -109,7 +107,9 @@ def test_it_needs_the_patients_daily_pain(patient, assignment):
 
 
 def _log_every_due_session(patient, assignment, first: date, last: date) -> None:
-    plan = selectors.plan_of(selectors.assignment_on(patient=patient, day=first))
+    assignment = selectors.assignment_on(patient=patient, day=first)
+    assert assignment is not None
+    plan = selectors.plan_of(assignment)
     day = first
     while day <= last:
         for item in plan.due_on(day):
@@ -145,6 +145,7 @@ def rules_ready(patient, on: date, pain) -> bool:
     from programs import rules
 
     assignment = selectors.assignment_on(patient=patient, day=on)
+    assert assignment is not None
     logs = selectors.session_logs_between([patient.pk], start=on - timedelta(days=7), end=on)
     return rules.progression_check(
         plan=selectors.plan_of(assignment), on=on, logs=logs[patient.pk], daily_pain=pain

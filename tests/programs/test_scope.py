@@ -38,7 +38,8 @@ def objects(patient, assignment, clinic):
 
 
 # (method, path, body) of every clinician endpoint that names an object of one clinic.
-CLINICIAN_OBJECT_ENDPOINTS = [
+Endpoint = tuple[str, str, dict | None]
+CLINICIAN_OBJECT_ENDPOINTS: list[Endpoint] = [
     ("get", "/api/v1/clinician/program-templates/{template.pk}/", None),
     ("post", "/api/v1/clinician/patients/{patient.pk}/assignments/", {}),
     ("get", "/api/v1/clinician/patients/{patient.pk}/program/", None),
@@ -52,13 +53,13 @@ CLINICIAN_OBJECT_ENDPOINTS = [
     ("post", "/api/v1/clinician/progression-proposals/{proposal.pk}/accept/", {}),
     ("post", "/api/v1/clinician/progression-proposals/{proposal.pk}/decline/", {}),
 ]
-CLINICIAN_LIST_ENDPOINTS = [
+CLINICIAN_LIST_ENDPOINTS: list[Endpoint] = [
     ("get", "/api/v1/clinician/exercises/", None),
     ("get", "/api/v1/clinician/program-templates/", None),
     ("post", "/api/v1/clinician/program-templates/", {}),
     ("get", "/api/v1/clinician/progression-proposals/", None),
 ]
-PATIENT_ENDPOINTS = [
+PATIENT_ENDPOINTS: list[Endpoint] = [
     ("get", "/api/v1/me/plan/", None),
     ("get", "/api/v1/me/adherence/", None),
     ("get", "/api/v1/exercise-logs/", None),

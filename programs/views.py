@@ -8,7 +8,12 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -192,6 +197,7 @@ class ExerciseOutputSerializer(serializers.Serializer):
 class ExerciseListApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="ExerciseListFilter")
     class FilterSerializer(serializers.Serializer):
         category = serializers.ChoiceField(choices=Category.choices, required=False)
         body_region = serializers.ChoiceField(choices=BodyRegion.choices, required=False)
@@ -729,6 +735,7 @@ class PatientProgramApi(APIView):
 class AssignmentCreateApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="AssignmentCreateInput")
     class InputSerializer(StrictSerializer):
         template_id = ScopedPrimaryKeyField(
             scope=_visible_templates, error_messages={"does_not_exist": "Unknown template."}
@@ -770,6 +777,7 @@ class AssignmentCreateApi(APIView):
 class AssignmentDetailApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="AssignmentDetailInput")
     class InputSerializer(StrictSerializer):
         pain_ceiling = StrictIntegerField(
             min_value=0,
@@ -809,6 +817,7 @@ class AssignmentDetailApi(APIView):
 class AssignmentEndApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="AssignmentEndInput")
     class InputSerializer(StrictSerializer):
         on = serializers.DateField(
             required=False, help_text="First day off the program; default the patient's today."
@@ -836,6 +845,7 @@ class AssignmentEndApi(APIView):
 class DosageChangeApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="DosageChangeInput")
     class InputSerializer(DosageInputSerializer):
         effective_from = serializers.DateField(
             help_text="First day of the new dosage; earlier days keep theirs."
@@ -906,6 +916,7 @@ class ProposalOutputSerializer(serializers.Serializer):
 class ProposalListApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="ProposalListFilter")
     class FilterSerializer(serializers.Serializer):
         patient = serializers.UUIDField(required=False)
         status = serializers.ChoiceField(
@@ -955,6 +966,7 @@ class ProposalDetailApi(APIView):
 class ProposalAcceptApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="ProposalAcceptInput")
     class InputSerializer(StrictSerializer):
         on = serializers.DateField(
             required=False, help_text="First day of the next phase; default the patient's today."
@@ -988,6 +1000,7 @@ class ProposalAcceptApi(APIView):
 class ProposalDeclineApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="ProposalDeclineInput")
     class InputSerializer(StrictSerializer):
         note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 

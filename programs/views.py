@@ -591,6 +591,11 @@ class ExerciseLogListCreateApi(APIView):
             data=data,
             request=request,
         )
+        if not created:
+            # A retry stores nothing, but it does show the stored log again.
+            _audit_read(
+                request, object_type="exercise_log", object_id=log.pk, patient_id=patient.pk
+            )
         log = selectors.exercise_log_get(user=_user(request), log_id=log.pk)
         return Response(
             ExerciseLogOutputSerializer(log).data,

@@ -68,6 +68,10 @@ def test_it_answers_a_retry_with_the_stored_log_and_stores_nothing(
     assert again.status_code == 200
     assert again.json() == first.json()
     assert ExerciseLog.objects.count() == 1
+    actions = list(
+        AuditEvent.objects.filter(object_type="exercise_log").values_list("action", flat=True)
+    )
+    assert sorted(actions) == ["create", "read"]
 
 
 def test_it_treats_absent_and_default_fields_as_the_same_body(

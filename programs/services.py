@@ -68,7 +68,7 @@ def _audit(
     action: str,
     object_type: str,
     object_id: object,
-    patient_id: object,
+    patient_id: UUID | str | None,
     changes: Mapping[str, Any] | None = None,
     request: HttpRequest | None = None,
 ) -> None:

@@ -71,7 +71,7 @@ def _paginate(
 
 
 def _audit_read(
-    request: Request, *, object_type: str, object_id: object, patient_id: object
+    request: Request, *, object_type: str, object_id: object, patient_id: UUID | str | None
 ) -> None:
     audit_record(
         actor=_user(request),

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from patients.models import Clinic, Clinician, Patient, User
 from patients.services import clinician_create_or_update
+from programs.demo import seed_programs_demo
 from rehab.models import Alert, DailyLog
 from rehab.services import safety
 
@@ -229,7 +230,7 @@ def _evaluate(patient: Patient, logs: list[DailyLog]) -> None:
             last_fired_at=raised,
             # The care team was emailed back then; a demo start must not mail them again.
             notified_at=raised if alert.notify_due else None,
-            escalation_due_at=safety.ESCALATION.due_at(alert.severity, raised),  # type: ignore[arg-type]
+            escalation_due_at=safety.ESCALATION.due_at(alert.severity, raised),
         )
 
 
@@ -260,6 +261,12 @@ def seed_demo(*, today: date | None = None, seed: int = 7) -> dict[str, Any]:
             _evaluate(patient, _logs(patient, story, today, rng))
             created.append(patient)
         _acknowledge_past_red_flags(physio=physio, today=today)
+        pain: dict[Any, dict[date, int]] = {p.pk: {} for p in created}
+        for patient_id, day, value in DailyLog.objects.filter(patient__in=created).values_list(
+            "patient_id", "date", "pain"
+        ):
+            pain[patient_id][day] = value
+        seed_programs_demo(patients=created, today=today, rng=rng, daily_pain=pain)
     return {
         "clinic": clinic.name,
         "clinician": PHYSIO_EMAIL,

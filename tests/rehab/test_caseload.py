@@ -91,7 +91,7 @@ def test_it_keeps_the_ordered_caseload_query_count_flat(
             open_alert(patient, "urgent", "RF-TH-01", timedelta(minutes=i))
 
     grow(2)
-    with django_assert_max_num_queries(8) as small:
+    with django_assert_max_num_queries(16) as small:
         clinician_client.get(CASELOAD)
     grow(20)
     with django_assert_max_num_queries(len(small.captured_queries)):

@@ -21,6 +21,11 @@ def test_it_seeds_a_demo_clinic_idempotently_with_stories_and_alerts(capsys, cli
     assert Alert.objects.filter(rule="RF-CES-01", status="resolved").exists()
     assert Alert.objects.filter(rule="RF-NEU-01", status="open").exists()
 
+    from programs.models import ExerciseLog, ProgramAssignment, ProgressionProposal
+
+    assert ProgramAssignment.objects.count() >= 5
+    assert ExerciseLog.objects.exists()
+    assert ProgressionProposal.objects.filter(status="pending").exists()
     counts = (Patient.objects.count(), DailyLog.objects.count(), Alert.objects.count())
     call_command("seed_demo")
     assert (Patient.objects.count(), DailyLog.objects.count(), Alert.objects.count()) == counts

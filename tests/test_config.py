@@ -392,3 +392,23 @@ def test_it_documents_every_environment_variable():
     example = (BASE_DIR / ".env.example").read_text()
     assert not sorted(name for name in names if f"`{name}`" not in readme)
     assert not sorted(name for name in names if not re.search(rf"^#? ?{name}=", example, re.M))
+
+
+@pytest.mark.django_db
+def test_it_reports_a_degraded_safety_queue_without_failing_the_probe(client, patient):
+    from datetime import date, timedelta
+
+    from django.utils import timezone
+
+    from rehab.models import DailyLog
+
+    body = client.get("/health/").json()
+    assert body["safety"]["ok"] is True
+    log = DailyLog.objects.create(patient=patient, date=date.today(), pain=3)
+    DailyLog.objects.filter(pk=log.pk).update(updated_at=timezone.now() - timedelta(minutes=3))
+    response = client.get("/health/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["safety"]["overdue_logs"] == 1
+    DailyLog.objects.filter(pk=log.pk).update(evaluation_failed_at=timezone.now())
+    assert client.get("/health/").json()["safety"]["failed_logs"] == 1

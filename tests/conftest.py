@@ -19,6 +19,14 @@ def _clear_cache() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _broker_not_paused() -> None:
+    # A test that simulates a broker outage pauses publishing in this process.
+    from rehab.services import safety
+
+    safety._publish_paused_until = 0.0
+
+
 @pytest.fixture
 def clinic() -> Clinic:
     return ClinicFactory.create(

@@ -9,6 +9,7 @@ when messages are lost: each step leaves a column (`evaluated_at`, `notified_at`
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -274,6 +275,27 @@ def _escalation_due(severity: str, now: datetime) -> datetime | None:
 # --------------------------------------------------------------------------- evaluation
 
 
+# After a failed publish, this process leaves delivery to the sweepers for a while: a
+# broker that hangs rather than refuses would otherwise cost every request its timeouts.
+PUBLISH_PAUSE_SECONDS = 10.0
+_publish_paused_until = 0.0
+
+
+def _publish(task: Any, object_id: str) -> bool:
+    """Send one task message, or give up at once; what is owed stays in its column."""
+    global _publish_paused_until
+    if time.monotonic() < _publish_paused_until:
+        logger.info("broker recently failed; %s(%s) left to the sweeper", task.name, object_id)
+        return False
+    try:
+        task.delay(object_id)
+    except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
+        _publish_paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
+        logger.warning("could not enqueue %s(%s); the sweeper will", task.name, object_id)
+        return False
+    return True
+
+
 def log_evaluation_enqueue(*, log: DailyLog) -> None:
     """Ask a worker to evaluate the log once the transaction commits.
 
@@ -283,14 +305,7 @@ def log_evaluation_enqueue(*, log: DailyLog) -> None:
     from rehab.tasks import log_evaluate_task
 
     log_id = str(log.pk)
-
-    def publish() -> None:
-        try:
-            log_evaluate_task.delay(log_id)
-        except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
-            logger.warning("could not enqueue evaluation of log %s; sweeper will", log_id)
-
-    transaction.on_commit(publish)
+    transaction.on_commit(lambda: _publish(log_evaluate_task, log_id))
 
 
 @dataclass(frozen=True)
@@ -384,10 +399,7 @@ def safety_status() -> dict[str, int]:
 def alert_notify_enqueue(*, alert_id: UUID) -> None:
     from rehab.tasks import alert_notify_task
 
-    try:
-        alert_notify_task.delay(str(alert_id))
-    except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
-        logger.warning("could not enqueue notification of alert %s; sweeper will", alert_id)
+    _publish(alert_notify_task, str(alert_id))
 
 
 def _care_team_emails(alert: Alert) -> list[str]:
@@ -402,7 +414,7 @@ def alert_notify(*, alert_id: UUID | str) -> bool:
     """
     with transaction.atomic():
         alert = (
-            Alert.objects.select_for_update(skip_locked=True)
+            Alert.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("patient", "patient__clinic")
             .filter(pk=alert_id, notify_due=True, notified_at__isnull=True)
             .first()
@@ -472,7 +484,7 @@ def escalations_sweep(*, limit: int = 200) -> int:
     for _ in range(limit):
         with transaction.atomic():
             alert = (
-                Alert.objects.select_for_update(skip_locked=True)
+                Alert.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("patient", "patient__clinic")
                 .filter(
                     status=Alert.Status.OPEN,

@@ -232,16 +232,45 @@ def test_it_sweeps_logs_whose_message_was_lost(patient_client, monkeypatch):
     assert sent == [log["id"]]
 
 
-def test_it_answers_201_with_advice_when_the_broker_is_down(patient_client, monkeypatch, settings):
+def test_it_answers_201_with_advice_when_the_broker_is_down(
+    patient_client, monkeypatch, django_capture_on_commit_callbacks
+):
     from rehab import tasks
 
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("redis is down")
 
     monkeypatch.setattr(tasks.log_evaluate_task, "delay", broker_down)
-    log = post_log(patient_client, **SADDLE)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        log = post_log(patient_client, **SADDLE)
+    assert len(callbacks) == 1
     assert log["safety_advice"]["severity"] == "emergency"
     assert DailyLog.objects.get().evaluated_at is None
+
+
+def test_it_stops_waiting_on_a_failing_broker_for_a_while(
+    patient_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from rehab import tasks
+
+    calls: list[str] = []
+
+    def broker_down(log_id: str) -> None:
+        calls.append(log_id)
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client, day=TODAY - timedelta(days=1))
+        post_log(patient_client, **SADDLE)
+    # The second request did not pay for another broker timeout.
+    assert len(calls) == 1
+    # Once the pause is over, requests try the broker again.
+    safety._publish_paused_until = 0.0
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client, day=TODAY - timedelta(days=2))
+    assert len(calls) == 2
+    assert DailyLog.objects.filter(evaluated_at__isnull=True).count() == 3
 
 
 # --------------------------------------------------------------------------- delivery

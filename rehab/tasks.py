@@ -31,3 +31,21 @@ def notifications_sweep_task() -> int:
 @shared_task
 def escalations_sweep_task() -> int:
     return safety.escalations_sweep()
+
+
+@shared_task
+def review_rules_task() -> int:
+    """The §3 review rules over every patient; returns how many (patient, rule) fire.
+
+    Fetches nothing: the service is one set-based run, and safe to run twice.
+    """
+    from rehab.services import review
+
+    return sum(stats.firing for stats in review.review_rules_run().values())
+
+
+@shared_task
+def progression_proposals_task() -> int:
+    from rehab.services.progression import progression_proposals_run
+
+    return progression_proposals_run()

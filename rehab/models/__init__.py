@@ -5,8 +5,26 @@ from __future__ import annotations
 from rehab.models.logs import DailyLog, DailyLogRevision
 
 # --- clinical record (rehab/models/record.py) ---
-from rehab.models.record import *  # noqa: F403
-
-# --- end clinical record ---
+from rehab.models.record import (
+    AssessedMark,
+    Diagnosis,
+    ImagingFinding,
+    Instrument,
+    Intervention,
+    ProvocativeTest,
+    QuestionnaireDue,
+    QuestionnaireResponse,
+)
 
 __all__ = ["DailyLog", "DailyLogRevision"]
+__all__ += [
+    "AssessedMark",
+    "Diagnosis",
+    "ImagingFinding",
+    "Instrument",
+    "Intervention",
+    "ProvocativeTest",
+    "QuestionnaireDue",
+    "QuestionnaireResponse",
+]
+# --- end clinical record ---

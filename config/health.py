@@ -24,8 +24,14 @@ def _database() -> dict[str, Any]:
 
 def _broker() -> dict[str, Any]:
     try:
-        with Connection(settings.CELERY_BROKER_URL, connect_timeout=1) as conn:
-            conn.ensure_connection(max_retries=1, timeout=1)
+        with Connection(
+            settings.CELERY_BROKER_URL,
+            connect_timeout=1,
+            transport_options={"socket_connect_timeout": 1, "socket_timeout": 1},
+        ) as conn:
+            # One immediate retry: kombu's default 2 s back-off would make a probe of a
+            # down broker take longer than most load balancers wait for an answer.
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
         return {"ok": True}
     except Exception as exc:  # noqa: BLE001 - any failure means "down"
         logger.warning("health: broker down: %s", exc)

@@ -181,6 +181,10 @@ REST_KNOX = {
     "TOKEN_LIMIT_PER_USER": None,
 }
 KNOX_TOKEN_MODEL = "patients.AuthToken"
+# Our token model (with the device it was issued to) replaces knox's; knox's own
+# migrations would still create its unused table, whose foreign key to the user table then
+# blocks TRUNCATE in transactional tests.
+MIGRATION_MODULES = {"knox": None}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rehab tracking API",
@@ -225,6 +229,24 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Installed into django-celery-beat's tables at beat start-up (editable in the admin).
+# The sweepers are what make "never lost" true: they find, in the database, work whose
+# message was lost, and they are idempotent, so two beats by mistake double nothing.
+CELERY_BEAT_SCHEDULE = {
+    "safety-unevaluated-logs-sweep": {
+        "task": "rehab.tasks.unevaluated_logs_sweep_task",
+        "schedule": 30.0,
+    },
+    "safety-notifications-sweep": {
+        "task": "rehab.tasks.notifications_sweep_task",
+        "schedule": 60.0,
+    },
+    "safety-escalations-sweep": {"task": "rehab.tasks.escalations_sweep_task", "schedule": 60.0},
+    "auth-purge-sign-in-failures": {
+        "task": "patients.tasks.purge_sign_in_failures_task",
+        "schedule": 3600.0,
+    },
+}
 
 # --- Product settings ---
 INVITATION_TTL_DAYS: int = env.int("INVITATION_TTL_DAYS", default=14)

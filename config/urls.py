@@ -20,3 +20,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include(api_v1)),
 ]
+
+# JSON, not Django's HTML pages, for unknown URLs and unexpected errors under /api/.
+handler404 = "config.exceptions.page_not_found"
+handler500 = "config.exceptions.server_error"

@@ -27,7 +27,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AuthTokenAdmin(admin.ModelAdmin):
     list_display = ("token_key", "user", "device", "created", "expiry")
     list_select_related = ("user",)
     search_fields = ("user__email", "token_key")
@@ -38,21 +38,21 @@ class AuthTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-class ClinicianInline(admin.TabularInline):  # type: ignore[type-arg]
+class ClinicianInline(admin.TabularInline):
     model = Clinician
     extra = 0
     raw_id_fields = ("user",)
 
 
 @admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ClinicAdmin(admin.ModelAdmin):
     list_display = ("name", "escalation_email", "created_at")
     search_fields = ("name",)
     inlines = [ClinicianInline]
 
 
 @admin.register(Clinician)
-class ClinicianAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ClinicianAdmin(admin.ModelAdmin):
     list_display = ("user", "clinic", "role", "created_at")
     list_filter = ("role", "clinic")
     list_select_related = ("user", "clinic")
@@ -60,7 +60,7 @@ class ClinicianAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     raw_id_fields = ("user",)
 
 
-class CareTeamInline(admin.TabularInline):  # type: ignore[type-arg]
+class CareTeamInline(admin.TabularInline):
     model = Patient.care_team.through
     extra = 0
     verbose_name = "care team member"
@@ -69,7 +69,7 @@ class CareTeamInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PatientAdmin(admin.ModelAdmin):
     list_display = ("last_name", "first_name", "email", "clinic", "condition", "created_at")
     list_filter = ("clinic", "affected_side", "history_cancer")
     list_select_related = ("clinic",)
@@ -81,7 +81,7 @@ class PatientAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class InvitationAdmin(admin.ModelAdmin):
     list_display = ("email", "patient", "created_at", "expires_at", "used_at", "revoked_at")
     list_select_related = ("patient",)
     list_filter = ("used_at", "revoked_at")
@@ -101,7 +101,7 @@ class InvitationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the audit trail is append-only, also for operators."""
 
     list_display = ("at", "actor_email", "action", "object_type", "object_id", "patient_id", "ip")

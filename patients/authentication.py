@@ -8,7 +8,7 @@ class BearerTokenAuthentication(TokenAuthentication):
     """django-rest-knox tokens (stored hashed, expiring, per device) sent as `Bearer`."""
 
 
-class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "patients.authentication.BearerTokenAuthentication"
     name = "bearerAuth"
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -39,13 +40,12 @@ logger = logging.getLogger(__name__)
 def _request_facts(request: HttpRequest | None) -> dict[str, Any]:
     if request is None:
         return {}
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    ip = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
     return {
         "method": request.method or "",
-        "path": request.get_full_path()[:500],
-        "ip": ip or None,
-        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
+        # PostgreSQL text cannot hold NUL; a header with one must not turn into a 500.
+        "path": request.get_full_path().replace("\x00", "")[:500],
+        "ip": throttling.client_ip(request),
+        "user_agent": request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300],
     }
 
 
@@ -56,7 +56,7 @@ def audit_record(
     object_type: str,
     object_id: object = "",
     patient: Patient | None = None,
-    patient_id: object = None,
+    patient_id: UUID | str | None = None,
     changes: Mapping[str, Any] | None = None,
     request: HttpRequest | None = None,
 ) -> AuditEvent:
@@ -77,7 +77,7 @@ def audit_reads(
     *,
     actor: User,
     object_type: str,
-    patient_ids: Iterable[object],
+    patient_ids: Iterable[UUID | str],
     request: HttpRequest | None = None,
 ) -> None:
     """One read event per patient shown, written in a single INSERT (list pages)."""
@@ -106,7 +106,7 @@ class IssuedToken:
 
 
 def _issue_token(*, user: User, device: str) -> IssuedToken:
-    instance, token = AuthToken.objects.create(user=user, device=device[:200])
+    instance, token = AuthToken.objects.create(user=user, device=device.replace("\x00", "")[:200])
     role = user.role
     assert role is not None
     return IssuedToken(token=token, expires_at=instance.expiry, role=role)

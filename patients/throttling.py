@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.throttling import ScopedRateThrottle
@@ -38,10 +40,24 @@ class ScopedThrottle(ScopedRateThrottle):
     log (and its safety advice) over, so the request goes through and we log it.
     """
 
-    def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:  # type: ignore[override]
+    def get_rate(self) -> str | None:
+        # DRF binds its rate table once, at import; reading settings.THROTTLE_RATES per
+        # request keeps the one source of rates (THROTTLE_RATES in the env) and lets
+        # override_settings change it in tests.
+        rates: dict[str, str] = getattr(settings, "THROTTLE_RATES", {})
+        if self.scope in rates:
+            return rates[self.scope]
+        return super().get_rate()
+
+    def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
         if rate is None:
             return None, None
         return parse_rate(rate)
+
+    def get_ident(self, request: Request) -> str:
+        # DRF's default keys anonymous callers on the whole X-Forwarded-For header, which a
+        # client can change on every request.
+        return client_ip(request) or "unknown"
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         try:
@@ -51,11 +67,24 @@ class ScopedThrottle(ScopedRateThrottle):
             return True
 
 
-def client_ip(request: Request) -> str | None:
-    # Behind the TLS proxy the client is the first X-Forwarded-For hop.
+def client_ip(request: HttpRequest | Request) -> str | None:
+    """The caller's address, as the one TLS-terminating proxy in front of us saw it.
+
+    The proxy appends the address it saw to X-Forwarded-For, so the last entry is the only
+    one a client cannot forge; earlier entries are whatever the client sent, and trusting
+    them would let anyone dodge the per-client sign-in limit by rotating the header. A
+    value that is not an IP address (a broken proxy, a forged header) must not reach the
+    `inet` columns either, where it would be a 500.
+    """
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    ip = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
-    return ip or None
+    candidates = [forwarded.split(",")[-1].strip()] if forwarded else []
+    candidates.append(request.META.get("REMOTE_ADDR") or "")
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
 
 
 def _login_limit() -> tuple[int, timedelta]:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from uuid import UUID
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.utils import timezone as dj_timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -17,7 +19,7 @@ from patients.permissions import IsClinician
 from patients.throttling import ScopedThrottle, client_ip
 
 
-class TokenOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TokenOutputSerializer(serializers.Serializer):
     token = serializers.CharField()
     expires_at = serializers.DateTimeField(allow_null=True)
     role = serializers.ChoiceField(choices=["patient", "clinician"])
@@ -30,6 +32,10 @@ def _token_response(issued: services.IssuedToken, status_code: int) -> Response:
     return Response(data, status=status_code)
 
 
+# Every view nests an `InputSerializer`; the component names below keep them apart in the
+# OpenAPI schema, where equal class names would otherwise collide.
+
+
 class LoginApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -39,6 +45,7 @@ class LoginApi(APIView):
         # says 401.
         return "Bearer"
 
+    @extend_schema_serializer(component_name="Login")
     class InputSerializer(StrictSerializer):
         email = serializers.EmailField()
         password = serializers.CharField(trim_whitespace=False)
@@ -89,6 +96,7 @@ class RegisterApi(APIView):
     throttle_classes = [ScopedThrottle]
     throttle_scope = "register"
 
+    @extend_schema_serializer(component_name="Register")
     class InputSerializer(StrictSerializer):
         code = serializers.CharField(max_length=40)
         email = serializers.EmailField()
@@ -113,28 +121,33 @@ class TimezoneField(serializers.CharField):
         super().__init__(max_length=64, validators=[validate_timezone], **kwargs)
 
 
+class DateOfBirthField(serializers.DateField):
+    """A date strictly in the past: a birth date of today or later is a typo."""
+
+    def to_internal_value(self, value: Any) -> date:
+        parsed: date = super().to_internal_value(value)
+        if parsed >= dj_timezone.now().date():
+            raise serializers.ValidationError("Date of birth must be in the past.")
+        return parsed
+
+
 class InvitationCreateApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="InvitationCreate")
     class InputSerializer(StrictSerializer):
         email = serializers.EmailField()
         first_name = serializers.CharField(max_length=150)
         last_name = serializers.CharField(max_length=150)
-        date_of_birth = serializers.DateField()
+        date_of_birth = DateOfBirthField()
         timezone = TimezoneField()
         condition = serializers.CharField(max_length=200, required=False, allow_blank=True)
         affected_side = serializers.ChoiceField(
             choices=Patient.Side.choices, required=False, allow_null=True
         )
 
-        def validate_date_of_birth(self, value: Any) -> Any:
-            from django.utils import timezone as dj_timezone
-
-            if value >= dj_timezone.now().date():
-                raise serializers.ValidationError("Date of birth must be in the past.")
-            return value
-
-    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    @extend_schema_serializer(component_name="Invitation")
+    class OutputSerializer(serializers.Serializer):
         code = serializers.CharField()
         patient_id = serializers.UUIDField()
         expires_at = serializers.DateTimeField()
@@ -186,13 +199,13 @@ class HistorySerializer(StrictSerializer):
 assert set(HistorySerializer().fields) == set(HISTORY_FLAGS)
 
 
-class CareTeamMemberSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class CareTeamMemberSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField(source="user.get_full_name")
     role = serializers.CharField()
 
 
-class PatientDetailOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PatientDetailOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     first_name = serializers.CharField()
     last_name = serializers.CharField()
@@ -213,10 +226,11 @@ class PatientDetailOutputSerializer(serializers.Serializer):  # type: ignore[typ
 class PatientDetailApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="PatientUpdate")
     class InputSerializer(StrictSerializer):
         first_name = serializers.CharField(max_length=150, required=False)
         last_name = serializers.CharField(max_length=150, required=False)
-        date_of_birth = serializers.DateField(required=False)
+        date_of_birth = DateOfBirthField(required=False)
         timezone = TimezoneField(required=False)
         condition = serializers.CharField(max_length=200, required=False, allow_blank=True)
         affected_side = serializers.ChoiceField(choices=[*Patient.Side.values, ""], required=False)

@@ -7,7 +7,7 @@ from rehab.models import DailyLog, DailyLogRevision
 # --- daily logs ---
 
 
-class DailyLogRevisionInline(admin.TabularInline):  # type: ignore[type-arg]
+class DailyLogRevisionInline(admin.TabularInline):
     model = DailyLogRevision
     extra = 0
     can_delete = False
@@ -18,7 +18,7 @@ class DailyLogRevisionInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(DailyLog)
-class DailyLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DailyLogAdmin(admin.ModelAdmin):
     list_display = ("date", "patient", "pain", "leg_pain", "function", "evaluated_at")
     list_select_related = ("patient",)
     list_filter = ("sleep", "leg_pain_side")
@@ -45,7 +45,7 @@ from rehab.models import (  # noqa: E402
 
 
 @admin.register(Intervention)
-class InterventionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class InterventionAdmin(admin.ModelAdmin):
     list_display = ("date", "patient", "kind", "target", "side", "guidance", "session_number")
     list_select_related = ("patient",)
     list_filter = ("kind", "guidance", "side")
@@ -56,7 +56,7 @@ class InterventionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ProvocativeTest)
-class ProvocativeTestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ProvocativeTestAdmin(admin.ModelAdmin):
     list_display = ("performed_at", "patient", "test", "side", "result", "concordant")
     list_select_related = ("patient",)
     list_filter = ("test", "result", "side")
@@ -67,7 +67,7 @@ class ProvocativeTestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ImagingFinding)
-class ImagingFindingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ImagingFindingAdmin(admin.ModelAdmin):
     list_display = ("date", "patient", "modality", "body_region")
     list_select_related = ("patient",)
     list_filter = ("modality",)
@@ -78,7 +78,7 @@ class ImagingFindingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DiagnosisAdmin(admin.ModelAdmin):
     list_display = ("name", "patient", "date_from", "date_to")
     list_select_related = ("patient",)
     list_filter = (("date_to", admin.EmptyFieldListFilter),)
@@ -89,7 +89,7 @@ class DiagnosisAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(AssessedMark)
-class AssessedMarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AssessedMarkAdmin(admin.ModelAdmin):
     list_display = ("patient", "symptom", "until", "created_at", "revoked_at")
     list_select_related = ("patient",)
     list_filter = ("symptom", ("revoked_at", admin.EmptyFieldListFilter))
@@ -116,7 +116,7 @@ class AssessedMarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(QuestionnaireResponse)
-class QuestionnaireResponseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QuestionnaireResponseAdmin(admin.ModelAdmin):
     list_display = ("date", "patient", "instrument", "score", "items_missing", "scoring_version")
     list_select_related = ("patient",)
     list_filter = ("instrument", "scoring_version")
@@ -137,7 +137,7 @@ class QuestionnaireResponseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(QuestionnaireDue)
-class QuestionnaireDueAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QuestionnaireDueAdmin(admin.ModelAdmin):
     list_display = ("patient", "instrument", "reason", "due_from", "expires_at", "expired_at")
     list_select_related = ("patient",)
     list_filter = (

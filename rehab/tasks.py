@@ -1,22 +1,51 @@
-"""Celery tasks of the rehab app: each fetches by id (or sweeps) and calls one service."""
+"""Celery tasks: fetch by id, call one service (STYLE.md). No retries with countdowns:
+what is owed is a column, and the sweepers below find it."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from rehab.services import safety
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def log_evaluate_task(log_id: str) -> str:
+    return safety.log_evaluate(log_id=log_id).status
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def alert_notify_task(alert_id: str) -> bool:
+    return safety.alert_notify(alert_id=alert_id)
+
+
+@shared_task
+def unevaluated_logs_sweep_task() -> int:
+    return safety.unevaluated_logs_sweep()
+
+
+@shared_task
+def notifications_sweep_task() -> int:
+    return safety.notifications_sweep()
+
+
+@shared_task
+def escalations_sweep_task() -> int:
+    return safety.escalations_sweep()
+
+
 # --- clinical record ---
-from rehab.services import record as record_services
+from rehab.services import record as record_services  # noqa: E402
 
 
-@shared_task(name="rehab.tasks.questionnaires_expire_task")
+@shared_task
 def questionnaires_expire_task() -> int:
-    """Stamp unanswered questionnaires whose window closed; run by beat every 5 minutes.
+    """Stamp unanswered questionnaires whose window closed; for beat, every 5 minutes.
 
-    Schedule it with `CELERY_BEAT_SCHEDULE = {"rehab-questionnaires-expire": {"task":
-    "rehab.tasks.questionnaires_expire_task", "schedule": 300.0}}` (or a django-celery-beat
-    PeriodicTask). Idempotent and set-based, so a late, duplicate or concurrent run is
-    harmless; and nothing depends on its timing: the app never offers a closed window,
-    whether or not this has run. It only records what was missed.
+    Schedule: `"rehab-questionnaires-expire": {"task":
+    "rehab.tasks.questionnaires_expire_task", "schedule": 300.0}` in CELERY_BEAT_SCHEDULE.
+    Set-based and idempotent, so a late, duplicate or concurrent run is harmless; and
+    nothing depends on its timing: the app never offers a closed window whether or not
+    this has run. It records what was missed.
     """
     return record_services.questionnaires_expire()
 

@@ -21,44 +21,50 @@ def _clear_cache() -> None:
 
 @pytest.fixture
 def clinic() -> Clinic:
-    return ClinicFactory(name="Riverside Physio", escalation_email="oncall@riverside.example")
+    return ClinicFactory.create(
+        name="Riverside Physio", escalation_email="oncall@riverside.example"
+    )
 
 
 @pytest.fixture
 def other_clinic() -> Clinic:
-    return ClinicFactory(name="Hilltop Spine Clinic")
+    return ClinicFactory.create(name="Hilltop Spine Clinic")
 
 
 @pytest.fixture
 def clinician(clinic: Clinic) -> Clinician:
-    return ClinicianFactory(
+    return ClinicianFactory.create(
         clinic=clinic,
-        user=UserFactory(email="alice@riverside.example", first_name="Alice", last_name="Physio"),
+        user=UserFactory.create(
+            email="alice@riverside.example", first_name="Alice", last_name="Physio"
+        ),
     )
 
 
 @pytest.fixture
 def patient(clinic: Clinic, clinician: Clinician) -> Patient:
-    return PatientFactory(
+    return PatientFactory.create(
         clinic=clinic,
-        user=UserFactory(email="pat@example.com", first_name="Pat", last_name="Doe"),
+        user=UserFactory.create(email="pat@example.com", first_name="Pat", last_name="Doe"),
         care_team=[clinician],
     )
 
 
 @pytest.fixture
 def other_patient(other_clinic: Clinic) -> Patient:
-    return PatientFactory(
+    return PatientFactory.create(
         clinic=other_clinic,
-        user=UserFactory(email="olly@example.com", first_name="Olly", last_name="Other"),
+        user=UserFactory.create(email="olly@example.com", first_name="Olly", last_name="Other"),
     )
 
 
 @pytest.fixture
 def other_clinic_clinician(other_clinic: Clinic, other_patient: Patient) -> Clinician:
-    clinician = ClinicianFactory(
+    clinician = ClinicianFactory.create(
         clinic=other_clinic,
-        user=UserFactory(email="bob@hilltop.example", first_name="Bob", last_name="Elsewhere"),
+        user=UserFactory.create(
+            email="bob@hilltop.example", first_name="Bob", last_name="Elsewhere"
+        ),
     )
     other_patient.care_team.add(clinician)
     return clinician

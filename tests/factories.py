@@ -10,7 +10,7 @@ from patients.models import Clinic, Clinician, Patient, User
 PASSWORD = "correct-horse-battery-staple"
 
 
-class UserFactory(DjangoModelFactory):
+class UserFactory(DjangoModelFactory[User]):
     class Meta:
         model = User
         django_get_or_create = ("email",)
@@ -21,7 +21,7 @@ class UserFactory(DjangoModelFactory):
     password = factory.django.Password(PASSWORD)
 
 
-class ClinicFactory(DjangoModelFactory):
+class ClinicFactory(DjangoModelFactory[Clinic]):
     class Meta:
         model = Clinic
         django_get_or_create = ("name",)
@@ -30,7 +30,7 @@ class ClinicFactory(DjangoModelFactory):
     escalation_email = factory.Sequence(lambda n: f"escalation{n}@clinic.example.com")
 
 
-class ClinicianFactory(DjangoModelFactory):
+class ClinicianFactory(DjangoModelFactory[Clinician]):
     class Meta:
         model = Clinician
 
@@ -39,7 +39,7 @@ class ClinicianFactory(DjangoModelFactory):
     role = Clinician.Role.PHYSIOTHERAPIST
 
 
-class PatientFactory(DjangoModelFactory):
+class PatientFactory(DjangoModelFactory[Patient]):
     class Meta:
         model = Patient
         skip_postgeneration_save = True

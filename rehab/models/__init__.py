@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rehab.models.alerts import Alert, AlertEvent, AlertOccurrence, Notification, Severity
 from rehab.models.logs import DailyLog, DailyLogRevision
 
 # --- clinical record (rehab/models/record.py) ---
@@ -16,7 +17,16 @@ from rehab.models.record import (
     QuestionnaireResponse,
 )
 
-__all__ = ["DailyLog", "DailyLogRevision"]
+__all__ = [
+    "Alert",
+    "AlertEvent",
+    "AlertOccurrence",
+    "DailyLog",
+    "DailyLogRevision",
+    "Notification",
+    "Severity",
+]
+# --- clinical record ---
 __all__ += [
     "AssessedMark",
     "Diagnosis",

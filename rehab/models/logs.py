@@ -40,11 +40,14 @@ class DailyLog(models.Model):
     leg_pain = models.PositiveSmallIntegerField(null=True, blank=True)
     back_pain = models.PositiveSmallIntegerField(null=True, blank=True)
     worst_pain = models.PositiveSmallIntegerField(null=True, blank=True)
-    leg_pain_side = models.CharField(
+    # NULL, not "", for "not answered": the API gives back null, distinct from "none".
+    leg_pain_side = models.CharField(  # noqa: DJ001
         max_length=5, choices=LegPainSide.choices, null=True, blank=True
     )
     function = models.PositiveSmallIntegerField(null=True, blank=True)
-    sleep = models.CharField(max_length=24, choices=Sleep.choices, null=True, blank=True)
+    sleep = models.CharField(  # noqa: DJ001
+        max_length=24, choices=Sleep.choices, null=True, blank=True
+    )
     notes = models.TextField(blank=True, max_length=2000)
     # Every answer of the daily safety check, defaults applied (absent == "no"/"none"/false).
     safety = models.JSONField(default=dict)

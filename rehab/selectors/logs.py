@@ -1,3 +1,144 @@
 """Daily logs and progress."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from fractions import Fraction
+from typing import Any
+from uuid import UUID
+
+from django.db.models import (
+    Avg,
+    Count,
+    DateField,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Cast
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from patients.models import Patient, User
+from rehab import progress
+from rehab.models import DailyLog
+
+
+def log_list(
+    *,
+    user: User,
+    patient: Patient,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> QuerySet[DailyLog]:
+    logs = DailyLog.objects.visible_to(user).filter(patient=patient)
+    if date_from is not None:
+        logs = logs.filter(date__gte=date_from)
+    if date_to is not None:
+        logs = logs.filter(date__lte=date_to)
+    return logs.order_by("-date")
+
+
+def log_get(*, user: User, log_id: UUID) -> DailyLog:
+    log: DailyLog = get_object_or_404(
+        DailyLog.objects.visible_to(user).select_related("patient"), pk=log_id
+    )
+    return log
+
+
+@dataclass(frozen=True)
+class ProgressSummary:
+    figures: progress.Progress
+    series: list[dict[str, Any]]
+
+
+def progress_get(
+    *, patient: Patient, series_from: date | None = None, series_to: date | None = None
+) -> ProgressSummary:
+    """The contract's progress summary. One query: the figures need every log's pain."""
+    rows = list(
+        DailyLog.objects.filter(patient=patient)
+        .order_by("date")
+        .values("date", "pain", "leg_pain", "back_pain", "function")
+    )
+    figures = progress.progress(
+        ((row["date"], row["pain"]) for row in rows), today=patient.local_today()
+    )
+    series = [
+        row
+        for row in rows
+        if (series_from is None or row["date"] >= series_from)
+        and (series_to is None or row["date"] <= series_to)
+    ]
+    return ProgressSummary(figures=figures, series=series)
+
+
+# --------------------------------------------------------------------------- caseload
+
+
+def _local_today() -> Cast:
+    # PostgreSQL's timezone(zone, timestamptz) gives the wall-clock time in the patient's
+    # zone: each patient's "today" is computed in the same query, not in a Python loop.
+    # The instant comes from Python, not SQL now(), so that one clock rules both sides.
+    now = Value(timezone.now(), output_field=DateTimeField())
+    local_now = Func(F("timezone"), now, function="timezone", output_field=DateTimeField())
+    return Cast(local_now, output_field=DateField())
+
+
+def _mean_pain_between(start: Any, end: Any) -> Subquery:
+    """Mean pain of the outer patient's logs dated start..end; NULL under 3 logs."""
+    logs = (
+        DailyLog.objects.filter(patient=OuterRef("pk"), date__gte=start, date__lte=end)
+        .order_by()
+        .values("patient")
+        .annotate(n=Count("id"), mean=Avg("pain"))
+        .filter(n__gte=progress.MIN_LOGS)
+        .values("mean")
+    )
+    return Subquery(logs)
+
+
+def with_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
+    """Annotate every patient with the caseload's log figures, in the same SQL query."""
+    logs = DailyLog.objects.filter(patient=OuterRef("pk"))
+    latest = logs.order_by("-date")
+    return patients.annotate(
+        local_date=_local_today(),
+        first_log_date=Subquery(logs.order_by("date").values("date")[:1]),
+        last_log_date=Subquery(latest.values("date")[:1]),
+        latest_pain=Subquery(latest.values("pain")[:1]),
+    ).annotate(
+        baseline_mean=_mean_pain_between(
+            OuterRef("first_log_date"),
+            ExpressionWrapper(
+                OuterRef("first_log_date") + timedelta(days=progress.BASELINE_DAYS - 1),
+                output_field=DateField(),
+            ),
+        ),
+        current_mean=_mean_pain_between(
+            ExpressionWrapper(
+                OuterRef("local_date") - timedelta(days=progress.CURRENT_DAYS - 1),
+                output_field=DateField(),
+            ),
+            OuterRef("local_date"),
+        ),
+    )
+
+
+def figures_of(patient: Patient) -> progress.Progress:
+    """The contract's figures from a patient annotated by `with_log_figures`."""
+
+    def exact(value: Any) -> Fraction | None:
+        return Fraction(value) if value is not None else None
+
+    return progress.figures(
+        exact(getattr(patient, "baseline_mean", None)),
+        exact(getattr(patient, "current_mean", None)),
+        days_logged=0,
+    )

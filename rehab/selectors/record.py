@@ -27,12 +27,13 @@ ever grows past a few thousand entries, give the sources a date window.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 from django.db.models import Avg, Count, Max, Min, QuerySet
@@ -54,6 +55,8 @@ from rehab.models import (
     QuestionnaireResponse,
 )
 from rehab.models.record import RECENT_PROCEDURE_DAYS
+from rehab.safety import InterventionFact, MarkFact
+from rehab.safety.vocab import InterventionKind, MarkableSymptom
 
 # --------------------------------------------------------------------------- clinician lists
 
@@ -102,17 +105,17 @@ def diagnosis_get(*, user: User, patient_id: UUID, diagnosis_id: UUID) -> Diagno
 def assessed_mark_list(*, user: User, patient: Patient) -> QuerySet[AssessedMark]:
     """Marks in force today (the patient's local date)."""
     return (
-        AssessedMark.objects.visible_to(user)
-        .filter(patient=patient)
+        AssessedMark.objects.filter(patient=patient)
         .holding_on(patient.local_today())
         .select_related("created_by__user")
+        .visible_to(user)
     )
 
 
 def assessed_mark_get(*, user: User, patient_id: UUID, mark_id: UUID) -> AssessedMark:
     """An unrevoked mark (expired or not); a revoked one is gone as far as the API goes."""
     mark: AssessedMark = get_object_or_404(
-        AssessedMark.objects.visible_to(user).unrevoked().select_related("patient"),
+        AssessedMark.objects.unrevoked().select_related("patient").visible_to(user),
         pk=mark_id,
         patient_id=patient_id,
     )
@@ -164,10 +167,10 @@ def questionnaire_due_list(
     now = now or timezone.now()
     by_instrument: dict[str, list[QuestionnaireDue]] = defaultdict(list)
     for due in (
-        QuestionnaireDue.objects.visible_to(user)
-        .filter(patient=patient)
+        QuestionnaireDue.objects.filter(patient=patient)
         .open_at(now)
         .order_by("expires_at", "pk")
+        .visible_to(user)
     ):
         by_instrument[due.instrument].append(due)
     previous_activities: list[str] = []
@@ -300,7 +303,7 @@ class TimelineEntry:
     at: datetime | None = None
     """When within `date`, if known: orders entries of the same day."""
 
-    def sort_key(self) -> tuple[date, float, str, str]:
+    def sort_key(self) -> tuple[dt.date, float, str, str]:
         return (self.date, self.at.timestamp() if self.at else 0.0, self.kind, self.id)
 
 
@@ -516,16 +519,6 @@ def timeline_list(
 # --------------------------------------------------------------------------- safety engine
 
 
-class InterventionFact(NamedTuple):
-    date: date
-    kind: str
-
-
-class MarkFact(NamedTuple):
-    symptom: str
-    until: date
-
-
 class SafetyFacts(NamedTuple):
     """What the safety rules read from the clinical record for one log."""
 
@@ -584,11 +577,15 @@ def safety_facts_for_logs(
     return {
         (pid, on): SafetyFacts(
             interventions=tuple(
-                InterventionFact(day, kind)
+                InterventionFact(date=day, kind=cast("InterventionKind", kind))
                 for day, kind in interventions[_uuid(pid)]
                 if on - timedelta(days=RECENT_PROCEDURE_DAYS) <= day <= on
             ),
-            marks=tuple(MarkFact(s, until) for s, until in marks[_uuid(pid)] if until >= on),
+            marks=tuple(
+                MarkFact(symptom=cast("MarkableSymptom", symptom), until=until)
+                for symptom, until in marks[_uuid(pid)]
+                if until >= on
+            ),
         )
         for pid, on in wanted
     }

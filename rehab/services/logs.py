@@ -1,3 +1,191 @@
-"""Daily logs and progress."""
+"""Daily logs: create (retry-safe), edit (history kept), with inline safety advice."""
 
 from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+
+from config.exceptions import ConflictError
+from patients.models import AuditEvent, Patient, User
+from patients.services import audit_record
+from rehab.models import DailyLog, DailyLogRevision
+from rehab.safety import SafetyAnswers
+from rehab.services import safety as safety_services
+
+# How far back a patient may log (api-contract.md): two weeks of catching up after a
+# flat battery or a hospital stay, no more.
+MAX_BACKFILL_DAYS = 14
+
+CONTENT_FIELDS: tuple[str, ...] = (
+    "date",
+    "pain",
+    "leg_pain",
+    "back_pain",
+    "worst_pain",
+    "leg_pain_side",
+    "function",
+    "sleep",
+    "notes",
+    "safety",
+)
+
+
+def normalise(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A log's content with the contract's defaults applied.
+
+    Two bodies are "the same" (a retry) exactly when their normalised forms are equal:
+    an absent field and null are one thing, and so are an absent safety answer and
+    "no"/"none"/false.
+    """
+    out: dict[str, Any] = {name: data.get(name) for name in CONTENT_FIELDS}
+    out["notes"] = out["notes"] or ""
+    out["safety"] = SafetyAnswers.from_mapping(data.get("safety")).as_dict()
+    return out
+
+
+def _stored_content(log: DailyLog) -> dict[str, Any]:
+    return {name: getattr(log, name) for name in CONTENT_FIELDS}
+
+
+def _check_date(*, patient: Patient, day: date) -> None:
+    today = patient.local_today()
+    if day > today:
+        raise ValidationError({"date": f"Date is after your local today ({today.isoformat()})."})
+    if day < today - timedelta(days=MAX_BACKFILL_DAYS):
+        raise ValidationError(
+            {"date": f"Logs can be added up to {MAX_BACKFILL_DAYS} days back, not earlier."}
+        )
+
+
+@dataclass(frozen=True)
+class LogWrite:
+    log: DailyLog
+    created: bool
+
+
+def _conflict(*, patient: Patient, log_id: uuid.UUID, content: dict[str, Any]) -> LogWrite:
+    """Decide what an insert that hit a unique constraint was: a retry or a conflict."""
+    same_id = DailyLog.objects.filter(pk=log_id).first()
+    if same_id is not None:
+        if same_id.patient_id == patient.pk and _stored_content(same_id) == content:
+            return LogWrite(log=same_id, created=False)
+        raise ConflictError(
+            "A log with this id already exists with different content.",
+            extra={"existing_id": str(same_id.pk)},
+        )
+    same_day = DailyLog.objects.filter(patient=patient, date=content["date"]).first()
+    raise ConflictError(
+        "A log already exists for this date; edit it instead.",
+        extra={"existing_id": str(same_day.pk) if same_day else None},
+    )
+
+
+def log_create(
+    *,
+    patient: Patient,
+    actor: User,
+    data: Mapping[str, Any],
+    log_id: uuid.UUID | None = None,
+    request: HttpRequest | None = None,
+) -> LogWrite:
+    """Store one daily log exactly once, whatever the phone's retries.
+
+    Uniqueness is enforced by the database (primary key and one-per-day), never by a
+    check-then-insert: two racing identical POSTs both try to insert, one wins, and the
+    loser finds the winner's row and answers it as a retry.
+    """
+    content = normalise(data)
+    _check_date(patient=patient, day=content["date"])
+    log_id = log_id or uuid.uuid4()
+    with transaction.atomic():
+        existing = DailyLog.objects.filter(pk=log_id).first()
+        if existing is not None:
+            return _conflict(patient=patient, log_id=log_id, content=content)
+        evaluation = safety_services.evaluate_inline(patient=patient, content=content)
+        try:
+            with transaction.atomic():  # a savepoint: the conflict path can still read
+                log = DailyLog.objects.create(
+                    id=log_id,
+                    patient=patient,
+                    safety_advice=safety_services.advice_json(evaluation),
+                    **content,
+                )
+        except IntegrityError:
+            return _conflict(patient=patient, log_id=log_id, content=content)
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.CREATE,
+            object_type="daily_log",
+            object_id=log.pk,
+            patient=patient,
+            request=request,
+        )
+        safety_services.log_evaluation_enqueue(log=log)
+    return LogWrite(log=log, created=True)
+
+
+def log_update(
+    *,
+    log: DailyLog,
+    actor: User,
+    data: Mapping[str, Any],
+    request: HttpRequest | None = None,
+) -> DailyLog:
+    """Edit a log: the previous version is kept, and the safety rules run again."""
+    with transaction.atomic():
+        log = DailyLog.objects.select_for_update().select_related("patient").get(pk=log.pk)
+        before = _stored_content(log)
+        merged = {**before, **{k: v for k, v in data.items() if k != "safety"}}
+        if "safety" in data:
+            # Like the patient's `history`, answers not sent keep their stored values.
+            merged["safety"] = {**before["safety"], **(data["safety"] or {})}
+        content = normalise(merged)
+        changed = [name for name in CONTENT_FIELDS if content[name] != before[name]]
+        if not changed:
+            return log
+        if "date" in changed:
+            _check_date(patient=log.patient, day=content["date"])
+        DailyLogRevision.objects.create(
+            log=log,
+            version=log.version,
+            data=log.snapshot(),
+            changed_fields=changed,
+            changed_by=actor,
+        )
+        evaluation = safety_services.evaluate_inline(patient=log.patient, content=content)
+        for name in CONTENT_FIELDS:
+            setattr(log, name, content[name])
+        log.safety_advice = safety_services.advice_json(evaluation)
+        log.version += 1
+        # An edit is a new set of answers: the background rules owe it a fresh evaluation.
+        log.evaluated_at = None
+        log.evaluation_attempts = 0
+        log.evaluation_failed_at = None
+        log.evaluation_error = ""
+        try:
+            with transaction.atomic():
+                log.save()
+        except IntegrityError as exc:
+            other = DailyLog.objects.filter(patient=log.patient, date=content["date"]).first()
+            raise ConflictError(
+                "A log already exists for this date.",
+                extra={"existing_id": str(other.pk) if other else None},
+            ) from exc
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            object_type="daily_log",
+            object_id=log.pk,
+            patient=log.patient,
+            changes={"fields": changed, "version": log.version},
+            request=request,
+        )
+        safety_services.log_evaluation_enqueue(log=log)
+    return log

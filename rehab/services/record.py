@@ -433,7 +433,7 @@ def _local_midnight(patient: Patient, day: date) -> datetime:
 def _schedule(*, patient: Patient, occasions: Iterable[Occasion], now: datetime | None) -> int:
     """Insert the due items of `occasions` whose window has not closed; idempotent."""
     now = now or timezone.now()
-    rows = []
+    rows: list[QuestionnaireDue] = []
     for occasion in occasions:
         due_from = _local_midnight(patient, occasion.first_day)
         expires_at = _local_midnight(patient, occasion.last_day + timedelta(days=1))

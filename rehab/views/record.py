@@ -48,7 +48,7 @@ PATIENT_TAG = "patient: questionnaires"
 # --------------------------------------------------------------------------- plumbing
 
 
-def _page_of(serializer_class: type[serializers.Serializer], name: str) -> Any:  # type: ignore[type-arg]
+def _page_of(serializer_class: type[serializers.Serializer], name: str) -> Any:
     """The schema of `{count, next, previous, results}` around `serializer_class`."""
     return inline_serializer(
         name=f"Paginated{name}List",
@@ -65,7 +65,7 @@ def _paginated(
     request: Request,
     view: APIView,
     items: QuerySet[Any] | Sequence[Any],
-    serializer_class: type[serializers.Serializer],  # type: ignore[type-arg]
+    serializer_class: type[serializers.Serializer],
 ) -> Response:
     paginator = PageNumberPagination()
     page = paginator.paginate_queryset(items, request, view=view)  # type: ignore[arg-type]
@@ -122,7 +122,7 @@ class ClinicianNameField(serializers.CharField):
 # --------------------------------------------------------------------------- interventions
 
 
-class InterventionOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class InterventionOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     patient_id = serializers.UUIDField()
     date = serializers.DateField()
@@ -209,7 +209,7 @@ class InterventionsApi(APIView):
 # --------------------------------------------------------------------------- provocative tests
 
 
-class ProvocativeTestOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ProvocativeTestOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     test = serializers.CharField()
     side = serializers.CharField()
@@ -260,8 +260,8 @@ class ProvocativeTestsApi(APIView):
         examiner_id = serializers.UUIDField(
             required=False, allow_null=True, help_text="Defaults to the caller."
         )
-        tests = ProvocativeTestInputSerializer(
-            many=True,
+        tests: serializers.ListSerializer[Any] = serializers.ListSerializer(
+            child=ProvocativeTestInputSerializer(),
             allow_empty=False,
             max_length=len(ProvocativeTest.Test) * len(ProvocativeTest.Side),
         )
@@ -328,7 +328,7 @@ class ProvocativeTestsApi(APIView):
 # --------------------------------------------------------------------------- imaging
 
 
-class ImagingFindingOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ImagingFindingOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     modality = serializers.CharField()
     date = serializers.DateField()
@@ -385,7 +385,7 @@ class ImagingFindingsApi(APIView):
 # --------------------------------------------------------------------------- diagnoses
 
 
-class DiagnosisOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DiagnosisOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
     date_from = serializers.DateField()
@@ -489,7 +489,7 @@ class DiagnosisEndApi(APIView):
 # --------------------------------------------------------------------------- assessed marks
 
 
-class AssessedMarkOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class AssessedMarkOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     symptom = serializers.CharField()
     until = serializers.DateField()
@@ -572,7 +572,7 @@ def _decimal(**kwargs: Any) -> serializers.DecimalField:
     )
 
 
-class ThresholdsSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ThresholdsSerializer(serializers.Serializer):
     """Meaningful-change thresholds of clinical-rules §5 (null: not defined there)."""
 
     higher_is_better = serializers.BooleanField()
@@ -581,10 +581,10 @@ class ThresholdsSerializer(serializers.Serializer):  # type: ignore[type-arg]
     single_item_points = _decimal(allow_null=True)
     recovered_at_or_below = _decimal(allow_null=True)
     success_at_or_below = _decimal(allow_null=True)
-    source = serializers.CharField()
+    reference = serializers.CharField(source="source", help_text="Where the thresholds come from")
 
 
-class ScorePointSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ScorePointSerializer(serializers.Serializer):
     response_id = serializers.UUIDField(source="response.pk")
     date = serializers.DateField(source="response.date")
     submitted_at = serializers.DateTimeField(source="response.submitted_at")
@@ -613,7 +613,7 @@ class ScorePointSerializer(serializers.Serializer):  # type: ignore[type-arg]
         return point.change is None
 
 
-class InstrumentScoresSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class InstrumentScoresSerializer(serializers.Serializer):
     instrument = serializers.CharField(source="instrument.code")
     name = serializers.CharField(source="instrument.name")
     version = serializers.CharField(source="instrument.version")
@@ -628,7 +628,7 @@ class QuestionnaireScoresApi(APIView):
     permission_classes = [IsClinician]
 
     @extend_schema_serializer(component_name="QuestionnaireScores")
-    class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    class OutputSerializer(serializers.Serializer):
         instruments = InstrumentScoresSerializer(many=True)
 
     @extend_schema(
@@ -643,7 +643,7 @@ class QuestionnaireScoresApi(APIView):
         return Response(self.OutputSerializer({"instruments": scores}).data)
 
 
-class QuestionnaireDueOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class QuestionnaireDueOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     instrument = serializers.CharField()
     reason = serializers.CharField()
@@ -675,12 +675,12 @@ class QuestionnaireScheduleApi(APIView):
 # --------------------------------------------------------------------------- timeline
 
 
-class TimelineEntrySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TimelineEntrySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=selectors.TIMELINE_KINDS)
     date = serializers.DateField()
     id = serializers.CharField()
     title = serializers.CharField()
-    data = serializers.DictField(help_text="Fields of the entry's kind.")
+    details = serializers.DictField(source="data", help_text="Fields of the entry's kind.")
 
 
 class TimelineApi(APIView):
@@ -705,7 +705,7 @@ class TimelineApi(APIView):
 # --------------------------------------------------------------------------- the patient's own
 
 
-class DueQuestionnaireSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DueQuestionnaireSerializer(serializers.Serializer):
     id = serializers.UUIDField(help_text="Submit answers to /me/questionnaires/{id}/responses/.")
     instrument = serializers.CharField()
     name = serializers.CharField()
@@ -722,7 +722,7 @@ class DueQuestionnaireSerializer(serializers.Serializer):  # type: ignore[type-a
     )
 
 
-class QuestionnaireResponseOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class QuestionnaireResponseOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     instrument = serializers.CharField()
     instrument_version = serializers.CharField()

@@ -23,7 +23,7 @@ from rehab.models import (
 from tests.factories import PatientFactory
 
 
-class InterventionFactory(DjangoModelFactory):
+class InterventionFactory(DjangoModelFactory[Intervention]):
     class Meta:
         model = Intervention
 
@@ -39,7 +39,7 @@ class InterventionFactory(DjangoModelFactory):
     session_number = 1
 
 
-class ProvocativeTestFactory(DjangoModelFactory):
+class ProvocativeTestFactory(DjangoModelFactory[ProvocativeTest]):
     class Meta:
         model = ProvocativeTest
 
@@ -51,7 +51,7 @@ class ProvocativeTestFactory(DjangoModelFactory):
     performed_at = factory.LazyFunction(timezone.now)
 
 
-class ImagingFindingFactory(DjangoModelFactory):
+class ImagingFindingFactory(DjangoModelFactory[ImagingFinding]):
     class Meta:
         model = ImagingFinding
 
@@ -62,7 +62,7 @@ class ImagingFindingFactory(DjangoModelFactory):
     finding = "Calcified sacrospinous ligament."
 
 
-class DiagnosisFactory(DjangoModelFactory):
+class DiagnosisFactory(DjangoModelFactory[Diagnosis]):
     class Meta:
         model = Diagnosis
 
@@ -71,7 +71,7 @@ class DiagnosisFactory(DjangoModelFactory):
     date_from = factory.LazyFunction(lambda: timezone.now().date())
 
 
-class AssessedMarkFactory(DjangoModelFactory):
+class AssessedMarkFactory(DjangoModelFactory[AssessedMark]):
     class Meta:
         model = AssessedMark
 
@@ -80,7 +80,7 @@ class AssessedMarkFactory(DjangoModelFactory):
     until = factory.LazyFunction(lambda: timezone.now().date() + dt.timedelta(days=30))
 
 
-class QuestionnaireResponseFactory(DjangoModelFactory):
+class QuestionnaireResponseFactory(DjangoModelFactory[QuestionnaireResponse]):
     class Meta:
         model = QuestionnaireResponse
 
@@ -96,7 +96,7 @@ class QuestionnaireResponseFactory(DjangoModelFactory):
     submitted_at = factory.LazyFunction(timezone.now)
 
 
-class QuestionnaireDueFactory(DjangoModelFactory):
+class QuestionnaireDueFactory(DjangoModelFactory[QuestionnaireDue]):
     class Meta:
         model = QuestionnaireDue
 
@@ -107,7 +107,7 @@ class QuestionnaireDueFactory(DjangoModelFactory):
     expires_at = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=6))
 
 
-class DailyLogFactory(DjangoModelFactory):
+class DailyLogFactory(DjangoModelFactory[DailyLog]):
     class Meta:
         model = DailyLog
 

@@ -157,7 +157,7 @@ def test_it_expires_only_unanswered_items_whose_window_closed(patient, clinician
     _record_procedure(patient, clinician, now=dt.datetime(2026, 7, 1, tzinfo=UTC))
     pre = QuestionnaireDue.objects.filter(patient=patient, reason="pre_intervention")
     answered = pre.get(instrument="sbi")
-    answered.response = QuestionnaireResponseFactory(patient=patient, instrument="sbi")
+    answered.response = QuestionnaireResponseFactory.create(patient=patient, instrument="sbi")
     answered.save()
     closes = answered.expires_at
 
@@ -181,7 +181,7 @@ def test_it_expires_in_a_single_update_whatever_the_number_of_items(
     past = dt.datetime(2026, 1, 1, tzinfo=UTC)
     for who in (patient, other_patient):
         for instrument in ("psfs", "sbi", "rmdq"):
-            QuestionnaireDueFactory(
+            QuestionnaireDueFactory.create(
                 patient=who,
                 instrument=instrument,
                 due_from=past,
@@ -242,7 +242,7 @@ def test_it_does_not_list_closed_or_upcoming_windows(patient_client, patient):
         ]
     )
     # Baseline already done, so only the two above could show.
-    QuestionnaireDueFactory(
+    QuestionnaireDueFactory.create(
         patient=patient,
         instrument="psfs",
         reason="baseline",
@@ -251,7 +251,7 @@ def test_it_does_not_list_closed_or_upcoming_windows(patient_client, patient):
         expires_at=now - dt.timedelta(days=23),
     )
     for instrument in ("sbi", "rmdq"):
-        QuestionnaireDueFactory(
+        QuestionnaireDueFactory.create(
             patient=patient,
             instrument=instrument,
             reason="baseline",
@@ -262,7 +262,7 @@ def test_it_does_not_list_closed_or_upcoming_windows(patient_client, patient):
 
 
 def test_it_offers_the_psfs_activities_named_last_time(patient_client, patient):
-    QuestionnaireResponseFactory(
+    QuestionnaireResponseFactory.create(
         patient=patient,
         instrument="psfs",
         score=Decimal(3),
@@ -289,7 +289,7 @@ def test_it_audits_the_patient_reading_their_questionnaires(patient_client, pati
 
 
 def test_it_scores_submitted_answers_on_the_server(patient_client, patient):
-    due = QuestionnaireDueFactory(patient=patient, instrument="sbi")
+    due = QuestionnaireDueFactory.create(patient=patient, instrument="sbi")
     response = patient_client.post(SUBMIT.format(due.pk), {"answers": _sbi()})
     assert response.status_code == 201
     body = response.json()
@@ -306,7 +306,7 @@ def test_it_scores_submitted_answers_on_the_server(patient_client, patient):
 
 
 def test_it_answers_a_retry_with_the_stored_response(patient_client, patient):
-    due = QuestionnaireDueFactory(patient=patient, instrument="sbi")
+    due = QuestionnaireDueFactory.create(patient=patient, instrument="sbi")
     first = patient_client.post(SUBMIT.format(due.pk), {"answers": _sbi()})
     again = patient_client.post(SUBMIT.format(due.pk), {"answers": _sbi()})
     assert again.status_code == 200
@@ -315,7 +315,7 @@ def test_it_answers_a_retry_with_the_stored_response(patient_client, patient):
 
 
 def test_it_refuses_different_answers_to_an_answered_questionnaire(patient_client, patient):
-    due = QuestionnaireDueFactory(patient=patient, instrument="sbi")
+    due = QuestionnaireDueFactory.create(patient=patient, instrument="sbi")
     first = patient_client.post(SUBMIT.format(due.pk), {"answers": _sbi(leg=4)})
     response = patient_client.post(SUBMIT.format(due.pk), {"answers": _sbi(leg=5)})
     assert response.status_code == 409
@@ -326,9 +326,11 @@ def test_it_refuses_different_answers_to_an_answered_questionnaire(patient_clien
 def test_it_completes_every_open_occasion_of_the_instrument_with_one_answer(
     patient_client, patient
 ):
-    baseline = QuestionnaireDueFactory(patient=patient, instrument="sbi", reason="baseline")
-    pre = QuestionnaireDueFactory(patient=patient, instrument="sbi", reason="pre_intervention")
-    other_instrument = QuestionnaireDueFactory(patient=patient, instrument="rmdq")
+    baseline = QuestionnaireDueFactory.create(patient=patient, instrument="sbi", reason="baseline")
+    pre = QuestionnaireDueFactory.create(
+        patient=patient, instrument="sbi", reason="pre_intervention"
+    )
+    other_instrument = QuestionnaireDueFactory.create(patient=patient, instrument="rmdq")
     body = patient_client.post(SUBMIT.format(pre.pk), {"answers": _sbi()}).json()
     baseline.refresh_from_db()
     other_instrument.refresh_from_db()
@@ -342,7 +344,7 @@ def test_it_completes_every_open_occasion_of_the_instrument_with_one_answer(
 
 def test_it_refuses_answers_after_the_window_closed(patient_client, patient):
     now = dt.datetime.now(tz=UTC)
-    due = QuestionnaireDueFactory(
+    due = QuestionnaireDueFactory.create(
         patient=patient,
         instrument="sbi",
         due_from=now - dt.timedelta(days=8),
@@ -356,7 +358,7 @@ def test_it_refuses_answers_after_the_window_closed(patient_client, patient):
 
 def test_it_refuses_answers_before_the_window_opens(patient_client, patient):
     now = dt.datetime.now(tz=UTC)
-    due = QuestionnaireDueFactory(
+    due = QuestionnaireDueFactory.create(
         patient=patient,
         instrument="sbi",
         due_from=now + dt.timedelta(days=1),
@@ -377,14 +379,14 @@ def test_it_refuses_answers_before_the_window_opens(patient_client, patient):
     ],
 )  # fmt: skip
 def test_it_names_the_invalid_answer(patient_client, patient, instrument, answers, field):
-    due = QuestionnaireDueFactory(patient=patient, instrument=instrument)
+    due = QuestionnaireDueFactory.create(patient=patient, instrument=instrument)
     response = patient_client.post(SUBMIT.format(due.pk), {"answers": answers})
     assert response.status_code == 400
     assert field in response.json()["answers"]
 
 
 def test_it_refuses_unknown_fields_in_a_submission(patient_client, patient):
-    due = QuestionnaireDueFactory(patient=patient, instrument="sbi")
+    due = QuestionnaireDueFactory.create(patient=patient, instrument="sbi")
     response = patient_client.post(SUBMIT.format(due.pk), {"answers": _sbi(), "score": 3})
     assert response.status_code == 400
     assert "score" in response.json()
@@ -396,7 +398,7 @@ def test_it_refuses_unknown_fields_in_a_submission(patient_client, patient):
 def test_it_hides_a_patients_questionnaires_from_another_patient(
     other_patient_client, patient, patient_client
 ):
-    due = QuestionnaireDueFactory(patient=patient, instrument="sbi")
+    due = QuestionnaireDueFactory.create(patient=patient, instrument="sbi")
     response = other_patient_client.post(SUBMIT.format(due.pk), {"answers": _sbi()})
     assert response.status_code == 404
     listed = other_patient_client.get(ME).json()["results"]
@@ -407,7 +409,7 @@ def test_it_hides_a_patients_questionnaires_from_another_patient(
 def test_it_keeps_clinicians_and_strangers_out_of_the_patient_endpoints(
     clinician_client, anon_client, patient
 ):
-    due = QuestionnaireDueFactory(patient=patient, instrument="sbi")
+    due = QuestionnaireDueFactory.create(patient=patient, instrument="sbi")
     assert clinician_client.get(ME).status_code == 403
     assert clinician_client.post(SUBMIT.format(due.pk), {"answers": _sbi()}).status_code == 403
     assert anon_client.get(ME).status_code == 401

@@ -1,0 +1,77 @@
+"""Progress figures of api-contract.md § Patient: progress. Pure: no Django.
+
+Means are exact fractions so that rounding happens once, at the end, half away from zero
+("computed from unrounded values, then rounded to one decimal"); binary floats would
+round 2.25 down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+BASELINE_DAYS = 7
+CURRENT_DAYS = 7
+MIN_LOGS = 3
+# Meaningful change in NRS pain: 2 points AND 30 % (Farrar 2001; Ostelo 2008).
+MCID_POINTS = -2
+MCID_PERCENT = -30
+
+
+@dataclass(frozen=True)
+class Progress:
+    baseline_pain: float | None
+    current_pain_7d: float | None
+    change: float | None
+    percent_change: float | None
+    mcid_reached: bool
+    days_logged: int
+
+
+def round1(value: Fraction | None) -> float | None:
+    if value is None:
+        return None
+    quantized = (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
+        Decimal("0.1"), rounding=ROUND_HALF_UP
+    )
+    return float(quantized)
+
+
+def _mean(values: list[int]) -> Fraction | None:
+    return Fraction(sum(values), len(values)) if len(values) >= MIN_LOGS else None
+
+
+def figures(baseline: Fraction | None, current: Fraction | None, days_logged: int) -> Progress:
+    """Change, percent change and MCID from unrounded baseline and current means."""
+    change = current - baseline if current is not None and baseline is not None else None
+    percent = 100 * change / baseline if change is not None and baseline else None
+    mcid = (
+        change is not None
+        and percent is not None
+        and change <= MCID_POINTS
+        and percent <= MCID_PERCENT
+    )
+    return Progress(
+        baseline_pain=round1(baseline),
+        current_pain_7d=round1(current),
+        change=round1(change),
+        percent_change=round1(percent),
+        mcid_reached=mcid,
+        days_logged=days_logged,
+    )
+
+
+def progress(pains: Iterable[tuple[date, int]], *, today: date) -> Progress:
+    """Figures from every (date, pain) of one patient; `today` is their local today."""
+    logs = sorted(pains)
+    if not logs:
+        return figures(None, None, 0)
+    first = logs[0][0]
+    baseline_end = first + timedelta(days=BASELINE_DAYS - 1)
+    current_start = today - timedelta(days=CURRENT_DAYS - 1)
+    baseline = _mean([pain for day, pain in logs if day <= baseline_end])
+    current = _mean([pain for day, pain in logs if current_start <= day <= today])
+    return figures(baseline, current, len(logs))

@@ -1,0 +1,54 @@
+"""Clinical safety rules: pure domain logic, no Django (tested without a database).
+
+`evaluate()` runs the red-flag rules of clinical-rules.md §2 on one daily log;
+`catalogue()` publishes the inline-evaluable ones for the app; `review` holds the
+reference implementations of the §3 review rules.
+"""
+
+from __future__ import annotations
+
+from rehab.safety.engine import (
+    Advice,
+    Evaluation,
+    Firing,
+    History,
+    InterventionFact,
+    LogFacts,
+    MarkFact,
+    PatientContext,
+    SafetyAnswers,
+    Suppression,
+    canonical_json,
+    catalogue,
+    evaluate,
+)
+from rehab.safety.rules import (
+    ESCALATION,
+    MESSAGES,
+    RULES,
+    SUPPRESSED_REMINDER,
+    EscalationRule,
+    Rule,
+)
+
+__all__ = [
+    "ESCALATION",
+    "MESSAGES",
+    "RULES",
+    "SUPPRESSED_REMINDER",
+    "Advice",
+    "EscalationRule",
+    "Evaluation",
+    "Firing",
+    "History",
+    "InterventionFact",
+    "LogFacts",
+    "MarkFact",
+    "PatientContext",
+    "Rule",
+    "SafetyAnswers",
+    "Suppression",
+    "canonical_json",
+    "catalogue",
+    "evaluate",
+]

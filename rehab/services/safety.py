@@ -1,0 +1,576 @@
+"""The safety engine's Django side: context for the pure rules, alerts, delivery.
+
+The pure rules (rehab/safety) decide; this module gathers their inputs, stores what they
+decided as alerts, and makes sure every log is evaluated and every alert delivered even
+when messages are lost: each step leaves a column (`evaluated_at`, `notified_at`,
+`escalated_at`) that a beat sweeper can query for what is still owed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Avg, F
+from django.utils import timezone
+
+from patients.models import Patient
+from rehab import progress
+from rehab.models import (
+    Alert,
+    AlertEvent,
+    AlertOccurrence,
+    DailyLog,
+    Notification,
+    Severity,
+)
+from rehab.safety import (
+    ESCALATION,
+    RULES,
+    Evaluation,
+    Firing,
+    History,
+    InterventionFact,
+    LogFacts,
+    MarkFact,
+    PatientContext,
+    SafetyAnswers,
+    evaluate,
+)
+
+logger = logging.getLogger(__name__)
+
+RULES_BY_ID = {rule.id: rule for rule in RULES}
+# A log whose evaluation failed this many times is marked failed and shown to operators
+# instead of being retried forever (a poison log must not starve the queue).
+MAX_EVALUATION_ATTEMPTS = 5
+# How long the direct message gets before the sweeper sends another: long enough not to
+# double the work of a healthy queue, short enough to meet "within 2 minutes".
+SWEEP_GRACE = timedelta(seconds=30)
+# Trend rules read this many previous logs (RF-NP-01 reads the last 7 logged nights).
+RECENT_LOGS = 14
+
+
+# --------------------------------------------------------------------------- rule inputs
+
+
+def log_facts(content: dict[str, Any]) -> LogFacts:
+    return LogFacts(
+        date=content["date"],
+        pain=content["pain"],
+        leg_pain=content.get("leg_pain"),
+        back_pain=content.get("back_pain"),
+        worst_pain=content.get("worst_pain"),
+        leg_pain_side=content.get("leg_pain_side"),
+        function=content.get("function"),
+        sleep=content.get("sleep"),
+        safety=SafetyAnswers.from_mapping(content.get("safety")),
+    )
+
+
+def _log_content(log: DailyLog) -> dict[str, Any]:
+    return {
+        "date": log.date,
+        "pain": log.pain,
+        "leg_pain": log.leg_pain,
+        "back_pain": log.back_pain,
+        "worst_pain": log.worst_pain,
+        "leg_pain_side": log.leg_pain_side,
+        "function": log.function,
+        "sleep": log.sleep,
+        "safety": log.safety,
+    }
+
+
+def _record_facts(
+    *, patient: Patient, on: date
+) -> tuple[tuple[InterventionFact, ...], tuple[MarkFact, ...]]:
+    """Recent procedures (RF-INF-02's 42 days) and the assessed marks holding on `on`."""
+    from rehab.selectors.record import safety_facts_for_log
+
+    interventions, marks = safety_facts_for_log(patient_id=patient.pk, on=on)
+    return (
+        tuple(InterventionFact(date=i.date, kind=i.kind) for i in interventions),
+        tuple(MarkFact(symptom=m.symptom, until=m.until) for m in marks),
+    )
+
+
+def inline_context(*, patient: Patient, on: date) -> PatientContext:
+    interventions, marks = _record_facts(patient=patient, on=on)
+    return PatientContext(
+        date_of_birth=patient.date_of_birth,
+        history=History.from_mapping(patient.history),
+        interventions=interventions,
+        marks=marks,
+    )
+
+
+def evaluate_inline(*, patient: Patient, content: dict[str, Any]) -> Evaluation:
+    """The rules that need no history, in the request: advice never waits for a queue."""
+    return evaluate(log_facts(content), inline_context(patient=patient, on=content["date"]))
+
+
+def advice_json(evaluation: Evaluation) -> dict[str, Any] | None:
+    return evaluation.advice.as_dict() if evaluation.advice is not None else None
+
+
+def _baseline_back_pain(patient: Patient) -> float | None:
+    first = DailyLog.objects.filter(patient=patient).order_by("date").values("date")[:1]
+    first_date = next(iter(first), {}).get("date")
+    if first_date is None:
+        return None
+    window = DailyLog.objects.filter(
+        patient=patient,
+        date__lte=first_date + timedelta(days=progress.BASELINE_DAYS - 1),
+        back_pain__isnull=False,
+    )
+    if window.count() < progress.MIN_LOGS:
+        return None
+    mean = window.aggregate(mean=Avg("back_pain"))["mean"]
+    return float(Fraction(mean)) if mean is not None else None
+
+
+def full_context(*, log: DailyLog) -> PatientContext:
+    """Everything the background job gives the rules, history included."""
+    patient = log.patient
+    interventions, marks = _record_facts(patient=patient, on=log.date)
+    recent = DailyLog.objects.filter(patient=patient, date__lt=log.date).order_by("-date")[
+        :RECENT_LOGS
+    ]
+    open_rules = frozenset(
+        Alert.objects.filter(patient=patient, status=Alert.Status.OPEN).values_list(
+            "rule", flat=True
+        )
+    )
+    return PatientContext(
+        date_of_birth=patient.date_of_birth,
+        history=History.from_mapping(patient.history),
+        interventions=interventions,
+        marks=marks,
+        baseline_back_pain=_baseline_back_pain(patient),
+        recent_logs=tuple(log_facts(_log_content(row)) for row in recent),
+        open_alert_rules=open_rules,
+    )
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+@dataclass(frozen=True)
+class Raised:
+    alert: Alert
+    created: bool
+
+
+def _care_team_notifications(*, alert: Alert, kind: str, message: str) -> None:
+    Notification.objects.bulk_create(
+        Notification(clinician=clinician, alert=alert, kind=kind, message=message[:300])
+        for clinician in alert.patient.care_team.all()
+    )
+
+
+def _alert_message(alert: Alert) -> str:
+    return f"{alert.severity.capitalize()} alert {alert.rule} for {alert.patient.full_name}"
+
+
+def alert_raise(
+    *,
+    patient: Patient,
+    firing: Firing,
+    log: DailyLog | None,
+    fired_on: date,
+    title: str = "",
+) -> Raised:
+    """Record one firing: a new alert, or another occurrence of the unresolved one.
+
+    Callers hold the patient's row lock (see `log_evaluate`), so two evaluations of the
+    same patient cannot interleave here; the partial unique index is the backstop.
+    """
+    now = timezone.now()
+    alert = (
+        Alert.objects.select_for_update()
+        .filter(patient=patient, rule=firing.rule_id)
+        .exclude(status=Alert.Status.RESOLVED)
+        .first()
+    )
+    if alert is None:
+        alert = Alert.objects.create(
+            patient=patient,
+            rule=firing.rule_id,
+            rule_version=firing.version,
+            severity=firing.severity,
+            title=title,
+            basis=firing.basis,
+            log=log,
+            last_fired_at=now,
+            opened_at=now,
+            notify_due=firing.severity in (Severity.EMERGENCY, Severity.URGENT),
+            escalation_due_at=_escalation_due(firing.severity, now),
+        )
+        AlertOccurrence.objects.create(
+            alert=alert, log=log, fired_on=fired_on, rule_version=firing.version, basis=firing.basis
+        )
+        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.CREATED, data={"log": _id(log)})
+        if alert.notify_due:
+            _care_team_notifications(
+                alert=alert, kind=Notification.Kind.ALERT, message=_alert_message(alert)
+            )
+            transaction.on_commit(lambda: alert_notify_enqueue(alert_id=alert.pk))
+        return Raised(alert=alert, created=True)
+
+    try:
+        with transaction.atomic():
+            AlertOccurrence.objects.create(
+                alert=alert,
+                log=log,
+                fired_on=fired_on,
+                rule_version=firing.version,
+                basis=firing.basis,
+            )
+    except IntegrityError:
+        # This log (or, for a trend rule, this day) is already recorded: a re-evaluation.
+        return Raised(alert=alert, created=False)
+    alert.occurrence_count = F("occurrence_count") + 1
+    alert.last_fired_at = now
+    fields = ["occurrence_count", "last_fired_at", "updated_at"]
+    if alert.status == Alert.Status.ACKNOWLEDGED:
+        # The contract: a new firing turns an acknowledged alert back to open, and the
+        # escalation clock starts again.
+        alert.status = Alert.Status.OPEN
+        alert.opened_at = now
+        alert.escalation_due_at = _escalation_due(alert.severity, now)
+        alert.escalated_at = None
+        fields += ["status", "opened_at", "escalation_due_at", "escalated_at"]
+        AlertEvent.objects.create(
+            alert=alert, kind=AlertEvent.Kind.REOPENED, data={"log": _id(log)}
+        )
+        if alert.severity in (Severity.EMERGENCY, Severity.URGENT):
+            _care_team_notifications(
+                alert=alert, kind=Notification.Kind.ALERT, message=_alert_message(alert)
+            )
+    else:
+        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REFIRED, data={"log": _id(log)})
+    alert.save(update_fields=fields)
+    alert.refresh_from_db(fields=["occurrence_count"])
+    return Raised(alert=alert, created=False)
+
+
+def _id(log: DailyLog | None) -> str | None:
+    return str(log.pk) if log is not None else None
+
+
+def _escalation_due(severity: str, now: datetime) -> datetime | None:
+    return ESCALATION.due_at(severity, now)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def log_evaluation_enqueue(*, log: DailyLog) -> None:
+    """Ask a worker to evaluate the log once the transaction commits.
+
+    If the broker is down the publish fails after the commit; the log is already stored
+    with `evaluated_at` NULL, so the sweeper delivers it later. The request still answers.
+    """
+    from rehab.tasks import log_evaluate_task
+
+    log_id = str(log.pk)
+
+    def publish() -> None:
+        try:
+            log_evaluate_task.delay(log_id)
+        except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
+            logger.warning("could not enqueue evaluation of log %s; sweeper will", log_id)
+
+    transaction.on_commit(publish)
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    status: str  # "evaluated", "already", "stale", "failed", "missing"
+    alerts: tuple[UUID, ...] = ()
+
+
+def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
+    """Run every rule on a log and raise its alerts. Idempotent and safe to run twice.
+
+    The attempt is counted first, in its own transaction, so that a log that kills its
+    worker every time is eventually marked failed rather than retried forever.
+    """
+    claimed = DailyLog.objects.filter(
+        pk=log_id, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
+    ).update(evaluation_attempts=F("evaluation_attempts") + 1)
+    if not claimed:
+        exists = DailyLog.objects.filter(pk=log_id).exists()
+        return EvaluationOutcome(status="already" if exists else "missing")
+    log = DailyLog.objects.select_related("patient").get(pk=log_id)
+    if log.evaluation_attempts > MAX_EVALUATION_ATTEMPTS:
+        DailyLog.objects.filter(pk=log.pk, evaluated_at__isnull=True).update(
+            evaluation_failed_at=timezone.now(),
+            evaluation_error=log.evaluation_error or "too many attempts",
+        )
+        logger.error("safety evaluation of log %s failed %s times", log.pk, MAX_EVALUATION_ATTEMPTS)
+        return EvaluationOutcome(status="failed")
+    try:
+        return _evaluate_and_raise(log)
+    except Exception as exc:
+        DailyLog.objects.filter(pk=log.pk).update(evaluation_error=repr(exc)[:2000])
+        raise
+
+
+def _evaluate_and_raise(log: DailyLog) -> EvaluationOutcome:
+    with transaction.atomic():
+        # One evaluation per patient at a time: the alert dedup reads then writes.
+        patient = Patient.objects.select_for_update().get(pk=log.patient_id)
+        log = DailyLog.objects.select_related("patient").get(pk=log.pk)
+        version = log.version
+        evaluation = evaluate(log_facts(_log_content(log)), full_context(log=log))
+        raised = [
+            alert_raise(
+                patient=patient,
+                firing=firing,
+                log=log,
+                fired_on=log.date,
+                title=RULES_BY_ID[firing.rule_id].title,
+            ).alert.pk
+            for firing in evaluation.firings
+        ]
+        # Only the version we read counts as evaluated: an edit that landed meanwhile
+        # leaves the log owed, and the sweeper evaluates the new answers.
+        done = DailyLog.objects.filter(pk=log.pk, version=version).update(
+            evaluated_at=timezone.now(), evaluated_version=version, evaluation_error=""
+        )
+    return EvaluationOutcome(status="evaluated" if done else "stale", alerts=tuple(raised))
+
+
+def unevaluated_logs_sweep(*, limit: int = 1000) -> int:
+    """Re-enqueue every log still owed an evaluation (lost message, dead worker, outage)."""
+    from rehab.tasks import log_evaluate_task
+
+    cutoff = timezone.now() - SWEEP_GRACE
+    ids = list(
+        DailyLog.objects.filter(
+            evaluated_at__isnull=True, evaluation_failed_at__isnull=True, updated_at__lt=cutoff
+        )
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for log_id in ids:
+        log_evaluate_task.delay(str(log_id))
+    return len(ids)
+
+
+def safety_status() -> dict[str, int]:
+    """What operators need to see: evaluations owed and evaluations given up on."""
+    owed = DailyLog.objects.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True)
+    return {
+        "unevaluated_logs": owed.count(),
+        "overdue_logs": owed.filter(updated_at__lt=timezone.now() - timedelta(minutes=2)).count(),
+        "failed_logs": DailyLog.objects.filter(evaluation_failed_at__isnull=False).count(),
+    }
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def alert_notify_enqueue(*, alert_id: UUID) -> None:
+    from rehab.tasks import alert_notify_task
+
+    try:
+        alert_notify_task.delay(str(alert_id))
+    except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
+        logger.warning("could not enqueue notification of alert %s; sweeper will", alert_id)
+
+
+def _care_team_emails(alert: Alert) -> list[str]:
+    return [c.user.email for c in alert.patient.care_team.select_related("user")]
+
+
+def alert_notify(*, alert_id: UUID | str) -> bool:
+    """Email the care team about a new emergency or urgent alert, exactly once.
+
+    The row lock makes a second worker (or a second beat) wait and then find the alert
+    already notified; if sending fails, the transaction rolls back and it stays owed.
+    """
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update(skip_locked=True)
+            .select_related("patient", "patient__clinic")
+            .filter(pk=alert_id, notify_due=True, notified_at__isnull=True)
+            .first()
+        )
+        if alert is None:
+            return False
+        recipients = _care_team_emails(alert) or (
+            [alert.patient.clinic.escalation_email] if alert.patient.clinic.escalation_email else []
+        )
+        if recipients:
+            send_mail(
+                subject=f"[{alert.severity.upper()}] {alert.rule} for a patient needs review",
+                message=_alert_email_body(alert),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=recipients,
+            )
+        alert.notified_at = timezone.now()
+        alert.save(update_fields=["notified_at", "updated_at"])
+        AlertEvent.objects.create(
+            alert=alert, kind=AlertEvent.Kind.NOTIFIED, data={"recipients": recipients}
+        )
+    return True
+
+
+def _alert_email_body(alert: Alert, *, escalation: bool = False) -> str:
+    # No clinical details in email: it leaves our systems. The link leads to them.
+    link = f"{settings.PUBLIC_BASE_URL}/dashboard/alerts/{alert.pk}/"
+    lead = (
+        f"This {alert.severity} alert has not been acknowledged in time and is escalated to "
+        "you (RF-META-01)."
+        if escalation
+        else f"A new {alert.severity} safety alert was raised for a patient in your care."
+    )
+    return (
+        f"{lead}\n\nRule: {alert.rule} (version {alert.rule_version})\n"
+        f"Patient: {alert.patient.first_name} {alert.patient.last_name[:1]}.\n"
+        f"Raised: {alert.created_at:%Y-%m-%d %H:%M} UTC\n\nReview it: {link}\n"
+    )
+
+
+def notifications_sweep(*, limit: int = 200) -> int:
+    """Send every notification still owed (a lost message, an SMTP outage)."""
+    ids = list(
+        Alert.objects.filter(notify_due=True, notified_at__isnull=True)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(1 for alert_id in ids if _notify_quietly(alert_id))
+
+
+def _notify_quietly(alert_id: UUID) -> bool:
+    try:
+        return alert_notify(alert_id=alert_id)
+    except Exception:
+        logger.exception("could not notify alert %s", alert_id)
+        return False
+
+
+def escalations_sweep(*, limit: int = 200) -> int:
+    """RF-META-01: escalate every open alert past its deadline, once each.
+
+    Claimed row by row with SKIP LOCKED and a conditional UPDATE, so two beat processes
+    (a deployment mistake) escalate nothing twice.
+    """
+    escalated = 0
+    now = timezone.now()
+    for _ in range(limit):
+        with transaction.atomic():
+            alert = (
+                Alert.objects.select_for_update(skip_locked=True)
+                .select_related("patient", "patient__clinic")
+                .filter(
+                    status=Alert.Status.OPEN,
+                    escalated_at__isnull=True,
+                    escalation_due_at__lte=now,
+                )
+                .order_by("escalation_due_at")
+                .first()
+            )
+            if alert is None:
+                break
+            _escalate(alert)
+            escalated += 1
+    return escalated
+
+
+def _escalate(alert: Alert) -> None:
+    contact = alert.patient.clinic.escalation_email
+    recipients = [contact] if contact else []
+    if recipients:
+        send_mail(
+            subject=f"[ESCALATED {alert.severity.upper()}] {alert.rule} not acknowledged",
+            message=_alert_email_body(alert, escalation=True),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+        )
+    alert.escalated_at = timezone.now()
+    alert.save(update_fields=["escalated_at", "updated_at"])
+    AlertEvent.objects.create(
+        alert=alert,
+        kind=AlertEvent.Kind.ESCALATED,
+        data={"rule": ESCALATION.id, "recipients": recipients},
+    )
+    _care_team_notifications(
+        alert=alert,
+        kind=Notification.Kind.ESCALATION,
+        message=f"Escalated: {_alert_message(alert)} was not acknowledged in time",
+    )
+
+
+def rule_ids(firings: Iterable[Firing]) -> list[str]:
+    return [f.rule_id for f in firings]
+
+
+# --------------------------------------------------------------------------- clinicians
+
+
+def alert_acknowledge(*, alert: Alert, actor: Any, note: str = "") -> Alert:
+    """A clinician has seen the alert: stop the escalation clock. Idempotent."""
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().get(pk=alert.pk)
+        if alert.status == Alert.Status.RESOLVED:
+            from config.exceptions import ApplicationError
+
+            raise ApplicationError("This alert is already resolved.")
+        if alert.status == Alert.Status.OPEN:
+            alert.status = Alert.Status.ACKNOWLEDGED
+            alert.acknowledged_at = timezone.now()
+            alert.acknowledged_by = actor
+            alert.acknowledged_note = note
+            alert.save(
+                update_fields=[
+                    "status",
+                    "acknowledged_at",
+                    "acknowledged_by",
+                    "acknowledged_note",
+                    "updated_at",
+                ]
+            )
+            AlertEvent.objects.create(
+                alert=alert, kind=AlertEvent.Kind.ACKNOWLEDGED, actor=actor, note=note
+            )
+    return alert
+
+
+def alert_resolve(*, alert: Alert, actor: Any, disposition: str, note: str = "") -> Alert:
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().get(pk=alert.pk)
+        if alert.status == Alert.Status.RESOLVED:
+            from config.exceptions import ApplicationError
+
+            raise ApplicationError("This alert is already resolved.")
+        now = timezone.now()
+        if alert.acknowledged_at is None:
+            # Resolving implies having seen it.
+            alert.acknowledged_at = now
+            alert.acknowledged_by = actor
+        alert.status = Alert.Status.RESOLVED
+        alert.resolved_at = now
+        alert.resolved_by = actor
+        alert.disposition = disposition
+        alert.resolved_note = note
+        alert.save()
+        AlertEvent.objects.create(
+            alert=alert,
+            kind=AlertEvent.Kind.RESOLVED,
+            actor=actor,
+            note=note,
+            data={"disposition": disposition},
+        )
+    return alert

@@ -1,0 +1,288 @@
+"""Clinician alerts, in-app notifications, and the published safety rules."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from uuid import UUID
+
+import django_filters
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.pagination import PageNumberPagination
+from config.serializers import StrictSerializer
+from patients.models import AuditEvent, User
+from patients.permissions import IsClinician
+from patients.services import audit_reads, audit_record
+from rehab.models import Alert, Notification, Severity
+from rehab.safety import canonical_json, catalogue
+from rehab.selectors import alerts as selectors
+from rehab.services import safety as services
+
+
+def _user(request: Request) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+class AlertFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
+    severity = django_filters.ChoiceFilter(choices=Severity.choices)
+    patient = django_filters.UUIDFilter(field_name="patient_id")
+
+    class Meta:
+        model = Alert
+        fields = ("status", "severity", "patient")
+
+
+class OccurrenceSerializer(serializers.Serializer):
+    log_id = serializers.UUIDField(allow_null=True)
+    fired_on = serializers.DateField()
+    fired_at = serializers.DateTimeField()
+    rule_version = serializers.IntegerField()
+    basis = serializers.JSONField()
+
+
+class AlertEventSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    at = serializers.DateTimeField()
+    actor = serializers.SerializerMethodField()
+    note = serializers.CharField()
+
+    def get_actor(self, event: Any) -> str | None:
+        return event.actor.get_full_name() if event.actor_id else None
+
+
+class AlertSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    patient_id = serializers.UUIDField()
+    patient_name = serializers.CharField(source="patient.full_name")
+    severity = serializers.CharField()
+    rule = serializers.CharField()
+    rule_version = serializers.IntegerField()
+    title = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    opened_at = serializers.DateTimeField()
+    last_fired_at = serializers.DateTimeField()
+    occurrence_count = serializers.IntegerField()
+    log_id = serializers.UUIDField(allow_null=True)
+    basis = serializers.JSONField()
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    acknowledged_note = serializers.CharField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    disposition = serializers.CharField()
+    resolved_note = serializers.CharField()
+    escalation_due_at = serializers.DateTimeField(allow_null=True)
+    escalated_at = serializers.DateTimeField(allow_null=True)
+
+
+class AlertDetailSerializer(AlertSerializer):
+    occurrences = OccurrenceSerializer(many=True, source="occurrences.all")
+    events = AlertEventSerializer(many=True, source="events.all")
+
+
+def _audit_alert(request: Request, alert: Alert, action: str, **changes: Any) -> None:
+    audit_record(
+        actor=_user(request),
+        action=action,
+        object_type="alert",
+        object_id=alert.pk,
+        patient_id=alert.patient_id,
+        changes=changes,
+        request=request,
+    )
+
+
+def _detail(request: Request, alert_id: UUID) -> Response:
+    alert = selectors.alert_get(user=_user(request), alert_id=alert_id)
+    return Response(AlertDetailSerializer(alert).data)
+
+
+class AlertListApi(APIView):
+    permission_classes = [IsClinician]
+
+    @extend_schema(
+        parameters=[AlertFilter],
+        responses={200: AlertSerializer(many=True)},
+        tags=["clinician: alerts"],
+        description="Alerts of the clinic's patients, most severe first, then oldest first.",
+    )
+    def get(self, request: Request) -> Response:
+        filters = AlertFilter(request.query_params, queryset=Alert.objects.none())
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        alerts = selectors.alert_list(
+            user=_user(request),
+            status=filters.form.cleaned_data.get("status") or None,
+            severity=filters.form.cleaned_data.get("severity") or None,
+            patient_id=filters.form.cleaned_data.get("patient"),
+        )
+        paginator = PageNumberPagination()
+        page = list(paginator.paginate_queryset(alerts, request, view=self) or [])
+        audit_reads(
+            actor=_user(request),
+            object_type="alert_list",
+            patient_ids=(a.patient_id for a in page),
+            request=request,
+        )
+        return paginator.get_paginated_response(AlertSerializer(page, many=True).data)
+
+
+class AlertDetailApi(APIView):
+    permission_classes = [IsClinician]
+
+    @extend_schema(responses={200: AlertDetailSerializer}, tags=["clinician: alerts"])
+    def get(self, request: Request, alert_id: UUID) -> Response:
+        alert = selectors.alert_get(user=_user(request), alert_id=alert_id)
+        _audit_alert(request, alert, AuditEvent.Action.READ)
+        return Response(AlertDetailSerializer(alert).data)
+
+
+class AlertAcknowledgeApi(APIView):
+    permission_classes = [IsClinician]
+
+    class InputSerializer(StrictSerializer):
+        note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: AlertDetailSerializer, 400: OpenApiResponse(description="Resolved")},
+        tags=["clinician: alerts"],
+    )
+    def post(self, request: Request, alert_id: UUID) -> Response:
+        alert = selectors.alert_get(user=_user(request), alert_id=alert_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        note = serializer.validated_data.get("note", "")
+        alert = services.alert_acknowledge(alert=alert, actor=_user(request), note=note)
+        _audit_alert(request, alert, AuditEvent.Action.UPDATE, status="acknowledged")
+        return _detail(request, alert.pk)
+
+
+class AlertResolveApi(APIView):
+    permission_classes = [IsClinician]
+
+    class InputSerializer(StrictSerializer):
+        disposition = serializers.ChoiceField(
+            choices=[c for c in Alert.Disposition.values if c != "trigger_cleared"]
+        )
+        note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: AlertDetailSerializer, 400: OpenApiResponse(description="Bad input")},
+        tags=["clinician: alerts"],
+    )
+    def post(self, request: Request, alert_id: UUID) -> Response:
+        alert = selectors.alert_get(user=_user(request), alert_id=alert_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        alert = services.alert_resolve(
+            alert=alert,
+            actor=_user(request),
+            disposition=serializer.validated_data["disposition"],
+            note=serializer.validated_data.get("note", ""),
+        )
+        _audit_alert(
+            request,
+            alert,
+            AuditEvent.Action.UPDATE,
+            status="resolved",
+            disposition=alert.disposition,
+        )
+        return _detail(request, alert.pk)
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    message = serializers.CharField()
+    alert_id = serializers.UUIDField()
+    severity = serializers.CharField(source="alert.severity")
+    patient_id = serializers.UUIDField(source="alert.patient_id")
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class NotificationListApi(APIView):
+    permission_classes = [IsClinician]
+
+    class QuerySerializer(serializers.Serializer):
+        unread = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    @extend_schema(
+        parameters=[QuerySerializer],
+        responses={200: NotificationSerializer(many=True)},
+        tags=["clinician: alerts"],
+        description="The caller's in-app notifications, newest first.",
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        notifications = selectors.notification_list(
+            user=_user(request), unread=query.validated_data.get("unread")
+        )
+        paginator = PageNumberPagination()
+        page = list(paginator.paginate_queryset(notifications, request, view=self) or [])
+        return paginator.get_paginated_response(NotificationSerializer(page, many=True).data)
+
+
+class NotificationReadApi(APIView):
+    permission_classes = [IsClinician]
+
+    @extend_schema(
+        request=None, responses={200: NotificationSerializer}, tags=["clinician: alerts"]
+    )
+    def post(self, request: Request, notification_id: UUID) -> Response:
+        notification = selectors.notification_get(
+            user=_user(request), notification_id=notification_id
+        )
+        Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
+            read_at=timezone.now()
+        )
+        notification.refresh_from_db()
+        return Response(NotificationSerializer(notification).data)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+_CATALOGUE = catalogue()
+_ETAG = '"' + hashlib.sha256(canonical_json(_CATALOGUE).encode()).hexdigest()[:32] + '"'
+
+
+class SafetyRulesApi(APIView):
+    """The inline rules and their messages, for the app to show advice even offline."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+
+    @extend_schema(
+        responses={200: OpenApiResponse(description="The rule catalogue"), 304: None},
+        tags=["safety"],
+        description=(
+            "The red-flag rules the server evaluates in the request, as declarative data with "
+            "their patient messages and a `version`. Send `If-None-Match` with the ETag to "
+            "get 304 when nothing changed."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        if request.headers.get("If-None-Match") == _ETAG:
+            response = Response(status=304)
+        else:
+            response = Response(_CATALOGUE)
+        response["ETag"] = _ETAG
+        response["Cache-Control"] = "public, max-age=300"
+        return response

@@ -1,0 +1,74 @@
+"""The clinician's caseload list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.pagination import PageNumberPagination
+from patients.models import Patient, User
+from patients.permissions import IsClinician
+from patients.services import audit_reads
+from rehab.selectors import caseload as selectors
+from rehab.selectors.logs import figures_of
+
+
+class CaseloadRowSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    email = serializers.EmailField()
+    condition = serializers.CharField()
+    affected_side = serializers.CharField()
+    registered = serializers.SerializerMethodField()
+    last_log_date = serializers.DateField(allow_null=True)
+    latest_pain = serializers.IntegerField(allow_null=True)
+    baseline_pain = serializers.SerializerMethodField()
+    current_pain_7d = serializers.SerializerMethodField()
+    pain_change_pct = serializers.SerializerMethodField()
+    mcid_reached = serializers.SerializerMethodField()
+
+    def get_registered(self, patient: Patient) -> bool:
+        return patient.user_id is not None
+
+    def get_baseline_pain(self, patient: Patient) -> float | None:
+        return figures_of(patient).baseline_pain
+
+    def get_current_pain_7d(self, patient: Patient) -> float | None:
+        return figures_of(patient).current_pain_7d
+
+    def get_pain_change_pct(self, patient: Patient) -> float | None:
+        return figures_of(patient).percent_change
+
+    def get_mcid_reached(self, patient: Patient) -> bool:
+        return figures_of(patient).mcid_reached
+
+
+class CaseloadApi(APIView):
+    permission_classes = [IsClinician]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("search", type=str, description="name, email or condition")],
+        responses={200: CaseloadRowSerializer(many=True)},
+        tags=["clinician: patients"],
+        description="The clinician's clinic's patients, most urgent first.",
+    )
+    def get(self, request: Request) -> Response:
+        user = request.user
+        assert isinstance(user, User)
+        search = str(request.query_params.get("search", "")).strip()[:100]
+        patients = selectors.caseload_list(user=user, search=search)
+        paginator = PageNumberPagination()
+        page: list[Any] = list(paginator.paginate_queryset(patients, request, view=self) or [])
+        audit_reads(
+            actor=user,
+            object_type="caseload_row",
+            patient_ids=(p.pk for p in page),
+            request=request,
+        )
+        return paginator.get_paginated_response(CaseloadRowSerializer(page, many=True).data)

@@ -1,0 +1,499 @@
+"""Safety engine, Django side: advice in the response, alerts, lifecycle, delivery, scope.
+
+The background task's service is called directly here (the real worker is exercised in
+test_worker_reliability.py); only email, which leaves the process, is captured.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.core import mail
+
+from patients.models import AuditEvent
+from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
+from rehab.services import safety
+from tests.factories import ClinicianFactory
+
+pytestmark = pytest.mark.django_db
+
+LOGS = "/api/v1/logs/"
+ALERTS = "/api/v1/clinician/alerts/"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TODAY = date(2026, 11, 20)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_time():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def post_log(client: Any, day: date = TODAY, **fields: Any) -> Any:
+    payload = {"id": str(uuid.uuid4()), "date": day.isoformat(), "pain": 5, **fields}
+    response = client.post(LOGS, payload)
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def evaluate_all() -> None:
+    for log_id in DailyLog.objects.filter(evaluated_at__isnull=True).values_list("pk", flat=True):
+        safety.log_evaluate(log_id=log_id)
+
+
+SADDLE: dict[str, Any] = {"safety": {"saddle_numbness": "new_or_worse"}}
+
+
+# --------------------------------------------------------------------------- advice
+
+
+def test_it_tells_the_patient_to_go_to_the_emergency_department_at_once(patient_client):
+    log = post_log(patient_client, **SADDLE)
+    advice = log["safety_advice"]
+    assert advice["severity"] == "emergency"
+    assert advice["rules"] == ["RF-CES-01"]
+    assert "Emergency Department" in advice["message"]
+
+
+def test_it_lists_every_fired_rule_most_severe_first(patient_client):
+    log = post_log(
+        patient_client,
+        safety={"weakness": "one_leg_new", "bladder_change": "new_or_worse"},
+        leg_pain_side="both",
+    )
+    advice = log["safety_advice"]
+    assert advice["severity"] == "emergency"
+    assert advice["rules"][0] == "RF-CES-02"
+    assert set(advice["rules"]) == {"RF-CES-02", "RF-NEU-01", "RF-CES-06"}
+
+
+def test_it_gives_no_advice_for_a_benign_log(patient_client):
+    assert (
+        post_log(patient_client, safety={"sexual_function_change": "prefer_not_to_say"})[
+            "safety_advice"
+        ]
+        is None
+    )
+
+
+def test_it_reads_the_clinician_confirmed_history_inline(patient_client, patient):
+    patient.history_immunosuppressed = True
+    patient.save()
+    log = post_log(patient_client, safety={"temperature_c": 38.0})
+    assert log["safety_advice"]["rules"] == ["RF-INF-02"]
+    assert log["safety_advice"]["severity"] == "emergency"
+
+
+def test_it_recomputes_advice_when_a_log_is_edited(patient_client):
+    log = post_log(patient_client)
+    response = patient_client.patch(f"{LOGS}{log['id']}/", SADDLE)
+    assert response.json()["safety_advice"]["rules"] == ["RF-CES-01"]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def test_it_enqueues_the_evaluation_only_after_commit(
+    patient_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent: list[str] = []
+    from rehab import tasks
+
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        log = post_log(patient_client, **SADDLE)
+    assert sent == []
+    for callback in callbacks:
+        callback()
+    assert sent == [log["id"]]
+
+
+def test_it_raises_an_alert_with_rule_version_and_basis(patient_client, patient):
+    log = post_log(patient_client, **SADDLE)
+    evaluate_all()
+    alert = Alert.objects.get()
+    assert alert.patient == patient
+    assert (alert.rule, alert.severity, alert.status) == ("RF-CES-01", "emergency", "open")
+    assert alert.rule_version >= 1
+    assert alert.basis == {"safety.saddle_numbness": "new_or_worse"}
+    assert str(alert.log_id) == log["id"]
+    assert alert.escalation_due_at == NOW + timedelta(minutes=60)
+    assert DailyLog.objects.get().evaluated_at == NOW
+
+
+def test_it_raises_one_alert_per_fired_rule(patient_client):
+    post_log(patient_client, safety={"weakness": "foot_drop", "thoracic_or_band_pain": True})
+    evaluate_all()
+    assert sorted(Alert.objects.values_list("rule", flat=True)) == ["RF-NEU-01", "RF-TH-01"]
+
+
+def test_it_is_idempotent_when_a_log_is_evaluated_twice(patient_client):
+    log = post_log(patient_client, **SADDLE)
+    assert safety.log_evaluate(log_id=log["id"]).status == "evaluated"
+    # A redelivered message finds the log already evaluated.
+    assert safety.log_evaluate(log_id=log["id"]).status == "already"
+    # Even forced to run again (an operator reset), it adds nothing.
+    DailyLog.objects.update(evaluated_at=None)
+    safety.log_evaluate(log_id=log["id"])
+    assert Alert.objects.count() == 1
+    assert AlertOccurrence.objects.count() == 1
+
+
+def test_it_records_a_new_firing_as_another_occurrence(patient_client):
+    post_log(patient_client, day=TODAY - timedelta(days=1), **SADDLE)
+    post_log(patient_client, **SADDLE)
+    evaluate_all()
+    alert = Alert.objects.get()
+    assert alert.occurrence_count == 2
+    assert alert.occurrences.count() == 2
+
+
+def test_it_reopens_an_acknowledged_alert_on_a_new_firing(patient_client, clinician):
+    post_log(patient_client, day=TODAY - timedelta(days=1), **SADDLE)
+    evaluate_all()
+    alert = safety.alert_acknowledge(alert=Alert.objects.get(), actor=clinician.user, note="rang")
+    assert alert.status == "acknowledged"
+    post_log(patient_client, **SADDLE)
+    evaluate_all()
+    alert.refresh_from_db()
+    assert alert.status == "open"
+    assert alert.escalated_at is None
+    assert list(alert.events.values_list("kind", flat=True)) == [
+        "created",
+        "acknowledged",
+        "reopened",
+    ]
+
+
+def test_it_raises_a_new_alert_after_the_last_was_resolved(patient_client, clinician):
+    post_log(patient_client, day=TODAY - timedelta(days=1), **SADDLE)
+    evaluate_all()
+    safety.alert_resolve(alert=Alert.objects.get(), actor=clinician.user, disposition="advised_ed")
+    post_log(patient_client, **SADDLE)
+    evaluate_all()
+    assert sorted(Alert.objects.values_list("status", flat=True)) == ["open", "resolved"]
+
+
+def test_it_evaluates_an_edited_log_again(patient_client):
+    log = post_log(patient_client)
+    evaluate_all()
+    assert not Alert.objects.exists()
+    patient_client.patch(f"{LOGS}{log['id']}/", SADDLE)
+    assert DailyLog.objects.get().evaluated_at is None
+    evaluate_all()
+    assert Alert.objects.get().rule == "RF-CES-01"
+
+
+def test_it_leaves_a_log_edited_during_evaluation_owed(patient_client, monkeypatch):
+    log = post_log(patient_client)
+    original = safety.full_context
+
+    def edit_meanwhile(*, log: DailyLog) -> Any:
+        DailyLog.objects.filter(pk=log.pk).update(version=log.version + 1)
+        return original(log=log)
+
+    monkeypatch.setattr(safety, "full_context", edit_meanwhile)
+    assert safety.log_evaluate(log_id=log["id"]).status == "stale"
+    assert DailyLog.objects.get().evaluated_at is None
+
+
+def test_it_gives_up_on_a_log_that_keeps_failing(patient_client, monkeypatch):
+    log = post_log(patient_client)
+
+    def boom(*, log: DailyLog) -> Any:
+        raise RuntimeError("rule engine exploded")
+
+    monkeypatch.setattr(safety, "full_context", boom)
+    for _ in range(safety.MAX_EVALUATION_ATTEMPTS):
+        with pytest.raises(RuntimeError):
+            safety.log_evaluate(log_id=log["id"])
+    assert safety.log_evaluate(log_id=log["id"]).status == "failed"
+    stored = DailyLog.objects.get()
+    assert stored.evaluation_failed_at is not None
+    assert "exploded" in stored.evaluation_error
+    assert safety.safety_status()["failed_logs"] == 1
+    # A failed log is surfaced, not retried forever.
+    assert safety.log_evaluate(log_id=log["id"]).status == "already"
+
+
+def test_it_sweeps_logs_whose_message_was_lost(patient_client, monkeypatch):
+    from rehab import tasks
+
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    log = post_log(patient_client, **SADDLE)
+    assert safety.unevaluated_logs_sweep() == 0  # within the grace period
+    with time_machine.travel(NOW + timedelta(seconds=31), tick=False):
+        assert safety.unevaluated_logs_sweep() == 1
+    assert sent == [log["id"]]
+
+
+def test_it_answers_201_with_advice_when_the_broker_is_down(patient_client, monkeypatch, settings):
+    from rehab import tasks
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", broker_down)
+    log = post_log(patient_client, **SADDLE)
+    assert log["safety_advice"]["severity"] == "emergency"
+    assert DailyLog.objects.get().evaluated_at is None
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def test_it_notifies_the_care_team_of_an_emergency_in_app_and_by_email(
+    patient_client, clinician, django_capture_on_commit_callbacks, monkeypatch
+):
+    from rehab import tasks
+
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", lambda log_id: None)
+    monkeypatch.setattr(
+        tasks.alert_notify_task, "delay", lambda alert_id: safety.alert_notify(alert_id=alert_id)
+    )
+    post_log(patient_client, **SADDLE)
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluate_all()
+    alert = Alert.objects.get()
+    assert Notification.objects.get().clinician == clinician
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["alice@riverside.example"]
+    assert "RF-CES-01" in mail.outbox[0].subject
+    # No clinical detail leaves by email beyond the rule id: the link leads to it.
+    assert "saddle" not in mail.outbox[0].body.lower()
+    assert alert.events.filter(kind="notified").exists()
+    # Exactly once: a second delivery (redelivered message, sweeper) sends nothing.
+    assert safety.alert_notify(alert_id=alert.pk) is False
+    assert safety.notifications_sweep() == 0
+    assert len(mail.outbox) == 1
+
+
+def test_it_sends_owed_notifications_from_the_sweeper(patient_client):
+    post_log(patient_client, safety={"weakness": "foot_drop"})
+    evaluate_all()  # on_commit callbacks are not run: the message is "lost"
+    assert len(mail.outbox) == 0
+    assert safety.notifications_sweep() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_it_does_not_email_about_routine_alerts(patient, clinician):
+    log = DailyLog.objects.create(patient=patient, date=TODAY, pain=1)
+    from rehab.safety import Firing
+
+    firing = Firing(
+        rule_id="RF-NP-01", version=1, severity="routine", basis={}, message_key="routine"
+    )
+    safety.alert_raise(patient=patient, firing=firing, log=log, fired_on=TODAY)
+    assert safety.notifications_sweep() == 0
+    assert not Notification.objects.exists()
+
+
+def test_it_escalates_an_unacknowledged_emergency_after_an_hour_once(patient_client, clinic):
+    post_log(patient_client, **SADDLE)
+    evaluate_all()
+    safety.notifications_sweep()
+    mail.outbox.clear()
+    with time_machine.travel(NOW + timedelta(minutes=59), tick=False):
+        assert safety.escalations_sweep() == 0
+    with time_machine.travel(NOW + timedelta(minutes=60), tick=False):
+        assert safety.escalations_sweep() == 1
+        assert safety.escalations_sweep() == 0
+    assert [m.to for m in mail.outbox] == [[clinic.escalation_email]]
+    alert = Alert.objects.get()
+    assert alert.escalated_at is not None
+    assert alert.events.filter(kind="escalated").count() == 1
+    assert Notification.objects.filter(kind="escalation").count() == 1
+
+
+def test_it_escalates_an_urgent_alert_after_four_hours(patient_client):
+    post_log(patient_client, safety={"weakness": "foot_drop"})
+    evaluate_all()
+    with time_machine.travel(NOW + timedelta(hours=3, minutes=59), tick=False):
+        assert safety.escalations_sweep() == 0
+    with time_machine.travel(NOW + timedelta(hours=4), tick=False):
+        assert safety.escalations_sweep() == 1
+
+
+def test_it_does_not_escalate_an_acknowledged_alert(patient_client, clinician):
+    post_log(patient_client, **SADDLE)
+    evaluate_all()
+    safety.alert_acknowledge(alert=Alert.objects.get(), actor=clinician.user)
+    with time_machine.travel(NOW + timedelta(hours=2), tick=False):
+        assert safety.escalations_sweep() == 0
+
+
+# --------------------------------------------------------------------------- API
+
+
+@pytest.fixture
+def alert(patient_client) -> Alert:
+    post_log(patient_client, **SADDLE)
+    evaluate_all()
+    return Alert.objects.get()
+
+
+def test_it_lists_alerts_with_the_contract_fields(clinician_client, alert, patient):
+    response = clinician_client.get(ALERTS)
+    assert response.status_code == 200
+    row = response.json()["results"][0]
+    for field in (
+        "id",
+        "patient_id",
+        "severity",
+        "rule",
+        "rule_version",
+        "status",
+        "created_at",
+        "log_id",
+        "basis",
+    ):
+        assert field in row
+    assert row["patient_id"] == str(patient.pk)
+    assert row["status"] == "open"
+
+
+def test_it_orders_alerts_most_severe_then_oldest_first(clinician_client, patient_client, patient):
+    with time_machine.travel(NOW - timedelta(days=2), tick=False):
+        post_log(patient_client, day=TODAY - timedelta(days=2), safety={"weakness": "foot_drop"})
+        evaluate_all()
+    with time_machine.travel(NOW - timedelta(days=1), tick=False):
+        post_log(
+            patient_client, day=TODAY - timedelta(days=1), safety={"thoracic_or_band_pain": True}
+        )
+        evaluate_all()
+    post_log(patient_client, **SADDLE)
+    evaluate_all()
+    rules = [r["rule"] for r in clinician_client.get(ALERTS).json()["results"]]
+    assert rules[0] == "RF-CES-01"
+    assert rules[1:] == ["RF-NEU-01", "RF-TH-01"]
+
+
+@pytest.mark.parametrize(
+    ("params", "count"),
+    [({"status": "open"}, 1), ({"status": "resolved"}, 0), ({"severity": "urgent"}, 0)],
+)
+def test_it_filters_alerts(clinician_client, alert, params, count):
+    assert clinician_client.get(ALERTS, params).json()["count"] == count
+
+
+def test_it_filters_alerts_by_patient(clinician_client, alert, patient):
+    assert clinician_client.get(ALERTS, {"patient": str(patient.pk)}).json()["count"] == 1
+    assert clinician_client.get(ALERTS, {"patient": str(uuid.uuid4())}).json()["count"] == 0
+
+
+@pytest.mark.parametrize("params", [{"status": "closed"}, {"severity": "high"}, {"patient": "x"}])
+def test_it_rejects_bad_alert_filters(clinician_client, params):
+    response = clinician_client.get(ALERTS, params)
+    assert response.status_code == 400
+    assert set(params) <= set(response.json())
+
+
+def test_it_acknowledges_and_resolves_an_alert(clinician_client, alert, clinician):
+    url = f"{ALERTS}{alert.pk}/"
+    response = clinician_client.post(f"{url}acknowledge/", {"note": "Phoned, going to ED"})
+    assert response.status_code == 200
+    assert response.json()["status"] == "acknowledged"
+    assert response.json()["acknowledged_note"] == "Phoned, going to ED"
+    response = clinician_client.post(
+        f"{url}resolve/", {"disposition": "advised_ed", "note": "Attended ED"}
+    )
+    assert response.status_code == 200
+    data = response.json()
+    assert data["status"] == "resolved"
+    assert data["disposition"] == "advised_ed"
+    assert [e["kind"] for e in data["events"]] == ["created", "acknowledged", "resolved"]
+    assert data["events"][1]["actor"] == "Alice Physio"
+    audit = AuditEvent.objects.filter(object_type="alert", action="update")
+    assert audit.count() == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"disposition": "shrugged"},
+        {"disposition": "trigger_cleared"},
+        {"disposition": "referred", "x": 1},
+    ],
+)
+def test_it_rejects_a_bad_resolution_and_changes_nothing(clinician_client, alert, body):
+    response = clinician_client.post(f"{ALERTS}{alert.pk}/resolve/", body)
+    assert response.status_code == 400
+    alert.refresh_from_db()
+    assert alert.status == "open"
+
+
+def test_it_rejects_acknowledging_a_resolved_alert(clinician_client, alert):
+    clinician_client.post(f"{ALERTS}{alert.pk}/resolve/", {"disposition": "referred"})
+    response = clinician_client.post(f"{ALERTS}{alert.pk}/acknowledge/", {})
+    assert response.status_code == 400
+    assert Alert.objects.get().status == "resolved"
+
+
+def test_it_rejects_unknown_fields_on_acknowledge(clinician_client, alert):
+    assert clinician_client.post(f"{ALERTS}{alert.pk}/acknowledge/", {"nope": 1}).status_code == 400
+
+
+def test_it_scopes_alerts(
+    other_clinic_clinician_client, patient_client, anon_client, clinician_client, alert
+):
+    url = f"{ALERTS}{alert.pk}/"
+    assert other_clinic_clinician_client.get(ALERTS).json()["count"] == 0
+    assert other_clinic_clinician_client.get(url).status_code == 404
+    assert other_clinic_clinician_client.post(f"{url}acknowledge/", {}).status_code == 404
+    assert (
+        other_clinic_clinician_client.post(
+            f"{url}resolve/", {"disposition": "referred"}
+        ).status_code
+        == 404
+    )
+    assert patient_client.get(ALERTS).status_code == 403
+    assert patient_client.get(url).status_code == 403
+    assert anon_client.get(ALERTS).status_code == 401
+    assert clinician_client.get(f"{ALERTS}{uuid.uuid4()}/").status_code == 404
+    assert Alert.objects.get().status == "open"
+
+
+def test_it_lists_and_marks_read_the_callers_notifications(clinician_client, alert, clinician):
+    data = clinician_client.get("/api/v1/clinician/notifications/", {"unread": "true"}).json()
+    assert data["count"] == 1
+    note_id = data["results"][0]["id"]
+    response = clinician_client.post(f"/api/v1/clinician/notifications/{note_id}/read/")
+    assert response.status_code == 200
+    assert response.json()["read_at"] is not None
+    assert (
+        clinician_client.get("/api/v1/clinician/notifications/", {"unread": "true"}).json()["count"]
+        == 0
+    )
+
+
+def test_it_scopes_notifications_to_their_clinician(alert, clinician, api_client_for):
+    colleague = ClinicianFactory.create(clinic=clinician.clinic)
+    client = api_client_for(colleague.user)
+    assert client.get("/api/v1/clinician/notifications/").json()["count"] == 0
+    note = Notification.objects.get()
+    assert client.post(f"/api/v1/clinician/notifications/{note.pk}/read/").status_code == 404
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def test_it_publishes_the_inline_rules_with_an_etag(anon_client):
+    response = anon_client.get("/api/v1/safety/rules/")
+    assert response.status_code == 200
+    etag = response["ETag"]
+    body = response.json()
+    assert body["version"]
+    ids = {rule["id"] for rule in body["rules"]}
+    assert {"RF-CES-01", "RF-INF-02", "RF-NEU-01"} <= ids
+    again = anon_client.get("/api/v1/safety/rules/", HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+
+
+def test_it_counts_alert_events_for_the_audit_trail(alert):
+    assert AlertEvent.objects.filter(alert=alert, kind="created").count() == 1

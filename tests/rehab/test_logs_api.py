@@ -1,0 +1,438 @@
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.db import connection
+from rest_framework.test import APIClient
+
+from patients.models import AuditEvent, Patient
+from rehab.models import DailyLog, DailyLogRevision
+
+pytestmark = pytest.mark.django_db
+
+LOGS = "/api/v1/logs/"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TODAY = date(2026, 11, 20)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_time():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "date": TODAY.isoformat(),
+        "pain": 6,
+        "leg_pain": 7,
+        "back_pain": 3,
+        "worst_pain": 8,
+        "leg_pain_side": "left",
+        "function": 4,
+        "sleep": "disturbed",
+        "notes": "Walked to the shop.",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not ...}
+
+
+def detail(log_id: object) -> str:
+    return f"{LOGS}{log_id}/"
+
+
+# --------------------------------------------------------------------------- create
+
+
+def test_it_stores_a_log_and_answers_201(patient_client, patient):
+    log_id = str(uuid.uuid4())
+    response = patient_client.post(LOGS, body(id=log_id))
+    assert response.status_code == 201, response.json()
+    data = response.json()
+    assert data["id"] == log_id
+    assert data["pain"] == 6
+    assert data["leg_pain_side"] == "left"
+    assert data["safety_advice"] is None
+    assert data["safety"]["saddle_numbness"] == "no"
+    assert data["safety"]["walking_unsteady_new"] is False
+    assert data["version"] == 1
+    log = DailyLog.objects.get(pk=log_id)
+    assert log.patient == patient
+    assert log.evaluated_at is None
+
+
+def test_it_generates_an_id_when_the_app_sends_none(patient_client):
+    response = patient_client.post(LOGS, {"date": TODAY.isoformat(), "pain": 2})
+    assert response.status_code == 201
+    assert uuid.UUID(response.json()["id"])
+    assert response.json()["leg_pain"] is None
+
+
+def test_it_answers_a_retry_with_the_same_representation_and_stores_nothing(patient_client):
+    payload = body(id=str(uuid.uuid4()), safety={"saddle_numbness": "no"})
+    first = patient_client.post(LOGS, payload)
+    # The same body after defaults: absent answers, nulls and "no"/false are one thing.
+    retry_payload = {
+        **payload,
+        "safety": {"weakness": "none", "fever": False},
+        "notes": payload["notes"],
+    }
+    retry = patient_client.post(LOGS, retry_payload)
+    assert first.status_code == 201
+    assert retry.status_code == 200
+    assert retry.json() == first.json()
+    assert DailyLog.objects.count() == 1
+
+
+def test_it_treats_null_and_absent_fields_alike_on_retry(patient_client):
+    log_id = str(uuid.uuid4())
+    first = patient_client.post(LOGS, {"id": log_id, "date": TODAY.isoformat(), "pain": 4})
+    retry = patient_client.post(
+        LOGS,
+        {"id": log_id, "date": TODAY.isoformat(), "pain": 4, "leg_pain": None, "safety": None},
+    )
+    assert (first.status_code, retry.status_code) == (201, 200)
+
+
+def test_it_answers_409_when_the_id_exists_with_a_different_body(patient_client):
+    log_id = str(uuid.uuid4())
+    patient_client.post(LOGS, body(id=log_id))
+    response = patient_client.post(LOGS, body(id=log_id, pain=9))
+    assert response.status_code == 409
+    assert response.json()["existing_id"] == log_id
+    assert DailyLog.objects.get().pain == 6
+
+
+def test_it_answers_409_when_the_date_already_has_a_log(patient_client):
+    first = patient_client.post(LOGS, body(id=str(uuid.uuid4()))).json()
+    response = patient_client.post(LOGS, body(id=str(uuid.uuid4())))
+    assert response.status_code == 409
+    assert response.json()["existing_id"] == first["id"]
+    assert DailyLog.objects.count() == 1
+
+
+def test_it_answers_409_for_an_id_another_patient_used(patient_client, other_patient_client):
+    log_id = str(uuid.uuid4())
+    assert other_patient_client.post(LOGS, body(id=log_id)).status_code == 201
+    response = patient_client.post(LOGS, body(id=log_id))
+    assert response.status_code == 409
+    assert DailyLog.objects.get().patient.email == "olly@example.com"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"pain": 11}, "pain"),
+        ({"pain": -1}, "pain"),
+        ({"pain": 6.5}, "pain"),
+        ({"pain": "6"}, "pain"),
+        ({"pain": True}, "pain"),
+        ({"pain": None}, "pain"),
+        ({"pain": ...}, "pain"),
+        ({"leg_pain": 12}, "leg_pain"),
+        ({"worst_pain": "high"}, "worst_pain"),
+        ({"function": 10.5}, "function"),
+        ({"leg_pain_side": "up"}, "leg_pain_side"),
+        ({"sleep": "fine"}, "sleep"),
+        ({"date": "2026-11-21"}, "date"),
+        ({"date": "2026-11-05"}, "date"),
+        ({"date": "20-11-2026"}, "date"),
+        ({"date": ...}, "date"),
+        ({"notes": "x" * 2001}, "notes"),
+        ({"mood": "good"}, "mood"),
+        ({"id": "not-a-uuid"}, "id"),
+        ({"safety": {"saddle_numbness": "yes"}}, "safety"),
+        ({"safety": {"weakness": "both"}}, "safety"),
+        ({"safety": {"sexual_function_change": "maybe"}}, "safety"),
+        ({"safety": {"fever": "yes"}}, "safety"),
+        ({"safety": {"fever": 1}}, "safety"),
+        ({"safety": {"temperature_c": 43.1}}, "safety"),
+        ({"safety": {"temperature_c": 33.9}}, "safety"),
+        ({"safety": {"temperature_c": "38.5"}}, "safety"),
+        ({"safety": {"tingling": "no"}}, "safety"),
+        ({"safety": "none"}, "safety"),
+    ],
+)
+def test_it_rejects_invalid_input_with_400_and_stores_nothing(patient_client, overrides, field):
+    response = patient_client.post(LOGS, body(**overrides))
+    assert response.status_code == 400, response.json()
+    assert field in response.json()
+    assert not DailyLog.objects.exists()
+
+
+def test_it_accepts_the_edges_of_every_range(patient_client):
+    response = patient_client.post(
+        LOGS,
+        body(
+            date=(TODAY - timedelta(days=14)).isoformat(),
+            pain=0,
+            leg_pain=10,
+            notes="x" * 2000,
+            safety={"temperature_c": 43.0},
+        ),
+    )
+    assert response.status_code == 201, response.json()
+    response = patient_client.post(
+        LOGS, body(date=TODAY.isoformat(), pain=10, safety={"temperature_c": 34})
+    )
+    assert response.status_code == 201, response.json()
+
+
+# --------------------------------------------------------------------------- local dates
+
+
+def _set_timezone(patient: Patient, zone: str) -> None:
+    patient.timezone = zone
+    patient.save(update_fields=["timezone"])
+
+
+@pytest.mark.parametrize(
+    ("zone", "utc_now", "accepted", "rejected"),
+    [
+        # UTC+14: already the next day at noon UTC.
+        (
+            "Pacific/Kiritimati",
+            datetime(2026, 11, 20, 12, 0, tzinfo=UTC),
+            "2026-11-21",
+            "2026-11-22",
+        ),
+        # UTC-11: still the previous day until 11:00 UTC.
+        (
+            "Pacific/Pago_Pago",
+            datetime(2026, 11, 20, 10, 59, tzinfo=UTC),
+            "2026-11-19",
+            "2026-11-20",
+        ),
+        (
+            "Pacific/Pago_Pago",
+            datetime(2026, 11, 20, 11, 0, tzinfo=UTC),
+            "2026-11-20",
+            "2026-11-21",
+        ),
+        # New York left daylight saving at 06:00 UTC on 1 November 2026: at 04:30 UTC on
+        # 2 November it is 23:30 on 1 November there (a fixed UTC-4 would say 2 November).
+        ("America/New_York", datetime(2026, 11, 2, 4, 30, tzinfo=UTC), "2026-11-01", "2026-11-02"),
+        # London entered summer time at 01:00 UTC on 29 March 2026: 23:30 UTC on 28 March
+        # is still the 28th there, 23:30 UTC on 29 March is already the 30th.
+        ("Europe/London", datetime(2026, 3, 28, 23, 30, tzinfo=UTC), "2026-03-28", "2026-03-29"),
+        ("Europe/London", datetime(2026, 3, 29, 23, 30, tzinfo=UTC), "2026-03-30", "2026-03-31"),
+    ],
+)
+def test_it_uses_the_patients_local_today(
+    patient_client, patient, zone, utc_now, accepted, rejected
+):
+    _set_timezone(patient, zone)
+    with time_machine.travel(utc_now, tick=False):
+        too_late = patient_client.post(LOGS, body(date=rejected))
+        assert too_late.status_code == 400
+        assert "date" in too_late.json()
+        assert patient_client.post(LOGS, body(date=accepted)).status_code == 201
+
+
+def test_it_allows_exactly_fourteen_days_back_in_local_time(patient_client, patient):
+    _set_timezone(patient, "Pacific/Kiritimati")  # local today is 2026-11-21
+    assert patient_client.post(LOGS, body(date="2026-11-06")).status_code == 400
+    assert patient_client.post(LOGS, body(date="2026-11-07")).status_code == 201
+
+
+# --------------------------------------------------------------------------- races
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_stores_one_log_when_two_identical_posts_race(patient):
+    assert patient.user is not None
+    from patients.models import AuthToken
+
+    _, token = AuthToken.objects.create(user=patient.user)
+    payload = body(id=str(uuid.uuid4()))
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def post() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        barrier.wait()
+        try:
+            statuses.append(client.post(LOGS, payload, format="json").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 201]
+    assert DailyLog.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_answers_409_to_the_loser_of_a_race_for_the_same_date(patient):
+    assert patient.user is not None
+    from patients.models import AuthToken
+
+    _, token = AuthToken.objects.create(user=patient.user)
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def post(pain: int) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        barrier.wait()
+        try:
+            statuses.append(client.post(LOGS, body(pain=pain), format="json").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(pain,)) for pain in (3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201, 409]
+    assert DailyLog.objects.count() == 1
+
+
+# --------------------------------------------------------------------------- read, list
+
+
+def _make_logs(client: APIClient, days: int) -> list[dict[str, Any]]:
+    return [
+        client.post(LOGS, body(date=(TODAY - timedelta(days=i)).isoformat(), pain=i % 11)).json()
+        for i in range(days)
+    ]
+
+
+def test_it_lists_own_logs_newest_first_and_paginated(patient_client, other_patient_client):
+    _make_logs(patient_client, 5)
+    _make_logs(other_patient_client, 2)
+    response = patient_client.get(LOGS, {"page_size": 2})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["count"] == 5
+    assert [r["date"] for r in data["results"]] == ["2026-11-20", "2026-11-19"]
+    assert data["next"] is not None
+    assert data["previous"] is None
+
+
+def test_it_filters_the_list_by_date_range(patient_client):
+    _make_logs(patient_client, 6)
+    response = patient_client.get(LOGS, {"from": "2026-11-16", "to": "2026-11-18"})
+    assert [r["date"] for r in response.json()["results"]] == [
+        "2026-11-18",
+        "2026-11-17",
+        "2026-11-16",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-13-01"}, "to"),
+        ({"from": "2026-11-20", "to": "2026-11-01"}, "from"),
+    ],
+)
+def test_it_rejects_a_bad_date_range(patient_client, params, field):
+    response = patient_client.get(LOGS, params)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_it_reads_one_log(patient_client):
+    created = patient_client.post(LOGS, body()).json()
+    response = patient_client.get(detail(created["id"]))
+    assert response.status_code == 200
+    assert response.json() == created
+
+
+# --------------------------------------------------------------------------- edit
+
+
+def test_it_edits_a_log_and_keeps_the_previous_version(patient_client, patient):
+    created = patient_client.post(LOGS, body(safety={"fever": True})).json()
+    response = patient_client.patch(
+        detail(created["id"]), {"pain": 3, "safety": {"injury": "minor"}}
+    )
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert data["pain"] == 3
+    assert data["version"] == 2
+    # Answers not sent keep their stored values.
+    assert data["safety"]["fever"] is True
+    assert data["safety"]["injury"] == "minor"
+    revision = DailyLogRevision.objects.get()
+    assert revision.version == 1
+    assert revision.data["pain"] == 6
+    assert revision.data["safety"]["injury"] == "none"
+    assert revision.changed_by == patient.user
+    assert sorted(revision.changed_fields) == ["pain", "safety"]
+    log = DailyLog.objects.get()
+    assert log.evaluated_at is None
+
+
+def test_it_keeps_no_revision_for_an_edit_that_changes_nothing(patient_client):
+    created = patient_client.post(LOGS, body()).json()
+    response = patient_client.patch(detail(created["id"]), {"pain": 6})
+    assert response.json()["version"] == 1
+    assert not DailyLogRevision.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"pain": 11},
+        {"sleep": "bad"},
+        {"colour": "red"},
+        {"safety": {"fever": "no"}},
+        {"date": "2026-11-21"},
+    ],
+)
+def test_it_rejects_an_invalid_edit_and_changes_nothing(patient_client, patch):
+    created = patient_client.post(LOGS, body()).json()
+    response = patient_client.patch(detail(created["id"]), patch)
+    assert response.status_code == 400
+    assert patient_client.get(detail(created["id"])).json() == created
+    assert not DailyLogRevision.objects.exists()
+
+
+def test_it_answers_409_when_an_edit_moves_a_log_onto_a_taken_date(patient_client):
+    first = patient_client.post(LOGS, body(date="2026-11-19")).json()
+    second = patient_client.post(LOGS, body(date="2026-11-20")).json()
+    response = patient_client.patch(detail(second["id"]), {"date": "2026-11-19"})
+    assert response.status_code == 409
+    assert response.json()["existing_id"] == first["id"]
+
+
+# --------------------------------------------------------------------------- scope, audit
+
+
+def test_it_hides_other_patients_logs(patient_client, other_patient_client):
+    created = patient_client.post(LOGS, body()).json()
+    assert other_patient_client.get(detail(created["id"])).status_code == 404
+    assert other_patient_client.patch(detail(created["id"]), {"pain": 1}).status_code == 404
+    assert other_patient_client.get(LOGS).json()["count"] == 0
+    assert DailyLog.objects.get().pain == 6
+
+
+def test_it_refuses_clinicians_and_anonymous_callers(clinician_client, anon_client, patient_client):
+    created = patient_client.post(LOGS, body()).json()
+    assert clinician_client.post(LOGS, body()).status_code == 403
+    assert clinician_client.get(detail(created["id"])).status_code == 403
+    assert anon_client.post(LOGS, body()).status_code == 401
+    assert anon_client.get(LOGS).status_code == 401
+
+
+def test_it_audits_log_writes_and_reads(patient_client, patient):
+    created = patient_client.post(LOGS, body()).json()
+    patient_client.patch(detail(created["id"]), {"pain": 2})
+    patient_client.get(detail(created["id"]))
+    events = AuditEvent.objects.filter(patient=patient, object_type="daily_log").order_by("id")
+    assert [e.action for e in events] == ["create", "update", "read"]
+    assert all(e.actor == patient.user for e in events)
+    assert events[1].changes["fields"] == ["pain"]

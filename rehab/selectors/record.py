@@ -301,7 +301,8 @@ class TimelineEntry:
     title: str
     data: dict[str, Any]
     at: datetime | None = None
-    """When within `date`, if known: orders entries of the same day."""
+    """When within `date`, if the event has a time (an examination, a submission): timed
+    entries of a day come first, newest first; then the day's undated ones."""
 
     def sort_key(self) -> tuple[dt.date, float, str, str]:
         return (self.date, self.at.timestamp() if self.at else 0.0, self.kind, self.id)
@@ -381,7 +382,6 @@ def _interventions(patient: Patient) -> list[TimelineEntry]:
                     "course_id": str(i.course_id),
                     "session_number": i.session_number,
                 },
-                at=i.created_at,
             )
         )
     return entries
@@ -390,7 +390,9 @@ def _interventions(patient: Patient) -> list[TimelineEntry]:
 def _provocative_tests(patient: Patient) -> list[TimelineEntry]:
     """One entry per examination: the tests recorded together at one time."""
     exams: dict[datetime, list[ProvocativeTest]] = defaultdict(list)
-    for t in ProvocativeTest.objects.filter(patient=patient).order_by("performed_at", "test"):
+    for t in ProvocativeTest.objects.filter(patient=patient).order_by(
+        "performed_at", "test", "side"
+    ):
         exams[t.performed_at].append(t)
     entries = []
     for performed_at, tests in exams.items():
@@ -436,7 +438,6 @@ def _imaging(patient: Patient) -> list[TimelineEntry]:
             id=str(f.pk),
             title=f"{f.get_modality_display()} {f.body_region}",
             data={"modality": f.modality, "body_region": f.body_region, "finding": f.finding},
-            at=f.created_at,
         )
         for f in ImagingFinding.objects.filter(patient=patient)
     ]

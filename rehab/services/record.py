@@ -430,9 +430,16 @@ def _local_midnight(patient: Patient, day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=patient.tz)
 
 
-def _schedule(*, patient: Patient, occasions: Iterable[Occasion], now: datetime | None) -> int:
+def _schedule(
+    *,
+    patient: Patient,
+    occasions: Iterable[Occasion],
+    now: datetime | None,
+    instruments: Iterable[str] = SCHEDULED_INSTRUMENTS,
+) -> int:
     """Insert the due items of `occasions` whose window has not closed; idempotent."""
     now = now or timezone.now()
+    instruments = tuple(instruments)
     rows: list[QuestionnaireDue] = []
     for occasion in occasions:
         due_from = _local_midnight(patient, occasion.first_day)
@@ -450,7 +457,7 @@ def _schedule(*, patient: Patient, occasions: Iterable[Occasion], now: datetime 
                 due_from=due_from,
                 expires_at=expires_at,
             )
-            for instrument in SCHEDULED_INSTRUMENTS
+            for instrument in instruments
         )
     # ON CONFLICT DO NOTHING on the occasion key: scheduling twice is harmless.
     created = QuestionnaireDue.objects.bulk_create(rows, ignore_conflicts=True)
@@ -462,14 +469,27 @@ def questionnaires_schedule_baseline(
 ) -> int:
     """Baseline questionnaires, once per patient (on registration or the first log).
 
+    An instrument the patient has already answered (a paper form typed in, an earlier
+    schedule) has its baseline: the first response is what later scores are compared with.
     Returns how many due items were offered for insertion (existing ones are kept).
     """
+    answered = set(
+        QuestionnaireResponse.objects.filter(patient=patient)
+        .order_by()
+        .values_list("instrument", flat=True)
+        .distinct()
+    )
     occasion = Occasion(
         reason=QuestionnaireDue.Reason.BASELINE,
         first_day=start,
         last_day=start + timedelta(days=BASELINE_WINDOW_DAYS - 1),
     )
-    return _schedule(patient=patient, occasions=[occasion], now=now)
+    return _schedule(
+        patient=patient,
+        occasions=[occasion],
+        now=now,
+        instruments=[i for i in SCHEDULED_INSTRUMENTS if i not in answered],
+    )
 
 
 def questionnaires_schedule_for_program(

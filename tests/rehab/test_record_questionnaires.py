@@ -138,6 +138,14 @@ def test_it_schedules_the_baseline_only_once(patient):
     assert {d.due_from for d in baseline} == {_london_midnight(dt.date(2026, 9, 1))}
 
 
+def test_it_gives_no_new_baseline_for_an_instrument_already_answered(patient):
+    QuestionnaireResponseFactory.create(patient=patient, instrument="rmdq")
+    QuestionnaireResponseFactory.create(patient=patient, instrument="rmdq")
+    now = dt.datetime(2026, 9, 1, tzinfo=UTC)
+    services.questionnaires_schedule_baseline(patient=patient, start=dt.date(2026, 9, 1), now=now)
+    assert set(QuestionnaireDue.objects.values_list("instrument", flat=True)) == {"psfs", "sbi"}
+
+
 # --------------------------------------------------------------------------- windows, expiry
 
 
@@ -274,7 +282,9 @@ def test_it_offers_the_psfs_activities_named_last_time(patient_client, patient):
             ]
         },
     )
+    QuestionnaireDueFactory.create(patient=patient, instrument="psfs", reason="program_fortnightly")
     psfs = patient_client.get(ME).json()["results"][0]
+    assert psfs["instrument"] == "psfs"
     assert psfs["previous_activities"] == ["Sitting", "Driving", "Walking"]
 
 

@@ -530,18 +530,20 @@ class SafetyFacts(NamedTuple):
     """Assessed marks holding on the log's date (not revoked, `until` not passed)."""
 
 
+# (patient id, log date); the id may be a UUID or its string, and comes back as given.
+LogKey = tuple[UUID | str, date]
+
+
 def _uuid(value: UUID | str) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
-def safety_facts_for_log(*, patient_id: UUID, on: date) -> SafetyFacts:
+def safety_facts_for_log(*, patient_id: UUID | str, on: date) -> SafetyFacts:
     """The record facts for a log of `patient_id` dated `on`, in two queries."""
     return safety_facts_for_logs(keys=[(patient_id, on)])[(patient_id, on)]
 
 
-def safety_facts_for_logs(
-    *, keys: Iterable[tuple[UUID, date]]
-) -> dict[tuple[UUID, date], SafetyFacts]:
+def safety_facts_for_logs(*, keys: Iterable[LogKey]) -> dict[LogKey, SafetyFacts]:
     """`safety_facts_for_log` for many (patient, log date) pairs in two queries (backtests).
 
     Reads one span per batch (earliest date minus 42 days to the latest date) and sorts

@@ -17,6 +17,8 @@ from rehab.models.record import (
     QuestionnaireResponse,
 )
 
+# --- end clinical record ---
+
 __all__ = [
     "Alert",
     "AlertEvent",
@@ -26,6 +28,7 @@ __all__ = [
     "Notification",
     "Severity",
 ]
+
 # --- clinical record ---
 __all__ += [
     "AssessedMark",

@@ -127,7 +127,6 @@ def questionnaire_due_schedule(*, user: User, patient: Patient) -> QuerySet[Ques
     return (
         QuestionnaireDue.objects.visible_to(user)
         .filter(patient=patient)
-        .select_related("response")
         .order_by("-due_from", "instrument")
     )
 

@@ -1,5 +1,86 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from programs import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    # Patient (the app)
+    path("me/plan/", views.MyPlanApi.as_view(), name="me-plan"),
+    path("me/adherence/", views.MyAdherenceApi.as_view(), name="me-adherence"),
+    path("exercise-logs/", views.ExerciseLogListCreateApi.as_view(), name="exercise-logs"),
+    path(
+        "exercise-logs/<uuid:log_id>/",
+        views.ExerciseLogDetailApi.as_view(),
+        name="exercise-log-detail",
+    ),
+    # Clinician: library and templates
+    path("clinician/exercises/", views.ExerciseListApi.as_view(), name="clinician-exercises"),
+    path(
+        "clinician/program-templates/",
+        views.TemplateListCreateApi.as_view(),
+        name="clinician-program-templates",
+    ),
+    path(
+        "clinician/program-templates/<uuid:template_id>/",
+        views.TemplateDetailApi.as_view(),
+        name="clinician-program-template-detail",
+    ),
+    # Clinician: one patient's program
+    path(
+        "clinician/patients/<uuid:patient_id>/assignments/",
+        views.AssignmentCreateApi.as_view(),
+        name="clinician-patient-assign",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/program/",
+        views.PatientProgramApi.as_view(),
+        name="clinician-patient-program",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/exercise-logs/",
+        views.PatientExerciseLogListApi.as_view(),
+        name="clinician-patient-exercise-logs",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/adherence/",
+        views.PatientAdherenceApi.as_view(),
+        name="clinician-patient-adherence",
+    ),
+    path(
+        "clinician/assignments/<uuid:assignment_id>/",
+        views.AssignmentDetailApi.as_view(),
+        name="clinician-assignment-detail",
+    ),
+    path(
+        "clinician/assignments/<uuid:assignment_id>/end/",
+        views.AssignmentEndApi.as_view(),
+        name="clinician-assignment-end",
+    ),
+    path(
+        "clinician/assigned-exercises/<uuid:assigned_exercise_id>/dosage/",
+        views.DosageChangeApi.as_view(),
+        name="clinician-dosage-change",
+    ),
+    # Clinician: progression proposals
+    path(
+        "clinician/progression-proposals/",
+        views.ProposalListApi.as_view(),
+        name="clinician-proposals",
+    ),
+    path(
+        "clinician/progression-proposals/<uuid:proposal_id>/",
+        views.ProposalDetailApi.as_view(),
+        name="clinician-proposal-detail",
+    ),
+    path(
+        "clinician/progression-proposals/<uuid:proposal_id>/accept/",
+        views.ProposalAcceptApi.as_view(),
+        name="clinician-proposal-accept",
+    ),
+    path(
+        "clinician/progression-proposals/<uuid:proposal_id>/decline/",
+        views.ProposalDeclineApi.as_view(),
+        name="clinician-proposal-decline",
+    ),
+]

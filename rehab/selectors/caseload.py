@@ -2,15 +2,57 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from patients import selectors as patient_selectors
-from patients.models import User
+from patients.models import Patient, User
+from rehab.models import Alert, Severity
+from rehab.models.alerts import SEVERITY_RANK
+from rehab.selectors.alerts import severity_rank
 from rehab.selectors.logs import with_log_figures
 
+NO_ALERT_TIER = len(SEVERITY_RANK)
 
-def caseload_list(*, user: User, search: str = "") -> QuerySet:
-    """Visible patients, most urgent first, each annotated with the caseload figures."""
+
+def _open_alert_count(severity: str) -> Coalesce:
+    counts = (
+        Alert.objects.filter(patient=OuterRef("pk"), status=Alert.Status.OPEN, severity=severity)
+        .order_by()
+        .values("patient")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+
+
+def with_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
+    """Open alert counts per severity, the patient's tier (most severe open alert) and
+    since when that alert has waited, each a correlated subquery on (patient, status)."""
+    most_urgent = (
+        Alert.objects.filter(patient=OuterRef("pk"), status=Alert.Status.OPEN)
+        .annotate(rank=severity_rank())
+        .order_by("rank", "opened_at")
+    )
+    return patients.annotate(
+        open_emergency=_open_alert_count(Severity.EMERGENCY),
+        open_urgent=_open_alert_count(Severity.URGENT),
+        open_routine=_open_alert_count(Severity.ROUTINE),
+        alert_tier=Coalesce(
+            Subquery(most_urgent.values("rank")[:1], output_field=IntegerField()),
+            Value(NO_ALERT_TIER),
+        ),
+        alert_waiting_since=Subquery(most_urgent.values("opened_at")[:1]),
+    )
+
+
+def caseload_list(*, user: User, search: str = "") -> QuerySet[Patient]:
+    """Visible patients, most urgent first (api-contract.md § caseload order).
+
+    Emergency, then urgent, then routine open alerts, the longest-waiting first within a
+    tier; then the rest, those whose pain worsened most first, then those who stopped
+    logging longest ago.
+    """
     patients = patient_selectors.patient_list(user=user)
     if search:
         patients = patients.filter(
@@ -19,4 +61,15 @@ def caseload_list(*, user: User, search: str = "") -> QuerySet:
             | Q(email__icontains=search)
             | Q(condition__icontains=search)
         )
-    return with_log_figures(patients).order_by("last_name", "first_name", "id")
+    annotated = with_alert_triage(with_log_figures(patients)).annotate(
+        pain_delta=F("current_mean") - F("baseline_mean")
+    )
+    return annotated.order_by(
+        "alert_tier",
+        F("alert_waiting_since").asc(nulls_last=True),
+        F("pain_delta").desc(nulls_last=True),
+        F("last_log_date").asc(nulls_last=True),
+        "last_name",
+        "first_name",
+        "id",
+    )

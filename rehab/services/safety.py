@@ -76,7 +76,7 @@ def log_facts(content: dict[str, Any]) -> LogFacts:
     )
 
 
-def _log_content(log: DailyLog) -> dict[str, Any]:
+def log_content(log: DailyLog) -> dict[str, Any]:
     return {
         "date": log.date,
         "pain": log.pain,
@@ -156,7 +156,7 @@ def full_context(*, log: DailyLog) -> PatientContext:
         interventions=interventions,
         marks=marks,
         baseline_back_pain=_baseline_back_pain(patient),
-        recent_logs=tuple(log_facts(_log_content(row)) for row in recent),
+        recent_logs=tuple(log_facts(log_content(row)) for row in recent),
         open_alert_rules=open_rules,
     )
 
@@ -332,7 +332,7 @@ def _evaluate_and_raise(log: DailyLog) -> EvaluationOutcome:
         patient = Patient.objects.select_for_update().get(pk=log.patient_id)
         log = DailyLog.objects.select_related("patient").get(pk=log.pk)
         version = log.version
-        evaluation = evaluate(log_facts(_log_content(log)), full_context(log=log))
+        evaluation = evaluate(log_facts(log_content(log)), full_context(log=log))
         raised = [
             alert_raise(
                 patient=patient,

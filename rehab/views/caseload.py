@@ -14,6 +14,7 @@ from config.pagination import PageNumberPagination
 from patients.models import Patient, User
 from patients.permissions import IsClinician
 from patients.services import audit_reads
+from programs.selectors import adherence_7d_for_patients, current_phase_for_patients
 from rehab.selectors import caseload as selectors
 from rehab.selectors.logs import figures_of
 
@@ -32,6 +33,25 @@ class CaseloadRowSerializer(serializers.Serializer):
     current_pain_7d = serializers.SerializerMethodField()
     pain_change_pct = serializers.SerializerMethodField()
     mcid_reached = serializers.SerializerMethodField()
+    open_alerts = serializers.SerializerMethodField()
+    adherence_7d = serializers.SerializerMethodField()
+    current_phase = serializers.SerializerMethodField()
+
+    def get_adherence_7d(self, patient: Patient) -> float | None:
+        """Share (0-1) of the sessions prescribed over the last 7 complete days done."""
+        value = self.context.get("adherence", {}).get(patient.pk)
+        return round(value, 3) if value is not None else None
+
+    def get_current_phase(self, patient: Patient) -> str | None:
+        phase = self.context.get("phases", {}).get(patient.pk)
+        return phase["phase_name"] if phase else None
+
+    def get_open_alerts(self, patient: Patient) -> dict[str, int]:
+        return {
+            "emergency": getattr(patient, "open_emergency", 0),
+            "urgent": getattr(patient, "open_urgent", 0),
+            "routine": getattr(patient, "open_routine", 0),
+        }
 
     def get_registered(self, patient: Patient) -> bool:
         return patient.user_id is not None
@@ -71,4 +91,11 @@ class CaseloadApi(APIView):
             patient_ids=(p.pk for p in page),
             request=request,
         )
-        return paginator.get_paginated_response(CaseloadRowSerializer(page, many=True).data)
+        ids = [p.pk for p in page]
+        # Program figures for the page only, each in a constant number of queries.
+        context = {
+            "adherence": adherence_7d_for_patients(ids),
+            "phases": current_phase_for_patients(ids),
+        }
+        rows = CaseloadRowSerializer(page, many=True, context=context).data
+        return paginator.get_paginated_response(rows)

@@ -1,0 +1,202 @@
+"""Operators' admin. The library (exercises, templates) is editable; patients' programs,
+logs and proposals are read-only here, because their writes go through the services,
+which keep the dosage history and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from programs.models import (
+    AssignedExercise,
+    AssignedPhase,
+    DosageVersion,
+    Exercise,
+    ExerciseLog,
+    PrescribedExercise,
+    ProgramAssignment,
+    ProgramTemplate,
+    ProgressionProposal,
+    TemplatePhase,
+)
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Exercise)
+class ExerciseAdmin(admin.ModelAdmin):
+    list_display = ("name", "category", "body_region", "clinic", "sets", "sessions_per_week")
+    list_filter = ("category", "body_region", "clinic")
+    list_select_related = ("clinic",)
+    search_fields = ("name", "slug", "instructions")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+class TemplatePhaseInline(admin.TabularInline):
+    model = TemplatePhase
+    extra = 0
+    show_change_link = True  # the phase's own page holds its exercises
+    fields = ("position", "name", "length_weeks", "goals")
+
+
+@admin.register(ProgramTemplate)
+class ProgramTemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "condition", "clinic", "created_by", "updated_at")
+    list_filter = ("clinic",)
+    list_select_related = ("clinic", "created_by__user", "created_by__clinic")
+    search_fields = ("name", "condition", "slug")
+    raw_id_fields = ("created_by",)
+    inlines = [TemplatePhaseInline]
+
+
+class PrescribedExerciseInline(admin.TabularInline):
+    model = PrescribedExercise
+    extra = 0
+    autocomplete_fields = ("exercise",)
+    fields = (
+        "position",
+        "exercise",
+        "sets",
+        "reps",
+        "hold_seconds",
+        "duration_minutes",
+        "sessions_per_week",
+        "notes",
+    )
+
+
+@admin.register(TemplatePhase)
+class TemplatePhaseAdmin(admin.ModelAdmin):
+    list_display = ("template", "position", "name", "length_weeks")
+    list_filter = ("template",)
+    list_select_related = ("template",)
+    search_fields = ("name", "template__name")
+    inlines = [PrescribedExerciseInline]
+
+
+@admin.register(PrescribedExercise)
+class PrescribedExerciseAdmin(admin.ModelAdmin):
+    list_display = ("exercise", "phase", "sets", "reps", "hold_seconds", "sessions_per_week")
+    list_filter = ("phase__template",)
+    list_select_related = ("exercise", "phase__template")
+    search_fields = ("exercise__name", "phase__template__name")
+    autocomplete_fields = ("exercise",)
+
+
+class AssignedPhaseInline(ReadOnlyMixin, admin.TabularInline):
+    model = AssignedPhase
+    extra = 0
+    show_change_link = True
+    fields = ("position", "name", "length_weeks", "started_on")
+    readonly_fields = fields
+
+
+@admin.register(ProgramAssignment)
+class ProgramAssignmentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("patient", "name", "start_date", "ended_on", "pain_ceiling", "assigned_by")
+    list_filter = ("patient__clinic", ("ended_on", admin.EmptyFieldListFilter))
+    list_select_related = ("patient", "assigned_by__user", "assigned_by__clinic")
+    search_fields = ("name", "patient__last_name", "patient__email")
+    date_hierarchy = "start_date"
+    inlines = [AssignedPhaseInline]
+
+
+class AssignedExerciseInline(ReadOnlyMixin, admin.TabularInline):
+    model = AssignedExercise
+    extra = 0
+    show_change_link = True
+    fields = ("position", "name", "category", "body_region")
+    readonly_fields = fields
+
+
+@admin.register(AssignedPhase)
+class AssignedPhaseAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("assignment", "position", "name", "length_weeks", "started_on")
+    list_select_related = ("assignment__patient",)
+    search_fields = ("name", "assignment__patient__last_name")
+    inlines = [AssignedExerciseInline]
+
+
+class DosageVersionInline(ReadOnlyMixin, admin.TabularInline):
+    model = DosageVersion
+    extra = 0
+    fields = (
+        "effective_from",
+        "sets",
+        "reps",
+        "hold_seconds",
+        "duration_minutes",
+        "sessions_per_week",
+        "notes",
+        "created_by",
+    )
+    readonly_fields = fields
+
+
+@admin.register(AssignedExercise)
+class AssignedExerciseAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("name", "phase", "category")
+    list_filter = ("category",)
+    list_select_related = ("phase__assignment__patient",)
+    search_fields = ("name", "phase__assignment__patient__last_name")
+    inlines = [DosageVersionInline]
+
+
+@admin.register(DosageVersion)
+class DosageVersionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("assigned_exercise", "effective_from", "sets", "reps", "sessions_per_week")
+    list_select_related = ("assigned_exercise",)
+    search_fields = ("assigned_exercise__name",)
+    date_hierarchy = "effective_from"
+
+
+@admin.register(ExerciseLog)
+class ExerciseLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "date",
+        "patient",
+        "assigned_exercise",
+        "sets_done",
+        "pain_during",
+        "difficulty",
+        "stopped_for_pain",
+    )
+    list_filter = ("stopped_for_pain", "patient__clinic")
+    list_select_related = ("patient", "assigned_exercise")
+    search_fields = ("patient__last_name", "patient__email", "assigned_exercise__name")
+    date_hierarchy = "date"
+    show_full_result_count = False
+
+
+@admin.register(ProgressionProposal)
+class ProgressionProposalAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "assignment",
+        "from_phase",
+        "to_phase",
+        "status",
+        "evaluated_on",
+        "decided_by",
+        "decided_at",
+    )
+    list_filter = ("status",)
+    list_select_related = (
+        "assignment__patient",
+        "from_phase",
+        "to_phase",
+        "decided_by__user",
+        "decided_by__clinic",
+    )
+    search_fields = ("assignment__patient__last_name", "note")
+    date_hierarchy = "created_at"

@@ -1,0 +1,171 @@
+"""Demo data for `make run`: the demo patients follow the seeded programs.
+
+`seed_programs_demo` is called by the project's `seed_demo` command. It runs the real
+services in simulated time (assigning, logging, proposing, accepting), so the demo shows
+what the product would have recorded, including at least one pending proposal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from uuid import UUID
+
+from django.apps import apps
+from django.db import transaction
+
+from patients.models import Clinician, Patient
+from programs import rules, selectors, services
+from programs.models import ExerciseLog, ProgramAssignment, ProgramTemplate, ProgressionProposal
+
+TEMPLATE_SLUGS = ("deep-gluteal-syndrome", "sciatica")
+# Share of due sessions each demo patient does: mostly adherent, some not.
+ADHERENCE_PROFILES = (0.95, 0.9, 0.85, 0.7, 0.5, 0.3)
+
+
+def _templates() -> dict[str, ProgramTemplate]:
+    found = {
+        t.slug: t
+        for t in ProgramTemplate.objects.filter(clinic__isnull=True, slug__in=TEMPLATE_SLUGS)
+    }
+    if len(found) < len(TEMPLATE_SLUGS):
+        importlib.import_module("programs.migrations.0002_seed_templates").seed(apps)
+        return _templates()
+    return found
+
+
+def _clinician_for(patient: Patient) -> Clinician | None:
+    clinician: Clinician | None = (
+        patient.care_team.order_by("created_at").first()
+        or Clinician.objects.filter(clinic_id=patient.clinic_id).order_by("created_at").first()
+    )
+    return clinician
+
+
+def _easing_pain(start: date, end: date, rng: random.Random) -> dict[date, int]:
+    """A non-increasing daily pain series (7 -> 3): next-day pain is never above the mean.
+    Used only where the caller has no daily logs to give."""
+    total = max((end - start).days, 1)
+    high = rng.choice((6, 7))
+    return {
+        day: max(2, round(high - (high - 3) * (day - start).days / total))
+        for day in rules.days(start, end)
+    }
+
+
+def _reload(assignment: ProgramAssignment) -> rules.ProgramPlan:
+    return selectors.plan_of(
+        selectors.assignments_between(
+            [assignment.patient_id], start=assignment.start_date, end=assignment.start_date
+        )[assignment.patient_id][-1]
+    )
+
+
+@transaction.atomic
+def seed_programs_demo(
+    *,
+    patients: Sequence[Patient],
+    today: date,
+    rng: random.Random,
+    daily_pain: Mapping[UUID, Mapping[date, int]] | None = None,
+) -> None:
+    """Assign the seeded templates to `patients` (started 3-6 weeks before `today`), write
+    realistic exercise logs, move good progressors on through accepted proposals, and leave
+    at least one pending proposal. Patients with any assignment already are skipped.
+
+    `daily_pain` (optional): the demo's daily-log pain per patient, if the caller made it
+    first; patients without it get an easing series for the progression rule.
+    """
+    templates = _templates()
+    taken = set(
+        ProgramAssignment.objects.filter(patient__in=patients).values_list("patient_id", flat=True)
+    )
+    todo = [p for p in patients if p.pk not in taken]
+    for index, patient in enumerate(todo):
+        clinician = _clinician_for(patient)
+        if clinician is None:
+            continue
+        # The first new patient is the one left with a pending proposal today: adherent,
+        # in phase 1 past its planned two weeks.
+        pending_demo = index == 0
+        slug = "deep-gluteal-syndrome" if "gluteal" in patient.condition.lower() else "sciatica"
+        if pending_demo:
+            start = today - timedelta(days=rng.randint(16, 19))
+        else:
+            start = today - timedelta(days=7 * rng.randint(3, 6) + rng.randint(0, 3))
+        share = 1.0 if pending_demo else rng.choice(ADHERENCE_PROFILES)
+        progressor = not pending_demo and share >= 0.85
+        pain = {
+            **_easing_pain(start - timedelta(days=7), today, rng),
+            **(daily_pain or {}).get(patient.pk, {}),
+        }
+        assignment = services.assignment_create(
+            patient=patient, template=templates[slug], by=clinician, start_date=start, today=start
+        )
+        _simulate(
+            assignment=assignment,
+            clinician=clinician,
+            today=today,
+            rng=rng,
+            share=share,
+            progressor=progressor,
+            careful=pending_demo,
+            pain=pain,
+        )
+        if pending_demo:
+            services.progression_proposals_generate(on=today, daily_pain={patient.pk: pain})
+
+
+def _simulate(
+    *,
+    assignment: ProgramAssignment,
+    clinician: Clinician,
+    today: date,
+    rng: random.Random,
+    share: float,
+    progressor: bool,
+    careful: bool,
+    pain: Mapping[date, int],
+) -> None:
+    patient = assignment.patient
+    plan = _reload(assignment)
+    pending: list[ExerciseLog] = []
+    for day in rules.days(assignment.start_date, today - timedelta(days=1)):
+        phase = plan.phase_on(day)
+        if phase is None or phase.started_on is None:
+            continue
+        planned_end = phase.started_on + timedelta(days=rules.WEEK * phase.length_weeks)
+        if progressor and day >= planned_end:
+            ExerciseLog.objects.bulk_create(pending)
+            pending = []
+            if services.progression_proposals_generate(on=day, daily_pain={patient.pk: pain}):
+                proposal = ProgressionProposal.objects.get(assignment=assignment, status="pending")
+                services.proposal_accept(proposal=proposal, by=clinician, on=day, today=day)
+                plan = _reload(assignment)
+                phase = plan.phase_on(day) or phase
+        phase_start = phase.started_on or day
+        # Good progressors do every session of a phase's last planned week (so the rule
+        # can hold); the others skip sessions at random.
+        final_week = day >= phase_start + timedelta(days=rules.WEEK * (phase.length_weeks - 1))
+        for item in plan.due_on(day):
+            if (careful or (progressor and final_week)) or rng.random() < share:
+                easy = careful or progressor
+                pain_during = rng.choice((0, 1, 1, 2, 2, 3) if easy else (1, 2, 3, 3, 4, 5, 6))
+                dosage = item.dosage
+                pending.append(
+                    ExerciseLog(
+                        patient=patient,
+                        assigned_exercise_id=item.exercise.id,
+                        date=day,
+                        sets_done=dosage.sets,
+                        reps_done=dosage.reps,
+                        hold_seconds_done=dosage.hold_seconds,
+                        duration_minutes_done=dosage.duration_minutes,
+                        pain_during=pain_during,
+                        difficulty=rng.randint(2, 7),
+                        stopped_for_pain=pain_during >= 6 and rng.random() < 0.5,
+                    )
+                )
+    ExerciseLog.objects.bulk_create(pending)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from rehab.demo import seed_demo
+
+
+class Command(BaseCommand):
+    help = "Load the demo clinic, physiotherapist and patients (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        result = seed_demo()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready ({result['created']} new patients) at {result['clinic']}."
+            )
+        )
+        port = os.environ.get("PORT", "8000")
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "Demo sign-ins (password for all: " + result["password"] + ")",
+                    f"  physiotherapist  {result['clinician']}   dashboard/API",
+                    f"  operator         {result['admin']}    http://localhost:{port}/admin/",
+                    *(f"  patient          {email}" for email in result["patients"]),
+                    "",
+                    f"API docs: http://localhost:{port}/api/docs/",
+                    "",
+                ]
+            )
+        )

@@ -1,0 +1,109 @@
+"""The admin changelists stay constant-query, and every endpoint is in the schema."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from programs.demo import seed_programs_demo
+from programs.models import (
+    AssignedExercise,
+    AssignedPhase,
+    DosageVersion,
+    Exercise,
+    ExerciseLog,
+    PrescribedExercise,
+    ProgramAssignment,
+    ProgramTemplate,
+    ProgressionProposal,
+    TemplatePhase,
+)
+from tests.factories import PatientFactory, UserFactory
+from tests.programs.factories import make_template
+
+pytestmark = pytest.mark.django_db
+
+MODELS = [
+    Exercise,
+    ProgramTemplate,
+    TemplatePhase,
+    PrescribedExercise,
+    ProgramAssignment,
+    AssignedPhase,
+    AssignedExercise,
+    DosageVersion,
+    ExerciseLog,
+    ProgressionProposal,
+]
+
+
+def test_it_registers_every_programs_model_in_the_admin():
+    assert all(model in admin.site._registry for model in MODELS)
+
+
+@pytest.fixture
+def admin_client(client):
+    user = UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+def _count_queries(client, url) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_it_lists_a_changelist_in_constant_queries(
+    admin_client, clinic, clinician, seeded_templates, model
+):
+    url = reverse(f"admin:programs_{model._meta.model_name}_changelist")
+    patients = [PatientFactory.create(clinic=clinic, care_team=[clinician]) for _ in range(2)]
+    seed_programs_demo(patients=patients[:1], today=date(2026, 4, 20), rng=random.Random(1))
+    make_template(clinic=clinic, phases=[(1, [7])]).__class__.objects.update(created_by=clinician)
+    few = _count_queries(admin_client, url)
+    more = [PatientFactory.create(clinic=clinic, care_team=[clinician]) for _ in range(3)]
+    seed_programs_demo(patients=more, today=date(2026, 4, 20), rng=random.Random(2))
+    assert model.objects.count() > 1
+    assert _count_queries(admin_client, url) == few
+
+
+def test_it_documents_every_programs_endpoint_in_the_schema(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    expected = {
+        "/api/v1/me/plan/": {"get"},
+        "/api/v1/me/adherence/": {"get"},
+        "/api/v1/exercise-logs/": {"get", "post"},
+        "/api/v1/exercise-logs/{log_id}/": {"get"},
+        "/api/v1/clinician/exercises/": {"get"},
+        "/api/v1/clinician/program-templates/": {"get", "post"},
+        "/api/v1/clinician/program-templates/{template_id}/": {"get"},
+        "/api/v1/clinician/patients/{patient_id}/assignments/": {"post"},
+        "/api/v1/clinician/patients/{patient_id}/program/": {"get"},
+        "/api/v1/clinician/patients/{patient_id}/exercise-logs/": {"get"},
+        "/api/v1/clinician/patients/{patient_id}/adherence/": {"get"},
+        "/api/v1/clinician/assignments/{assignment_id}/": {"get", "patch"},
+        "/api/v1/clinician/assignments/{assignment_id}/end/": {"post"},
+        "/api/v1/clinician/assigned-exercises/{assigned_exercise_id}/dosage/": {"post"},
+        "/api/v1/clinician/progression-proposals/": {"get"},
+        "/api/v1/clinician/progression-proposals/{proposal_id}/": {"get"},
+        "/api/v1/clinician/progression-proposals/{proposal_id}/accept/": {"post"},
+        "/api/v1/clinician/progression-proposals/{proposal_id}/decline/": {"post"},
+    }
+    for path, methods in expected.items():
+        assert path in paths, path
+        assert set(paths[path]) >= methods, path
+        for method in methods:
+            operation = paths[path][method]
+            assert operation["tags"][0] in {"patient: programs", "clinician: programs"}
+            assert "200" in operation["responses"] or "201" in operation["responses"]

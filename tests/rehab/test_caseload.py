@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+
+from patients.models import Clinician, Patient
+from rehab.models import Alert, DailyLog
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db
+
+CASELOAD = "/api/v1/clinician/patients/"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TODAY = date(2026, 11, 20)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_time():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def make_patient(clinician: Clinician, name: str) -> Patient:
+    return PatientFactory.create(
+        clinic=clinician.clinic, care_team=[clinician], first_name=name, last_name=name
+    )
+
+
+def open_alert(patient: Patient, severity: str, rule: str, waited: timedelta) -> Alert:
+    return Alert.objects.create(
+        patient=patient,
+        rule=rule,
+        rule_version=1,
+        severity=severity,
+        last_fired_at=NOW - waited,
+        opened_at=NOW - waited,
+    )
+
+
+def test_it_orders_the_caseload_by_alert_tier_then_waiting_time(clinician_client, clinician):
+    quiet = make_patient(clinician, "Quiet")
+    routine = make_patient(clinician, "Routine")
+    urgent_new = make_patient(clinician, "UrgentNew")
+    urgent_old = make_patient(clinician, "UrgentOld")
+    emergency = make_patient(clinician, "Emergency")
+    open_alert(routine, "routine", "NR-PAIN-01", timedelta(days=3))
+    open_alert(urgent_new, "urgent", "RF-NEU-01", timedelta(minutes=5))
+    open_alert(urgent_old, "urgent", "RF-TH-01", timedelta(hours=2))
+    # An emergency outranks an older urgent alert of the same patient and of others.
+    open_alert(emergency, "emergency", "RF-CES-01", timedelta(minutes=1))
+    open_alert(emergency, "urgent", "RF-NEU-01", timedelta(days=1))
+    # Acknowledged alerts no longer count as waiting.
+    acked = open_alert(quiet, "emergency", "RF-CES-02", timedelta(days=1))
+    Alert.objects.filter(pk=acked.pk).update(status="acknowledged")
+
+    rows = clinician_client.get(CASELOAD).json()["results"]
+    assert [r["last_name"] for r in rows] == [
+        "Emergency",
+        "UrgentOld",
+        "UrgentNew",
+        "Routine",
+        "Quiet",
+    ]
+    assert rows[0]["open_alerts"] == {"emergency": 1, "urgent": 1, "routine": 0}
+    assert rows[-1]["open_alerts"] == {"emergency": 0, "urgent": 0, "routine": 0}
+
+
+def test_it_puts_worsening_pain_first_among_patients_without_alerts(clinician_client, clinician):
+    better = make_patient(clinician, "Better")
+    worse = make_patient(clinician, "Worse")
+    for patient, pains in ((better, [8, 8, 8, 3, 3, 3]), (worse, [4, 4, 4, 8, 8, 8])):
+        days = [date(2026, 10, 1) + timedelta(days=i) for i in range(3)]
+        days += [TODAY - timedelta(days=i) for i in range(3)]
+        DailyLog.objects.bulk_create(
+            DailyLog(patient=patient, date=day, pain=pain)
+            for day, pain in zip(days, pains, strict=True)
+        )
+    rows = clinician_client.get(CASELOAD).json()["results"]
+    assert [r["last_name"] for r in rows] == ["Worse", "Better"]
+    assert rows[0]["pain_change_pct"] == 100.0
+
+
+def test_it_keeps_the_ordered_caseload_query_count_flat(
+    clinician_client, clinician, django_assert_max_num_queries
+):
+    def grow(n: int) -> None:
+        for i in range(n):
+            patient = make_patient(clinician, f"P{i}")
+            open_alert(patient, "urgent", "RF-TH-01", timedelta(minutes=i))
+
+    grow(2)
+    with django_assert_max_num_queries(16) as small:
+        clinician_client.get(CASELOAD)
+    grow(20)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert clinician_client.get(CASELOAD).json()["count"] == 22

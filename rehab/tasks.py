@@ -50,4 +50,14 @@ def questionnaires_expire_task() -> int:
     return record_services.questionnaires_expire()
 
 
+@shared_task
+def questionnaires_schedule_programs_task() -> int:
+    """Create the fortnightly questionnaires of active programs; for beat, hourly.
+
+    Schedule: `"rehab-questionnaires-programs": {"task":
+    "rehab.tasks.questionnaires_schedule_programs_task", "schedule": 3600.0}`. Idempotent.
+    """
+    return record_services.questionnaires_schedule_programs()
+
+
 # --- end clinical record ---

@@ -2,22 +2,21 @@
 the patient timeline, and the facts the safety engine needs.
 
 Timeline: `timeline_list` merges the entries of every function in `TIMELINE_SOURCES`. A
-source takes the patient and returns `TimelineEntry` items in any order, using a fixed
-number of queries (one, for all sources here) whatever the size of the record, so a page of
-the timeline costs the same number of queries however long the record is. To add a kind of
-event (program phase changes, alerts), write one function
+source takes the patient and returns `TimelineEntry` items in any order, with a fixed
+number of queries (one, for every source here) whatever the size of the record, so a page
+of the timeline costs the same number of queries however long the record is. To add a
+kind of event, write one function, as `_alerts` and `_program_phases` below were added:
 
-    def _alert_entries(patient: Patient) -> list[TimelineEntry]:
+    def _messages(patient: Patient) -> list[TimelineEntry]:
         return [
-            TimelineEntry(kind="alert", date=a.created_at.astimezone(patient.tz).date(),
-                          id=str(a.pk), title=f"{a.rule} ({a.severity})",
-                          data={"status": a.status}, at=a.created_at)
-            for a in Alert.objects.filter(patient=patient)
+            TimelineEntry(kind="message", date=m.sent_at.astimezone(patient.tz).date(),
+                          id=str(m.pk), title=m.subject, data={"from": m.sender},
+                          at=m.sent_at)
+            for m in Message.objects.filter(patient=patient)
         ]
 
-and append it to `TIMELINE_SOURCES` (and its kind to `TIMELINE_KINDS`, which documents
-the API's `kind` values). Nothing else changes: the merge, ordering and pagination are
-shared.
+append it to `TIMELINE_SOURCES`, and its kind to `TIMELINE_KINDS` (which documents the
+API's `kind` values). Nothing else changes: the merge, ordering and pagination are shared.
 
 A patient's whole record is small (a year is 52 weekly log summaries and some tens of
 clinical entries), so the sources read all of it and the page is cut in Python; this is
@@ -36,14 +35,16 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-from django.db.models import Avg, Count, Max, Min, QuerySet
+from django.db.models import Avg, Count, F, Max, Min, QuerySet
 from django.db.models.functions import TruncWeek
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from patients.models import Patient, User
+from programs.models import AssignedPhase, ProgramAssignment
 from rehab import scoring
 from rehab.models import (
+    Alert,
     AssessedMark,
     DailyLog,
     Diagnosis,
@@ -289,6 +290,9 @@ TIMELINE_KINDS: tuple[str, ...] = (
     "diagnosis",
     "diagnosis_ended",
     "questionnaire",
+    "program_phase",
+    "program_ended",
+    "alert",
 )
 
 
@@ -494,6 +498,71 @@ def _questionnaires(patient: Patient) -> list[TimelineEntry]:
     return entries
 
 
+def _program_phases(patient: Patient) -> list[TimelineEntry]:
+    """Each phase a program started (the first on assignment, later ones on a clinician's
+    acceptance of a progression), and each program's end."""
+    entries = []
+    ended: dict[UUID, ProgramAssignment] = {}
+    for phase in (
+        AssignedPhase.objects.filter(assignment__patient=patient, started_on__isnull=False)
+        .select_related("assignment")
+        .order_by("started_on", "position")
+    ):
+        program = phase.assignment
+        assert phase.started_on is not None  # filtered above
+        entries.append(
+            TimelineEntry(
+                kind="program_phase",
+                date=phase.started_on,
+                id=str(phase.pk),
+                title=f"{program.name}: phase {phase.position}, {phase.name}",
+                data={
+                    "assignment_id": str(program.pk),
+                    "program": program.name,
+                    "position": phase.position,
+                    "phase": phase.name,
+                    "length_weeks": phase.length_weeks,
+                },
+            )
+        )
+        if program.ended_on is not None:
+            ended[program.pk] = program
+    entries.extend(
+        TimelineEntry(
+            kind="program_ended",
+            date=program.ended_on,
+            id=f"{program.pk}-ended",
+            title=f"{program.name}: ended",
+            data={"assignment_id": str(program.pk), "program": program.name},
+        )
+        for program in ended.values()
+        if program.ended_on is not None
+    )
+    return entries
+
+
+def _alerts(patient: Patient) -> list[TimelineEntry]:
+    """Safety and review alerts, on the date of the log that raised them (else when raised)."""
+    return [
+        TimelineEntry(
+            kind="alert",
+            date=a.log_date or a.created_at.astimezone(patient.tz).date(),
+            id=str(a.pk),
+            title=f"{a.rule} ({a.severity}){': ' + a.title if a.title else ''}",
+            data={
+                "alert_id": str(a.pk),
+                "rule": a.rule,
+                "severity": a.severity,
+                "status": a.status,
+                "occurrences": a.occurrence_count,
+                "log_id": str(a.log_id) if a.log_id else None,
+            },
+            at=a.created_at,
+        )
+        for a in Alert.objects.filter(patient=patient).annotate(log_date=F("log__date"))
+    ]
+
+
 TIMELINE_SOURCES: tuple[TimelineSource, ...] = (
     _log_weeks,
     _interventions,
@@ -501,6 +570,8 @@ TIMELINE_SOURCES: tuple[TimelineSource, ...] = (
     _imaging,
     _diagnoses,
     _questionnaires,
+    _program_phases,
+    _alerts,
 )
 
 

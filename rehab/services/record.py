@@ -15,7 +15,7 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
@@ -23,6 +23,7 @@ from rest_framework import exceptions
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.services import audit_record
+from programs.models import ProgramAssignment
 from rehab import scoring
 from rehab.models import (
     AssessedMark,
@@ -430,15 +431,14 @@ def _local_midnight(patient: Patient, day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=patient.tz)
 
 
-def _schedule(
+def _due_rows(
     *,
     patient: Patient,
     occasions: Iterable[Occasion],
-    now: datetime | None,
+    now: datetime,
     instruments: Iterable[str] = SCHEDULED_INSTRUMENTS,
-) -> int:
-    """Insert the due items of `occasions` whose window has not closed; idempotent."""
-    now = now or timezone.now()
+) -> list[QuestionnaireDue]:
+    """The due items of `occasions` whose window has not closed at `now`."""
     instruments = tuple(instruments)
     rows: list[QuestionnaireDue] = []
     for occasion in occasions:
@@ -459,9 +459,29 @@ def _schedule(
             )
             for instrument in instruments
         )
+    return rows
+
+
+def _insert(rows: list[QuestionnaireDue]) -> int:
     # ON CONFLICT DO NOTHING on the occasion key: scheduling twice is harmless.
-    created = QuestionnaireDue.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(created)
+    return len(QuestionnaireDue.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000))
+
+
+def _schedule(
+    *,
+    patient: Patient,
+    occasions: Iterable[Occasion],
+    now: datetime | None,
+    instruments: Iterable[str] = SCHEDULED_INSTRUMENTS,
+) -> int:
+    """Insert the due items of `occasions` whose window has not closed; idempotent."""
+    rows = _due_rows(
+        patient=patient,
+        occasions=occasions,
+        now=now or timezone.now(),
+        instruments=instruments,
+    )
+    return _insert(rows)
 
 
 def questionnaires_schedule_baseline(
@@ -492,24 +512,64 @@ def questionnaires_schedule_baseline(
     )
 
 
-def questionnaires_schedule_for_program(
-    *, patient: Patient, start: date, weeks: int, now: datetime | None = None
-) -> int:
-    """Questionnaires every 2 weeks of a program: at its start and weeks 2, 4, ... `weeks`.
-
-    For the programs app to call when a program is assigned (in its transaction).
-    """
-    if not 1 <= weeks <= PROGRAM_MAX_WEEKS:
-        raise ValidationError({"weeks": f"Must be from 1 to {PROGRAM_MAX_WEEKS}."})
-    occasions = [
+def _program_occasions(*, start: date, weeks: int, last: date | None = None) -> list[Occasion]:
+    """At the start of a program and every 2 weeks of it (up to `last`, if given)."""
+    return [
         Occasion(
             reason=QuestionnaireDue.Reason.PROGRAM_FORTNIGHTLY,
             first_day=start + timedelta(weeks=week),
             last_day=start + timedelta(weeks=week, days=FORTNIGHTLY_WINDOW_DAYS - 1),
         )
         for week in range(0, weeks + 1, 2)
+        if last is None or start + timedelta(weeks=week) <= last
     ]
-    return _schedule(patient=patient, occasions=occasions, now=now)
+
+
+def questionnaires_schedule_for_program(
+    *, patient: Patient, start: date, weeks: int, now: datetime | None = None
+) -> int:
+    """Questionnaires every 2 weeks of a program: at its start and weeks 2, 4, ... `weeks`."""
+    if not 1 <= weeks <= PROGRAM_MAX_WEEKS:
+        raise ValidationError({"weeks": f"Must be from 1 to {PROGRAM_MAX_WEEKS}."})
+    return _schedule(
+        patient=patient, occasions=_program_occasions(start=start, weeks=weeks), now=now
+    )
+
+
+# How far ahead the sweep below creates a program's occasions: far enough for the patient
+# and the clinician to see the next one coming, near enough to follow a program's edits.
+PROGRAM_LOOKAHEAD_DAYS = 7
+
+
+def questionnaires_schedule_programs(
+    *, now: datetime | None = None, patient: Patient | None = None
+) -> int:
+    """Schedule the fortnightly questionnaires of every active program (or `patient`'s).
+
+    The programs app cannot call into rehab (dependencies point the other way), so rehab
+    picks programs up itself: beat runs this hourly, and the patient's list of what is due
+    runs it for them, so a program assigned a moment ago is asked about at once. Only
+    occasions opening within the next week are created, one bulk insert for all patients;
+    it is idempotent, so a missed or doubled run changes nothing.
+    """
+    now = now or timezone.now()
+    programs = (
+        ProgramAssignment.objects.filter(ended_on__isnull=True)
+        .select_related("patient")
+        .annotate(weeks=Sum("phases__length_weeks"))
+    )
+    if patient is not None:
+        programs = programs.filter(patient=patient)
+    rows: list[QuestionnaireDue] = []
+    for program in programs:
+        horizon = program.patient.local_today(now) + timedelta(days=PROGRAM_LOOKAHEAD_DAYS)
+        occasions = _program_occasions(
+            start=program.start_date,
+            weeks=min(program.weeks or 0, PROGRAM_MAX_WEEKS),
+            last=horizon,
+        )
+        rows += _due_rows(patient=program.patient, occasions=occasions, now=now)
+    return _insert(rows)
 
 
 def questionnaires_schedule_for_intervention(

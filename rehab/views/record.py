@@ -692,7 +692,8 @@ class TimelineApi(APIView):
         summary="The patient's timeline, newest first",
         description=(
             "Weekly log summaries, interventions, examinations (provocative tests), imaging, "
-            "diagnoses (start and end) and questionnaire scores, merged in date order."
+            "diagnoses (start and end), questionnaire scores, program phases and alerts, "
+            "merged in date order."
         ),
     )
     def get(self, request: Request, patient_id: UUID) -> Response:
@@ -746,8 +747,10 @@ class MyQuestionnairesApi(APIView):
         user = _user(request)
         patient = patient_for_user(user=user)
         # The first thing a newly registered app asks is what is due, so this is where the
-        # baseline is scheduled (once: an INSERT ... ON CONFLICT DO NOTHING, safe to repeat).
+        # baseline is scheduled, and a program assigned a moment ago is picked up (both
+        # INSERT ... ON CONFLICT DO NOTHING: safe to repeat on every look).
         services.questionnaires_schedule_baseline(patient=patient, start=patient.local_today())
+        services.questionnaires_schedule_programs(patient=patient)
         _audit_read(request, patient, "questionnairedue")
         items = selectors.questionnaire_due_list(user=user, patient=patient)
         return _paginated(request, self, items, DueQuestionnaireSerializer)

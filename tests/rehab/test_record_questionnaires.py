@@ -10,9 +10,11 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from patients.models import AuditEvent
+from programs import services as program_services
 from rehab import tasks
 from rehab.models import Intervention, QuestionnaireDue, QuestionnaireResponse
 from rehab.services import record as services
+from tests.programs.factories import make_template
 from tests.rehab.factories_record import QuestionnaireDueFactory, QuestionnaireResponseFactory
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +146,39 @@ def test_it_gives_no_new_baseline_for_an_instrument_already_answered(patient):
     now = dt.datetime(2026, 9, 1, tzinfo=UTC)
     services.questionnaires_schedule_baseline(patient=patient, start=dt.date(2026, 9, 1), now=now)
     assert set(QuestionnaireDue.objects.values_list("instrument", flat=True)) == {"psfs", "sbi"}
+
+
+def _program(patient, clinician, *, start):
+    template = make_template(clinic=patient.clinic, phases=[(2, [3]), (4, [3])])  # 6 weeks
+    return program_services.assignment_create(
+        patient=patient, template=template, by=clinician, start_date=start, today=start
+    )
+
+
+def test_it_picks_up_the_next_fortnight_of_every_active_program(patient, clinician):
+    today = patient.local_today()
+    _program(patient, clinician, start=today - dt.timedelta(days=13))
+    # Week 0's window has closed, week 2 opens tomorrow, week 4 is beyond the look-ahead.
+    services.questionnaires_schedule_programs()
+    services.questionnaires_schedule_programs()
+    dues = QuestionnaireDue.objects.filter(patient=patient, reason="program_fortnightly")
+    assert dues.count() == 3
+    london = zoneinfo.ZoneInfo("Europe/London")
+    assert {d.due_from.astimezone(london).date() for d in dues} == {today + dt.timedelta(days=1)}
+
+
+def test_it_schedules_nothing_for_an_ended_program(patient, clinician):
+    today = patient.local_today()
+    program = _program(patient, clinician, start=today - dt.timedelta(days=3))
+    program_services.assignment_end(assignment=program, by=clinician, on=today, today=today)
+    services.questionnaires_schedule_programs()
+    assert not QuestionnaireDue.objects.filter(reason="program_fortnightly").exists()
+
+
+def test_it_asks_about_a_program_as_soon_as_it_is_assigned(patient_client, patient, clinician):
+    _program(patient, clinician, start=patient.local_today())
+    sbi = next(q for q in patient_client.get(ME).json()["results"] if q["instrument"] == "sbi")
+    assert set(sbi["reasons"]) == {"baseline", "program_fortnightly"}
 
 
 # --------------------------------------------------------------------------- windows, expiry

@@ -8,10 +8,14 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from patients.models import AuditEvent
+from programs import services as program_services
+from rehab.models import Alert
 from rehab.selectors import record as selectors
 from tests.factories import PatientFactory
+from tests.programs.factories import make_template
 from tests.rehab.factories_record import (
     DailyLogFactory,
     DiagnosisFactory,
@@ -153,19 +157,46 @@ def test_it_reads_a_page_in_a_constant_number_of_queries(clinician_client, patie
 
 
 def test_it_takes_new_kinds_of_entry_from_one_more_source(patient, clinician):
-    def alerts(p):
+    def messages(p):
         return [
             selectors.TimelineEntry(
-                kind="alert", date=START, id="a1", title="RF-CES-01 (emergency)", data={}
+                kind="message", date=START, id="m1", title="Clinic letter", data={}
             )
         ]
 
     _build_record(patient)
     entries = selectors.timeline_list(
-        user=clinician.user, patient=patient, sources=(*selectors.TIMELINE_SOURCES, alerts)
+        user=clinician.user, patient=patient, sources=(*selectors.TIMELINE_SOURCES, messages)
     )
-    assert "alert" in {e.kind for e in entries}
+    assert "message" in {e.kind for e in entries}
     assert len(entries) == 10
+
+
+def test_it_shows_program_phases_and_alerts(clinician_client, patient, clinician):
+    template = make_template(clinic=patient.clinic, phases=[(2, [3]), (4, [3])])
+    today = patient.local_today()
+    program = program_services.assignment_create(
+        patient=patient, template=template, by=clinician, start_date=today, today=today
+    )
+    program_services.assignment_end(assignment=program, by=clinician, on=today, today=today)
+    log = DailyLogFactory.create(patient=patient, date=today - dt.timedelta(days=1))
+    Alert.objects.create(
+        patient=patient,
+        rule="RF-CES-05",
+        rule_version=1,
+        severity="emergency",
+        log=log,
+        last_fired_at=timezone.now(),
+        opened_at=timezone.now(),
+    )
+    entries = clinician_client.get(_timeline_url(patient)).json()["results"]
+    by_kind = {e["kind"]: e for e in entries}
+    assert by_kind["program_phase"]["details"]["position"] == 1
+    assert by_kind["program_phase"]["date"] == today.isoformat()
+    assert by_kind["program_ended"]["date"] == today.isoformat()
+    # An alert sits on the date of the log that raised it.
+    assert by_kind["alert"]["date"] == log.date.isoformat()
+    assert by_kind["alert"]["details"]["rule"] == "RF-CES-05"
 
 
 def test_it_audits_reading_the_timeline(clinician_client, patient, clinician):

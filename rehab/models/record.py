@@ -375,7 +375,8 @@ class QuestionnaireDue(models.Model):
         verbose_name = "questionnaire due"
         verbose_name_plural = "questionnaires due"
         constraints = [
-            # Scheduling is idempotent: the same occasion twice is one row.
+            # Scheduling is idempotent: the same occasion twice is one row (so two
+            # procedures on one day share their follow-ups, which one answer covers anyway).
             models.UniqueConstraint(
                 fields=("patient", "instrument", "reason", "due_from"),
                 name="questionnairedue_unique_occasion",

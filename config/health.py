@@ -38,9 +38,31 @@ def _broker() -> dict[str, Any]:
         return {"ok": False, "error": exc.__class__.__name__}
 
 
+def _safety() -> dict[str, Any]:
+    """The safety queue: logs owed an evaluation for over 2 minutes, or given up on.
+
+    Either means a red flag may not have reached a clinician: operators must look. It
+    does not fail the probe (503 would take healthy web nodes out of service; the
+    patient's advice does not depend on the queue).
+    """
+    from rehab.services.safety import safety_status
+
+    try:
+        status = safety_status()
+    except Exception as exc:  # noqa: BLE001 - the database check reports the cause
+        return {"ok": False, "error": exc.__class__.__name__}
+    return {"ok": not status["overdue_logs"] and not status["failed_logs"], **status}
+
+
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
-    """Database and broker status for load balancers and operators; 503 when one is down."""
+    """Database and broker status for load balancers and operators; 503 when one is down.
+
+    `safety` reports the evaluation queue; when it is not ok the status is "degraded"
+    with a 200, so probes keep the node in service while operators are alerted.
+    """
     checks = {"database": _database(), "broker": _broker()}
     ok = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if ok else "down", **checks}, status=200 if ok else 503)
+    safety = _safety() if checks["database"]["ok"] else {"ok": False}
+    status = ("ok" if safety["ok"] else "degraded") if ok else "down"
+    return JsonResponse({"status": status, **checks, "safety": safety}, status=200 if ok else 503)

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -199,7 +200,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    # One name per closed vocabulary, however many fields use it.
+    "ENUM_NAME_OVERRIDES": {
+        "SymptomAnswerEnum": "rehab.safety.vocab.SYMPTOM_ANSWERS",
+        "SexualFunctionAnswerEnum": "rehab.safety.vocab.SEXUAL_FUNCTION_ANSWERS",
+        "LegPainSideEnum": "rehab.models.logs.DailyLog.LegPainSide",
+        "SleepEnum": "rehab.models.logs.DailyLog.Sleep",
+    },
 }
 
 # --- Celery (STYLE.md § Celery) ---
@@ -242,9 +249,26 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "safety-escalations-sweep": {"task": "rehab.tasks.escalations_sweep_task", "schedule": 60.0},
+    # Phase progression proposals: a clinician decides, so a few times a day is plenty.
+    "programs-progression-proposals": {
+        "task": "rehab.tasks.progression_proposals_task",
+        "schedule": 3 * 3600.0,
+    },
     "auth-purge-sign-in-failures": {
         "task": "patients.tasks.purge_sign_in_failures_task",
         "schedule": 3600.0,
+    },
+    # The §3 review rules ask for "at least daily"; hourly because each patient's day
+    # starts at their own local midnight (24+ zones), so a fixed daily hour would judge
+    # some patients before they had logged; and so that a spike or two days of worst pain
+    # >= 9 reach the clinician within the hour of the log, and a cleared routine alert
+    # closes within the hour. A run is a handful of indexed statements; the runs after a
+    # patient's first of the day record nothing new. A run queued behind a worker outage
+    # expires: the next one supersedes it.
+    "safety-review-rules": {
+        "task": "rehab.tasks.review_rules_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
 }
 

@@ -112,7 +112,14 @@ def _issue_token(*, user: User, device: str) -> IssuedToken:
     return IssuedToken(token=token, expires_at=instance.expiry, role=role)
 
 
-def auth_login(*, email: str, password: str, ip: str | None, device: str = "") -> IssuedToken:
+def auth_login(
+    *,
+    email: str,
+    password: str,
+    ip: str | None,
+    device: str = "",
+    request: HttpRequest | None = None,
+) -> IssuedToken:
     """Sign in with email and password; raises 401 on bad credentials, 429 when throttled.
 
     Only failures count towards the throttle (api-contract.md), per email and per client.
@@ -131,22 +138,27 @@ def auth_login(*, email: str, password: str, ip: str | None, device: str = "") -
     issued = _issue_token(user=user, device=device)
     user.last_login = timezone.now()
     user.save(update_fields=["last_login"])
-    audit_record(actor=user, action=AuditEvent.Action.LOGIN, object_type="auth_token")
+    audit_record(
+        actor=user, action=AuditEvent.Action.LOGIN, object_type="auth_token", request=request
+    )
     return issued
 
 
-def auth_logout(*, user: User, token: AuthToken) -> None:
+def auth_logout(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
     token.delete()
-    audit_record(actor=user, action=AuditEvent.Action.LOGOUT, object_type="auth_token")
+    audit_record(
+        actor=user, action=AuditEvent.Action.LOGOUT, object_type="auth_token", request=request
+    )
 
 
-def auth_logout_all(*, user: User) -> int:
+def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
     deleted, _ = AuthToken.objects.filter(user=user).delete()
     audit_record(
         actor=user,
         action=AuditEvent.Action.LOGOUT,
         object_type="auth_token",
         changes={"all_devices": True, "tokens": deleted},
+        request=request,
     )
     return deleted
 
@@ -212,6 +224,24 @@ def _issue_invitation(*, patient: Patient, created_by: Clinician | None) -> Issu
     return IssuedInvitation(invitation=invitation, code=code)
 
 
+def _invited_patient_save(*, clinic: Clinic, email: str, fields: Mapping[str, Any]) -> Patient:
+    """Create or refresh the unregistered patient `email` of `clinic`, in a savepoint."""
+    with transaction.atomic():
+        patient: Patient | None = (
+            Patient.objects.select_for_update().filter(clinic=clinic, email=email).first()
+        )
+        if patient is not None and patient.user_id is not None:
+            raise ValidationError({"email": "This patient already has an account at this clinic."})
+        if patient is None:
+            patient = Patient(clinic=clinic, email=email)
+        for name, value in fields.items():
+            setattr(patient, name, value)
+        # Uniqueness is the database's to decide, atomically, on save.
+        patient.full_clean(validate_unique=False, validate_constraints=False)
+        patient.save()
+        return patient
+
+
 @transaction.atomic
 def invitation_create(
     *,
@@ -226,21 +256,20 @@ def invitation_create(
 ) -> IssuedInvitation:
     """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
     email = email.strip().lower()
-    patient = (
-        Patient.objects.select_for_update().filter(clinic=clinician.clinic, email=email).first()
-    )
-    if patient is not None and patient.user_id is not None:
-        raise ValidationError({"email": "This patient already has an account at this clinic."})
-    if patient is None:
-        patient = Patient(clinic=clinician.clinic, email=email)
-    patient.first_name = first_name
-    patient.last_name = last_name
-    patient.date_of_birth = date_of_birth
-    patient.timezone = timezone_name
-    patient.condition = condition
-    patient.affected_side = affected_side
-    patient.full_clean()
-    patient.save()
+    fields = {
+        "first_name": first_name,
+        "last_name": last_name,
+        "date_of_birth": date_of_birth,
+        "timezone": timezone_name,
+        "condition": condition,
+        "affected_side": affected_side,
+    }
+    try:
+        patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
+    except IntegrityError:
+        # Two invitations of a new email at once (a double-tapped button) both found no
+        # record and one insert won: refresh that record instead of answering 500.
+        patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
     patient.care_team.add(clinician)
     return _issue_invitation(patient=patient, created_by=clinician)
 

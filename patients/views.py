@@ -67,6 +67,7 @@ class LoginApi(APIView):
             **serializer.validated_data,
             ip=client_ip(request),
             device=request.META.get("HTTP_USER_AGENT", ""),
+            request=request,
         )
         return _token_response(issued, status.HTTP_200_OK)
 
@@ -74,7 +75,7 @@ class LoginApi(APIView):
 class LogoutApi(APIView):
     @extend_schema(request=None, responses={204: None}, tags=["auth"])
     def post(self, request: Request) -> Response:
-        services.auth_logout(user=request.user, token=request.auth)  # type: ignore[arg-type]
+        services.auth_logout(user=request.user, token=request.auth, request=request)  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -86,7 +87,7 @@ class LogoutAllApi(APIView):
         description="Sign out of every device: all of the caller's tokens stop working.",
     )
     def post(self, request: Request) -> Response:
-        services.auth_logout_all(user=request.user)  # type: ignore[arg-type]
+        services.auth_logout_all(user=request.user, request=request)  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

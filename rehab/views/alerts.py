@@ -8,7 +8,13 @@ from uuid import UUID
 
 import django_filters
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
@@ -111,7 +117,11 @@ class AlertListApi(APIView):
     permission_classes = [IsClinician]
 
     @extend_schema(
-        parameters=[AlertFilter],
+        parameters=[
+            OpenApiParameter("status", enum=Alert.Status.values),
+            OpenApiParameter("severity", enum=Severity.values),
+            OpenApiParameter("patient", type=OpenApiTypes.UUID),
+        ],
         responses={200: AlertSerializer(many=True)},
         tags=["clinician: alerts"],
         description="Alerts of the clinic's patients, most severe first, then oldest first.",
@@ -150,6 +160,7 @@ class AlertDetailApi(APIView):
 class AlertAcknowledgeApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="AlertAcknowledge")
     class InputSerializer(StrictSerializer):
         note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
@@ -171,6 +182,7 @@ class AlertAcknowledgeApi(APIView):
 class AlertResolveApi(APIView):
     permission_classes = [IsClinician]
 
+    @extend_schema_serializer(component_name="AlertResolve")
     class InputSerializer(StrictSerializer):
         disposition = serializers.ChoiceField(
             choices=[c for c in Alert.Disposition.values if c != "trigger_cleared"]

@@ -76,9 +76,13 @@ class LogInputSerializer(StrictSerializer):
     leg_pain = _score(required=False, allow_null=True)
     back_pain = _score(required=False, allow_null=True)
     worst_pain = _score(required=False, allow_null=True)
-    leg_pain_side = _choice(tuple(DailyLog.LegPainSide.values))
+    leg_pain_side = serializers.ChoiceField(
+        choices=DailyLog.LegPainSide.choices, required=False, allow_null=True
+    )
     function = _score(required=False, allow_null=True)
-    sleep = _choice(tuple(DailyLog.Sleep.values))
+    sleep = serializers.ChoiceField(
+        choices=DailyLog.Sleep.choices, required=False, allow_null=True
+    )
     notes = serializers.CharField(
         max_length=2000, required=False, allow_blank=True, allow_null=True, trim_whitespace=False
     )

@@ -164,3 +164,10 @@ def test_it_audits_sign_in_and_sign_out(anon_client, patient: Patient):
         .values_list("action", flat=True)
     )
     assert actions == ["login", "logout"]
+
+
+def test_it_records_where_a_sign_in_came_from(anon_client, patient: Patient):
+    _login(anon_client, "pat@example.com", ip="10.1.2.3")
+    event = AuditEvent.objects.get(action="login")
+    assert event.ip == "10.1.2.3"
+    assert event.path == LOGIN

@@ -1,0 +1,424 @@
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.core import mail
+from django.db.models import QuerySet
+from django.test import override_settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework.test import APIClient
+
+from patients.models import AuditEvent, Invitation, Patient
+
+pytestmark = pytest.mark.django_db
+
+INVITE = "/api/v1/clinician/invitations/"
+REGISTER = "/api/v1/auth/register/"
+STRONG_PASSWORD = "sciatic-nerve-glides-42"
+
+
+def _invite_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "email": "sam.new@example.com",
+        "first_name": "Sam",
+        "last_name": "New",
+        "date_of_birth": "1980-03-14",
+        "timezone": "Europe/London",
+        "condition": "Sciatica, right L5",
+        "affected_side": "right",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not ...}
+
+
+def _invite(client: APIClient, capture: Any, **overrides: Any) -> Any:
+    with capture(execute=True):
+        return client.post(INVITE, _invite_body(**overrides))
+
+
+def _register(
+    client: APIClient,
+    code: str,
+    email: str = "sam.new@example.com",
+    password: str = STRONG_PASSWORD,
+) -> Any:
+    return client.post(REGISTER, {"code": code, "email": email, "password": password})
+
+
+# --------------------------------------------------------------------------- invite
+
+
+def test_it_invites_a_patient(clinician_client, clinician, django_capture_on_commit_callbacks):
+    response = _invite(clinician_client, django_capture_on_commit_callbacks)
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"code", "patient_id", "expires_at"}
+
+    patient = Patient.objects.get(pk=body["patient_id"])
+    assert patient.clinic == clinician.clinic
+    assert list(patient.care_team.all()) == [clinician]
+    assert patient.user is None
+    assert patient.email == "sam.new@example.com"
+    assert patient.date_of_birth == date(1980, 3, 14)
+    assert patient.timezone == "Europe/London"
+    assert patient.condition == "Sciatica, right L5"
+    assert patient.affected_side == "right"
+
+
+def test_it_emails_the_code_after_commit(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = clinician_client.post(INVITE, _invite_body())
+    assert response.status_code == 201
+    # Nothing leaves before the transaction commits: a rolled-back invite sends nothing.
+    assert mail.outbox == []
+    for callback in callbacks:
+        callback()
+
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["sam.new@example.com"]
+    assert "Riverside Physio" in message.subject
+    assert response.json()["code"] in message.body
+    assert Invitation.objects.get().last_sent_at is not None
+
+
+def test_it_expires_the_code_after_fourteen_days_by_default(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    before = timezone.now()
+    response = _invite(clinician_client, django_capture_on_commit_callbacks)
+    expires_at = parse_datetime(response.json()["expires_at"])
+    assert expires_at is not None
+    assert before + timedelta(days=14) <= expires_at <= timezone.now() + timedelta(days=14)
+
+
+@override_settings(INVITATION_TTL_DAYS=3)
+def test_it_takes_the_invitation_lifetime_from_settings(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    response = _invite(clinician_client, django_capture_on_commit_callbacks)
+    expires_at = parse_datetime(response.json()["expires_at"])
+    assert expires_at is not None
+    assert expires_at - timezone.now() < timedelta(days=3, minutes=1)
+
+
+def test_it_stores_only_a_hash_of_the_code(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    code = _invite(clinician_client, django_capture_on_commit_callbacks).json()["code"]
+    invitation = Invitation.objects.get()
+    assert code not in invitation.code_hash
+    assert re.sub(r"\W", "", code) not in invitation.code_hash
+
+
+def test_it_accepts_an_invitation_without_the_optional_fields(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    response = _invite(
+        clinician_client, django_capture_on_commit_callbacks, condition=..., affected_side=...
+    )
+    assert response.status_code == 201
+    patient = Patient.objects.get(pk=response.json()["patient_id"])
+    assert patient.condition == ""
+    assert patient.affected_side == ""
+
+
+def test_it_audits_the_invitation(clinician_client, clinician, django_capture_on_commit_callbacks):
+    response = _invite(clinician_client, django_capture_on_commit_callbacks)
+    event = AuditEvent.objects.get(object_type="invitation")
+    assert event.action == "create"
+    assert event.actor == clinician.user
+    assert str(event.patient_id) == response.json()["patient_id"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"timezone": "europe/london"}, "timezone"),
+        ({"affected_side": "middle"}, "affected_side"),
+        ({"affected_side": "bilateral"}, "affected_side"),
+        ({"condition": "x" * 201}, "condition"),
+        ({"email": ...}, "email"),
+        ({"first_name": ...}, "first_name"),
+        ({"last_name": ...}, "last_name"),
+        ({"date_of_birth": ...}, "date_of_birth"),
+        ({"timezone": ...}, "timezone"),
+        ({"nickname": "Sammy"}, "nickname"),
+        ({"date_of_birth": "2999-01-01"}, "date_of_birth"),
+        ({"date_of_birth": "14/03/1980"}, "date_of_birth"),
+        ({"email": "not-an-email"}, "email"),
+        ({"email": "sam@"}, "email"),
+    ],
+)
+def test_it_rejects_bad_invitations_with_400(
+    clinician_client, clinician, django_capture_on_commit_callbacks, overrides, field
+):
+    response = _invite(clinician_client, django_capture_on_commit_callbacks, **overrides)
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Patient.objects.exists()
+    assert not Invitation.objects.exists()
+    assert mail.outbox == []
+
+
+def test_it_rejects_a_date_of_birth_of_today(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    today = timezone.now().date().isoformat()
+    response = _invite(clinician_client, django_capture_on_commit_callbacks, date_of_birth=today)
+    assert response.status_code == 400
+    assert "date_of_birth" in response.json()
+
+
+def test_it_accepts_a_condition_of_exactly_200_characters(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    response = _invite(clinician_client, django_capture_on_commit_callbacks, condition="x" * 200)
+    assert response.status_code == 201
+
+
+def test_it_refuses_patients_with_403(patient_client, django_capture_on_commit_callbacks):
+    response = _invite(patient_client, django_capture_on_commit_callbacks)
+    assert response.status_code == 403
+    assert not Invitation.objects.exists()
+
+
+def test_it_refuses_anonymous_callers_with_401(anon_client, db, django_capture_on_commit_callbacks):
+    response = _invite(anon_client, django_capture_on_commit_callbacks)
+    assert response.status_code == 401
+    assert not Patient.objects.exists()
+
+
+def test_it_refreshes_the_code_when_reinviting_an_unregistered_patient(
+    clinician_client, anon_client, clinician, django_capture_on_commit_callbacks
+):
+    first = _invite(clinician_client, django_capture_on_commit_callbacks).json()
+    second_response = _invite(
+        clinician_client, django_capture_on_commit_callbacks, email="SAM.NEW@example.com"
+    )
+    assert second_response.status_code == 201
+    second = second_response.json()
+
+    # The same patient record, a new code, and a second email.
+    assert second["patient_id"] == first["patient_id"]
+    assert second["code"] != first["code"]
+    assert Patient.objects.count() == 1
+    assert len(mail.outbox) == 2
+
+    # Only the latest code works.
+    assert _register(anon_client, first["code"]).status_code == 400
+    assert _register(anon_client, second["code"]).status_code == 201
+
+
+def test_it_survives_two_invitations_of_a_new_email_at_once(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    first = _invite(clinician_client, django_capture_on_commit_callbacks).json()
+    # The second request looks before the first has committed and finds no record, as a
+    # concurrent request would; its insert then meets the first one's row.
+    real_first = QuerySet.first
+    missed: list[bool] = []
+
+    def first_missing_once(self: QuerySet[Any]) -> Any:
+        if self.model is Patient and not missed:
+            missed.append(True)
+            return None
+        return real_first(self)
+
+    with mock.patch.object(QuerySet, "first", first_missing_once):
+        response = _invite(clinician_client, django_capture_on_commit_callbacks, last_name="Two")
+    assert missed
+    assert response.status_code == 201
+    assert response.json()["patient_id"] == first["patient_id"]
+    assert Patient.objects.get().last_name == "Two"
+
+
+def test_it_updates_the_details_of_a_reinvited_patient(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    _invite(clinician_client, django_capture_on_commit_callbacks)
+    _invite(clinician_client, django_capture_on_commit_callbacks, last_name="Newer")
+    assert Patient.objects.get().last_name == "Newer"
+
+
+def test_it_refuses_to_invite_a_registered_patient(
+    clinician_client, patient, django_capture_on_commit_callbacks
+):
+    response = _invite(clinician_client, django_capture_on_commit_callbacks, email=patient.email)
+    assert response.status_code == 400
+    assert "email" in response.json()
+    assert not Invitation.objects.exists()
+    assert mail.outbox == []
+
+
+def test_it_keeps_invitations_within_the_inviting_clinic(
+    clinician_client,
+    other_clinic_clinician_client,
+    clinician,
+    other_clinic_clinician,
+    django_capture_on_commit_callbacks,
+):
+    ours = _invite(clinician_client, django_capture_on_commit_callbacks).json()
+    theirs = _invite(other_clinic_clinician_client, django_capture_on_commit_callbacks).json()
+    # The same person invited by two clinics is two patient records, one per clinic.
+    assert ours["patient_id"] != theirs["patient_id"]
+    assert Patient.objects.get(pk=ours["patient_id"]).clinic == clinician.clinic
+    assert Patient.objects.get(pk=theirs["patient_id"]).clinic == other_clinic_clinician.clinic
+
+
+# --------------------------------------------------------------------------- register
+
+
+@pytest.fixture
+def invitation_code(clinician_client, clinician, django_capture_on_commit_callbacks) -> str:
+    response = _invite(clinician_client, django_capture_on_commit_callbacks)
+    assert response.status_code == 201
+    code: str = response.json()["code"]
+    return code
+
+
+def test_it_registers_an_invited_patient(anon_client, invitation_code):
+    response = _register(anon_client, invitation_code)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["role"] == "patient"
+    assert body["token"]
+    assert body["expires_at"]
+
+    patient = Patient.objects.get(email="sam.new@example.com")
+    assert patient.user is not None
+    assert patient.user.email == "sam.new@example.com"
+    assert patient.user.check_password(STRONG_PASSWORD)
+    assert Invitation.objects.get().used_at is not None
+
+
+def test_it_issues_a_token_that_works(anon_client, invitation_code):
+    token = _register(anon_client, invitation_code).json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.post("/api/v1/auth/logout/").status_code == 204
+    assert client.post("/api/v1/auth/logout/").status_code == 401
+
+
+def test_it_lets_the_new_patient_sign_in_with_their_password(anon_client, invitation_code):
+    _register(anon_client, invitation_code)
+    response = anon_client.post(
+        "/api/v1/auth/login/", {"email": "sam.new@example.com", "password": STRONG_PASSWORD}
+    )
+    assert response.status_code == 200
+    assert response.json()["role"] == "patient"
+
+
+def test_it_accepts_the_code_typed_loosely(anon_client, invitation_code):
+    # Read from an email and typed on a phone: lower case, without the dashes.
+    typed = invitation_code.replace("-", "").lower()
+    assert _register(anon_client, typed, email="Sam.New@Example.com").status_code == 201
+
+
+def test_it_rejects_an_unknown_code(anon_client, invitation_code):
+    response = _register(anon_client, "AAAA-BBBB-CCCC")
+    assert response.status_code == 400
+    assert "code" in response.json()
+    assert Patient.objects.get().user is None
+
+
+def test_it_rejects_an_expired_code(anon_client, invitation_code):
+    Invitation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = _register(anon_client, invitation_code)
+    assert response.status_code == 400
+    assert "code" in response.json()
+    assert Patient.objects.get().user is None
+
+
+def test_it_accepts_a_code_just_before_it_expires(anon_client, invitation_code):
+    Invitation.objects.update(expires_at=timezone.now() + timedelta(minutes=1))
+    assert _register(anon_client, invitation_code).status_code == 201
+
+
+def test_it_rejects_a_used_code(anon_client, invitation_code):
+    assert _register(anon_client, invitation_code).status_code == 201
+    again = _register(anon_client, invitation_code, password="another-long-passphrase-9")
+    assert again.status_code == 400
+    assert "code" in again.json()
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["short1", "password123", "12345678901", "sam.new@example.com"],
+)
+def test_it_rejects_a_weak_password(anon_client, invitation_code, password):
+    response = _register(anon_client, invitation_code, password=password)
+    assert response.status_code == 400
+    assert "password" in response.json()
+    # The code is not spent on a failed attempt.
+    assert Invitation.objects.get().used_at is None
+    assert _register(anon_client, invitation_code).status_code == 201
+
+
+def test_it_rejects_an_email_that_is_not_the_invited_one(anon_client, invitation_code):
+    response = _register(anon_client, invitation_code, email="someone.else@example.com")
+    assert response.status_code == 400
+    assert "email" in response.json()
+    assert Invitation.objects.get().used_at is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "sam.new@example.com", "password": STRONG_PASSWORD}, "code"),
+        ({"code": "AAAA-BBBB-CCCC", "password": STRONG_PASSWORD}, "email"),
+        ({"code": "AAAA-BBBB-CCCC", "email": "sam.new@example.com"}, "password"),
+        (
+            {
+                "code": "AAAA-BBBB-CCCC",
+                "email": "sam.new@example.com",
+                "password": STRONG_PASSWORD,
+                "invite": "x",
+            },
+            "invite",
+        ),
+    ],
+)
+def test_it_rejects_incomplete_registrations(anon_client, db, body, field):
+    response = anon_client.post(REGISTER, body)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_it_audits_the_registration(anon_client, invitation_code):
+    _register(anon_client, invitation_code)
+    patient = Patient.objects.get()
+    event = AuditEvent.objects.get(object_type="account")
+    assert event.action == "create"
+    assert event.actor == patient.user
+    assert event.patient_id == patient.pk
+
+
+@override_settings(THROTTLE_RATES={"login": "10/15min", "register": "3/hour", "logs": "600/hour"})
+def test_it_throttles_registration_attempts(anon_client, db):
+    for _ in range(3):
+        assert _register(anon_client, "AAAA-BBBB-CCCC").status_code == 400
+    response = _register(anon_client, "AAAA-BBBB-CCCC")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+
+
+@override_settings(THROTTLE_RATES={"login": "10/15min", "register": "2/hour", "logs": "600/hour"})
+def test_it_throttles_registration_per_client(anon_client, db):
+    for _ in range(2):
+        _register(anon_client, "AAAA-BBBB-CCCC")
+    assert _register(anon_client, "AAAA-BBBB-CCCC").status_code == 429
+    other = anon_client.post(
+        REGISTER,
+        {"code": "AAAA-BBBB-CCCC", "email": "x@example.com", "password": STRONG_PASSWORD},
+        REMOTE_ADDR="10.20.30.40",
+    )
+    assert other.status_code == 400

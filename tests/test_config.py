@@ -1,0 +1,414 @@
+"""Plumbing: health, settings from the environment, security, error pages, deployment files.
+
+This module is also a tiny URLconf (see `urlpatterns` below) for views that fail on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.db import OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, override_settings
+from django.urls import get_resolver, path
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config import exceptions
+from config import urls as config_urls
+
+pytestmark = pytest.mark.django_db
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- failing views
+
+
+class BoomApi(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def get(self, request: Request) -> Response:
+        raise RuntimeError("boom")
+
+
+def boom_view(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("boom outside DRF")
+
+
+urlpatterns = [
+    path("api/v1/test-boom/", BoomApi.as_view()),
+    path("api/v1/test-boom-django/", boom_view),
+    path("dashboard/test-boom/", boom_view),
+]
+# Django takes its error views from the root URLconf: use the project's.
+handler404 = getattr(config_urls, "handler404", "django.views.defaults.page_not_found")
+handler500 = getattr(config_urls, "handler500", "django.views.defaults.server_error")
+
+
+# --------------------------------------------------------------------------- health
+
+
+def test_it_reports_healthy_database_and_broker(client):
+    response = client.get("/health/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == {"ok": True}
+    assert body["broker"] == {"ok": True}
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_it_answers_503_when_the_broker_is_unreachable(client):
+    started = time.monotonic()
+    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0"):
+        response = client.get("/health/")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down"
+    assert body["broker"]["ok"] is False
+    assert body["broker"]["error"]
+    assert body["database"] == {"ok": True}
+    # A probe must answer well within a load balancer's timeout.
+    assert time.monotonic() - started < 5
+
+
+def test_it_answers_503_when_the_database_is_down(client):
+    broken = mock.Mock()
+    broken.cursor.side_effect = OperationalError("connection refused")
+    with mock.patch("config.health.connection", broken):
+        response = client.get("/health/")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"] == {"ok": False, "error": "OperationalError"}
+    assert body["broker"] == {"ok": True}
+
+
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_it_answers_health_probes_over_plain_http(client):
+    # Load balancers and container probes talk plain HTTP to the process itself.
+    assert client.get("/health/").status_code == 200
+
+
+# --------------------------------------------------------------------------- settings
+
+# Settings read .env; these runs must see only the environment they are given.
+_IGNORE_DOTENV = "import environ; environ.Env.read_env = classmethod(lambda cls, *a, **k: None); "
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(BASE_DIR))}
+    return subprocess.run(
+        [sys.executable, "-c", _IGNORE_DOTENV + code],
+        cwd=BASE_DIR,
+        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+_LOAD_SETTINGS = "import django; django.setup(); from django.conf import settings; "
+
+
+def test_it_refuses_to_start_in_production_without_a_secret_key():
+    result = _run_python(_LOAD_SETTINGS, DJANGO_DEBUG="false", DATABASE_URL="postgres://x@h/db")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_it_refuses_to_start_in_production_by_default_without_a_secret_key():
+    # DJANGO_DEBUG defaults to false: forgetting it must not give a debug server.
+    result = _run_python(_LOAD_SETTINGS, DATABASE_URL="postgres://x@h/db")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_it_refuses_to_start_without_a_database_url():
+    result = _run_python(
+        _LOAD_SETTINGS, DJANGO_DEBUG="false", DJANGO_SECRET_KEY=secrets.token_urlsafe(50)
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DATABASE_URL is not set" in result.stderr
+
+
+def test_it_refuses_an_unknown_throttle_scope():
+    result = _run_python(
+        _LOAD_SETTINGS,
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+        THROTTLE_RATES="login=5/min,logins=1/min",
+    )
+    assert result.returncode != 0
+    assert "THROTTLE_RATES" in result.stderr
+    assert "logins=1/min" in result.stderr
+
+
+def test_it_reads_settings_from_the_environment():
+    code = _LOAD_SETTINGS + (
+        "import json; s = settings; print(json.dumps({"
+        "'debug': s.DEBUG, 'ssl_redirect': s.SECURE_SSL_REDIRECT, "
+        "'session_secure': s.SESSION_COOKIE_SECURE, 'csrf_secure': s.CSRF_COOKIE_SECURE, "
+        "'hsts': s.SECURE_HSTS_SECONDS, 'hosts': s.ALLOWED_HOSTS, "
+        "'throttle': s.THROTTLE_RATES, 'broker': s.CELERY_BROKER_URL, "
+        "'email_backend': s.EMAIL_BACKEND, 'invitation_days': s.INVITATION_TTL_DAYS, "
+        "'token_days': s.REST_KNOX['TOKEN_TTL'].days, "
+        "'db_name': s.DATABASES['default']['NAME']}))"
+    )
+    result = _run_python(
+        code,
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://rehab:pw@db.internal:5432/rehabdb",
+        REDIS_URL="redis://cache.internal:6379/3",
+        DJANGO_ALLOWED_HOSTS="api.example.com,.example.org",
+        THROTTLE_RATES="login=5/min, register=1000/hour",
+        INVITATION_TTL_DAYS="7",
+        AUTH_TOKEN_TTL_DAYS="10",
+    )
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(result.stdout)
+    assert settings == {
+        "debug": False,
+        "ssl_redirect": True,
+        "session_secure": True,
+        "csrf_secure": True,
+        "hsts": 31536000,
+        "hosts": ["api.example.com", ".example.org"],
+        "throttle": {"login": "5/min", "register": "1000/hour", "logs": "600/hour"},
+        "broker": "redis://cache.internal:6379/3",
+        "email_backend": "django.core.mail.backends.console.EmailBackend",
+        "invitation_days": 7,
+        "token_days": 10,
+        "db_name": "rehabdb",
+    }
+
+
+def test_it_passes_the_deployment_checklist():
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(BASE_DIR)),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_it_has_no_missing_migrations():
+    out = StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
+    except SystemExit as exc:  # makemigrations --check exits 1 when a migration is missing
+        pytest.fail(f"missing migrations (exit {exc.code}):\n{out.getvalue()}")
+    assert "No changes detected" in out.getvalue()
+
+
+# --------------------------------------------------------------------------- HTTPS
+
+
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_it_redirects_plain_http_to_https():
+    response = Client().get("/api/v1/auth/login/?next=x")
+    assert response.status_code == 301
+    assert response["Location"] == "https://testserver/api/v1/auth/login/?next=x"
+
+
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_it_trusts_the_proxy_header_for_https():
+    response = Client().get("/api/v1/auth/login/", HTTP_X_FORWARDED_PROTO="https")
+    # Served, not redirected: login only accepts POST.
+    assert response.status_code == 405
+    assert response.json()["detail"]
+
+
+@override_settings(SECURE_SSL_REDIRECT=True, SECURE_HSTS_SECONDS=31536000)
+def test_it_sends_hsts_over_https():
+    response = Client().get("/api/v1/auth/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert response["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+# --------------------------------------------------------------------------- error pages
+
+
+def test_it_answers_unknown_api_urls_with_json_404(client):
+    response = client.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_it_answers_unknown_api_urls_with_json_404_for_any_method(client):
+    response = client.post("/api/v1/clinician/nothing/", {}, content_type="application/json")
+    assert response.status_code == 404
+    assert response.json()["detail"]
+
+
+def test_it_keeps_html_404_pages_outside_the_api(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_it_wires_the_json_error_views_into_the_root_urlconf():
+    resolver = get_resolver("config.urls")
+    assert resolver.resolve_error_handler(404) is exceptions.page_not_found
+    assert resolver.resolve_error_handler(500) is exceptions.server_error
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_it_answers_an_unexpected_error_in_an_api_view_with_json_500(caplog):
+    response = Client().get("/api/v1/test-boom/")
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("application/json")
+    assert "detail" in response.json()
+    assert "boom" not in response.content.decode()  # no internals leak to the client
+    assert any("unhandled error" in record.message for record in caplog.records)
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_it_answers_an_unexpected_error_outside_drf_with_json_500():
+    response = Client(raise_request_exception=False).get("/api/v1/test-boom-django/")
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["detail"]
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_it_keeps_html_500_pages_outside_the_api():
+    response = Client(raise_request_exception=False).get("/dashboard/test-boom/")
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_it_turns_django_validation_errors_into_400():
+    from django.core.exceptions import ValidationError
+
+    response = exceptions.exception_handler(ValidationError({"email": "taken"}), {})
+    assert response is not None
+    assert response.status_code == 400
+    assert response.data == {"email": ["taken"]}
+
+
+def test_it_turns_application_errors_into_400_with_their_extra_fields():
+    error = exceptions.ConflictError("Already logged.", extra={"existing_id": "abc"})
+    response = exceptions.exception_handler(error, {})
+    assert response is not None
+    assert response.status_code == 409
+    assert response.data == {"detail": "Already logged.", "existing_id": "abc"}
+
+
+# --------------------------------------------------------------------------- deployment files
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+    return data
+
+
+def test_it_defines_the_full_stack_in_compose():
+    services = _compose()["services"]
+    assert set(services) >= {"web", "worker", "beat", "db", "redis"}
+    assert services["db"]["image"].startswith("postgres:16")
+    assert services["redis"]["image"].startswith("redis:7")
+    for name in ("web", "worker", "beat", "db", "redis"):
+        check = services[name].get("healthcheck")
+        assert check, f"{name} has no healthcheck"
+        assert check["test"], f"{name} healthcheck has no test"
+
+
+def test_it_starts_the_app_services_only_once_db_and_redis_are_healthy():
+    services = _compose()["services"]
+    for name in ("web", "worker", "beat"):
+        depends = services[name]["depends_on"]
+        assert depends["db"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+
+
+def test_it_runs_the_contract_processes_in_compose():
+    services = _compose()["services"]
+
+    def command(name: str) -> str:
+        value = services[name]["command"]
+        return value if isinstance(value, str) else " ".join(value)
+
+    web = command("web")
+    assert web.index("migrate") < web.index("gunicorn config.wsgi")
+    assert "celery -A config worker" in command("worker")
+    assert "celery -A config beat" in command("beat")
+
+
+def test_it_configures_compose_services_through_the_documented_variables():
+    services = _compose()["services"]
+    for name in ("web", "worker", "beat"):
+        text = json.dumps(services[name])
+        for variable in ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"):
+            assert variable in text, f"{name} does not set {variable}"
+
+
+def _variables_read_by_the_project() -> set[str]:
+    names: set[str] = set()
+    settings_text = (BASE_DIR / "config" / "settings.py").read_text()
+    names |= set(re.findall(r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", settings_text))
+    names |= set(re.findall(r"\"([A-Z][A-Z0-9_]+)\" not in env\.ENVIRON", settings_text))
+    embedded_text = (BASE_DIR / "bin" / "embedded.py").read_text()
+    names |= set(re.findall(r"os\.environ\.get\(\"([A-Z][A-Z0-9_]+)\"", embedded_text))
+    return names | {"PORT"}
+
+
+def test_it_documents_every_environment_variable():
+    names = _variables_read_by_the_project()
+    assert {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "THROTTLE_RATES"} <= names
+    readme = (BASE_DIR / "README.md").read_text()
+    example = (BASE_DIR / ".env.example").read_text()
+    assert not sorted(name for name in names if f"`{name}`" not in readme)
+    assert not sorted(name for name in names if not re.search(rf"^#? ?{name}=", example, re.M))
+
+
+@pytest.mark.django_db
+def test_it_reports_a_degraded_safety_queue_without_failing_the_probe(client, patient):
+    from datetime import date, timedelta
+
+    from django.utils import timezone
+
+    from rehab.models import DailyLog
+
+    body = client.get("/health/").json()
+    assert body["safety"]["ok"] is True
+    log = DailyLog.objects.create(patient=patient, date=date.today(), pain=3)
+    DailyLog.objects.filter(pk=log.pk).update(updated_at=timezone.now() - timedelta(minutes=3))
+    response = client.get("/health/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["safety"]["overdue_logs"] == 1
+    DailyLog.objects.filter(pk=log.pk).update(evaluation_failed_at=timezone.now())
+    assert client.get("/health/").json()["safety"]["failed_logs"] == 1

@@ -254,6 +254,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rehab.tasks.progression_proposals_task",
         "schedule": 3 * 3600.0,
     },
+    # Closed questionnaire windows are never offered whatever this does; it records them.
+    "rehab-questionnaires-expire": {
+        "task": "rehab.tasks.questionnaires_expire_task",
+        "schedule": 300.0,
+    },
+    "rehab-questionnaires-programs": {
+        "task": "rehab.tasks.questionnaires_schedule_programs_task",
+        "schedule": 3600.0,
+    },
     "auth-purge-sign-in-failures": {
         "task": "patients.tasks.purge_sign_in_failures_task",
         "schedule": 3600.0,

@@ -49,3 +49,36 @@ def progression_proposals_task() -> int:
     from rehab.services.progression import progression_proposals_run
 
     return progression_proposals_run()
+
+
+# --- clinical record ---
+
+
+@shared_task
+def questionnaires_expire_task() -> int:
+    """Stamp unanswered questionnaires whose window closed; for beat, every 5 minutes.
+
+    Schedule: `"rehab-questionnaires-expire": {"task":
+    "rehab.tasks.questionnaires_expire_task", "schedule": 300.0}` in CELERY_BEAT_SCHEDULE.
+    Set-based and idempotent, so a late, duplicate or concurrent run is harmless; and
+    nothing depends on its timing: the app never offers a closed window whether or not
+    this has run. It records what was missed.
+    """
+    from rehab.services import record as record_services
+
+    return record_services.questionnaires_expire()
+
+
+@shared_task
+def questionnaires_schedule_programs_task() -> int:
+    """Create the fortnightly questionnaires of active programs; for beat, hourly.
+
+    Schedule: `"rehab-questionnaires-programs": {"task":
+    "rehab.tasks.questionnaires_schedule_programs_task", "schedule": 3600.0}`. Idempotent.
+    """
+    from rehab.services import record as record_services
+
+    return record_services.questionnaires_schedule_programs()
+
+
+# --- end clinical record ---

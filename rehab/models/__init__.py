@@ -6,7 +6,16 @@ from rehab.models.alerts import Alert, AlertEvent, AlertOccurrence, Notification
 from rehab.models.logs import DailyLog, DailyLogRevision
 
 # --- clinical record (rehab/models/record.py) ---
-from rehab.models.record import *  # noqa: F403
+from rehab.models.record import (
+    AssessedMark,
+    Diagnosis,
+    ImagingFinding,
+    Instrument,
+    Intervention,
+    ProvocativeTest,
+    QuestionnaireDue,
+    QuestionnaireResponse,
+)
 
 # --- end clinical record ---
 
@@ -19,3 +28,16 @@ __all__ = [
     "Notification",
     "Severity",
 ]
+
+# --- clinical record ---
+__all__ += [
+    "AssessedMark",
+    "Diagnosis",
+    "ImagingFinding",
+    "Instrument",
+    "Intervention",
+    "ProvocativeTest",
+    "QuestionnaireDue",
+    "QuestionnaireResponse",
+]
+# --- end clinical record ---

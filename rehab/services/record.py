@@ -1,3 +1,698 @@
-"""Clinical record: interventions, provocative tests, imaging, diagnoses, questionnaires, marks."""
+"""Clinical record: interventions, provocative tests, imaging, diagnoses, questionnaires, marks.
+
+Every write is audited here, in the same transaction as the write itself, so an audit
+event exists exactly when the change does.
+"""
 
 from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypedDict
+from uuid import UUID
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q, Sum
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework import exceptions
+
+from config.exceptions import ApplicationError, ConflictError
+from patients.models import AuditEvent, Clinician, Patient, User
+from patients.services import audit_record
+from programs.models import ProgramAssignment
+from rehab import scoring
+from rehab.models import (
+    AssessedMark,
+    Diagnosis,
+    ImagingFinding,
+    Instrument,
+    Intervention,
+    ProvocativeTest,
+    QuestionnaireDue,
+    QuestionnaireResponse,
+)
+
+# Planned procedures may be recorded ahead (their pre-intervention questionnaire opens a
+# week before), but not so far ahead that a typo in the year goes unnoticed.
+INTERVENTION_MAX_DAYS_AHEAD = 365
+# Examinations are recorded after they happen; allow for a clinician's clock being off.
+EXAMINATION_CLOCK_SKEW = timedelta(minutes=10)
+
+
+def _audit(
+    *,
+    actor: User,
+    action: str,
+    obj: models.Model,
+    patient: Patient,
+    changes: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        object_type=obj._meta.model_name or "",
+        object_id=obj.pk,
+        patient=patient,
+        changes=changes,
+        request=request,
+    )
+
+
+def _not_after_today(patient: Patient, field: str, day: date) -> None:
+    # The patient's local today plus one: a clinician a time zone ahead of the patient
+    # may already be on the next date.
+    if day > patient.local_today() + timedelta(days=1):
+        raise ValidationError({field: "Must not be in the future."})
+
+
+# --------------------------------------------------------------------------- interventions
+
+
+@transaction.atomic
+def intervention_create(
+    *,
+    patient: Patient,
+    clinician: Clinician,
+    date: date,
+    kind: str,
+    description: str = "",
+    agent: str = "",
+    target: str = "",
+    side: str = "",
+    guidance: str = "",
+    performed_by: str = "",
+    course_id: UUID | None = None,
+    session_number: int | None = None,
+    request: HttpRequest | None = None,
+    now: datetime | None = None,
+) -> Intervention:
+    """Record a procedure and, in the same transaction, its questionnaire schedule.
+
+    Without `course_id` the intervention starts a course of its own (its id is the course
+    id). With the `course_id` of an earlier session it joins that course, as the next
+    session unless `session_number` says otherwise.
+    """
+    if date > patient.local_today() + timedelta(days=INTERVENTION_MAX_DAYS_AHEAD):
+        raise ValidationError(
+            {"date": f"At most {INTERVENTION_MAX_DAYS_AHEAD} days ahead for a planned procedure."}
+        )
+    intervention = Intervention(
+        id=uuid.uuid4(),
+        patient=patient,
+        date=date,
+        kind=kind,
+        description=description,
+        agent=agent,
+        target=target,
+        side=side,
+        guidance=guidance,
+        performed_by=performed_by,
+        created_by=clinician,
+    )
+    if course_id is None:
+        intervention.course_id = intervention.id
+        intervention.session_number = session_number or 1
+    else:
+        # Locking the course's sessions serialises two clinicians adding "the next one".
+        numbers = set(
+            Intervention.objects.select_for_update()
+            .filter(patient=patient, course_id=course_id)
+            .values_list("session_number", flat=True)
+        )
+        if not numbers:
+            raise ValidationError({"course_id": "This patient has no course with this id."})
+        intervention.course_id = course_id
+        intervention.session_number = session_number or max(numbers) + 1
+        if intervention.session_number in numbers:
+            raise ValidationError(
+                {"session_number": f"Session {intervention.session_number} is already recorded."}
+            )
+    intervention.save(force_insert=True)
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.CREATE,
+        obj=intervention,
+        patient=patient,
+        changes={"date": date.isoformat(), "kind": kind, "course_id": str(intervention.course_id)},
+        request=request,
+    )
+    questionnaires_schedule_for_intervention(intervention=intervention, now=now)
+    return intervention
+
+
+# --------------------------------------------------------------------------- provocative tests
+
+
+class ProvocativeTestData(TypedDict, total=False):
+    test: str  # required
+    side: str  # required
+    result: str  # required
+    concordant: bool | None
+    symptom_location: str
+    provoked_pain: int | None
+    angle_deg: int | None
+    notes: str
+
+
+@transaction.atomic
+def provocative_tests_record(
+    *,
+    patient: Patient,
+    clinician: Clinician,
+    performed_at: datetime,
+    tests: Sequence[ProvocativeTestData],
+    examiner_id: UUID | None = None,
+    request: HttpRequest | None = None,
+) -> list[ProvocativeTest]:
+    """Record one examination: one row per test per side (clinical-rules §6)."""
+    if performed_at > timezone.now() + EXAMINATION_CLOCK_SKEW:
+        raise ValidationError({"performed_at": "Must not be in the future."})
+    examiner = clinician
+    if examiner_id is not None:
+        found = Clinician.objects.filter(pk=examiner_id, clinic_id=patient.clinic_id).first()
+        if found is None:
+            raise ValidationError({"examiner_id": "No clinician with this id at this clinic."})
+        examiner = found
+    rows = [
+        ProvocativeTest(
+            patient=patient,
+            performed_at=performed_at,
+            examiner=examiner,
+            created_by=clinician,
+            test=t["test"],
+            side=t["side"],
+            result=t["result"],
+            concordant=t.get("concordant"),
+            symptom_location=t.get("symptom_location") or "",
+            provoked_pain=t.get("provoked_pain"),
+            angle_deg=t.get("angle_deg"),
+            notes=t.get("notes") or "",
+        )
+        for t in tests
+    ]
+    try:
+        with transaction.atomic():
+            ProvocativeTest.objects.bulk_create(rows)
+    except IntegrityError as exc:
+        raise ConflictError(
+            "A test in this list is already recorded for that side at that time."
+        ) from exc
+    audit_record(
+        actor=clinician.user,
+        action=AuditEvent.Action.CREATE,
+        object_type="provocativetest",
+        patient=patient,
+        changes={
+            "performed_at": performed_at.isoformat(),
+            "tests": [f"{r.test}/{r.side}/{r.result}" for r in rows],
+            "ids": [str(r.pk) for r in rows],
+        },
+        request=request,
+    )
+    return rows
+
+
+# --------------------------------------------------------------------------- imaging, diagnoses
+
+
+@transaction.atomic
+def imaging_finding_create(
+    *,
+    patient: Patient,
+    clinician: Clinician,
+    modality: str,
+    date: date,
+    body_region: str,
+    finding: str,
+    request: HttpRequest | None = None,
+) -> ImagingFinding:
+    _not_after_today(patient, "date", date)
+    imaging = ImagingFinding.objects.create(
+        patient=patient,
+        modality=modality,
+        date=date,
+        body_region=body_region,
+        finding=finding,
+        created_by=clinician,
+    )
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.CREATE,
+        obj=imaging,
+        patient=patient,
+        changes={"modality": modality, "date": date.isoformat(), "body_region": body_region},
+        request=request,
+    )
+    return imaging
+
+
+@transaction.atomic
+def diagnosis_create(
+    *,
+    patient: Patient,
+    clinician: Clinician,
+    name: str,
+    date_from: date,
+    date_to: date | None = None,
+    notes: str = "",
+    request: HttpRequest | None = None,
+) -> Diagnosis:
+    _not_after_today(patient, "date_from", date_from)
+    if date_to is not None:
+        _check_end(date_from=date_from, date_to=date_to)
+        _not_after_today(patient, "date_to", date_to)
+    diagnosis = Diagnosis.objects.create(
+        patient=patient,
+        name=name,
+        date_from=date_from,
+        date_to=date_to,
+        notes=notes,
+        created_by=clinician,
+    )
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.CREATE,
+        obj=diagnosis,
+        patient=patient,
+        changes={"name": name, "date_from": date_from.isoformat()},
+        request=request,
+    )
+    return diagnosis
+
+
+def _check_end(*, date_from: date, date_to: date) -> None:
+    if date_to < date_from:
+        raise ValidationError({"date_to": f"Must not be before date_from ({date_from})."})
+
+
+@transaction.atomic
+def diagnosis_end(
+    *,
+    diagnosis: Diagnosis,
+    clinician: Clinician,
+    date_to: date,
+    notes: str | None = None,
+    request: HttpRequest | None = None,
+) -> Diagnosis:
+    """Close a working diagnosis (resolved, or excluded as a re-herniation can be)."""
+    diagnosis = Diagnosis.objects.select_for_update().select_related("patient").get(pk=diagnosis.pk)
+    if diagnosis.date_to is not None:
+        raise ConflictError(
+            "This diagnosis has already ended.", extra={"date_to": diagnosis.date_to.isoformat()}
+        )
+    _check_end(date_from=diagnosis.date_from, date_to=date_to)
+    _not_after_today(diagnosis.patient, "date_to", date_to)
+    diagnosis.date_to = date_to
+    fields = ["date_to"]
+    if notes:
+        diagnosis.notes = f"{diagnosis.notes}\n{notes}".strip()
+        fields.append("notes")
+    diagnosis.save(update_fields=fields)
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.UPDATE,
+        obj=diagnosis,
+        patient=diagnosis.patient,
+        changes={"date_to": {"from": None, "to": date_to.isoformat()}},
+        request=request,
+    )
+    return diagnosis
+
+
+# --------------------------------------------------------------------------- assessed marks
+
+
+@transaction.atomic
+def assessed_mark_create(
+    *,
+    patient: Patient,
+    clinician: Clinician,
+    symptom: str,
+    until: date,
+    note: str = "",
+    request: HttpRequest | None = None,
+) -> AssessedMark:
+    """Mark a safety symptom assessed and stable until a date (clinical-rules §4).
+
+    A new mark for a symptom replaces (revokes) the one in force, so the clinician's
+    latest judgement is the one the rules read.
+    """
+    today = patient.local_today()
+    if until < today:
+        raise ValidationError({"until": "Must be today or later."})
+    limit = today + timedelta(days=AssessedMark.MAX_DAYS_AHEAD)
+    if until > limit:
+        raise ValidationError(
+            {"until": f"At most {AssessedMark.MAX_DAYS_AHEAD} days ahead (latest {limit})."}
+        )
+    now = timezone.now()
+    replaced = list(
+        AssessedMark.objects.select_for_update()
+        .filter(patient=patient, symptom=symptom)
+        .unrevoked()
+        .values_list("pk", flat=True)
+    )
+    AssessedMark.objects.filter(pk__in=replaced).update(revoked_at=now, revoked_by=clinician)
+    try:
+        with transaction.atomic():
+            mark = AssessedMark.objects.create(
+                patient=patient, symptom=symptom, until=until, note=note, created_by=clinician
+            )
+    except IntegrityError as exc:
+        # A concurrent request marked the same symptom between our read and our insert.
+        raise ConflictError("This symptom was marked a moment ago; reload and retry.") from exc
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.CREATE,
+        obj=mark,
+        patient=patient,
+        changes={
+            "symptom": symptom,
+            "until": until.isoformat(),
+            "replaces": [str(pk) for pk in replaced],
+        },
+        request=request,
+    )
+    return mark
+
+
+@transaction.atomic
+def assessed_mark_revoke(
+    *, mark: AssessedMark, clinician: Clinician, request: HttpRequest | None = None
+) -> bool:
+    """Revoke a mark (DELETE in the API; the row stays). False if it was already revoked."""
+    # Conditional UPDATE: of two concurrent revocations, exactly one wins and is audited.
+    revoked = AssessedMark.objects.filter(pk=mark.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_by=clinician
+    )
+    if not revoked:
+        return False
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.DELETE,
+        obj=mark,
+        patient=mark.patient,
+        changes={"symptom": mark.symptom, "until": mark.until.isoformat(), "revoked": True},
+        request=request,
+    )
+    return True
+
+
+# --------------------------------------------------------------------------- questionnaire schedule
+
+# Every occasion asks all three instruments: a few minutes for the patient in all.
+SCHEDULED_INSTRUMENTS: tuple[str, ...] = (Instrument.PSFS, Instrument.SBI, Instrument.RMDQ)
+
+# Windows in the patient's local days, first and last day inclusive [D]. A window closes
+# before the next occasion of its kind could open, so a patient never owes the same
+# questionnaire twice for one reason.
+BASELINE_WINDOW_DAYS = 7
+FORTNIGHTLY_WINDOW_DAYS = 7
+PRE_INTERVENTION_LEAD_DAYS = 7  # opens a week before; closes at the end of the procedure day
+POST_1W_START_DAYS, POST_1W_WINDOW_DAYS = 7, 4  # days 7-10 after the procedure
+POST_6W_START_DAYS, POST_6W_WINDOW_DAYS = 42, 7  # days 42-48
+PROGRAM_MAX_WEEKS = 52
+
+
+@dataclass(frozen=True)
+class Occasion:
+    reason: str
+    first_day: date
+    last_day: date
+    intervention: Intervention | None = None
+
+
+def _local_midnight(patient: Patient, day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=patient.tz)
+
+
+def _due_rows(
+    *,
+    patient: Patient,
+    occasions: Iterable[Occasion],
+    now: datetime,
+    instruments: Iterable[str] = SCHEDULED_INSTRUMENTS,
+) -> list[QuestionnaireDue]:
+    """The due items of `occasions` whose window has not closed at `now`."""
+    instruments = tuple(instruments)
+    rows: list[QuestionnaireDue] = []
+    for occasion in occasions:
+        due_from = _local_midnight(patient, occasion.first_day)
+        expires_at = _local_midnight(patient, occasion.last_day + timedelta(days=1))
+        # A window that closed before it was scheduled (a procedure recorded weeks after
+        # the fact) is not an obligation the patient ever had.
+        if expires_at <= now:
+            continue
+        rows.extend(
+            QuestionnaireDue(
+                patient=patient,
+                instrument=instrument,
+                reason=occasion.reason,
+                intervention=occasion.intervention,
+                due_from=due_from,
+                expires_at=expires_at,
+            )
+            for instrument in instruments
+        )
+    return rows
+
+
+def _insert(rows: list[QuestionnaireDue]) -> int:
+    # ON CONFLICT DO NOTHING on the occasion key: scheduling twice is harmless.
+    return len(QuestionnaireDue.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000))
+
+
+def _schedule(
+    *,
+    patient: Patient,
+    occasions: Iterable[Occasion],
+    now: datetime | None,
+    instruments: Iterable[str] = SCHEDULED_INSTRUMENTS,
+) -> int:
+    """Insert the due items of `occasions` whose window has not closed; idempotent."""
+    rows = _due_rows(
+        patient=patient,
+        occasions=occasions,
+        now=now or timezone.now(),
+        instruments=instruments,
+    )
+    return _insert(rows)
+
+
+def questionnaires_schedule_baseline(
+    *, patient: Patient, start: date, now: datetime | None = None
+) -> int:
+    """Baseline questionnaires, once per patient (on registration or the first log).
+
+    An instrument the patient has already answered (a paper form typed in, an earlier
+    schedule) has its baseline: the first response is what later scores are compared with.
+    Returns how many due items were offered for insertion (existing ones are kept).
+    """
+    answered = set(
+        QuestionnaireResponse.objects.filter(patient=patient)
+        .order_by()
+        .values_list("instrument", flat=True)
+        .distinct()
+    )
+    occasion = Occasion(
+        reason=QuestionnaireDue.Reason.BASELINE,
+        first_day=start,
+        last_day=start + timedelta(days=BASELINE_WINDOW_DAYS - 1),
+    )
+    return _schedule(
+        patient=patient,
+        occasions=[occasion],
+        now=now,
+        instruments=[i for i in SCHEDULED_INSTRUMENTS if i not in answered],
+    )
+
+
+def _program_occasions(*, start: date, weeks: int, last: date | None = None) -> list[Occasion]:
+    """At the start of a program and every 2 weeks of it (up to `last`, if given)."""
+    return [
+        Occasion(
+            reason=QuestionnaireDue.Reason.PROGRAM_FORTNIGHTLY,
+            first_day=start + timedelta(weeks=week),
+            last_day=start + timedelta(weeks=week, days=FORTNIGHTLY_WINDOW_DAYS - 1),
+        )
+        for week in range(0, weeks + 1, 2)
+        if last is None or start + timedelta(weeks=week) <= last
+    ]
+
+
+def questionnaires_schedule_for_program(
+    *, patient: Patient, start: date, weeks: int, now: datetime | None = None
+) -> int:
+    """Questionnaires every 2 weeks of a program: at its start and weeks 2, 4, ... `weeks`."""
+    if not 1 <= weeks <= PROGRAM_MAX_WEEKS:
+        raise ValidationError({"weeks": f"Must be from 1 to {PROGRAM_MAX_WEEKS}."})
+    return _schedule(
+        patient=patient, occasions=_program_occasions(start=start, weeks=weeks), now=now
+    )
+
+
+# How far ahead the sweep below creates a program's occasions: far enough for the patient
+# and the clinician to see the next one coming, near enough to follow a program's edits.
+PROGRAM_LOOKAHEAD_DAYS = 7
+
+
+def questionnaires_schedule_programs(
+    *, now: datetime | None = None, patient: Patient | None = None
+) -> int:
+    """Schedule the fortnightly questionnaires of every active program (or `patient`'s).
+
+    The programs app cannot call into rehab (dependencies point the other way), so rehab
+    picks programs up itself: beat runs this hourly, and the patient's list of what is due
+    runs it for them, so a program assigned a moment ago is asked about at once. Only
+    occasions opening within the next week are created, one bulk insert for all patients;
+    it is idempotent, so a missed or doubled run changes nothing.
+    """
+    now = now or timezone.now()
+    programs = (
+        ProgramAssignment.objects.filter(ended_on__isnull=True)
+        .select_related("patient")
+        .annotate(weeks=Sum("phases__length_weeks"))
+    )
+    if patient is not None:
+        programs = programs.filter(patient=patient)
+    rows: list[QuestionnaireDue] = []
+    for program in programs:
+        horizon = program.patient.local_today(now) + timedelta(days=PROGRAM_LOOKAHEAD_DAYS)
+        occasions = _program_occasions(
+            start=program.start_date,
+            weeks=min(program.weeks or 0, PROGRAM_MAX_WEEKS),
+            last=horizon,
+        )
+        rows += _due_rows(patient=program.patient, occasions=occasions, now=now)
+    return _insert(rows)
+
+
+def questionnaires_schedule_for_intervention(
+    *, intervention: Intervention, now: datetime | None = None
+) -> int:
+    """Before, 1 week after and 6 weeks after a procedure (called by `intervention_create`)."""
+    day = intervention.date
+    occasions = [
+        Occasion(
+            reason=QuestionnaireDue.Reason.PRE_INTERVENTION,
+            first_day=day - timedelta(days=PRE_INTERVENTION_LEAD_DAYS),
+            last_day=day,
+            intervention=intervention,
+        ),
+        Occasion(
+            reason=QuestionnaireDue.Reason.POST_INTERVENTION_1W,
+            first_day=day + timedelta(days=POST_1W_START_DAYS),
+            last_day=day + timedelta(days=POST_1W_START_DAYS + POST_1W_WINDOW_DAYS - 1),
+            intervention=intervention,
+        ),
+        Occasion(
+            reason=QuestionnaireDue.Reason.POST_INTERVENTION_6W,
+            first_day=day + timedelta(days=POST_6W_START_DAYS),
+            last_day=day + timedelta(days=POST_6W_START_DAYS + POST_6W_WINDOW_DAYS - 1),
+            intervention=intervention,
+        ),
+    ]
+    return _schedule(patient=intervention.patient, occasions=occasions, now=now)
+
+
+def questionnaires_expire(*, now: datetime | None = None) -> int:
+    """Stamp `expired_at` on every due item whose window closed unanswered (beat sweeper).
+
+    One conditional UPDATE: a second sweeper running at the same time finds nothing left,
+    and a response racing the sweeper either lands first (the row is no longer waiting)
+    or finds the window closed.
+    """
+    now = now or timezone.now()
+    return QuestionnaireDue.objects.overdue(now).update(expired_at=now)
+
+
+# --------------------------------------------------------------------------- questionnaire answers
+
+
+@transaction.atomic
+def questionnaire_response_submit(
+    *,
+    due: QuestionnaireDue,
+    answers: Any,
+    user: User,
+    request: HttpRequest | None = None,
+    now: datetime | None = None,
+) -> tuple[QuestionnaireResponse, bool]:
+    """Score and store the answers to a due questionnaire; returns (response, created).
+
+    Retry-safe: the same answers again return the stored response (created False);
+    different answers to an answered questionnaire are a conflict. The response completes
+    every open due item of the instrument, so overlapping occasions are answered once.
+    """
+    now = now or timezone.now()
+    instrument = scoring.INSTRUMENTS[due.instrument]
+    try:
+        scored = instrument.score(answers)
+    except scoring.InvalidAnswers as exc:
+        raise exceptions.ValidationError({"answers": exc.errors}) from exc
+
+    # Lock this item and every other waiting one of the instrument, in id order, so that
+    # two devices answering overlapping occasions cannot deadlock.
+    locked = list(
+        QuestionnaireDue.objects.select_for_update()
+        .filter(
+            Q(pk=due.pk)
+            | Q(
+                patient_id=due.patient_id,
+                instrument=due.instrument,
+                response__isnull=True,
+                expired_at__isnull=True,
+            )
+        )
+        .order_by("pk")
+    )
+    due = next(d for d in locked if d.pk == due.pk)
+    if due.response_id is not None:
+        existing = QuestionnaireResponse.objects.get(pk=due.response_id)
+        if existing.answers == scored.answers:
+            return existing, False
+        raise ConflictError(
+            "This questionnaire has already been answered with different answers.",
+            extra={"existing_id": str(existing.pk)},
+        )
+    state = due.state(now)
+    if state == "expired":
+        raise ApplicationError("This questionnaire's window has closed.", extra={"state": state})
+    if state == "upcoming":
+        raise ApplicationError(
+            "This questionnaire is not open yet.",
+            extra={"state": state, "due_from": due.due_from.isoformat()},
+        )
+    patient = Patient.objects.get(pk=due.patient_id)
+    response = QuestionnaireResponse.objects.create(
+        patient=patient,
+        instrument=due.instrument,
+        instrument_version=instrument.version,
+        scoring_version=instrument.scoring_version,
+        answers=scored.answers,
+        score=scored.score,
+        items_missing=scored.items_missing,
+        date=patient.local_today(now),
+        submitted_at=now,
+        submitted_by=user,
+    )
+    completed = [d.pk for d in locked if d.state(now) == "open"]
+    QuestionnaireDue.objects.filter(pk__in=completed).update(response=response)
+    _audit(
+        actor=user,
+        action=AuditEvent.Action.CREATE,
+        obj=response,
+        patient=patient,
+        changes={
+            "instrument": due.instrument,
+            "score": str(scored.score),
+            "completes": [str(pk) for pk in completed],
+        },
+        request=request,
+    )
+    return response, True

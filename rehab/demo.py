@@ -16,6 +16,7 @@ from django.utils import timezone
 from patients.models import Clinic, Clinician, Patient, User
 from patients.services import clinician_create_or_update
 from programs.demo import seed_programs_demo
+from rehab.demo_record import DGS_EMAIL, POST_OP_EMAIL, seed_record_demo
 from rehab.models import Alert, DailyLog
 from rehab.services import safety
 
@@ -260,6 +261,13 @@ def seed_demo(*, today: date | None = None, seed: int = 7) -> dict[str, Any]:
                 continue
             _evaluate(patient, _logs(patient, story, today, rng))
             created.append(patient)
+        existing = set(Patient.objects.filter(clinic=clinic).values_list("pk", flat=True))
+        for patient in seed_record_demo(
+            clinic=clinic, clinician=physio, today=today, rng=rng, password=DEMO_PASSWORD
+        ):
+            if patient.pk not in existing:
+                _evaluate(patient, list(DailyLog.objects.filter(patient=patient)))
+                created.append(patient)
         _acknowledge_past_red_flags(physio=physio, today=today)
         pain: dict[Any, dict[date, int]] = {p.pk: {} for p in created}
         for patient_id, day, value in DailyLog.objects.filter(patient__in=created).values_list(
@@ -271,7 +279,7 @@ def seed_demo(*, today: date | None = None, seed: int = 7) -> dict[str, Any]:
         "clinic": clinic.name,
         "clinician": PHYSIO_EMAIL,
         "admin": ADMIN_EMAIL,
-        "patients": [s.email for s in STORIES],
+        "patients": [*(s.email for s in STORIES), DGS_EMAIL, POST_OP_EMAIL],
         "password": DEMO_PASSWORD,
         "created": len(created),
     }

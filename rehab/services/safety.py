@@ -46,6 +46,7 @@ from rehab.safety import (
     SafetyAnswers,
     evaluate,
 )
+from rehab.selectors.record import safety_facts_for_log
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +96,8 @@ def _record_facts(
     *, patient: Patient, on: date
 ) -> tuple[tuple[InterventionFact, ...], tuple[MarkFact, ...]]:
     """Recent procedures (RF-INF-02's 42 days) and the assessed marks holding on `on`."""
-    from rehab.selectors.record import safety_facts_for_log
-
-    interventions, marks = safety_facts_for_log(patient_id=patient.pk, on=on)
-    return (
-        tuple(InterventionFact(date=i.date, kind=i.kind) for i in interventions),
-        tuple(MarkFact(symptom=m.symptom, until=m.until) for m in marks),
-    )
+    facts = safety_facts_for_log(patient_id=patient.pk, on=on)
+    return facts.interventions, facts.marks
 
 
 def inline_context(*, patient: Patient, on: date) -> PatientContext:

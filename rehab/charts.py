@@ -48,6 +48,16 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A horizontal line across the chart: the baseline, the meaningful-change line."""
+
+    key: str
+    label: str
+    short: str
+    value: float
+
+
+@dataclass(frozen=True)
 class SeriesSpec:
     key: str  # the column of the daily log
     title: str
@@ -62,8 +72,8 @@ SERIES: tuple[SeriesSpec, ...] = (
 )
 
 # Colours readable on white (contrast >= 4.5:1) and told apart by more than hue: the
-# reference lines are dashed, the 7-day mean is thick.
-_COLOURS = ("#1f4e99", "#a64b00", "#1b7837", "#111111", "#555555", "#762a83")
+# 7-day mean is thick, the reference lines (drawn in `_plot`) dashed and labelled.
+_COLOURS = ("#111111", "#1f4e99", "#a64b00", "#1b7837")
 _STYLE = Style(
     background="#ffffff",
     plot_background="#ffffff",
@@ -74,9 +84,9 @@ _STYLE = Style(
     opacity_hover="1",
     colors=_COLOURS,
     font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
-    label_font_size=13,
-    major_label_font_size=13,
-    legend_font_size=14,
+    label_font_size=14,
+    major_label_font_size=14,
+    legend_font_size=15,
     title_font_size=16,
     tooltip_font_size=14,
     guide_stroke_color="#c8c8c8",
@@ -91,6 +101,7 @@ class _AnnotatedDateLine(pygal.DateLine):
 
     bands: Sequence[Band] = ()
     markers: Sequence[Marker] = ()
+    references: Sequence[Reference] = ()
 
     def _x(self, day: date) -> float | None:
         x: float | None = self.view.x(self._x_adapt(day))
@@ -130,6 +141,20 @@ class _AnnotatedDateLine(pygal.DateLine):
             self.svg.node(
                 group, "text", x=x + 3, y=height - 6, class_="marker-label"
             ).text = marker.label
+        for ref in self.references:
+            y = self.view.y(ref.value)
+            if y is None:
+                continue
+            group = self.svg.node(
+                layer,
+                class_=f"reference reference-{ref.key}",
+                **{"data-series": ref.key, "data-value": f"{ref.value:g}"},
+            )
+            self.svg.node(group, "title").text = ref.label
+            self.svg.node(group, "path", d=f"M0 {y} L{width} {y}", class_="reference-line")
+            # In the right margin, clear of the data: a label inside the plot hides points.
+            label = self.svg.node(group, "text", x=width + 6, y=y + 4, class_="reference-label")
+            label.text = ref.short
         super()._plot()
 
 
@@ -140,6 +165,10 @@ _CHART_CSS = """
 {id}.annotations .band-label {{ font-size: 12px; fill: #333333; }}
 {id}.annotations .marker-line {{ stroke: #b00020; stroke-width: 2; stroke-dasharray: 2, 3; }}
 {id}.annotations .marker-label {{ font-size: 12px; fill: #b00020; }}
+{id}.annotations .reference-line {{ stroke: #444444; stroke-width: 2; stroke-dasharray: 8, 4; }}
+{id}.annotations .reference-mcid .reference-line {{ stroke: #762a83; stroke-dasharray: 3, 3; }}
+{id}.annotations .reference-label {{ font-size: 14px; fill: #333333; }}
+{id}.annotations .reference-mcid .reference-label {{ fill: #762a83; }}
 """
 
 
@@ -191,8 +220,9 @@ def pain_chart_svg(
     chart = _AnnotatedDateLine(
         style=_STYLE,
         title=title,
-        width=960,
+        width=840,
         height=380,
+        margin_right=96,  # room for the reference lines' labels
         explicit_size=False,  # viewBox only: the chart scales to its container
         range=(0, 10),
         y_labels=list(range(0, 11)),
@@ -200,6 +230,7 @@ def pain_chart_svg(
         x_value_formatter=lambda day: f"{day:%d %b}",
         x_label_rotation=0,
         truncate_label=-1,
+        truncate_legend=-1,
         show_minor_x_labels=True,
         legend_at_bottom=True,
         legend_at_bottom_columns=3,
@@ -213,7 +244,7 @@ def pain_chart_svg(
     # pygal's `.reactive` rule (id + class) beats a series' own stroke width: restate the
     # widths per series index, in the order the series are added below.
     scope = f"#chart-{chart.uuid} "
-    widths = [spec.width for spec in SERIES] + [4.0, 2.0, 2.0]
+    widths = [4.0] + [spec.width for spec in SERIES]
     css = _CHART_CSS.format(id=scope) + "".join(
         f"{scope}.serie-{i} .line.reactive {{ stroke-width: {w}; }}\n" for i, w in enumerate(widths)
     )
@@ -221,6 +252,18 @@ def pain_chart_svg(
     chart.bands = [b for b in bands if b.end >= start and b.start <= end]
     chart.markers = [m for m in markers if start <= m.on <= end]
     shown = [row for row in logs if start <= row["date"] <= end]
+    # The mean first, so that the day's own values are drawn over it.
+    chart.add(
+        "7-day mean pain",
+        _points(
+            ((day, mean) for day, mean in rolling if start <= day <= end),
+            key="mean_7d",
+            title="7-day mean pain",
+            unit="/10",
+        ),
+        # Small dots under the thick line: hardly visible, but each day's mean can be hovered.
+        dots_size=2,
+    )
     for spec in SERIES:
         chart.add(
             spec.title,
@@ -232,40 +275,16 @@ def pain_chart_svg(
             ),
             dots_size=3.5 if spec.key == "pain" else 2.5,
         )
-    chart.add(
-        "7-day mean pain",
-        _points(
-            ((day, mean) for day, mean in rolling if start <= day <= end),
-            key="mean_7d",
-            title="7-day mean pain",
-            unit="/10",
-        ),
-        show_dots=False,
-    )
     if baseline is not None:
         threshold = progress.mcid_threshold(baseline)
-        chart.add(
-            f"Baseline {baseline:g}",
-            _line(start, end, baseline, key="baseline", title="baseline"),
-            show_dots=False,
-            stroke_style={"dasharray": "8, 4"},
-        )
-        chart.add(
-            f"Meaningful change ≤ {threshold:g}",
-            _line(start, end, threshold, key="mcid", title="meaningful change at"),
-            show_dots=False,
-            stroke_style={"dasharray": "3, 3"},
-        )
+        chart.references = [
+            Reference("baseline", f"Baseline {baseline:g}", f"Baseline {baseline:g}", baseline),
+            Reference(
+                "mcid",
+                f"Meaningful change reached at or below {threshold:g} (2 points and 30 %)",
+                f"MCID ≤ {threshold:g}",
+                threshold,
+            ),
+        ]
     svg: str = chart.render(is_unicode=True)
     return svg
-
-
-def _line(start: date, end: date, value: float, *, key: str, title: str) -> list[Any]:
-    return [
-        {
-            "value": (day, value),
-            "tooltip": f"{title} {value:g}/10",
-            "node": {"data-series": key, "data-value": f"{value:g}"},
-        }
-        for day in (start, end)
-    ]

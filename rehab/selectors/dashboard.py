@@ -196,7 +196,10 @@ def recent_logs(*, user: User, patient: Patient, limit: int = 14) -> list[Recent
 
 
 def chart_window(*, today: date, days: int | None, first_log: date | None) -> tuple[date, date]:
-    """The chart's dates: the last `days` days to today, or every log (days=None)."""
-    if days is None:
-        return (first_log or today - timedelta(days=29)), today
-    return today - timedelta(days=days - 1), today
+    """The chart's dates: the last `days` days to today (all logs for None), starting no
+    earlier than the first log, so that a new patient's few weeks fill the chart."""
+    start = today - timedelta(days=(days or 30) - 1)
+    if first_log is not None and (days is None or first_log > start):
+        start = first_log
+    # At least a week wide: a date axis of one day has nothing to scale.
+    return min(start, today - timedelta(days=6)), today

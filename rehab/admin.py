@@ -44,7 +44,7 @@ class DailyLogAdmin(admin.ModelAdmin):
 # --- safety: alerts ---
 
 
-class AlertOccurrenceInline(admin.TabularInline):  # type: ignore[type-arg]
+class AlertOccurrenceInline(admin.TabularInline):
     model = AlertOccurrence
     extra = 0
     can_delete = False
@@ -54,7 +54,7 @@ class AlertOccurrenceInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
-class AlertEventInline(admin.TabularInline):  # type: ignore[type-arg]
+class AlertEventInline(admin.TabularInline):
     model = AlertEvent
     extra = 0
     can_delete = False
@@ -68,7 +68,7 @@ class AlertEventInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AlertAdmin(admin.ModelAdmin):
     list_display = (
         "created_at",
         "patient",
@@ -115,7 +115,7 @@ class AlertAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class NotificationAdmin(admin.ModelAdmin):
     list_display = ("created_at", "clinician", "kind", "message", "read_at")
     list_filter = ("kind",)
     list_select_related = ("clinician__user", "clinician__clinic")

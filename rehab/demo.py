@@ -224,7 +224,9 @@ def _evaluate(patient: Patient, logs: list[DailyLog]) -> None:
     for log in sorted(logs, key=lambda item: item.date):
         safety.log_evaluate(log_id=log.pk)
     for alert in Alert.objects.filter(patient=patient).select_related("log"):
-        raised = _evening_of(alert.log.date) if alert.log else timezone.now()
+        # Never in the future: today's evening has not come yet when the demo is seeded.
+        now = timezone.now()
+        raised = min(_evening_of(alert.log.date), now) if alert.log else now
         Alert.objects.filter(pk=alert.pk).update(
             created_at=raised,
             opened_at=raised,

@@ -7,6 +7,7 @@ round 2.25 down.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -75,3 +76,30 @@ def progress(pains: Iterable[tuple[date, int]], *, today: date) -> Progress:
     baseline = _mean([pain for day, pain in logs if day <= baseline_end])
     current = _mean([pain for day, pain in logs if current_start <= day <= today])
     return figures(baseline, current, len(logs))
+
+
+def mcid_threshold(baseline: float) -> float:
+    """The pain at or below which the meaningful change is reached: the baseline less the
+    larger of 2 points and 30 % (both must be met, so the larger one binds). Exact for a
+    baseline of one decimal (at most two decimals), so the line is never drawn above it."""
+    exact = Fraction(str(baseline))
+    drop = max(Fraction(-MCID_POINTS), exact * Fraction(-MCID_PERCENT, 100))
+    return float(exact - drop)
+
+
+def rolling_means(
+    pains: Iterable[tuple[date, int]], *, days: int = CURRENT_DAYS
+) -> list[tuple[date, float | None]]:
+    """For each logged date, the mean pain of the logs in the `days` days ending that date
+    (the same window and the same minimum of logs as `current_pain_7d`), else None."""
+    window: deque[tuple[date, int]] = deque()
+    total = 0
+    means: list[tuple[date, float | None]] = []
+    for day, pain in sorted(pains):
+        window.append((day, pain))
+        total += pain
+        while window[0][0] <= day - timedelta(days=days):
+            total -= window.popleft()[1]
+        mean = Fraction(total, len(window)) if len(window) >= MIN_LOGS else None
+        means.append((day, round1(mean)))
+    return means

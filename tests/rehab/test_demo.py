@@ -37,3 +37,13 @@ def test_it_seeds_a_demo_clinic_idempotently_with_stories_and_alerts(capsys, cli
     )
     assert response.status_code == 200
     assert response.json()["role"] == "clinician"
+
+
+def test_it_dates_no_demo_alert_in_the_future():
+    from django.utils import timezone
+
+    from rehab.demo import seed_demo
+
+    seed_demo()
+    assert Alert.objects.exists()
+    assert not Alert.objects.filter(opened_at__gt=timezone.now()).exists()

@@ -1,0 +1,24 @@
+"""The clinician web dashboard, at /dashboard/ (rehab/views/dashboard.py)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver, path
+
+from rehab.views import dashboard as views
+
+app_name = "dashboard"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("login/", views.DashboardLoginView.as_view(), name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("", views.caseload_view, name="caseload"),
+    path("patients/<uuid:patient_id>/", views.patient_view, name="patient"),
+    path("alerts/", views.alert_inbox_view, name="alerts"),
+    path("alerts/<uuid:alert_id>/", views.alert_view, name="alert"),
+    path(
+        "alerts/<uuid:alert_id>/acknowledge/",
+        views.alert_acknowledge_view,
+        name="alert-acknowledge",
+    ),
+    path("alerts/<uuid:alert_id>/resolve/", views.alert_resolve_view, name="alert-resolve"),
+]

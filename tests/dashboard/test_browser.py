@@ -1,0 +1,174 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright (NOTES.md).
+
+Never `playwright install`: the browser is /usr/bin/chromium, installed by .ci/run.
+Screenshots of every step go to test-artifacts/screenshots/ (gitignored), for a person to
+look at, on a laptop and on a tablet viewport.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# pytest-django's live server runs in a thread while sync Playwright runs an event loop
+# in this one; Django refuses ORM calls from a thread with a running loop unless told.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from patients.models import Clinician, Patient
+from rehab.demo import DEMO_PASSWORD, PHYSIO_EMAIL, seed_demo
+from rehab.models import Alert, DailyLog
+from rehab.selectors.alerts import severity_rank
+from tests.factories import PatientFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+VIEWPORTS = {"laptop": {"width": 1280, "height": 800}, "tablet": {"width": 768, "height": 1024}}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (as .ci/run does)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+class Shots:
+    def __init__(self, page: Page, prefix: str) -> None:
+        self.page, self.prefix, self.n = page, prefix, 0
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(self, name: str) -> None:
+        self.n += 1
+        self.page.screenshot(
+            path=SCREENSHOTS / f"{self.prefix}-{self.n:02d}-{name}.png", full_page=True
+        )
+
+
+def _first_in_triage() -> Patient:
+    """From the database, not the page: the patient whose most severe open alert is the
+    most severe, the longest waiting among equals."""
+    alert = (
+        Alert.objects.filter(status=Alert.Status.OPEN)
+        .annotate(rank=severity_rank())
+        .order_by("rank", "opened_at")
+        .select_related("patient")
+        .first()
+    )
+    assert alert is not None, "the demo data has an open red flag"
+    return alert.patient
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_it_triages_charts_and_handles_an_alert_in_a_browser(
+    device: str, browser: Browser, live_server: Any
+) -> None:
+    seed_demo()
+    physio = Clinician.objects.select_related("clinic").get(user__email=PHYSIO_EMAIL)
+    elsewhere = PatientFactory.create(first_name="Olly", last_name="Elsewhere")
+    assert elsewhere.clinic_id != physio.clinic_id
+    first = _first_in_triage()
+
+    context = browser.new_context(viewport=VIEWPORTS[device])  # type: ignore[arg-type]
+    page = context.new_page()
+    shots = Shots(page, device)
+    try:
+        # Sign in: the dashboard sends us to the login page and back.
+        page.goto(f"{live_server.url}/dashboard/")
+        expect(page).to_have_url(f"{live_server.url}/dashboard/login/?next=/dashboard/")
+        expect(page.get_by_label("Email")).to_be_focused()  # autofocus
+        shots.take("login")
+        page.get_by_label("Email").fill(PHYSIO_EMAIL)
+        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(f"{live_server.url}/dashboard/")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Caseload")
+        # Keyboard: the first Tab reaches the skip link, which moves focus to the content.
+        page.keyboard.press("Tab")
+        expect(page.locator(".skip-link")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("main")).to_be_focused()
+        shots.take("caseload")
+
+        # Triage order: the patient with the most urgent open alert first, and every
+        # patient with an open alert above every patient without one.
+        rows = page.locator("table.caseload tbody tr")
+        expect(rows.first.locator("th a")).to_have_text(f"{first.last_name}, {first.first_name}")
+        with_alerts = [rows.nth(i).locator(".badges").count() > 0 for i in range(rows.count())]
+        assert with_alerts[0]
+        assert with_alerts == sorted(with_alerts, reverse=True)
+
+        # The patient page and the chart's points.
+        rows.first.locator("th a").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(first.full_name)
+        points = page.locator("svg circle[data-series='pain']")
+        logs = DailyLog.objects.filter(patient=first).order_by("-date")
+        expect(points).to_have_count(logs.count())  # all within the default 90 days
+        latest = logs[0]
+        point = page.locator(f"svg circle[data-series='pain'][data-date='{latest.date}']")
+        expect(point).to_have_attribute("data-value", str(latest.pain))
+        assert f"pain {latest.pain}/10" in (
+            point.locator("xpath=..").locator("title").text_content() or ""
+        )
+        expect(page.locator("svg [data-series='baseline']").first).to_be_attached()
+        shots.take("patient")
+
+        # Acknowledge, then resolve, the most urgent alert through the forms.
+        alert = (
+            first.alerts.filter(status=Alert.Status.OPEN)
+            .annotate(rank=severity_rank())
+            .order_by("rank", "opened_at")[0]
+        )
+        card = page.locator(f"#alert-{alert.pk}")
+        note = "Phoned the patient; reviewing today."
+        card.get_by_label("Acknowledgement note (optional)").fill(note)
+        card.get_by_role("button", name="Acknowledge").click()
+        expect(page.get_by_role("status").filter(has_text="Acknowledged")).to_be_visible()
+        card = page.locator(f"#alert-{alert.pk}")
+        expect(card).to_have_attribute("data-status", "acknowledged")
+        alert.refresh_from_db()
+        assert alert.status == Alert.Status.ACKNOWLEDGED
+        assert alert.acknowledged_note == note
+        shots.take("acknowledged")
+
+        card.get_by_label("Outcome").select_option("referred")
+        card.get_by_label("Resolution note (optional)").fill("Urgent spinal referral made.")
+        card.get_by_role("button", name="Resolve").click()
+        expect(page.get_by_role("status").filter(has_text="Resolved")).to_be_visible()
+        expect(page.locator(f"#alert-{alert.pk}")).to_have_count(0)
+        alert.refresh_from_db()
+        assert alert.status == Alert.Status.RESOLVED
+        assert alert.disposition == "referred"
+        shots.take("resolved")
+
+        page.goto(f"{live_server.url}/dashboard/alerts/")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Alerts")
+        shots.take("alerts")
+
+        # Another clinic's patient does not exist, as far as this clinician knows.
+        response = page.goto(f"{live_server.url}/dashboard/patients/{elsewhere.pk}/")
+        assert response is not None
+        assert response.status == 404
+        shots.take("other-clinic-404")
+    finally:
+        context.close()

@@ -19,6 +19,7 @@ from programs.demo import seed_programs_demo
 from rehab.demo_record import DGS_EMAIL, POST_OP_EMAIL, seed_record_demo
 from rehab.models import Alert, DailyLog
 from rehab.services import safety
+from rehab.services.review import review_rules_run
 
 DEMO_PASSWORD = "rehab-demo-2026"  # noqa: S105 - printed on screen by `make run`
 CLINIC = "Riverside Physio (demo)"
@@ -277,6 +278,9 @@ def seed_demo(*, today: date | None = None, seed: int = 7) -> dict[str, Any]:
         ):
             pain[patient_id][day] = value
         seed_programs_demo(patients=created, today=today, rng=rng, daily_pain=pain)
+    if created:
+        # The review rules (§3) as the hourly beat job would find them on this data.
+        review_rules_run()
     return {
         "clinic": clinic.name,
         "clinician": PHYSIO_EMAIL,

@@ -20,6 +20,7 @@ def test_it_seeds_a_demo_clinic_idempotently_with_stories_and_alerts(capsys, cli
     assert not DailyLog.objects.filter(evaluated_at__isnull=True).exists()
     assert Alert.objects.filter(rule="RF-CES-01", status="resolved").exists()
     assert Alert.objects.filter(rule="RF-NEU-01", status="open").exists()
+    assert Alert.objects.filter(rule__startswith="NR-").exists()  # review rules ran
 
     from programs.models import ExerciseLog, ProgramAssignment, ProgressionProposal
 

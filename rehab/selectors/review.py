@@ -31,7 +31,7 @@ the patients with two completed program weeks, `programs.selectors` computes the
 in a fixed number of queries, and the reference function decides.
 
 The registry `REVIEW_DETECTORS` holds the rules whose inputs exist in this codebase.
-NR-POST-01 (interventions) joins it when the clinical record lands.
+NR-POST-01 reads the clinical record's interventions.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from rehab.safety.review import (
     NR_PAIN_02,
     NR_PAIN_03,
     NR_PROG_01,
+    NR_POST_01,
     NR_PROG_03,
     AdherenceParams,
     AdherenceWeek,
@@ -61,6 +62,7 @@ from rehab.safety.review import (
     MissedLogsParams,
     NoImprovementParams,
     PainSpikeParams,
+    PostInjectionParams,
     RecoveredParams,
     ReviewFinding,
     ReviewRule,
@@ -500,6 +502,68 @@ def missed_logs_reminder_list(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
     }
 
 
+# --------------------------------------------------------------------------- NR-POST-01
+
+# The latest injection-type procedure on or before each patient's today (one indexed
+# lookup per patient), then today's log against the mean of the week before it.
+_POST_INJECTION_SQL = f"""
+WITH pt AS MATERIALIZED (
+    SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
+),
+inj AS MATERIALIZED (
+    SELECT pt.id, pt.today, i.date AS inj_date, i.kind
+    FROM pt
+    CROSS JOIN LATERAL (
+        SELECT i.date, i.kind
+        FROM rehab_intervention i
+        WHERE i.patient_id = pt.id AND i.kind = ANY(%(kinds)s) AND i.date <= pt.today
+        ORDER BY i.date DESC, i.kind
+        LIMIT 1
+    ) AS i
+    WHERE pt.today - i.date BETWEEN %(from_day)s AND %(until_day)s
+)
+SELECT inj.id, inj.today, inj.inj_date, inj.kind, t.pain, b.s, b.n
+FROM inj
+JOIN rehab_dailylog t ON t.patient_id = inj.id AND t.date = inj.today
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(l.pain), 0) AS s, count(*) AS n
+    FROM rehab_dailylog l
+    WHERE l.patient_id = inj.id
+      AND l.date >= inj.inj_date - %(pre_days)s::int AND l.date < inj.inj_date
+) AS b
+WHERE b.n >= %(min_pre_logs)s AND t.pain * b.n > b.s
+"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+
+
+def post_injection_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
+    """NR-POST-01: today's pain above the pre-injection 7-day mean, > 72 h after it."""
+    params: PostInjectionParams = _params(NR_POST_01, PostInjectionParams)
+    rows = _rows(
+        _POST_INJECTION_SQL,
+        {
+            "now": now,
+            "kinds": list(params.kinds),
+            "from_day": params.from_day,
+            "until_day": params.until_day,
+            "pre_days": params.pre_days,
+            "min_pre_logs": params.min_pre_logs,
+        },
+    )
+    return {
+        patient_id: _finding(
+            NR_POST_01,
+            today,
+            {
+                "pain": pain,
+                "pre_injection_mean_pain": _num(Fraction(total, count)),
+                "intervention": {"kind": kind, "date": injected.isoformat()},
+                "days_after": (today - injected).days,
+            },
+        )
+        for patient_id, today, injected, kind, pain, total, count in rows
+    }
+
+
 # --------------------------------------------------------------------------- registry
 
 # Rule id -> its firing set. The order is the order of REVIEW_RULES.
@@ -511,4 +575,5 @@ REVIEW_DETECTORS: Final[dict[str, Detector]] = {
     NR_PROG_03.id: recovered_firing,
     NR_ADH_01.id: non_adherence_firing,
     NR_LOG_01.id: missed_logs_firing,
+    NR_POST_01.id: post_injection_firing,
 }

@@ -287,14 +287,17 @@ def test_it_counts_what_the_review_job_raises_day_by_day(clinic, clinician):
         with time_machine.travel(end - timedelta(days=30 - n), tick=False):
             review.review_rules_run()
 
+    from rehab.management.commands.backtest_rules import NOT_REPLAYABLE
+
+    replayable = [rule_id for rule_id in REVIEW_DETECTORS if rule_id not in NOT_REPLAYABLE]
     checked = 0
-    for rule_id in REVIEW_DETECTORS:
+    for rule_id in replayable:
         occurrences = AlertOccurrence.objects.filter(alert__rule=rule_id).count()
         assert replayed[rule_id]["firings"] == occurrences, rule_id
         if rule_id != "NR-PAIN-03":
             assert replayed[rule_id]["episodes"] == Alert.objects.filter(rule=rule_id).count()
         checked += bool(occurrences)
-    assert checked == len(REVIEW_DETECTORS)  # every rule fired, or this proves little
+    assert checked == len(replayable)  # every rule fired, or this proves little
     # By hand: program days 56-62 (weeks 6-7 under half) and 77-80 (weeks 9-10).
     assert replayed["NR-ADH-01"]["firings"] == 11
 

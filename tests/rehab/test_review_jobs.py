@@ -441,7 +441,8 @@ def test_it_agrees_with_the_reference_functions_on_a_random_cohort(clinic):
     cohort = _make_cohort(clinic, rng)
     # NR-ADH-01 is left out: its decision *is* the reference function, on weeks the
     # programs app computes (tested by hand above and in tests/programs).
-    rules = [r for r in REVIEW_DETECTORS if r != "NR-ADH-01"]
+    # NR-POST-01 has its own oracle comparison below (this cohort has no interventions).
+    rules = [r for r in REVIEW_DETECTORS if r not in ("NR-ADH-01", "NR-POST-01")]
     totals = dict.fromkeys([*rules, "reminders"], 0)
     for d in range(-2, COHORT_DAYS + 12):
         # A different hour each day, so that the zones straddle different dates.
@@ -661,8 +662,8 @@ def test_it_runs_only_the_rules_asked_for(patient):
 
 
 def test_it_rejects_a_rule_the_job_does_not_run():
-    with pytest.raises(ValueError, match="NR-POST-01"):
-        review.review_rules_run(rules=["NR-POST-01"])
+    with pytest.raises(ValueError, match="NR-NOPE-01"):
+        review.review_rules_run(rules=["NR-NOPE-01"])
 
 
 def test_it_runs_from_the_beat_task(patient):
@@ -761,3 +762,80 @@ def test_it_doubles_nothing_when_two_runs_race(monkeypatch):
         assert alert.occurrences.count() == 1
         assert alert.events.count() == 1
     assert AlertEvent.objects.filter(alert=stale, kind="auto_resolved").count() == 1
+
+
+# --------------------------------------------------------------------------- NR-POST-01
+
+
+def _injection(patient: Patient, on: date, kind: str = "prolotherapy") -> None:
+    import uuid
+
+    from rehab.models.record import Intervention
+
+    Intervention.objects.create(patient=patient, date=on, kind=kind, course_id=uuid.uuid4())
+
+
+@pytest.mark.parametrize(
+    ("days_after", "today_pain", "fires"),
+    [
+        (4, 6, True),  # day 4: more than 72 hours after
+        (3, 6, False),  # day 3 may be under 72 hours: a short-lived flare is expected
+        (42, 6, True),
+        (43, 6, False),
+        (10, 5, False),  # equal to the pre-injection mean is not above it
+    ],
+)
+def test_it_flags_pain_above_the_pre_injection_mean(patient, days_after, today_pain, fires):
+    injected = days_ago(days_after)
+    for i in range(1, 8):  # the week before: mean 5
+        DailyLog.objects.create(patient=patient, date=injected - timedelta(days=i), pain=5)
+    _injection(patient, injected)
+    DailyLog.objects.create(patient=patient, date=TODAY, pain=today_pain)
+    found = fired("NR-POST-01")
+    assert (patient.pk in found) is fires
+    if fires:
+        basis = found[patient.pk].basis
+        assert basis["days_after"] == days_after
+        assert basis["intervention"] == {"kind": "prolotherapy", "date": injected.isoformat()}
+
+
+def test_it_ignores_procedures_that_are_not_injections(patient):
+    injected = days_ago(10)
+    for i in range(1, 8):
+        DailyLog.objects.create(patient=patient, date=injected - timedelta(days=i), pain=2)
+    _injection(patient, injected, kind="surgery")
+    DailyLog.objects.create(patient=patient, date=TODAY, pain=8)
+    assert fired("NR-POST-01") == {}
+
+
+def test_it_agrees_with_the_oracle_after_injections(clinician):
+    from rehab.safety import InterventionFact
+
+    rng = random.Random(11)
+    cohort = []
+    for n in range(12):
+        patient = PatientFactory.create(clinic=clinician.clinic, user=UserFactory.create())
+        injected = days_ago(rng.randint(1, 50))
+        for day in range(60):
+            if rng.random() < 0.85:
+                DailyLog.objects.create(patient=patient, date=days_ago(day), pain=rng.randint(2, 8))
+        _injection(patient, injected, kind=rng.choice(["injection", "prolotherapy"]))
+        cohort.append((patient, injected))
+    found = fired("NR-POST-01")
+    for patient, _ in cohort:
+        series = [
+            LogFacts(date=d, pain=p)
+            for d, p in DailyLog.objects.filter(patient=patient)
+            .order_by("date")
+            .values_list("date", "pain")
+        ]
+        from rehab.models.record import Intervention
+
+        facts = [
+            InterventionFact(date=i.date, kind=i.kind)
+            for i in Intervention.objects.filter(patient=patient)
+        ]
+        expected = oracle.post_injection(series, today=TODAY, interventions=facts)
+        assert (patient.pk in found) == (expected is not None), patient.pk
+        if expected is not None:
+            assert found[patient.pk].basis == expected.basis

@@ -15,8 +15,8 @@ runs in a READ ONLY transaction that is rolled back at the end.
 - Review rules (§3): the pure reference functions of `rehab.safety.review`, day by day for
   each patient, from the range's start (or the patient's first log or account start) to
   its end (or the patient's local today), with the programs and exercise sessions
-  fetched per batch too. NR-POST-01 is not replayable yet: the clinical record is not
-  stored in this codebase.
+  fetched per batch too. NR-POST-01 is not replayable yet: the replay does not read the
+  clinical record's interventions day by day (the live job does).
 
 Counts per rule: `firings` (every log or day on which it fired), `episodes` (the alerts it
 would have raised, under one-unresolved-alert-per-patient-and-rule) and `patients`.
@@ -125,7 +125,7 @@ REVIEW_REPLAYS: dict[str, Callable[[PatientDay], bool]] = {
 }
 # Why the other review rules cannot be replayed yet.
 NOT_REPLAYABLE = {
-    oracle.NR_POST_01.id: "it needs the interventions of the clinical record",
+    oracle.NR_POST_01.id: "the replay does not read interventions day by day yet",
 }
 PROGRAM_RULES = {oracle.NR_PROG_01.id, oracle.NR_ADH_01.id}
 

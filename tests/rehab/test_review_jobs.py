@@ -813,7 +813,7 @@ def test_it_agrees_with_the_oracle_after_injections(clinician):
 
     rng = random.Random(11)
     cohort = []
-    for n in range(12):
+    for _ in range(12):
         patient = PatientFactory.create(clinic=clinician.clinic, user=UserFactory.create())
         injected = days_ago(rng.randint(1, 50))
         for day in range(60):

@@ -160,7 +160,6 @@ def test_it_uses_the_back_pain_baseline_known_on_the_logs_date(patient):
     [
         (["--rule", "XX-01"], "Unknown rule 'XX-01'"),
         (["--rule", "RF-META-01"], "about alerts, not logs"),
-        (["--rule", "NR-POST-01"], "cannot be replayed yet"),
         (["--since", "2026-13-01"], "--since '2026-13-01' is not a date"),
         (["--until", "yesterday"], "--until 'yesterday' is not a date"),
         (["--since", "2026-11-20", "--until", "2026-11-19"], "is after --until"),
@@ -257,6 +256,17 @@ def test_it_counts_what_the_review_job_raises_day_by_day(clinic, clinician):
                 pain=pain,
                 worst_pain=min(10, pain + rng.randint(0, 2)),
             )
+    # An injection in the middle of the month for a patient with swinging pain (NR-POST-01).
+    import uuid
+
+    from rehab.models.record import Intervention
+
+    Intervention.objects.create(
+        patient=patients[2],
+        date=first + timedelta(days=12),
+        kind="prolotherapy",
+        course_id=uuid.uuid4(),
+    )
     # One patient on a program, half-heartedly exercising (NR-ADH-01), and long enough
     # on it for NR-PROG-01.
     template = make_template(clinic=clinic, phases=[(12, [4])])
@@ -368,3 +378,22 @@ def test_it_counts_what_log_evaluation_raises(clinic):
             "basis", flat=True
         )
     )
+
+
+def test_it_replays_the_post_injection_rule(patient):
+    import uuid
+
+    from rehab.models.record import Intervention
+
+    injected = date(2026, 11, 1)
+    for i in range(1, 8):
+        DailyLog.objects.create(patient=patient, date=injected - timedelta(days=i), pain=4)
+    Intervention.objects.create(
+        patient=patient, date=injected, kind="injection", course_id=uuid.uuid4()
+    )
+    # Days 3..6 after: day 3 is within 72 hours; days 4 and 5 above the mean, day 6 not.
+    for offset, pain in ((3, 7), (4, 6), (5, 6), (6, 4)):
+        DailyLog.objects.create(patient=patient, date=injected + timedelta(days=offset), pain=pain)
+    with time_machine.travel(datetime(2026, 11, 20, 22, 0, tzinfo=UTC), tick=False):
+        result = run("--rule", "NR-POST-01")
+    assert fired(result) == {"NR-POST-01": (2, 1, 1)}

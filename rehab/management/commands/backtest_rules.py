@@ -15,8 +15,7 @@ runs in a READ ONLY transaction that is rolled back at the end.
 - Review rules (§3): the pure reference functions of `rehab.safety.review`, day by day for
   each patient, from the range's start (or the patient's first log or account start) to
   its end (or the patient's local today), with the programs and exercise sessions
-  fetched per batch too. NR-POST-01 is not replayable yet: the replay does not read the
-  clinical record's interventions day by day (the live job does).
+  fetched per batch too, and the clinical record's interventions for NR-POST-01.
 
 Counts per rule: `firings` (every log or day on which it fired), `episodes` (the alerts it
 would have raised, under one-unresolved-alert-per-patient-and-rule) and `patients`.
@@ -51,6 +50,7 @@ from programs import selectors as program_selectors
 from programs.models import ExerciseLog
 from rehab import progress
 from rehab.models import DailyLog
+from rehab.models.record import Intervention
 from rehab.safety import (
     ESCALATION,
     RULES,
@@ -87,6 +87,8 @@ class PatientDay:
     # The program covering today, if any: its start and its adherence weeks (lazily).
     program_start: dt.date | None
     adherence: Callable[[], list[oracle.AdherenceWeek]]
+    # The patient's recorded procedures (NR-POST-01), all dates.
+    interventions: Sequence[InterventionFact] = ()
 
 
 def _missed(day: PatientDay) -> bool:
@@ -112,6 +114,13 @@ def _non_adherence(day: PatientDay) -> bool:
     )
 
 
+def _post_injection(day: PatientDay) -> bool:
+    return bool(day.interventions) and (
+        oracle.post_injection(day.series, today=day.today, interventions=day.interventions)
+        is not None
+    )
+
+
 # Review rule id -> "would the job raise (or re-fire) its alert on this day?", through the
 # reference functions. The order is REVIEW_RULES'.
 REVIEW_REPLAYS: dict[str, Callable[[PatientDay], bool]] = {
@@ -122,11 +131,10 @@ REVIEW_REPLAYS: dict[str, Callable[[PatientDay], bool]] = {
     oracle.NR_PROG_03.id: lambda d: oracle.recovered(d.series, today=d.today) is not None,
     oracle.NR_ADH_01.id: _non_adherence,
     oracle.NR_LOG_01.id: _missed,
+    oracle.NR_POST_01.id: _post_injection,
 }
-# Why the other review rules cannot be replayed yet.
-NOT_REPLAYABLE = {
-    oracle.NR_POST_01.id: "the replay does not read interventions day by day yet",
-}
+# Why a review rule cannot be replayed (none at present).
+NOT_REPLAYABLE: dict[str, str] = {}
 PROGRAM_RULES = {oracle.NR_PROG_01.id, oracle.NR_ADH_01.id}
 
 
@@ -134,18 +142,22 @@ def _review_reach() -> int:
     """How many of the latest logs the replayed review rules read: NR-PAIN-01 the previous
     `prior_logs` and today's; the others calendar windows of at most 2 x 7 days, which
     hold as many logs at most (one log per date); NR-LOG-01 only the last one. NR-PROG-01
-    reads the first week's logs too; the replay adds them."""
+    reads the first week's logs too; the replay adds them. NR-POST-01 reads back to the week
+    before an injection up to six weeks ago."""
     spike = cast(oracle.PainSpikeParams, oracle.NR_PAIN_01.params)
     trend = cast(oracle.TrendParams, oracle.NR_PAIN_02.params)
     uncontrolled = cast(oracle.UncontrolledPainParams, oracle.NR_PAIN_03.params)
     no_improvement = cast(oracle.NoImprovementParams, oracle.NR_PROG_01.params)
     recovered = cast(oracle.RecoveredParams, oracle.NR_PROG_03.params)
+    post = cast(oracle.PostInjectionParams, oracle.NR_POST_01.params)
     return max(
         spike.prior_logs + 1,
         2 * trend.window_days,
         uncontrolled.consecutive_days,
         no_improvement.window_days,
         recovered.days,
+        # NR-POST-01: the week before an injection up to `until_day` days back, and today.
+        post.until_day + post.pre_days + 1,
     )
 
 
@@ -279,6 +291,7 @@ class PatientBatch:
     record: dict[tuple[UUID, dt.date], RecordFacts] = field(default_factory=dict)
     programs: dict[UUID, list[program_rules.ProgramPlan]] = field(default_factory=dict)
     sessions: dict[UUID, list[tuple[UUID, dt.date]]] = field(default_factory=dict)
+    interventions: dict[UUID, list[InterventionFact]] = field(default_factory=dict)
 
 
 class Replay:
@@ -376,6 +389,13 @@ class Replay:
                     if self._evaluates(log.date)
                 ]
             )
+        if oracle.NR_POST_01.id in self.reviews:
+            for patient_id, day, kind in Intervention.objects.filter(
+                patient_id__in=[patient.id for patient, _ in batch.patients]
+            ).values_list("patient_id", "date", "kind"):
+                batch.interventions.setdefault(patient_id, []).append(
+                    InterventionFact(date=day, kind=kind)
+                )
         if self.needs_programs:
             ids = [patient.id for patient, _ in batch.patients]
             for patient_id, assignments in program_selectors.assignments_between(
@@ -469,6 +489,7 @@ class Replay:
                 since=patient.since,
                 program_start=plan.start_date if plan else None,
                 adherence=functools.partial(weeks.before, plan, today),
+                interventions=batch.interventions.get(patient.id, ()),
             )
             logged = end > 0 and dates[end - 1] == today
             for rule_id in self.reviews:

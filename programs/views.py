@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import PageNumberPagination
+from config.pagination import paginate
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Clinician, Patient, User
@@ -59,15 +59,6 @@ def _clinician(request: Request) -> Clinician:
 
 def _me(request: Request) -> Patient:
     return patient_selectors.patient_for_user(user=_user(request))
-
-
-def _paginate(
-    view: APIView, request: Request, queryset: Any, serializer: type[serializers.Serializer]
-) -> tuple[Response, list[Any]]:
-    """One page of `queryset` in the contract's `{count, next, previous, results}` shape."""
-    paginator = PageNumberPagination()  # the project's pagination (REST_FRAMEWORK setting)
-    page = list(paginator.paginate_queryset(queryset, request, view=view) or [])
-    return paginator.get_paginated_response(serializer(page, many=True).data), page
 
 
 def _audit_read(
@@ -212,7 +203,9 @@ class ExerciseListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         qs = selectors.exercise_list(user=_user(request), **filters.validated_data)
-        response, _ = _paginate(self, request, qs, ExerciseOutputSerializer)
+        response, _ = paginate(
+            request=request, view=self, items=qs, serializer_class=ExerciseOutputSerializer
+        )
         return response
 
 
@@ -297,7 +290,9 @@ class TemplateListCreateApi(APIView):
     )
     def get(self, request: Request) -> Response:
         qs = selectors.template_list(user=_user(request))
-        response, _ = _paginate(self, request, qs, TemplateListOutputSerializer)
+        response, _ = paginate(
+            request=request, view=self, items=qs, serializer_class=TemplateListOutputSerializer
+        )
         return response
 
     @extend_schema(
@@ -553,7 +548,9 @@ class ExerciseLogListCreateApi(APIView):
         qs = selectors.exercise_log_list(
             user=_user(request), patient=patient, **query.validated_data
         )
-        response, _ = _paginate(self, request, qs, ExerciseLogOutputSerializer)
+        response, _ = paginate(
+            request=request, view=self, items=qs, serializer_class=ExerciseLogOutputSerializer
+        )
         audit_reads(
             actor=_user(request),
             object_type="exercise_log",
@@ -630,7 +627,9 @@ class PatientExerciseLogListApi(APIView):
         qs = selectors.exercise_log_list(
             user=_user(request), patient=patient, **query.validated_data
         )
-        response, _ = _paginate(self, request, qs, ExerciseLogOutputSerializer)
+        response, _ = paginate(
+            request=request, view=self, items=qs, serializer_class=ExerciseLogOutputSerializer
+        )
         audit_reads(
             actor=_user(request),
             object_type="exercise_log",
@@ -943,7 +942,9 @@ class ProposalListApi(APIView):
             patient_id=filters.validated_data.get("patient"),
             status=None if wanted == "all" else wanted,
         )
-        response, page = _paginate(self, request, qs, ProposalOutputSerializer)
+        response, page = paginate(
+            request=request, view=self, items=qs, serializer_class=ProposalOutputSerializer
+        )
         audit_reads(
             actor=_user(request),
             object_type="progression_proposal",

@@ -7,12 +7,11 @@ from uuid import UUID
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import PageNumberPagination as DefaultPagination
+from config.pagination import paginate
 from config.serializers import (
     StrictBooleanField,
     StrictFloatField,
@@ -156,17 +155,6 @@ def _date_range(request: Request) -> dict[str, Any]:
     }
 
 
-def _paginate(
-    request: Request,
-    view: APIView,
-    queryset: Any,
-    serializer: type[serializers.BaseSerializer[Any]],
-) -> Response:
-    paginator: PageNumberPagination = DefaultPagination()
-    page = list(paginator.paginate_queryset(queryset, request, view=view) or [])
-    return paginator.get_paginated_response(serializer(page, many=True).data)
-
-
 # --------------------------------------------------------------------------- patient
 
 
@@ -214,7 +202,9 @@ class LogListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         patient = patient_selectors.patient_for_user(user=_user(request))
         logs = selectors.log_list(user=_user(request), patient=patient, **_date_range(request))
-        response = _paginate(request, self, logs, LogOutputSerializer)
+        response, _ = paginate(
+            request=request, view=self, items=logs, serializer_class=LogOutputSerializer
+        )
         audit_record(
             actor=_user(request),
             action=AuditEvent.Action.READ,
@@ -348,7 +338,9 @@ class PatientLogListApi(APIView):
     def get(self, request: Request, patient_id: UUID) -> Response:
         patient = patient_selectors.patient_get(user=_user(request), patient_id=patient_id)
         logs = selectors.log_list(user=_user(request), patient=patient, **_date_range(request))
-        response = _paginate(request, self, logs, LogOutputSerializer)
+        response, _ = paginate(
+            request=request, view=self, items=logs, serializer_class=LogOutputSerializer
+        )
         audit_record(
             actor=_user(request),
             action=AuditEvent.Action.READ,

@@ -7,11 +7,9 @@ audits what it shows, and leaves writes (and their audit events) to the services
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -25,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import PageNumberPagination
+from config.pagination import paginate
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.permissions import IsClinician, IsPatient
@@ -59,17 +57,6 @@ def _page_of(serializer_class: type[serializers.Serializer], name: str) -> Any:
             "results": serializer_class(many=True),
         },
     )
-
-
-def _paginated(
-    request: Request,
-    view: APIView,
-    items: QuerySet[Any] | Sequence[Any],
-    serializer_class: type[serializers.Serializer],
-) -> Response:
-    paginator = PageNumberPagination()
-    page = paginator.paginate_queryset(items, request, view=view)  # type: ignore[arg-type]
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 def _user(request: Request) -> User:
@@ -172,7 +159,9 @@ class InterventionsApi(APIView):
         patient = _clinician_patient(request, patient_id)
         _audit_read(request, patient, "intervention")
         items = selectors.intervention_list(user=_user(request), patient=patient)
-        return _paginated(request, self, items, self.OutputSerializer)
+        return paginate(
+            request=request, view=self, items=items, serializer_class=self.OutputSerializer
+        )[0]
 
     @extend_schema(
         request=InputSerializer,
@@ -294,7 +283,9 @@ class ProvocativeTestsApi(APIView):
             raise serializers.ValidationError({"test": [f'"{test}" is not a known test.']})
         _audit_read(request, patient, "provocativetest")
         items = selectors.provocative_test_list(user=_user(request), patient=patient, test=test)
-        return _paginated(request, self, items, self.OutputSerializer)
+        return paginate(
+            request=request, view=self, items=items, serializer_class=self.OutputSerializer
+        )[0]
 
     @extend_schema(
         request=InputSerializer,
@@ -358,7 +349,9 @@ class ImagingFindingsApi(APIView):
         patient = _clinician_patient(request, patient_id)
         _audit_read(request, patient, "imagingfinding")
         items = selectors.imaging_finding_list(user=_user(request), patient=patient)
-        return _paginated(request, self, items, self.OutputSerializer)
+        return paginate(
+            request=request, view=self, items=items, serializer_class=self.OutputSerializer
+        )[0]
 
     @extend_schema(
         request=InputSerializer,
@@ -431,7 +424,9 @@ class DiagnosesApi(APIView):
         items = selectors.diagnosis_list(
             user=_user(request), patient=patient, current=filters.validated_data["current"]
         )
-        return _paginated(request, self, items, self.OutputSerializer)
+        return paginate(
+            request=request, view=self, items=items, serializer_class=self.OutputSerializer
+        )[0]
 
     @extend_schema(
         request=InputSerializer,
@@ -520,7 +515,9 @@ class AssessedMarksApi(APIView):
         patient = _clinician_patient(request, patient_id)
         _audit_read(request, patient, "assessedmark")
         items = selectors.assessed_mark_list(user=_user(request), patient=patient)
-        return _paginated(request, self, items, self.OutputSerializer)
+        return paginate(
+            request=request, view=self, items=items, serializer_class=self.OutputSerializer
+        )[0]
 
     @extend_schema(
         request=InputSerializer,
@@ -669,7 +666,12 @@ class QuestionnaireScheduleApi(APIView):
         patient = _clinician_patient(request, patient_id)
         _audit_read(request, patient, "questionnairedue")
         items = selectors.questionnaire_due_schedule(user=_user(request), patient=patient)
-        return _paginated(request, self, items, QuestionnaireDueOutputSerializer)
+        return paginate(
+            request=request,
+            view=self,
+            items=items,
+            serializer_class=QuestionnaireDueOutputSerializer,
+        )[0]
 
 
 # --------------------------------------------------------------------------- timeline
@@ -700,7 +702,9 @@ class TimelineApi(APIView):
         patient = _clinician_patient(request, patient_id)
         _audit_read(request, patient, "timeline")
         entries = selectors.timeline_list(user=_user(request), patient=patient)
-        return _paginated(request, self, entries, TimelineEntrySerializer)
+        return paginate(
+            request=request, view=self, items=entries, serializer_class=TimelineEntrySerializer
+        )[0]
 
 
 # --------------------------------------------------------------------------- the patient's own
@@ -753,7 +757,9 @@ class MyQuestionnairesApi(APIView):
         services.questionnaires_schedule_programs(patient=patient)
         _audit_read(request, patient, "questionnairedue")
         items = selectors.questionnaire_due_list(user=user, patient=patient)
-        return _paginated(request, self, items, DueQuestionnaireSerializer)
+        return paginate(
+            request=request, view=self, items=items, serializer_class=DueQuestionnaireSerializer
+        )[0]
 
 
 class QuestionnaireResponseSubmitApi(APIView):

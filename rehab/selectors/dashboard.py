@@ -3,17 +3,28 @@
 Everything starts from the same scoped selectors as the API (`caseload_list`,
 `alert_list`, `patient_get`), so the dashboard cannot see more than the API does.
 
-The caseload's columns are annotations: a new one (the programs app's current phase and
-exercise adherence) is one more correlated subquery in `dashboard_caseload` and one more
-cell in dashboard/caseload.html, which keeps the page at a constant number of queries
+The caseload's log and alert columns are annotations (correlated subqueries in
+`dashboard_caseload`); the program columns (exercise adherence, current phase) are rules
+in Python over a few set-based reads, so they are computed for the page shown only
+(`caseload_program_columns`). Either way the page costs a constant number of queries
 (tests/dashboard/test_caseload.py checks it at 5, 50 and 500 patients).
+
+The patient page's sections (rehab/views/dashboard_sections.py) read through the
+functions at the end of this module: each takes the viewer and the already scoped patient,
+reads through `visible_to(user)` and costs a fixed number of queries however long the
+record is.
 """
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import field as dataclass_field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.db.models import (
     Count,
@@ -22,6 +33,7 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -30,9 +42,29 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from patients.models import Patient, User
-from rehab import progress
-from rehab.models import Alert, DailyLog
+from programs import rules
+from programs import selectors as program_selectors
+from programs.models import (
+    AssignedExercise,
+    AssignedPhase,
+    DosageVersion,
+    ExerciseLog,
+    ProgramAssignment,
+    ProgressionProposal,
+)
+from rehab import progress, scoring
+from rehab.models import (
+    Alert,
+    DailyLog,
+    Diagnosis,
+    ImagingFinding,
+    Instrument,
+    Intervention,
+    ProvocativeTest,
+    QuestionnaireResponse,
+)
 from rehab.safety.vocab import BOOLEAN_FIELDS, CHOICE_FIELDS
+from rehab.selectors import record as record_selectors
 from rehab.selectors.alerts import alert_list
 from rehab.selectors.caseload import NO_ALERT_TIER, caseload_list
 
@@ -208,3 +240,359 @@ def chart_window(*, today: date, days: int | None, first_log: date | None) -> tu
         start = first_log
     # At least a week wide: a date axis of one day has nothing to scale.
     return min(start, today - timedelta(days=6)), today
+
+
+# --------------------------------------------------------------------------- caseload: programs
+
+
+@dataclass(frozen=True)
+class ProgramColumns:
+    """A caseload row's program cells."""
+
+    # The 7 complete days before the patient's today; `adherence` is None when nothing
+    # was prescribed in them (no program, or one that had not started).
+    week: rules.WeekAdherence | None
+    phase: program_selectors.CurrentPhase | None
+
+
+def caseload_program_columns(patients: Sequence[Patient]) -> dict[UUID, ProgramColumns]:
+    """Exercise adherence and current phase for one page of `dashboard_caseload`.
+
+    The page's patients are already scoped; their `local_date` annotation is their today,
+    so this costs the programs selectors' fixed queries (about ten) whatever the page size.
+    """
+    ids = [p.pk for p in patients]
+    today_by_patient: dict[UUID, date] = {}
+    for p in patients:
+        local_date = getattr(p, "local_date", None)
+        if local_date is not None:
+            today_by_patient[p.pk] = local_date
+    weeks = program_selectors.adherence_weeks_for_patients(
+        ids, weeks=1, today_by_patient=today_by_patient
+    )
+    phases = program_selectors.current_phase_for_patients(ids, today_by_patient=today_by_patient)
+    return {
+        pid: ProgramColumns(week=weeks[pid][0] if weeks.get(pid) else None, phase=phases.get(pid))
+        for pid in ids
+    }
+
+
+# --------------------------------------------------------------------------- patient: program
+
+
+@dataclass(frozen=True)
+class PhaseSpan:
+    """A phase as it actually ran: from its start to the day before the next phase started
+    (a clinician's accepted progression), the program's end, or today."""
+
+    assignment: ProgramAssignment
+    phase: AssignedPhase
+    start: date
+    end: date  # inclusive
+    current: bool
+
+
+@dataclass(frozen=True)
+class TodayExercise:
+    exercise: AssignedExercise
+    dosage: rules.DosageSpec
+    due_today: bool
+
+
+@dataclass
+class PatientProgram:
+    assignment: ProgramAssignment  # in force today, else the active one, else the latest
+    in_force: bool  # does it cover today?
+    phase: AssignedPhase | None
+    phase_count: int
+    week: int | None
+    planned_end: date | None
+    exercises: list[TodayExercise]
+    weeks: list[rules.WeekAdherence]  # most recent first
+    spans: list[PhaseSpan]  # every program's phases, oldest first
+    proposals: list[ProgressionProposal]
+
+    @property
+    def last_7_days(self) -> rules.WeekAdherence | None:
+        return self.weeks[0] if self.weeks else None
+
+    @property
+    def past_planned_length(self) -> bool:
+        return (
+            self.week is not None
+            and self.phase is not None
+            and (self.week > self.phase.length_weeks)
+        )
+
+
+def _phase_spans(
+    assignment: ProgramAssignment, plan: rules.ProgramPlan, today: date
+) -> list[PhaseSpan]:
+    # The order `ProgramPlan.phase_on` resolves ties in: a later start wins, then position.
+    started = sorted(
+        (p for p in assignment.phases.all() if p.started_on is not None),
+        key=lambda p: (p.started_on, p.position),
+    )
+    last_day = today
+    if assignment.ended_on is not None:
+        last_day = min(last_day, assignment.ended_on - timedelta(days=1))
+    in_force = plan.phase_on(today)
+    spans = []
+    for i, phase in enumerate(started):
+        assert phase.started_on is not None  # filtered above
+        end = last_day
+        if i + 1 < len(started):
+            next_start = started[i + 1].started_on
+            assert next_start is not None
+            end = min(end, next_start - timedelta(days=1))
+        if end < phase.started_on:
+            continue  # superseded on its first day, or not begun yet
+        spans.append(
+            PhaseSpan(
+                assignment=assignment,
+                phase=phase,
+                start=phase.started_on,
+                end=end,
+                current=in_force is not None and in_force.id == phase.pk,
+            )
+        )
+    return spans
+
+
+def patient_program(
+    *, user: User, patient: Patient, today: date, weeks: int = 4
+) -> PatientProgram | None:
+    """The patient's program for the patient page, or None if they never had one.
+
+    Six queries whatever the program's size: the assignments with their phases, exercises
+    and dosage versions (four), the exercise logs of the last `weeks` weeks, the pending
+    proposals. Adherence uses the same rule as the caseload (`programs.rules`).
+    """
+    assignments = list(
+        ProgramAssignment.objects.visible_to(user)
+        .filter(patient=patient)
+        .order_by("start_date", "created_at")
+        .prefetch_related(
+            Prefetch("phases", queryset=AssignedPhase.objects.order_by("position")),
+            Prefetch("phases__exercises", queryset=AssignedExercise.objects.order_by("position")),
+            Prefetch(
+                "phases__exercises__dosage_versions",
+                queryset=DosageVersion.objects.order_by("effective_from"),
+            ),
+        )
+    )
+    if not assignments:
+        return None
+    plans = {a.pk: program_selectors.plan_of(a) for a in assignments}
+    shown = next((a for a in reversed(assignments) if plans[a.pk].covers(today)), None) or next(
+        (a for a in reversed(assignments) if a.ended_on is None), assignments[-1]
+    )
+    plan = plans[shown.pk]
+    in_force = plan.phase_on(today)
+    phases = {p.pk: p for p in shown.phases.all()}
+    exercises = {e.pk: e for p in phases.values() for e in p.exercises.all()}
+    due = {item.exercise.id for item in plan.due_on(today)}
+
+    sessions = (
+        ExerciseLog.objects.visible_to(user)
+        .filter(patient=patient, date__range=(today - timedelta(days=rules.WEEK * weeks), today))
+        .values_list("assigned_exercise_id", "date")
+        .distinct()
+    )
+    return PatientProgram(
+        assignment=shown,
+        in_force=plan.covers(today),
+        phase=phases[in_force.id] if in_force else None,
+        phase_count=len(phases),
+        week=(
+            rules.week_number(anchor=in_force.started_on, day=today)
+            if in_force and in_force.started_on
+            else None
+        ),
+        planned_end=in_force.planned_end() if in_force else None,
+        exercises=[
+            TodayExercise(
+                exercise=exercises[item.exercise.id],
+                dosage=item.dosage,
+                due_today=item.exercise.id in due,
+            )
+            for item in plan.exercises_on(today)
+        ],
+        weeks=rules.weekly_adherence(
+            plans=list(plans.values()), sessions=list(sessions), today=today, weeks=weeks
+        ),
+        spans=[span for a in assignments for span in _phase_spans(a, plans[a.pk], today)],
+        proposals=list(
+            program_selectors.proposal_list(user=user, patient_id=patient.pk).filter(
+                status=ProgressionProposal.Status.PENDING
+            )
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- patient: record
+
+
+@dataclass(frozen=True)
+class InterventionRow:
+    intervention: Intervention
+    course_size: int  # sessions of its course recorded so far
+
+    @property
+    def in_course(self) -> bool:
+        return self.course_size > 1 or self.intervention.session_number > 1
+
+
+def patient_interventions(*, user: User, patient: Patient) -> list[InterventionRow]:
+    """Every intervention, newest first, with the size of its course; one query."""
+    interventions = list(
+        record_selectors.intervention_list(user=user, patient=patient).order_by(
+            "-date", "-created_at"
+        )
+    )
+    sizes = Counter(i.course_id for i in interventions)
+    return [InterventionRow(intervention=i, course_size=sizes[i.course_id]) for i in interventions]
+
+
+@dataclass(frozen=True)
+class Examination:
+    """Tests recorded together at one time."""
+
+    performed_at: datetime
+    date: date  # the patient's local date
+    tests: list[ProvocativeTest]
+
+    @property
+    def positive(self) -> int:
+        return sum(t.result == ProvocativeTest.Result.POSITIVE for t in self.tests)
+
+
+@dataclass
+class TestHistory:
+    """One test on one side: its result at each examination (None: not examined)."""
+
+    test: str
+    label: str
+    side: str
+    results: list[ProvocativeTest | None] = dataclass_field(default_factory=list)
+
+    @property
+    def recorded(self) -> list[ProvocativeTest]:
+        return [r for r in self.results if r is not None]
+
+    @property
+    def turned_negative(self) -> bool:
+        """Positive once, negative at the latest examination: what §6's case report shows."""
+        recorded = self.recorded
+        return (
+            len(recorded) > 1
+            and recorded[-1].result == ProvocativeTest.Result.NEGATIVE
+            and any(r.result == ProvocativeTest.Result.POSITIVE for r in recorded[:-1])
+        )
+
+
+@dataclass(frozen=True)
+class ProvocativeTimeline:
+    examinations: list[Examination]  # oldest first
+    histories: list[TestHistory]  # in the vocabulary's order, left before right
+
+
+def patient_provocative_tests(*, user: User, patient: Patient) -> ProvocativeTimeline:
+    """Each test and side over time, one column per examination; one query."""
+    by_time: dict[datetime, list[ProvocativeTest]] = defaultdict(list)
+    for test in record_selectors.provocative_test_list(user=user, patient=patient).order_by(
+        "performed_at", "test", "side"
+    ):
+        by_time[test.performed_at].append(test)
+    examinations = [
+        Examination(performed_at=at, date=at.astimezone(patient.tz).date(), tests=tests)
+        for at, tests in sorted(by_time.items())
+    ]
+    labels = dict(ProvocativeTest.Test.choices)
+    order = {code: i for i, code in enumerate(ProvocativeTest.Test.values)}
+    sides = {code: i for i, code in enumerate(ProvocativeTest.Side.values)}
+    keys = sorted(
+        {(t.test, t.side) for exam in examinations for t in exam.tests},
+        key=lambda key: (order.get(key[0], len(order)), sides.get(key[1], len(sides))),
+    )
+    histories = []
+    for code, side in keys:
+        history = TestHistory(test=code, label=labels.get(code, code), side=side)
+        for exam in examinations:
+            found = [t for t in exam.tests if t.test == code and t.side == side]
+            history.results.append(found[0] if found else None)
+        histories.append(history)
+    return ProvocativeTimeline(examinations=examinations, histories=histories)
+
+
+def patient_questionnaire_scores(
+    *, user: User, patient: Patient
+) -> list[record_selectors.InstrumentScores]:
+    """The instruments answered at least once, with their scores against §5; one query.
+
+    `record.questionnaire_scores` trusts its caller to have scoped the patient; here the
+    responses themselves are read through `visible_to`, as every section's reads are, and
+    judged by the record's own rule (`_score_points`), so that the page and the API agree.
+    """
+    grouped: dict[str, list[QuestionnaireResponse]] = defaultdict(list)
+    for response in (
+        QuestionnaireResponse.objects.visible_to(user)
+        .filter(patient=patient)
+        .order_by("submitted_at", "pk")
+    ):
+        grouped[response.instrument].append(response)
+    return [
+        record_selectors.InstrumentScores(
+            instrument=scoring.INSTRUMENTS[code],
+            baseline=grouped[code][0],
+            series=record_selectors._score_points(grouped[code]),
+        )
+        for code in Instrument.values
+        if grouped.get(code)
+    ]
+
+
+def threshold_summary(instrument: scoring.Instrument) -> str:
+    """§5's meaningful-change rule for `instrument`, in words, from `rehab.scoring`."""
+    t = instrument.thresholds
+    parts = []
+    if t.points is not None:
+        parts.append(f"{_n(t.points)} points")
+    if t.percent is not None:
+        parts.append(f"{_n(t.percent)} % of the baseline")
+    if t.single_item_points is not None:
+        parts.append(f"{_n(t.single_item_points)} points on one activity")
+    text = (
+        "Meaningful change: " + " or ".join(parts)
+        if parts
+        else "No meaningful-change threshold in clinical-rules §5"
+    )
+    if t.recovered_at_or_below is not None:
+        text += f"; recovered at or below {_n(t.recovered_at_or_below)}"
+    if t.success_at_or_below is not None:
+        text += f"; success at or below {_n(t.success_at_or_below)}"
+    better = "higher" if t.higher_is_better else "lower"
+    scale = f"{_n(instrument.score_min)} to {_n(instrument.score_max)}"
+    return f"{text}. Scores {scale}, {better} is better."
+
+
+def _n(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def patient_diagnoses(*, user: User, patient: Patient) -> list[Diagnosis]:
+    """Current working diagnoses first, then past ones, most recent first; one query."""
+    diagnoses = list(
+        record_selectors.diagnosis_list(user=user, patient=patient).order_by(
+            "-date_from", "-created_at"
+        )
+    )
+    return sorted(diagnoses, key=lambda d: d.date_to is not None)
+
+
+def patient_imaging(*, user: User, patient: Patient) -> list[ImagingFinding]:
+    return list(
+        record_selectors.imaging_finding_list(user=user, patient=patient).order_by(
+            "-date", "-created_at"
+        )
+    )

@@ -137,9 +137,17 @@ def caseload_view(request: HttpRequest) -> HttpResponse:
     )
     patients = selectors.dashboard_caseload(user=user, filters=filters)
     page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
+    shown = list(page.object_list)
+    # Program figures for the page only: a few set-based queries, whatever its size.
+    program = selectors.caseload_program_columns(shown)
     rows = [
-        {"patient": p, "figures": figures_of(p), "days_since_log": _days_since(p)}
-        for p in page.object_list
+        {
+            "patient": p,
+            "figures": figures_of(p),
+            "days_since_log": _days_since(p),
+            "program": program[p.pk],
+        }
+        for p in shown
     ]
     audit_reads(
         actor=user,

@@ -117,8 +117,128 @@ def recent_logs_section(page: PatientPage) -> Section:
     )
 
 
-# --- programs: phases as bands, adherence (lands with the programs app) ---
-# --- end programs ---
+# --------------------------------------------------------------------------- programs
 
-# --- clinical record: interventions as markers, provocative tests, questionnaires ---
-# --- end clinical record ---
+
+@patient_section
+def program_section(page: PatientPage) -> Section | None:
+    program = selectors.patient_program(user=page.user, patient=page.patient, today=page.today)
+    if program is None:
+        return None
+    return Section(
+        key="program",
+        title="Exercise program",
+        order=20,
+        template="dashboard/sections/program.html",
+        context={"program": program, "today": page.today},
+        bands=[
+            Band(span.start, span.end, f"{span.phase.position}. {span.phase.name}")
+            for span in program.spans
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- clinical record
+
+
+@patient_section
+def diagnoses_section(page: PatientPage) -> Section | None:
+    diagnoses = selectors.patient_diagnoses(user=page.user, patient=page.patient)
+    if not diagnoses:
+        return None
+    return Section(
+        key="diagnoses",
+        title="Working diagnoses",
+        order=15,
+        template="dashboard/sections/diagnoses.html",
+        context={"diagnoses": diagnoses},
+    )
+
+
+@patient_section
+def questionnaires_section(page: PatientPage) -> Section | None:
+    instruments = selectors.patient_questionnaire_scores(user=page.user, patient=page.patient)
+    if not instruments:
+        return None
+    return Section(
+        key="questionnaires",
+        title="Questionnaire scores",
+        order=30,
+        template="dashboard/sections/questionnaires.html",
+        context={
+            "instruments": [
+                {
+                    "scores": scores,
+                    "thresholds": selectors.threshold_summary(scores.instrument),
+                    "recovered": scores.instrument.thresholds.recovered_at_or_below,
+                    "success": scores.instrument.thresholds.success_at_or_below,
+                }
+                for scores in instruments
+            ]
+        },
+    )
+
+
+@patient_section
+def provocative_tests_section(page: PatientPage) -> Section | None:
+    timeline = selectors.patient_provocative_tests(user=page.user, patient=page.patient)
+    if not timeline.examinations:
+        return None
+    return Section(
+        key="provocative-tests",
+        title="Provocative tests",
+        order=35,
+        template="dashboard/sections/provocative_tests.html",
+        context={"timeline": timeline},
+        markers=[
+            Marker(
+                exam.date,
+                f"Tests: {exam.positive} positive",
+                kind="provocative-tests",
+            )
+            for exam in timeline.examinations
+        ],
+    )
+
+
+@patient_section
+def interventions_section(page: PatientPage) -> Section | None:
+    rows = selectors.patient_interventions(user=page.user, patient=page.patient)
+    if not rows:
+        return None
+    return Section(
+        key="interventions",
+        title="Interventions",
+        order=40,
+        template="dashboard/sections/interventions.html",
+        context={"rows": rows},
+        markers=[
+            Marker(
+                row.intervention.date,
+                row.intervention.get_kind_display()
+                + (f" {row.intervention.session_number}" if row.in_course else ""),
+                kind="intervention",
+            )
+            for row in rows
+        ],
+    )
+
+
+@patient_section
+def imaging_section(page: PatientPage) -> Section | None:
+    findings = selectors.patient_imaging(user=page.user, patient=page.patient)
+    if not findings:
+        return None
+    return Section(
+        key="imaging",
+        title="Imaging",
+        order=45,
+        template="dashboard/sections/table.html",
+        context={
+            "columns": ["Date", "Modality", "Region", "Finding"],
+            "rows": [
+                [f"{f.date:%d %b %Y}", f.get_modality_display(), f.body_region, f.finding]
+                for f in findings
+            ],
+        },
+    )

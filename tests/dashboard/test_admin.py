@@ -31,9 +31,21 @@ from django_celery_beat.models import (
 
 from patients.models import AuthToken, Invitation
 from patients.services import audit_record
+from programs import services as program_services
+from programs.models import AssignedExercise, ExerciseLog, ProgressionProposal
 from rehab.models import AlertEvent, AlertOccurrence, DailyLog, DailyLogRevision, Notification
 from tests.dashboard.conftest import make_alert
 from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
+from tests.programs.factories import make_template
+from tests.rehab.factories_record import (
+    AssessedMarkFactory,
+    DiagnosisFactory,
+    ImagingFindingFactory,
+    InterventionFactory,
+    ProvocativeTestFactory,
+    QuestionnaireDueFactory,
+    QuestionnaireResponseFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +89,40 @@ def populate(rows: int) -> None:
         SolarSchedule.objects.create(event="sunrise", latitude=51 + i, longitude=k % 180)
         ClockedSchedule.objects.create(clocked_time=now + timedelta(days=i, hours=k))
         Group.objects.create(name=f"Group {k}-{i}")
+        _programs_and_record(patient, clinician)
+
+
+def _programs_and_record(patient: Any, clinician: Any) -> None:
+    """A program (template, assignment, phases, exercises, dosage, a log, a proposal) and
+    one row of each clinical-record model, for one patient."""
+    template = make_template(clinic=patient.clinic, phases=[(1, [7]), (1, [3])])
+    today = patient.local_today()
+    assignment = program_services.assignment_create(
+        patient=patient, template=template, by=clinician, start_date=today, today=today
+    )
+    one, two = assignment.phases.order_by("position")
+    ExerciseLog.objects.create(
+        patient=patient,
+        assigned_exercise=AssignedExercise.objects.filter(phase=one)[0],
+        date=today,
+        sets_done=3,
+        reps_done=10,
+        pain_during=2,
+        difficulty=3,
+    )
+    ProgressionProposal.objects.create(
+        assignment=assignment, from_phase=one, to_phase=two, evaluated_on=today
+    )
+    intervention = InterventionFactory.create(patient=patient, created_by=clinician)
+    ProvocativeTestFactory.create(patient=patient, examiner=clinician, created_by=clinician)
+    ImagingFindingFactory.create(patient=patient, created_by=clinician)
+    DiagnosisFactory.create(patient=patient, created_by=clinician)
+    AssessedMarkFactory.create(patient=patient, created_by=clinician)
+    response = QuestionnaireResponseFactory.create(patient=patient, submitted_by=patient.user)
+    QuestionnaireDueFactory.create(patient=patient, response=response)
+    QuestionnaireDueFactory.create(
+        patient=patient, instrument="rmdq", reason="post_intervention_1w", intervention=intervention
+    )
 
 
 def _url(model: type[Model], view: str, *args: Any) -> str:
@@ -119,6 +165,15 @@ def test_every_changelist_opens_in_the_same_queries_with_more_rows(operator_clie
         "rehab.Alert",
         "rehab.DailyLog",
         "django_celery_beat.PeriodicTask",
+        "programs.ProgramAssignment",
+        "programs.ExerciseLog",
+        "programs.ProgressionProposal",
+        "programs.DosageVersion",
+        "rehab.Intervention",
+        "rehab.ProvocativeTest",
+        "rehab.QuestionnaireResponse",
+        "rehab.QuestionnaireDue",
+        "rehab.AssessedMark",
     } <= with_rows
     grew = {label: (few[label], many[label]) for label in with_rows if many[label] != few[label]}
     assert grew == {}

@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from patients.models import Clinician, Patient
 from rehab.demo import DEMO_PASSWORD, PHYSIO_EMAIL, seed_demo
+from rehab.demo_record import DGS_EMAIL
 from rehab.models import Alert, DailyLog
 from rehab.selectors.alerts import severity_rank
 from tests.factories import PatientFactory
@@ -164,6 +165,19 @@ def test_it_triages_charts_and_handles_an_alert_in_a_browser(
         page.goto(f"{live_server.url}/dashboard/alerts/")
         expect(page.get_by_role("heading", level=1)).to_have_text("Alerts")
         shots.take("alerts")
+
+        # The deep gluteal syndrome story: program phases as bands, the prolotherapy
+        # sessions as markers, and the provocative tests turning negative.
+        helen = Patient.objects.get(clinic=physio.clinic, email=DGS_EMAIL)
+        page.goto(f"{live_server.url}/dashboard/patients/{helen.pk}/")
+        expect(page.get_by_role("heading", level=1)).to_have_text(helen.full_name)
+        expect(page.locator("svg g.band-phase").first).to_be_attached()
+        expect(page.locator("svg g[data-kind='intervention']")).to_have_count(3)
+        fair = page.locator("table.provocative-tests tr[data-test='fair'][data-side='right']")
+        expect(fair).to_have_class("turned-negative")
+        for heading in ("Exercise program", "Questionnaire scores", "Provocative tests"):
+            expect(page.get_by_role("heading", level=2, name=heading)).to_be_visible()
+        shots.take("deep-gluteal-syndrome")
 
         # Another clinic's patient does not exist, as far as this clinician knows.
         response = page.goto(f"{live_server.url}/dashboard/patients/{elsewhere.pk}/")

@@ -189,3 +189,26 @@ def test_the_caseload_of_500_patients_with_a_year_of_logs_each_costs_the_same_qu
         assert response.status_code == 200
         assert "/dashboard/patients/" in response.content.decode(), query
         assert len(filtered) == small, query
+
+
+def test_it_shows_exercise_adherence_and_the_program_phase(web, clinician):
+    from programs.selectors import adherence_weeks_for_patients
+    from tests.dashboard.test_sections import on_program
+
+    on = make_patient(clinician, "Onprogram")
+    off = make_patient(clinician, "Offprogram")
+    on_program(on, clinician)
+    week = adherence_weeks_for_patients([on.pk], weeks=1)[on.pk][0]
+    content = re.sub(r"\s+", " ", web.get("/dashboard/").content.decode())
+    row = re.search(rf'data-patient-id="{on.pk}">(.*?)</tr>', content)
+    assert row is not None
+    assert f"{week.done} of {week.prescribed} sessions" in row.group(1)
+    assert '2. Phase 2<span class="sub">week 1 of 1' in row.group(1)
+    other = re.search(rf'data-patient-id="{off.pk}">(.*?)</tr>', content)
+    assert other is not None
+    assert "No program" in other.group(1)
+    # Still one query set per page, however many patients are on programs.
+    small = _caseload_queries(web)
+    for i in range(6):
+        on_program(make_patient(clinician, f"More{i}"), clinician)
+    assert _caseload_queries(web) == small

@@ -80,9 +80,7 @@ class LogInputSerializer(StrictSerializer):
         choices=DailyLog.LegPainSide.choices, required=False, allow_null=True
     )
     function = _score(required=False, allow_null=True)
-    sleep = serializers.ChoiceField(
-        choices=DailyLog.Sleep.choices, required=False, allow_null=True
-    )
+    sleep = serializers.ChoiceField(choices=DailyLog.Sleep.choices, required=False, allow_null=True)
     notes = serializers.CharField(
         max_length=2000, required=False, allow_blank=True, allow_null=True, trim_whitespace=False
     )

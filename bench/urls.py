@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.urls import URLPattern, URLResolver, path
 
 from bench import baseline
@@ -9,7 +11,7 @@ from config.urls import handler404, handler500
 from config.urls import urlpatterns as product_urlpatterns
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    *product_urlpatterns,
+    *cast(list[URLPattern | URLResolver], product_urlpatterns),
     path("bench/drf/logs/", baseline.PlainLogCreateApi.as_view(), name="bench-drf-logs"),
     path("bench/bare/", baseline.bare_json, name="bench-bare"),
 ]

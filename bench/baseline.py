@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import generics, serializers
@@ -52,7 +53,12 @@ class PlainLogCreateApi(generics.CreateAPIView):
     throttle_classes: list[Any] = []
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
-        serializer.save(patient=self.request.user.patient)  # type: ignore[union-attr]
+        # Stamped evaluated in the same INSERT, so that the product's sweeper (and the
+        # run's wait for the worker to drain) do not take baseline rows for owed work.
+        serializer.save(
+            patient=self.request.user.patient,  # type: ignore[union-attr]
+            evaluated_at=timezone.now(),
+        )
 
 
 @csrf_exempt

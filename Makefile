@@ -34,5 +34,10 @@ typecheck: install
 
 check: lint typecheck test
 
+# Benchmarks (BENCHMARKS.md): BENCH_SCALE=small for a quick run. Uses DATABASE_URL /
+# REDIS_URL servers when set (a separate rehab_bench database, Redis db 13), else embedded.
+bench: install
+	$(PY) bin/embedded.py -- $(PY) -m bench.run $(ARGS)
+
 clean:
 	rm -rf .data .mypy_cache .ruff_cache test-artifacts

@@ -105,9 +105,8 @@ def log_create(
     _check_date(patient=patient, day=content["date"])
     log_id = log_id or uuid.uuid4()
     with transaction.atomic():
-        existing = DailyLog.objects.filter(pk=log_id).first()
-        if existing is not None:
-            return _conflict(patient=patient, log_id=log_id, content=content)
+        # No look-up of the id first: a retry (or a clash) fails the insert below and is
+        # sorted out by `_conflict`, so a new log, by far the common case, saves a query.
         evaluation = safety_services.evaluate_inline(patient=patient, content=content)
         try:
             with transaction.atomic():  # a savepoint: the conflict path can still read

@@ -20,7 +20,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, F
+from django.db.models import Avg, Count, DateField, ExpressionWrapper, F, Subquery
 from django.utils import timezone
 
 from patients.models import Patient
@@ -120,19 +120,19 @@ def advice_json(evaluation: Evaluation) -> dict[str, Any] | None:
 
 
 def _baseline_back_pain(patient: Patient) -> float | None:
-    first = DailyLog.objects.filter(patient=patient).order_by("date").values("date")[:1]
-    first_date = next(iter(first), {}).get("date")
-    if first_date is None:
-        return None
-    window = DailyLog.objects.filter(
-        patient=patient,
-        date__lte=first_date + timedelta(days=progress.BASELINE_DAYS - 1),
-        back_pain__isnull=False,
+    """Mean back pain over the baseline window from the patient's first log; None under
+    MIN_LOGS answers. One statement (it was three): the worker runs it for every log."""
+    first_date = DailyLog.objects.filter(patient=patient).order_by("date").values("date")[:1]
+    window_end = ExpressionWrapper(
+        Subquery(first_date) + timedelta(days=progress.BASELINE_DAYS - 1),
+        output_field=DateField(),
     )
-    if window.count() < progress.MIN_LOGS:
+    figures = DailyLog.objects.filter(
+        patient=patient, date__lte=window_end, back_pain__isnull=False
+    ).aggregate(n=Count("id"), mean=Avg("back_pain"))
+    if figures["n"] < progress.MIN_LOGS or figures["mean"] is None:
         return None
-    mean = window.aggregate(mean=Avg("back_pain"))["mean"]
-    return float(Fraction(mean)) if mean is not None else None
+    return float(Fraction(figures["mean"]))
 
 
 def full_context(*, log: DailyLog) -> PatientContext:

@@ -14,7 +14,7 @@ from config.pagination import PageNumberPagination
 from patients.models import Patient, User
 from patients.permissions import IsClinician
 from patients.services import audit_reads
-from programs.selectors import adherence_7d_for_patients, current_phase_for_patients
+from programs.selectors import caseload_program_figures
 from rehab.selectors import caseload as selectors
 from rehab.selectors.logs import figures_of
 
@@ -91,11 +91,11 @@ class CaseloadApi(APIView):
             patient_ids=(p.pk for p in page),
             request=request,
         )
-        ids = [p.pk for p in page]
-        # Program figures for the page only, each in a constant number of queries.
-        context = {
-            "adherence": adherence_7d_for_patients(ids),
-            "phases": current_phase_for_patients(ids),
-        }
+        # Program figures for the page only, in a constant number of queries; each row's
+        # local date comes from the caseload query itself (no query for the time zones).
+        programs = caseload_program_figures(
+            [p.pk for p in page], today_by_patient={p.pk: p.local_date for p in page}
+        )
+        context = {"adherence": programs.adherence_7d, "phases": programs.phases}
         rows = CaseloadRowSerializer(page, many=True, context=context).data
         return paginator.get_paginated_response(rows)

@@ -181,7 +181,7 @@ class LogListCreateApi(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        patient = patient_selectors.patient_for_user(user=_user(request))
+        patient = patient_selectors.patient_own_get(user=_user(request))
         serializer = LogInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

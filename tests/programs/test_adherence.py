@@ -157,3 +157,20 @@ def test_it_gives_the_current_phase_for_a_caseload_in_constant_queries(
     assert "assignment_id" in phase
     with django_assert_num_queries(5):  # plus one for the time zones
         selectors.current_phase_for_patients(patients)
+
+
+def test_it_gives_a_caseload_pages_program_figures_from_one_fetch(
+    clinic, clinician, template, patient, two_weeks_logged, django_assert_num_queries
+):
+    patients = [p.pk for p in _caseload(clinic, clinician, template, 6)] + [patient.pk]
+    nobody = PatientFactory.create(clinic=clinic)
+    ids = [*patients, nobody.pk]
+    for on in (START, START + timedelta(days=8), date(2026, 3, 16), date(2026, 6, 1)):
+        days = dict.fromkeys(ids, on)
+        # 1 assignments, 3 prefetches, 1 logs: no time zones, and the plans fetched once.
+        with django_assert_num_queries(5):
+            figures = selectors.caseload_program_figures(ids, today_by_patient=days)
+        assert figures.adherence_7d == selectors.adherence_7d_for_patients(ids, on=on)
+        assert figures.phases == selectors.current_phase_for_patients(ids, on=on)
+    assert figures.adherence_7d[nobody.pk] is None
+    assert figures.phases[nobody.pk] is None

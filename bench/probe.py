@@ -1,0 +1,99 @@
+"""In-process measurements against the benchmark database (run by bench/run.py).
+
+    DJANGO_SETTINGS_MODULE=bench.settings python -m bench.probe --manifest M --what queries
+
+- `queries`: query counts of the caseload and progress endpoints, through Django's test
+  client with `CaptureQueriesContext` (not over HTTP), each for a large and a tiny data set,
+  so "does not grow with data" is a comparison, not a belief.
+- `sweep`: wall time of the periodic review-rule sweep over the whole database; while the
+  review service is not in this branch, the safety sweeps that run on the same beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _count(path: str, token: str) -> dict[str, Any]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
+    client.get(path)  # warm: first-request imports and caches are not the endpoint's cost
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path)
+    if response.status_code != 200:
+        body = response.content[:300]
+        raise RuntimeError(f"GET {path} answered {response.status_code}: {body!r}")
+    return {"queries": len(ctx.captured_queries), "status": response.status_code}
+
+
+def queries(manifest: dict[str, Any]) -> dict[str, Any]:
+    caseload = "/api/v1/clinician/patients/"
+    progress = "/api/v1/me/progress/"
+    return {
+        "caseload_500": _count(caseload, manifest["clinician_token"]),
+        "caseload_tiny": _count(caseload, manifest["tiny_clinician_token"]),
+        "caseload_big_clinic": _count(caseload, manifest["big_clinician_token"]),
+        "progress_year": _count(progress, manifest["progress_token"]),
+        "progress_tiny": _count(progress, manifest["tiny_patient_token"]),
+    }
+
+
+def sweep() -> dict[str, Any]:
+    try:  # written in parallel: time it once it is in the branch
+        review = importlib.import_module("rehab.services.review")
+    except ImportError:
+        review = None
+    review_rules_run = getattr(review, "review_rules_run", None)
+    if review_rules_run is not None:
+        started = time.monotonic()
+        stats = review_rules_run()
+        return {
+            "kind": "review_rules_run",
+            "seconds": round(time.monotonic() - started, 2),
+            "stats": {key: str(value) for key, value in stats.items()},
+        }
+    from rehab.services import safety
+
+    started = time.monotonic()
+    owed = safety.unevaluated_logs_sweep()
+    middle = time.monotonic()
+    escalated = safety.escalations_sweep()
+    done = time.monotonic()
+    return {
+        "kind": "unevaluated_logs_sweep+escalations_sweep",
+        "note": "rehab.services.review is not in this branch yet: the review sweep is pending",
+        "seconds": round(done - started, 2),
+        "unevaluated_seconds": round(middle - started, 3),
+        "escalations_seconds": round(done - middle, 3),
+        "requeued": owed,
+        "escalated": escalated,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--what", choices=("queries", "sweep"), required=True)
+    args = parser.parse_args(argv)
+    import django
+
+    django.setup()
+    manifest = json.loads(args.manifest.read_text())
+    result = queries(manifest) if args.what == "queries" else sweep()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Settings for `make bench` only: the product's settings plus the plain baselines.
+
+The baselines (bench/baseline.py) need DRF's own token table and their URLs; neither
+belongs in the product, so they live behind this module and bench/urls.py.
+"""
+
+from __future__ import annotations
+
+from config.settings import *  # noqa: F403
+from config.settings import INSTALLED_APPS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework.authtoken"]
+ROOT_URLCONF = "bench.urls"

@@ -139,7 +139,11 @@ def log_update(
 ) -> DailyLog:
     """Edit a log: the previous version is kept, and the safety rules run again."""
     with transaction.atomic():
-        log = DailyLog.objects.select_for_update().select_related("patient").get(pk=log.pk)
+        log = (
+            DailyLog.objects.select_for_update(of=("self",))
+            .select_related("patient")
+            .get(pk=log.pk)
+        )
         before = _stored_content(log)
         merged = {**before, **{k: v for k, v in data.items() if k != "safety"}}
         if "safety" in data:

@@ -127,7 +127,7 @@ def _record(rule: ReviewRule, *, patient_id: UUID, finding: ReviewFinding) -> bo
     with transaction.atomic():
         # alert_raise reads then writes: its callers hold the patient's row lock, so a
         # concurrent run (or a log evaluation) of the same patient waits its turn.
-        patient = Patient.objects.select_for_update().filter(pk=patient_id).first()
+        patient = Patient.objects.select_for_update(no_key=True).filter(pk=patient_id).first()
         if patient is None:  # deleted since the detection query
             return False
         raised = alert_raise(

@@ -340,7 +340,7 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
 def _evaluate_and_raise(log: DailyLog) -> EvaluationOutcome:
     with transaction.atomic():
         # One evaluation per patient at a time: the alert dedup reads then writes.
-        patient = Patient.objects.select_for_update().get(pk=log.patient_id)
+        patient = Patient.objects.select_for_update(no_key=True).get(pk=log.patient_id)
         log = DailyLog.objects.select_related("patient").get(pk=log.pk)
         version = log.version
         evaluation = evaluate(log_facts(log_content(log)), full_context(log=log))

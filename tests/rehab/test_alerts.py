@@ -526,3 +526,36 @@ def test_it_publishes_the_inline_rules_with_an_etag(anon_client):
 
 def test_it_counts_alert_events_for_the_audit_trail(alert):
     assert AlertEvent.objects.filter(alert=alert, kind="created").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_does_not_block_a_patients_new_log_while_evaluating_one(patient, monkeypatch):
+    """The evaluation's patient lock serialises evaluations, not the patient's own writes:
+    while it is held, the patient can still store a log (an insert's foreign-key check
+    takes KEY SHARE, which FOR NO KEY UPDATE allows and FOR UPDATE would block)."""
+    import threading
+
+    from django.db import connection
+
+    log = DailyLog.objects.create(patient=patient, date=TODAY - timedelta(days=1), pain=2)
+    inserted: list[bool] = []
+    original = safety.full_context
+
+    def insert_log() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+            DailyLog.objects.create(patient_id=patient.pk, date=TODAY, pain=3)
+            inserted.append(True)
+        finally:
+            connection.close()
+
+    def context_while_locked(*, log: DailyLog) -> Any:
+        thread = threading.Thread(target=insert_log)
+        thread.start()
+        thread.join(5)
+        return original(log=log)
+
+    monkeypatch.setattr(safety, "full_context", context_while_locked)
+    assert safety.log_evaluate(log_id=log.pk).status == "evaluated"
+    assert inserted == [True]

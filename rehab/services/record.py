@@ -118,21 +118,44 @@ def intervention_create(
         intervention.course_id = intervention.id
         intervention.session_number = session_number or 1
     else:
-        # Locking the course's sessions serialises two clinicians adding "the next one".
-        numbers = set(
+        # Serialise two clinicians adding "the next session": lock the course's first
+        # session, then read the numbers in a statement of their own. A FOR UPDATE over
+        # all sessions would not do: under READ COMMITTED the waiting request re-reads only
+        # the rows it locked, never the session the first request inserted, and picks the
+        # same number.
+        first = (
             Intervention.objects.select_for_update()
             .filter(patient=patient, course_id=course_id)
-            .values_list("session_number", flat=True)
+            .order_by("session_number")
+            .values_list("pk", flat=True)
+            .first()
         )
-        if not numbers:
+        if first is None:
             raise ValidationError({"course_id": "This patient has no course with this id."})
+        numbers = set(
+            Intervention.objects.filter(course_id=course_id).values_list(
+                "session_number", flat=True
+            )
+        )
         intervention.course_id = course_id
         intervention.session_number = session_number or max(numbers) + 1
         if intervention.session_number in numbers:
             raise ValidationError(
                 {"session_number": f"Session {intervention.session_number} is already recorded."}
             )
-    intervention.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            intervention.save(force_insert=True)
+    except IntegrityError as exc:
+        # The lock above makes this unreachable for sessions added through here; a row
+        # written by another path (the admin, a script) must still not be a 500.
+        if "intervention_unique_session" not in str(exc):
+            raise
+        raise ConflictError(
+            f"Session {intervention.session_number} of this course was recorded a moment ago; "
+            "reload and retry.",
+            extra={"course_id": str(intervention.course_id)},
+        ) from exc
     _audit(
         actor=clinician.user,
         action=AuditEvent.Action.CREATE,

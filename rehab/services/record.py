@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict
 from uuid import UUID
 
@@ -41,6 +41,10 @@ from rehab.models import (
 INTERVENTION_MAX_DAYS_AHEAD = 365
 # Examinations are recorded after they happen; allow for a clinician's clock being off.
 EXAMINATION_CLOCK_SKEW = timedelta(minutes=10)
+# No clinical record predates this: an earlier date is a typo, and one near year 1 would
+# overflow the date arithmetic of the questionnaire windows and the timeline.
+EARLIEST_RECORD_DATE = date(1900, 1, 1)
+EARLIEST_RECORD_TIME = datetime.combine(EARLIEST_RECORD_DATE, time.min, tzinfo=UTC)
 
 
 def _audit(
@@ -63,7 +67,13 @@ def _audit(
     )
 
 
+def _not_before_record_start(field: str, day: date) -> None:
+    if day < EARLIEST_RECORD_DATE:
+        raise ValidationError({field: f"Must not be before {EARLIEST_RECORD_DATE}."})
+
+
 def _not_after_today(patient: Patient, field: str, day: date) -> None:
+    _not_before_record_start(field, day)
     # The patient's local today plus one: a clinician a time zone ahead of the patient
     # may already be on the next date.
     if day > patient.local_today() + timedelta(days=1):
@@ -97,6 +107,7 @@ def intervention_create(
     id). With the `course_id` of an earlier session it joins that course, as the next
     session unless `session_number` says otherwise.
     """
+    _not_before_record_start("date", date)
     if date > patient.local_today() + timedelta(days=INTERVENTION_MAX_DAYS_AHEAD):
         raise ValidationError(
             {"date": f"At most {INTERVENTION_MAX_DAYS_AHEAD} days ahead for a planned procedure."}
@@ -195,6 +206,8 @@ def provocative_tests_record(
     """Record one examination: one row per test per side (clinical-rules §6)."""
     if performed_at > timezone.now() + EXAMINATION_CLOCK_SKEW:
         raise ValidationError({"performed_at": "Must not be in the future."})
+    if performed_at < EARLIEST_RECORD_TIME:
+        raise ValidationError({"performed_at": f"Must not be before {EARLIEST_RECORD_DATE}."})
     examiner = clinician
     if examiner_id is not None:
         found = Clinician.objects.filter(pk=examiner_id, clinic_id=patient.clinic_id).first()

@@ -11,6 +11,7 @@ from django.utils import timezone
 from patients.models import AuditEvent
 from rehab.models import (
     AssessedMark,
+    Diagnosis,
     ImagingFinding,
     Intervention,
     ProvocativeTest,
@@ -397,6 +398,44 @@ def test_it_rejects_a_bad_diagnosis_filter(clinician_client, patient):
     response = clinician_client.get(_url(patient, "diagnoses/") + "?current=maybe")
     assert response.status_code == 400
     assert "current" in response.json()
+
+
+# --------------------------------------------------------------------------- date bounds
+
+
+@pytest.mark.parametrize(
+    ("tail", "body", "field"),
+    [
+        ("interventions/", {"date": "0001-01-01", "kind": "injection"}, "date"),
+        ("interventions/", {"date": "0001-01-07", "kind": "injection"}, "date"),
+        ("interventions/", {"date": "1899-12-31", "kind": "injection"}, "date"),
+        ("imaging-findings/", {"modality": "mri", "date": "0001-01-01", "body_region": "L4",
+                               "finding": "x"}, "date"),
+        ("diagnoses/", {"name": "x", "date_from": "0001-01-01"}, "date_from"),
+        ("provocative-tests/", _exam(performed_at="0001-01-01T00:00:00Z"), "performed_at"),
+        ("provocative-tests/", _exam(performed_at="1899-12-31T23:59:59Z"), "performed_at"),
+    ],
+)  # fmt: skip
+def test_it_rejects_a_record_dated_before_1900(clinician_client, patient, tail, body, field):
+    response = clinician_client.post(_url(patient, tail), body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Intervention.objects.exists()
+    assert not ImagingFinding.objects.exists()
+    assert not Diagnosis.objects.exists()
+    assert not ProvocativeTest.objects.exists()
+    assert not QuestionnaireDue.objects.exists()
+    # The timeline still renders.
+    assert clinician_client.get(_url(patient, "timeline/")).status_code == 200
+
+
+def test_it_accepts_a_record_dated_1900_01_01(clinician_client, patient):
+    body = {"date": "1900-01-01", "kind": "surgery"}
+    assert clinician_client.post(_url(patient, "interventions/"), body).status_code == 201
+    exam = _exam(performed_at="1900-01-01T00:00:00Z")
+    response = clinician_client.post(_url(patient, "provocative-tests/"), exam, format="json")
+    assert response.status_code == 201
+    assert clinician_client.get(_url(patient, "timeline/")).status_code == 200
 
 
 # --------------------------------------------------------------------------- assessed marks

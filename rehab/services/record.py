@@ -449,7 +449,10 @@ SCHEDULED_INSTRUMENTS: tuple[str, ...] = (Instrument.PSFS, Instrument.SBI, Instr
 # questionnaire twice for one reason.
 BASELINE_WINDOW_DAYS = 7
 FORTNIGHTLY_WINDOW_DAYS = 7
-PRE_INTERVENTION_LEAD_DAYS = 7  # opens a week before; closes at the end of the procedure day
+# Opens a week before and closes at the start of the procedure day: "before" answers given
+# on the day could come after the injection. A procedure recorded on its day or later has
+# no "before" occasion (its window closed before it was scheduled).
+PRE_INTERVENTION_LEAD_DAYS = 7
 POST_1W_START_DAYS, POST_1W_WINDOW_DAYS = 7, 4  # days 7-10 after the procedure
 POST_6W_START_DAYS, POST_6W_WINDOW_DAYS = 42, 7  # days 42-48
 PROGRAM_MAX_WEEKS = 52
@@ -617,7 +620,7 @@ def questionnaires_schedule_for_intervention(
         Occasion(
             reason=QuestionnaireDue.Reason.PRE_INTERVENTION,
             first_day=day - timedelta(days=PRE_INTERVENTION_LEAD_DAYS),
-            last_day=day,
+            last_day=day - timedelta(days=1),
             intervention=intervention,
         ),
         Occasion(

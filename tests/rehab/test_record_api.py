@@ -57,7 +57,8 @@ def _exam(**overrides):
 
 def test_it_records_an_intervention_as_in_the_contract(clinician_client, patient, clinician):
     body = {
-        "date": _today(patient).isoformat(),
+        # Planned for tomorrow, so that the "before" questionnaire is still ahead.
+        "date": (_today(patient) + dt.timedelta(days=1)).isoformat(),
         "kind": "prolotherapy",
         "description": "First of three sessions",
         "agent": "dextrose 10% + lidocaine",
@@ -586,7 +587,7 @@ def test_it_shows_scores_over_time_against_the_thresholds(clinician_client, pati
 def test_it_shows_the_questionnaire_schedule_with_states(clinician_client, patient, clinician):
     clinician_client.post(
         _url(patient, "interventions/"),
-        {"date": _today(patient).isoformat(), "kind": "injection"},
+        {"date": (_today(patient) + dt.timedelta(days=1)).isoformat(), "kind": "injection"},
     )
     body = clinician_client.get(_url(patient, "questionnaires/schedule/")).json()
     assert body["count"] == 9
@@ -595,6 +596,20 @@ def test_it_shows_the_questionnaire_schedule_with_states(clinician_client, patie
         ("pre_intervention", "open"),
         ("post_intervention_1w", "upcoming"),
         ("post_intervention_6w", "upcoming"),
+    }
+
+
+def test_it_asks_no_before_questionnaire_for_a_procedure_recorded_on_the_day(
+    clinician_client, patient
+):
+    clinician_client.post(
+        _url(patient, "interventions/"), {"date": _today(patient).isoformat(), "kind": "injection"}
+    )
+    body = clinician_client.get(_url(patient, "questionnaires/schedule/")).json()
+    assert body["count"] == 6
+    assert {d["reason"] for d in body["results"]} == {
+        "post_intervention_1w",
+        "post_intervention_6w",
     }
 
 

@@ -61,8 +61,8 @@ def test_it_schedules_before_one_week_and_six_weeks_after_a_planned_procedure(pa
 
     m = _london_midnight
     assert _windows(patient) == [
-        # Opens a week before; closes at the end of the procedure day (local time).
-        ("pre_intervention", m(dt.date(2026, 7, 3)), m(dt.date(2026, 7, 11))),
+        # Opens a week before; closes at the start of the procedure day (local time).
+        ("pre_intervention", m(dt.date(2026, 7, 3)), m(dt.date(2026, 7, 10))),
         # Days 7-10 after.
         ("post_intervention_1w", m(dt.date(2026, 7, 17)), m(dt.date(2026, 7, 21))),
         # Days 42-48 after.
@@ -71,6 +71,23 @@ def test_it_schedules_before_one_week_and_six_weeks_after_a_planned_procedure(pa
     dues = QuestionnaireDue.objects.filter(patient=patient)
     assert dues.count() == 9  # three occasions x PSFS, SBI, RMDQ
     assert {d.intervention_id for d in dues} == {intervention.pk}
+
+
+def test_it_asks_nothing_before_a_procedure_recorded_on_its_day(patient, clinician):
+    # 08:00 in London on the procedure day: "before" answers could follow the injection.
+    _record_procedure(patient, clinician, now=dt.datetime(2026, 7, 10, 7, tzinfo=UTC))
+    assert {d.reason for d in QuestionnaireDue.objects.filter(patient=patient)} == {
+        "post_intervention_1w",
+        "post_intervention_6w",
+    }
+
+
+def test_it_keeps_the_before_window_open_until_the_procedure_day_starts(patient, clinician):
+    # 22:59 in London the evening before: the window is still open for a minute.
+    _record_procedure(patient, clinician, now=dt.datetime(2026, 7, 9, 21, 59, tzinfo=UTC))
+    pre = QuestionnaireDue.objects.filter(patient=patient, reason="pre_intervention")
+    assert pre.count() == 3
+    assert {d.expires_at for d in pre} == {_london_midnight(PROCEDURE_DAY)}
 
 
 def test_it_skips_windows_that_closed_before_a_procedure_was_recorded(patient, clinician):
@@ -253,8 +270,9 @@ def test_it_lists_the_baseline_questionnaires_of_a_new_patient(patient_client, p
 
 def test_it_shows_overlapping_occasions_of_one_instrument_once(patient_client, patient, clinician):
     patient_client.get(ME)  # baseline
+    tomorrow = patient.local_today() + dt.timedelta(days=1)
     services.intervention_create(
-        patient=patient, clinician=clinician, date=patient.local_today(), kind="injection"
+        patient=patient, clinician=clinician, date=tomorrow, kind="injection"
     )
     body = patient_client.get(ME).json()
     assert body["count"] == 3

@@ -7,6 +7,7 @@ event exists exactly when the change does.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,7 +16,7 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
@@ -27,6 +28,7 @@ from programs.models import ProgramAssignment
 from rehab import scoring
 from rehab.models import (
     AssessedMark,
+    DailyLog,
     Diagnosis,
     ImagingFinding,
     Instrument,
@@ -549,6 +551,74 @@ def questionnaires_schedule_baseline(
         now=now,
         instruments=[i for i in SCHEDULED_INSTRUMENTS if i not in answered],
     )
+
+
+def questionnaires_schedule_baselines(*, now: datetime | None = None) -> int:
+    """The baseline of every patient who has started (logs or a program) but has none.
+
+    The app schedules a baseline when it first asks what is due; a patient whose app never
+    asked (an old version, logs typed in by the clinic) would have no baseline at all, so
+    beat runs this with the program sweep. The window opens at the first log or program
+    start, whichever came first; when that window has already closed, it opens today:
+    a late baseline is still what later scores are compared with, and no baseline at all
+    would leave every later score without one. Three statements whatever the caseload;
+    patients with a complete baseline are not read again, so repeated runs cost little.
+    """
+    now = now or timezone.now()
+    complete = (
+        QuestionnaireDue.objects.filter(reason=QuestionnaireDue.Reason.BASELINE)
+        .order_by()
+        .values("patient_id")
+        .annotate(n=Count("instrument", distinct=True))
+        .filter(n__gte=len(SCHEDULED_INSTRUMENTS))
+        .values("patient_id")
+    )
+    candidates = list(
+        Patient.objects.annotate(
+            first_log=Subquery(
+                DailyLog.objects.filter(patient=OuterRef("pk")).order_by("date").values("date")[:1]
+            ),
+            first_program=Subquery(
+                ProgramAssignment.objects.filter(patient=OuterRef("pk"))
+                .order_by("start_date")
+                .values("start_date")[:1]
+            ),
+        )
+        .filter(Q(first_log__isnull=False) | Q(first_program__isnull=False))
+        .exclude(pk__in=complete)
+        .order_by()
+    )
+    if not candidates:
+        return 0
+    ids = [p.pk for p in candidates]
+    covered: dict[UUID, set[str]] = defaultdict(set)
+    for patient_id, instrument in (
+        QuestionnaireDue.objects.filter(patient_id__in=ids, reason=QuestionnaireDue.Reason.BASELINE)
+        .order_by()
+        .values_list("patient_id", "instrument")
+        .union(
+            QuestionnaireResponse.objects.filter(patient_id__in=ids)
+            .order_by()
+            .values_list("patient_id", "instrument")
+        )
+    ):
+        covered[patient_id].add(instrument)
+    rows: list[QuestionnaireDue] = []
+    for patient in candidates:
+        missing = [i for i in SCHEDULED_INSTRUMENTS if i not in covered[patient.pk]]
+        if not missing:
+            continue
+        started = min(d for d in (patient.first_log, patient.first_program) if d is not None)
+        today = patient.local_today(now)
+        if started + timedelta(days=BASELINE_WINDOW_DAYS - 1) < today:
+            started = today
+        occasion = Occasion(
+            reason=QuestionnaireDue.Reason.BASELINE,
+            first_day=started,
+            last_day=started + timedelta(days=BASELINE_WINDOW_DAYS - 1),
+        )
+        rows += _due_rows(patient=patient, occasions=[occasion], now=now, instruments=missing)
+    return _insert(rows)
 
 
 def _program_occasions(*, start: date, weeks: int, last: date | None = None) -> list[Occasion]:

@@ -15,7 +15,11 @@ from rehab import tasks
 from rehab.models import Intervention, QuestionnaireDue, QuestionnaireResponse
 from rehab.services import record as services
 from tests.programs.factories import make_template
-from tests.rehab.factories_record import QuestionnaireDueFactory, QuestionnaireResponseFactory
+from tests.rehab.factories_record import (
+    DailyLogFactory,
+    QuestionnaireDueFactory,
+    QuestionnaireResponseFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -163,6 +167,52 @@ def test_it_gives_no_new_baseline_for_an_instrument_already_answered(patient):
     now = dt.datetime(2026, 9, 1, tzinfo=UTC)
     services.questionnaires_schedule_baseline(patient=patient, start=dt.date(2026, 9, 1), now=now)
     assert set(QuestionnaireDue.objects.values_list("instrument", flat=True)) == {"psfs", "sbi"}
+
+
+def _baseline_days(patient):
+    london = zoneinfo.ZoneInfo("Europe/London")
+    return {
+        (d.instrument, d.due_from.astimezone(london).date())
+        for d in QuestionnaireDue.objects.filter(patient=patient, reason="baseline")
+    }
+
+
+def test_it_schedules_the_baseline_of_a_patient_who_logs_from_the_periodic_job(
+    patient, other_patient
+):
+    first_log = patient.local_today() - dt.timedelta(days=2)
+    DailyLogFactory.create(patient=patient, date=first_log)
+    DailyLogFactory.create(patient=patient, date=patient.local_today())
+    # The app never asked what is due; the hourly job gives the baseline all the same.
+    tasks.questionnaires_schedule_programs_task()
+    tasks.questionnaires_schedule_programs_task()
+    assert _baseline_days(patient) == {(i, first_log) for i in ("psfs", "sbi", "rmdq")}
+    # A patient who has neither logged nor started a program is not asked yet.
+    assert not QuestionnaireDue.objects.filter(patient=other_patient).exists()
+
+
+def test_it_schedules_the_baseline_from_the_start_of_a_program(patient, clinician):
+    start = patient.local_today() - dt.timedelta(days=1)
+    _program(patient, clinician, start=start)
+    services.questionnaires_schedule_baselines()
+    assert _baseline_days(patient) == {(i, start) for i in ("psfs", "sbi", "rmdq")}
+
+
+def test_it_opens_a_late_baseline_today_rather_than_never(patient):
+    DailyLogFactory.create(patient=patient, date=patient.local_today() - dt.timedelta(days=30))
+    services.questionnaires_schedule_baselines()
+    today = patient.local_today()
+    assert _baseline_days(patient) == {(i, today) for i in ("psfs", "sbi", "rmdq")}
+
+
+def test_it_leaves_the_baseline_the_patient_already_has(patient, patient_client):
+    patient_client.get(ME)  # the app scheduled the baseline, from today
+    DailyLogFactory.create(patient=patient, date=patient.local_today() - dt.timedelta(days=3))
+    QuestionnaireResponseFactory.create(patient=patient, instrument="rmdq")
+    QuestionnaireDue.objects.filter(patient=patient, instrument="rmdq").delete()
+    assert services.questionnaires_schedule_baselines() == 0
+    today = patient.local_today()
+    assert _baseline_days(patient) == {("psfs", today), ("sbi", today)}
 
 
 def _program(patient, clinician, *, start):

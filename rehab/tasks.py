@@ -83,4 +83,12 @@ def questionnaires_schedule_programs_task() -> int:
     return baselines + record_services.questionnaires_schedule_programs()
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def intervention_fever_recheck_task(intervention_id: str) -> int:
+    """RF-INF-02 on the fevers logged since a procedure recorded after the fact."""
+    from rehab.services import record as record_services
+
+    return record_services.intervention_fever_recheck(intervention_id=intervention_id)
+
+
 # --- end clinical record ---

@@ -6,6 +6,7 @@ event exists exactly when the change does.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,12 @@ from rehab.models import (
     QuestionnaireDue,
     QuestionnaireResponse,
 )
+from rehab.models.record import PROCEDURE_KINDS, RECENT_PROCEDURE_DAYS
+from rehab.safety import evaluate
+from rehab.safety.vocab import FEVER_THRESHOLD_C
+from rehab.services import safety as safety_services
+
+logger = logging.getLogger(__name__)
 
 # Planned procedures may be recorded ahead (their pre-intervention questionnaire opens a
 # week before), but not so far ahead that a typo in the year goes unnoticed.
@@ -178,7 +185,78 @@ def intervention_create(
         request=request,
     )
     questionnaires_schedule_for_intervention(intervention=intervention, now=now)
+    if kind in PROCEDURE_KINDS:
+        intervention_id = intervention.pk
+        transaction.on_commit(lambda: _fever_recheck_enqueue(intervention_id=intervention_id))
     return intervention
+
+
+def _fever_recheck_enqueue(*, intervention_id: UUID) -> None:
+    from rehab.tasks import intervention_fever_recheck_task
+
+    if safety_services._publish(intervention_fever_recheck_task, str(intervention_id)):
+        return
+    # No broker: an emergency alert must not wait for one, and the re-check is quick.
+    try:
+        intervention_fever_recheck(intervention_id=intervention_id)
+    except Exception:
+        logger.exception("fever re-check of intervention %s failed", intervention_id)
+
+
+# The one rule a procedure recorded after the fact can newly fire on an old log.
+FEVER_AFTER_PROCEDURE_RULE = "RF-INF-02"
+
+
+def intervention_fever_recheck(*, intervention_id: UUID | str) -> int:
+    """Raise RF-INF-02 on the fevers logged since a procedure that was recorded late.
+
+    A fever logged yesterday was evaluated without the injection recorded today, so it
+    raised RF-INF-01 (urgent) where RF-INF-02 (emergency) was due. Only the logs within
+    RF-INF-02's 42 days after the procedure whose answers report a fever are re-run, and
+    only RF-INF-02 is raised from them: re-raising other rules from old logs (alerts a
+    clinician has resolved since) would be noise. Idempotent: an occurrence is recorded
+    once per log. Returns how many logs fired it.
+    """
+    intervention = (
+        Intervention.objects.filter(pk=intervention_id, kind__in=PROCEDURE_KINDS)
+        .select_related("patient")
+        .first()
+    )
+    if intervention is None:
+        return 0
+    fever = Q(safety__fever=True) | Q(safety__temperature_c__gte=FEVER_THRESHOLD_C)
+    window = Q(
+        date__gte=intervention.date,
+        date__lte=intervention.date + timedelta(days=RECENT_PROCEDURE_DAYS),
+    )
+    if not DailyLog.objects.filter(window & fever, patient_id=intervention.patient_id).exists():
+        return 0
+    fired = 0
+    with transaction.atomic():
+        # The lock `log_evaluate` takes: alert_raise reads then writes the patient's alerts.
+        patient = Patient.objects.select_for_update(no_key=True).get(pk=intervention.patient_id)
+        logs = (
+            DailyLog.objects.filter(window & fever, patient=patient)
+            .select_related("patient")
+            .order_by("date")
+        )
+        for log in logs:
+            evaluation = evaluate(
+                safety_services.log_facts(safety_services.log_content(log)),
+                safety_services.full_context(log=log),
+            )
+            for firing in evaluation.firings:
+                if firing.rule_id != FEVER_AFTER_PROCEDURE_RULE:
+                    continue
+                safety_services.alert_raise(
+                    patient=patient,
+                    firing=firing,
+                    log=log,
+                    fired_on=log.date,
+                    title=safety_services.RULES_BY_ID[firing.rule_id].title,
+                )
+                fired += 1
+    return fired
 
 
 # --------------------------------------------------------------------------- provocative tests

@@ -584,6 +584,19 @@ def test_it_shows_scores_over_time_against_the_thresholds(clinician_client, pati
     ).exists()
 
 
+def test_it_reports_sbi_success_only_twelve_months_after_the_first_sbi(clinician_client, patient):
+    first = dt.datetime(2025, 1, 15, 12, tzinfo=dt.UTC)
+    for when, score in ((first, 18), (first + dt.timedelta(days=30), 4),
+                        (first + dt.timedelta(days=366), 5)):  # fmt: skip
+        QuestionnaireResponseFactory.create(
+            patient=patient, instrument="sbi", score=Decimal(score), submitted_at=when,
+            date=when.date(),
+        )  # fmt: skip
+    sbi = clinician_client.get(_url(patient, "questionnaires/scores/")).json()["instruments"][1]
+    assert sbi["thresholds"]["success_after_months"] == 12
+    assert [p["success"] for p in sbi["series"]] == [None, None, True]
+
+
 def test_it_shows_the_questionnaire_schedule_with_states(clinician_client, patient, clinician):
     clinician_client.post(
         _url(patient, "interventions/"),

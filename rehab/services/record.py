@@ -712,17 +712,6 @@ def _program_occasions(*, start: date, weeks: int, last: date | None = None) -> 
     ]
 
 
-def questionnaires_schedule_for_program(
-    *, patient: Patient, start: date, weeks: int, now: datetime | None = None
-) -> int:
-    """Questionnaires every 2 weeks of a program: at its start and weeks 2, 4, ... `weeks`."""
-    if not 1 <= weeks <= PROGRAM_MAX_WEEKS:
-        raise ValidationError({"weeks": f"Must be from 1 to {PROGRAM_MAX_WEEKS}."})
-    return _schedule(
-        patient=patient, occasions=_program_occasions(start=start, weeks=weeks), now=now
-    )
-
-
 # How far ahead the sweep below creates a program's occasions: far enough for the patient
 # and the clinician to see the next one coming, near enough to follow a program's edits.
 PROGRAM_LOOKAHEAD_DAYS = 7

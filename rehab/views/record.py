@@ -168,6 +168,7 @@ class InterventionsApi(APIView):
         responses={
             201: InterventionOutputSerializer,
             400: OpenApiResponse(description="Bad input"),
+            409: OpenApiResponse(description="The course's session was recorded a moment ago"),
         },
         tags=[CLINICIAN_TAG],
         summary="Record an intervention (and schedule its questionnaires)",
@@ -524,6 +525,7 @@ class AssessedMarksApi(APIView):
         responses={
             201: AssessedMarkOutputSerializer,
             400: OpenApiResponse(description="Bad input"),
+            409: OpenApiResponse(description="The symptom was marked by someone a moment ago"),
         },
         tags=[CLINICIAN_TAG],
         summary="Mark a safety symptom assessed and stable until a date (replaces any earlier)",

@@ -666,7 +666,14 @@ def test_it_hides_the_record_from_another_clinic(
     response = _call(other_clinic_clinician_client, patient, method, tail, body)
     assert response.status_code == 404
     assert not Intervention.objects.exists()
+    assert not ProvocativeTest.objects.exists()
+    assert not ImagingFinding.objects.exists()
+    assert not QuestionnaireDue.objects.exists()
+    # Only what `_call` set up: one current diagnosis and one mark in force.
+    assert list(Diagnosis.objects.values_list("date_to", flat=True)) == [None]
+    assert AssessedMark.objects.count() == 1
     assert not AssessedMark.objects.filter(revoked_at__isnull=False).exists()
+    assert not AuditEvent.objects.filter(action__in=("create", "update", "delete")).exists()
 
 
 @pytest.mark.parametrize(("method", "tail", "body"), ENDPOINTS)

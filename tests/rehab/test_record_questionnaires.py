@@ -125,33 +125,6 @@ def test_it_rolls_back_the_schedule_with_a_failed_intervention(patient, clinicia
     assert not QuestionnaireDue.objects.exists()
 
 
-def test_it_schedules_every_two_weeks_of_a_program_once(patient):
-    start = dt.date(2026, 9, 7)
-    now = dt.datetime(2026, 9, 1, tzinfo=UTC)
-    services.questionnaires_schedule_for_program(patient=patient, start=start, weeks=6, now=now)
-    services.questionnaires_schedule_for_program(patient=patient, start=start, weeks=6, now=now)
-
-    windows = _windows(patient)
-    assert [w[1] for w in windows] == [
-        _london_midnight(start + dt.timedelta(weeks=week)) for week in (0, 2, 4, 6)
-    ]
-    # Seven local days each, including the one across the October clock change.
-    london = zoneinfo.ZoneInfo("Europe/London")
-    assert [
-        (w[2].astimezone(london).date() - w[1].astimezone(london).date()).days for w in windows
-    ] == [7, 7, 7, 7]
-    assert windows[-1][2] - windows[-1][1] == dt.timedelta(days=7, hours=1)
-    assert QuestionnaireDue.objects.filter(patient=patient).count() == 12
-
-
-@pytest.mark.parametrize("weeks", [0, 53])
-def test_it_refuses_a_program_length_out_of_range(patient, weeks):
-    with pytest.raises(ValidationError):
-        services.questionnaires_schedule_for_program(
-            patient=patient, start=dt.date(2026, 9, 7), weeks=weeks
-        )
-
-
 def test_it_schedules_the_baseline_only_once(patient):
     now = dt.datetime(2026, 9, 1, tzinfo=UTC)
     services.questionnaires_schedule_baseline(patient=patient, start=dt.date(2026, 9, 1), now=now)
@@ -219,6 +192,30 @@ def _program(patient, clinician, *, start):
     template = make_template(clinic=patient.clinic, phases=[(2, [3]), (4, [3])])  # 6 weeks
     return program_services.assignment_create(
         patient=patient, template=template, by=clinician, start_date=start, today=start
+    )
+
+
+def test_it_schedules_every_two_weeks_of_a_program_once_across_the_clock_change(patient, clinician):
+    start = dt.date(2026, 9, 7)
+    _program(patient, clinician, start=start)  # 6 weeks: occasions at weeks 0, 2, 4, 6
+    # The hourly sweep, run (twice) in the week before each fortnight opens.
+    for week in (0, 2, 4, 6):
+        now = _london_midnight(start + dt.timedelta(weeks=week, days=-3))
+        services.questionnaires_schedule_programs(now=now)
+        services.questionnaires_schedule_programs(now=now)
+
+    windows = [w for w in _windows(patient) if w[0] == "program_fortnightly"]
+    assert [w[1] for w in windows] == [
+        _london_midnight(start + dt.timedelta(weeks=week)) for week in (0, 2, 4, 6)
+    ]
+    # Seven local days each, including the one across the October clock change.
+    london = zoneinfo.ZoneInfo("Europe/London")
+    assert [
+        (w[2].astimezone(london).date() - w[1].astimezone(london).date()).days for w in windows
+    ] == [7, 7, 7, 7]
+    assert windows[-1][2] - windows[-1][1] == dt.timedelta(days=7, hours=1)
+    assert (
+        QuestionnaireDue.objects.filter(patient=patient, reason="program_fortnightly").count() == 12
     )
 
 

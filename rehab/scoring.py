@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -87,6 +88,9 @@ class Thresholds:
     """... or of at least this many points in any one item matched with the baseline."""
     recovered_at_or_below: Decimal | None = None
     success_at_or_below: Decimal | None = None
+    success_after_months: int | None = None
+    """A score at or below `success_at_or_below` is a success only this many months or
+    more after the baseline: the threshold was validated at that follow-up, not before."""
     source: str = ""
 
 
@@ -300,6 +304,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         thresholds=Thresholds(
             higher_is_better=False,
             success_at_or_below=Decimal("6.5"),
+            success_after_months=12,
             source=(
                 "clinical-rules §5: success <= 6.5 at 12 months (Haugen 2011); §5 gives no "
                 "change threshold, so none is applied"
@@ -432,3 +437,29 @@ def assess_change(
         criteria=tuple(criteria),
         items=tuple(items),
     )
+
+
+def months_after(day: date, months: int) -> date:
+    """The same day `months` later; a day the month lacks (31st, 29 February) rolls to
+    the first of the next month, so "12 months after" never comes early."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    try:
+        return day.replace(year=year, month=month)
+    except ValueError:
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return date(year, month, 1)
+
+
+def success(
+    thresholds: Thresholds, *, score: Decimal, baseline_date: date | None, on: date
+) -> bool | None:
+    """§5's "success <= 6.5 at 12 months": None before the follow-up it was defined at
+    (or for an instrument without a success threshold), so that a low score in week 3 is
+    not reported as what Haugen 2011 meant by success."""
+    if thresholds.success_at_or_below is None or baseline_date is None:
+        return None
+    months = thresholds.success_after_months
+    if months is not None and on < months_after(baseline_date, months):
+        return None
+    return score <= thresholds.success_at_or_below

@@ -71,14 +71,24 @@ def questionnaires_expire_task() -> int:
 
 @shared_task
 def questionnaires_schedule_programs_task() -> int:
-    """Create the fortnightly questionnaires of active programs; for beat, hourly.
+    """Create the fortnightly questionnaires of active programs, and the baseline of every
+    patient who started without one; for beat, hourly.
 
     Schedule: `"rehab-questionnaires-programs": {"task":
     "rehab.tasks.questionnaires_schedule_programs_task", "schedule": 3600.0}`. Idempotent.
     """
     from rehab.services import record as record_services
 
-    return record_services.questionnaires_schedule_programs()
+    baselines = record_services.questionnaires_schedule_baselines()
+    return baselines + record_services.questionnaires_schedule_programs()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def intervention_fever_recheck_task(intervention_id: str) -> int:
+    """RF-INF-02 on the fevers logged since a procedure recorded after the fact."""
+    from rehab.services import record as record_services
+
+    return record_services.intervention_fever_recheck(intervention_id=intervention_id)
 
 
 # --- end clinical record ---

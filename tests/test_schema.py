@@ -74,6 +74,32 @@ def test_it_documents_the_contract_paths(client):
     assert set(paths["/api/v1/clinician/patients/{patient_id}/"]) >= {"get", "patch"}
 
 
+RECORD = "/api/v1/clinician/patients/{patient_id}/"
+
+
+def test_it_documents_the_clinical_record_paths(client):
+    paths = _schema(client)["paths"]
+    expected = {
+        "assessed-marks/": {"get", "post"},
+        "assessed-marks/{mark_id}/": {"delete"},
+        "interventions/": {"get", "post"},
+        "provocative-tests/": {"get", "post"},
+        "imaging-findings/": {"get", "post"},
+        "diagnoses/": {"get", "post"},
+        "diagnoses/{diagnosis_id}/end/": {"post"},
+        "questionnaires/scores/": {"get"},
+        "questionnaires/schedule/": {"get"},
+        "timeline/": {"get"},
+    }
+    for tail, methods in expected.items():
+        assert RECORD + tail in paths, tail
+        assert set(paths[RECORD + tail]) >= methods, tail
+    # Both can lose a race with another clinician, and say so.
+    assert "409" in paths[RECORD + "assessed-marks/"]["post"]["responses"]
+    assert "409" in paths[RECORD + "interventions/"]["post"]["responses"]
+    assert "204" in paths[RECORD + "assessed-marks/{mark_id}/"]["delete"]["responses"]
+
+
 def test_it_documents_bearer_authentication(client):
     document = _schema(client)
     assert document["components"]["securitySchemes"]["bearerAuth"] == {

@@ -249,7 +249,12 @@ def _score_points(responses: Sequence[QuestionnaireResponse]) -> list[ScorePoint
                 response=response,
                 change=change,
                 recovered=_at_or_below(response.score, thresholds.recovered_at_or_below),
-                success=_at_or_below(response.score, thresholds.success_at_or_below),
+                success=scoring.success(
+                    thresholds,
+                    score=response.score,
+                    baseline_date=baseline.date if baseline is not None else None,
+                    on=response.date,
+                ),
             )
         )
     return points

@@ -6,16 +6,18 @@ event exists exactly when the change does.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypedDict
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
@@ -27,6 +29,7 @@ from programs.models import ProgramAssignment
 from rehab import scoring
 from rehab.models import (
     AssessedMark,
+    DailyLog,
     Diagnosis,
     ImagingFinding,
     Instrument,
@@ -35,12 +38,22 @@ from rehab.models import (
     QuestionnaireDue,
     QuestionnaireResponse,
 )
+from rehab.models.record import PROCEDURE_KINDS, RECENT_PROCEDURE_DAYS
+from rehab.safety import evaluate
+from rehab.safety.vocab import FEVER_THRESHOLD_C
+from rehab.services import safety as safety_services
+
+logger = logging.getLogger(__name__)
 
 # Planned procedures may be recorded ahead (their pre-intervention questionnaire opens a
 # week before), but not so far ahead that a typo in the year goes unnoticed.
 INTERVENTION_MAX_DAYS_AHEAD = 365
 # Examinations are recorded after they happen; allow for a clinician's clock being off.
 EXAMINATION_CLOCK_SKEW = timedelta(minutes=10)
+# No clinical record predates this: an earlier date is a typo, and one near year 1 would
+# overflow the date arithmetic of the questionnaire windows and the timeline.
+EARLIEST_RECORD_DATE = date(1900, 1, 1)
+EARLIEST_RECORD_TIME = datetime.combine(EARLIEST_RECORD_DATE, time.min, tzinfo=UTC)
 
 
 def _audit(
@@ -63,7 +76,13 @@ def _audit(
     )
 
 
+def _not_before_record_start(field: str, day: date) -> None:
+    if day < EARLIEST_RECORD_DATE:
+        raise ValidationError({field: f"Must not be before {EARLIEST_RECORD_DATE}."})
+
+
 def _not_after_today(patient: Patient, field: str, day: date) -> None:
+    _not_before_record_start(field, day)
     # The patient's local today plus one: a clinician a time zone ahead of the patient
     # may already be on the next date.
     if day > patient.local_today() + timedelta(days=1):
@@ -97,6 +116,7 @@ def intervention_create(
     id). With the `course_id` of an earlier session it joins that course, as the next
     session unless `session_number` says otherwise.
     """
+    _not_before_record_start("date", date)
     if date > patient.local_today() + timedelta(days=INTERVENTION_MAX_DAYS_AHEAD):
         raise ValidationError(
             {"date": f"At most {INTERVENTION_MAX_DAYS_AHEAD} days ahead for a planned procedure."}
@@ -118,21 +138,44 @@ def intervention_create(
         intervention.course_id = intervention.id
         intervention.session_number = session_number or 1
     else:
-        # Locking the course's sessions serialises two clinicians adding "the next one".
-        numbers = set(
+        # Serialise two clinicians adding "the next session": lock the course's first
+        # session, then read the numbers in a statement of their own. A FOR UPDATE over
+        # all sessions would not do: under READ COMMITTED the waiting request re-reads only
+        # the rows it locked, never the session the first request inserted, and picks the
+        # same number.
+        first = (
             Intervention.objects.select_for_update()
             .filter(patient=patient, course_id=course_id)
-            .values_list("session_number", flat=True)
+            .order_by("session_number")
+            .values_list("pk", flat=True)
+            .first()
         )
-        if not numbers:
+        if first is None:
             raise ValidationError({"course_id": "This patient has no course with this id."})
+        numbers = set(
+            Intervention.objects.filter(course_id=course_id).values_list(
+                "session_number", flat=True
+            )
+        )
         intervention.course_id = course_id
         intervention.session_number = session_number or max(numbers) + 1
         if intervention.session_number in numbers:
             raise ValidationError(
                 {"session_number": f"Session {intervention.session_number} is already recorded."}
             )
-    intervention.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            intervention.save(force_insert=True)
+    except IntegrityError as exc:
+        # The lock above makes this unreachable for sessions added through here; a row
+        # written by another path (the admin, a script) must still not be a 500.
+        if "intervention_unique_session" not in str(exc):
+            raise
+        raise ConflictError(
+            f"Session {intervention.session_number} of this course was recorded a moment ago; "
+            "reload and retry.",
+            extra={"course_id": str(intervention.course_id)},
+        ) from exc
     _audit(
         actor=clinician.user,
         action=AuditEvent.Action.CREATE,
@@ -142,7 +185,78 @@ def intervention_create(
         request=request,
     )
     questionnaires_schedule_for_intervention(intervention=intervention, now=now)
+    if kind in PROCEDURE_KINDS:
+        intervention_id = intervention.pk
+        transaction.on_commit(lambda: _fever_recheck_enqueue(intervention_id=intervention_id))
     return intervention
+
+
+def _fever_recheck_enqueue(*, intervention_id: UUID) -> None:
+    from rehab.tasks import intervention_fever_recheck_task
+
+    if safety_services._publish(intervention_fever_recheck_task, str(intervention_id)):
+        return
+    # No broker: an emergency alert must not wait for one, and the re-check is quick.
+    try:
+        intervention_fever_recheck(intervention_id=intervention_id)
+    except Exception:
+        logger.exception("fever re-check of intervention %s failed", intervention_id)
+
+
+# The one rule a procedure recorded after the fact can newly fire on an old log.
+FEVER_AFTER_PROCEDURE_RULE = "RF-INF-02"
+
+
+def intervention_fever_recheck(*, intervention_id: UUID | str) -> int:
+    """Raise RF-INF-02 on the fevers logged since a procedure that was recorded late.
+
+    A fever logged yesterday was evaluated without the injection recorded today, so it
+    raised RF-INF-01 (urgent) where RF-INF-02 (emergency) was due. Only the logs within
+    RF-INF-02's 42 days after the procedure whose answers report a fever are re-run, and
+    only RF-INF-02 is raised from them: re-raising other rules from old logs (alerts a
+    clinician has resolved since) would be noise. Idempotent: an occurrence is recorded
+    once per log. Returns how many logs fired it.
+    """
+    intervention = (
+        Intervention.objects.filter(pk=intervention_id, kind__in=PROCEDURE_KINDS)
+        .select_related("patient")
+        .first()
+    )
+    if intervention is None:
+        return 0
+    fever = Q(safety__fever=True) | Q(safety__temperature_c__gte=FEVER_THRESHOLD_C)
+    window = Q(
+        date__gte=intervention.date,
+        date__lte=intervention.date + timedelta(days=RECENT_PROCEDURE_DAYS),
+    )
+    if not DailyLog.objects.filter(window & fever, patient_id=intervention.patient_id).exists():
+        return 0
+    fired = 0
+    with transaction.atomic():
+        # The lock `log_evaluate` takes: alert_raise reads then writes the patient's alerts.
+        patient = Patient.objects.select_for_update(no_key=True).get(pk=intervention.patient_id)
+        logs = (
+            DailyLog.objects.filter(window & fever, patient=patient)
+            .select_related("patient")
+            .order_by("date")
+        )
+        for log in logs:
+            evaluation = evaluate(
+                safety_services.log_facts(safety_services.log_content(log)),
+                safety_services.full_context(log=log),
+            )
+            for firing in evaluation.firings:
+                if firing.rule_id != FEVER_AFTER_PROCEDURE_RULE:
+                    continue
+                safety_services.alert_raise(
+                    patient=patient,
+                    firing=firing,
+                    log=log,
+                    fired_on=log.date,
+                    title=safety_services.RULES_BY_ID[firing.rule_id].title,
+                )
+                fired += 1
+    return fired
 
 
 # --------------------------------------------------------------------------- provocative tests
@@ -172,6 +286,8 @@ def provocative_tests_record(
     """Record one examination: one row per test per side (clinical-rules §6)."""
     if performed_at > timezone.now() + EXAMINATION_CLOCK_SKEW:
         raise ValidationError({"performed_at": "Must not be in the future."})
+    if performed_at < EARLIEST_RECORD_TIME:
+        raise ValidationError({"performed_at": f"Must not be before {EARLIEST_RECORD_DATE}."})
     examiner = clinician
     if examiner_id is not None:
         found = Clinician.objects.filter(pk=examiner_id, clinic_id=patient.clinic_id).first()
@@ -413,7 +529,10 @@ SCHEDULED_INSTRUMENTS: tuple[str, ...] = (Instrument.PSFS, Instrument.SBI, Instr
 # questionnaire twice for one reason.
 BASELINE_WINDOW_DAYS = 7
 FORTNIGHTLY_WINDOW_DAYS = 7
-PRE_INTERVENTION_LEAD_DAYS = 7  # opens a week before; closes at the end of the procedure day
+# Opens a week before and closes at the start of the procedure day: "before" answers given
+# on the day could come after the injection. A procedure recorded on its day or later has
+# no "before" occasion (its window closed before it was scheduled).
+PRE_INTERVENTION_LEAD_DAYS = 7
 POST_1W_START_DAYS, POST_1W_WINDOW_DAYS = 7, 4  # days 7-10 after the procedure
 POST_6W_START_DAYS, POST_6W_WINDOW_DAYS = 42, 7  # days 42-48
 PROGRAM_MAX_WEEKS = 52
@@ -512,6 +631,74 @@ def questionnaires_schedule_baseline(
     )
 
 
+def questionnaires_schedule_baselines(*, now: datetime | None = None) -> int:
+    """The baseline of every patient who has started (logs or a program) but has none.
+
+    The app schedules a baseline when it first asks what is due; a patient whose app never
+    asked (an old version, logs typed in by the clinic) would have no baseline at all, so
+    beat runs this with the program sweep. The window opens at the first log or program
+    start, whichever came first; when that window has already closed, it opens today:
+    a late baseline is still what later scores are compared with, and no baseline at all
+    would leave every later score without one. Three statements whatever the caseload;
+    patients with a complete baseline are not read again, so repeated runs cost little.
+    """
+    now = now or timezone.now()
+    complete = (
+        QuestionnaireDue.objects.filter(reason=QuestionnaireDue.Reason.BASELINE)
+        .order_by()
+        .values("patient_id")
+        .annotate(n=Count("instrument", distinct=True))
+        .filter(n__gte=len(SCHEDULED_INSTRUMENTS))
+        .values("patient_id")
+    )
+    candidates = list(
+        Patient.objects.annotate(
+            first_log=Subquery(
+                DailyLog.objects.filter(patient=OuterRef("pk")).order_by("date").values("date")[:1]
+            ),
+            first_program=Subquery(
+                ProgramAssignment.objects.filter(patient=OuterRef("pk"))
+                .order_by("start_date")
+                .values("start_date")[:1]
+            ),
+        )
+        .filter(Q(first_log__isnull=False) | Q(first_program__isnull=False))
+        .exclude(pk__in=complete)
+        .order_by()
+    )
+    if not candidates:
+        return 0
+    ids = [p.pk for p in candidates]
+    covered: dict[UUID, set[str]] = defaultdict(set)
+    for patient_id, instrument in (
+        QuestionnaireDue.objects.filter(patient_id__in=ids, reason=QuestionnaireDue.Reason.BASELINE)
+        .order_by()
+        .values_list("patient_id", "instrument")
+        .union(
+            QuestionnaireResponse.objects.filter(patient_id__in=ids)
+            .order_by()
+            .values_list("patient_id", "instrument")
+        )
+    ):
+        covered[patient_id].add(instrument)
+    rows: list[QuestionnaireDue] = []
+    for patient in candidates:
+        missing = [i for i in SCHEDULED_INSTRUMENTS if i not in covered[patient.pk]]
+        if not missing:
+            continue
+        started = min(d for d in (patient.first_log, patient.first_program) if d is not None)
+        today = patient.local_today(now)
+        if started + timedelta(days=BASELINE_WINDOW_DAYS - 1) < today:
+            started = today
+        occasion = Occasion(
+            reason=QuestionnaireDue.Reason.BASELINE,
+            first_day=started,
+            last_day=started + timedelta(days=BASELINE_WINDOW_DAYS - 1),
+        )
+        rows += _due_rows(patient=patient, occasions=[occasion], now=now, instruments=missing)
+    return _insert(rows)
+
+
 def _program_occasions(*, start: date, weeks: int, last: date | None = None) -> list[Occasion]:
     """At the start of a program and every 2 weeks of it (up to `last`, if given)."""
     return [
@@ -523,17 +710,6 @@ def _program_occasions(*, start: date, weeks: int, last: date | None = None) -> 
         for week in range(0, weeks + 1, 2)
         if last is None or start + timedelta(weeks=week) <= last
     ]
-
-
-def questionnaires_schedule_for_program(
-    *, patient: Patient, start: date, weeks: int, now: datetime | None = None
-) -> int:
-    """Questionnaires every 2 weeks of a program: at its start and weeks 2, 4, ... `weeks`."""
-    if not 1 <= weeks <= PROGRAM_MAX_WEEKS:
-        raise ValidationError({"weeks": f"Must be from 1 to {PROGRAM_MAX_WEEKS}."})
-    return _schedule(
-        patient=patient, occasions=_program_occasions(start=start, weeks=weeks), now=now
-    )
 
 
 # How far ahead the sweep below creates a program's occasions: far enough for the patient
@@ -581,7 +757,7 @@ def questionnaires_schedule_for_intervention(
         Occasion(
             reason=QuestionnaireDue.Reason.PRE_INTERVENTION,
             first_day=day - timedelta(days=PRE_INTERVENTION_LEAD_DAYS),
-            last_day=day,
+            last_day=day - timedelta(days=1),
             intervention=intervention,
         ),
         Occasion(

@@ -168,6 +168,7 @@ class InterventionsApi(APIView):
         responses={
             201: InterventionOutputSerializer,
             400: OpenApiResponse(description="Bad input"),
+            409: OpenApiResponse(description="The course's session was recorded a moment ago"),
         },
         tags=[CLINICIAN_TAG],
         summary="Record an intervention (and schedule its questionnaires)",
@@ -524,6 +525,7 @@ class AssessedMarksApi(APIView):
         responses={
             201: AssessedMarkOutputSerializer,
             400: OpenApiResponse(description="Bad input"),
+            409: OpenApiResponse(description="The symptom was marked by someone a moment ago"),
         },
         tags=[CLINICIAN_TAG],
         summary="Mark a safety symptom assessed and stable until a date (replaces any earlier)",
@@ -578,6 +580,9 @@ class ThresholdsSerializer(serializers.Serializer):
     single_item_points = _decimal(allow_null=True)
     recovered_at_or_below = _decimal(allow_null=True)
     success_at_or_below = _decimal(allow_null=True)
+    success_after_months = serializers.IntegerField(
+        allow_null=True, help_text="Success is judged only this long after the baseline."
+    )
     reference = serializers.CharField(source="source", help_text="Where the thresholds come from")
 
 
@@ -604,7 +609,13 @@ class ScorePointSerializer(serializers.Serializer):
         child=serializers.CharField(), source="change.criteria", default=list
     )
     recovered = serializers.BooleanField(allow_null=True, help_text="RMDQ <= 2")
-    success = serializers.BooleanField(allow_null=True, help_text="SBI <= 6.5")
+    success = serializers.BooleanField(
+        allow_null=True,
+        help_text=(
+            "SBI <= 6.5 at least 12 months after the first SBI (clinical-rules §5); null "
+            "before then, since the threshold was validated at 12 months."
+        ),
+    )
 
     def get_is_baseline(self, point: selectors.ScorePoint) -> bool:
         return point.change is None

@@ -11,6 +11,7 @@ from django.utils import timezone
 from patients.models import AuditEvent
 from rehab.models import (
     AssessedMark,
+    Diagnosis,
     ImagingFinding,
     Intervention,
     ProvocativeTest,
@@ -56,7 +57,8 @@ def _exam(**overrides):
 
 def test_it_records_an_intervention_as_in_the_contract(clinician_client, patient, clinician):
     body = {
-        "date": _today(patient).isoformat(),
+        # Planned for tomorrow, so that the "before" questionnaire is still ahead.
+        "date": (_today(patient) + dt.timedelta(days=1)).isoformat(),
         "kind": "prolotherapy",
         "description": "First of three sessions",
         "agent": "dextrose 10% + lidocaine",
@@ -399,6 +401,44 @@ def test_it_rejects_a_bad_diagnosis_filter(clinician_client, patient):
     assert "current" in response.json()
 
 
+# --------------------------------------------------------------------------- date bounds
+
+
+@pytest.mark.parametrize(
+    ("tail", "body", "field"),
+    [
+        ("interventions/", {"date": "0001-01-01", "kind": "injection"}, "date"),
+        ("interventions/", {"date": "0001-01-07", "kind": "injection"}, "date"),
+        ("interventions/", {"date": "1899-12-31", "kind": "injection"}, "date"),
+        ("imaging-findings/", {"modality": "mri", "date": "0001-01-01", "body_region": "L4",
+                               "finding": "x"}, "date"),
+        ("diagnoses/", {"name": "x", "date_from": "0001-01-01"}, "date_from"),
+        ("provocative-tests/", _exam(performed_at="0001-01-01T00:00:00Z"), "performed_at"),
+        ("provocative-tests/", _exam(performed_at="1899-12-31T23:59:59Z"), "performed_at"),
+    ],
+)  # fmt: skip
+def test_it_rejects_a_record_dated_before_1900(clinician_client, patient, tail, body, field):
+    response = clinician_client.post(_url(patient, tail), body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Intervention.objects.exists()
+    assert not ImagingFinding.objects.exists()
+    assert not Diagnosis.objects.exists()
+    assert not ProvocativeTest.objects.exists()
+    assert not QuestionnaireDue.objects.exists()
+    # The timeline still renders.
+    assert clinician_client.get(_url(patient, "timeline/")).status_code == 200
+
+
+def test_it_accepts_a_record_dated_1900_01_01(clinician_client, patient):
+    body = {"date": "1900-01-01", "kind": "surgery"}
+    assert clinician_client.post(_url(patient, "interventions/"), body).status_code == 201
+    exam = _exam(performed_at="1900-01-01T00:00:00Z")
+    response = clinician_client.post(_url(patient, "provocative-tests/"), exam, format="json")
+    assert response.status_code == 201
+    assert clinician_client.get(_url(patient, "timeline/")).status_code == 200
+
+
 # --------------------------------------------------------------------------- assessed marks
 
 
@@ -544,10 +584,23 @@ def test_it_shows_scores_over_time_against_the_thresholds(clinician_client, pati
     ).exists()
 
 
+def test_it_reports_sbi_success_only_twelve_months_after_the_first_sbi(clinician_client, patient):
+    first = dt.datetime(2025, 1, 15, 12, tzinfo=dt.UTC)
+    for when, score in ((first, 18), (first + dt.timedelta(days=30), 4),
+                        (first + dt.timedelta(days=366), 5)):  # fmt: skip
+        QuestionnaireResponseFactory.create(
+            patient=patient, instrument="sbi", score=Decimal(score), submitted_at=when,
+            date=when.date(),
+        )  # fmt: skip
+    sbi = clinician_client.get(_url(patient, "questionnaires/scores/")).json()["instruments"][1]
+    assert sbi["thresholds"]["success_after_months"] == 12
+    assert [p["success"] for p in sbi["series"]] == [None, None, True]
+
+
 def test_it_shows_the_questionnaire_schedule_with_states(clinician_client, patient, clinician):
     clinician_client.post(
         _url(patient, "interventions/"),
-        {"date": _today(patient).isoformat(), "kind": "injection"},
+        {"date": (_today(patient) + dt.timedelta(days=1)).isoformat(), "kind": "injection"},
     )
     body = clinician_client.get(_url(patient, "questionnaires/schedule/")).json()
     assert body["count"] == 9
@@ -556,6 +609,20 @@ def test_it_shows_the_questionnaire_schedule_with_states(clinician_client, patie
         ("pre_intervention", "open"),
         ("post_intervention_1w", "upcoming"),
         ("post_intervention_6w", "upcoming"),
+    }
+
+
+def test_it_asks_no_before_questionnaire_for_a_procedure_recorded_on_the_day(
+    clinician_client, patient
+):
+    clinician_client.post(
+        _url(patient, "interventions/"), {"date": _today(patient).isoformat(), "kind": "injection"}
+    )
+    body = clinician_client.get(_url(patient, "questionnaires/schedule/")).json()
+    assert body["count"] == 6
+    assert {d["reason"] for d in body["results"]} == {
+        "post_intervention_1w",
+        "post_intervention_6w",
     }
 
 
@@ -599,7 +666,14 @@ def test_it_hides_the_record_from_another_clinic(
     response = _call(other_clinic_clinician_client, patient, method, tail, body)
     assert response.status_code == 404
     assert not Intervention.objects.exists()
+    assert not ProvocativeTest.objects.exists()
+    assert not ImagingFinding.objects.exists()
+    assert not QuestionnaireDue.objects.exists()
+    # Only what `_call` set up: one current diagnosis and one mark in force.
+    assert list(Diagnosis.objects.values_list("date_to", flat=True)) == [None]
+    assert AssessedMark.objects.count() == 1
     assert not AssessedMark.objects.filter(revoked_at__isnull=False).exists()
+    assert not AuditEvent.objects.filter(action__in=("create", "update", "delete")).exists()
 
 
 @pytest.mark.parametrize(("method", "tail", "body"), ENDPOINTS)

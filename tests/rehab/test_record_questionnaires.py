@@ -15,7 +15,11 @@ from rehab import tasks
 from rehab.models import Intervention, QuestionnaireDue, QuestionnaireResponse
 from rehab.services import record as services
 from tests.programs.factories import make_template
-from tests.rehab.factories_record import QuestionnaireDueFactory, QuestionnaireResponseFactory
+from tests.rehab.factories_record import (
+    DailyLogFactory,
+    QuestionnaireDueFactory,
+    QuestionnaireResponseFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -61,8 +65,8 @@ def test_it_schedules_before_one_week_and_six_weeks_after_a_planned_procedure(pa
 
     m = _london_midnight
     assert _windows(patient) == [
-        # Opens a week before; closes at the end of the procedure day (local time).
-        ("pre_intervention", m(dt.date(2026, 7, 3)), m(dt.date(2026, 7, 11))),
+        # Opens a week before; closes at the start of the procedure day (local time).
+        ("pre_intervention", m(dt.date(2026, 7, 3)), m(dt.date(2026, 7, 10))),
         # Days 7-10 after.
         ("post_intervention_1w", m(dt.date(2026, 7, 17)), m(dt.date(2026, 7, 21))),
         # Days 42-48 after.
@@ -71,6 +75,23 @@ def test_it_schedules_before_one_week_and_six_weeks_after_a_planned_procedure(pa
     dues = QuestionnaireDue.objects.filter(patient=patient)
     assert dues.count() == 9  # three occasions x PSFS, SBI, RMDQ
     assert {d.intervention_id for d in dues} == {intervention.pk}
+
+
+def test_it_asks_nothing_before_a_procedure_recorded_on_its_day(patient, clinician):
+    # 08:00 in London on the procedure day: "before" answers could follow the injection.
+    _record_procedure(patient, clinician, now=dt.datetime(2026, 7, 10, 7, tzinfo=UTC))
+    assert {d.reason for d in QuestionnaireDue.objects.filter(patient=patient)} == {
+        "post_intervention_1w",
+        "post_intervention_6w",
+    }
+
+
+def test_it_keeps_the_before_window_open_until_the_procedure_day_starts(patient, clinician):
+    # 22:59 in London the evening before: the window is still open for a minute.
+    _record_procedure(patient, clinician, now=dt.datetime(2026, 7, 9, 21, 59, tzinfo=UTC))
+    pre = QuestionnaireDue.objects.filter(patient=patient, reason="pre_intervention")
+    assert pre.count() == 3
+    assert {d.expires_at for d in pre} == {_london_midnight(PROCEDURE_DAY)}
 
 
 def test_it_skips_windows_that_closed_before_a_procedure_was_recorded(patient, clinician):
@@ -104,33 +125,6 @@ def test_it_rolls_back_the_schedule_with_a_failed_intervention(patient, clinicia
     assert not QuestionnaireDue.objects.exists()
 
 
-def test_it_schedules_every_two_weeks_of_a_program_once(patient):
-    start = dt.date(2026, 9, 7)
-    now = dt.datetime(2026, 9, 1, tzinfo=UTC)
-    services.questionnaires_schedule_for_program(patient=patient, start=start, weeks=6, now=now)
-    services.questionnaires_schedule_for_program(patient=patient, start=start, weeks=6, now=now)
-
-    windows = _windows(patient)
-    assert [w[1] for w in windows] == [
-        _london_midnight(start + dt.timedelta(weeks=week)) for week in (0, 2, 4, 6)
-    ]
-    # Seven local days each, including the one across the October clock change.
-    london = zoneinfo.ZoneInfo("Europe/London")
-    assert [
-        (w[2].astimezone(london).date() - w[1].astimezone(london).date()).days for w in windows
-    ] == [7, 7, 7, 7]
-    assert windows[-1][2] - windows[-1][1] == dt.timedelta(days=7, hours=1)
-    assert QuestionnaireDue.objects.filter(patient=patient).count() == 12
-
-
-@pytest.mark.parametrize("weeks", [0, 53])
-def test_it_refuses_a_program_length_out_of_range(patient, weeks):
-    with pytest.raises(ValidationError):
-        services.questionnaires_schedule_for_program(
-            patient=patient, start=dt.date(2026, 9, 7), weeks=weeks
-        )
-
-
 def test_it_schedules_the_baseline_only_once(patient):
     now = dt.datetime(2026, 9, 1, tzinfo=UTC)
     services.questionnaires_schedule_baseline(patient=patient, start=dt.date(2026, 9, 1), now=now)
@@ -148,10 +142,80 @@ def test_it_gives_no_new_baseline_for_an_instrument_already_answered(patient):
     assert set(QuestionnaireDue.objects.values_list("instrument", flat=True)) == {"psfs", "sbi"}
 
 
+def _baseline_days(patient):
+    london = zoneinfo.ZoneInfo("Europe/London")
+    return {
+        (d.instrument, d.due_from.astimezone(london).date())
+        for d in QuestionnaireDue.objects.filter(patient=patient, reason="baseline")
+    }
+
+
+def test_it_schedules_the_baseline_of_a_patient_who_logs_from_the_periodic_job(
+    patient, other_patient
+):
+    first_log = patient.local_today() - dt.timedelta(days=2)
+    DailyLogFactory.create(patient=patient, date=first_log)
+    DailyLogFactory.create(patient=patient, date=patient.local_today())
+    # The app never asked what is due; the hourly job gives the baseline all the same.
+    tasks.questionnaires_schedule_programs_task()
+    tasks.questionnaires_schedule_programs_task()
+    assert _baseline_days(patient) == {(i, first_log) for i in ("psfs", "sbi", "rmdq")}
+    # A patient who has neither logged nor started a program is not asked yet.
+    assert not QuestionnaireDue.objects.filter(patient=other_patient).exists()
+
+
+def test_it_schedules_the_baseline_from_the_start_of_a_program(patient, clinician):
+    start = patient.local_today() - dt.timedelta(days=1)
+    _program(patient, clinician, start=start)
+    services.questionnaires_schedule_baselines()
+    assert _baseline_days(patient) == {(i, start) for i in ("psfs", "sbi", "rmdq")}
+
+
+def test_it_opens_a_late_baseline_today_rather_than_never(patient):
+    DailyLogFactory.create(patient=patient, date=patient.local_today() - dt.timedelta(days=30))
+    services.questionnaires_schedule_baselines()
+    today = patient.local_today()
+    assert _baseline_days(patient) == {(i, today) for i in ("psfs", "sbi", "rmdq")}
+
+
+def test_it_leaves_the_baseline_the_patient_already_has(patient, patient_client):
+    patient_client.get(ME)  # the app scheduled the baseline, from today
+    DailyLogFactory.create(patient=patient, date=patient.local_today() - dt.timedelta(days=3))
+    QuestionnaireResponseFactory.create(patient=patient, instrument="rmdq")
+    QuestionnaireDue.objects.filter(patient=patient, instrument="rmdq").delete()
+    assert services.questionnaires_schedule_baselines() == 0
+    today = patient.local_today()
+    assert _baseline_days(patient) == {("psfs", today), ("sbi", today)}
+
+
 def _program(patient, clinician, *, start):
     template = make_template(clinic=patient.clinic, phases=[(2, [3]), (4, [3])])  # 6 weeks
     return program_services.assignment_create(
         patient=patient, template=template, by=clinician, start_date=start, today=start
+    )
+
+
+def test_it_schedules_every_two_weeks_of_a_program_once_across_the_clock_change(patient, clinician):
+    start = dt.date(2026, 9, 7)
+    _program(patient, clinician, start=start)  # 6 weeks: occasions at weeks 0, 2, 4, 6
+    # The hourly sweep, run (twice) in the week before each fortnight opens.
+    for week in (0, 2, 4, 6):
+        now = _london_midnight(start + dt.timedelta(weeks=week, days=-3))
+        services.questionnaires_schedule_programs(now=now)
+        services.questionnaires_schedule_programs(now=now)
+
+    windows = [w for w in _windows(patient) if w[0] == "program_fortnightly"]
+    assert [w[1] for w in windows] == [
+        _london_midnight(start + dt.timedelta(weeks=week)) for week in (0, 2, 4, 6)
+    ]
+    # Seven local days each, including the one across the October clock change.
+    london = zoneinfo.ZoneInfo("Europe/London")
+    assert [
+        (w[2].astimezone(london).date() - w[1].astimezone(london).date()).days for w in windows
+    ] == [7, 7, 7, 7]
+    assert windows[-1][2] - windows[-1][1] == dt.timedelta(days=7, hours=1)
+    assert (
+        QuestionnaireDue.objects.filter(patient=patient, reason="program_fortnightly").count() == 12
     )
 
 
@@ -253,8 +317,9 @@ def test_it_lists_the_baseline_questionnaires_of_a_new_patient(patient_client, p
 
 def test_it_shows_overlapping_occasions_of_one_instrument_once(patient_client, patient, clinician):
     patient_client.get(ME)  # baseline
+    tomorrow = patient.local_today() + dt.timedelta(days=1)
     services.intervention_create(
-        patient=patient, clinician=clinician, date=patient.local_today(), kind="injection"
+        patient=patient, clinician=clinician, date=tomorrow, kind="injection"
     )
     body = patient_client.get(ME).json()
     assert body["count"] == 3

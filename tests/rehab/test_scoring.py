@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -248,6 +249,43 @@ def test_it_leaves_sbi_change_unjudged_because_section_five_has_no_threshold():
     assert change.meaningful is None
     assert change.direction == "improved"
     assert scoring.INSTRUMENTS["sbi"].thresholds.success_at_or_below == Decimal("6.5")
+
+
+SBI = scoring.INSTRUMENTS["sbi"].thresholds
+
+
+@pytest.mark.parametrize(
+    ("on", "score", "expected"),
+    [
+        (dt.date(2026, 4, 1), Decimal(2), None),  # week 3: too early to call it success
+        (dt.date(2027, 3, 9), Decimal(2), None),  # the day before 12 months
+        (dt.date(2027, 3, 10), Decimal("6.5"), True),
+        (dt.date(2027, 3, 10), Decimal(7), False),
+        (dt.date(2028, 1, 1), Decimal(3), True),  # later than 12 months still counts
+    ],
+)
+def test_it_judges_sbi_success_only_from_twelve_months_after_baseline(on, score, expected):
+    baseline = dt.date(2026, 3, 10)
+    assert scoring.success(SBI, score=score, baseline_date=baseline, on=on) is expected
+
+
+def test_it_judges_no_success_for_an_instrument_without_a_success_threshold():
+    rmdq = scoring.INSTRUMENTS["rmdq"].thresholds
+    on = dt.date(2030, 1, 1)
+    assert scoring.success(rmdq, score=Decimal(0), baseline_date=dt.date(2026, 1, 1), on=on) is None
+
+
+@pytest.mark.parametrize(
+    ("day", "months", "expected"),
+    [
+        (dt.date(2024, 2, 29), 12, dt.date(2025, 3, 1)),
+        (dt.date(2026, 1, 31), 1, dt.date(2026, 3, 1)),
+        (dt.date(2026, 12, 31), 12, dt.date(2027, 12, 31)),
+        (dt.date(2026, 11, 30), 2, dt.date(2027, 1, 30)),
+    ],
+)
+def test_it_counts_months_without_coming_early(day, months, expected):
+    assert scoring.months_after(day, months) == expected
 
 
 def test_it_gives_no_percent_change_from_a_zero_baseline():

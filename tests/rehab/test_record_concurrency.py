@@ -1,0 +1,75 @@
+"""Two clinicians writing the same course at once, with real threads and real transactions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from rehab.models import Intervention
+from rehab.services import record as services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_it_numbers_the_next_session_after_a_concurrent_one(patient, clinician):
+    first = services.intervention_create(
+        patient=patient, clinician=clinician, date=patient.local_today(), kind="prolotherapy"
+    )
+    inserted, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def add_session(name: str, *, hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                if not hold:
+                    inserted.wait(5)
+                made = services.intervention_create(
+                    patient=patient,
+                    clinician=clinician,
+                    date=patient.local_today(),
+                    kind="prolotherapy",
+                    course_id=first.course_id,
+                )
+                results[name] = made.session_number
+                if hold:
+                    # Keep the transaction open until the other request waits on the lock.
+                    inserted.set()
+                    release.wait(5)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            results[name] = exc
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=add_session, args=("a",), kwargs={"hold": True})
+    b = threading.Thread(target=add_session, args=("b",), kwargs={"hold": False})
+    a.start()
+    b.start()
+    assert inserted.wait(5)
+    deadline = time.monotonic() + 5
+    while not _waiting_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _waiting_on_a_lock(), "the second request should wait for the first"
+    release.set()
+    a.join(10)
+    b.join(10)
+
+    assert results == {"a": 2, "b": 3}
+    assert sorted(
+        Intervention.objects.filter(course_id=first.course_id).values_list(
+            "session_number", flat=True
+        )
+    ) == [1, 2, 3]

@@ -311,6 +311,15 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     def token_for(user: User) -> str:
         return str(knox_model.objects.create(user=user, expiry=timedelta(days=2))[1])
 
+    def session_for(user: User) -> str:
+        # A signed-in dashboard session, as the login page would leave it.
+        from django.conf import settings
+        from django.test import Client
+
+        client = Client()
+        client.force_login(user)
+        return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
     slots = [
         {
             "patient": str(p.pk),
@@ -348,6 +357,8 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         "clinician_token": token_for(physio.user),
         "big_clinician_token": token_for(big.user),
         "tiny_clinician_token": token_for(tiny.user),
+        "clinician_session": session_for(physio.user),
+        "tiny_clinician_session": session_for(tiny.user),
         "progress_patient": str(case_patients[0].pk),
         "progress_token": token_for(case_patients[0].user),
         "tiny_patient_token": token_for(tiny_patients[0].user),

@@ -21,12 +21,17 @@ from pathlib import Path
 from typing import Any
 
 
-def _count(path: str, token: str) -> dict[str, Any]:
+def _count(path: str, token: str = "", session: str = "") -> dict[str, Any]:
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
+    if session:
+        client = Client(HTTP_HOST="127.0.0.1")
+        client.cookies[settings.SESSION_COOKIE_NAME] = session
+    else:
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="127.0.0.1")
     client.get(path)  # warm: first-request imports and caches are not the endpoint's cost
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(path)
@@ -43,6 +48,8 @@ def queries(manifest: dict[str, Any]) -> dict[str, Any]:
         "caseload_500": _count(caseload, manifest["clinician_token"]),
         "caseload_tiny": _count(caseload, manifest["tiny_clinician_token"]),
         "caseload_big_clinic": _count(caseload, manifest["big_clinician_token"]),
+        "dashboard_500": _count("/dashboard/", session=manifest["clinician_session"]),
+        "dashboard_tiny": _count("/dashboard/", session=manifest["tiny_clinician_session"]),
         "progress_year": _count(progress, manifest["progress_token"]),
         "progress_tiny": _count(progress, manifest["tiny_patient_token"]),
     }

@@ -274,6 +274,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rehab.tasks.questionnaires_schedule_programs_task",
         "schedule": 3600.0,
     },
+    # Expired tokens already fail authentication; this only keeps the table small.
+    "auth-purge-expired-tokens": {
+        "task": "patients.tasks.purge_expired_tokens_task",
+        "schedule": 6 * 3600.0,
+    },
     "auth-purge-sign-in-failures": {
         "task": "patients.tasks.purge_sign_in_failures_task",
         "schedule": 3600.0,

@@ -408,3 +408,9 @@ def clinician_create_or_update(
             f"{email} is a clinician at {clinician.clinic.name}, not {clinic.name}."
         )
     return clinician
+
+
+def auth_tokens_purge_expired() -> int:
+    """Delete every expired API token; the beat runs it (sign-in no longer does it)."""
+    deleted, _ = AuthToken.objects.filter(expiry__lt=timezone.now()).delete()
+    return deleted

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import PageNumberPagination, paginate
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Clinician, Patient, User
@@ -187,6 +187,9 @@ class ExerciseOutputSerializer(serializers.Serializer):
 
 class ExerciseListApi(APIView):
     permission_classes = [IsClinician]
+    # Tells drf-spectacular the 200 is a page of results with page/page_size; the
+    # `paginate` helper builds the same shape.
+    pagination_class = PageNumberPagination
 
     @extend_schema_serializer(component_name="ExerciseListFilter")
     class FilterSerializer(serializers.Serializer):
@@ -282,6 +285,7 @@ class TemplateInputSerializer(StrictSerializer):
 
 class TemplateListCreateApi(APIView):
     permission_classes = [IsClinician]
+    pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
 
     @extend_schema(
         responses={200: TemplateListOutputSerializer(many=True)},
@@ -528,6 +532,7 @@ class ExerciseLogInputSerializer(StrictSerializer):
 
 class ExerciseLogListCreateApi(APIView):
     permission_classes = [IsPatient]
+    pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
     throttle_scope = "logs"
 
     def get_throttles(self) -> list[Any]:
@@ -614,6 +619,7 @@ class ExerciseLogDetailApi(APIView):
 
 class PatientExerciseLogListApi(APIView):
     permission_classes = [IsClinician]
+    pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
 
     @extend_schema(
         parameters=DATE_RANGE_PARAMETERS,
@@ -919,6 +925,7 @@ class ProposalOutputSerializer(serializers.Serializer):
 
 class ProposalListApi(APIView):
     permission_classes = [IsClinician]
+    pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
 
     @extend_schema_serializer(component_name="ProposalListFilter")
     class FilterSerializer(serializers.Serializer):

@@ -94,6 +94,7 @@ def template_create(
     phases: Sequence[Mapping[str, Any]],
     condition: str = "",
     description: str = "",
+    request: HttpRequest | None = None,
 ) -> ProgramTemplate:
     """A clinic-owned template with ordered phases of prescribed exercises.
 
@@ -150,6 +151,20 @@ def template_create(
             )
             for e, item in enumerate(phase["exercises"], start=1)
         )
+    # Not patient data, but what a clinic prescribes from: who built it is audited too.
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.CREATE,
+        object_type="program_template",
+        object_id=template.pk,
+        patient_id=None,
+        changes={
+            "name": name,
+            "phases": len(phases),
+            "exercises": sum(len(phase["exercises"]) for phase in phases),
+        },
+        request=request,
+    )
     return template
 
 

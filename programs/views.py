@@ -311,7 +311,7 @@ class TemplateListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated_template(request)
-        template = services.template_create(clinician=_clinician(request), **data)
+        template = services.template_create(clinician=_clinician(request), request=request, **data)
         template = selectors.template_get(user=_user(request), template_id=template.pk)
         return Response(
             TemplateDetailOutputSerializer(template).data, status=status.HTTP_201_CREATED

@@ -150,6 +150,21 @@ def test_it_builds_a_clinic_template(clinician_client, clinician, clinic):
     assert PrescribedExercise.objects.filter(phase__template=template).count() == 3
 
 
+def test_it_audits_building_a_template(clinician_client, clinician):
+    a, b = ExerciseFactory.create(), ExerciseFactory.create()
+    response = clinician_client.post(TEMPLATES, _template_body([a.pk, b.pk]))
+    assert response.status_code == 201
+    event = AuditEvent.objects.get(object_type="program_template")
+    assert event.action == AuditEvent.Action.CREATE
+    assert event.object_id == response.json()["id"]
+    assert event.patient_id is None
+    assert event.actor == clinician.user
+    assert event.changes == {"name": "Post-prolotherapy hip", "phases": 2, "exercises": 3}
+    # A refused duplicate builds nothing, so it audits nothing either.
+    assert clinician_client.post(TEMPLATES, _template_body([a.pk, b.pk])).status_code == 409
+    assert AuditEvent.objects.filter(object_type="program_template").count() == 1
+
+
 def test_it_answers_409_for_a_template_name_the_clinic_already_has(clinician_client):
     a, b = ExerciseFactory.create(), ExerciseFactory.create()
     first = clinician_client.post(TEMPLATES, _template_body([a.pk, b.pk]))
@@ -374,6 +389,16 @@ def test_it_sets_a_per_assignment_pain_ceiling(clinician_client, assignment):
     assert clinician_client.patch(url, {"ceiling": 4}).status_code == 400
     event = AuditEvent.objects.get(object_type="program_assignment", action="update")
     assert event.changes == {"pain_ceiling": {"from": 3, "to": 5}}
+
+
+def test_it_audits_ending_a_program(clinician_client, clinician, assignment, frozen_at_start):
+    url = f"/api/v1/clinician/assignments/{assignment.pk}/end/"
+    assert clinician_client.post(url, {"on": "2026-03-09"}).status_code == 200
+    event = AuditEvent.objects.get(object_type="program_assignment", action="update")
+    assert event.object_id == str(assignment.pk)
+    assert event.patient_id == assignment.patient_id
+    assert event.actor == clinician.user
+    assert event.changes == {"ended_on": "2026-03-09"}
 
 
 def test_it_refuses_to_end_a_program_in_the_past(clinician_client, assignment, frozen_at_start):

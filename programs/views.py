@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -162,8 +164,27 @@ DATE_RANGE_PARAMETERS = [
 ]
 
 
+# The dates a program day can be asked about or changed on: anything else is a typo or a
+# probe, and near year 1 or 9999 the week arithmetic overflows (a 500, not an answer).
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DAYS_AHEAD = 366
+
+
+class BoundedDateField(serializers.DateField):
+    """A date from 2000-01-01 to a year after the server's today."""
+
+    def to_internal_value(self, value: Any) -> date:
+        day: date = super().to_internal_value(value)
+        latest = timezone.localdate() + timedelta(days=LATEST_DAYS_AHEAD)
+        if not EARLIEST_DATE <= day <= latest:
+            raise serializers.ValidationError(
+                f"Must be from {EARLIEST_DATE.isoformat()} to {latest.isoformat()}."
+            )
+        return day
+
+
 class DayQuerySerializer(serializers.Serializer):
-    date = serializers.DateField(required=False)
+    date = BoundedDateField(required=False)
 
 
 class WeeksQuerySerializer(serializers.Serializer):
@@ -829,7 +850,7 @@ class AssignmentEndApi(APIView):
 
     @extend_schema_serializer(component_name="AssignmentEndInput")
     class InputSerializer(StrictSerializer):
-        on = serializers.DateField(
+        on = BoundedDateField(
             required=False, help_text="First day off the program; default the patient's today."
         )
 
@@ -857,7 +878,7 @@ class DosageChangeApi(APIView):
 
     @extend_schema_serializer(component_name="DosageChangeInput")
     class InputSerializer(DosageInputSerializer):
-        effective_from = serializers.DateField(
+        effective_from = BoundedDateField(
             help_text="First day of the new dosage; earlier days keep theirs."
         )
 

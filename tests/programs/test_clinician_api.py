@@ -374,6 +374,16 @@ def test_it_shows_the_patients_program_on_a_date(clinician_client, patient, assi
     assert AuditEvent.objects.filter(object_type="program_assignment", action="read").exists()
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "9999-12-31"])
+def test_it_rejects_a_program_date_outside_sane_bounds(
+    clinician_client, patient, assignment, frozen_at_start, day
+):
+    # Near year 1 the adherence window (a week before the date) used to overflow: a 500.
+    response = clinician_client.get(program_url(patient), {"date": day})
+    assert response.status_code == 400
+    assert "date" in response.json()
+
+
 def test_it_shows_no_program_for_a_patient_without_one(clinician_client, patient):
     response = clinician_client.get(program_url(patient))
     assert response.status_code == 200
@@ -406,6 +416,11 @@ def test_it_refuses_to_end_a_program_in_the_past(clinician_client, assignment, f
     response = clinician_client.post(url, {"on": "2026-03-01"})
     assert response.status_code == 400
     assert "on" in response.json()
+    response = clinician_client.post(url, {"on": "9999-12-31"})
+    assert response.status_code == 400
+    assert "on" in response.json()
+    assignment.refresh_from_db()
+    assert assignment.ended_on is None
 
 
 # --------------------------------------------------------------------------- dosage
@@ -466,6 +481,7 @@ def test_it_switches_units_when_the_old_one_is_cleared(
     [
         ({"sets": 4}, "effective_from"),
         ({"effective_from": "2026-03-01", "sets": 4}, "effective_from"),  # the past
+        ({"effective_from": "9999-12-31", "sets": 4}, "effective_from"),  # absurdly late
         ({"effective_from": "2026-03-09"}, "non_field_errors"),
         ({"effective_from": "2026-03-09", "sets": 0}, "sets"),
         ({"effective_from": "2026-03-09", "sessions_per_week": 8}, "sessions_per_week"),

@@ -177,6 +177,18 @@ def test_it_rejects_a_malformed_date(patient_client, assignment):
     assert "date" in response.json()
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "2027-03-04", "9999-12-31"])
+def test_it_rejects_a_date_outside_sane_bounds(patient_client, assignment, frozen_at_start, day):
+    response = patient_client.get(PLAN, {"date": day})
+    assert response.status_code == 400
+    assert "date" in response.json()
+
+
+def test_it_answers_for_a_date_up_to_a_year_ahead(patient_client, assignment, frozen_at_start):
+    assert patient_client.get(PLAN, {"date": "2027-03-03"}).status_code == 200
+    assert patient_client.get(PLAN, {"date": "2000-01-01"}).status_code == 200
+
+
 def test_it_audits_reading_the_plan(patient_client, patient, assignment):
     _plan(patient_client, START)
     event = AuditEvent.objects.get(object_type="program_plan")

@@ -31,7 +31,9 @@ def _templates() -> dict[str, ProgramTemplate]:
         for t in ProgramTemplate.objects.filter(clinic__isnull=True, slug__in=TEMPLATE_SLUGS)
     }
     if len(found) < len(TEMPLATE_SLUGS):
+        # As the migrations left them (a flushed database has lost the seeded rows).
         importlib.import_module("programs.migrations.0002_seed_templates").seed(apps)
+        importlib.import_module("programs.migrations.0003_seed_templates_source_ranges").apply(apps)
         return _templates()
     return found
 

@@ -959,7 +959,17 @@ class ProposalListApi(APIView):
         parameters=[FilterSerializer],
         responses={200: ProposalOutputSerializer(many=True)},
         tags=["clinician: programs"],
-        description="Phase progression proposals for your clinic's patients, oldest first.",
+        description=(
+            "Phase progression proposals for your clinic's patients, oldest first. A "
+            "proposal to move to the next phase is made (never applied: a clinician accepts "
+            "or declines) when, on the day evaluated: the phase has run its planned length "
+            "(`length_weeks`) and has a next phase; every session prescribed in the 7 days "
+            "before was done; every one was done with pain during at or under the "
+            "program's `pain_ceiling` (default 3/10) and none was stopped for pain "
+            "(`stopped_for_pain` blocks the move); and the daily pain the day after the "
+            "last session was not above the patient's 7-day mean. A declined proposal is "
+            "not raised again for the same phase for 7 days. `basis` holds the figures."
+        ),
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)

@@ -141,3 +141,16 @@ def test_it_answers_a_programs_list_in_the_documented_page_shape(
     assert body["count"] == 2
     assert len(body["results"]) == 1
     assert body["next"]
+
+
+def test_it_documents_every_condition_of_the_progression_rule(client):
+    document = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    text = document["paths"]["/api/v1/clinician/progression-proposals/"]["get"]["description"]
+    for condition in (
+        "run its planned length",
+        "every session prescribed in the 7 days",
+        "pain_ceiling",
+        "stopped for pain",
+        "not above the patient's 7-day mean",
+    ):
+        assert condition in text, condition

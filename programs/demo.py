@@ -23,6 +23,8 @@ from programs.models import ExerciseLog, ProgramAssignment, ProgramTemplate, Pro
 TEMPLATE_SLUGS = ("deep-gluteal-syndrome", "sciatica")
 # Share of due sessions each demo patient does: mostly adherent, some not.
 ADHERENCE_PROFILES = (0.95, 0.9, 0.85, 0.7, 0.5, 0.3)
+# New patients tried in turn for the demo's pending proposal before falling back.
+PENDING_CANDIDATES = 3
 
 
 def _templates() -> dict[str, ProgramTemplate]:
@@ -31,7 +33,9 @@ def _templates() -> dict[str, ProgramTemplate]:
         for t in ProgramTemplate.objects.filter(clinic__isnull=True, slug__in=TEMPLATE_SLUGS)
     }
     if len(found) < len(TEMPLATE_SLUGS):
+        # As the migrations left them (a flushed database has lost the seeded rows).
         importlib.import_module("programs.migrations.0002_seed_templates").seed(apps)
+        importlib.import_module("programs.migrations.0003_seed_templates_source_ranges").apply(apps)
         return _templates()
     return found
 
@@ -73,7 +77,8 @@ def seed_programs_demo(
 ) -> None:
     """Assign the seeded templates to `patients` (started 3-6 weeks before `today`), write
     realistic exercise logs, move good progressors on through accepted proposals, and leave
-    at least one pending proposal. Patients with any assignment already are skipped.
+    a pending proposal (always, when a new patient has a clinician). Patients with any
+    assignment already are skipped.
 
     `daily_pain` (optional): the demo's daily-log pain per patient, if the caller made it
     first; patients without it get an easing series for the progression rule.
@@ -83,15 +88,21 @@ def seed_programs_demo(
         ProgramAssignment.objects.filter(patient__in=patients).values_list("patient_id", flat=True)
     )
     todo = [p for p in patients if p.pk not in taken]
-    for index, patient in enumerate(todo):
+    # The demo must show a pending proposal. A candidate is adherent, with low pain during,
+    # in phase 1 past its planned two weeks; whether the rule then fires depends only on
+    # the next-day pain, which for the caller's patients is their real daily logs. So the
+    # first few new patients are candidates in turn until one qualifies.
+    candidates_left = PENDING_CANDIDATES
+    first_candidate: tuple[Patient, date] | None = None
+    pending_made = False
+    for patient in todo:
         clinician = _clinician_for(patient)
         if clinician is None:
             continue
-        # The first new patient is the one left with a pending proposal today: adherent,
-        # in phase 1 past its planned two weeks.
-        pending_demo = index == 0
+        pending_demo = not pending_made and candidates_left > 0
         slug = "deep-gluteal-syndrome" if "gluteal" in patient.condition.lower() else "sciatica"
         if pending_demo:
+            candidates_left -= 1
             start = today - timedelta(days=rng.randint(16, 19))
         else:
             start = today - timedelta(days=7 * rng.randint(3, 6) + rng.randint(0, 3))
@@ -115,7 +126,17 @@ def seed_programs_demo(
             pain=pain,
         )
         if pending_demo:
-            services.progression_proposals_generate(on=today, daily_pain={patient.pk: pain})
+            first_candidate = first_candidate or (patient, start)
+            pending_made = bool(
+                services.progression_proposals_generate(on=today, daily_pain={patient.pk: pain})
+            )
+    if not pending_made and first_candidate is not None:
+        # Every candidate's logged pain rose the day after exercising. The first candidate
+        # met every other condition, so the rule fires on an easing series (which never
+        # rises above its 7-day mean); its basis shows that series.
+        patient, start = first_candidate
+        eased = _easing_pain(start - timedelta(days=7), today, rng)
+        services.progression_proposals_generate(on=today, daily_pain={patient.pk: eased})
 
 
 def _simulate(

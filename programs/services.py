@@ -94,6 +94,7 @@ def template_create(
     phases: Sequence[Mapping[str, Any]],
     condition: str = "",
     description: str = "",
+    request: HttpRequest | None = None,
 ) -> ProgramTemplate:
     """A clinic-owned template with ordered phases of prescribed exercises.
 
@@ -150,6 +151,20 @@ def template_create(
             )
             for e, item in enumerate(phase["exercises"], start=1)
         )
+    # Not patient data, but what a clinic prescribes from: who built it is audited too.
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.CREATE,
+        object_type="program_template",
+        object_id=template.pk,
+        patient_id=None,
+        changes={
+            "name": name,
+            "phases": len(phases),
+            "exercises": sum(len(phase["exercises"]) for phase in phases),
+        },
+        request=request,
+    )
     return template
 
 
@@ -467,7 +482,13 @@ def exercise_log_create(
     values = _log_values(data)
     exercise_id = assigned_exercise.pk
     try:
-        _validate_log(patient=patient, assigned_exercise=assigned_exercise, day=day, today=today)
+        _validate_log(
+            patient=patient,
+            assigned_exercise=assigned_exercise,
+            day=day,
+            values=values,
+            today=today,
+        )
     except ValidationError:
         # A late retry of a log accepted earlier (its date may have left the window since)
         # still answers with what was stored.
@@ -504,8 +525,21 @@ def exercise_log_create(
     return log, True
 
 
+# The amount done is counted in the unit of the dosage in force that day.
+DONE_FIELD_BY_UNIT = {
+    "reps": ("reps_done", "reps"),
+    "hold_seconds": ("hold_seconds_done", "hold seconds"),
+    "duration_minutes": ("duration_minutes_done", "minutes"),
+}
+
+
 def _validate_log(
-    *, patient: Patient, assigned_exercise: AssignedExercise, day: date, today: date | None
+    *,
+    patient: Patient,
+    assigned_exercise: AssignedExercise,
+    day: date,
+    values: Mapping[str, Any],
+    today: date | None,
 ) -> None:
     today = today or patient.local_today()
     if day > today:
@@ -519,6 +553,28 @@ def _validate_log(
         assignment.ended_on is not None and day >= assignment.ended_on
     ):
         raise ValidationError({"date": "Your program does not cover this date."})
+    # Only what was prescribed that day can be logged for it: an exercise of another phase
+    # would count as a session of a phase the patient was not in (adherence, progression).
+    program = selectors.assignments_between([patient.pk], start=day, end=day).get(patient.pk, [])
+    plan = next((selectors.plan_of(a) for a in program if a.pk == assignment.pk), None)
+    phase = plan.phase_on(day) if plan is not None else None
+    exercise_plan = next(
+        (e for e in (phase.exercises if phase else ()) if e.id == assigned_exercise.pk), None
+    )
+    dosage = exercise_plan.dosage_on(day) if exercise_plan is not None else None
+    if dosage is None:
+        raise ValidationError({"exercise": "This exercise is not in your plan on this date."})
+    unit = next(name for name in DONE_FIELD_BY_UNIT if getattr(dosage, name) is not None)
+    done_field, unit_name = DONE_FIELD_BY_UNIT[unit]
+    errors = {
+        field: f"This exercise is counted in {unit_name}, not {name}."
+        for other, (field, name) in DONE_FIELD_BY_UNIT.items()
+        if other != unit and values.get(field) is not None
+    }
+    if values.get(done_field) is None:
+        errors[done_field] = f"This exercise is counted in {unit_name}: send {done_field}."
+    if errors:
+        raise ValidationError(errors)
 
 
 # --------------------------------------------------------------------------- progression

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -19,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import PageNumberPagination, paginate
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Clinician, Patient, User
@@ -162,8 +164,27 @@ DATE_RANGE_PARAMETERS = [
 ]
 
 
+# The dates a program day can be asked about or changed on: anything else is a typo or a
+# probe, and near year 1 or 9999 the week arithmetic overflows (a 500, not an answer).
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DAYS_AHEAD = 366
+
+
+class BoundedDateField(serializers.DateField):
+    """A date from 2000-01-01 to a year after the server's today."""
+
+    def to_internal_value(self, value: Any) -> date:
+        day: date = super().to_internal_value(value)
+        latest = timezone.localdate() + timedelta(days=LATEST_DAYS_AHEAD)
+        if not EARLIEST_DATE <= day <= latest:
+            raise serializers.ValidationError(
+                f"Must be from {EARLIEST_DATE.isoformat()} to {latest.isoformat()}."
+            )
+        return day
+
+
 class DayQuerySerializer(serializers.Serializer):
-    date = serializers.DateField(required=False)
+    date = BoundedDateField(required=False)
 
 
 class WeeksQuerySerializer(serializers.Serializer):
@@ -187,6 +208,9 @@ class ExerciseOutputSerializer(serializers.Serializer):
 
 class ExerciseListApi(APIView):
     permission_classes = [IsClinician]
+    # Tells drf-spectacular the 200 is a page of results with page/page_size; the
+    # `paginate` helper builds the same shape.
+    pagination_class = PageNumberPagination
 
     @extend_schema_serializer(component_name="ExerciseListFilter")
     class FilterSerializer(serializers.Serializer):
@@ -282,6 +306,7 @@ class TemplateInputSerializer(StrictSerializer):
 
 class TemplateListCreateApi(APIView):
     permission_classes = [IsClinician]
+    pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
 
     @extend_schema(
         responses={200: TemplateListOutputSerializer(many=True)},
@@ -307,7 +332,7 @@ class TemplateListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated_template(request)
-        template = services.template_create(clinician=_clinician(request), **data)
+        template = services.template_create(clinician=_clinician(request), request=request, **data)
         template = selectors.template_get(user=_user(request), template_id=template.pk)
         return Response(
             TemplateDetailOutputSerializer(template).data, status=status.HTTP_201_CREATED
@@ -528,6 +553,7 @@ class ExerciseLogInputSerializer(StrictSerializer):
 
 class ExerciseLogListCreateApi(APIView):
     permission_classes = [IsPatient]
+    pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
     throttle_scope = "logs"
 
     def get_throttles(self) -> list[Any]:
@@ -614,6 +640,7 @@ class ExerciseLogDetailApi(APIView):
 
 class PatientExerciseLogListApi(APIView):
     permission_classes = [IsClinician]
+    pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
 
     @extend_schema(
         parameters=DATE_RANGE_PARAMETERS,
@@ -823,7 +850,7 @@ class AssignmentEndApi(APIView):
 
     @extend_schema_serializer(component_name="AssignmentEndInput")
     class InputSerializer(StrictSerializer):
-        on = serializers.DateField(
+        on = BoundedDateField(
             required=False, help_text="First day off the program; default the patient's today."
         )
 
@@ -851,7 +878,7 @@ class DosageChangeApi(APIView):
 
     @extend_schema_serializer(component_name="DosageChangeInput")
     class InputSerializer(DosageInputSerializer):
-        effective_from = serializers.DateField(
+        effective_from = BoundedDateField(
             help_text="First day of the new dosage; earlier days keep theirs."
         )
 
@@ -919,6 +946,7 @@ class ProposalOutputSerializer(serializers.Serializer):
 
 class ProposalListApi(APIView):
     permission_classes = [IsClinician]
+    pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
 
     @extend_schema_serializer(component_name="ProposalListFilter")
     class FilterSerializer(serializers.Serializer):
@@ -931,7 +959,17 @@ class ProposalListApi(APIView):
         parameters=[FilterSerializer],
         responses={200: ProposalOutputSerializer(many=True)},
         tags=["clinician: programs"],
-        description="Phase progression proposals for your clinic's patients, oldest first.",
+        description=(
+            "Phase progression proposals for your clinic's patients, oldest first. A "
+            "proposal to move to the next phase is made (never applied: a clinician accepts "
+            "or declines) when, on the day evaluated: the phase has run its planned length "
+            "(`length_weeks`) and has a next phase; every session prescribed in the 7 days "
+            "before was done; every one was done with pain during at or under the "
+            "program's `pain_ceiling` (default 3/10) and none was stopped for pain "
+            "(`stopped_for_pain` blocks the move); and the daily pain the day after the "
+            "last session was not above the patient's 7-day mean. A declined proposal is "
+            "not raised again for the same phase for 7 days. `basis` holds the figures."
+        ),
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)

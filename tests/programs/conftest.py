@@ -38,12 +38,12 @@ def frozen_at_start(freeze: Callable[[datetime], None]) -> datetime:
 
 @pytest.fixture
 def seeded_templates(db) -> dict[str, ProgramTemplate]:
-    """The §7 templates. The migration seeds them; seeding again is a no-op, and restores
+    """The §7 templates. The migrations seed them; seeding again is a no-op, and restores
     them if a transactional test elsewhere flushed the tables."""
     from django.apps import apps
 
-    seed = importlib.import_module("programs.migrations.0002_seed_templates").seed
-    seed(apps)
+    importlib.import_module("programs.migrations.0002_seed_templates").seed(apps)
+    importlib.import_module("programs.migrations.0003_seed_templates_source_ranges").apply(apps)
     return {t.slug: t for t in ProgramTemplate.objects.filter(clinic__isnull=True)}
 
 

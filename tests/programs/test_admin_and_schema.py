@@ -107,3 +107,50 @@ def test_it_documents_every_programs_endpoint_in_the_schema(client):
             operation = paths[path][method]
             assert operation["tags"][0] in {"patient: programs", "clinician: programs"}
             assert "200" in operation["responses"] or "201" in operation["responses"]
+
+
+PROGRAMS_LISTS = {
+    "/api/v1/clinician/exercises/": "PaginatedExerciseOutputList",
+    "/api/v1/clinician/program-templates/": "PaginatedTemplateListOutputList",
+    "/api/v1/exercise-logs/": "PaginatedExerciseLogOutputList",
+    "/api/v1/clinician/patients/{patient_id}/exercise-logs/": "PaginatedExerciseLogOutputList",
+    "/api/v1/clinician/progression-proposals/": "PaginatedProposalOutputList",
+}
+
+
+@pytest.mark.parametrize("path", PROGRAMS_LISTS)
+def test_it_documents_each_programs_list_as_a_page(client, path):
+    document = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = document["paths"][path]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": f"#/components/schemas/{PROGRAMS_LISTS[path]}"}
+    page = document["components"]["schemas"][PROGRAMS_LISTS[path]]
+    assert {"count", "next", "previous", "results"} <= set(page["properties"])
+    assert page["properties"]["results"]["type"] == "array"
+    query = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+    assert {"page", "page_size"} <= query
+
+
+def test_it_answers_a_programs_list_in_the_documented_page_shape(
+    clinician_client, seeded_templates
+):
+    response = clinician_client.get("/api/v1/clinician/program-templates/", {"page_size": 1})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 2
+    assert len(body["results"]) == 1
+    assert body["next"]
+
+
+def test_it_documents_every_condition_of_the_progression_rule(client):
+    document = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    text = document["paths"]["/api/v1/clinician/progression-proposals/"]["get"]["description"]
+    for condition in (
+        "run its planned length",
+        "every session prescribed in the 7 days",
+        "pain_ceiling",
+        "stopped for pain",
+        "not above the patient's 7-day mean",
+    ):
+        assert condition in text, condition

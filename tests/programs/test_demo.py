@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from programs import selectors
 from programs.demo import seed_programs_demo
 from programs.models import ExerciseLog, ProgramAssignment, ProgressionProposal
-from tests.factories import PatientFactory
+from tests.factories import ClinicFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +53,54 @@ def test_it_skips_patients_who_already_have_a_program(demo_patients):
     counts = (ProgramAssignment.objects.count(), ExerciseLog.objects.count())
     seed_programs_demo(patients=demo_patients, today=TODAY, rng=random.Random(8))
     assert (ProgramAssignment.objects.count(), ExerciseLog.objects.count()) == counts
+
+
+def _rising(patients, days: int = 60) -> dict:
+    """Daily pain that rises every day: the next day is always above the 7-day mean, so
+    the progression rule never fires on it."""
+    return {
+        p.pk: {TODAY - timedelta(days=n): max(0, 10 - n // 6) for n in range(days)}
+        for p in patients
+    }
+
+
+def _pending(patients) -> list[ProgressionProposal]:
+    return list(
+        ProgressionProposal.objects.filter(
+            status="pending", assignment__patient__in=patients
+        ).select_related("assignment")
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_it_always_leaves_a_pending_proposal(demo_patients, seed):
+    seed_programs_demo(patients=demo_patients, today=TODAY, rng=random.Random(seed))
+    assert len(_pending(demo_patients)) == 1
+
+
+def test_it_leaves_a_pending_proposal_when_the_first_patient_has_no_clinician(demo_patients):
+    alone = PatientFactory.create(clinic=ClinicFactory.create(), condition="Sciatica")
+    seed_programs_demo(patients=[alone, *demo_patients], today=TODAY, rng=random.Random(7))
+    assert not ProgramAssignment.objects.filter(patient=alone).exists()
+    assert len(_pending(demo_patients)) == 1
+
+
+def test_it_tries_the_next_patient_when_the_first_ones_pain_rose(demo_patients):
+    daily_pain = _rising(demo_patients[:1])
+    seed_programs_demo(
+        patients=demo_patients, today=TODAY, rng=random.Random(7), daily_pain=daily_pain
+    )
+    (proposal,) = _pending(demo_patients)
+    assert proposal.assignment.patient_id == demo_patients[1].pk
+
+
+def test_it_leaves_a_pending_proposal_even_when_every_logged_pain_rose(demo_patients):
+    seed_programs_demo(
+        patients=demo_patients,
+        today=TODAY,
+        rng=random.Random(7),
+        daily_pain=_rising(demo_patients),
+    )
+    (proposal,) = _pending(demo_patients)
+    assert proposal.assignment.patient_id == demo_patients[0].pk
+    assert proposal.to_phase.position == 2

@@ -301,3 +301,122 @@ def test_it_audits_writes_and_reads(patient_client, patient, frozen_at_start, bo
         ("read", patient.pk, patient.user.pk),
         ("read", patient.pk, patient.user.pk),
     ]
+
+
+# --------------------------------------------------------------------------- what was prescribed
+
+
+def _rejected(response, field: str) -> None:
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert not ExerciseLog.objects.exists()
+
+
+def test_it_rejects_an_exercise_of_a_phase_not_in_force_that_day(
+    patient_client, assignment, frozen_at_start, body
+):
+    later = exercises_of(assignment, 2)[0]  # phase 2 has not started
+    _rejected(patient_client.post(LOGS, {**body, "exercise": str(later.pk)}), "exercise")
+
+
+def test_it_takes_the_phase_in_force_on_the_logs_date(
+    patient_client, assignment, freeze, body, exercise
+):
+    from datetime import UTC, datetime
+
+    from programs.models import AssignedPhase
+
+    AssignedPhase.objects.filter(assignment=assignment, position=2).update(
+        started_on=START + timedelta(days=14)
+    )
+    freeze(datetime(2026, 3, 17, 12, tzinfo=UTC))
+    next_phase = exercises_of(assignment, 2)[0]
+    # On the 16th phase 2 is in force: phase 1's exercise is not prescribed any more...
+    _rejected(patient_client.post(LOGS, {**body, "date": "2026-03-16"}), "exercise")
+    # ...but it was on the 15th, and phase 2's is from the 16th.
+    assert patient_client.post(LOGS, {**body, "date": "2026-03-15"}).status_code == 201
+    response = patient_client.post(
+        LOGS,
+        {**body, "id": str(uuid.uuid4()), "exercise": str(next_phase.pk), "date": "2026-03-16"},
+    )
+    assert response.status_code == 201, response.content
+    assert ExerciseLog.objects.count() == 2
+
+
+def _prescribe(exercise, **unit) -> None:
+    exercise.dosage_versions.update(
+        **{"reps": None, "hold_seconds": None, "duration_minutes": None, **unit}
+    )
+
+
+@pytest.mark.parametrize(
+    ("unit", "change", "field"),
+    [
+        ({"reps": 10}, {"reps_done": None}, "reps_done"),
+        ({"reps": 10}, {"hold_seconds_done": 30}, "hold_seconds_done"),
+        ({"reps": 10}, {"duration_minutes_done": 5}, "duration_minutes_done"),
+        ({"hold_seconds": 30}, {"reps_done": None}, "hold_seconds_done"),
+        ({"hold_seconds": 30}, {"hold_seconds_done": 30}, "reps_done"),
+        ({"duration_minutes": 5}, {"reps_done": None}, "duration_minutes_done"),
+        ({"duration_minutes": 5}, {"duration_minutes_done": 5}, "reps_done"),
+    ],
+)
+def test_it_requires_the_amount_in_the_unit_prescribed(
+    patient_client, frozen_at_start, body, exercise, unit, change, field
+):
+    _prescribe(exercise, **unit)
+    _rejected(patient_client.post(LOGS, {**body, **change}), field)
+
+
+@pytest.mark.parametrize(
+    ("unit", "done"),
+    [
+        ({"hold_seconds": 30}, {"hold_seconds_done": 30}),
+        ({"duration_minutes": 5}, {"duration_minutes_done": 6}),
+    ],
+)
+def test_it_stores_a_hold_or_a_timed_session(
+    patient_client, frozen_at_start, body, exercise, unit, done
+):
+    _prescribe(exercise, **unit)
+    response = patient_client.post(LOGS, {**body, "reps_done": None, **done})
+    assert response.status_code == 201, response.content
+    assert ExerciseLog.objects.get().reps_done is None
+
+
+def test_it_counts_in_the_unit_of_the_dosage_in_force_that_day(
+    patient_client, clinician, freeze, body, exercise
+):
+    from datetime import UTC, datetime
+
+    freeze(datetime(2026, 3, 4, 12, tzinfo=UTC))
+    services.dosage_change(
+        assigned_exercise=exercise,
+        by=clinician,
+        effective_from=START + timedelta(days=2),
+        changes={"reps": None, "hold_seconds": 45},
+    )
+    # Reps on the 3rd, a hold from the 4th.
+    assert patient_client.post(LOGS, {**body, "date": "2026-03-03"}).status_code == 201
+    response = patient_client.post(LOGS, {**body, "id": str(uuid.uuid4()), "date": "2026-03-04"})
+    assert response.status_code == 400
+    assert "hold_seconds_done" in response.json()
+    assert ExerciseLog.objects.count() == 1
+
+
+@pytest.mark.parametrize("day", ["2026-03-09", "2026-03-10"])
+def test_it_rejects_a_date_on_or_after_the_programs_end(
+    patient_client, assignment, freeze, body, day
+):
+    from datetime import UTC, datetime
+
+    assignment.ended_on = START + timedelta(days=7)  # 2026-03-09 is the first day off it
+    assignment.save()
+    freeze(datetime(2026, 3, 10, 12, tzinfo=UTC))
+    _rejected(patient_client.post(LOGS, {**body, "date": day}), "date")
+    assert patient_client.post(LOGS, {**body, "date": "2026-03-08"}).status_code == 201
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "9999-12-31", "2026-02-28"])
+def test_it_rejects_a_date_outside_sane_bounds(patient_client, frozen_at_start, body, day):
+    _rejected(patient_client.post(LOGS, {**body, "date": day}), "date")

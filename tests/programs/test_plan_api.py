@@ -177,6 +177,18 @@ def test_it_rejects_a_malformed_date(patient_client, assignment):
     assert "date" in response.json()
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "2027-03-04", "9999-12-31"])
+def test_it_rejects_a_date_outside_sane_bounds(patient_client, assignment, frozen_at_start, day):
+    response = patient_client.get(PLAN, {"date": day})
+    assert response.status_code == 400
+    assert "date" in response.json()
+
+
+def test_it_answers_for_a_date_up_to_a_year_ahead(patient_client, assignment, frozen_at_start):
+    assert patient_client.get(PLAN, {"date": "2027-03-03"}).status_code == 200
+    assert patient_client.get(PLAN, {"date": "2000-01-01"}).status_code == 200
+
+
 def test_it_audits_reading_the_plan(patient_client, patient, assignment):
     _plan(patient_client, START)
     event = AuditEvent.objects.get(object_type="program_plan")
@@ -190,6 +202,27 @@ def test_it_refuses_clinicians_and_anonymous_callers(clinician_client, anon_clie
     assert anon_client.get(PLAN).status_code == 401
 
 
-def test_it_shows_a_patient_only_their_own_plan(other_patient_client, assignment):
-    body = _plan(other_patient_client, START)
-    assert body["assignment"] is None
+def test_it_shows_a_patient_only_their_own_plan(
+    patient_client,
+    other_patient_client,
+    other_patient,
+    other_clinic_clinician,
+    other_clinic,
+    assignment,
+):
+    from tests.programs.factories import make_template
+
+    theirs = services.assignment_create(
+        patient=other_patient,
+        template=make_template(clinic=other_clinic, name="Theirs", phases=[(2, [7, 7, 7])]),
+        by=other_clinic_clinician,
+        start_date=START,
+        today=START,
+    )
+    other = _plan(other_patient_client, START)
+    mine = _plan(patient_client, START)
+    assert other["assignment"]["id"] == str(theirs.pk)
+    assert mine["assignment"]["id"] == str(assignment.pk)
+    their_ids = {str(e.pk) for e in exercises_of(theirs, 1)}
+    assert {item["id"] for item in other["exercises"]} == their_ids
+    assert not their_ids & {item["id"] for item in mine["exercises"]}

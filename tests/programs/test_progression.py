@@ -228,6 +228,16 @@ def test_it_keeps_the_phase_when_a_clinician_declines(clinician_client, proposal
     assert clinician_client.post(f"{PROPOSALS}{proposal.pk}/accept/", {}).status_code == 409
 
 
+def test_it_audits_a_declined_proposal(clinician_client, clinician, proposal):
+    response = clinician_client.post(f"{PROPOSALS}{proposal.pk}/decline/", {"note": "Flare risk."})
+    assert response.status_code == 200
+    event = AuditEvent.objects.get(object_type="progression_proposal", action="update")
+    assert event.object_id == str(proposal.pk)
+    assert event.patient_id == proposal.assignment.patient_id
+    assert event.actor == clinician.user
+    assert event.changes == {"status": "declined", "note": "Flare risk."}
+
+
 def test_it_refuses_to_decline_an_accepted_proposal(clinician_client, proposal, freeze):
     freeze(datetime(2026, 3, 16, 12, tzinfo=UTC))
     clinician_client.post(f"{PROPOSALS}{proposal.pk}/accept/", {})

@@ -109,10 +109,51 @@ def test_it_hides_another_clinics_objects_with_404(
     assert objects["assignment"].pain_ceiling == 3
 
 
+# What the patient's own clinician gets from each: a valid request, answered in full (a
+# 400 or 409 would mean the scope let them in but the test did not prove they were served).
+SERVED: dict[tuple[str, str], tuple[int, dict | None]] = {
+    ("get", "/api/v1/clinician/program-templates/{template.pk}/"): (200, None),
+    ("post", "/api/v1/clinician/patients/{patient.pk}/assignments/"): (
+        201,
+        {"template_id": "{template.pk}"},
+    ),
+    ("get", "/api/v1/clinician/patients/{patient.pk}/program/"): (200, None),
+    ("get", "/api/v1/clinician/patients/{patient.pk}/exercise-logs/"): (200, None),
+    ("get", "/api/v1/clinician/patients/{patient.pk}/adherence/"): (200, None),
+    ("get", "/api/v1/clinician/assignments/{assignment.pk}/"): (200, None),
+    ("patch", "/api/v1/clinician/assignments/{assignment.pk}/"): (200, {"pain_ceiling": 4}),
+    ("post", "/api/v1/clinician/assignments/{assignment.pk}/end/"): (200, {}),
+    ("post", "/api/v1/clinician/assigned-exercises/{exercise.pk}/dosage/"): (
+        200,
+        {"sets": 4, "effective_from": "2026-03-02"},
+    ),
+    ("get", "/api/v1/clinician/progression-proposals/{proposal.pk}/"): (200, None),
+    ("post", "/api/v1/clinician/progression-proposals/{proposal.pk}/accept/"): (
+        200,
+        {"on": "2026-03-16"},
+    ),
+    ("post", "/api/v1/clinician/progression-proposals/{proposal.pk}/decline/"): (200, {}),
+}
+
+
+def test_it_knows_how_the_clinician_is_served_by_every_object_endpoint():
+    assert set(SERVED) == {(method, path) for method, path, _ in CLINICIAN_OBJECT_ENDPOINTS}
+
+
 @pytest.mark.parametrize(("method", "path", "body"), CLINICIAN_OBJECT_ENDPOINTS)
-def test_it_lets_the_patients_clinician_in(clinician_client, objects, method, path, body):
-    response = _call(clinician_client, method, path, body, objects)
-    assert response.status_code not in (401, 403, 404)
+def test_it_lets_the_patients_clinician_in(
+    clinician_client, clinician, objects, frozen_at_start, method, path, body
+):
+    from programs import services
+
+    expected, valid = SERVED[(method, path)]
+    if path.endswith("/assignments/"):
+        # A new program needs the current one ended (cancelled: it starts today).
+        services.assignment_end(assignment=objects["assignment"], by=clinician)
+    if valid is not None:
+        valid = {k: v.format(**objects) if isinstance(v, str) else v for k, v in valid.items()}
+    response = _call(clinician_client, method, path, valid, objects)
+    assert response.status_code == expected, response.content
 
 
 def test_it_leaves_another_clinics_lists_empty(other_clinic_clinician_client, objects):

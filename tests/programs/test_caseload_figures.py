@@ -1,0 +1,126 @@
+"""The program figures of the caseload rows (`adherence_7d`, `current_phase`) through the
+API, against hand-counted weeks, and their query count as the caseload grows."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from patients.models import Clinician, Patient
+from programs import services
+from programs.models import AssignedPhase, ExerciseLog, ProgramAssignment
+from tests.factories import PatientFactory
+from tests.programs.conftest import START, exercises_of
+
+pytestmark = pytest.mark.django_db
+
+CASELOAD = "/api/v1/clinician/patients/"
+# A Thursday, 10 days into the program: adherence_7d covers 2026-03-05 .. 2026-03-11.
+TODAY = date(2026, 3, 12)
+
+
+@pytest.fixture(autouse=True)
+def _today(freeze) -> None:
+    freeze(datetime(2026, 3, 12, 12, 0, tzinfo=UTC))
+
+
+def _log(patient: Patient, exercise, day: date) -> None:
+    ExerciseLog.objects.create(
+        patient=patient,
+        assigned_exercise=exercise,
+        date=day,
+        sets_done=3,
+        reps_done=10,
+        pain_during=1,
+        difficulty=3,
+    )
+
+
+def _on_program(clinician: Clinician, template, patient: Patient | None = None):
+    patient = patient or PatientFactory.create(clinic=clinician.clinic, care_team=[clinician])
+    assignment = services.assignment_create(
+        patient=patient, template=template, by=clinician, start_date=START, today=START
+    )
+    return patient, assignment
+
+
+def _rows(client) -> dict[str, dict]:
+    response = client.get(CASELOAD, {"page_size": 200})
+    assert response.status_code == 200
+    return {row["id"]: row for row in response.json()["results"]}
+
+
+def test_it_shows_hand_counted_adherence_and_the_phase_in_the_caseload(
+    clinician_client, clinician, patient, template
+):
+    # Phase 1 from 2026-03-02: A daily, B 3x/week (due on days 0, 2, 4 of each 7 from the
+    # start). In 2026-03-05 .. 03-11, A is due 7 times; B on 03-06, 03-09, 03-11: 3 times.
+    _, assignment = _on_program(clinician, template, patient)
+    a, b = exercises_of(assignment, 1)
+    _log(patient, a, date(2026, 3, 5))
+    _log(patient, a, date(2026, 3, 6))
+    _log(patient, a, date(2026, 3, 6))  # twice in a day is one session
+    _log(patient, a, date(2026, 3, 8))
+    _log(patient, a, date(2026, 3, 12))  # today: not over yet, not counted
+    _log(patient, b, date(2026, 3, 4))  # before the window
+    _log(patient, b, date(2026, 3, 6))
+    _log(patient, b, date(2026, 3, 7))  # not a due day: still counts
+    _log(patient, b, date(2026, 3, 10))
+    _log(patient, b, date(2026, 3, 11))  # a 4th session of B: capped at the 3 prescribed
+    # Done: A 3 of 7, B 3 of 3 -> 6 / 10.
+
+    # Moved to phase 2 on 03-09: A 4 times (03-05..08), B once (03-06), then C daily 3 times.
+    # Done: A once, C twice -> 3 / 8.
+    moved, moved_assignment = _on_program(clinician, template)
+    AssignedPhase.objects.filter(assignment=moved_assignment, position=2).update(
+        started_on=date(2026, 3, 9)
+    )
+    (c,) = exercises_of(moved_assignment, 2)
+    _log(moved, exercises_of(moved_assignment, 1)[0], date(2026, 3, 5))
+    _log(moved, c, date(2026, 3, 9))
+    _log(moved, c, date(2026, 3, 10))
+
+    # Ended before the window: nothing prescribed, no phase.
+    ended, ended_assignment = _on_program(clinician, template)
+    ProgramAssignment.objects.filter(pk=ended_assignment.pk).update(ended_on=date(2026, 3, 4))
+    never = PatientFactory.create(clinic=clinician.clinic, care_team=[clinician])
+
+    rows = _rows(clinician_client)
+    assert (rows[str(patient.pk)]["adherence_7d"], rows[str(patient.pk)]["current_phase"]) == (
+        0.6,
+        "Phase 1",
+    )
+    assert (rows[str(moved.pk)]["adherence_7d"], rows[str(moved.pk)]["current_phase"]) == (
+        0.375,
+        "Phase 2",
+    )
+    for nobody in (ended, never):
+        assert (rows[str(nobody.pk)]["adherence_7d"], rows[str(nobody.pk)]["current_phase"]) == (
+            None,
+            None,
+        )
+
+
+def test_it_keeps_the_caseload_query_count_flat_with_patients_on_programs(
+    clinician_client, clinician, template, django_assert_num_queries
+):
+    def grow(n: int) -> None:
+        for _ in range(n):
+            patient, assignment = _on_program(clinician, template)
+            a, b = exercises_of(assignment, 1)
+            for offset in range(3, 10):
+                _log(patient, a, START + timedelta(days=offset))
+            _log(patient, b, START + timedelta(days=4))
+
+    grow(2)
+    with CaptureQueriesContext(connection) as small:
+        assert len(_rows(clinician_client)) == 2
+    grow(8)
+    with django_assert_num_queries(len(small.captured_queries)):
+        rows = _rows(clinician_client)
+    assert len(rows) == 10
+    assert {row["adherence_7d"] for row in rows.values()} == {0.8}  # 7 + 1 of 7 + 3
+    assert {row["current_phase"] for row in rows.values()} == {"Phase 1"}

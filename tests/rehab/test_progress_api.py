@@ -195,6 +195,31 @@ def test_it_agrees_with_the_progress_endpoint(clinician_client, patient):
     assert row["pain_change_pct"] == progress["percent_change"]
 
 
+@pytest.mark.parametrize(
+    ("baseline", "current", "expected"),
+    [
+        # Baseline 4/3, current 1/4: -1300/16 = -81.25 % exactly, -81.3 rounded half away
+        # from zero. Float means (1.3333333333333333) land just above the tie: -81.2.
+        ([2, 1, 1], [1, 0, 0, 0], {"percent_change": -81.3, "mcid_reached": False}),
+        # Baseline 8/3, current 2/3: a change of exactly -2 and -75 %, so the MCID is
+        # reached; float means give -1.9999999999999998 (> -2) and miss it.
+        ([3, 3, 2], [1, 1, 0], {"percent_change": -75.0, "mcid_reached": True}),
+    ],
+)
+def test_it_gives_the_caseload_the_exact_figures_of_the_progress_endpoint(
+    clinician_client, patient, baseline, current, expected
+):
+    add_logs(patient, date(2026, 10, 1), baseline)
+    add_logs(patient, TODAY - timedelta(days=len(current) - 1), current)
+    progress = clinician_client.get(f"/api/v1/clinician/patients/{patient.pk}/progress/").json()
+    row = clinician_client.get(CASELOAD).json()["results"][0]
+    assert {k: progress[k] for k in expected} == expected
+    assert (row["pain_change_pct"], row["mcid_reached"]) == (
+        expected["percent_change"],
+        expected["mcid_reached"],
+    )
+
+
 def test_it_searches_the_caseload(clinician_client, patient, clinician):
     PatientFactory.create(
         clinic=clinician.clinic, first_name="Zed", last_name="Zulu", user=None, email="z@x.example"

@@ -71,17 +71,29 @@ def test_it_gives_nulls_for_a_new_patient(patient_client, patient):
     assert data["days_logged"] == 2
 
 
-def test_it_measures_the_last_seven_days_in_the_patients_time_zone(patient_client, patient):
-    # At 12:00 UTC it is already 21 November in Kiritimati (UTC+14): the log of
-    # 14 November has left that patient's 7-day window.
-    patient.timezone = "Pacific/Kiritimati"
+@pytest.mark.parametrize(
+    ("zone", "utc_now", "local_today"),
+    [
+        # UTC+14: at 12:00 UTC on 20 November it is already the 21st in Kiritimati.
+        ("Pacific/Kiritimati", datetime(2026, 11, 20, 12, 0, tzinfo=UTC), date(2026, 11, 21)),
+        # UTC-11: at 05:00 UTC on 20 November it is still the 19th in Pago Pago.
+        ("Pacific/Pago_Pago", datetime(2026, 11, 20, 5, 0, tzinfo=UTC), date(2026, 11, 19)),
+    ],
+)
+def test_it_measures_the_last_seven_days_in_the_patients_time_zone(
+    patient_client, patient, zone, utc_now, local_today
+):
+    patient.timezone = zone
     patient.save()
-    add_logs(patient, date(2026, 11, 14), [6, 6, 6, 6])
-    data = patient_client.get("/api/v1/me/progress/").json()
-    assert data["current_pain_7d"] == 6.0
-    DailyLog.objects.filter(date__gt=date(2026, 11, 15)).delete()
-    data = patient_client.get("/api/v1/me/progress/").json()
-    assert data["current_pain_7d"] is None  # only 15 Nov is left in 15..21 Nov
+    day = local_today
+    # The patient's window is day-6..day: 9, 6, 3, 3 = 5.25. The server's UTC date is a
+    # day off either way, and either wrong window holds other logs: day-5..day+1 gives
+    # 6, 3, 3 = 4.0 and day-7..day-1 gives 0, 9, 6, 3 = 4.5.
+    for offset, pain in ((-7, 0), (-6, 9), (-5, 6), (-4, 3), (0, 3)):
+        DailyLog.objects.create(patient=patient, date=day + timedelta(days=offset), pain=pain)
+    with time_machine.travel(utc_now, tick=False):
+        data = patient_client.get("/api/v1/me/progress/").json()
+    assert data["current_pain_7d"] == 5.3
 
 
 def test_it_gives_the_clinician_the_same_figures(clinician_client, patient):

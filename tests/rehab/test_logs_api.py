@@ -436,3 +436,56 @@ def test_it_audits_log_writes_and_reads(patient_client, patient):
     assert [e.action for e in events] == ["create", "update", "read"]
     assert all(e.actor == patient.user for e in events)
     assert events[1].changes["fields"] == ["pain"]
+
+
+def _daily_log_events(patient: Patient) -> list[tuple[str, str, dict[str, Any]]]:
+    events = AuditEvent.objects.filter(patient=patient, object_type="daily_log").order_by("id")
+    return [(e.action, e.object_id, e.changes) for e in events]
+
+
+def test_it_audits_a_retry_as_a_read_of_the_stored_log(patient_client, patient):
+    payload = body(id=str(uuid.uuid4()))
+    assert patient_client.post(LOGS, payload).status_code == 201
+    assert patient_client.post(LOGS, payload).status_code == 200
+    assert _daily_log_events(patient) == [
+        ("create", payload["id"], {}),
+        ("read", payload["id"], {"retry": True}),
+    ]
+    event = AuditEvent.objects.filter(object_type="daily_log").latest("id")
+    assert event.actor == patient.user
+
+
+def test_it_audits_an_edit_that_changes_nothing_as_a_read(patient_client, patient):
+    created = patient_client.post(LOGS, body()).json()
+    response = patient_client.patch(detail(created["id"]), {"pain": 6, "safety": {}})
+    assert response.status_code == 200
+    assert _daily_log_events(patient) == [
+        ("create", created["id"], {}),
+        ("read", created["id"], {"unchanged_edit": True}),
+    ]
+
+
+def test_it_audits_the_patients_log_list(patient_client, patient):
+    patient_client.post(LOGS, body())
+    assert patient_client.get(LOGS).status_code == 200
+    event = AuditEvent.objects.get(object_type="daily_log_list")
+    assert (event.action, event.actor, event.patient_id) == ("read", patient.user, patient.pk)
+
+
+def test_it_audits_the_patients_profile_read(patient_client, patient):
+    assert patient_client.get("/api/v1/me/").status_code == 200
+    event = AuditEvent.objects.get(object_type="profile")
+    assert (event.action, event.actor, event.patient_id) == ("read", patient.user, patient.pk)
+
+
+def test_it_audits_the_clinicians_log_list(clinician_client, clinician, patient):
+    response = clinician_client.get(f"/api/v1/clinician/patients/{patient.pk}/logs/")
+    assert response.status_code == 200
+    event = AuditEvent.objects.get(object_type="daily_log_list")
+    assert (event.action, event.actor, event.patient_id) == ("read", clinician.user, patient.pk)
+
+
+def test_it_audits_nothing_for_another_clinics_log_list(other_clinic_clinician_client, patient):
+    url = f"/api/v1/clinician/patients/{patient.pk}/logs/"
+    assert other_clinic_clinician_client.get(url).status_code == 404
+    assert not AuditEvent.objects.filter(object_type="daily_log_list").exists()

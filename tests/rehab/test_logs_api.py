@@ -243,59 +243,79 @@ def test_it_allows_exactly_fourteen_days_back_in_local_time(patient_client, pati
 # --------------------------------------------------------------------------- races
 
 
-@pytest.mark.django_db(transaction=True)
-def test_it_stores_one_log_when_two_identical_posts_race(patient):
-    assert patient.user is not None
+def _race(
+    patient: Patient, monkeypatch: pytest.MonkeyPatch, first: Any, second: Any
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """POST `first` in thread A and hold its transaction open just after the INSERT (at
+    the audit write), POST `second` in thread B, prove B is waiting on A's uncommitted
+    row, then let A commit. Returns each thread's (status, body)."""
     from patients.models import AuthToken
+    from rehab.services import logs as log_services
 
+    assert patient.user is not None
     _, token = AuthToken.objects.create(user=patient.user)
+    inserted, release = threading.Event(), threading.Event()
+    real_audit_record = log_services.audit_record
+
+    def audit_record_holding_a(**kwargs: Any) -> Any:
+        if threading.current_thread().name == "A":
+            inserted.set()
+            assert release.wait(timeout=10), "the test never released thread A"
+        return real_audit_record(**kwargs)
+
+    monkeypatch.setattr(log_services, "audit_record", audit_record_holding_a)
+    results: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def post(name: str, payload: dict[str, Any]) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            response = client.post(LOGS, payload, format="json")
+            results[name] = (response.status_code, response.json())
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=post, args=("A", first), name="A")
+    b = threading.Thread(target=post, args=("B", second), name="B")
+    try:
+        a.start()
+        assert inserted.wait(timeout=10), "thread A never reached its audit write"
+        b.start()
+        b.join(timeout=0.5)
+        assert b.is_alive(), "B finished while A's transaction was still open"
+        with connection.cursor() as cursor:
+            # B's INSERT waits for A's transaction to end (a unique index conflict).
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE NOT l.granted AND l.locktype = 'transactionid'"
+                " AND a.datname = current_database()"
+            )
+            assert cursor.fetchone()[0] == 1
+    finally:
+        release.set()
+        a.join(timeout=10)
+        b.join(timeout=10)
+    assert not a.is_alive()
+    assert not b.is_alive()
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_stores_one_log_when_two_identical_posts_race(patient, monkeypatch):
     payload = body(id=str(uuid.uuid4()))
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-
-    def post() -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        barrier.wait()
-        try:
-            statuses.append(client.post(LOGS, payload, format="json").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [200, 201]
+    results = _race(patient, monkeypatch, payload, payload)
+    assert (results["A"][0], results["B"][0]) == (201, 200)
+    assert results["B"][1] == results["A"][1]
     assert DailyLog.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_answers_409_to_the_loser_of_a_race_for_the_same_date(patient):
-    assert patient.user is not None
-    from patients.models import AuthToken
-
-    _, token = AuthToken.objects.create(user=patient.user)
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-
-    def post(pain: int) -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        barrier.wait()
-        try:
-            statuses.append(client.post(LOGS, body(pain=pain), format="json").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post, args=(pain,)) for pain in (3, 4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [201, 409]
-    assert DailyLog.objects.count() == 1
+def test_it_answers_409_to_the_loser_of_a_race_for_the_same_date(patient, monkeypatch):
+    first, second = body(id=str(uuid.uuid4()), pain=3), body(id=str(uuid.uuid4()), pain=4)
+    results = _race(patient, monkeypatch, first, second)
+    assert (results["A"][0], results["B"][0]) == (201, 409)
+    assert results["B"][1]["existing_id"] == first["id"]
+    assert DailyLog.objects.get().pain == 3
 
 
 # --------------------------------------------------------------------------- read, list

@@ -119,8 +119,20 @@ def log_create(
     loser finds the winner's row and answers it as a retry.
     """
     content = normalise(data)
-    _check_date(patient=patient, day=content["date"])
     log_id = log_id or uuid.uuid4()
+    try:
+        _check_date(patient=patient, day=content["date"])
+    except ValidationError:
+        # A retry can arrive after the window has moved on (a phone that was offline for
+        # days): the log it repeats was stored in time, so it is answered as a retry
+        # (200, or 409 if the body differs), not refused. Only this error path pays for
+        # the look-up.
+        if not DailyLog.objects.filter(pk=log_id).exists():
+            raise
+        with transaction.atomic():
+            return _conflict(
+                patient=patient, actor=actor, log_id=log_id, content=content, request=request
+            )
     with transaction.atomic():
         # No look-up of the id first: a retry (or a clash) fails the insert below and is
         # sorted out by `_conflict`, so a new log, by far the common case, saves a query.

@@ -509,3 +509,41 @@ def test_it_audits_nothing_for_another_clinics_log_list(other_clinic_clinician_c
     url = f"/api/v1/clinician/patients/{patient.pk}/logs/"
     assert other_clinic_clinician_client.get(url).status_code == 404
     assert not AuditEvent.objects.filter(object_type="daily_log_list").exists()
+
+
+# --------------------------------------------------------------------------- late retries
+
+
+def test_it_answers_a_retry_that_arrives_after_the_window_with_the_stored_log(
+    patient_client, patient
+):
+    payload = body(id=str(uuid.uuid4()), date="2026-11-06")  # 14 days back: allowed
+    first = patient_client.post(LOGS, payload)
+    assert first.status_code == 201, first.json()
+    with time_machine.travel(NOW + timedelta(days=3), tick=False):
+        retry = patient_client.post(LOGS, payload)
+    assert retry.status_code == 200, retry.json()
+    assert retry.json() == first.json()
+    assert DailyLog.objects.count() == 1
+    event = AuditEvent.objects.filter(object_type="daily_log").latest("id")
+    assert (event.action, event.changes) == ("read", {"retry": True})
+
+
+def test_it_answers_409_to_a_late_retry_with_a_different_body(patient_client):
+    payload = body(id=str(uuid.uuid4()), date="2026-11-06")
+    assert patient_client.post(LOGS, payload).status_code == 201
+    with time_machine.travel(NOW + timedelta(days=3), tick=False):
+        response = patient_client.post(LOGS, {**payload, "pain": 2})
+    assert response.status_code == 409
+    assert response.json()["existing_id"] == payload["id"]
+    assert DailyLog.objects.get().pain == 6
+
+
+def test_it_still_refuses_a_new_log_outside_the_window_on_a_stored_date(patient_client):
+    stored = patient_client.post(LOGS, body(id=str(uuid.uuid4()), date="2026-11-06"))
+    assert stored.status_code == 201
+    with time_machine.travel(NOW + timedelta(days=3), tick=False):
+        response = patient_client.post(LOGS, body(id=str(uuid.uuid4()), date="2026-11-06"))
+    assert response.status_code == 400
+    assert "date" in response.json()
+    assert DailyLog.objects.count() == 1

@@ -165,6 +165,57 @@ def test_it_rejects_invalid_input_with_400_and_stores_nothing(patient_client, ov
     assert not DailyLog.objects.exists()
 
 
+BOOLEAN_SAFETY_FIELDS = (
+    "walking_unsteady_new",
+    "fever",
+    "feel_very_unwell",
+    "pain_new_or_rapidly_worse",
+    "unexplained_weight_loss",
+    "thoracic_or_band_pain",
+)
+# "prefer_not_to_say" belongs to sexual_function_change only.
+NOT_SEXUAL_FUNCTION_FIELDS = (
+    "saddle_numbness",
+    "bladder_change",
+    "bowel_change",
+    "both_legs",
+    "weakness",
+    "numbness_spread",
+    "injury",
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [
+        ("bladder_change", "yes"),
+        ("bowel_change", "worse"),
+        ("both_legs", "none"),  # "none" is weakness's word, not a symptom answer
+        ("numbness_spread", "no"),  # and "no" is not numbness_spread's
+        ("numbness_spread", "one_arm"),
+        ("injury", "no"),
+        ("injury", "severe"),
+        *((name, "true") for name in BOOLEAN_SAFETY_FIELDS),
+        *((name, 1) for name in BOOLEAN_SAFETY_FIELDS),
+        *((name, "no") for name in BOOLEAN_SAFETY_FIELDS),
+        *((name, "prefer_not_to_say") for name in NOT_SEXUAL_FUNCTION_FIELDS),
+    ],
+)
+def test_it_rejects_an_invalid_safety_answer_naming_it(patient_client, answer, value):
+    response = patient_client.post(LOGS, body(safety={answer: value}))
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["safety"]) == [answer]
+    assert not DailyLog.objects.exists()
+
+
+def test_it_accepts_prefer_not_to_say_for_sexual_function(patient_client):
+    response = patient_client.post(
+        LOGS, body(safety={"sexual_function_change": "prefer_not_to_say"})
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["safety_advice"] is None
+
+
 def test_it_accepts_the_edges_of_every_range(patient_client):
     response = patient_client.post(
         LOGS,
@@ -411,14 +462,21 @@ def test_it_keeps_no_revision_for_an_edit_that_changes_nothing(patient_client):
         {"colour": "red"},
         {"safety": {"fever": "no"}},
         {"date": "2026-11-21"},
+        {"date": "2026-11-05"},  # 15 days back
+        {"id": str(uuid.uuid4())},  # a log's id is not editable
+        {"pain": None},
+        {"notes": "x" * 2001},
+        {"safety": {"injury": "prefer_not_to_say"}},
     ],
 )
 def test_it_rejects_an_invalid_edit_and_changes_nothing(patient_client, patch):
     created = patient_client.post(LOGS, body()).json()
     response = patient_client.patch(detail(created["id"]), patch)
-    assert response.status_code == 400
+    assert response.status_code == 400, response.json()
+    assert list(response.json()) == list(patch)
     assert patient_client.get(detail(created["id"])).json() == created
     assert not DailyLogRevision.objects.exists()
+    assert not AuditEvent.objects.filter(action="update").exists()
 
 
 def test_it_answers_409_when_an_edit_moves_a_log_onto_a_taken_date(patient_client):

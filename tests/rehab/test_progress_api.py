@@ -216,6 +216,17 @@ def test_it_agrees_with_the_progress_endpoint(clinician_client, patient):
         # Baseline 8/3, current 2/3: a change of exactly -2 and -75 %, so the MCID is
         # reached; float means give -1.9999999999999998 (> -2) and miss it.
         ([3, 3, 2], [1, 1, 0], {"percent_change": -75.0, "mcid_reached": True}),
+        # 29/4 -> 10/3: -54.0 % from the unrounded means, -54.8 from the rounded ones.
+        ([7, 7, 7, 8], [3, 3, 4], {"percent_change": -54.0, "mcid_reached": True}),
+        # 20/3 -> 14/3: exactly -2 points and -30 %, reached (rounded means: -29.9 %).
+        ([7, 7, 6], [5, 5, 4], {"percent_change": -30.0, "mcid_reached": True}),
+        # 14/3 -> 19/7: a change of -1.95, shown as -2.0, is not two points.
+        ([5, 5, 4], [3, 3, 3, 3, 3, 2, 2], {"percent_change": -41.8, "mcid_reached": False}),
+        # A zero baseline has no percent change; nothing can drop two points from it.
+        ([0, 0, 0], [2, 2, 2], {"percent_change": None, "mcid_reached": False}),
+        # Too few logs in either window: no figures at all.
+        ([5, 5], [2, 2, 2], {"percent_change": None, "mcid_reached": False}),
+        ([5, 5, 5], [2, 2], {"percent_change": None, "mcid_reached": False}),
     ],
 )
 def test_it_gives_the_caseload_the_exact_figures_of_the_progress_endpoint(
@@ -229,6 +240,10 @@ def test_it_gives_the_caseload_the_exact_figures_of_the_progress_endpoint(
     assert (row["pain_change_pct"], row["mcid_reached"]) == (
         expected["percent_change"],
         expected["mcid_reached"],
+    )
+    assert (row["baseline_pain"], row["current_pain_7d"]) == (
+        progress["baseline_pain"],
+        progress["current_pain_7d"],
     )
 
 

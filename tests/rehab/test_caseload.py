@@ -134,3 +134,45 @@ def test_it_takes_each_patients_seven_days_in_their_own_time_zone(
     assert row["current_pain_7d"] == 5.3
     assert progress["current_pain_7d"] == 5.3
     assert row["last_log_date"] == local_today.isoformat()
+
+
+# --------------------------------------------------------------------------- scope, pages
+
+
+def test_it_scopes_the_caseload_to_the_callers_clinic(
+    clinician_client,
+    other_clinic_clinician_client,
+    patient_client,
+    anon_client,
+    patient,
+    other_patient,
+):
+    assert [r["id"] for r in clinician_client.get(CASELOAD).json()["results"]] == [str(patient.pk)]
+    assert [r["id"] for r in other_clinic_clinician_client.get(CASELOAD).json()["results"]] == [
+        str(other_patient.pk)
+    ]
+    assert patient_client.get(CASELOAD).status_code == 403
+    assert anon_client.get(CASELOAD).status_code == 401
+
+
+def test_it_pages_the_caseload(clinician_client, clinician):
+    names = [make_patient(clinician, f"P{i}").last_name for i in range(5)]
+    first = clinician_client.get(CASELOAD, {"page_size": 2})
+    assert first.status_code == 200
+    data = first.json()
+    assert set(data) == {"count", "next", "previous", "results"}
+    assert data["count"] == 5
+    assert data["previous"] is None
+    assert "page=2" in data["next"]
+    assert "page_size=2" in data["next"]
+    assert [r["last_name"] for r in data["results"]] == names[:2]
+
+    last = clinician_client.get(CASELOAD, {"page_size": 2, "page": 3}).json()
+    assert last["next"] is None
+    assert "page=2" in last["previous"]
+    assert [r["last_name"] for r in last["results"]] == names[4:]
+
+    # The project's paginator is DRF's: a page past the last is a 404.
+    beyond = clinician_client.get(CASELOAD, {"page_size": 2, "page": 4})
+    assert beyond.status_code == 404
+    assert "detail" in beyond.json()

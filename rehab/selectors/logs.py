@@ -16,9 +16,11 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Func,
+    IntegerField,
     OuterRef,
     QuerySet,
     Subquery,
+    Sum,
     Value,
 )
 from django.db.models.functions import Cast
@@ -91,17 +93,24 @@ def _local_today() -> Cast:
     return Cast(local_now, output_field=DateField())
 
 
-def _mean_pain_between(start: Any, end: Any) -> Subquery:
-    """Mean pain of the outer patient's logs dated start..end; NULL under 3 logs."""
+def _window_figures(prefix: str, start: Any, end: Any) -> dict[str, Subquery]:
+    """Figures of the outer patient's logs dated start..end, NULL under 3 logs:
+    `<prefix>_sum` and `<prefix>_n`, integers from which the exact mean is built in
+    Python, as rehab.progress does (SQL's AVG is a float here: 4/3 came back as
+    1.3333333333333333 and -81.25 % rounded to -81.2); and `<prefix>_mean`, a float for
+    ordering and the dashboard's filters only, never for a displayed figure."""
     logs = (
         DailyLog.objects.filter(patient=OuterRef("pk"), date__gte=start, date__lte=end)
         .order_by()
         .values("patient")
-        .annotate(n=Count("id"), mean=Avg("pain"))
+        .annotate(n=Count("id"), total=Sum("pain"), mean=Avg("pain"))
         .filter(n__gte=progress.MIN_LOGS)
-        .values("mean")
     )
-    return Subquery(logs)
+    return {
+        f"{prefix}_sum": Subquery(logs.values("total"), output_field=IntegerField()),
+        f"{prefix}_n": Subquery(logs.values("n"), output_field=IntegerField()),
+        f"{prefix}_mean": Subquery(logs.values("mean")),
+    }
 
 
 def with_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
@@ -114,14 +123,16 @@ def with_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
         last_log_date=Subquery(latest.values("date")[:1]),
         latest_pain=Subquery(latest.values("pain")[:1]),
     ).annotate(
-        baseline_mean=_mean_pain_between(
+        **_window_figures(
+            "baseline",
             OuterRef("first_log_date"),
             ExpressionWrapper(
                 OuterRef("first_log_date") + timedelta(days=progress.BASELINE_DAYS - 1),
                 output_field=DateField(),
             ),
         ),
-        current_mean=_mean_pain_between(
+        **_window_figures(
+            "current",
             ExpressionWrapper(
                 OuterRef("local_date") - timedelta(days=progress.CURRENT_DAYS - 1),
                 output_field=DateField(),
@@ -134,11 +145,9 @@ def with_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
 def figures_of(patient: Patient) -> progress.Progress:
     """The contract's figures from a patient annotated by `with_log_figures`."""
 
-    def exact(value: Any) -> Fraction | None:
-        return Fraction(value) if value is not None else None
+    def exact(prefix: str) -> Fraction | None:
+        total = getattr(patient, f"{prefix}_sum", None)
+        n = getattr(patient, f"{prefix}_n", None)
+        return Fraction(total, n) if total is not None and n else None
 
-    return progress.figures(
-        exact(getattr(patient, "baseline_mean", None)),
-        exact(getattr(patient, "current_mean", None)),
-        days_logged=0,
-    )
+    return progress.figures(exact("baseline"), exact("current"), days_logged=0)

@@ -70,11 +70,28 @@ class LogWrite:
     created: bool
 
 
-def _conflict(*, patient: Patient, log_id: uuid.UUID, content: dict[str, Any]) -> LogWrite:
+def _conflict(
+    *,
+    patient: Patient,
+    actor: User,
+    log_id: uuid.UUID,
+    content: dict[str, Any],
+    request: HttpRequest | None,
+) -> LogWrite:
     """Decide what an insert that hit a unique constraint was: a retry or a conflict."""
     same_id = DailyLog.objects.filter(pk=log_id).first()
     if same_id is not None:
         if same_id.patient_id == patient.pk and _stored_content(same_id) == content:
+            # A retry stores nothing but shows the stored log again: that is a read.
+            audit_record(
+                actor=actor,
+                action=AuditEvent.Action.READ,
+                object_type="daily_log",
+                object_id=same_id.pk,
+                patient=patient,
+                changes={"retry": True},
+                request=request,
+            )
             return LogWrite(log=same_id, created=False)
         raise ConflictError(
             "A log with this id already exists with different content.",
@@ -102,8 +119,20 @@ def log_create(
     loser finds the winner's row and answers it as a retry.
     """
     content = normalise(data)
-    _check_date(patient=patient, day=content["date"])
     log_id = log_id or uuid.uuid4()
+    try:
+        _check_date(patient=patient, day=content["date"])
+    except ValidationError:
+        # A retry can arrive after the window has moved on (a phone that was offline for
+        # days): the log it repeats was stored in time, so it is answered as a retry
+        # (200, or 409 if the body differs), not refused. Only this error path pays for
+        # the look-up.
+        if not DailyLog.objects.filter(pk=log_id).exists():
+            raise
+        with transaction.atomic():
+            return _conflict(
+                patient=patient, actor=actor, log_id=log_id, content=content, request=request
+            )
     with transaction.atomic():
         # No look-up of the id first: a retry (or a clash) fails the insert below and is
         # sorted out by `_conflict`, so a new log, by far the common case, saves a query.
@@ -117,7 +146,9 @@ def log_create(
                     **content,
                 )
         except IntegrityError:
-            return _conflict(patient=patient, log_id=log_id, content=content)
+            return _conflict(
+                patient=patient, actor=actor, log_id=log_id, content=content, request=request
+            )
         audit_record(
             actor=actor,
             action=AuditEvent.Action.CREATE,
@@ -152,6 +183,18 @@ def log_update(
         content = normalise(merged)
         changed = [name for name in CONTENT_FIELDS if content[name] != before[name]]
         if not changed:
+            # Audited as a read, not as an update with no fields: nothing was written and
+            # the version did not move, so every UPDATE event keeps matching one kept
+            # revision, and the caller was shown the log, which is what a read records.
+            audit_record(
+                actor=actor,
+                action=AuditEvent.Action.READ,
+                object_type="daily_log",
+                object_id=log.pk,
+                patient=log.patient,
+                changes={"unchanged_edit": True},
+                request=request,
+            )
             return log
         if "date" in changed:
             _check_date(patient=log.patient, day=content["date"])

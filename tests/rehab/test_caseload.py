@@ -96,3 +96,83 @@ def test_it_keeps_the_ordered_caseload_query_count_flat(
     grow(20)
     with django_assert_max_num_queries(len(small.captured_queries)):
         assert clinician_client.get(CASELOAD).json()["count"] == 22
+
+
+# --------------------------------------------------------------------------- local dates
+
+
+@pytest.mark.parametrize(
+    ("zone", "utc_now", "local_today"),
+    [
+        # UTC+14: at 12:00 UTC on 20 November it is already the 21st in Kiritimati.
+        ("Pacific/Kiritimati", datetime(2026, 11, 20, 12, 0, tzinfo=UTC), date(2026, 11, 21)),
+        # UTC-11: at 05:00 UTC on 20 November it is still the 19th in Pago Pago.
+        ("Pacific/Pago_Pago", datetime(2026, 11, 20, 5, 0, tzinfo=UTC), date(2026, 11, 19)),
+        # New York left daylight saving at 06:00 UTC on 1 November 2026: at 04:30 UTC on
+        # the 2nd it is 23:30 on the 1st (the summer offset, UTC-4, would say the 2nd).
+        ("America/New_York", datetime(2026, 11, 2, 4, 30, tzinfo=UTC), date(2026, 11, 1)),
+        # London entered summer time at 01:00 UTC on 29 March 2026: at 23:30 UTC that day
+        # it is already the 30th (the winter offset, UTC+0, would say the 29th).
+        ("Europe/London", datetime(2026, 3, 29, 23, 30, tzinfo=UTC), date(2026, 3, 30)),
+    ],
+)
+def test_it_takes_each_patients_seven_days_in_their_own_time_zone(
+    clinician_client, clinician, zone, utc_now, local_today
+):
+    patient = make_patient(clinician, "Local")
+    patient.timezone = zone
+    patient.save(update_fields=["timezone"])
+    # The patient's window is day-6..day: 9, 6, 3, 3 = 5.25. A window a day late
+    # (day-5..day+1: 6, 3, 3 = 4.0) or a day early (day-7..day-1: 0, 9, 6, 3 = 4.5) differs.
+    DailyLog.objects.bulk_create(
+        DailyLog(patient=patient, date=local_today + timedelta(days=offset), pain=pain)
+        for offset, pain in ((-7, 0), (-6, 9), (-5, 6), (-4, 3), (0, 3))
+    )
+    with time_machine.travel(utc_now, tick=False):
+        row = clinician_client.get(CASELOAD).json()["results"][0]
+        progress = clinician_client.get(f"{CASELOAD}{patient.pk}/progress/").json()
+    assert row["current_pain_7d"] == 5.3
+    assert progress["current_pain_7d"] == 5.3
+    assert row["last_log_date"] == local_today.isoformat()
+
+
+# --------------------------------------------------------------------------- scope, pages
+
+
+def test_it_scopes_the_caseload_to_the_callers_clinic(
+    clinician_client,
+    other_clinic_clinician_client,
+    patient_client,
+    anon_client,
+    patient,
+    other_patient,
+):
+    assert [r["id"] for r in clinician_client.get(CASELOAD).json()["results"]] == [str(patient.pk)]
+    assert [r["id"] for r in other_clinic_clinician_client.get(CASELOAD).json()["results"]] == [
+        str(other_patient.pk)
+    ]
+    assert patient_client.get(CASELOAD).status_code == 403
+    assert anon_client.get(CASELOAD).status_code == 401
+
+
+def test_it_pages_the_caseload(clinician_client, clinician):
+    names = [make_patient(clinician, f"P{i}").last_name for i in range(5)]
+    first = clinician_client.get(CASELOAD, {"page_size": 2})
+    assert first.status_code == 200
+    data = first.json()
+    assert set(data) == {"count", "next", "previous", "results"}
+    assert data["count"] == 5
+    assert data["previous"] is None
+    assert "page=2" in data["next"]
+    assert "page_size=2" in data["next"]
+    assert [r["last_name"] for r in data["results"]] == names[:2]
+
+    last = clinician_client.get(CASELOAD, {"page_size": 2, "page": 3}).json()
+    assert last["next"] is None
+    assert "page=2" in last["previous"]
+    assert [r["last_name"] for r in last["results"]] == names[4:]
+
+    # The project's paginator is DRF's: a page past the last is a 404.
+    beyond = clinician_client.get(CASELOAD, {"page_size": 2, "page": 4})
+    assert beyond.status_code == 404
+    assert "detail" in beyond.json()

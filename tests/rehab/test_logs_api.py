@@ -165,6 +165,57 @@ def test_it_rejects_invalid_input_with_400_and_stores_nothing(patient_client, ov
     assert not DailyLog.objects.exists()
 
 
+BOOLEAN_SAFETY_FIELDS = (
+    "walking_unsteady_new",
+    "fever",
+    "feel_very_unwell",
+    "pain_new_or_rapidly_worse",
+    "unexplained_weight_loss",
+    "thoracic_or_band_pain",
+)
+# "prefer_not_to_say" belongs to sexual_function_change only.
+NOT_SEXUAL_FUNCTION_FIELDS = (
+    "saddle_numbness",
+    "bladder_change",
+    "bowel_change",
+    "both_legs",
+    "weakness",
+    "numbness_spread",
+    "injury",
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [
+        ("bladder_change", "yes"),
+        ("bowel_change", "worse"),
+        ("both_legs", "none"),  # "none" is weakness's word, not a symptom answer
+        ("numbness_spread", "no"),  # and "no" is not numbness_spread's
+        ("numbness_spread", "one_arm"),
+        ("injury", "no"),
+        ("injury", "severe"),
+        *((name, "true") for name in BOOLEAN_SAFETY_FIELDS),
+        *((name, 1) for name in BOOLEAN_SAFETY_FIELDS),
+        *((name, "no") for name in BOOLEAN_SAFETY_FIELDS),
+        *((name, "prefer_not_to_say") for name in NOT_SEXUAL_FUNCTION_FIELDS),
+    ],
+)
+def test_it_rejects_an_invalid_safety_answer_naming_it(patient_client, answer, value):
+    response = patient_client.post(LOGS, body(safety={answer: value}))
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["safety"]) == [answer]
+    assert not DailyLog.objects.exists()
+
+
+def test_it_accepts_prefer_not_to_say_for_sexual_function(patient_client):
+    response = patient_client.post(
+        LOGS, body(safety={"sexual_function_change": "prefer_not_to_say"})
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["safety_advice"] is None
+
+
 def test_it_accepts_the_edges_of_every_range(patient_client):
     response = patient_client.post(
         LOGS,
@@ -243,59 +294,79 @@ def test_it_allows_exactly_fourteen_days_back_in_local_time(patient_client, pati
 # --------------------------------------------------------------------------- races
 
 
-@pytest.mark.django_db(transaction=True)
-def test_it_stores_one_log_when_two_identical_posts_race(patient):
-    assert patient.user is not None
+def _race(
+    patient: Patient, monkeypatch: pytest.MonkeyPatch, first: Any, second: Any
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """POST `first` in thread A and hold its transaction open just after the INSERT (at
+    the audit write), POST `second` in thread B, prove B is waiting on A's uncommitted
+    row, then let A commit. Returns each thread's (status, body)."""
     from patients.models import AuthToken
+    from rehab.services import logs as log_services
 
+    assert patient.user is not None
     _, token = AuthToken.objects.create(user=patient.user)
+    inserted, release = threading.Event(), threading.Event()
+    real_audit_record = log_services.audit_record
+
+    def audit_record_holding_a(**kwargs: Any) -> Any:
+        if threading.current_thread().name == "A":
+            inserted.set()
+            assert release.wait(timeout=10), "the test never released thread A"
+        return real_audit_record(**kwargs)
+
+    monkeypatch.setattr(log_services, "audit_record", audit_record_holding_a)
+    results: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def post(name: str, payload: dict[str, Any]) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            response = client.post(LOGS, payload, format="json")
+            results[name] = (response.status_code, response.json())
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=post, args=("A", first), name="A")
+    b = threading.Thread(target=post, args=("B", second), name="B")
+    try:
+        a.start()
+        assert inserted.wait(timeout=10), "thread A never reached its audit write"
+        b.start()
+        b.join(timeout=0.5)
+        assert b.is_alive(), "B finished while A's transaction was still open"
+        with connection.cursor() as cursor:
+            # B's INSERT waits for A's transaction to end (a unique index conflict).
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE NOT l.granted AND l.locktype = 'transactionid'"
+                " AND a.datname = current_database()"
+            )
+            assert cursor.fetchone()[0] == 1
+    finally:
+        release.set()
+        a.join(timeout=10)
+        b.join(timeout=10)
+    assert not a.is_alive()
+    assert not b.is_alive()
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_stores_one_log_when_two_identical_posts_race(patient, monkeypatch):
     payload = body(id=str(uuid.uuid4()))
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-
-    def post() -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        barrier.wait()
-        try:
-            statuses.append(client.post(LOGS, payload, format="json").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [200, 201]
+    results = _race(patient, monkeypatch, payload, payload)
+    assert (results["A"][0], results["B"][0]) == (201, 200)
+    assert results["B"][1] == results["A"][1]
     assert DailyLog.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_answers_409_to_the_loser_of_a_race_for_the_same_date(patient):
-    assert patient.user is not None
-    from patients.models import AuthToken
-
-    _, token = AuthToken.objects.create(user=patient.user)
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-
-    def post(pain: int) -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        barrier.wait()
-        try:
-            statuses.append(client.post(LOGS, body(pain=pain), format="json").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post, args=(pain,)) for pain in (3, 4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [201, 409]
-    assert DailyLog.objects.count() == 1
+def test_it_answers_409_to_the_loser_of_a_race_for_the_same_date(patient, monkeypatch):
+    first, second = body(id=str(uuid.uuid4()), pain=3), body(id=str(uuid.uuid4()), pain=4)
+    results = _race(patient, monkeypatch, first, second)
+    assert (results["A"][0], results["B"][0]) == (201, 409)
+    assert results["B"][1]["existing_id"] == first["id"]
+    assert DailyLog.objects.get().pain == 3
 
 
 # --------------------------------------------------------------------------- read, list
@@ -391,14 +462,21 @@ def test_it_keeps_no_revision_for_an_edit_that_changes_nothing(patient_client):
         {"colour": "red"},
         {"safety": {"fever": "no"}},
         {"date": "2026-11-21"},
+        {"date": "2026-11-05"},  # 15 days back
+        {"id": str(uuid.uuid4())},  # a log's id is not editable
+        {"pain": None},
+        {"notes": "x" * 2001},
+        {"safety": {"injury": "prefer_not_to_say"}},
     ],
 )
 def test_it_rejects_an_invalid_edit_and_changes_nothing(patient_client, patch):
     created = patient_client.post(LOGS, body()).json()
     response = patient_client.patch(detail(created["id"]), patch)
-    assert response.status_code == 400
+    assert response.status_code == 400, response.json()
+    assert list(response.json()) == list(patch)
     assert patient_client.get(detail(created["id"])).json() == created
     assert not DailyLogRevision.objects.exists()
+    assert not AuditEvent.objects.filter(action="update").exists()
 
 
 def test_it_answers_409_when_an_edit_moves_a_log_onto_a_taken_date(patient_client):
@@ -436,3 +514,94 @@ def test_it_audits_log_writes_and_reads(patient_client, patient):
     assert [e.action for e in events] == ["create", "update", "read"]
     assert all(e.actor == patient.user for e in events)
     assert events[1].changes["fields"] == ["pain"]
+
+
+def _daily_log_events(patient: Patient) -> list[tuple[str, str, dict[str, Any]]]:
+    events = AuditEvent.objects.filter(patient=patient, object_type="daily_log").order_by("id")
+    return [(e.action, e.object_id, e.changes) for e in events]
+
+
+def test_it_audits_a_retry_as_a_read_of_the_stored_log(patient_client, patient):
+    payload = body(id=str(uuid.uuid4()))
+    assert patient_client.post(LOGS, payload).status_code == 201
+    assert patient_client.post(LOGS, payload).status_code == 200
+    assert _daily_log_events(patient) == [
+        ("create", payload["id"], {}),
+        ("read", payload["id"], {"retry": True}),
+    ]
+    event = AuditEvent.objects.filter(object_type="daily_log").latest("id")
+    assert event.actor == patient.user
+
+
+def test_it_audits_an_edit_that_changes_nothing_as_a_read(patient_client, patient):
+    created = patient_client.post(LOGS, body()).json()
+    response = patient_client.patch(detail(created["id"]), {"pain": 6, "safety": {}})
+    assert response.status_code == 200
+    assert _daily_log_events(patient) == [
+        ("create", created["id"], {}),
+        ("read", created["id"], {"unchanged_edit": True}),
+    ]
+
+
+def test_it_audits_the_patients_log_list(patient_client, patient):
+    patient_client.post(LOGS, body())
+    assert patient_client.get(LOGS).status_code == 200
+    event = AuditEvent.objects.get(object_type="daily_log_list")
+    assert (event.action, event.actor, event.patient_id) == ("read", patient.user, patient.pk)
+
+
+def test_it_audits_the_patients_profile_read(patient_client, patient):
+    assert patient_client.get("/api/v1/me/").status_code == 200
+    event = AuditEvent.objects.get(object_type="profile")
+    assert (event.action, event.actor, event.patient_id) == ("read", patient.user, patient.pk)
+
+
+def test_it_audits_the_clinicians_log_list(clinician_client, clinician, patient):
+    response = clinician_client.get(f"/api/v1/clinician/patients/{patient.pk}/logs/")
+    assert response.status_code == 200
+    event = AuditEvent.objects.get(object_type="daily_log_list")
+    assert (event.action, event.actor, event.patient_id) == ("read", clinician.user, patient.pk)
+
+
+def test_it_audits_nothing_for_another_clinics_log_list(other_clinic_clinician_client, patient):
+    url = f"/api/v1/clinician/patients/{patient.pk}/logs/"
+    assert other_clinic_clinician_client.get(url).status_code == 404
+    assert not AuditEvent.objects.filter(object_type="daily_log_list").exists()
+
+
+# --------------------------------------------------------------------------- late retries
+
+
+def test_it_answers_a_retry_that_arrives_after_the_window_with_the_stored_log(
+    patient_client, patient
+):
+    payload = body(id=str(uuid.uuid4()), date="2026-11-06")  # 14 days back: allowed
+    first = patient_client.post(LOGS, payload)
+    assert first.status_code == 201, first.json()
+    with time_machine.travel(NOW + timedelta(days=3), tick=False):
+        retry = patient_client.post(LOGS, payload)
+    assert retry.status_code == 200, retry.json()
+    assert retry.json() == first.json()
+    assert DailyLog.objects.count() == 1
+    event = AuditEvent.objects.filter(object_type="daily_log").latest("id")
+    assert (event.action, event.changes) == ("read", {"retry": True})
+
+
+def test_it_answers_409_to_a_late_retry_with_a_different_body(patient_client):
+    payload = body(id=str(uuid.uuid4()), date="2026-11-06")
+    assert patient_client.post(LOGS, payload).status_code == 201
+    with time_machine.travel(NOW + timedelta(days=3), tick=False):
+        response = patient_client.post(LOGS, {**payload, "pain": 2})
+    assert response.status_code == 409
+    assert response.json()["existing_id"] == payload["id"]
+    assert DailyLog.objects.get().pain == 6
+
+
+def test_it_still_refuses_a_new_log_outside_the_window_on_a_stored_date(patient_client):
+    stored = patient_client.post(LOGS, body(id=str(uuid.uuid4()), date="2026-11-06"))
+    assert stored.status_code == 201
+    with time_machine.travel(NOW + timedelta(days=3), tick=False):
+        response = patient_client.post(LOGS, body(id=str(uuid.uuid4()), date="2026-11-06"))
+    assert response.status_code == 400
+    assert "date" in response.json()
+    assert DailyLog.objects.count() == 1

@@ -83,3 +83,33 @@ def test_it_handles_no_logs():
     assert result.days_logged == 0
     assert result.baseline_pain is None
     assert result.mcid_reached is False
+
+
+def test_it_takes_change_and_percent_from_unrounded_means():
+    # Baseline 7, 7, 7, 8 = 29/4 = 7.25 (7.3); current 3, 3, 4 = 10/3 = 3.33 (3.3).
+    # Unrounded: change -47/12 = -3.92 -> -3.9, percent -4700/87 = -54.02 -> -54.0.
+    # From the rounded means it would be 3.3 - 7.3 = -4.0 and -54.8.
+    logs = _days(date(2026, 10, 1), [7, 7, 7, 8]) + _days(TODAY - timedelta(days=2), [3, 3, 4])
+    result = progress(logs, today=TODAY)
+    assert (result.baseline_pain, result.current_pain_7d) == (7.3, 3.3)
+    assert result.change == -3.9
+    assert result.percent_change == -54.0
+
+
+def test_it_reaches_the_mcid_exactly_on_both_thresholds():
+    # 20/3 -> 14/3: exactly -2 points and exactly -30 %. The rounded means (6.7 -> 4.7)
+    # would give -29.9 % and miss it.
+    logs = _days(date(2026, 10, 1), [7, 7, 6]) + _days(TODAY - timedelta(days=2), [5, 5, 4])
+    result = progress(logs, today=TODAY)
+    assert (result.change, result.percent_change) == (-2.0, -30.0)
+    assert result.mcid_reached is True
+
+
+def test_it_misses_the_mcid_when_only_the_rounded_change_reaches_two_points():
+    # 14/3 -> 19/7: the change is -41/21 = -1.95, shown as -2.0, but not two points.
+    logs = _days(date(2026, 10, 1), [5, 5, 4])
+    logs += _days(TODAY - timedelta(days=6), [3, 3, 3, 3, 3, 2, 2])
+    result = progress(logs, today=TODAY)
+    assert result.change == -2.0
+    assert result.percent_change == -41.8
+    assert result.mcid_reached is False

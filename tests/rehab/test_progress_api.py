@@ -71,17 +71,29 @@ def test_it_gives_nulls_for_a_new_patient(patient_client, patient):
     assert data["days_logged"] == 2
 
 
-def test_it_measures_the_last_seven_days_in_the_patients_time_zone(patient_client, patient):
-    # At 12:00 UTC it is already 21 November in Kiritimati (UTC+14): the log of
-    # 14 November has left that patient's 7-day window.
-    patient.timezone = "Pacific/Kiritimati"
+@pytest.mark.parametrize(
+    ("zone", "utc_now", "local_today"),
+    [
+        # UTC+14: at 12:00 UTC on 20 November it is already the 21st in Kiritimati.
+        ("Pacific/Kiritimati", datetime(2026, 11, 20, 12, 0, tzinfo=UTC), date(2026, 11, 21)),
+        # UTC-11: at 05:00 UTC on 20 November it is still the 19th in Pago Pago.
+        ("Pacific/Pago_Pago", datetime(2026, 11, 20, 5, 0, tzinfo=UTC), date(2026, 11, 19)),
+    ],
+)
+def test_it_measures_the_last_seven_days_in_the_patients_time_zone(
+    patient_client, patient, zone, utc_now, local_today
+):
+    patient.timezone = zone
     patient.save()
-    add_logs(patient, date(2026, 11, 14), [6, 6, 6, 6])
-    data = patient_client.get("/api/v1/me/progress/").json()
-    assert data["current_pain_7d"] == 6.0
-    DailyLog.objects.filter(date__gt=date(2026, 11, 15)).delete()
-    data = patient_client.get("/api/v1/me/progress/").json()
-    assert data["current_pain_7d"] is None  # only 15 Nov is left in 15..21 Nov
+    day = local_today
+    # The patient's window is day-6..day: 9, 6, 3, 3 = 5.25. The server's UTC date is a
+    # day off either way, and either wrong window holds other logs: day-5..day+1 gives
+    # 6, 3, 3 = 4.0 and day-7..day-1 gives 0, 9, 6, 3 = 4.5.
+    for offset, pain in ((-7, 0), (-6, 9), (-5, 6), (-4, 3), (0, 3)):
+        DailyLog.objects.create(patient=patient, date=day + timedelta(days=offset), pain=pain)
+    with time_machine.travel(utc_now, tick=False):
+        data = patient_client.get("/api/v1/me/progress/").json()
+    assert data["current_pain_7d"] == 5.3
 
 
 def test_it_gives_the_clinician_the_same_figures(clinician_client, patient):
@@ -193,6 +205,46 @@ def test_it_agrees_with_the_progress_endpoint(clinician_client, patient):
     assert row["baseline_pain"] == progress["baseline_pain"]
     assert row["current_pain_7d"] == progress["current_pain_7d"]
     assert row["pain_change_pct"] == progress["percent_change"]
+
+
+@pytest.mark.parametrize(
+    ("baseline", "current", "expected"),
+    [
+        # Baseline 4/3, current 1/4: -1300/16 = -81.25 % exactly, -81.3 rounded half away
+        # from zero. Float means (1.3333333333333333) land just above the tie: -81.2.
+        ([2, 1, 1], [1, 0, 0, 0], {"percent_change": -81.3, "mcid_reached": False}),
+        # Baseline 8/3, current 2/3: a change of exactly -2 and -75 %, so the MCID is
+        # reached; float means give -1.9999999999999998 (> -2) and miss it.
+        ([3, 3, 2], [1, 1, 0], {"percent_change": -75.0, "mcid_reached": True}),
+        # 29/4 -> 10/3: -54.0 % from the unrounded means, -54.8 from the rounded ones.
+        ([7, 7, 7, 8], [3, 3, 4], {"percent_change": -54.0, "mcid_reached": True}),
+        # 20/3 -> 14/3: exactly -2 points and -30 %, reached (rounded means: -29.9 %).
+        ([7, 7, 6], [5, 5, 4], {"percent_change": -30.0, "mcid_reached": True}),
+        # 14/3 -> 19/7: a change of -1.95, shown as -2.0, is not two points.
+        ([5, 5, 4], [3, 3, 3, 3, 3, 2, 2], {"percent_change": -41.8, "mcid_reached": False}),
+        # A zero baseline has no percent change; nothing can drop two points from it.
+        ([0, 0, 0], [2, 2, 2], {"percent_change": None, "mcid_reached": False}),
+        # Too few logs in either window: no figures at all.
+        ([5, 5], [2, 2, 2], {"percent_change": None, "mcid_reached": False}),
+        ([5, 5, 5], [2, 2], {"percent_change": None, "mcid_reached": False}),
+    ],
+)
+def test_it_gives_the_caseload_the_exact_figures_of_the_progress_endpoint(
+    clinician_client, patient, baseline, current, expected
+):
+    add_logs(patient, date(2026, 10, 1), baseline)
+    add_logs(patient, TODAY - timedelta(days=len(current) - 1), current)
+    progress = clinician_client.get(f"/api/v1/clinician/patients/{patient.pk}/progress/").json()
+    row = clinician_client.get(CASELOAD).json()["results"][0]
+    assert {k: progress[k] for k in expected} == expected
+    assert (row["pain_change_pct"], row["mcid_reached"]) == (
+        expected["percent_change"],
+        expected["mcid_reached"],
+    )
+    assert (row["baseline_pain"], row["current_pain_7d"]) == (
+        progress["baseline_pain"],
+        progress["current_pain_7d"],
+    )
 
 
 def test_it_searches_the_caseload(clinician_client, patient, clinician):

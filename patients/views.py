@@ -47,7 +47,8 @@ class LoginApi(APIView):
 
     @extend_schema_serializer(component_name="Login")
     class InputSerializer(StrictSerializer):
-        email = serializers.EmailField()
+        # 254: the email columns' width (a longer one would be a 500 on the failure row).
+        email = serializers.EmailField(max_length=254)
         password = serializers.CharField(trim_whitespace=False)
 
     @extend_schema(
@@ -100,7 +101,7 @@ class RegisterApi(APIView):
     @extend_schema_serializer(component_name="Register")
     class InputSerializer(StrictSerializer):
         code = serializers.CharField(max_length=40)
-        email = serializers.EmailField()
+        email = serializers.EmailField(max_length=254)
         password = serializers.CharField(trim_whitespace=False, max_length=200)
 
     @extend_schema(
@@ -137,7 +138,7 @@ class InvitationCreateApi(APIView):
 
     @extend_schema_serializer(component_name="InvitationCreate")
     class InputSerializer(StrictSerializer):
-        email = serializers.EmailField()
+        email = serializers.EmailField(max_length=254)
         first_name = serializers.CharField(max_length=150)
         last_name = serializers.CharField(max_length=150)
         date_of_birth = DateOfBirthField()

@@ -63,6 +63,26 @@ def test_it_rejects_missing_fields_with_400(anon_client, db, body, field):
     assert field in response.json()
 
 
+def _long_email(length: int) -> str:
+    # A valid address (Django's validator allows up to 320 characters) longer than the
+    # 254 the email columns hold.
+    domain = "@" + ".".join(["d" * 60] * 3) + ".example"
+    return "a" * (length - len(domain)) + domain
+
+
+@pytest.mark.parametrize("length", [255, 300, 320])
+def test_it_rejects_an_email_longer_than_254_characters_with_400(anon_client, patient, length):
+    from patients.models import SignInFailure
+
+    email = _long_email(length)
+    assert len(email) == length
+    response = _login(anon_client, email, "bad")
+    assert response.status_code == 400
+    assert "email" in response.json()
+    assert not SignInFailure.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
 def test_it_rejects_unknown_fields(anon_client, patient):
     response = anon_client.post(
         LOGIN, {"email": "pat@example.com", "password": PASSWORD, "remember": True}

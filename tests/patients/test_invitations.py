@@ -156,6 +156,8 @@ def test_it_audits_the_invitation(clinician_client, clinician, django_capture_on
         ({"date_of_birth": "14/03/1980"}, "date_of_birth"),
         ({"email": "not-an-email"}, "email"),
         ({"email": "sam@"}, "email"),
+        ({"email": "a" * 190 + "@" + "d" * 60 + ".example"}, "email"),
+        ({"email": "a" * 240 + "@" + "d" * 60 + ".example"}, "email"),
     ],
 )
 def test_it_rejects_bad_invitations_with_400(
@@ -391,6 +393,19 @@ def test_it_rejects_incomplete_registrations(anon_client, db, body, field):
     response = anon_client.post(REGISTER, body)
     assert response.status_code == 400
     assert field in response.json()
+
+
+@pytest.mark.parametrize("length", [255, 320])
+def test_it_rejects_a_registration_email_longer_than_254_characters(
+    anon_client, invitation_code, length
+):
+    domain = "@" + ".".join(["d" * 60] * 3) + ".example"
+    email = "a" * (length - len(domain)) + domain
+    response = _register(anon_client, invitation_code, email=email)
+    assert response.status_code == 400
+    assert "email" in response.json()
+    assert Invitation.objects.get().used_at is None
+    assert not AuditEvent.objects.filter(object_type="account").exists()
 
 
 def test_it_audits_the_registration(anon_client, invitation_code):

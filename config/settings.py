@@ -9,6 +9,9 @@ import environ
 import pygaljs
 from django.core.exceptions import ImproperlyConfigured
 
+# Django-free, so that settings can check rates before apps load.
+from patients.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -166,6 +169,13 @@ def _throttle_rates(raw: str) -> dict[str, str]:
                 f"{sorted(_DEFAULT_THROTTLE_RATES)}"
             )
         rates[scope.strip()] = rate.strip()
+    # Checked here, once: at request time a bad login rate is a 500 on every sign-in and a
+    # bad register or logs rate silently turns that limit off (the throttles fail open).
+    for scope, rate in rates.items():
+        try:
+            parse_rate(rate)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"THROTTLE_RATES: {scope}={rate!r}: {exc}") from exc
     return rates
 
 

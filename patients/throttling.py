@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,21 +15,9 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from patients.models import SignInFailure
+from patients.rates import parse_rate
 
 logger = logging.getLogger(__name__)
-
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """`"10/15min"` -> (10, 900). DRF's own parser has no multiplier, which the
-    contract's "10 failed sign-ins within 15 minutes" needs."""
-    match = _RATE.match(rate.lower())
-    if not match or match.group(3) not in _UNITS:
-        raise ValueError(f"bad rate {rate!r}: use N/unit or N/Kunit, units s, min, h, day")
-    count, multiplier, unit = match.groups()
-    return int(count), int(multiplier or 1) * _UNITS[unit]
 
 
 class ScopedThrottle(ScopedRateThrottle):

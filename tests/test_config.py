@@ -162,6 +162,34 @@ def test_it_refuses_an_unknown_throttle_scope():
     assert "logins=1/min" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("rates", "named"),
+    [
+        ("login=10/fortnight", "login='10/fortnight'"),
+        ("register=0/hour", "register='0/hour'"),
+        ("logs=lots", "logs='lots'"),
+    ],
+)
+def test_it_refuses_a_throttle_rate_it_cannot_read(rates, named):
+    result = _run_python(
+        _LOAD_SETTINGS, DJANGO_DEBUG="true", DATABASE_URL="postgres://x@h/db", THROTTLE_RATES=rates
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"THROTTLE_RATES: {named}" in result.stderr
+
+
+def test_it_accepts_drf_style_throttle_units():
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.THROTTLE_RATES)",
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+        THROTTLE_RATES="login=10/minute,register=5/second,logs=100/day",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'login': '10/minute'" in result.stdout
+
+
 def test_it_reads_settings_from_the_environment():
     code = _LOAD_SETTINGS + (
         "import json; s = settings; print(json.dumps({"

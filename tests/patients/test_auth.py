@@ -128,6 +128,13 @@ def test_it_takes_the_login_rate_from_settings(anon_client, patient):
     assert _login(anon_client, "pat@example.com").status_code == 429
 
 
+@override_settings(THROTTLE_RATES={"login": "2/minute", "register": "1/hour", "logs": "1/hour"})
+def test_it_reads_drf_style_units_in_the_login_rate(anon_client, patient):
+    assert _login(anon_client, "pat@example.com", "bad").status_code == 401
+    assert _login(anon_client, "pat@example.com", "bad").status_code == 401
+    assert _login(anon_client, "pat@example.com").status_code == 429
+
+
 def test_it_logs_out_one_device_only(anon_client, patient):
     phone = _login(anon_client, "pat@example.com").json()["token"]
     tablet = _login(anon_client, "pat@example.com").json()["token"]

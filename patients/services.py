@@ -188,7 +188,20 @@ class IssuedInvitation:
     code: str
 
 
-def _send_invitation_email(*, invitation: Invitation, code: str) -> None:
+def invitation_send(*, invitation_id: UUID | str, code: str) -> bool:
+    """Email an invitation's code; idempotent (the async boundary may deliver it twice).
+
+    An invitation already sent, or no longer usable (a newer code replaced it, it was used
+    or it expired), is skipped: its code would not work. Raises what the email backend
+    raises, so that the task retries.
+    """
+    invitation = (
+        Invitation.objects.select_related("patient__clinic")
+        .filter(pk=invitation_id, last_sent_at__isnull=True)
+        .first()
+    )
+    if invitation is None or not invitation.is_usable:
+        return False
     patient = invitation.patient
     send_mail(
         subject=f"{patient.clinic.name} invites you to track your rehab",
@@ -204,9 +217,18 @@ def _send_invitation_email(*, invitation: Invitation, code: str) -> None:
         recipient_list=[invitation.email],
     )
     Invitation.objects.filter(pk=invitation.pk).update(last_sent_at=timezone.now())
+    return True
 
 
-def _issue_invitation(*, patient: Patient, created_by: Clinician | None) -> IssuedInvitation:
+def _issue_invitation(
+    *,
+    patient: Patient,
+    created_by: Clinician | None,
+    actor: User | None,
+    request: HttpRequest | None,
+) -> IssuedInvitation:
+    from patients.tasks import invitation_send_task
+
     # A new invitation replaces any earlier one still usable: only the latest code works.
     patient.invitations.filter(used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
@@ -219,8 +241,18 @@ def _issue_invitation(*, patient: Patient, created_by: Clinician | None) -> Issu
         created_by=created_by,
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
     )
-    # Email after commit: a rolled-back invitation must not send a working-looking code.
-    transaction.on_commit(lambda: _send_invitation_email(invitation=invitation, code=code))
+    audit_record(
+        actor=actor,
+        action=AuditEvent.Action.CREATE,
+        object_type="invitation",
+        object_id=invitation.pk,
+        patient=patient,
+        request=request,
+    )
+    # Emailed by a worker after commit: a rolled-back invitation sends no working-looking
+    # code, and a slow or failing mail server never fails (or half-writes) the request.
+    # The code travels in the message because only its hash is stored.
+    invitation_send_task.delay_on_commit(str(invitation.pk), code)
     return IssuedInvitation(invitation=invitation, code=code)
 
 
@@ -253,6 +285,7 @@ def invitation_create(
     timezone_name: str,
     condition: str = "",
     affected_side: str = "",
+    request: HttpRequest | None = None,
 ) -> IssuedInvitation:
     """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
     email = email.strip().lower()
@@ -271,15 +304,28 @@ def invitation_create(
         # record and one insert won: refresh that record instead of answering 500.
         patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
     patient.care_team.add(clinician)
-    return _issue_invitation(patient=patient, created_by=clinician)
+    return _issue_invitation(
+        patient=patient, created_by=clinician, actor=clinician.user, request=request
+    )
 
 
 @transaction.atomic
-def invitation_resend(*, invitation: Invitation, by: Clinician | None = None) -> IssuedInvitation:
+def invitation_resend(
+    *,
+    invitation: Invitation,
+    by: Clinician | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+) -> IssuedInvitation:
     """Send a fresh code (only hashes are stored, so the old code cannot be re-sent)."""
     if invitation.patient.user_id is not None:
         raise ApplicationError("The patient has already registered.")
-    return _issue_invitation(patient=invitation.patient, created_by=by or invitation.created_by)
+    return _issue_invitation(
+        patient=invitation.patient,
+        created_by=by or invitation.created_by,
+        actor=actor if actor is not None else (by.user if by is not None else None),
+        request=request,
+    )
 
 
 @transaction.atomic

@@ -170,13 +170,6 @@ class InvitationCreateApi(APIView):
             timezone_name=data["timezone"],
             condition=data.get("condition") or "",
             affected_side=data.get("affected_side") or "",
-        )
-        services.audit_record(
-            actor=request.user,  # type: ignore[arg-type]
-            action=AuditEvent.Action.CREATE,
-            object_type="invitation",
-            object_id=issued.invitation.pk,
-            patient=issued.invitation.patient,
             request=request,
         )
         out = self.OutputSerializer(

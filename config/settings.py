@@ -131,6 +131,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Security: production sits behind a TLS-terminating proxy (api-contract.md) ---
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front append to X-Forwarded-For: the client address is the entry the
+# outermost one appended (patients.throttling.client_ip). 0 takes the socket's address, as
+# with `make run` and compose, where nothing is in front; trusting the header there would
+# let any client forge its address past the per-client sign-in limit.
+TRUSTED_PROXY_COUNT: int = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0 if DEBUG else 1)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more.")
 SECURE_SSL_REDIRECT: bool = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Container and load-balancer probes talk plain HTTP to the process itself.
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]

@@ -55,16 +55,24 @@ class ScopedThrottle(ScopedRateThrottle):
 
 
 def client_ip(request: HttpRequest | Request) -> str | None:
-    """The caller's address, as the one TLS-terminating proxy in front of us saw it.
+    """The caller's address, as the outermost of our trusted proxies saw it.
 
-    The proxy appends the address it saw to X-Forwarded-For, so the last entry is the only
-    one a client cannot forge; earlier entries are whatever the client sent, and trusting
-    them would let anyone dodge the per-client sign-in limit by rotating the header. A
-    value that is not an IP address (a broken proxy, a forged header) must not reach the
-    `inet` columns either, where it would be a 500.
+    Each of the `TRUSTED_PROXY_COUNT` proxies in front appends the address it saw to
+    X-Forwarded-For, so the entry the outermost one added (counting from the right) is the
+    last one a client cannot forge; entries left of it are whatever the client sent, and
+    trusting them would let anyone dodge the per-client sign-in limit by rotating the
+    header. With no proxy (0) the header is ignored. A value that is not an IP address (a
+    broken proxy, a forged header) must not reach the `inet` columns either, where it
+    would be a 500: the socket's address is used instead.
     """
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    candidates = [forwarded.split(",")[-1].strip()] if forwarded else []
+    trusted: int = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    candidates: list[str] = []
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "") if trusted else ""
+    if forwarded:
+        entries = [entry.strip() for entry in forwarded.split(",")]
+        # Fewer entries than proxies: the outer ones were bypassed or did not append, and
+        # the leftmost entry is then the one a trusted proxy added.
+        candidates.append(entries[-min(trusted, len(entries))])
     candidates.append(request.META.get("REMOTE_ADDR") or "")
     for candidate in candidates:
         try:

@@ -190,6 +190,42 @@ def test_it_accepts_drf_style_throttle_units():
     assert "'login': '10/minute'" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DJANGO_DEBUG": "true"}, "0"),
+        ({"DJANGO_DEBUG": "true", "DJANGO_TRUSTED_PROXY_COUNT": "2"}, "2"),
+        ({"DJANGO_DEBUG": "false", "DJANGO_TRUSTED_PROXY_COUNT": "0"}, "0"),
+    ],
+)
+def test_it_reads_the_number_of_trusted_proxies(env, expected):
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.TRUSTED_PROXY_COUNT)",
+        DATABASE_URL="postgres://x@h/db",
+        REDIS_URL="redis://h:6379/0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_it_refuses_a_negative_number_of_trusted_proxies():
+    result = _run_python(
+        _LOAD_SETTINGS,
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+        DJANGO_TRUSTED_PROXY_COUNT="-1",
+    )
+    assert result.returncode != 0
+    assert "DJANGO_TRUSTED_PROXY_COUNT must be 0 or more" in result.stderr
+
+
+def test_it_trusts_no_forwarded_for_in_compose_where_no_proxy_is_in_front():
+    environment = _compose()["x-app"]["environment"]
+    assert environment["DJANGO_TRUSTED_PROXY_COUNT"] == "${DJANGO_TRUSTED_PROXY_COUNT:-0}"
+
+
 def test_it_reads_settings_from_the_environment():
     code = _LOAD_SETTINGS + (
         "import json; s = settings; print(json.dumps({"
@@ -198,7 +234,7 @@ def test_it_reads_settings_from_the_environment():
         "'hsts': s.SECURE_HSTS_SECONDS, 'hosts': s.ALLOWED_HOSTS, "
         "'throttle': s.THROTTLE_RATES, 'broker': s.CELERY_BROKER_URL, "
         "'email_backend': s.EMAIL_BACKEND, 'invitation_days': s.INVITATION_TTL_DAYS, "
-        "'token_days': s.REST_KNOX['TOKEN_TTL'].days, "
+        "'token_days': s.REST_KNOX['TOKEN_TTL'].days, 'proxies': s.TRUSTED_PROXY_COUNT, "
         "'db_name': s.DATABASES['default']['NAME']}))"
     )
     result = _run_python(
@@ -225,6 +261,7 @@ def test_it_reads_settings_from_the_environment():
         "email_backend": "django.core.mail.backends.console.EmailBackend",
         "invitation_days": 7,
         "token_days": 10,
+        "proxies": 1,
         "db_name": "rehabdb",
     }
 

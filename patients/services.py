@@ -289,6 +289,16 @@ def invitation_create(
 ) -> IssuedInvitation:
     """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
     email = email.strip().lower()
+    # Registration creates a new account for the email, so an email that already has one
+    # (a clinician, or a patient here or at another clinic) could never use the code.
+    # Refused now, in words that do not say whose account it is or at which clinic.
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError(
+            {
+                "email": "This email address already has an account, so an invitation to it "
+                "could never be used. Ask the patient for another address."
+            }
+        )
     fields = {
         "first_name": first_name,
         "last_name": last_name,

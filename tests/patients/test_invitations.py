@@ -396,6 +396,27 @@ def test_it_refuses_to_invite_a_registered_patient(
     assert mail.outbox == []
 
 
+@pytest.mark.parametrize("who", ["other_patient", "other_clinic_clinician", "clinician"])
+def test_it_refuses_to_invite_an_email_that_already_has_an_account(
+    clinician_client, clinician, other_clinic_clinician, django_capture_on_commit_callbacks, who
+):
+    email = {
+        "other_patient": "olly@example.com",
+        "other_clinic_clinician": "BOB@hilltop.example",
+        "clinician": "alice@riverside.example",
+    }[who]
+    response = _invite(clinician_client, django_capture_on_commit_callbacks, email=email)
+    assert response.status_code == 400
+    message = " ".join(response.json()["email"])
+    assert "already has an account" in message
+    # Which clinic holds the account is none of the inviting clinic's business.
+    assert "Hilltop" not in message
+    assert "Riverside" not in message
+    assert not Invitation.objects.exists()
+    assert not Patient.objects.filter(clinic=clinician.clinic, email=email.lower()).exists()
+    assert mail.outbox == []
+
+
 def test_it_keeps_invitations_within_the_inviting_clinic(
     clinician_client,
     other_clinic_clinician_client,

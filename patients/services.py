@@ -339,7 +339,14 @@ def invitation_resend(
 
 
 @transaction.atomic
-def patient_register(*, code: str, email: str, password: str, device: str = "") -> IssuedToken:
+def patient_register(
+    *,
+    code: str,
+    email: str,
+    password: str,
+    device: str = "",
+    request: HttpRequest | None = None,
+) -> IssuedToken:
     """Create the patient's sign-in from an invitation code; the code works once."""
     email = email.strip().lower()
     invitation = (
@@ -377,6 +384,7 @@ def patient_register(*, code: str, email: str, password: str, device: str = "") 
         object_type="account",
         patient=patient,
         object_id=user.pk,
+        request=request,
     )
     return _issue_token(user=user, device=device)
 

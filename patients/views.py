@@ -113,7 +113,9 @@ class RegisterApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         issued = services.patient_register(
-            **serializer.validated_data, device=request.META.get("HTTP_USER_AGENT", "")
+            **serializer.validated_data,
+            device=request.META.get("HTTP_USER_AGENT", ""),
+            request=request,
         )
         return _token_response(issued, status.HTTP_201_CREATED)
 

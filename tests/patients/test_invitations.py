@@ -573,6 +573,20 @@ def test_it_audits_the_registration(anon_client, invitation_code):
     assert event.patient_id == patient.pk
 
 
+def test_it_records_where_a_registration_came_from(anon_client, invitation_code):
+    anon_client.post(
+        REGISTER,
+        {"code": invitation_code, "email": "sam.new@example.com", "password": STRONG_PASSWORD},
+        REMOTE_ADDR="10.4.5.6",
+        HTTP_USER_AGENT="RehabApp/2.1 (iPhone)",
+    )
+    event = AuditEvent.objects.get(object_type="account")
+    assert event.ip == "10.4.5.6"
+    assert event.path == REGISTER
+    assert event.method == "POST"
+    assert event.user_agent == "RehabApp/2.1 (iPhone)"
+
+
 @override_settings(THROTTLE_RATES={"login": "10/15min", "register": "3/hour", "logs": "600/hour"})
 def test_it_throttles_registration_attempts(anon_client, db):
     for _ in range(3):

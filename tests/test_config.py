@@ -567,3 +567,37 @@ def test_it_reports_a_degraded_safety_queue_without_failing_the_probe(client, pa
     assert response.json()["safety"]["overdue_logs"] == 1
     DailyLog.objects.filter(pk=log.pk).update(evaluation_failed_at=timezone.now())
     assert client.get("/health/").json()["safety"]["failed_logs"] == 1
+
+
+# --------------------------------------------------------------------------- no silent clamp
+
+CASELOAD = "/api/v1/clinician/patients/"
+
+
+@pytest.mark.parametrize("page_size", ["201", "5000", "0", "-1", "abc", "", "2.5"])
+def test_it_refuses_a_page_size_it_would_have_to_change(clinician_client, patient, page_size):
+    response = clinician_client.get(CASELOAD, {"page_size": page_size})
+    assert response.status_code == 400
+    assert "page_size" in response.json()
+
+
+@pytest.mark.parametrize("page_size", ["1", "200"])
+def test_it_serves_the_page_size_asked_for(clinician_client, patient, page_size):
+    response = clinician_client.get(CASELOAD, {"page_size": page_size})
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+
+
+def test_it_refuses_a_search_longer_than_100_characters(clinician_client, patient):
+    response = clinician_client.get(CASELOAD, {"search": "d" * 101})
+    assert response.status_code == 400
+    assert "search" in response.json()
+
+
+def test_it_searches_with_100_characters(clinician_client, patient):
+    response = clinician_client.get(CASELOAD, {"search": "Doe" + " " * 97})
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+    response = clinician_client.get(CASELOAD, {"search": "x" * 100})
+    assert response.status_code == 200
+    assert response.json()["count"] == 0

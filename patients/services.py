@@ -448,10 +448,15 @@ def clinician_create_or_update(
 ) -> Clinician:
     """Operator bootstrap: create the clinic if needed and a clinician who can sign in.
 
-    Idempotent for the same email: the password (and names, when given) are updated.
+    Idempotent for the same email: the password (and names, when given) are updated. The
+    clinic is matched by name whatever its case, so "riverside physio" is not a second
+    Riverside Physio. The password passes Django's validators, as a patient's must.
     """
     email = email.strip().lower()
-    clinic, _ = Clinic.objects.get_or_create(name=clinic_name.strip())
+    clinic_name = clinic_name.strip()
+    clinic = Clinic.objects.filter(name__iexact=clinic_name).order_by("created_at").first()
+    if clinic is None:
+        clinic = Clinic.objects.create(name=clinic_name)
     user = User.objects.filter(email=email).first()
     if user is None:
         user = User(email=email)
@@ -461,7 +466,10 @@ def clinician_create_or_update(
         user.first_name = first_name
     if last_name:
         user.last_name = last_name
-    # Not validated here: the operator chose it on the command line, which warns instead.
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
     user.set_password(password)
     user.save()
     clinician, created = Clinician.objects.get_or_create(

@@ -8,6 +8,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db.models import QuerySet
@@ -238,10 +239,12 @@ def test_it_expires_the_code_after_fourteen_days_by_default(
 def test_it_takes_the_invitation_lifetime_from_settings(
     clinician_client, clinician, django_capture_on_commit_callbacks
 ):
-    response = _invite(clinician_client, django_capture_on_commit_callbacks)
+    now = timezone.now().replace(microsecond=0)
+    with time_machine.travel(now, tick=False):
+        response = _invite(clinician_client, django_capture_on_commit_callbacks)
     expires_at = parse_datetime(response.json()["expires_at"])
-    assert expires_at is not None
-    assert expires_at - timezone.now() < timedelta(days=3, minutes=1)
+    assert expires_at == now + timedelta(days=3)
+    assert Invitation.objects.get().expires_at == now + timedelta(days=3)
 
 
 def test_it_stores_only_a_hash_of_the_code(

@@ -163,6 +163,20 @@ def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
     return deleted
 
 
+def auth_token_revoke(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
+    """Sign one of the user's devices out (a lost phone): its token stops working."""
+    public_id, device = token.public_id, token.device
+    AuthToken.objects.filter(pk=token.pk, user=user).delete()
+    audit_record(
+        actor=user,
+        action=AuditEvent.Action.LOGOUT,
+        object_type="auth_token",
+        object_id=public_id,
+        changes={"device": device},
+        request=request,
+    )
+
+
 # --------------------------------------------------------------------------- invitations
 
 # No 0/O or 1/I/L: the code is read from an email and typed on a phone.

@@ -103,7 +103,9 @@ class AuthToken(AbstractAuthToken):
     device: models.CharField[str, str] = models.CharField(max_length=200, blank=True)
     # What the devices endpoints call it: the primary key is the token's digest, which is
     # no business of a client's (nor of a log line's).
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    public_id: models.UUIDField[uuid.UUID, uuid.UUID] = models.UUIDField(
+        default=uuid.uuid4, unique=True, editable=False
+    )
 
     class Meta:
         verbose_name = "API token"

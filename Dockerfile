@@ -17,10 +17,12 @@ RUN pip install -r requirements.txt
 
 COPY . .
 
-# Settings refuse to load without a secret key and a database URL; collectstatic needs
-# neither for real (it never connects), so give it throwaway values for the build only.
+# Settings refuse to load without a secret key, a database URL and a Redis URL;
+# collectstatic needs none for real (it never connects), so give it throwaway values for
+# the build only.
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef \
     DATABASE_URL=postgres://build@localhost/build \
+    REDIS_URL=redis://build:6379/0 \
     python manage.py collectstatic --noinput
 
 # The code and static files stay root's: the process can read them, not change them.

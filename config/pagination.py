@@ -10,10 +10,38 @@ from rest_framework.views import APIView
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
-    """`{count, next, previous, results}` with a client-chosen page size, capped."""
+    """`{count, next, previous, results}` with a client-chosen page size, at most 200.
+
+    DRF cuts a larger `page_size` to the maximum and ignores one that is not a positive
+    integer; the contract allows no silent clamp, so both are a 400 naming `page_size`.
+    """
 
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int | None:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        message = f"Must be a whole number from 1 to {self.max_page_size}."
+        try:
+            size = int(raw)
+        except ValueError:
+            raise serializers.ValidationError({self.page_size_query_param: [message]}) from None
+        if not 1 <= size <= self.max_page_size:
+            raise serializers.ValidationError({self.page_size_query_param: [message]})
+        return size
+
+
+def query_text(request: Request, name: str, *, max_length: int) -> str:
+    """A free-text query parameter (a list's `search`), stripped; longer than `max_length`
+    is a 400 naming it, never a silent cut."""
+    value = str(request.query_params.get(name, "")).strip()
+    if len(value) > max_length:
+        raise serializers.ValidationError(
+            {name: [f"Ensure this value has at most {max_length} characters."]}
+        )
+    return value
 
 
 def paginate(

@@ -9,6 +9,9 @@ import environ
 import pygaljs
 from django.core.exceptions import ImproperlyConfigured
 
+# Django-free, so that settings can check rates before apps load.
+from patients.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -88,6 +91,13 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Likewise for Redis (api-contract.md § Operations): a production start without it would
+# otherwise quietly talk to a localhost Redis that is not there (or not the right one).
+if not DEBUG and "REDIS_URL" not in env.ENVIRON:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set. `make run` and `make test` start an embedded Redis for you; "
+        "a production start must point REDIS_URL at its Redis."
+    )
 REDIS_URL: str = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 CACHES = {
@@ -128,6 +138,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Security: production sits behind a TLS-terminating proxy (api-contract.md) ---
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front append to X-Forwarded-For: the client address is the entry the
+# outermost one appended (patients.throttling.client_ip). 0 takes the socket's address, as
+# with `make run` and compose, where nothing is in front; trusting the header there would
+# let any client forge its address past the per-client sign-in limit.
+TRUSTED_PROXY_COUNT: int = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0 if DEBUG else 1)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more.")
 SECURE_SSL_REDIRECT: bool = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Container and load-balancer probes talk plain HTTP to the process itself.
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]
@@ -166,6 +183,13 @@ def _throttle_rates(raw: str) -> dict[str, str]:
                 f"{sorted(_DEFAULT_THROTTLE_RATES)}"
             )
         rates[scope.strip()] = rate.strip()
+    # Checked here, once: at request time a bad login rate is a 500 on every sign-in and a
+    # bad register or logs rate silently turns that limit off (the throttles fail open).
+    for scope, rate in rates.items():
+        try:
+            parse_rate(rate)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"THROTTLE_RATES: {scope}={rate!r}: {exc}") from exc
     return rates
 
 

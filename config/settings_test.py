@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
+# `make test` points REDIS_URL at the embedded server; mypy's Django plugin loads these
+# settings too and needs no server, only a value.
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 from config.settings import *  # noqa: F403
 

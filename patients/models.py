@@ -101,6 +101,11 @@ class AuthToken(AbstractAuthToken):
     """A hashed, expiring API token (django-rest-knox), one per signed-in device."""
 
     device: models.CharField[str, str] = models.CharField(max_length=200, blank=True)
+    # What the devices endpoints call it: the primary key is the token's digest, which is
+    # no business of a client's (nor of a log line's).
+    public_id: models.UUIDField[uuid.UUID, uuid.UUID] = models.UUIDField(
+        default=uuid.uuid4, unique=True, editable=False
+    )
 
     class Meta:
         verbose_name = "API token"

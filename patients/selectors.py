@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from patients.models import Clinician, Patient, User
+from patients.models import AuthToken, Clinician, Patient, User
 
 
 def patient_list(*, user: User) -> Any:
@@ -41,3 +42,16 @@ def patient_own_get(*, user: User) -> Patient:
         raise Http404("No patient record for this account.")
     assert isinstance(patient, Patient)
     return patient
+
+
+def auth_token_list(*, user: User) -> Any:
+    """The user's own signed-in devices (unexpired tokens), newest first."""
+    return AuthToken.objects.filter(
+        Q(expiry__isnull=True) | Q(expiry__gt=timezone.now()), user=user
+    ).order_by("-created", "public_id")
+
+
+def auth_token_get(*, user: User, token_id: UUID | str) -> AuthToken:
+    """One of the user's own tokens; another user's (or an unknown) id is a 404."""
+    token: AuthToken = get_object_or_404(auth_token_list(user=user), public_id=token_id)
+    return token

@@ -163,6 +163,20 @@ def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
     return deleted
 
 
+def auth_token_revoke(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
+    """Sign one of the user's devices out (a lost phone): its token stops working."""
+    public_id, device = token.public_id, token.device
+    AuthToken.objects.filter(pk=token.pk, user=user).delete()
+    audit_record(
+        actor=user,
+        action=AuditEvent.Action.LOGOUT,
+        object_type="auth_token",
+        object_id=public_id,
+        changes={"device": device},
+        request=request,
+    )
+
+
 # --------------------------------------------------------------------------- invitations
 
 # No 0/O or 1/I/L: the code is read from an email and typed on a phone.
@@ -188,7 +202,20 @@ class IssuedInvitation:
     code: str
 
 
-def _send_invitation_email(*, invitation: Invitation, code: str) -> None:
+def invitation_send(*, invitation_id: UUID | str, code: str) -> bool:
+    """Email an invitation's code; idempotent (the async boundary may deliver it twice).
+
+    An invitation already sent, or no longer usable (a newer code replaced it, it was used
+    or it expired), is skipped: its code would not work. Raises what the email backend
+    raises, so that the task retries.
+    """
+    invitation = (
+        Invitation.objects.select_related("patient__clinic")
+        .filter(pk=invitation_id, last_sent_at__isnull=True)
+        .first()
+    )
+    if invitation is None or not invitation.is_usable:
+        return False
     patient = invitation.patient
     send_mail(
         subject=f"{patient.clinic.name} invites you to track your rehab",
@@ -204,9 +231,18 @@ def _send_invitation_email(*, invitation: Invitation, code: str) -> None:
         recipient_list=[invitation.email],
     )
     Invitation.objects.filter(pk=invitation.pk).update(last_sent_at=timezone.now())
+    return True
 
 
-def _issue_invitation(*, patient: Patient, created_by: Clinician | None) -> IssuedInvitation:
+def _issue_invitation(
+    *,
+    patient: Patient,
+    created_by: Clinician | None,
+    actor: User | None,
+    request: HttpRequest | None,
+) -> IssuedInvitation:
+    from patients.tasks import invitation_send_task
+
     # A new invitation replaces any earlier one still usable: only the latest code works.
     patient.invitations.filter(used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
@@ -219,8 +255,18 @@ def _issue_invitation(*, patient: Patient, created_by: Clinician | None) -> Issu
         created_by=created_by,
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
     )
-    # Email after commit: a rolled-back invitation must not send a working-looking code.
-    transaction.on_commit(lambda: _send_invitation_email(invitation=invitation, code=code))
+    audit_record(
+        actor=actor,
+        action=AuditEvent.Action.CREATE,
+        object_type="invitation",
+        object_id=invitation.pk,
+        patient=patient,
+        request=request,
+    )
+    # Emailed by a worker after commit: a rolled-back invitation sends no working-looking
+    # code, and a slow or failing mail server never fails (or half-writes) the request.
+    # The code travels in the message because only its hash is stored.
+    invitation_send_task.delay_on_commit(str(invitation.pk), code)
     return IssuedInvitation(invitation=invitation, code=code)
 
 
@@ -253,9 +299,20 @@ def invitation_create(
     timezone_name: str,
     condition: str = "",
     affected_side: str = "",
+    request: HttpRequest | None = None,
 ) -> IssuedInvitation:
     """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
     email = email.strip().lower()
+    # Registration creates a new account for the email, so an email that already has one
+    # (a clinician, or a patient here or at another clinic) could never use the code.
+    # Refused now, in words that do not say whose account it is or at which clinic.
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError(
+            {
+                "email": "This email address already has an account, so an invitation to it "
+                "could never be used. Ask the patient for another address."
+            }
+        )
     fields = {
         "first_name": first_name,
         "last_name": last_name,
@@ -271,19 +328,39 @@ def invitation_create(
         # record and one insert won: refresh that record instead of answering 500.
         patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
     patient.care_team.add(clinician)
-    return _issue_invitation(patient=patient, created_by=clinician)
+    return _issue_invitation(
+        patient=patient, created_by=clinician, actor=clinician.user, request=request
+    )
 
 
 @transaction.atomic
-def invitation_resend(*, invitation: Invitation, by: Clinician | None = None) -> IssuedInvitation:
+def invitation_resend(
+    *,
+    invitation: Invitation,
+    by: Clinician | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+) -> IssuedInvitation:
     """Send a fresh code (only hashes are stored, so the old code cannot be re-sent)."""
     if invitation.patient.user_id is not None:
         raise ApplicationError("The patient has already registered.")
-    return _issue_invitation(patient=invitation.patient, created_by=by or invitation.created_by)
+    return _issue_invitation(
+        patient=invitation.patient,
+        created_by=by or invitation.created_by,
+        actor=actor if actor is not None else (by.user if by is not None else None),
+        request=request,
+    )
 
 
 @transaction.atomic
-def patient_register(*, code: str, email: str, password: str, device: str = "") -> IssuedToken:
+def patient_register(
+    *,
+    code: str,
+    email: str,
+    password: str,
+    device: str = "",
+    request: HttpRequest | None = None,
+) -> IssuedToken:
     """Create the patient's sign-in from an invitation code; the code works once."""
     email = email.strip().lower()
     invitation = (
@@ -321,6 +398,7 @@ def patient_register(*, code: str, email: str, password: str, device: str = "") 
         object_type="account",
         patient=patient,
         object_id=user.pk,
+        request=request,
     )
     return _issue_token(user=user, device=device)
 
@@ -384,10 +462,15 @@ def clinician_create_or_update(
 ) -> Clinician:
     """Operator bootstrap: create the clinic if needed and a clinician who can sign in.
 
-    Idempotent for the same email: the password (and names, when given) are updated.
+    Idempotent for the same email: the password (and names, when given) are updated. The
+    clinic is matched by name whatever its case, so "riverside physio" is not a second
+    Riverside Physio. The password passes Django's validators, as a patient's must.
     """
     email = email.strip().lower()
-    clinic, _ = Clinic.objects.get_or_create(name=clinic_name.strip())
+    clinic_name = clinic_name.strip()
+    clinic = Clinic.objects.filter(name__iexact=clinic_name).order_by("created_at").first()
+    if clinic is None:
+        clinic = Clinic.objects.create(name=clinic_name)
     user = User.objects.filter(email=email).first()
     if user is None:
         user = User(email=email)
@@ -397,7 +480,10 @@ def clinician_create_or_update(
         user.first_name = first_name
     if last_name:
         user.last_name = last_name
-    # Not validated here: the operator chose it on the command line, which warns instead.
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
     user.set_password(password)
     user.save()
     clinician, created = Clinician.objects.get_or_create(

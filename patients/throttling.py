@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,21 +15,9 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from patients.models import SignInFailure
+from patients.rates import parse_rate
 
 logger = logging.getLogger(__name__)
-
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """`"10/15min"` -> (10, 900). DRF's own parser has no multiplier, which the
-    contract's "10 failed sign-ins within 15 minutes" needs."""
-    match = _RATE.match(rate.lower())
-    if not match or match.group(3) not in _UNITS:
-        raise ValueError(f"bad rate {rate!r}: use N/unit or N/Kunit, units s, min, h, day")
-    count, multiplier, unit = match.groups()
-    return int(count), int(multiplier or 1) * _UNITS[unit]
 
 
 class ScopedThrottle(ScopedRateThrottle):
@@ -68,16 +55,24 @@ class ScopedThrottle(ScopedRateThrottle):
 
 
 def client_ip(request: HttpRequest | Request) -> str | None:
-    """The caller's address, as the one TLS-terminating proxy in front of us saw it.
+    """The caller's address, as the outermost of our trusted proxies saw it.
 
-    The proxy appends the address it saw to X-Forwarded-For, so the last entry is the only
-    one a client cannot forge; earlier entries are whatever the client sent, and trusting
-    them would let anyone dodge the per-client sign-in limit by rotating the header. A
-    value that is not an IP address (a broken proxy, a forged header) must not reach the
-    `inet` columns either, where it would be a 500.
+    Each of the `TRUSTED_PROXY_COUNT` proxies in front appends the address it saw to
+    X-Forwarded-For, so the entry the outermost one added (counting from the right) is the
+    last one a client cannot forge; entries left of it are whatever the client sent, and
+    trusting them would let anyone dodge the per-client sign-in limit by rotating the
+    header. With no proxy (0) the header is ignored. A value that is not an IP address (a
+    broken proxy, a forged header) must not reach the `inet` columns either, where it
+    would be a 500: the socket's address is used instead.
     """
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    candidates = [forwarded.split(",")[-1].strip()] if forwarded else []
+    trusted: int = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    candidates: list[str] = []
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "") if trusted else ""
+    if forwarded:
+        entries = [entry.strip() for entry in forwarded.split(",")]
+        # Fewer entries than proxies: the outer ones were bypassed or did not append, and
+        # the leftmost entry is then the one a trusted proxy added.
+        candidates.append(entries[-min(trusted, len(entries))])
     candidates.append(request.META.get("REMOTE_ADDR") or "")
     for candidate in candidates:
         try:

@@ -9,6 +9,12 @@ urlpatterns = [
     path("auth/logout/", views.LogoutApi.as_view(), name="auth-logout"),
     path("auth/logout-all/", views.LogoutAllApi.as_view(), name="auth-logout-all"),
     path("auth/register/", views.RegisterApi.as_view(), name="auth-register"),
+    path("auth/devices/", views.DeviceListApi.as_view(), name="auth-device-list"),
+    path(
+        "auth/devices/<uuid:device_id>/",
+        views.DeviceRevokeApi.as_view(),
+        name="auth-device-revoke",
+    ),
     path(
         "clinician/invitations/",
         views.InvitationCreateApi.as_view(),

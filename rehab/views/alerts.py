@@ -114,6 +114,7 @@ def _detail(request: Request, alert_id: UUID) -> Response:
 
 
 class AlertListApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema(
@@ -229,6 +230,7 @@ class NotificationSerializer(serializers.Serializer):
 
 
 class NotificationListApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     class QuerySerializer(serializers.Serializer):

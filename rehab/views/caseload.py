@@ -70,6 +70,7 @@ class CaseloadRowSerializer(serializers.Serializer):
 
 
 class CaseloadApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema(

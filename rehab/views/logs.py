@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import PageNumberPagination, paginate
 from config.serializers import (
     StrictBooleanField,
     StrictFloatField,
@@ -159,6 +159,7 @@ def _date_range(request: Request) -> dict[str, Any]:
 
 
 class LogListCreateApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsPatient]
     throttle_scope = "logs"
 
@@ -328,6 +329,7 @@ class MeProgressApi(APIView):
 
 
 class PatientLogListApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema(

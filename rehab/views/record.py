@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import PageNumberPagination, paginate
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.permissions import IsClinician, IsPatient
@@ -44,19 +44,6 @@ CLINICIAN_TAG = "clinician: clinical record"
 PATIENT_TAG = "patient: questionnaires"
 
 # --------------------------------------------------------------------------- plumbing
-
-
-def _page_of(serializer_class: type[serializers.Serializer], name: str) -> Any:
-    """The schema of `{count, next, previous, results}` around `serializer_class`."""
-    return inline_serializer(
-        name=f"Paginated{name}List",
-        fields={
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer_class(many=True),
-        },
-    )
 
 
 def _user(request: Request) -> User:
@@ -127,6 +114,7 @@ class InterventionOutputSerializer(serializers.Serializer):
 
 
 class InterventionsApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema_serializer(component_name="InterventionInput")
@@ -151,7 +139,7 @@ class InterventionsApi(APIView):
     OutputSerializer = InterventionOutputSerializer
 
     @extend_schema(
-        responses={200: _page_of(InterventionOutputSerializer, "Intervention")},
+        responses={200: InterventionOutputSerializer(many=True)},
         tags=[CLINICIAN_TAG],
         summary="List the patient's interventions, newest first",
     )
@@ -242,6 +230,7 @@ class ProvocativeTestInputSerializer(StrictSerializer):
 
 
 class ProvocativeTestsApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema_serializer(component_name="ProvocativeTestsInput")
@@ -273,7 +262,7 @@ class ProvocativeTestsApi(APIView):
         parameters=[
             OpenApiParameter("test", str, enum=ProvocativeTest.Test.values, required=False)
         ],
-        responses={200: _page_of(ProvocativeTestOutputSerializer, "ProvocativeTest")},
+        responses={200: ProvocativeTestOutputSerializer(many=True)},
         tags=[CLINICIAN_TAG],
         summary="List provocative tests, newest examination first",
     )
@@ -330,6 +319,7 @@ class ImagingFindingOutputSerializer(serializers.Serializer):
 
 
 class ImagingFindingsApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema_serializer(component_name="ImagingFindingInput")
@@ -342,7 +332,7 @@ class ImagingFindingsApi(APIView):
     OutputSerializer = ImagingFindingOutputSerializer
 
     @extend_schema(
-        responses={200: _page_of(ImagingFindingOutputSerializer, "ImagingFinding")},
+        responses={200: ImagingFindingOutputSerializer(many=True)},
         tags=[CLINICIAN_TAG],
         summary="List imaging findings, newest first",
     )
@@ -393,6 +383,7 @@ class DiagnosisOutputSerializer(serializers.Serializer):
 
 
 class DiagnosesApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     class FilterSerializer(StrictSerializer):
@@ -413,7 +404,7 @@ class DiagnosesApi(APIView):
                 "current", bool, required=False, description="true: not ended; false: ended"
             )
         ],
-        responses={200: _page_of(DiagnosisOutputSerializer, "Diagnosis")},
+        responses={200: DiagnosisOutputSerializer(many=True)},
         tags=[CLINICIAN_TAG],
         summary="List working diagnoses, latest first",
     )
@@ -495,6 +486,7 @@ class AssessedMarkOutputSerializer(serializers.Serializer):
 
 
 class AssessedMarksApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema_serializer(component_name="AssessedMarkInput")
@@ -508,7 +500,7 @@ class AssessedMarksApi(APIView):
     OutputSerializer = AssessedMarkOutputSerializer
 
     @extend_schema(
-        responses={200: _page_of(AssessedMarkOutputSerializer, "AssessedMark")},
+        responses={200: AssessedMarkOutputSerializer(many=True)},
         tags=[CLINICIAN_TAG],
         summary="List the assessed-and-stable marks in force today",
     )
@@ -666,10 +658,11 @@ class QuestionnaireDueOutputSerializer(serializers.Serializer):
 
 
 class QuestionnaireScheduleApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema(
-        responses={200: _page_of(QuestionnaireDueOutputSerializer, "QuestionnaireDue")},
+        responses={200: QuestionnaireDueOutputSerializer(many=True)},
         tags=[CLINICIAN_TAG],
         summary="The patient's questionnaire schedule: what is upcoming, open, done or missed",
     )
@@ -697,10 +690,11 @@ class TimelineEntrySerializer(serializers.Serializer):
 
 
 class TimelineApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema(
-        responses={200: _page_of(TimelineEntrySerializer, "TimelineEntry")},
+        responses={200: TimelineEntrySerializer(many=True)},
         tags=[CLINICIAN_TAG],
         summary="The patient's timeline, newest first",
         description=(
@@ -751,10 +745,11 @@ class QuestionnaireResponseOutputSerializer(serializers.Serializer):
 
 
 class MyQuestionnairesApi(APIView):
+    pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsPatient]
 
     @extend_schema(
-        responses={200: _page_of(DueQuestionnaireSerializer, "DueQuestionnaire")},
+        responses={200: DueQuestionnaireSerializer(many=True)},
         tags=[PATIENT_TAG],
         summary="The questionnaires due now, with what the app needs to render them",
     )

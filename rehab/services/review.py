@@ -2,7 +2,11 @@
 
 One run, for each review rule in `REVIEW_DETECTORS`:
 1. one SQL statement finds every patient the rule fires for on their local today
-   (`rehab.selectors.review`); nothing here loops over patients who do not fire;
+   (`rehab.selectors.review`); nothing here loops over patients who do not fire. The rules
+   that judge one day's log (NR-PAIN-01, NR-PAIN-03, NR-POST-01) also judge, in a second
+   statement, the earlier days (within the 14-day backfill window) whose logs were created
+   or changed in the last `CHANGED_LOOKBACK`: a log made at 23:50 after the last run of
+   the patient's day, a backfilled day, an edit to yesterday;
 2. each firing is recorded through `alert_raise` (one unresolved alert per patient and
    rule; trend rules have no log, so an occurrence is unique per alert and patient-local
    day). Firings already recorded today are skipped in one query, so the hourly runs
@@ -40,12 +44,21 @@ from patients.models import Patient
 from rehab.models import Alert, AlertEvent, AlertOccurrence, Severity
 from rehab.safety import Firing
 from rehab.safety.review import REVIEW_RULES, ReviewFinding, ReviewRule
-from rehab.selectors.review import REVIEW_DETECTORS
+from rehab.selectors.review import CHANGED_DAY_DETECTORS, REVIEW_DETECTORS, Changed
 from rehab.services.safety import alert_raise
 
 logger = logging.getLogger(__name__)
 
 REVIEW_RULES_BY_ID = {rule.id: rule for rule in REVIEW_RULES}
+
+Finding = tuple[UUID, ReviewFinding]
+
+# How far back a run looks for changed logs of earlier days. The job runs hourly; a day
+# and a bit covers the runs in between many times over (a missed run, a worker outage of
+# hours), and what was recorded is not recorded twice (the (alert, fired_on) index).
+CHANGED_LOOKBACK = dt.timedelta(hours=26)
+# The oldest day a patient may log (api-contract.md), as in rehab.services.logs.
+BACKFILL_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,9 @@ class ReviewRunStats:
     auto_resolved: int
     # Firings whose recording raised (logged; the next run tries again).
     failed: int = 0
+    # Firings on earlier days whose logs changed since the lookback (late, backfilled or
+    # edited logs); recorded like today's.
+    earlier_days: int = 0
 
 
 def review_rules_run(
@@ -74,14 +90,23 @@ def review_rules_run(
             f"not a review rule this job runs: {', '.join(unknown)} "
             f"(it runs {', '.join(REVIEW_DETECTORS)})"
         )
-    return {rule_id: _run_rule(REVIEW_RULES_BY_ID[rule_id], now=now) for rule_id in selected}
+    changed = Changed(since=now - CHANGED_LOOKBACK, backfill_days=BACKFILL_DAYS)
+    return {
+        rule_id: _run_rule(REVIEW_RULES_BY_ID[rule_id], now=now, changed=changed)
+        for rule_id in selected
+    }
 
 
-def _run_rule(rule: ReviewRule, *, now: dt.datetime) -> ReviewRunStats:
+def _run_rule(rule: ReviewRule, *, now: dt.datetime, changed: Changed) -> ReviewRunStats:
     findings = REVIEW_DETECTORS[rule.id](now=now)
-    todo = _not_recorded_today(rule, findings)
+    earlier = (
+        CHANGED_DAY_DETECTORS[rule.id](now=now, changed=changed)
+        if rule.id in CHANGED_DAY_DETECTORS
+        else []
+    )
+    todo = _not_recorded(today=list(findings.items()), earlier=earlier)
     created = failed = 0
-    for patient_id, finding in todo.items():
+    for patient_id, finding in todo:
         try:
             created += _record(rule, patient_id=patient_id, finding=finding)
         except Exception:
@@ -89,6 +114,9 @@ def _run_rule(rule: ReviewRule, *, now: dt.datetime) -> ReviewRunStats:
             # stays in the firing set, so nothing of theirs is auto-resolved either.
             failed += 1
             logger.exception("review rule %s: could not record for patient %s", rule.id, patient_id)
+    # Only today's firing set keeps alerts open: an alert raised here from an earlier day
+    # whose patient has logged today without the rule firing is a trigger that has
+    # already cleared (recorded, audited, and resolved like any other).
     resolved = _auto_resolve(rule, firing=findings.keys(), now=now)
     return ReviewRunStats(
         rule=rule.id,
@@ -97,29 +125,39 @@ def _run_rule(rule: ReviewRule, *, now: dt.datetime) -> ReviewRunStats:
         created=created,
         auto_resolved=resolved,
         failed=failed,
+        earlier_days=len(earlier),
     )
 
 
-def _not_recorded_today(
-    rule: ReviewRule, findings: dict[UUID, ReviewFinding]
-) -> dict[UUID, ReviewFinding]:
-    """The findings whose unresolved alert has no occurrence for that day yet (one query).
+def _not_recorded(*, today: Sequence[Finding], earlier: Sequence[Finding]) -> list[Finding]:
+    """The findings not recorded yet (one query).
 
-    Only an optimisation: `alert_raise` would find the occurrence and add nothing.
+    Today's: those whose unresolved alert has no occurrence for today yet, which is only
+    an optimisation (`alert_raise` would add nothing). An earlier day's: those with no
+    occurrence for that day at all, so that a day a clinician has already dealt with
+    (alert resolved) is not raised again for every run of the lookback.
     """
-    if not findings:
-        return {}
-    recorded = set(
-        AlertOccurrence.objects.filter(
-            alert__rule=rule.id,
-            alert__patient_id__in=list(findings),
-            log__isnull=True,
-            fired_on__in={f.date for f in findings.values()},
-        )
-        .exclude(alert__status=Alert.Status.RESOLVED)
-        .values_list("alert__patient_id", "fired_on")
-    )
-    return {pid: f for pid, f in findings.items() if (pid, f.date) not in recorded}
+    if not today and not earlier:
+        return []
+    both = [*today, *earlier]
+    occurrences = AlertOccurrence.objects.filter(
+        alert__rule__in={f.rule_id for _, f in both},
+        alert__patient_id__in={pid for pid, _ in both},
+        log__isnull=True,
+        fired_on__in={f.date for _, f in both},
+    ).values_list("alert__rule", "alert__patient_id", "fired_on", "alert__status")
+    unresolved, any_status = set(), set()
+    for rule_id, patient_id, fired_on, status in occurrences:
+        any_status.add((rule_id, patient_id, fired_on))
+        if status != Alert.Status.RESOLVED:
+            unresolved.add((rule_id, patient_id, fired_on))
+    todo: dict[tuple[str, UUID, dt.date], Finding] = {}
+    for seen, findings in ((unresolved, today), (any_status, earlier)):
+        for patient_id, finding in findings:
+            key = (finding.rule_id, patient_id, finding.date)
+            if key not in seen:
+                todo.setdefault(key, (patient_id, finding))
+    return list(todo.values())
 
 
 def _record(rule: ReviewRule, *, patient_id: UUID, finding: ReviewFinding) -> bool:

@@ -145,6 +145,9 @@ _email = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(_email)
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Rehab <no-reply@rehab.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds an SMTP connection may block. Without it a hung mail server holds a worker (and
+# the alert's row lock) forever; with it the send fails, and the alert is retried later.
+EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 
 # --- REST framework ---
 _DEFAULT_THROTTLE_RATES = {

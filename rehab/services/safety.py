@@ -17,13 +17,14 @@ from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, DateField, ExpressionWrapper, F, Subquery
+from django.db.models import Avg, Count, DateField, ExpressionWrapper, F, Q, Subquery
 from django.utils import timezone
 
-from patients.models import Patient
+from patients.models import Clinician, Patient
 from rehab import progress
 from rehab.models import (
     Alert,
@@ -386,10 +387,67 @@ def safety_status() -> dict[str, int]:
         "unevaluated_logs": owed.count(),
         "overdue_logs": owed.filter(updated_at__lt=timezone.now() - timedelta(minutes=2)).count(),
         "failed_logs": DailyLog.objects.filter(evaluation_failed_at__isnull=False).count(),
+        # An emergency no one was told about is as bad as a log never evaluated.
+        "undelivered_alerts": undelivered_alerts().count(),
     }
 
 
 # --------------------------------------------------------------------------- delivery
+
+# A delivery that keeps failing (SMTP down, nobody to send to) is tried this many times,
+# 1, 2, 4 ... minutes apart (at most 30), then left to operators: /health/ shows every
+# alert whose delivery has failed and is still owed, from the first failure on.
+MAX_DELIVERY_ATTEMPTS = 8
+DELIVERY_BACKOFF_MAX = timedelta(minutes=30)
+# A sweep stops taking new work after this long; the next beat carries on. Well under
+# the sweep tasks' soft time limit, so a slow SMTP server ends a sweep, not the worker.
+SWEEP_TIME_BUDGET = 20.0
+
+
+class NoRecipientsError(Exception):
+    """Nobody to send a safety email to: never recorded as delivered."""
+
+
+def _retry_at(attempts: int, now: datetime) -> datetime:
+    return now + min(timedelta(minutes=2 ** (attempts - 1)), DELIVERY_BACKOFF_MAX)
+
+
+def _may_try(prefix: str, now: datetime) -> Q:
+    """Owed deliveries not given up on and not waiting out a back-off."""
+    return Q(**{f"{prefix}_attempts__lt": MAX_DELIVERY_ATTEMPTS}) & (
+        Q(**{f"{prefix}_retry_at__isnull": True}) | Q(**{f"{prefix}_retry_at__lte": now})
+    )
+
+
+def _delivery_failed(alert: Alert, *, prefix: str, exc: Exception, now: datetime) -> None:
+    """Count a failed attempt and set the next one, in the caller's transaction."""
+    attempts = getattr(alert, f"{prefix}_attempts") + 1
+    Alert.objects.filter(pk=alert.pk).update(
+        **{f"{prefix}_attempts": attempts, f"{prefix}_retry_at": _retry_at(attempts, now)},
+        delivery_error=f"{prefix}: {exc!r}"[:2000],
+    )
+    logger.error(
+        "safety %s of alert %s (%s, %s) failed, attempt %s of %s: %r",
+        prefix,
+        alert.pk,
+        alert.rule,
+        alert.severity,
+        attempts,
+        MAX_DELIVERY_ATTEMPTS,
+        exc,
+        exc_info=not isinstance(exc, NoRecipientsError),
+    )
+
+
+def _send(*, subject: str, body: str, recipients: list[str]) -> None:
+    if not recipients:
+        raise NoRecipientsError("no care team, escalation contact or clinician with an email")
+    send_mail(
+        subject=subject,
+        message=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=recipients,
+    )
 
 
 def alert_notify_enqueue(*, alert_id: UUID) -> None:
@@ -398,37 +456,64 @@ def alert_notify_enqueue(*, alert_id: UUID) -> None:
     _publish(alert_notify_task, str(alert_id))
 
 
+def _emails(clinicians: Any) -> list[str]:
+    return sorted(
+        set(
+            clinicians.filter(user__is_active=True)
+            .exclude(user__email="")
+            .values_list("user__email", flat=True)
+        )
+    )
+
+
 def _care_team_emails(alert: Alert) -> list[str]:
-    return [c.user.email for c in alert.patient.care_team.select_related("user")]
+    return _emails(alert.patient.care_team.all())
+
+
+def _escalation_emails(alert: Alert) -> list[str]:
+    """The clinic's escalation contact; when it is blank, whoever answers for the clinic:
+    its clinic admins, else every clinician of the clinic."""
+    clinic = alert.patient.clinic
+    if clinic.escalation_email:
+        return [clinic.escalation_email]
+    clinicians = Clinician.objects.filter(clinic=clinic)
+    return _emails(clinicians.filter(role=Clinician.Role.CLINIC_ADMIN)) or _emails(clinicians)
 
 
 def alert_notify(*, alert_id: UUID | str) -> bool:
     """Email the care team about a new emergency or urgent alert, exactly once.
 
     The row lock makes a second worker (or a second beat) wait and then find the alert
-    already notified; if sending fails, the transaction rolls back and it stays owed.
+    already notified. A failed send (or nobody to send to) is counted and tried again
+    later; it is never recorded as notified.
     """
+    now = timezone.now()
     with transaction.atomic():
         alert = (
             Alert.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("patient", "patient__clinic")
-            .filter(pk=alert_id, notify_due=True, notified_at__isnull=True)
+            .filter(_may_try("notify", now), pk=alert_id, notify_due=True, notified_at__isnull=True)
             .first()
         )
         if alert is None:
             return False
-        recipients = _care_team_emails(alert) or (
-            [alert.patient.clinic.escalation_email] if alert.patient.clinic.escalation_email else []
-        )
-        if recipients:
-            send_mail(
+        try:
+            # Without a care team (or one without email) the clinic still hears of it.
+            recipients = _care_team_emails(alert) or _escalation_emails(alert)
+            _send(
                 subject=f"[{alert.severity.upper()}] {alert.rule} for a patient needs review",
-                message=_alert_email_body(alert),
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=recipients,
+                body=_alert_email_body(alert),
+                recipients=recipients,
             )
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted, logged, retried, shown in /health/
+            _delivery_failed(alert, prefix="notify", exc=exc, now=now)
+            return False
         alert.notified_at = timezone.now()
-        alert.save(update_fields=["notified_at", "updated_at"])
+        alert.notify_retry_at = None
+        alert.delivery_error = ""
+        alert.save(update_fields=["notified_at", "notify_retry_at", "delivery_error", "updated_at"])
         AlertEvent.objects.create(
             alert=alert, kind=AlertEvent.Kind.NOTIFIED, data={"recipients": recipients}
         )
@@ -451,38 +536,56 @@ def _alert_email_body(alert: Alert, *, escalation: bool = False) -> str:
     )
 
 
-def notifications_sweep(*, limit: int = 200) -> int:
-    """Send every notification still owed (a lost message, an SMTP outage)."""
+def notifications_sweep(*, limit: int = 200, budget: float = SWEEP_TIME_BUDGET) -> int:
+    """Send every notification still owed (a lost message, an SMTP outage).
+
+    Alerts waiting out a back-off are not picked, so a failing one cannot take the place
+    of the others run after run.
+    """
+    started = time.monotonic()
     ids = list(
-        Alert.objects.filter(notify_due=True, notified_at__isnull=True)
+        Alert.objects.filter(_may_try("notify", timezone.now()))
+        .filter(notify_due=True, notified_at__isnull=True)
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
-    return sum(1 for alert_id in ids if _notify_quietly(alert_id))
+    sent = 0
+    for alert_id in ids:
+        sent += _notify_quietly(alert_id)
+        if time.monotonic() - started > budget:
+            break  # at least one per run, whatever the budget
+    return sent
 
 
 def _notify_quietly(alert_id: UUID) -> bool:
     try:
         return alert_notify(alert_id=alert_id)
+    except SoftTimeLimitExceeded:
+        raise
     except Exception:
+        # A database error, say: the alert stays owed for the next sweep.
         logger.exception("could not notify alert %s", alert_id)
         return False
 
 
-def escalations_sweep(*, limit: int = 200) -> int:
+def escalations_sweep(*, limit: int = 200, budget: float = SWEEP_TIME_BUDGET) -> int:
     """RF-META-01: escalate every open alert past its deadline, once each.
 
     Claimed row by row with SKIP LOCKED and a conditional UPDATE, so two beat processes
-    (a deployment mistake) escalate nothing twice.
+    (a deployment mistake) escalate nothing twice. A failed escalation is counted and
+    put back with a back-off, and the sweep goes on with the others: one bad alert must
+    not stall RF-META-01 for every clinic.
     """
     escalated = 0
     now = timezone.now()
+    started = time.monotonic()
     for _ in range(limit):
         with transaction.atomic():
             alert = (
                 Alert.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("patient", "patient__clinic")
                 .filter(
+                    _may_try("escalation", now),
                     status=Alert.Status.OPEN,
                     escalated_at__isnull=True,
                     escalation_due_at__lte=now,
@@ -492,23 +595,31 @@ def escalations_sweep(*, limit: int = 200) -> int:
             )
             if alert is None:
                 break
-            _escalate(alert)
-            escalated += 1
+            escalated += _escalate(alert, now=now)
+        if time.monotonic() - started > budget:
+            break  # at least one per run, whatever the budget
     return escalated
 
 
-def _escalate(alert: Alert) -> None:
-    contact = alert.patient.clinic.escalation_email
-    recipients = [contact] if contact else []
-    if recipients:
-        send_mail(
+def _escalate(alert: Alert, *, now: datetime) -> bool:
+    try:
+        recipients = _escalation_emails(alert)
+        _send(
             subject=f"[ESCALATED {alert.severity.upper()}] {alert.rule} not acknowledged",
-            message=_alert_email_body(alert, escalation=True),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
+            body=_alert_email_body(alert, escalation=True),
+            recipients=recipients,
         )
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:  # noqa: BLE001 - counted, logged, retried, shown in /health/
+        _delivery_failed(alert, prefix="escalation", exc=exc, now=now)
+        return False
     alert.escalated_at = timezone.now()
-    alert.save(update_fields=["escalated_at", "updated_at"])
+    alert.escalation_retry_at = None
+    alert.delivery_error = ""
+    alert.save(
+        update_fields=["escalated_at", "escalation_retry_at", "delivery_error", "updated_at"]
+    )
     AlertEvent.objects.create(
         alert=alert,
         kind=AlertEvent.Kind.ESCALATED,
@@ -519,6 +630,20 @@ def _escalate(alert: Alert) -> None:
         kind=Notification.Kind.ESCALATION,
         message=f"Escalated: {_alert_message(alert)} was not acknowledged in time",
     )
+    return True
+
+
+def undelivered_alerts() -> Any:
+    """Alerts whose email is owed and has failed at least once (or was given up on)."""
+    now = timezone.now()
+    notify_owed = Q(notify_due=True, notified_at__isnull=True, notify_attempts__gt=0)
+    escalation_owed = Q(
+        status=Alert.Status.OPEN,
+        escalated_at__isnull=True,
+        escalation_due_at__lte=now,
+        escalation_attempts__gt=0,
+    )
+    return Alert.objects.filter(notify_owed | escalation_owed)
 
 
 def rule_ids(firings: Iterable[Firing]) -> list[str]:

@@ -193,6 +193,7 @@ def alert_raise(
     same patient cannot interleave here; the partial unique index is the backstop.
     """
     now = timezone.now()
+    clock = _escalation_clock(log, now)
     alert = (
         Alert.objects.select_for_update()
         .filter(patient=patient, rule=firing.rule_id)
@@ -211,7 +212,7 @@ def alert_raise(
             last_fired_at=now,
             opened_at=now,
             notify_due=firing.severity in (Severity.EMERGENCY, Severity.URGENT),
-            escalation_due_at=_escalation_due(firing.severity, now),
+            escalation_due_at=_escalation_due(firing.severity, clock),
         )
         AlertOccurrence.objects.create(
             alert=alert, log=log, fired_on=fired_on, rule_version=firing.version, basis=firing.basis
@@ -244,9 +245,18 @@ def alert_raise(
         # escalation clock starts again.
         alert.status = Alert.Status.OPEN
         alert.opened_at = now
-        alert.escalation_due_at = _escalation_due(alert.severity, now)
+        alert.escalation_due_at = _escalation_due(alert.severity, clock)
         alert.escalated_at = None
-        fields += ["status", "opened_at", "escalation_due_at", "escalated_at"]
+        alert.escalation_attempts = 0
+        alert.escalation_retry_at = None
+        fields += [
+            "status",
+            "opened_at",
+            "escalation_due_at",
+            "escalated_at",
+            "escalation_attempts",
+            "escalation_retry_at",
+        ]
         AlertEvent.objects.create(
             alert=alert, kind=AlertEvent.Kind.REOPENED, data={"log": _id(log)}
         )
@@ -254,6 +264,15 @@ def alert_raise(
             _care_team_notifications(
                 alert=alert, kind=Notification.Kind.ALERT, message=_alert_message(alert)
             )
+            # The care team acknowledged the last episode; this one is news, and they
+            # must hear of it by email at once, as of a new alert (not only in-app).
+            alert.notify_due = True
+            alert.notified_at = None
+            alert.notify_attempts = 0
+            alert.notify_retry_at = None
+            fields += ["notify_due", "notified_at", "notify_attempts", "notify_retry_at"]
+            alert_id = alert.pk
+            transaction.on_commit(lambda: alert_notify_enqueue(alert_id=alert_id))
     else:
         AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REFIRED, data={"log": _id(log)})
     alert.save(update_fields=fields)
@@ -263,6 +282,17 @@ def alert_raise(
 
 def _id(log: DailyLog | None) -> str | None:
     return str(log.pk) if log is not None else None
+
+
+def _escalation_clock(log: DailyLog | None, now: datetime) -> datetime:
+    """When RF-META-01's 60 minutes (urgent: 4 hours) start: when the patient submitted
+    the answers that fired, not when a worker got round to them, so that a broker outage
+    or a queue backlog does not stretch the window. `updated_at` is the submission time
+    of the current answers (set by the create or the patient's last edit; the evaluation
+    bookkeeping never touches it). Trend rules have no log: the run's time."""
+    if log is None or log.updated_at is None:
+        return now
+    return min(log.updated_at, now)
 
 
 def _escalation_due(severity: str, now: datetime) -> datetime | None:

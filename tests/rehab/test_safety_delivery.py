@@ -236,3 +236,86 @@ def test_it_never_records_a_notification_to_nobody(caplog):
     with later(1):
         assert safety.notifications_sweep() == 1
     assert [m.to for m in mail.outbox] == [["new@empty.example"]]
+
+
+# --------------------------------------------------------------------------- re-fired alerts
+
+
+def test_it_emails_the_care_team_again_when_an_acknowledged_alert_fires_again(
+    patient, clinician, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(
+        tasks.alert_notify_task, "delay", lambda alert_id: safety.alert_notify(alert_id=alert_id)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = emergency(patient)
+    safety.alert_acknowledge(alert=alert, actor=clinician.user, note="phoned, going to ED")
+    assert len(mail.outbox) == 1
+
+    with later(24 * 60), django_capture_on_commit_callbacks(execute=True) as callbacks:
+        reopened = emergency(patient, day=TODAY + timedelta(days=1))
+    assert len(callbacks) == 1
+    reopened.refresh_from_db()
+    assert reopened.pk == alert.pk
+    assert reopened.status == "open"
+    assert reopened.notified_at == NOW + timedelta(days=1)
+    assert [m.to for m in mail.outbox] == [["alice@riverside.example"]] * 2
+    assert list(reopened.events.values_list("kind", flat=True)) == [
+        "created",
+        "notified",
+        "acknowledged",
+        "reopened",
+        "notified",
+    ]
+
+
+def test_it_sweeps_a_reopened_alert_whose_message_was_lost(patient, clinician):
+    alert = emergency(patient)
+    assert safety.notifications_sweep() == 1
+    safety.alert_acknowledge(alert=alert, actor=clinician.user)
+    with later(60):
+        emergency(patient, day=TODAY - timedelta(days=1))  # on_commit not run: "lost"
+        assert safety.notifications_sweep() == 1
+    assert len(mail.outbox) == 2
+
+
+# --------------------------------------------------------------------------- escalation clock
+
+
+def _red_flag_log(patient: Patient, day: date = TODAY) -> DailyLog:
+    return DailyLog.objects.create(
+        patient=patient, date=day, pain=5, safety={"saddle_numbness": "new_or_worse"}
+    )
+
+
+def test_it_starts_the_escalation_clock_when_the_patient_submitted(patient):
+    log = _red_flag_log(patient)
+    # The broker was down for 45 minutes: the worker evaluates the log late.
+    with later(45):
+        safety.log_evaluate(log_id=log.pk)
+    alert = Alert.objects.get(rule="RF-CES-01")
+    assert alert.escalation_due_at == NOW + timedelta(minutes=60)
+    with later(60):
+        assert safety.escalations_sweep() == 1
+
+
+def test_it_starts_the_clock_at_the_edit_that_brought_the_red_flag(patient):
+    log = DailyLog.objects.create(patient=patient, date=TODAY, pain=5)
+    with later(180):
+        log.safety = {"saddle_numbness": "new_or_worse"}
+        log.save()
+    with later(190):
+        safety.log_evaluate(log_id=log.pk)
+    assert Alert.objects.get().escalation_due_at == NOW + timedelta(minutes=240)
+
+
+def test_it_restarts_the_clock_of_a_reopened_alert_at_the_new_submission(patient, clinician):
+    alert = emergency(patient)
+    safety.alert_acknowledge(alert=alert, actor=clinician.user)
+    with later(600):
+        tomorrow = _red_flag_log(patient, day=TODAY + timedelta(days=1))
+    with later(630):
+        safety.log_evaluate(log_id=tomorrow.pk)
+    alert.refresh_from_db()
+    assert alert.status == "open"
+    assert alert.escalation_due_at == NOW + timedelta(minutes=660)

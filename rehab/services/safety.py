@@ -143,10 +143,13 @@ def full_context(*, log: DailyLog) -> PatientContext:
     recent = DailyLog.objects.filter(patient=patient, date__lt=log.date).order_by("-date")[
         :RECENT_LOGS
     ]
+    # RF-NP-01's "no other RF rule open" means unresolved (clinical-rules.md): a red flag
+    # a clinician has acknowledged is still being dealt with, and night pain on top of it
+    # is not a separate finding.
     open_rules = frozenset(
-        Alert.objects.filter(patient=patient, status=Alert.Status.OPEN).values_list(
-            "rule", flat=True
-        )
+        Alert.objects.filter(patient=patient)
+        .exclude(status=Alert.Status.RESOLVED)
+        .values_list("rule", flat=True)
     )
     return PatientContext(
         date_of_birth=patient.date_of_birth,

@@ -319,3 +319,38 @@ def test_it_restarts_the_clock_of_a_reopened_alert_at_the_new_submission(patient
     alert.refresh_from_db()
     assert alert.status == "open"
     assert alert.escalation_due_at == NOW + timedelta(minutes=660)
+
+
+# --------------------------------------------------------------------------- RF-NP-01
+
+
+def _night_pain_nights(patient: Patient) -> DailyLog:
+    for n in (3, 2):
+        DailyLog.objects.create(
+            patient=patient,
+            date=TODAY - timedelta(days=n),
+            pain=4,
+            sleep="constant_any_position",
+            evaluated_at=NOW,
+        )
+    return DailyLog.objects.create(
+        patient=patient, date=TODAY, pain=4, sleep="constant_any_position"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "fires"), [("open", False), ("acknowledged", False), ("resolved", True)]
+)
+def test_it_counts_an_acknowledged_red_flag_as_open_for_night_pain(patient, status, fires):
+    Alert.objects.create(
+        patient=patient,
+        rule="RF-TH-01",
+        rule_version=1,
+        severity="urgent",
+        status=status,
+        last_fired_at=NOW,
+        opened_at=NOW,
+    )
+    log = _night_pain_nights(patient)
+    safety.log_evaluate(log_id=log.pk)
+    assert Alert.objects.filter(rule="RF-NP-01").exists() is fires

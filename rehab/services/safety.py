@@ -58,6 +58,9 @@ MAX_EVALUATION_ATTEMPTS = 5
 # How long the direct message gets before the sweeper sends another: long enough not to
 # double the work of a healthy queue, short enough to meet "within 2 minutes".
 SWEEP_GRACE = timedelta(seconds=30)
+# A sweep stops taking new work after this long; the next beat carries on. Well under
+# the email tasks' soft time limit, so a slow SMTP server ends a sweep, not the worker.
+SWEEP_TIME_BUDGET = 20.0
 # Trend rules read this many previous logs (RF-NP-01 reads the last 7 logged nights).
 RECENT_LOGS = 14
 
@@ -396,21 +399,35 @@ def _evaluate_and_raise(log: DailyLog) -> EvaluationOutcome:
     return EvaluationOutcome(status="evaluated" if done else "stale", alerts=tuple(raised))
 
 
-def unevaluated_logs_sweep(*, limit: int = 1000) -> int:
-    """Re-enqueue every log still owed an evaluation (lost message, dead worker, outage)."""
+def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDGET) -> int:
+    """Re-enqueue every log still owed an evaluation (lost message, dead worker, outage).
+
+    In batches, oldest first, until none is left or the time budget is spent: after a
+    long broker outage thousands may be owed, and "evaluated within 2 minutes of the
+    broker being back" must not wait for one batch per beat. The batches walk the owed
+    logs by (updated_at, id), since those just enqueued stay owed until a worker runs them.
+    """
     from rehab.tasks import log_evaluate_task
 
-    cutoff = timezone.now() - SWEEP_GRACE
-    ids = list(
-        DailyLog.objects.filter(
-            evaluated_at__isnull=True, evaluation_failed_at__isnull=True, updated_at__lt=cutoff
-        )
-        .order_by("updated_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for log_id in ids:
-        log_evaluate_task.delay(str(log_id))
-    return len(ids)
+    started = time.monotonic()
+    owed = DailyLog.objects.filter(
+        evaluated_at__isnull=True,
+        evaluation_failed_at__isnull=True,
+        updated_at__lt=timezone.now() - SWEEP_GRACE,
+    ).order_by("updated_at", "pk")
+    sent = 0
+    after: tuple[datetime, UUID] | None = None
+    while True:
+        page = owed
+        if after is not None:
+            page = page.filter(Q(updated_at__gt=after[0]) | Q(updated_at=after[0], pk__gt=after[1]))
+        rows = list(page.values_list("updated_at", "pk")[:batch])
+        for _, log_id in rows:
+            log_evaluate_task.delay(str(log_id))
+        sent += len(rows)
+        if len(rows) < batch or time.monotonic() - started > budget:
+            return sent
+        after = rows[-1]
 
 
 def safety_status() -> dict[str, int]:
@@ -432,9 +449,6 @@ def safety_status() -> dict[str, int]:
 # alert whose delivery has failed and is still owed, from the first failure on.
 MAX_DELIVERY_ATTEMPTS = 8
 DELIVERY_BACKOFF_MAX = timedelta(minutes=30)
-# A sweep stops taking new work after this long; the next beat carries on. Well under
-# the sweep tasks' soft time limit, so a slow SMTP server ends a sweep, not the worker.
-SWEEP_TIME_BUDGET = 20.0
 
 
 class NoRecipientsError(Exception):

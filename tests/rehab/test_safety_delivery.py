@@ -354,3 +354,29 @@ def test_it_counts_an_acknowledged_red_flag_as_open_for_night_pain(patient, stat
     log = _night_pain_nights(patient)
     safety.log_evaluate(log_id=log.pk)
     assert Alert.objects.filter(rule="RF-NP-01").exists() is fires
+
+
+# --------------------------------------------------------------------------- the log sweeper
+
+
+def test_it_sweeps_every_owed_log_in_batches(clinic, monkeypatch):
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    owed = []
+    for i in range(7):
+        p = patient_of(clinic)
+        with later(-10 - i // 2):  # pairs share an updated_at: no skip, no repeat
+            owed.append(str(DailyLog.objects.create(patient=p, date=TODAY, pain=3).pk))
+            DailyLog.objects.create(patient=p, date=TODAY - timedelta(days=1), pain=3)
+    DailyLog.objects.filter(date=TODAY - timedelta(days=1)).update(evaluated_at=NOW)
+    assert safety.unevaluated_logs_sweep(batch=3) == 7
+    assert sorted(sent) == sorted(owed)
+
+
+def test_it_stops_sweeping_logs_when_its_time_budget_is_spent(clinic, monkeypatch):
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    with later(-10):
+        for _ in range(5):
+            DailyLog.objects.create(patient=patient_of(clinic), date=TODAY, pain=3)
+    assert safety.unevaluated_logs_sweep(batch=2, budget=0.0) == 2

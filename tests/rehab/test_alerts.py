@@ -578,6 +578,26 @@ def test_it_publishes_the_inline_rules_with_an_etag(anon_client):
     assert again.status_code == 304
 
 
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("{etag}", 304),
+        ("W/{etag}", 304),  # weak comparison, as RFC 9110 asks for If-None-Match
+        ('"other", W/{etag}', 304),
+        ('"other",{etag}', 304),
+        ("*", 304),
+        ('"other"', 200),
+        ('W/"other", "more"', 200),
+        ("not an etag", 200),
+    ],
+)
+def test_it_compares_the_rules_etag_weakly_and_in_lists(anon_client, header, status):
+    etag = anon_client.get("/api/v1/safety/rules/")["ETag"]
+    response = anon_client.get("/api/v1/safety/rules/", HTTP_IF_NONE_MATCH=header.format(etag=etag))
+    assert response.status_code == status
+    assert response["ETag"] == etag
+
+
 def test_it_counts_alert_events_for_the_audit_trail(alert):
     assert AlertEvent.objects.filter(alert=alert, kind="created").count() == 1
 

@@ -293,6 +293,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3000},
     },
+    # NR-LOG-01: remind patients 3 to 6 days without a log, one email per streak (a
+    # second beat, or a rerun, sends nothing twice).
+    "safety-missed-log-reminders": {
+        "task": "rehab.tasks.missed_log_reminders_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 12 * 3600},
+    },
 }
 
 # --- Product settings ---

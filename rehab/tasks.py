@@ -55,6 +55,14 @@ def review_rules_task() -> int:
     return sum(stats.firing for stats in review.review_rules_run().values())
 
 
+@shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT * 5, time_limit=EMAIL_TIME_LIMIT * 5)
+def missed_log_reminders_task() -> int:
+    """NR-LOG-01's patient reminders; for beat, daily. Idempotent (one per streak)."""
+    from rehab.services import review
+
+    return review.missed_log_reminders_send()
+
+
 @shared_task
 def progression_proposals_task() -> int:
     from rehab.services.progression import progression_proposals_run

@@ -573,10 +573,8 @@ def missed_logs_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
 def missed_logs_reminder_list(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
     """NR-LOG-01's patient step: 3 to 6 whole days without a log, who to remind today.
 
-    Nothing sends these yet: there is no push or email channel to patients. A reminder
-    task will call this and send one message per patient and day (the finding's date is
-    the patient's local date, a natural dedup key). From 7 days the clinician is alerted
-    instead (`missed_logs_firing`).
+    `rehab.services.review.missed_log_reminders_send` emails each of them once per
+    streak. From 7 days the clinician is alerted instead (`missed_logs_firing`).
     """
     params: MissedLogsParams = _params(NR_LOG_01, MissedLogsParams)
     return {

@@ -37,14 +37,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
 from patients.models import Patient
-from rehab.models import Alert, AlertEvent, AlertOccurrence, Severity
+from rehab.models import Alert, AlertEvent, AlertOccurrence, MissedLogReminder, Severity
 from rehab.safety import Firing
 from rehab.safety.review import REVIEW_RULES, ReviewFinding, ReviewRule
-from rehab.selectors.review import CHANGED_DAY_DETECTORS, REVIEW_DETECTORS, Changed
+from rehab.selectors.review import (
+    CHANGED_DAY_DETECTORS,
+    REVIEW_DETECTORS,
+    Changed,
+    missed_logs_reminder_list,
+)
 from rehab.services.safety import alert_raise
 
 logger = logging.getLogger(__name__)
@@ -233,3 +240,75 @@ def _auto_resolve(rule: ReviewRule, *, firing: Iterable[UUID], now: dt.datetime)
             for alert_id in ids
         )
     return len(ids)
+
+
+# --------------------------------------------------------------------------- NR-LOG-01
+
+
+def missed_log_reminders_send(*, now: dt.datetime | None = None) -> int:
+    """NR-LOG-01's first step: remind each patient 3 to 6 days without a log, once per
+    streak (from 7 days their clinician is alerted instead). Returns reminders sent.
+
+    Who is owed one is one set-based query; each reminder is claimed under its row's
+    lock (SKIP LOCKED) and stamped `sent_at` in the same transaction as the send, so a
+    second run or a second beat sends nothing twice, and a failed send is tried again
+    by the next run while the streak lasts.
+    """
+    now = now or timezone.now()
+    findings = missed_logs_reminder_list(now=now)
+    if not findings:
+        return 0
+    streaks = {
+        patient_id: (f.date - dt.timedelta(days=f.basis["missed_days"]), f.basis["missed_days"])
+        for patient_id, f in findings.items()
+    }
+    MissedLogReminder.objects.bulk_create(
+        [
+            MissedLogReminder(patient_id=pid, streak_from=start, missed_days=missed)
+            for pid, (start, missed) in streaks.items()
+        ],
+        ignore_conflicts=True,
+    )
+    owed = MissedLogReminder.objects.filter(
+        patient_id__in=list(streaks), sent_at__isnull=True
+    ).values_list("pk", "patient_id", "streak_from")
+    sent = 0
+    for reminder_id, patient_id, streak_from in owed:
+        if streaks[patient_id][0] != streak_from:
+            continue  # an older streak, ended since: nothing more to say about it
+        try:
+            sent += _send_reminder(reminder_id, missed=streaks[patient_id][1])
+        except Exception:
+            logger.exception("could not send the missed-log reminder %s", reminder_id)
+    return sent
+
+
+def _send_reminder(reminder_id: int, *, missed: int) -> bool:
+    with transaction.atomic():
+        reminder = (
+            MissedLogReminder.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("patient")
+            .filter(pk=reminder_id, sent_at__isnull=True)
+            .first()
+        )
+        if reminder is None:
+            return False
+        patient = reminder.patient
+        # No clinical content: a nudge to open the app, where the safety check is.
+        send_mail(
+            subject="A quick check-in on how you are doing",
+            message=(
+                f"Hello {patient.first_name},\n\n"
+                f"We have not had your daily log for {missed} days. It takes a minute, "
+                "and it helps your physio follow how you are doing. Please open the app "
+                "and fill in today's log, including the safety questions.\n\n"
+                "If you have new numbness between your legs, bladder or bowel changes, or "
+                "weakness in both legs, go to the Emergency Department now.\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[patient.email],
+        )
+        reminder.sent_at = timezone.now()
+        reminder.missed_days = missed
+        reminder.save(update_fields=["sent_at", "missed_days"])
+    return True

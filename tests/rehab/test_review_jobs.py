@@ -947,3 +947,59 @@ def test_it_judges_a_late_log_after_an_injection(patient):
     occurrence = Alert.objects.get(rule="NR-POST-01").occurrences.get()
     assert occurrence.fired_on == days_ago(1)
     assert occurrence.basis["days_after"] == 9
+
+
+# --------------------------------------------------------------------------- NR-LOG-01 reminders
+
+
+def test_it_reminds_a_patient_once_per_missed_log_streak(patient, clinic):
+    from django.core import mail
+
+    from rehab.models import MissedLogReminder
+
+    DailyLog.objects.create(patient=patient, date=days_ago(4), pain=3)  # 3 days missed
+    regular = PatientFactory.create(clinic=clinic)
+    for n in range(-4, 2):  # logs every day, through the days this test travels to
+        DailyLog.objects.create(patient=regular, date=days_ago(n), pain=3)
+
+    assert tasks.missed_log_reminders_task() == 1
+    assert [m.to for m in mail.outbox] == [["pat@example.com"]]
+    assert "3 days" in mail.outbox[0].body
+    # A second beat, and the next days of the same streak, send nothing more.
+    assert review.missed_log_reminders_send() == 0
+    for n in (1, 2, 3):
+        with time_machine.travel(NOW + timedelta(days=n), tick=False):
+            assert review.missed_log_reminders_send() == 0
+    assert len(mail.outbox) == 1
+    reminder = MissedLogReminder.objects.get()
+    assert (reminder.patient, reminder.streak_from) == (patient, days_ago(3))
+    assert reminder.sent_at == NOW
+
+    # The patient logs again, then goes quiet: a new streak, a new reminder.
+    DailyLog.objects.create(patient=patient, date=TODAY, pain=3)
+    with time_machine.travel(NOW + timedelta(days=4), tick=False):
+        assert review.missed_log_reminders_send() == 1
+    assert len(mail.outbox) == 2
+
+
+def test_it_tries_a_failed_reminder_again_at_the_next_run(patient, monkeypatch):
+    from django.core import mail
+
+    from rehab.services import review as review_services
+
+    DailyLog.objects.create(patient=patient, date=days_ago(5), pain=3)
+
+    def refuse(**_: Any) -> int:
+        raise OSError("smtp down")
+
+    monkeypatch.setattr(review_services, "send_mail", refuse)
+    assert review.missed_log_reminders_send() == 0
+    monkeypatch.undo()
+    assert review.missed_log_reminders_send() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_it_schedules_the_reminders_daily(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["safety-missed-log-reminders"]
+    assert entry["task"] == "rehab.tasks.missed_log_reminders_task"
+    assert entry["schedule"] == 24 * 3600.0

@@ -174,7 +174,7 @@ today_log AS (
     ) AS t
 ),
 prior AS (
-    SELECT t.patient_id,
+    SELECT t.patient_id, t.today,
            count(*) AS n,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY x.value)::numeric AS median,
            array_agg(x.date ORDER BY x.date) AS dates
@@ -186,11 +186,12 @@ prior AS (
         ORDER BY l.date DESC
         LIMIT %(prior_logs)s
     ) AS x
-    GROUP BY t.patient_id
+    -- Per patient and day judged: `pt` may hold several days of one patient.
+    GROUP BY t.patient_id, t.today
 )
 SELECT t.patient_id, t.today, t.value, t.is_leg, prior.median, prior.dates
 FROM today_log t
-JOIN prior ON prior.patient_id = t.patient_id
+JOIN prior ON prior.patient_id = t.patient_id AND prior.today = t.today
 WHERE prior.n >= %(min_prior_logs)s
   AND t.value >= prior.median + %(min_rise)s
   AND t.value >= prior.median * %(min_ratio)s::numeric

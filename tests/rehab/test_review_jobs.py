@@ -1003,3 +1003,15 @@ def test_it_schedules_the_reminders_daily(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["safety-missed-log-reminders"]
     assert entry["task"] == "rehab.tasks.missed_log_reminders_task"
     assert entry["schedule"] == 24 * 3600.0
+
+
+def test_it_judges_each_changed_day_against_its_own_previous_logs(patient):
+    for n in range(5, 9):
+        _logged_at(NOW - timedelta(days=n), patient, days_ago(n), pain=3)
+    for n in (4, 3, 2):  # backfilled today, each a spike on the logs before it
+        _logged_at(NOW, patient, days_ago(n), pain=8)
+    review.review_rules_run(rules=["NR-PAIN-01"])
+    occurrences = Alert.objects.get(rule="NR-PAIN-01").occurrences.order_by("fired_on")
+    assert [(o.fired_on, o.basis["prior_dates"]) for o in occurrences] == [
+        (days_ago(n), [days_ago(d).isoformat() for d in range(8, n, -1)]) for n in (4, 3, 2)
+    ]

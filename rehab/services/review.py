@@ -258,10 +258,11 @@ def missed_log_reminders_send(*, now: dt.datetime | None = None) -> int:
     findings = missed_logs_reminder_list(now=now)
     if not findings:
         return 0
-    streaks = {
-        patient_id: (f.date - dt.timedelta(days=f.basis["missed_days"]), f.basis["missed_days"])
-        for patient_id, f in findings.items()
-    }
+    # A streak is named by its first missed day: `missed_days` before the finding's date.
+    streaks: dict[UUID, tuple[dt.date, int]] = {}
+    for patient_id, finding in findings.items():
+        missed = int(finding.basis["missed_days"])  # type: ignore[arg-type]
+        streaks[patient_id] = (finding.date - dt.timedelta(days=missed), missed)
     MissedLogReminder.objects.bulk_create(
         [
             MissedLogReminder(patient_id=pid, streak_from=start, missed_days=missed)

@@ -39,9 +39,10 @@ def _broker() -> dict[str, Any]:
 
 
 def _safety() -> dict[str, Any]:
-    """The safety queue: logs owed an evaluation for over 2 minutes, or given up on.
+    """The safety queue: logs owed an evaluation for over 2 minutes, or given up on, and
+    alerts whose email (notification or escalation) failed or had nobody to go to.
 
-    Either means a red flag may not have reached a clinician: operators must look. It
+    Any of these means a red flag may not have reached a clinician: operators must look. It
     does not fail the probe (503 would take healthy web nodes out of service; the
     patient's advice does not depend on the queue).
     """
@@ -51,7 +52,8 @@ def _safety() -> dict[str, Any]:
         status = safety_status()
     except Exception as exc:  # noqa: BLE001 - the database check reports the cause
         return {"ok": False, "error": exc.__class__.__name__}
-    return {"ok": not status["overdue_logs"] and not status["failed_logs"], **status}
+    ok = not status["overdue_logs"] and not status["failed_logs"]
+    return {"ok": ok and not status["undelivered_alerts"], **status}
 
 
 @never_cache

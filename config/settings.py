@@ -162,6 +162,9 @@ _email = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(_email)
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Rehab <no-reply@rehab.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds an SMTP connection may block. Without it a hung mail server holds a worker (and
+# the alert's row lock) forever; with it the send fails, and the alert is retried later.
+EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 
 # --- REST framework ---
 _DEFAULT_THROTTLE_RATES = {
@@ -318,6 +321,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rehab.tasks.review_rules_task",
         "schedule": 3600.0,
         "options": {"expires": 3000},
+    },
+    # NR-LOG-01: remind patients 3 to 6 days without a log, one email per streak (a
+    # second beat, or a rerun, sends nothing twice).
+    "safety-missed-log-reminders": {
+        "task": "rehab.tasks.missed_log_reminders_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 12 * 3600},
     },
 }
 

@@ -13,7 +13,18 @@ def log_evaluate_task(log_id: str) -> str:
     return safety.log_evaluate(log_id=log_id).status
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+# Email can hang (EMAIL_TIMEOUT bounds each connection): the soft limit ends a stuck task
+# with what is owed still in its column, the hard limit frees the pool slot regardless.
+EMAIL_SOFT_TIME_LIMIT = 60
+EMAIL_TIME_LIMIT = 90
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=EMAIL_SOFT_TIME_LIMIT,
+    time_limit=EMAIL_TIME_LIMIT,
+)
 def alert_notify_task(alert_id: str) -> bool:
     return safety.alert_notify(alert_id=alert_id)
 
@@ -23,12 +34,12 @@ def unevaluated_logs_sweep_task() -> int:
     return safety.unevaluated_logs_sweep()
 
 
-@shared_task
+@shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT, time_limit=EMAIL_TIME_LIMIT)
 def notifications_sweep_task() -> int:
     return safety.notifications_sweep()
 
 
-@shared_task
+@shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT, time_limit=EMAIL_TIME_LIMIT)
 def escalations_sweep_task() -> int:
     return safety.escalations_sweep()
 
@@ -42,6 +53,14 @@ def review_rules_task() -> int:
     from rehab.services import review
 
     return sum(stats.firing for stats in review.review_rules_run().values())
+
+
+@shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT * 5, time_limit=EMAIL_TIME_LIMIT * 5)
+def missed_log_reminders_task() -> int:
+    """NR-LOG-01's patient reminders; for beat, daily. Idempotent (one per streak)."""
+    from rehab.services import review
+
+    return review.missed_log_reminders_send()
 
 
 @shared_task

@@ -601,3 +601,38 @@ def test_it_searches_with_100_characters(clinician_client, patient):
     response = clinician_client.get(CASELOAD, {"search": "x" * 100})
     assert response.status_code == 200
     assert response.json()["count"] == 0
+
+
+# --------------------------------------------------------------------------- Celery
+
+
+def test_it_configures_celery_for_at_least_once_delivery_without_results():
+    from config.celery import app
+
+    conf = app.conf
+    assert conf.task_serializer == "json"
+    assert list(conf.accept_content) == ["json"]
+    # A task is acknowledged only once done, and a worker killed mid-task gives it back.
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    # Nothing relies on a result backend (STYLE.md): none is configured or written to.
+    assert conf.result_backend is None
+    assert conf.task_ignore_result is True
+    assert conf.worker_prefetch_multiplier == 1
+
+
+def test_it_schedules_the_safety_sweeps_with_beat(settings):
+    from config.celery import app
+
+    schedule = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    app.loader.import_default_modules()  # the tasks beat names must exist
+    # "Within 2 minutes of the broker being back", and RF-META-01 on the minute.
+    for task, at_most in (
+        ("rehab.tasks.unevaluated_logs_sweep_task", 30.0),
+        ("rehab.tasks.notifications_sweep_task", 60.0),
+        ("rehab.tasks.escalations_sweep_task", 60.0),
+        ("rehab.tasks.review_rules_task", 3600.0),
+        ("rehab.tasks.missed_log_reminders_task", 24 * 3600.0),
+    ):
+        assert schedule[task]["schedule"] <= at_most, task
+        assert task in app.tasks, task

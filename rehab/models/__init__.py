@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rehab.models.alerts import Alert, AlertEvent, AlertOccurrence, Notification, Severity
-from rehab.models.logs import DailyLog, DailyLogRevision
+from rehab.models.logs import DailyLog, DailyLogRevision, MissedLogReminder
 
 # --- clinical record (rehab/models/record.py) ---
 from rehab.models.record import (
@@ -25,6 +25,7 @@ __all__ = [
     "AlertOccurrence",
     "DailyLog",
     "DailyLogRevision",
+    "MissedLogReminder",
     "Notification",
     "Severity",
 ]

@@ -80,6 +80,15 @@ class Alert(models.Model):
     notified_at = models.DateTimeField(null=True, blank=True)
     escalation_due_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # A delivery that failed (SMTP error, nobody to send to) is tried again later with a
+    # back-off, a bounded number of times, so that one bad alert can neither stall the
+    # sweep for every other alert nor be retried forever; until it succeeds it shows in
+    # /health/. `escalation_due_at` stays the clinical deadline shown to clinicians.
+    notify_attempts = models.PositiveSmallIntegerField(default=0)
+    notify_retry_at = models.DateTimeField(null=True, blank=True)
+    escalation_attempts = models.PositiveSmallIntegerField(default=0)
+    escalation_retry_at = models.DateTimeField(null=True, blank=True)
+    delivery_error = models.TextField(blank=True)
 
     objects = AlertQuerySet.as_manager()
 

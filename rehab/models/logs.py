@@ -53,6 +53,11 @@ class DailyLog(models.Model):
     safety = models.JSONField(default=dict)
     # What the patient was told at submit time, computed in the request from the rules.
     safety_advice = models.JSONField(null=True, blank=True)
+    # clinical-rules §4: a symptom answered `unchanged_assessed` under a clinician's mark
+    # fires nothing, yet the patient must still be told "if this gets worse, go to the
+    # Emergency Department now". `safety_advice` is null when nothing fired (contract), so
+    # the reminder travels here; stored, like the advice, as it was said at submit time.
+    safety_reminder = models.TextField(null=True, blank=True)  # noqa: DJ001 - null: none owed
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -128,3 +133,30 @@ class DailyLogRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.log_id} v{self.version}"
+
+
+class MissedLogReminder(models.Model):
+    """NR-LOG-01's patient step: one reminder per streak of days without a log.
+
+    A streak is named by its first missed day, so the unique constraint makes a second
+    run (or a second beat) find the row and send nothing; `sent_at` NULL is a reminder
+    still owed, retried by the next run while the streak lasts.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    streak_from = models.DateField(help_text="The first day without a log (patient-local).")
+    missed_days = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("patient", "streak_from")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("patient", "streak_from"), name="missedlogreminder_once_per_streak"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} from {self.streak_from}"

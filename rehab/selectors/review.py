@@ -32,12 +32,16 @@ in a fixed number of queries, and the reference function decides.
 
 The registry `REVIEW_DETECTORS` holds the rules whose inputs exist in this codebase.
 NR-POST-01 reads the clinical record's interventions.
+`CHANGED_DAY_DETECTORS` runs the rules that judge one day's log (NR-PAIN-01, NR-PAIN-03,
+NR-POST-01) on the earlier days whose logs changed recently, from the same SQL with
+another `pt`: see `_CHANGED_PT`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Final, Protocol
@@ -78,6 +82,12 @@ class Detector(Protocol):
     def __call__(self, *, now: dt.datetime) -> dict[UUID, ReviewFinding]: ...
 
 
+class ChangedDetector(Protocol):
+    def __call__(
+        self, *, now: dt.datetime, changed: Changed
+    ) -> list[tuple[UUID, ReviewFinding]]: ...
+
+
 def _rows(sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -99,13 +109,59 @@ def _params(rule: ReviewRule, expected: type) -> Any:
 # The patient's local today: the calendar date their logs are dated in.
 _LOCAL_TODAY = "(timezone(p.timezone, %(now)s::timestamptz))::date"
 
+# The days a detector judges, as `pt (id, today)`. Normally each patient's local today.
+_TODAY_PT = f"""pt AS MATERIALIZED (
+    SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
+)"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+
+# The rules that judge one day's log (NR-PAIN-01, NR-PAIN-03, NR-POST-01) must also judge
+# the earlier days whose logs changed since the previous runs: a log made after the last
+# run before local midnight, a backfilled log, an edit to an earlier day would otherwise
+# never be looked at, since at the next run "today" has moved on. A changed log of day X
+# can make the rule fire on X and, for a window of `spread` days (NR-PAIN-03: both days
+# of the pair), on the days up to X + spread - 1; never on today, which `_TODAY_PT`
+# covers, and never before the backfill window (the API accepts no older log). One probe
+# of the (patient_id, date) index per patient, as everywhere here.
+_CHANGED_PT = f"""pt AS MATERIALIZED (
+    SELECT DISTINCT q.id, c.date + s.k AS today
+    FROM (SELECT p.id, {_LOCAL_TODAY} AS local_today FROM patients_patient p) AS q
+    CROSS JOIN LATERAL (
+        SELECT l.date
+        FROM rehab_dailylog l
+        WHERE l.patient_id = q.id
+          AND l.date >= q.local_today - %(backfill_days)s::int AND l.date < q.local_today
+          AND l.updated_at >= %(changed_since)s
+    ) AS c
+    CROSS JOIN generate_series(0, %(spread)s::int - 1) AS s(k)
+    WHERE c.date + s.k < q.local_today
+)"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+
+
+@dataclass(frozen=True)
+class Changed:
+    """Which earlier days to judge: those whose logs changed since `since`."""
+
+    since: dt.datetime
+    backfill_days: int
+
+
+def _pt(changed: Changed | None, spread: int) -> tuple[str, dict[str, Any]]:
+    if changed is None:
+        return _TODAY_PT, {}
+    return _CHANGED_PT, {
+        "changed_since": changed.since,
+        "backfill_days": changed.backfill_days,
+        "spread": spread,
+    }
+
+
+Pairs = list[tuple[UUID, ReviewFinding]]
+
 
 # --------------------------------------------------------------------------- NR-PAIN-01
 
-_PAIN_SPIKE_SQL = f"""
-WITH pt AS MATERIALIZED (
-    SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
-),
+_PAIN_SPIKE_SQL = """
+WITH {pt},
 today_log AS (
     SELECT pt.id AS patient_id, pt.today, t.is_leg, t.value
     FROM pt
@@ -118,7 +174,7 @@ today_log AS (
     ) AS t
 ),
 prior AS (
-    SELECT t.patient_id,
+    SELECT t.patient_id, t.today,
            count(*) AS n,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY x.value)::numeric AS median,
            array_agg(x.date ORDER BY x.date) AS dates
@@ -130,44 +186,59 @@ prior AS (
         ORDER BY l.date DESC
         LIMIT %(prior_logs)s
     ) AS x
-    GROUP BY t.patient_id
+    -- Per patient and day judged: `pt` may hold several days of one patient.
+    GROUP BY t.patient_id, t.today
 )
 SELECT t.patient_id, t.today, t.value, t.is_leg, prior.median, prior.dates
 FROM today_log t
-JOIN prior ON prior.patient_id = t.patient_id
+JOIN prior ON prior.patient_id = t.patient_id AND prior.today = t.today
 WHERE prior.n >= %(min_prior_logs)s
   AND t.value >= prior.median + %(min_rise)s
   AND t.value >= prior.median * %(min_ratio)s::numeric
-"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+"""
 
 
-def pain_spike_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
-    """NR-PAIN-01: today's leg pain (else pain) >= median of the previous 7 logs + 2 and
-    >= that median x 1.3, with at least 4 previous logs."""
+def _pain_spike(*, now: dt.datetime, changed: Changed | None) -> Pairs:
     params: PainSpikeParams = _params(NR_PAIN_01, PainSpikeParams)
+    pt, extra = _pt(changed, 1)
     rows = _rows(
-        _PAIN_SPIKE_SQL,
+        _PAIN_SPIKE_SQL.format(pt=pt),
         {
             "now": now,
             "prior_logs": params.prior_logs,
             "min_prior_logs": params.min_prior_logs,
             "min_rise": params.min_rise,
             "min_ratio": params.min_ratio,
+            **extra,
         },
     )
-    return {
-        patient_id: _finding(
-            NR_PAIN_01,
-            today,
-            {
-                "value": value,
-                "field": "leg_pain" if is_leg else "pain",
-                "prior_median": _num(Fraction(Decimal(median))),
-                "prior_dates": [d.isoformat() for d in dates],
-            },
+    return [
+        (
+            patient_id,
+            _finding(
+                NR_PAIN_01,
+                today,
+                {
+                    "value": value,
+                    "field": "leg_pain" if is_leg else "pain",
+                    "prior_median": _num(Fraction(Decimal(median))),
+                    "prior_dates": [d.isoformat() for d in dates],
+                },
+            ),
         )
         for patient_id, today, value, is_leg, median, dates in rows
-    }
+    ]
+
+
+def pain_spike_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
+    """NR-PAIN-01: today's leg pain (else pain) >= median of the previous 7 logs + 2 and
+    >= that median x 1.3, with at least 4 previous logs."""
+    return dict(_pain_spike(now=now, changed=None))
+
+
+def pain_spike_changed(*, now: dt.datetime, changed: Changed) -> Pairs:
+    """NR-PAIN-01 on the earlier days whose log changed (see `_CHANGED_PT`)."""
+    return _pain_spike(now=now, changed=changed)
 
 
 # --------------------------------------------------------------------------- NR-PAIN-02
@@ -226,10 +297,8 @@ def worsening_trend_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
 
 # --------------------------------------------------------------------------- NR-PAIN-03
 
-_UNCONTROLLED_SQL = f"""
-WITH pt AS MATERIALIZED (
-    SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
-)
+_UNCONTROLLED_SQL = """
+WITH {pt}
 SELECT pt.id, pt.today, w.dates, w.worst
 FROM pt
 CROSS JOIN LATERAL (
@@ -243,29 +312,47 @@ CROSS JOIN LATERAL (
 ) AS w
 -- One log per patient and date: as many qualifying logs as days is every day.
 WHERE w.n = %(days)s
-"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+"""
+
+
+def _uncontrolled_pain(*, now: dt.datetime, changed: Changed | None) -> Pairs:
+    params: UncontrolledPainParams = _params(NR_PAIN_03, UncontrolledPainParams)
+    pt, extra = _pt(changed, params.consecutive_days)
+    rows = _rows(
+        _UNCONTROLLED_SQL.format(pt=pt),
+        {
+            "now": now,
+            "days": params.consecutive_days,
+            "at_least": params.worst_pain_at_least,
+            **extra,
+        },
+    )
+    return [
+        (
+            patient_id,
+            _finding(
+                NR_PAIN_03,
+                today,
+                {
+                    "worst_pain": [
+                        {"date": d.isoformat(), "worst_pain": w}
+                        for d, w in zip(dates, worst, strict=True)
+                    ]
+                },
+            ),
+        )
+        for patient_id, today, dates, worst in rows
+    ]
 
 
 def uncontrolled_pain_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
     """NR-PAIN-03: `worst_pain` >= 9 today and yesterday (calendar days, both logged)."""
-    params: UncontrolledPainParams = _params(NR_PAIN_03, UncontrolledPainParams)
-    rows = _rows(
-        _UNCONTROLLED_SQL,
-        {"now": now, "days": params.consecutive_days, "at_least": params.worst_pain_at_least},
-    )
-    return {
-        patient_id: _finding(
-            NR_PAIN_03,
-            today,
-            {
-                "worst_pain": [
-                    {"date": d.isoformat(), "worst_pain": w}
-                    for d, w in zip(dates, worst, strict=True)
-                ]
-            },
-        )
-        for patient_id, today, dates, worst in rows
-    }
+    return dict(_uncontrolled_pain(now=now, changed=None))
+
+
+def uncontrolled_pain_changed(*, now: dt.datetime, changed: Changed) -> Pairs:
+    """NR-PAIN-03 on the earlier days whose log (or the day before's) changed."""
+    return _uncontrolled_pain(now=now, changed=changed)
 
 
 # --------------------------------------------------------------------------- NR-PROG-01
@@ -487,10 +574,8 @@ def missed_logs_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
 def missed_logs_reminder_list(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
     """NR-LOG-01's patient step: 3 to 6 whole days without a log, who to remind today.
 
-    Nothing sends these yet: there is no push or email channel to patients. A reminder
-    task will call this and send one message per patient and day (the finding's date is
-    the patient's local date, a natural dedup key). From 7 days the clinician is alerted
-    instead (`missed_logs_firing`).
+    `rehab.services.review.missed_log_reminders_send` emails each of them once per
+    streak. From 7 days the clinician is alerted instead (`missed_logs_firing`).
     """
     params: MissedLogsParams = _params(NR_LOG_01, MissedLogsParams)
     return {
@@ -506,10 +591,8 @@ def missed_logs_reminder_list(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
 
 # The latest injection-type procedure on or before each patient's today (one indexed
 # lookup per patient), then today's log against the mean of the week before it.
-_POST_INJECTION_SQL = f"""
-WITH pt AS MATERIALIZED (
-    SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
-),
+_POST_INJECTION_SQL = """
+WITH {pt},
 inj AS MATERIALIZED (
     SELECT pt.id, pt.today, i.date AS inj_date, i.kind
     FROM pt
@@ -532,14 +615,14 @@ CROSS JOIN LATERAL (
       AND l.date >= inj.inj_date - %(pre_days)s::int AND l.date < inj.inj_date
 ) AS b
 WHERE b.n >= %(min_pre_logs)s AND t.pain * b.n > b.s
-"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+"""
 
 
-def post_injection_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
-    """NR-POST-01: today's pain above the pre-injection 7-day mean, > 72 h after it."""
+def _post_injection(*, now: dt.datetime, changed: Changed | None) -> Pairs:
     params: PostInjectionParams = _params(NR_POST_01, PostInjectionParams)
+    pt, extra = _pt(changed, 1)
     rows = _rows(
-        _POST_INJECTION_SQL,
+        _POST_INJECTION_SQL.format(pt=pt),
         {
             "now": now,
             "kinds": list(params.kinds),
@@ -547,21 +630,35 @@ def post_injection_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
             "until_day": params.until_day,
             "pre_days": params.pre_days,
             "min_pre_logs": params.min_pre_logs,
+            **extra,
         },
     )
-    return {
-        patient_id: _finding(
-            NR_POST_01,
-            today,
-            {
-                "pain": pain,
-                "pre_injection_mean_pain": _num(Fraction(total, count)),
-                "intervention": {"kind": kind, "date": injected.isoformat()},
-                "days_after": (today - injected).days,
-            },
+    return [
+        (
+            patient_id,
+            _finding(
+                NR_POST_01,
+                today,
+                {
+                    "pain": pain,
+                    "pre_injection_mean_pain": _num(Fraction(total, count)),
+                    "intervention": {"kind": kind, "date": injected.isoformat()},
+                    "days_after": (today - injected).days,
+                },
+            ),
         )
         for patient_id, today, injected, kind, pain, total, count in rows
-    }
+    ]
+
+
+def post_injection_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
+    """NR-POST-01: today's pain above the pre-injection 7-day mean, > 72 h after it."""
+    return dict(_post_injection(now=now, changed=None))
+
+
+def post_injection_changed(*, now: dt.datetime, changed: Changed) -> Pairs:
+    """NR-POST-01 on the earlier days whose log changed."""
+    return _post_injection(now=now, changed=changed)
 
 
 # --------------------------------------------------------------------------- registry
@@ -576,4 +673,12 @@ REVIEW_DETECTORS: Final[dict[str, Detector]] = {
     NR_ADH_01.id: non_adherence_firing,
     NR_LOG_01.id: missed_logs_firing,
     NR_POST_01.id: post_injection_firing,
+}
+
+# The rules that judge one day's log also judge earlier days whose logs changed. The other
+# rules read a window ending today, which a late or edited log still reaches.
+CHANGED_DAY_DETECTORS: Final[dict[str, ChangedDetector]] = {
+    NR_PAIN_01.id: pain_spike_changed,
+    NR_PAIN_03.id: uncontrolled_pain_changed,
+    NR_POST_01.id: post_injection_changed,
 }

@@ -143,6 +143,7 @@ def log_create(
                     id=log_id,
                     patient=patient,
                     safety_advice=safety_services.advice_json(evaluation),
+                    safety_reminder=evaluation.reminder,
                     **content,
                 )
         except IntegrityError:
@@ -209,6 +210,7 @@ def log_update(
         for name in CONTENT_FIELDS:
             setattr(log, name, content[name])
         log.safety_advice = safety_services.advice_json(evaluation)
+        log.safety_reminder = evaluation.reminder
         log.version += 1
         # An edit is a new set of answers: the background rules owe it a fresh evaluation.
         log.evaluated_at = None

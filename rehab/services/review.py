@@ -2,7 +2,11 @@
 
 One run, for each review rule in `REVIEW_DETECTORS`:
 1. one SQL statement finds every patient the rule fires for on their local today
-   (`rehab.selectors.review`); nothing here loops over patients who do not fire;
+   (`rehab.selectors.review`); nothing here loops over patients who do not fire. The rules
+   that judge one day's log (NR-PAIN-01, NR-PAIN-03, NR-POST-01) also judge, in a second
+   statement, the earlier days (within the 14-day backfill window) whose logs were created
+   or changed in the last `CHANGED_LOOKBACK`: a log made at 23:50 after the last run of
+   the patient's day, a backfilled day, an edit to yesterday;
 2. each firing is recorded through `alert_raise` (one unresolved alert per patient and
    rule; trend rules have no log, so an occurrence is unique per alert and patient-local
    day). Firings already recorded today are skipped in one query, so the hourly runs
@@ -33,19 +37,35 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
 from patients.models import Patient
-from rehab.models import Alert, AlertEvent, AlertOccurrence, Severity
+from rehab.models import Alert, AlertEvent, AlertOccurrence, MissedLogReminder, Severity
 from rehab.safety import Firing
 from rehab.safety.review import REVIEW_RULES, ReviewFinding, ReviewRule
-from rehab.selectors.review import REVIEW_DETECTORS
+from rehab.selectors.review import (
+    CHANGED_DAY_DETECTORS,
+    REVIEW_DETECTORS,
+    Changed,
+    missed_logs_reminder_list,
+)
 from rehab.services.safety import alert_raise
 
 logger = logging.getLogger(__name__)
 
 REVIEW_RULES_BY_ID = {rule.id: rule for rule in REVIEW_RULES}
+
+Finding = tuple[UUID, ReviewFinding]
+
+# How far back a run looks for changed logs of earlier days. The job runs hourly; a day
+# and a bit covers the runs in between many times over (a missed run, a worker outage of
+# hours), and what was recorded is not recorded twice (the (alert, fired_on) index).
+CHANGED_LOOKBACK = dt.timedelta(hours=26)
+# The oldest day a patient may log (api-contract.md), as in rehab.services.logs.
+BACKFILL_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,9 @@ class ReviewRunStats:
     auto_resolved: int
     # Firings whose recording raised (logged; the next run tries again).
     failed: int = 0
+    # Firings on earlier days whose logs changed since the lookback (late, backfilled or
+    # edited logs); recorded like today's.
+    earlier_days: int = 0
 
 
 def review_rules_run(
@@ -74,14 +97,23 @@ def review_rules_run(
             f"not a review rule this job runs: {', '.join(unknown)} "
             f"(it runs {', '.join(REVIEW_DETECTORS)})"
         )
-    return {rule_id: _run_rule(REVIEW_RULES_BY_ID[rule_id], now=now) for rule_id in selected}
+    changed = Changed(since=now - CHANGED_LOOKBACK, backfill_days=BACKFILL_DAYS)
+    return {
+        rule_id: _run_rule(REVIEW_RULES_BY_ID[rule_id], now=now, changed=changed)
+        for rule_id in selected
+    }
 
 
-def _run_rule(rule: ReviewRule, *, now: dt.datetime) -> ReviewRunStats:
+def _run_rule(rule: ReviewRule, *, now: dt.datetime, changed: Changed) -> ReviewRunStats:
     findings = REVIEW_DETECTORS[rule.id](now=now)
-    todo = _not_recorded_today(rule, findings)
+    earlier = (
+        CHANGED_DAY_DETECTORS[rule.id](now=now, changed=changed)
+        if rule.id in CHANGED_DAY_DETECTORS
+        else []
+    )
+    todo = _not_recorded(today=list(findings.items()), earlier=earlier)
     created = failed = 0
-    for patient_id, finding in todo.items():
+    for patient_id, finding in todo:
         try:
             created += _record(rule, patient_id=patient_id, finding=finding)
         except Exception:
@@ -89,6 +121,9 @@ def _run_rule(rule: ReviewRule, *, now: dt.datetime) -> ReviewRunStats:
             # stays in the firing set, so nothing of theirs is auto-resolved either.
             failed += 1
             logger.exception("review rule %s: could not record for patient %s", rule.id, patient_id)
+    # Only today's firing set keeps alerts open: an alert raised here from an earlier day
+    # whose patient has logged today without the rule firing is a trigger that has
+    # already cleared (recorded, audited, and resolved like any other).
     resolved = _auto_resolve(rule, firing=findings.keys(), now=now)
     return ReviewRunStats(
         rule=rule.id,
@@ -97,29 +132,39 @@ def _run_rule(rule: ReviewRule, *, now: dt.datetime) -> ReviewRunStats:
         created=created,
         auto_resolved=resolved,
         failed=failed,
+        earlier_days=len(earlier),
     )
 
 
-def _not_recorded_today(
-    rule: ReviewRule, findings: dict[UUID, ReviewFinding]
-) -> dict[UUID, ReviewFinding]:
-    """The findings whose unresolved alert has no occurrence for that day yet (one query).
+def _not_recorded(*, today: Sequence[Finding], earlier: Sequence[Finding]) -> list[Finding]:
+    """The findings not recorded yet (one query).
 
-    Only an optimisation: `alert_raise` would find the occurrence and add nothing.
+    Today's: those whose unresolved alert has no occurrence for today yet, which is only
+    an optimisation (`alert_raise` would add nothing). An earlier day's: those with no
+    occurrence for that day at all, so that a day a clinician has already dealt with
+    (alert resolved) is not raised again for every run of the lookback.
     """
-    if not findings:
-        return {}
-    recorded = set(
-        AlertOccurrence.objects.filter(
-            alert__rule=rule.id,
-            alert__patient_id__in=list(findings),
-            log__isnull=True,
-            fired_on__in={f.date for f in findings.values()},
-        )
-        .exclude(alert__status=Alert.Status.RESOLVED)
-        .values_list("alert__patient_id", "fired_on")
-    )
-    return {pid: f for pid, f in findings.items() if (pid, f.date) not in recorded}
+    if not today and not earlier:
+        return []
+    both = [*today, *earlier]
+    occurrences = AlertOccurrence.objects.filter(
+        alert__rule__in={f.rule_id for _, f in both},
+        alert__patient_id__in={pid for pid, _ in both},
+        log__isnull=True,
+        fired_on__in={f.date for _, f in both},
+    ).values_list("alert__rule", "alert__patient_id", "fired_on", "alert__status")
+    unresolved, any_status = set(), set()
+    for rule_id, patient_id, fired_on, status in occurrences:
+        any_status.add((rule_id, patient_id, fired_on))
+        if status != Alert.Status.RESOLVED:
+            unresolved.add((rule_id, patient_id, fired_on))
+    todo: dict[tuple[str, UUID, dt.date], Finding] = {}
+    for seen, findings in ((unresolved, today), (any_status, earlier)):
+        for patient_id, finding in findings:
+            key = (finding.rule_id, patient_id, finding.date)
+            if key not in seen:
+                todo.setdefault(key, (patient_id, finding))
+    return list(todo.values())
 
 
 def _record(rule: ReviewRule, *, patient_id: UUID, finding: ReviewFinding) -> bool:
@@ -195,3 +240,76 @@ def _auto_resolve(rule: ReviewRule, *, firing: Iterable[UUID], now: dt.datetime)
             for alert_id in ids
         )
     return len(ids)
+
+
+# --------------------------------------------------------------------------- NR-LOG-01
+
+
+def missed_log_reminders_send(*, now: dt.datetime | None = None) -> int:
+    """NR-LOG-01's first step: remind each patient 3 to 6 days without a log, once per
+    streak (from 7 days their clinician is alerted instead). Returns reminders sent.
+
+    Who is owed one is one set-based query; each reminder is claimed under its row's
+    lock (SKIP LOCKED) and stamped `sent_at` in the same transaction as the send, so a
+    second run or a second beat sends nothing twice, and a failed send is tried again
+    by the next run while the streak lasts.
+    """
+    now = now or timezone.now()
+    findings = missed_logs_reminder_list(now=now)
+    if not findings:
+        return 0
+    # A streak is named by its first missed day: `missed_days` before the finding's date.
+    streaks: dict[UUID, tuple[dt.date, int]] = {}
+    for patient_id, finding in findings.items():
+        missed = int(finding.basis["missed_days"])  # type: ignore[arg-type]
+        streaks[patient_id] = (finding.date - dt.timedelta(days=missed), missed)
+    MissedLogReminder.objects.bulk_create(
+        [
+            MissedLogReminder(patient_id=pid, streak_from=start, missed_days=missed)
+            for pid, (start, missed) in streaks.items()
+        ],
+        ignore_conflicts=True,
+    )
+    owed = MissedLogReminder.objects.filter(
+        patient_id__in=list(streaks), sent_at__isnull=True
+    ).values_list("pk", "patient_id", "streak_from")
+    sent = 0
+    for reminder_id, patient_id, streak_from in owed:
+        if streaks[patient_id][0] != streak_from:
+            continue  # an older streak, ended since: nothing more to say about it
+        try:
+            sent += _send_reminder(reminder_id, missed=streaks[patient_id][1])
+        except Exception:
+            logger.exception("could not send the missed-log reminder %s", reminder_id)
+    return sent
+
+
+def _send_reminder(reminder_id: int, *, missed: int) -> bool:
+    with transaction.atomic():
+        reminder = (
+            MissedLogReminder.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("patient")
+            .filter(pk=reminder_id, sent_at__isnull=True)
+            .first()
+        )
+        if reminder is None:
+            return False
+        patient = reminder.patient
+        # No clinical content: a nudge to open the app, where the safety check is.
+        send_mail(
+            subject="A quick check-in on how you are doing",
+            message=(
+                f"Hello {patient.first_name},\n\n"
+                f"We have not had your daily log for {missed} days. It takes a minute, "
+                "and it helps your physio follow how you are doing. Please open the app "
+                "and fill in today's log, including the safety questions.\n\n"
+                "If you have new numbness between your legs, bladder or bowel changes, or "
+                "weakness in both legs, go to the Emergency Department now.\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[patient.email],
+        )
+        reminder.sent_at = timezone.now()
+        reminder.missed_days = missed
+        reminder.save(update_fields=["sent_at", "missed_days"])
+    return True

@@ -17,13 +17,14 @@ from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, DateField, ExpressionWrapper, F, Subquery
+from django.db.models import Avg, Count, DateField, ExpressionWrapper, F, Q, Subquery
 from django.utils import timezone
 
-from patients.models import Patient
+from patients.models import Clinician, Patient
 from rehab import progress
 from rehab.models import (
     Alert,
@@ -57,6 +58,9 @@ MAX_EVALUATION_ATTEMPTS = 5
 # How long the direct message gets before the sweeper sends another: long enough not to
 # double the work of a healthy queue, short enough to meet "within 2 minutes".
 SWEEP_GRACE = timedelta(seconds=30)
+# A sweep stops taking new work after this long; the next beat carries on. Well under
+# the email tasks' soft time limit, so a slow SMTP server ends a sweep, not the worker.
+SWEEP_TIME_BUDGET = 20.0
 # Trend rules read this many previous logs (RF-NP-01 reads the last 7 logged nights).
 RECENT_LOGS = 14
 
@@ -142,10 +146,13 @@ def full_context(*, log: DailyLog) -> PatientContext:
     recent = DailyLog.objects.filter(patient=patient, date__lt=log.date).order_by("-date")[
         :RECENT_LOGS
     ]
+    # RF-NP-01's "no other RF rule open" means unresolved (clinical-rules.md): a red flag
+    # a clinician has acknowledged is still being dealt with, and night pain on top of it
+    # is not a separate finding.
     open_rules = frozenset(
-        Alert.objects.filter(patient=patient, status=Alert.Status.OPEN).values_list(
-            "rule", flat=True
-        )
+        Alert.objects.filter(patient=patient)
+        .exclude(status=Alert.Status.RESOLVED)
+        .values_list("rule", flat=True)
     )
     return PatientContext(
         date_of_birth=patient.date_of_birth,
@@ -192,6 +199,7 @@ def alert_raise(
     same patient cannot interleave here; the partial unique index is the backstop.
     """
     now = timezone.now()
+    clock = _escalation_clock(log, now)
     alert = (
         Alert.objects.select_for_update()
         .filter(patient=patient, rule=firing.rule_id)
@@ -210,7 +218,7 @@ def alert_raise(
             last_fired_at=now,
             opened_at=now,
             notify_due=firing.severity in (Severity.EMERGENCY, Severity.URGENT),
-            escalation_due_at=_escalation_due(firing.severity, now),
+            escalation_due_at=_escalation_due(firing.severity, clock),
         )
         AlertOccurrence.objects.create(
             alert=alert, log=log, fired_on=fired_on, rule_version=firing.version, basis=firing.basis
@@ -243,9 +251,18 @@ def alert_raise(
         # escalation clock starts again.
         alert.status = Alert.Status.OPEN
         alert.opened_at = now
-        alert.escalation_due_at = _escalation_due(alert.severity, now)
+        alert.escalation_due_at = _escalation_due(alert.severity, clock)
         alert.escalated_at = None
-        fields += ["status", "opened_at", "escalation_due_at", "escalated_at"]
+        alert.escalation_attempts = 0
+        alert.escalation_retry_at = None
+        fields += [
+            "status",
+            "opened_at",
+            "escalation_due_at",
+            "escalated_at",
+            "escalation_attempts",
+            "escalation_retry_at",
+        ]
         AlertEvent.objects.create(
             alert=alert, kind=AlertEvent.Kind.REOPENED, data={"log": _id(log)}
         )
@@ -253,6 +270,15 @@ def alert_raise(
             _care_team_notifications(
                 alert=alert, kind=Notification.Kind.ALERT, message=_alert_message(alert)
             )
+            # The care team acknowledged the last episode; this one is news, and they
+            # must hear of it by email at once, as of a new alert (not only in-app).
+            alert.notify_due = True
+            alert.notified_at = None
+            alert.notify_attempts = 0
+            alert.notify_retry_at = None
+            fields += ["notify_due", "notified_at", "notify_attempts", "notify_retry_at"]
+            alert_id = alert.pk
+            transaction.on_commit(lambda: alert_notify_enqueue(alert_id=alert_id))
     else:
         AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REFIRED, data={"log": _id(log)})
     alert.save(update_fields=fields)
@@ -262,6 +288,17 @@ def alert_raise(
 
 def _id(log: DailyLog | None) -> str | None:
     return str(log.pk) if log is not None else None
+
+
+def _escalation_clock(log: DailyLog | None, now: datetime) -> datetime:
+    """When RF-META-01's 60 minutes (urgent: 4 hours) start: when the patient submitted
+    the answers that fired, not when a worker got round to them, so that a broker outage
+    or a queue backlog does not stretch the window. `updated_at` is the submission time
+    of the current answers (set by the create or the patient's last edit; the evaluation
+    bookkeeping never touches it). Trend rules have no log: the run's time."""
+    if log is None or log.updated_at is None:
+        return now
+    return min(log.updated_at, now)
 
 
 def _escalation_due(severity: str, now: datetime) -> datetime | None:
@@ -362,21 +399,35 @@ def _evaluate_and_raise(log: DailyLog) -> EvaluationOutcome:
     return EvaluationOutcome(status="evaluated" if done else "stale", alerts=tuple(raised))
 
 
-def unevaluated_logs_sweep(*, limit: int = 1000) -> int:
-    """Re-enqueue every log still owed an evaluation (lost message, dead worker, outage)."""
+def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDGET) -> int:
+    """Re-enqueue every log still owed an evaluation (lost message, dead worker, outage).
+
+    In batches, oldest first, until none is left or the time budget is spent: after a
+    long broker outage thousands may be owed, and "evaluated within 2 minutes of the
+    broker being back" must not wait for one batch per beat. The batches walk the owed
+    logs by (updated_at, id), since those just enqueued stay owed until a worker runs them.
+    """
     from rehab.tasks import log_evaluate_task
 
-    cutoff = timezone.now() - SWEEP_GRACE
-    ids = list(
-        DailyLog.objects.filter(
-            evaluated_at__isnull=True, evaluation_failed_at__isnull=True, updated_at__lt=cutoff
-        )
-        .order_by("updated_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for log_id in ids:
-        log_evaluate_task.delay(str(log_id))
-    return len(ids)
+    started = time.monotonic()
+    owed = DailyLog.objects.filter(
+        evaluated_at__isnull=True,
+        evaluation_failed_at__isnull=True,
+        updated_at__lt=timezone.now() - SWEEP_GRACE,
+    ).order_by("updated_at", "pk")
+    sent = 0
+    after: tuple[datetime, UUID] | None = None
+    while True:
+        page = owed
+        if after is not None:
+            page = page.filter(Q(updated_at__gt=after[0]) | Q(updated_at=after[0], pk__gt=after[1]))
+        rows = list(page.values_list("updated_at", "pk")[:batch])
+        for _, log_id in rows:
+            log_evaluate_task.delay(str(log_id))
+        sent += len(rows)
+        if len(rows) < batch or time.monotonic() - started > budget:
+            return sent
+        after = rows[-1]
 
 
 def safety_status() -> dict[str, int]:
@@ -386,10 +437,64 @@ def safety_status() -> dict[str, int]:
         "unevaluated_logs": owed.count(),
         "overdue_logs": owed.filter(updated_at__lt=timezone.now() - timedelta(minutes=2)).count(),
         "failed_logs": DailyLog.objects.filter(evaluation_failed_at__isnull=False).count(),
+        # An emergency no one was told about is as bad as a log never evaluated.
+        "undelivered_alerts": undelivered_alerts().count(),
     }
 
 
 # --------------------------------------------------------------------------- delivery
+
+# A delivery that keeps failing (SMTP down, nobody to send to) is tried this many times,
+# 1, 2, 4 ... minutes apart (at most 30), then left to operators: /health/ shows every
+# alert whose delivery has failed and is still owed, from the first failure on.
+MAX_DELIVERY_ATTEMPTS = 8
+DELIVERY_BACKOFF_MAX = timedelta(minutes=30)
+
+
+class NoRecipientsError(Exception):
+    """Nobody to send a safety email to: never recorded as delivered."""
+
+
+def _retry_at(attempts: int, now: datetime) -> datetime:
+    return now + min(timedelta(minutes=2 ** (attempts - 1)), DELIVERY_BACKOFF_MAX)
+
+
+def _may_try(prefix: str, now: datetime) -> Q:
+    """Owed deliveries not given up on and not waiting out a back-off."""
+    return Q(**{f"{prefix}_attempts__lt": MAX_DELIVERY_ATTEMPTS}) & (
+        Q(**{f"{prefix}_retry_at__isnull": True}) | Q(**{f"{prefix}_retry_at__lte": now})
+    )
+
+
+def _delivery_failed(alert: Alert, *, prefix: str, exc: Exception, now: datetime) -> None:
+    """Count a failed attempt and set the next one, in the caller's transaction."""
+    attempts = getattr(alert, f"{prefix}_attempts") + 1
+    Alert.objects.filter(pk=alert.pk).update(
+        **{f"{prefix}_attempts": attempts, f"{prefix}_retry_at": _retry_at(attempts, now)},
+        delivery_error=f"{prefix}: {exc!r}"[:2000],
+    )
+    logger.error(
+        "safety %s of alert %s (%s, %s) failed, attempt %s of %s: %r",
+        prefix,
+        alert.pk,
+        alert.rule,
+        alert.severity,
+        attempts,
+        MAX_DELIVERY_ATTEMPTS,
+        exc,
+        exc_info=not isinstance(exc, NoRecipientsError),
+    )
+
+
+def _send(*, subject: str, body: str, recipients: list[str]) -> None:
+    if not recipients:
+        raise NoRecipientsError("no care team, escalation contact or clinician with an email")
+    send_mail(
+        subject=subject,
+        message=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=recipients,
+    )
 
 
 def alert_notify_enqueue(*, alert_id: UUID) -> None:
@@ -398,37 +503,64 @@ def alert_notify_enqueue(*, alert_id: UUID) -> None:
     _publish(alert_notify_task, str(alert_id))
 
 
+def _emails(clinicians: Any) -> list[str]:
+    return sorted(
+        set(
+            clinicians.filter(user__is_active=True)
+            .exclude(user__email="")
+            .values_list("user__email", flat=True)
+        )
+    )
+
+
 def _care_team_emails(alert: Alert) -> list[str]:
-    return [c.user.email for c in alert.patient.care_team.select_related("user")]
+    return _emails(alert.patient.care_team.all())
+
+
+def _escalation_emails(alert: Alert) -> list[str]:
+    """The clinic's escalation contact; when it is blank, whoever answers for the clinic:
+    its clinic admins, else every clinician of the clinic."""
+    clinic = alert.patient.clinic
+    if clinic.escalation_email:
+        return [clinic.escalation_email]
+    clinicians = Clinician.objects.filter(clinic=clinic)
+    return _emails(clinicians.filter(role=Clinician.Role.CLINIC_ADMIN)) or _emails(clinicians)
 
 
 def alert_notify(*, alert_id: UUID | str) -> bool:
     """Email the care team about a new emergency or urgent alert, exactly once.
 
     The row lock makes a second worker (or a second beat) wait and then find the alert
-    already notified; if sending fails, the transaction rolls back and it stays owed.
+    already notified. A failed send (or nobody to send to) is counted and tried again
+    later; it is never recorded as notified.
     """
+    now = timezone.now()
     with transaction.atomic():
         alert = (
             Alert.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("patient", "patient__clinic")
-            .filter(pk=alert_id, notify_due=True, notified_at__isnull=True)
+            .filter(_may_try("notify", now), pk=alert_id, notify_due=True, notified_at__isnull=True)
             .first()
         )
         if alert is None:
             return False
-        recipients = _care_team_emails(alert) or (
-            [alert.patient.clinic.escalation_email] if alert.patient.clinic.escalation_email else []
-        )
-        if recipients:
-            send_mail(
+        try:
+            # Without a care team (or one without email) the clinic still hears of it.
+            recipients = _care_team_emails(alert) or _escalation_emails(alert)
+            _send(
                 subject=f"[{alert.severity.upper()}] {alert.rule} for a patient needs review",
-                message=_alert_email_body(alert),
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=recipients,
+                body=_alert_email_body(alert),
+                recipients=recipients,
             )
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted, logged, retried, shown in /health/
+            _delivery_failed(alert, prefix="notify", exc=exc, now=now)
+            return False
         alert.notified_at = timezone.now()
-        alert.save(update_fields=["notified_at", "updated_at"])
+        alert.notify_retry_at = None
+        alert.delivery_error = ""
+        alert.save(update_fields=["notified_at", "notify_retry_at", "delivery_error", "updated_at"])
         AlertEvent.objects.create(
             alert=alert, kind=AlertEvent.Kind.NOTIFIED, data={"recipients": recipients}
         )
@@ -451,38 +583,56 @@ def _alert_email_body(alert: Alert, *, escalation: bool = False) -> str:
     )
 
 
-def notifications_sweep(*, limit: int = 200) -> int:
-    """Send every notification still owed (a lost message, an SMTP outage)."""
+def notifications_sweep(*, limit: int = 200, budget: float = SWEEP_TIME_BUDGET) -> int:
+    """Send every notification still owed (a lost message, an SMTP outage).
+
+    Alerts waiting out a back-off are not picked, so a failing one cannot take the place
+    of the others run after run.
+    """
+    started = time.monotonic()
     ids = list(
-        Alert.objects.filter(notify_due=True, notified_at__isnull=True)
+        Alert.objects.filter(_may_try("notify", timezone.now()))
+        .filter(notify_due=True, notified_at__isnull=True)
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
-    return sum(1 for alert_id in ids if _notify_quietly(alert_id))
+    sent = 0
+    for alert_id in ids:
+        sent += _notify_quietly(alert_id)
+        if time.monotonic() - started > budget:
+            break  # at least one per run, whatever the budget
+    return sent
 
 
 def _notify_quietly(alert_id: UUID) -> bool:
     try:
         return alert_notify(alert_id=alert_id)
+    except SoftTimeLimitExceeded:
+        raise
     except Exception:
+        # A database error, say: the alert stays owed for the next sweep.
         logger.exception("could not notify alert %s", alert_id)
         return False
 
 
-def escalations_sweep(*, limit: int = 200) -> int:
+def escalations_sweep(*, limit: int = 200, budget: float = SWEEP_TIME_BUDGET) -> int:
     """RF-META-01: escalate every open alert past its deadline, once each.
 
     Claimed row by row with SKIP LOCKED and a conditional UPDATE, so two beat processes
-    (a deployment mistake) escalate nothing twice.
+    (a deployment mistake) escalate nothing twice. A failed escalation is counted and
+    put back with a back-off, and the sweep goes on with the others: one bad alert must
+    not stall RF-META-01 for every clinic.
     """
     escalated = 0
     now = timezone.now()
+    started = time.monotonic()
     for _ in range(limit):
         with transaction.atomic():
             alert = (
                 Alert.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("patient", "patient__clinic")
                 .filter(
+                    _may_try("escalation", now),
                     status=Alert.Status.OPEN,
                     escalated_at__isnull=True,
                     escalation_due_at__lte=now,
@@ -492,23 +642,31 @@ def escalations_sweep(*, limit: int = 200) -> int:
             )
             if alert is None:
                 break
-            _escalate(alert)
-            escalated += 1
+            escalated += _escalate(alert, now=now)
+        if time.monotonic() - started > budget:
+            break  # at least one per run, whatever the budget
     return escalated
 
 
-def _escalate(alert: Alert) -> None:
-    contact = alert.patient.clinic.escalation_email
-    recipients = [contact] if contact else []
-    if recipients:
-        send_mail(
+def _escalate(alert: Alert, *, now: datetime) -> bool:
+    try:
+        recipients = _escalation_emails(alert)
+        _send(
             subject=f"[ESCALATED {alert.severity.upper()}] {alert.rule} not acknowledged",
-            message=_alert_email_body(alert, escalation=True),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
+            body=_alert_email_body(alert, escalation=True),
+            recipients=recipients,
         )
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:  # noqa: BLE001 - counted, logged, retried, shown in /health/
+        _delivery_failed(alert, prefix="escalation", exc=exc, now=now)
+        return False
     alert.escalated_at = timezone.now()
-    alert.save(update_fields=["escalated_at", "updated_at"])
+    alert.escalation_retry_at = None
+    alert.delivery_error = ""
+    alert.save(
+        update_fields=["escalated_at", "escalation_retry_at", "delivery_error", "updated_at"]
+    )
     AlertEvent.objects.create(
         alert=alert,
         kind=AlertEvent.Kind.ESCALATED,
@@ -519,6 +677,20 @@ def _escalate(alert: Alert) -> None:
         kind=Notification.Kind.ESCALATION,
         message=f"Escalated: {_alert_message(alert)} was not acknowledged in time",
     )
+    return True
+
+
+def undelivered_alerts() -> Any:
+    """Alerts whose email is owed and has failed at least once (or was given up on)."""
+    now = timezone.now()
+    notify_owed = Q(notify_due=True, notified_at__isnull=True, notify_attempts__gt=0)
+    escalation_owed = Q(
+        status=Alert.Status.OPEN,
+        escalated_at__isnull=True,
+        escalation_due_at__lte=now,
+        escalation_attempts__gt=0,
+    )
+    return Alert.objects.filter(notify_owed | escalation_owed)
 
 
 def rule_ids(firings: Iterable[Firing]) -> list[str]:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import django_filters
 from django.utils import timezone
+from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -277,6 +278,13 @@ _CATALOGUE = catalogue()
 _ETAG = '"' + hashlib.sha256(canonical_json(_CATALOGUE).encode()).hexdigest()[:32] + '"'
 
 
+def _etag_matches(header: str) -> bool:
+    """If-None-Match per RFC 9110 §13.1.2: a list of tags or `*`, compared weakly (a proxy
+    that compresses the body may hand the app back W/"...")."""
+    tags = parse_etags(header)
+    return "*" in tags or any(tag.removeprefix("W/") == _ETAG for tag in tags)
+
+
 class SafetyRulesApi(APIView):
     """The inline rules and their messages, for the app to show advice even offline."""
 
@@ -293,7 +301,7 @@ class SafetyRulesApi(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        if request.headers.get("If-None-Match") == _ETAG:
+        if _etag_matches(request.headers.get("If-None-Match", "")):
             response = Response(status=304)
         else:
             response = Response(_CATALOGUE)

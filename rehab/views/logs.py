@@ -102,6 +102,9 @@ class SafetyAdviceSerializer(serializers.Serializer):
 class LogOutputSerializer(serializers.ModelSerializer):
     safety = SafetySerializer()
     safety_advice = SafetyAdviceSerializer(allow_null=True)
+    # Our addition (extra fields are allowed): clinical-rules §4's "if this gets worse, go
+    # to the Emergency Department now" when an assessed mark applied; null otherwise.
+    safety_reminder = serializers.CharField(allow_null=True, read_only=True)
 
     class Meta:
         model = DailyLog
@@ -118,6 +121,7 @@ class LogOutputSerializer(serializers.ModelSerializer):
             "notes",
             "safety",
             "safety_advice",
+            "safety_reminder",
             "version",
             "created_at",
             "updated_at",

@@ -94,6 +94,60 @@ def test_it_recomputes_advice_when_a_log_is_edited(patient_client):
     assert response.json()["safety_advice"]["rules"] == ["RF-CES-01"]
 
 
+def _mark(patient: Any, symptom: str, until: date = TODAY + timedelta(days=30)) -> None:
+    from tests.rehab.factories_record import AssessedMarkFactory
+
+    AssessedMarkFactory.create(patient=patient, symptom=symptom, until=until)
+
+
+def test_it_reminds_the_patient_when_an_assessed_mark_suppressed_a_rule(patient_client, patient):
+    from rehab.safety import SUPPRESSED_REMINDER
+
+    _mark(patient, "bladder_change")
+    log = post_log(patient_client, safety={"bladder_change": "unchanged_assessed"})
+    # Nothing fires (so no advice, as the contract says), yet §4's reminder is owed.
+    assert log["safety_advice"] is None
+    assert log["safety_reminder"] == SUPPRESSED_REMINDER
+    assert "Emergency Department now" in log["safety_reminder"]
+    # Stored with the log: reading it back tells the patient the same.
+    again = patient_client.get(f"{LOGS}{log['id']}/").json()
+    assert again["safety_reminder"] == SUPPRESSED_REMINDER
+
+
+def test_it_reminds_the_patient_beside_the_advice_when_a_rule_also_fired(patient_client, patient):
+    _mark(patient, "both_legs")
+    log = post_log(patient_client, safety={"both_legs": "unchanged_assessed"})
+    assert log["safety_advice"]["rules"] == ["RF-CES-06"]
+    assert log["safety_reminder"] == log["safety_advice"]["note"]
+
+
+def test_it_gives_no_reminder_without_a_current_mark(patient_client, patient):
+    _mark(patient, "bladder_change", until=TODAY - timedelta(days=1))
+    log = post_log(patient_client, safety={"bladder_change": "unchanged_assessed"})
+    # An expired mark: unchanged_assessed counts as new, the full rule fires.
+    assert log["safety_advice"]["rules"] == ["RF-CES-02"]
+    assert log["safety_reminder"] is None
+    assert post_log(patient_client, day=TODAY - timedelta(days=1))["safety_reminder"] is None
+
+
+def test_it_recomputes_the_reminder_when_a_log_is_edited(patient_client, patient):
+    from rehab.safety import SUPPRESSED_REMINDER
+
+    _mark(patient, "saddle_numbness")
+    log = post_log(patient_client)
+    assert log["safety_reminder"] is None
+    url = f"{LOGS}{log['id']}/"
+    edited = patient_client.patch(url, {"safety": {"saddle_numbness": "unchanged_assessed"}})
+    assert edited.status_code == 200
+    assert (edited.json()["safety_advice"], edited.json()["safety_reminder"]) == (
+        None,
+        SUPPRESSED_REMINDER,
+    )
+    cleared = patient_client.patch(url, {"safety": {"saddle_numbness": "no"}}).json()
+    assert cleared["safety_reminder"] is None
+    assert DailyLog.objects.get(pk=log["id"]).safety_reminder is None
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -522,6 +576,26 @@ def test_it_publishes_the_inline_rules_with_an_etag(anon_client):
     assert {"RF-CES-01", "RF-INF-02", "RF-NEU-01"} <= ids
     again = anon_client.get("/api/v1/safety/rules/", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("{etag}", 304),
+        ("W/{etag}", 304),  # weak comparison, as RFC 9110 asks for If-None-Match
+        ('"other", W/{etag}', 304),
+        ('"other",{etag}', 304),
+        ("*", 304),
+        ('"other"', 200),
+        ('W/"other", "more"', 200),
+        ("not an etag", 200),
+    ],
+)
+def test_it_compares_the_rules_etag_weakly_and_in_lists(anon_client, header, status):
+    etag = anon_client.get("/api/v1/safety/rules/")["ETag"]
+    response = anon_client.get("/api/v1/safety/rules/", HTTP_IF_NONE_MATCH=header.format(etag=etag))
+    assert response.status_code == status
+    assert response["ETag"] == etag
 
 
 def test_it_counts_alert_events_for_the_audit_trail(alert):

@@ -142,6 +142,9 @@ def test_it_replays_red_flags_with_their_history(patient):
         "RF-TH-01": (2, 1, 1),
         "RF-NP-01": (5, 1, 1),
     }
+    # Asked for alone, RF-NP-01 still sees RF-TH-01 open: the counts of the full run.
+    assert fired(run("--rule", "RF-NP-01")) == {"RF-NP-01": (5, 1, 1)}
+    assert fired(run())["RF-NP-01"] == (5, 1, 1)
 
 
 def test_it_uses_the_back_pain_baseline_known_on_the_logs_date(patient):

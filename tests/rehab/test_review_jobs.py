@@ -27,7 +27,7 @@ from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog
 from rehab.safety import LogFacts
 from rehab.safety import review as oracle
 from rehab.selectors import review as detectors
-from rehab.selectors.review import REVIEW_DETECTORS
+from rehab.selectors.review import CHANGED_DAY_DETECTORS, REVIEW_DETECTORS
 from rehab.services import review
 from rehab.services.safety import alert_resolve
 from tests.factories import PatientFactory, UserFactory
@@ -700,10 +700,11 @@ def test_it_runs_in_a_constant_number_of_queries(clinic, django_assert_max_num_q
     _quiet_patients(clinic, 5)
     few = _queries_of_a_run()
     _quiet_patients(clinic, 45)
-    with django_assert_max_num_queries(4 * len(REVIEW_DETECTORS)):
+    with django_assert_max_num_queries(5 * len(REVIEW_DETECTORS)):
         many = _queries_of_a_run()
-    # One detection query and one resolving UPDATE per rule, whatever the cohort.
-    assert len(many) == len(few) == 2 * len(REVIEW_DETECTORS)
+    # One detection query and one resolving UPDATE per rule, whatever the cohort, and
+    # one more detection (earlier days with changed logs) for the rules that read a log.
+    assert len(many) == len(few) == 2 * len(REVIEW_DETECTORS) + len(CHANGED_DAY_DETECTORS)
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -839,3 +840,178 @@ def test_it_agrees_with_the_oracle_after_injections(clinician):
         assert (patient.pk in found) == (expected is not None), patient.pk
         if expected is not None:
             assert found[patient.pk].basis == expected.basis
+
+
+# --------------------------------------------------------------------------- earlier days
+
+
+def _logged_at(when: datetime, patient: Patient, day: date, **fields: Any) -> DailyLog:
+    with time_machine.travel(when, tick=False):
+        return DailyLog.objects.create(patient=patient, date=day, **{"pain": 3, **fields})
+
+
+def test_it_judges_a_log_made_after_the_last_run_before_local_midnight(patient):
+    # Europe/London in November is UTC: the log comes at 23:50, after the 23:00 run.
+    evening = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+    for n in range(2, 5):
+        _logged_at(evening - timedelta(days=n), patient, days_ago(n), pain=3)
+    _logged_at(evening - timedelta(days=1), patient, days_ago(1), pain=3, worst_pain=9)
+    with time_machine.travel(evening, tick=False):
+        assert review.review_rules_run()["NR-PAIN-01"].firing == 0
+    _logged_at(evening + timedelta(minutes=50), patient, TODAY, pain=8, worst_pain=9)
+
+    after_midnight = datetime(2026, 11, 21, 0, 10, tzinfo=UTC)
+    with time_machine.travel(after_midnight, tick=False):
+        first = review.review_rules_run()
+        second = review.review_rules_run()
+
+    spike = Alert.objects.get(rule="NR-PAIN-01")
+    assert list(spike.occurrences.values_list("fired_on", flat=True)) == [TODAY]
+    assert spike.basis["value"] == 8
+    uncontrolled = Alert.objects.get(rule="NR-PAIN-03")
+    assert uncontrolled.severity == "urgent"
+    assert uncontrolled.basis["worst_pain"] == [
+        {"date": days_ago(1).isoformat(), "worst_pain": 9},
+        {"date": TODAY.isoformat(), "worst_pain": 9},
+    ]
+    assert (first["NR-PAIN-01"].earlier_days, first["NR-PAIN-01"].created) == (1, 1)
+    # The second run doubles nothing.
+    assert (second["NR-PAIN-01"].recorded, second["NR-PAIN-03"].recorded) == (0, 0)
+    assert AlertOccurrence.objects.count() == 2
+    assert AlertEvent.objects.count() == 2
+
+
+def test_it_judges_a_backfilled_day(patient):
+    for n in (4, 5, 6, 7):
+        _logged_at(NOW - timedelta(days=n), patient, days_ago(n), pain=3)
+    _logged_at(NOW - timedelta(days=3), patient, days_ago(3), pain=3, worst_pain=9)
+    # Days 2 and 1 come in today, after a flat battery: the first is a spike, and with
+    # day 3 they make two days of worst pain >= 9.
+    _logged_at(NOW, patient, days_ago(2), pain=8, worst_pain=10)
+    _logged_at(NOW, patient, days_ago(1), pain=3)
+
+    stats = review.review_rules_run()
+
+    assert stats["NR-PAIN-01"].firing == 0  # nothing fires on today
+    assert Alert.objects.get(rule="NR-PAIN-01").occurrences.get().fired_on == days_ago(2)
+    assert Alert.objects.get(rule="NR-PAIN-03").occurrences.get().fired_on == days_ago(2)
+
+
+def test_it_judges_an_edit_to_an_earlier_day(patient):
+    for n in range(1, 7):
+        _logged_at(NOW - timedelta(days=n), patient, days_ago(n), pain=3)
+    review.review_rules_run()
+    assert not Alert.objects.exists()
+    with time_machine.travel(NOW, tick=False):
+        DailyLog.objects.filter(patient=patient, date=days_ago(1)).update(pain=9, updated_at=NOW)
+    review.review_rules_run()
+    assert Alert.objects.get(rule="NR-PAIN-01").occurrences.get().fired_on == days_ago(1)
+
+
+def test_it_leaves_earlier_days_alone_once_judged_or_out_of_reach(patient, clinician):
+    # A spike logged two days ago, at the time: judged then, not now.
+    for n in range(3, 8):
+        _logged_at(NOW - timedelta(days=n), patient, days_ago(n), pain=3)
+    _logged_at(NOW - timedelta(days=2), patient, days_ago(2), pain=9)
+    assert review.review_rules_run()["NR-PAIN-01"].earlier_days == 0
+    assert not Alert.objects.exists()
+
+    # A day a clinician has dealt with is not raised again while its log is recent.
+    _logged_at(NOW, patient, days_ago(1), pain=9)
+    review.review_rules_run()
+    alert = Alert.objects.get(rule="NR-PAIN-01")
+    alert_resolve(alert=alert, actor=clinician.user, disposition="phoned_patient")
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
+        assert review.review_rules_run()["NR-PAIN-01"].recorded == 0
+    assert Alert.objects.filter(rule="NR-PAIN-01").count() == 1
+
+
+def test_it_judges_no_day_before_the_backfill_window(patient):
+    first = review.BACKFILL_DAYS + 1
+    for n in range(first + 1, first + 5):
+        _logged_at(NOW, patient, days_ago(n), pain=3)
+    # Only a clinician's data fix could change a log this old; the job stays in bounds.
+    _logged_at(NOW, patient, days_ago(first), pain=9)
+    assert review.review_rules_run()["NR-PAIN-01"].earlier_days == 0
+    _logged_at(NOW, patient, days_ago(first - 1), pain=9)
+    assert review.review_rules_run()["NR-PAIN-01"].earlier_days == 1
+
+
+def test_it_judges_a_late_log_after_an_injection(patient):
+    injected = days_ago(10)
+    for i in range(1, 8):
+        _logged_at(NOW - timedelta(days=30), patient, injected - timedelta(days=i), pain=4)
+    _injection(patient, injected)
+    _logged_at(NOW, patient, days_ago(1), pain=7)
+    review.review_rules_run()
+    occurrence = Alert.objects.get(rule="NR-POST-01").occurrences.get()
+    assert occurrence.fired_on == days_ago(1)
+    assert occurrence.basis["days_after"] == 9
+
+
+# --------------------------------------------------------------------------- NR-LOG-01 reminders
+
+
+def test_it_reminds_a_patient_once_per_missed_log_streak(patient, clinic):
+    from django.core import mail
+
+    from rehab.models import MissedLogReminder
+
+    DailyLog.objects.create(patient=patient, date=days_ago(4), pain=3)  # 3 days missed
+    regular = PatientFactory.create(clinic=clinic)
+    for n in range(-4, 2):  # logs every day, through the days this test travels to
+        DailyLog.objects.create(patient=regular, date=days_ago(n), pain=3)
+
+    assert tasks.missed_log_reminders_task() == 1
+    assert [m.to for m in mail.outbox] == [["pat@example.com"]]
+    assert "3 days" in mail.outbox[0].body
+    # A second beat, and the next days of the same streak, send nothing more.
+    assert review.missed_log_reminders_send() == 0
+    for n in (1, 2, 3):
+        with time_machine.travel(NOW + timedelta(days=n), tick=False):
+            assert review.missed_log_reminders_send() == 0
+    assert len(mail.outbox) == 1
+    reminder = MissedLogReminder.objects.get()
+    assert (reminder.patient, reminder.streak_from) == (patient, days_ago(3))
+    assert reminder.sent_at == NOW
+
+    # The patient logs again, then goes quiet: a new streak, a new reminder.
+    DailyLog.objects.create(patient=patient, date=TODAY, pain=3)
+    with time_machine.travel(NOW + timedelta(days=4), tick=False):
+        assert review.missed_log_reminders_send() == 1
+    assert len(mail.outbox) == 2
+
+
+def test_it_tries_a_failed_reminder_again_at_the_next_run(patient, monkeypatch):
+    from django.core import mail
+
+    from rehab.services import review as review_services
+
+    DailyLog.objects.create(patient=patient, date=days_ago(5), pain=3)
+
+    def refuse(**_: Any) -> int:
+        raise OSError("smtp down")
+
+    monkeypatch.setattr(review_services, "send_mail", refuse)
+    assert review.missed_log_reminders_send() == 0
+    monkeypatch.undo()
+    assert review.missed_log_reminders_send() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_it_schedules_the_reminders_daily(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["safety-missed-log-reminders"]
+    assert entry["task"] == "rehab.tasks.missed_log_reminders_task"
+    assert entry["schedule"] == 24 * 3600.0
+
+
+def test_it_judges_each_changed_day_against_its_own_previous_logs(patient):
+    for n in range(5, 9):
+        _logged_at(NOW - timedelta(days=n), patient, days_ago(n), pain=3)
+    for n in (4, 3, 2):  # backfilled today, each a spike on the logs before it
+        _logged_at(NOW, patient, days_ago(n), pain=8)
+    review.review_rules_run(rules=["NR-PAIN-01"])
+    occurrences = Alert.objects.get(rule="NR-PAIN-01").occurrences.order_by("fired_on")
+    assert [(o.fired_on, o.basis["prior_dates"]) for o in occurrences] == [
+        (days_ago(n), [days_ago(d).isoformat() for d in range(8, n, -1)]) for n in (4, 3, 2)
+    ]

@@ -307,6 +307,7 @@ class Replay:
         self.until = until
         self.now = now
         self.red_flags = [r.id for r in RULES if r.id in rules]
+        self.all_red_flags = [r.id for r in RULES]
         self.reviews = [r for r in REVIEW_REPLAYS if r in rules]
         self.needs_programs = bool(PROGRAM_RULES & set(self.reviews))
         self.reach = _review_reach()
@@ -461,6 +462,14 @@ class Replay:
             fired = set(evaluate(log, ctx).rule_ids)
             for rule_id in self.red_flags:
                 self._count(rule_id, patient.id, rule_id in fired, open_)
+            # Every red flag's open state, counted or not: RF-NP-01 reads whether any
+            # other RF rule is open, so `--rule RF-NP-01` must see the same open alerts
+            # as the full run, or it would count night pain the live engine suppresses.
+            for rule_id in self.all_red_flags:
+                if rule_id in fired:
+                    open_.add(rule_id)
+                else:
+                    open_.discard(rule_id)
 
     def _replay_reviews(
         self, patient: PatientFacts, logs: list[LogFacts], batch: PatientBatch

@@ -47,7 +47,39 @@ def test_it_lists_the_caseload_in_triage_order(web, clinician):
     make_alert(emergency, severity="emergency", rule="RF-CES-01", waited=timedelta(minutes=1))
     log_days(worse, {30: 3, 29: 3, 28: 3, 2: 7, 1: 8, 0: 8})
     log_days(quiet, {30: 6, 29: 6, 28: 6, 2: 5, 1: 5, 0: 5})
-    assert shown(web) == ["Emergency", "Urgent", "Routine", "Worse", "Quiet"]
+    # Improving a lot, yet below the patients who stopped logging (issue 7's "then
+    # missed logs"): a silent patient must not sink to the bottom of the list.
+    log_days(make_patient(clinician, "Better"), {30: 8, 29: 8, 28: 8, 2: 2, 1: 2, 0: 2})
+    log_days(make_patient(clinician, "Silent"), {30: 6, 29: 6, 28: 6, 3: 6})  # 3 days ago
+    log_days(make_patient(clinician, "Lapsed"), {30: 5, 29: 5, 28: 5, 12: 5})
+    make_patient(clinician, "Never")
+    # An open alert outranks missed logs; a worsening patient outranks them too.
+    make_alert(make_patient(clinician, "Flagged"), severity="routine", rule="NR-LOG-01")
+    assert shown(web) == [
+        "Emergency",
+        "Urgent",
+        "Routine",
+        "Flagged",
+        "Worse",
+        "Never",
+        "Lapsed",
+        "Silent",
+        "Quiet",
+        "Better",
+    ]
+
+
+def test_the_api_caseload_keeps_the_alert_tiers_then_the_same_order(clinician):
+    from rehab.selectors.caseload import caseload_list
+
+    urgent = make_patient(clinician, "Urgent")
+    make_alert(urgent, severity="urgent")
+    silent = make_patient(clinician, "Silent")
+    log_days(silent, {30: 6, 29: 6, 28: 6, 5: 6})
+    better = make_patient(clinician, "Better")
+    log_days(better, {30: 8, 29: 8, 28: 8, 2: 2, 1: 2, 0: 2})
+    rows = list(caseload_list(user=clinician.user).values_list("last_name", flat=True))
+    assert rows == ["Urgent", "Silent", "Better"]
 
 
 def test_it_shows_figures_badges_and_links(web, clinician):

@@ -70,14 +70,49 @@ class CareTeamInline(admin.TabularInline):
 
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
+    """The patient's details and history are read-only: clinicians change them through the
+    API (`services.patient_update`, audited) and the safety rules read the history. An
+    operator may still change the care team, and each change is audited."""
+
     list_display = ("last_name", "first_name", "email", "clinic", "condition", "created_at")
     list_filter = ("clinic", "affected_side", "history_cancer")
     list_select_related = ("clinic",)
     search_fields = ("first_name", "last_name", "email")
     date_hierarchy = "created_at"
-    raw_id_fields = ("user",)
     exclude = ("care_team",)
+    readonly_fields = tuple(
+        f.name
+        for f in Patient._meta.get_fields()
+        if f.concrete and not f.many_to_many and f.name != "id"
+    )
     inlines = [CareTeamInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Patients come from invitations (`services.invitation_create`).
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Patient, form: Any, change: bool) -> None:
+        # Every field is read-only: nothing of the patient's own row is written here.
+        pass
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        patient: Patient = form.instance
+        before = set(patient.care_team.values_list("pk", flat=True))
+        super().save_related(request, form, formsets, change)
+        after = set(patient.care_team.values_list("pk", flat=True))
+        if before != after:
+            services.audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action=AuditEvent.Action.UPDATE,
+                object_type="care_team",
+                object_id=patient.pk,
+                patient=patient,
+                changes={
+                    "added": sorted(str(pk) for pk in after - before),
+                    "removed": sorted(str(pk) for pk in before - after),
+                },
+                request=request,
+            )
 
 
 @admin.register(Invitation)

@@ -1,9 +1,19 @@
+"""Operators' admin for the rehab app.
+
+Clinical content is read-only here: a daily log's answers, an alert's state and the
+clinical record are written only through the services, which keep the revisions, the
+version the safety evaluation checks, the alert events and the audit trail. An edit form
+here would go around all of them (a changed red-flag answer would never raise an alert).
+The only writes are actions that call a service (resolve alerts, re-evaluate logs).
+"""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from programs.admin import ReadOnlyMixin
 from rehab.models import (
     Alert,
     AlertEvent,
@@ -28,14 +38,12 @@ class DailyLogRevisionInline(admin.TabularInline):
 
 
 @admin.register(DailyLog)
-class DailyLogAdmin(admin.ModelAdmin):
+class DailyLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("date", "patient", "pain", "leg_pain", "function", "evaluated_at")
     list_select_related = ("patient",)
     list_filter = ("sleep", "leg_pain_side")
     search_fields = ("patient__last_name", "patient__email", "id")
     date_hierarchy = "date"
-    raw_id_fields = ("patient",)
-    readonly_fields = ("created_at", "updated_at", "version", "safety_advice")
     inlines = [DailyLogRevisionInline]
 
 
@@ -68,7 +76,7 @@ class AlertEventInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "patient",
@@ -83,20 +91,6 @@ class AlertAdmin(admin.ModelAdmin):
     list_select_related = ("patient",)
     search_fields = ("patient__last_name", "patient__email", "rule", "id")
     date_hierarchy = "created_at"
-    raw_id_fields = ("patient", "log", "acknowledged_by", "resolved_by")
-    readonly_fields = (
-        "rule",
-        "rule_version",
-        "severity",
-        "basis",
-        "created_at",
-        "updated_at",
-        "last_fired_at",
-        "opened_at",
-        "occurrence_count",
-        "notified_at",
-        "escalated_at",
-    )
     inlines = [AlertOccurrenceInline, AlertEventInline]
     actions = ["resolve_no_action"]
 
@@ -139,99 +133,61 @@ from rehab.models import (  # noqa: E402
 
 
 @admin.register(Intervention)
-class InterventionAdmin(admin.ModelAdmin):
+class InterventionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("date", "patient", "kind", "target", "side", "guidance", "session_number")
     list_select_related = ("patient",)
     list_filter = ("kind", "guidance", "side")
     search_fields = ("patient__last_name", "patient__email", "agent", "target", "performed_by")
     date_hierarchy = "date"
-    raw_id_fields = ("patient", "created_by")
-    readonly_fields = ("created_at",)
 
 
 @admin.register(ProvocativeTest)
-class ProvocativeTestAdmin(admin.ModelAdmin):
+class ProvocativeTestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("performed_at", "patient", "test", "side", "result", "concordant")
     list_select_related = ("patient",)
     list_filter = ("test", "result", "side")
     search_fields = ("patient__last_name", "patient__email", "symptom_location")
     date_hierarchy = "performed_at"
-    raw_id_fields = ("patient", "examiner", "created_by")
-    readonly_fields = ("created_at",)
 
 
 @admin.register(ImagingFinding)
-class ImagingFindingAdmin(admin.ModelAdmin):
+class ImagingFindingAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("date", "patient", "modality", "body_region")
     list_select_related = ("patient",)
     list_filter = ("modality",)
     search_fields = ("patient__last_name", "patient__email", "body_region", "finding")
     date_hierarchy = "date"
-    raw_id_fields = ("patient", "created_by")
-    readonly_fields = ("created_at",)
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(admin.ModelAdmin):
+class DiagnosisAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("name", "patient", "date_from", "date_to")
     list_select_related = ("patient",)
     list_filter = (("date_to", admin.EmptyFieldListFilter),)
     search_fields = ("patient__last_name", "patient__email", "name")
     date_hierarchy = "date_from"
-    raw_id_fields = ("patient", "created_by")
-    readonly_fields = ("created_at",)
 
 
 @admin.register(AssessedMark)
-class AssessedMarkAdmin(admin.ModelAdmin):
+class AssessedMarkAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("patient", "symptom", "until", "created_at", "revoked_at")
     list_select_related = ("patient",)
     list_filter = ("symptom", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("patient__last_name", "patient__email")
     date_hierarchy = "until"
-    raw_id_fields = ("patient", "created_by", "revoked_by")
-    # Marks feed the safety rules and are audited through the API: read-only here.
-    readonly_fields = (
-        "patient",
-        "symptom",
-        "until",
-        "note",
-        "created_by",
-        "created_at",
-        "revoked_at",
-        "revoked_by",
-    )
-
-    def has_add_permission(self, request: object) -> bool:
-        return False
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(QuestionnaireResponse)
-class QuestionnaireResponseAdmin(admin.ModelAdmin):
+class QuestionnaireResponseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("date", "patient", "instrument", "score", "items_missing", "scoring_version")
     list_select_related = ("patient",)
     list_filter = ("instrument", "scoring_version")
     search_fields = ("patient__last_name", "patient__email")
     date_hierarchy = "submitted_at"
-    raw_id_fields = ("patient", "submitted_by")
-    # Scores are computed by rehab.scoring from the answers; editing either breaks the link.
-    readonly_fields = (
-        "instrument",
-        "instrument_version",
-        "scoring_version",
-        "answers",
-        "score",
-        "items_missing",
-        "date",
-        "submitted_at",
-    )
 
 
 @admin.register(QuestionnaireDue)
-class QuestionnaireDueAdmin(admin.ModelAdmin):
+class QuestionnaireDueAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("patient", "instrument", "reason", "due_from", "expires_at", "expired_at")
     list_select_related = ("patient",)
     list_filter = (
@@ -242,8 +198,6 @@ class QuestionnaireDueAdmin(admin.ModelAdmin):
     )
     search_fields = ("patient__last_name", "patient__email")
     date_hierarchy = "due_from"
-    raw_id_fields = ("patient", "intervention", "response")
-    readonly_fields = ("created_at", "expired_at")
 
 
 # --- end clinical record ---

@@ -7,6 +7,7 @@ with rows; a model without rows is still opened (changelist, add page).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from itertools import count
@@ -29,11 +30,25 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from patients.models import AuthToken, Invitation
+from patients.models import AuditEvent, AuthToken, Invitation, Patient
 from patients.services import audit_record
 from programs import services as program_services
 from programs.models import AssignedExercise, ExerciseLog, ProgressionProposal
-from rehab.models import AlertEvent, AlertOccurrence, DailyLog, DailyLogRevision, Notification
+from rehab.models import (
+    Alert,
+    AlertEvent,
+    AlertOccurrence,
+    AssessedMark,
+    DailyLog,
+    DailyLogRevision,
+    Diagnosis,
+    ImagingFinding,
+    Intervention,
+    Notification,
+    ProvocativeTest,
+    QuestionnaireDue,
+    QuestionnaireResponse,
+)
 from tests.dashboard.conftest import make_alert
 from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
 from tests.programs.factories import make_template
@@ -203,8 +218,6 @@ def test_the_periodic_task_schedules_are_in_the_admin(operator_client):
 
 
 def test_the_audit_trail_is_read_only_in_the_admin(operator_client):
-    from patients.models import AuditEvent
-
     populate(rows=1)
     event = AuditEvent.objects.first()
     assert event is not None
@@ -222,3 +235,118 @@ def _request_for(client: Client) -> Any:
     request = RequestFactory().get("/admin/")
     request.user = User.objects.get(email="ops@example.com")
     return request
+
+
+# --------------------------------------------------------------------------- read-only records
+
+CLINICAL_MODELS = [
+    DailyLog,
+    Alert,
+    Intervention,
+    ProvocativeTest,
+    ImagingFinding,
+    Diagnosis,
+    AssessedMark,
+    QuestionnaireResponse,
+    QuestionnaireDue,
+]
+_CONTROL = re.compile(r"<(?:input|select|textarea)\b[^>]*>")
+_NAME = re.compile(r'\bname="([^"]+)"')
+
+
+def _editable_names(html: str) -> set[str]:
+    """Every form control that holds a value a person can change (hidden inputs and the
+    save buttons are the admin's own)."""
+    names = set()
+    for tag in _CONTROL.findall(html):
+        name = _NAME.search(tag)
+        if name and 'type="hidden"' not in tag and 'type="submit"' not in tag:
+            names.add(name.group(1))
+    return names
+
+
+@pytest.mark.parametrize("model", CLINICAL_MODELS, ids=lambda m: m._meta.label)
+def test_it_shows_clinical_records_without_an_editable_field(operator_client, model):
+    populate(rows=1)
+    obj = model._default_manager.first()
+    response = operator_client.get(_url(model, "change", obj.pk))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.fields == {}
+    assert _editable_names(response.content.decode()) == set()
+    assert operator_client.get(_url(model, "add")).status_code == 403
+    assert operator_client.get(_url(model, "delete", obj.pk)).status_code == 403
+
+
+def test_it_refuses_a_posted_edit_of_a_daily_log(operator_client):
+    populate(rows=1)
+    log = DailyLog.objects.get()
+    response = operator_client.post(
+        _url(DailyLog, "change", log.pk),
+        {"patient": log.patient_id, "date": log.date, "pain": 9, "safety": '{"fever": true}'},
+    )
+    assert response.status_code == 403
+    log.refresh_from_db()
+    assert (log.pain, log.safety, log.version) == (5, {}, 1)
+    assert DailyLogRevision.objects.filter(log=log).count() == 1
+
+
+def test_it_refuses_a_posted_edit_of_an_alert(operator_client):
+    populate(rows=1)
+    alert = Alert.objects.get()
+    events = AlertEvent.objects.filter(alert=alert).count()
+    response = operator_client.post(
+        _url(Alert, "change", alert.pk),
+        {"status": "resolved", "disposition": "referred", "resolved_note": "x"},
+    )
+    assert response.status_code == 403
+    alert.refresh_from_db()
+    assert (alert.status, alert.disposition, alert.resolved_at) == ("open", "", None)
+    assert AlertEvent.objects.filter(alert=alert).count() == events
+
+
+def _care_team_form(patient: Patient, clinician_ids: list[Any]) -> dict[str, Any]:
+    prefix = "Patient_care_team-"
+    rows = list(Patient.care_team.through.objects.filter(patient=patient))
+    data: dict[str, Any] = {
+        f"{prefix}TOTAL_FORMS": len(clinician_ids),
+        f"{prefix}INITIAL_FORMS": len(rows),
+        f"{prefix}MIN_NUM_FORMS": 0,
+        f"{prefix}MAX_NUM_FORMS": 1000,
+    }
+    for i, clinician_id in enumerate(clinician_ids):
+        data[f"{prefix}{i}-clinician"] = clinician_id
+        data[f"{prefix}{i}-patient"] = patient.pk
+        if i < len(rows):
+            data[f"{prefix}{i}-id"] = rows[i].pk
+    return data
+
+
+def test_it_keeps_the_patient_read_only_and_audits_a_care_team_change(operator_client):
+    populate(rows=1)
+    patient = Patient.objects.get()
+    member = patient.care_team.get()
+    newcomer = ClinicianFactory.create(clinic=patient.clinic)
+    page = operator_client.get(_url(Patient, "change", patient.pk)).content.decode()
+    assert {n for n in _editable_names(page) if not n.startswith("Patient_care_team-")} == set()
+    assert operator_client.get(_url(Patient, "add")).status_code == 403
+
+    response = operator_client.post(
+        _url(Patient, "change", patient.pk),
+        {
+            "first_name": "Changed",
+            "history_cancer": "on",
+            "condition": "changed",
+            **_care_team_form(patient, [member.pk, newcomer.pk]),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    after = Patient.objects.get(pk=patient.pk)
+    assert (after.first_name, after.history_cancer, after.condition) == (
+        patient.first_name,
+        patient.history_cancer,
+        patient.condition,
+    )
+    assert set(after.care_team.all()) == {member, newcomer}
+    event = AuditEvent.objects.get(object_type="care_team")
+    assert event.patient_id == patient.pk
+    assert event.changes == {"added": [str(newcomer.pk)], "removed": []}

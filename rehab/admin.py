@@ -9,10 +9,14 @@ The only writes are actions that call a service (resolve alerts, re-evaluate log
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from patients.models import AuditEvent
+from patients.services import audit_record
 from programs.admin import ReadOnlyMixin
 from rehab.models import (
     Alert,
@@ -37,14 +41,71 @@ class DailyLogRevisionInline(admin.TabularInline):
         return False
 
 
+class EvaluationFilter(admin.SimpleListFilter):
+    """Where a log's safety evaluation stands: what an operator looks for after an outage
+    or a rule that raised on every log (`log_evaluate` marks such logs failed)."""
+
+    title = "safety evaluation"
+    parameter_name = "evaluation"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("failed", "Failed"),
+            ("unevaluated", "Not evaluated yet"),
+            ("evaluated", "Evaluated"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DailyLog]) -> QuerySet[DailyLog]:
+        if self.value() == "failed":
+            return queryset.filter(evaluation_failed_at__isnull=False)
+        if self.value() == "unevaluated":
+            return queryset.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True)
+        if self.value() == "evaluated":
+            return queryset.filter(evaluated_at__isnull=False)
+        return queryset
+
+
 @admin.register(DailyLog)
 class DailyLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("date", "patient", "pain", "leg_pain", "function", "evaluated_at")
+    list_display = (
+        "date",
+        "patient",
+        "pain",
+        "leg_pain",
+        "function",
+        "evaluated_at",
+        "evaluation_attempts",
+        "evaluation_failed_at",
+        "evaluation_error",
+    )
     list_select_related = ("patient",)
-    list_filter = ("sleep", "leg_pain_side")
+    list_filter = (EvaluationFilter, "sleep", "leg_pain_side")
     search_fields = ("patient__last_name", "patient__email", "id")
     date_hierarchy = "date"
     inlines = [DailyLogRevisionInline]
+    actions = ["reevaluate"]
+
+    @admin.action(description="Re-evaluate the safety rules on the selected logs")
+    def reevaluate(self, request: HttpRequest, queryset: QuerySet[DailyLog]) -> None:
+        patients = dict(queryset.values_list("pk", "patient_id"))
+        retried = safety_services.log_evaluation_retry(log_ids=list(patients))
+        for log_id in retried:
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action=AuditEvent.Action.UPDATE,
+                object_type="daily_log_evaluation",
+                object_id=log_id,
+                patient_id=patients[log_id],
+                changes={"retried": True},
+                request=request,
+            )
+        skipped = len(patients) - len(retried)
+        self.message_user(
+            request,
+            f"Queued {len(retried)} log(s) for evaluation"
+            + (f"; {skipped} already evaluated, left alone." if skipped else "."),
+            messages.SUCCESS,
+        )
 
 
 # --- end daily logs ---

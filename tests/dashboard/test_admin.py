@@ -350,3 +350,92 @@ def test_it_keeps_the_patient_read_only_and_audits_a_care_team_change(operator_c
     event = AuditEvent.objects.get(object_type="care_team")
     assert event.patient_id == patient.pk
     assert event.changes == {"added": [str(newcomer.pk)], "removed": []}
+
+
+# --------------------------------------------------------------------------- log evaluation
+
+
+def _logs_by_evaluation(patient: Patient) -> dict[str, DailyLog]:
+    today = patient.local_today()
+    now = timezone.now()
+    failed = DailyLog.objects.create(
+        patient=patient,
+        date=today,
+        pain=5,
+        safety={"saddle_numbness": "new_or_worse"},
+        evaluation_attempts=6,
+        evaluation_failed_at=now,
+        evaluation_error="RuntimeError('rule crashed')",
+    )
+    waiting = DailyLog.objects.create(patient=patient, date=today - timedelta(days=1), pain=4)
+    done = DailyLog.objects.create(
+        patient=patient,
+        date=today - timedelta(days=2),
+        pain=3,
+        evaluated_at=now,
+        evaluated_version=1,
+        evaluation_attempts=1,
+    )
+    return {"failed": failed, "unevaluated": waiting, "evaluated": done}
+
+
+def _log_rows(client: Client, query: str) -> set[str]:
+    content = client.get(_url(DailyLog, "changelist") + query).content.decode()
+    return set(re.findall(r'name="_selected_action" value="([0-9a-f-]+)"', content))
+
+
+def test_it_shows_and_filters_the_logs_evaluation_state(operator_client, patient):
+    logs = _logs_by_evaluation(patient)
+    content = operator_client.get(_url(DailyLog, "changelist")).content.decode()
+    assert "RuntimeError(&#x27;rule crashed&#x27;)" in content
+    for header in ("Evaluation attempts", "Evaluation failed at", "Evaluation error"):
+        assert header in content
+    for state, log in logs.items():
+        assert _log_rows(operator_client, f"?evaluation={state}") == {str(log.pk)}, state
+    assert len(_log_rows(operator_client, "")) == 3
+
+
+def test_it_reevaluates_a_failed_log_through_the_service(
+    operator_client, patient, django_capture_on_commit_callbacks, monkeypatch
+):
+    from rehab import tasks
+
+    logs = _logs_by_evaluation(patient)
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = operator_client.post(
+            _url(DailyLog, "changelist"),
+            {
+                "action": "reevaluate",
+                "_selected_action": [str(log.pk) for log in logs.values()],
+            },
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "Queued 2 log(s) for evaluation; 1 already evaluated" in response.content.decode()
+    assert sent == []  # only once the transaction commits
+    for callback in callbacks:
+        callback()
+    assert sorted(sent) == sorted([str(logs["failed"].pk), str(logs["unevaluated"].pk)])
+
+    failed = DailyLog.objects.get(pk=logs["failed"].pk)
+    assert (failed.evaluation_failed_at, failed.evaluation_attempts, failed.evaluation_error) == (
+        None,
+        0,
+        "",
+    )
+    done = DailyLog.objects.get(pk=logs["evaluated"].pk)
+    assert done.evaluation_attempts == 1
+    audited = set(
+        AuditEvent.objects.filter(object_type="daily_log_evaluation").values_list(
+            "object_id", flat=True
+        )
+    )
+    assert audited == {str(logs["failed"].pk), str(logs["unevaluated"].pk)}
+
+    # The worker now claims the log again, and its red flag finally raises the alert.
+    tasks.log_evaluate_task(str(logs["failed"].pk))
+    failed.refresh_from_db()
+    assert failed.evaluated_at is not None
+    assert Alert.objects.filter(patient=patient, rule="RF-CES-01", status="open").exists()

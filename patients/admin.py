@@ -7,6 +7,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.exceptions import ApplicationError
 from patients import services
 from patients.models import AuditEvent, AuthToken, Clinic, Clinician, Invitation, Patient, User
 
@@ -127,11 +128,19 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resend a fresh code to the selected patients")
     def resend(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
-        sent = 0
-        for invitation in queryset.select_related("patient"):
-            if invitation.patient.user_id is None:
+        # One email per patient: a new code revokes the patient's earlier ones, so two
+        # selected invitations of one patient would send two codes of which one works.
+        sent, patients = 0, set()
+        for invitation in queryset.select_related("patient").order_by("-created_at"):
+            if invitation.patient_id in patients or invitation.patient.user_id is not None:
+                continue
+            patients.add(invitation.patient_id)
+            try:
                 services.invitation_resend(invitation=invitation)
-                sent += 1
+            except ApplicationError as exc:  # registered since the list was read
+                self.message_user(request, f"{invitation.email}: {exc.message}", messages.WARNING)
+                continue
+            sent += 1
         self.message_user(request, f"Sent {sent} new code(s).", messages.SUCCESS)
 
 

@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.exceptions import ApplicationError
 from patients.models import AuditEvent
 from patients.services import audit_record
 from programs.admin import ReadOnlyMixin
@@ -157,16 +158,33 @@ class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.action(description="Resolve the selected alerts (no action needed)")
     def resolve_no_action(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        resolved = 0
-        for alert in queryset.exclude(status=Alert.Status.RESOLVED):
-            safety_services.alert_resolve(
-                alert=alert,
-                actor=request.user,
-                disposition=Alert.Disposition.NO_ACTION_NEEDED,
-                note="Resolved from the admin",
+        resolved, skipped = 0, []
+        for alert in queryset.exclude(status=Alert.Status.RESOLVED).select_related("patient"):
+            try:
+                alert = safety_services.alert_resolve(
+                    alert=alert,
+                    actor=request.user,
+                    disposition=Alert.Disposition.NO_ACTION_NEEDED,
+                    note="Resolved from the admin",
+                )
+            except ApplicationError as exc:
+                # Resolved by a clinician (or automatically) since the list was read.
+                skipped.append(f"{alert.rule} for {alert.patient}: {exc.message}")
+                continue
+            # The same audit event as the dashboard's resolve form writes.
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action=AuditEvent.Action.UPDATE,
+                object_type="alert",
+                object_id=alert.pk,
+                patient_id=alert.patient_id,
+                changes={"status": "resolved", "disposition": alert.disposition},
+                request=request,
             )
             resolved += 1
         self.message_user(request, f"Resolved {resolved} alert(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, "Not resolved: " + "; ".join(skipped), messages.WARNING)
 
 
 @admin.register(Notification)

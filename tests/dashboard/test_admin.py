@@ -439,3 +439,90 @@ def test_it_reevaluates_a_failed_log_through_the_service(
     failed.refresh_from_db()
     assert failed.evaluated_at is not None
     assert Alert.objects.filter(patient=patient, rule="RF-CES-01", status="open").exists()
+
+
+# --------------------------------------------------------------------------- bulk actions
+
+
+def test_it_resolves_alerts_in_bulk_and_skips_one_resolved_meanwhile(
+    operator_client, patient, clinician, monkeypatch
+):
+    from rehab.services import safety
+
+    first = make_alert(patient, waited=timedelta(hours=3))
+    raced = make_alert(patient, severity="routine", rule="NR-PAIN-01", waited=timedelta(hours=2))
+    last = make_alert(patient, severity="emergency", rule="RF-CES-01")
+    real_resolve = safety.alert_resolve
+
+    def a_clinician_resolves_one_meanwhile(**kwargs: Any) -> Alert:
+        if not Alert.objects.filter(pk=raced.pk, status="resolved").exists():
+            real_resolve(alert=raced, actor=clinician.user, disposition="phoned_patient")
+        return real_resolve(**kwargs)
+
+    monkeypatch.setattr(safety, "alert_resolve", a_clinician_resolves_one_meanwhile)
+    response = operator_client.post(
+        _url(Alert, "changelist"),
+        {
+            "action": "resolve_no_action",
+            "_selected_action": [str(a.pk) for a in (first, raced, last)],
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Resolved 2 alert(s)." in content
+    assert "Not resolved: NR-PAIN-01" in content
+    assert "This alert is already resolved." in content
+    dispositions = dict(Alert.objects.values_list("pk", "disposition"))
+    assert dispositions == {
+        first.pk: "no_action_needed",
+        raced.pk: "phoned_patient",
+        last.pk: "no_action_needed",
+    }
+    events = AuditEvent.objects.filter(object_type="alert", action="update")
+    assert sorted((e.object_id, e.patient_id, e.actor_email) for e in events) == sorted(
+        (str(a.pk), patient.pk, "ops@example.com") for a in (first, last)
+    )
+    assert all(
+        e.changes == {"status": "resolved", "disposition": "no_action_needed"} for e in events
+    )
+
+
+def test_it_resends_one_code_per_patient_however_many_invitations_are_selected(
+    operator_client, clinician, mailoutbox, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    twice, once = (
+        PatientFactory.create(
+            clinic=clinician.clinic,
+            user=None,
+            email=f"{name}@example.com",
+            first_name=name,
+            last_name="Invited",
+        )
+        for name in ("twice", "once")
+    )
+    registered = PatientFactory.create(clinic=clinician.clinic)
+    invitations = [
+        Invitation.objects.create(
+            patient=p,
+            code_hash=uuid.uuid4().hex,
+            email=p.email,
+            created_by=clinician,
+            expires_at=now + timedelta(days=3),
+        )
+        for p in (twice, twice, once, registered)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):  # the emails go on commit
+        response = operator_client.post(
+            _url(Invitation, "changelist"),
+            {"action": "resend", "_selected_action": [str(i.pk) for i in invitations]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "Sent 2 new code(s)." in response.content.decode()
+    assert sorted(m.to[0] for m in mailoutbox) == ["once@example.com", "twice@example.com"]
+    usable = Invitation.objects.filter(used_at__isnull=True, revoked_at__isnull=True)
+    assert sorted(usable.values_list("email", flat=True)) == sorted(
+        ["once@example.com", "twice@example.com", registered.email]
+    )

@@ -9,7 +9,16 @@ from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
 from patients import services
-from patients.models import AuditEvent, AuthToken, Clinic, Clinician, Invitation, Patient, User
+from patients.models import (
+    AuditEvent,
+    AuthToken,
+    Clinic,
+    Clinician,
+    Invitation,
+    Patient,
+    SignInFailure,
+    User,
+)
 
 
 @admin.register(User)
@@ -122,6 +131,7 @@ class InvitationAdmin(admin.ModelAdmin):
     list_select_related = ("patient",)
     list_filter = ("used_at", "revoked_at")
     search_fields = ("email", "patient__last_name")
+    date_hierarchy = "created_at"
     readonly_fields = ("code_hash", "created_at", "used_at", "last_sent_at")
     raw_id_fields = ("patient", "created_by")
     actions = ["resend"]
@@ -142,6 +152,24 @@ class InvitationAdmin(admin.ModelAdmin):
                 continue
             sent += 1
         self.message_user(request, f"Sent {sent} new code(s).", messages.SUCCESS)
+
+
+@admin.register(SignInFailure)
+class SignInFailureAdmin(admin.ModelAdmin):
+    """The login throttle's counts: read-only, but an operator may delete an email's (or a
+    client's) failures to lift a lock-out once the person is known to be who they say."""
+
+    list_display = ("at", "email", "ip")
+    search_fields = ("email", "ip")
+    date_hierarchy = "at"
+    readonly_fields = ("email", "ip", "at")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(AuditEvent)

@@ -191,6 +191,7 @@ class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ("created_at", "clinician", "kind", "message", "read_at")
     list_filter = ("kind",)
+    search_fields = ("message", "clinician__user__email", "alert__patient__last_name")
     list_select_related = ("clinician__user", "clinician__clinic")
     raw_id_fields = ("clinician", "alert")
     date_hierarchy = "created_at"

@@ -14,6 +14,7 @@ from itertools import count
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -27,10 +28,11 @@ from django_celery_beat.models import (
     CrontabSchedule,
     IntervalSchedule,
     PeriodicTask,
+    PeriodicTasks,
     SolarSchedule,
 )
 
-from patients.models import AuditEvent, AuthToken, Invitation, Patient
+from patients.models import AuditEvent, AuthToken, Invitation, Patient, SignInFailure
 from patients.services import audit_record
 from programs import services as program_services
 from programs.models import AssignedExercise, ExerciseLog, ProgressionProposal
@@ -87,6 +89,7 @@ def populate(rows: int) -> None:
             expires_at=now + timedelta(days=3),
         )
         AuthToken.objects.create(user=patient.user)
+        SignInFailure.objects.create(email=patient.email, ip=f"10.0.{k % 250}.{i % 250}")
         audit_record(actor=clinician.user, action="read", object_type="patient", patient=patient)
         log = DailyLog.objects.create(
             patient=patient, date=patient.local_today() - timedelta(days=i), pain=5
@@ -526,3 +529,54 @@ def test_it_resends_one_code_per_patient_however_many_invitations_are_selected(
     assert sorted(usable.values_list("email", flat=True)) == sorted(
         ["once@example.com", "twice@example.com", registered.email]
     )
+
+
+# --------------------------------------------------------------------------- registry
+
+ADMIN_APPS = ("patients", "programs", "rehab", "django_celery_beat")
+# Shown only inside their parent's page (append-only history of the parent).
+INLINE_ONLY = {DailyLogRevision, AlertOccurrence, AlertEvent}
+# django-celery-beat's own "schedules changed" marker: one row, written by its signals.
+NOT_IN_ADMIN = {PeriodicTasks}
+
+
+def test_every_model_of_our_apps_is_in_the_admin_or_an_inline():
+    ours = {m for label in ADMIN_APPS for m in apps.get_app_config(label).get_models()}
+    registered = set(admin.site._registry)
+    assert ours - registered == INLINE_ONLY | NOT_IN_ADMIN
+    inlined = {i.model for m in admin.site._registry.values() for i in m.inlines}
+    assert inlined >= INLINE_ONLY
+
+
+def test_it_has_the_list_tools_an_operator_needs():
+    assert admin.site._registry[Invitation].date_hierarchy == "created_at"
+    assert admin.site._registry[Notification].search_fields
+
+
+def test_it_lifts_a_sign_in_lock_out_by_deleting_the_failures(operator_client):
+    from patients import throttling
+
+    for _ in range(10):
+        throttling.sign_in_failed(email="locked@example.com", ip="10.1.1.1")
+    assert throttling.sign_in_blocked(email="locked@example.com", ip=None) is not None
+    failure = SignInFailure.objects.first()
+    assert failure is not None
+    assert operator_client.get(_url(SignInFailure, "add")).status_code == 403
+    response = operator_client.post(
+        _url(SignInFailure, "change", failure.pk), {"email": "x@example.com", "ip": "10.2.2.2"}
+    )
+    assert response.status_code == 403
+    listing = operator_client.get(_url(SignInFailure, "changelist") + "?q=locked")
+    assert listing.content.decode().count('name="_selected_action"') == 10
+
+    response = operator_client.post(
+        _url(SignInFailure, "changelist"),
+        {
+            "action": "delete_selected",
+            "post": "yes",
+            "_selected_action": list(SignInFailure.objects.values_list("pk", flat=True)),
+        },
+    )
+    assert response.status_code == 302
+    assert not SignInFailure.objects.exists()
+    assert throttling.sign_in_blocked(email="locked@example.com", ip=None) is None

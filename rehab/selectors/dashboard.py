@@ -121,7 +121,11 @@ def dashboard_caseload(*, user: User, filters: CaseloadFilters) -> QuerySet[Pati
     if filters.mcid is True:
         patients = patients.filter(_mcid_reached())
     elif filters.mcid is False:
-        patients = patients.exclude(_mcid_reached())
+        # Not `.exclude()`: NOT (baseline_mean > 0 AND ...) is NULL, so false, for a patient
+        # without figures, who would drop out of "not reached" as well as out of "reached".
+        patients = patients.filter(
+            ~_mcid_reached() | Q(baseline_mean__isnull=True) | Q(current_mean__isnull=True)
+        )
     if filters.stale:
         patients = patients.filter(missed_logs())
     return patients

@@ -591,6 +591,9 @@ def log_evaluation_retry(*, log_ids: Iterable[UUID | str]) -> list[UUID]:
     """An operator's retry of logs still owed an evaluation (failed, or never run): clear
     the failure bookkeeping, so that `log_evaluate` claims them again, and enqueue each on
     commit. An evaluated log is left alone. Returns the ids retried."""
+    # Local imports: `rehab.tasks` imports this module, and partial binds each id now.
+    from functools import partial
+
     from rehab.tasks import log_evaluate_task
 
     with transaction.atomic():
@@ -604,5 +607,5 @@ def log_evaluation_retry(*, log_ids: Iterable[UUID | str]) -> list[UUID]:
         )
         for log_id in ids:
             # The broker may be down: `_publish` gives up quietly, the sweeper has them.
-            transaction.on_commit(lambda log_id=str(log_id): _publish(log_evaluate_task, log_id))
+            transaction.on_commit(partial(_publish, log_evaluate_task, str(log_id)))
     return ids

@@ -69,8 +69,17 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
     if request.path.startswith("/dashboard/"):
-        # Worded so that it does not tell another clinic's patient from no patient.
-        return render(request, "dashboard/404.html", status=status.HTTP_404_NOT_FOUND)
+        # Imported here: the dashboard's views import this module.
+        from rehab.views.dashboard import page_context
+
+        # Worded so that it does not tell another clinic's patient from no patient; with
+        # the base context, so that a signed-in clinician keeps the navigation and sign-out.
+        return render(
+            request,
+            "dashboard/404.html",
+            page_context(request),
+            status=status.HTTP_404_NOT_FOUND,
+        )
     return defaults.page_not_found(request, exception)
 
 

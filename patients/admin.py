@@ -7,8 +7,18 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.exceptions import ApplicationError
 from patients import services
-from patients.models import AuditEvent, AuthToken, Clinic, Clinician, Invitation, Patient, User
+from patients.models import (
+    AuditEvent,
+    AuthToken,
+    Clinic,
+    Clinician,
+    Invitation,
+    Patient,
+    SignInFailure,
+    User,
+)
 
 
 @admin.register(User)
@@ -70,14 +80,49 @@ class CareTeamInline(admin.TabularInline):
 
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
+    """The patient's details and history are read-only: clinicians change them through the
+    API (`services.patient_update`, audited) and the safety rules read the history. An
+    operator may still change the care team, and each change is audited."""
+
     list_display = ("last_name", "first_name", "email", "clinic", "condition", "created_at")
     list_filter = ("clinic", "affected_side", "history_cancer")
     list_select_related = ("clinic",)
     search_fields = ("first_name", "last_name", "email")
     date_hierarchy = "created_at"
-    raw_id_fields = ("user",)
     exclude = ("care_team",)
+    readonly_fields = tuple(
+        f.name
+        for f in Patient._meta.get_fields()
+        if f.concrete and not f.many_to_many and f.name != "id"
+    )
     inlines = [CareTeamInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Patients come from invitations (`services.invitation_create`).
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Patient, form: Any, change: bool) -> None:
+        # Every field is read-only: nothing of the patient's own row is written here.
+        pass
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        patient: Patient = form.instance
+        before = set(patient.care_team.values_list("pk", flat=True))
+        super().save_related(request, form, formsets, change)
+        after = set(patient.care_team.values_list("pk", flat=True))
+        if before != after:
+            services.audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action=AuditEvent.Action.UPDATE,
+                object_type="care_team",
+                object_id=patient.pk,
+                patient=patient,
+                changes={
+                    "added": sorted(str(pk) for pk in after - before),
+                    "removed": sorted(str(pk) for pk in before - after),
+                },
+                request=request,
+            )
 
 
 @admin.register(Invitation)
@@ -86,18 +131,45 @@ class InvitationAdmin(admin.ModelAdmin):
     list_select_related = ("patient",)
     list_filter = ("used_at", "revoked_at")
     search_fields = ("email", "patient__last_name")
+    date_hierarchy = "created_at"
     readonly_fields = ("code_hash", "created_at", "used_at", "last_sent_at")
     raw_id_fields = ("patient", "created_by")
     actions = ["resend"]
 
     @admin.action(description="Resend a fresh code to the selected patients")
     def resend(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
-        sent = 0
-        for invitation in queryset.select_related("patient"):
-            if invitation.patient.user_id is None:
+        # One email per patient: a new code revokes the patient's earlier ones, so two
+        # selected invitations of one patient would send two codes of which one works.
+        sent, patients = 0, set()
+        for invitation in queryset.select_related("patient").order_by("-created_at"):
+            if invitation.patient_id in patients or invitation.patient.user_id is not None:
+                continue
+            patients.add(invitation.patient_id)
+            try:
                 services.invitation_resend(invitation=invitation)
-                sent += 1
+            except ApplicationError as exc:  # registered since the list was read
+                self.message_user(request, f"{invitation.email}: {exc.message}", messages.WARNING)
+                continue
+            sent += 1
         self.message_user(request, f"Sent {sent} new code(s).", messages.SUCCESS)
+
+
+@admin.register(SignInFailure)
+class SignInFailureAdmin(admin.ModelAdmin):
+    """The login throttle's counts: read-only, but an operator may delete an email's (or a
+    client's) failures to lift a lock-out once the person is known to be who they say."""
+
+    list_display = ("at", "email", "ip")
+    search_fields = ("email", "ip")
+    date_hierarchy = "at"
+    readonly_fields = ("email", "ip", "at")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(AuditEvent)

@@ -1,9 +1,24 @@
+"""Operators' admin for the rehab app.
+
+Clinical content is read-only here: a daily log's answers, an alert's state and the
+clinical record are written only through the services, which keep the revisions, the
+version the safety evaluation checks, the alert events and the audit trail. An edit form
+here would go around all of them (a changed red-flag answer would never raise an alert).
+The only writes are actions that call a service (resolve alerts, re-evaluate logs).
+"""
+
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.exceptions import ApplicationError
+from patients.models import AuditEvent
+from patients.services import audit_record
+from programs.admin import ReadOnlyMixin
 from rehab.models import (
     Alert,
     AlertEvent,
@@ -27,16 +42,71 @@ class DailyLogRevisionInline(admin.TabularInline):
         return False
 
 
+class EvaluationFilter(admin.SimpleListFilter):
+    """Where a log's safety evaluation stands: what an operator looks for after an outage
+    or a rule that raised on every log (`log_evaluate` marks such logs failed)."""
+
+    title = "safety evaluation"
+    parameter_name = "evaluation"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("failed", "Failed"),
+            ("unevaluated", "Not evaluated yet"),
+            ("evaluated", "Evaluated"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DailyLog]) -> QuerySet[DailyLog]:
+        if self.value() == "failed":
+            return queryset.filter(evaluation_failed_at__isnull=False)
+        if self.value() == "unevaluated":
+            return queryset.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True)
+        if self.value() == "evaluated":
+            return queryset.filter(evaluated_at__isnull=False)
+        return queryset
+
+
 @admin.register(DailyLog)
-class DailyLogAdmin(admin.ModelAdmin):
-    list_display = ("date", "patient", "pain", "leg_pain", "function", "evaluated_at")
+class DailyLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "date",
+        "patient",
+        "pain",
+        "leg_pain",
+        "function",
+        "evaluated_at",
+        "evaluation_attempts",
+        "evaluation_failed_at",
+        "evaluation_error",
+    )
     list_select_related = ("patient",)
-    list_filter = ("sleep", "leg_pain_side")
+    list_filter = (EvaluationFilter, "sleep", "leg_pain_side")
     search_fields = ("patient__last_name", "patient__email", "id")
     date_hierarchy = "date"
-    raw_id_fields = ("patient",)
-    readonly_fields = ("created_at", "updated_at", "version", "safety_advice")
     inlines = [DailyLogRevisionInline]
+    actions = ["reevaluate"]
+
+    @admin.action(description="Re-evaluate the safety rules on the selected logs")
+    def reevaluate(self, request: HttpRequest, queryset: QuerySet[DailyLog]) -> None:
+        patients = dict(queryset.values_list("pk", "patient_id"))
+        retried = safety_services.log_evaluation_retry(log_ids=list(patients))
+        for log_id in retried:
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action=AuditEvent.Action.UPDATE,
+                object_type="daily_log_evaluation",
+                object_id=log_id,
+                patient_id=patients[log_id],
+                changes={"retried": True},
+                request=request,
+            )
+        skipped = len(patients) - len(retried)
+        self.message_user(
+            request,
+            f"Queued {len(retried)} log(s) for evaluation"
+            + (f"; {skipped} already evaluated, left alone." if skipped else "."),
+            messages.SUCCESS,
+        )
 
 
 # --- end daily logs ---
@@ -68,7 +138,7 @@ class AlertEventInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "patient",
@@ -83,41 +153,45 @@ class AlertAdmin(admin.ModelAdmin):
     list_select_related = ("patient",)
     search_fields = ("patient__last_name", "patient__email", "rule", "id")
     date_hierarchy = "created_at"
-    raw_id_fields = ("patient", "log", "acknowledged_by", "resolved_by")
-    readonly_fields = (
-        "rule",
-        "rule_version",
-        "severity",
-        "basis",
-        "created_at",
-        "updated_at",
-        "last_fired_at",
-        "opened_at",
-        "occurrence_count",
-        "notified_at",
-        "escalated_at",
-    )
     inlines = [AlertOccurrenceInline, AlertEventInline]
     actions = ["resolve_no_action"]
 
     @admin.action(description="Resolve the selected alerts (no action needed)")
     def resolve_no_action(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        resolved = 0
-        for alert in queryset.exclude(status=Alert.Status.RESOLVED):
-            safety_services.alert_resolve(
-                alert=alert,
-                actor=request.user,
-                disposition=Alert.Disposition.NO_ACTION_NEEDED,
-                note="Resolved from the admin",
+        resolved, skipped = 0, []
+        for alert in queryset.exclude(status=Alert.Status.RESOLVED).select_related("patient"):
+            try:
+                alert = safety_services.alert_resolve(
+                    alert=alert,
+                    actor=request.user,
+                    disposition=Alert.Disposition.NO_ACTION_NEEDED,
+                    note="Resolved from the admin",
+                )
+            except ApplicationError as exc:
+                # Resolved by a clinician (or automatically) since the list was read.
+                skipped.append(f"{alert.rule} for {alert.patient}: {exc.message}")
+                continue
+            # The same audit event as the dashboard's resolve form writes.
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action=AuditEvent.Action.UPDATE,
+                object_type="alert",
+                object_id=alert.pk,
+                patient_id=alert.patient_id,
+                changes={"status": "resolved", "disposition": alert.disposition},
+                request=request,
             )
             resolved += 1
         self.message_user(request, f"Resolved {resolved} alert(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, "Not resolved: " + "; ".join(skipped), messages.WARNING)
 
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ("created_at", "clinician", "kind", "message", "read_at")
     list_filter = ("kind",)
+    search_fields = ("message", "clinician__user__email", "alert__patient__last_name")
     list_select_related = ("clinician__user", "clinician__clinic")
     raw_id_fields = ("clinician", "alert")
     date_hierarchy = "created_at"
@@ -139,99 +213,61 @@ from rehab.models import (  # noqa: E402
 
 
 @admin.register(Intervention)
-class InterventionAdmin(admin.ModelAdmin):
+class InterventionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("date", "patient", "kind", "target", "side", "guidance", "session_number")
     list_select_related = ("patient",)
     list_filter = ("kind", "guidance", "side")
     search_fields = ("patient__last_name", "patient__email", "agent", "target", "performed_by")
     date_hierarchy = "date"
-    raw_id_fields = ("patient", "created_by")
-    readonly_fields = ("created_at",)
 
 
 @admin.register(ProvocativeTest)
-class ProvocativeTestAdmin(admin.ModelAdmin):
+class ProvocativeTestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("performed_at", "patient", "test", "side", "result", "concordant")
     list_select_related = ("patient",)
     list_filter = ("test", "result", "side")
     search_fields = ("patient__last_name", "patient__email", "symptom_location")
     date_hierarchy = "performed_at"
-    raw_id_fields = ("patient", "examiner", "created_by")
-    readonly_fields = ("created_at",)
 
 
 @admin.register(ImagingFinding)
-class ImagingFindingAdmin(admin.ModelAdmin):
+class ImagingFindingAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("date", "patient", "modality", "body_region")
     list_select_related = ("patient",)
     list_filter = ("modality",)
     search_fields = ("patient__last_name", "patient__email", "body_region", "finding")
     date_hierarchy = "date"
-    raw_id_fields = ("patient", "created_by")
-    readonly_fields = ("created_at",)
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(admin.ModelAdmin):
+class DiagnosisAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("name", "patient", "date_from", "date_to")
     list_select_related = ("patient",)
     list_filter = (("date_to", admin.EmptyFieldListFilter),)
     search_fields = ("patient__last_name", "patient__email", "name")
     date_hierarchy = "date_from"
-    raw_id_fields = ("patient", "created_by")
-    readonly_fields = ("created_at",)
 
 
 @admin.register(AssessedMark)
-class AssessedMarkAdmin(admin.ModelAdmin):
+class AssessedMarkAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("patient", "symptom", "until", "created_at", "revoked_at")
     list_select_related = ("patient",)
     list_filter = ("symptom", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("patient__last_name", "patient__email")
     date_hierarchy = "until"
-    raw_id_fields = ("patient", "created_by", "revoked_by")
-    # Marks feed the safety rules and are audited through the API: read-only here.
-    readonly_fields = (
-        "patient",
-        "symptom",
-        "until",
-        "note",
-        "created_by",
-        "created_at",
-        "revoked_at",
-        "revoked_by",
-    )
-
-    def has_add_permission(self, request: object) -> bool:
-        return False
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(QuestionnaireResponse)
-class QuestionnaireResponseAdmin(admin.ModelAdmin):
+class QuestionnaireResponseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("date", "patient", "instrument", "score", "items_missing", "scoring_version")
     list_select_related = ("patient",)
     list_filter = ("instrument", "scoring_version")
     search_fields = ("patient__last_name", "patient__email")
     date_hierarchy = "submitted_at"
-    raw_id_fields = ("patient", "submitted_by")
-    # Scores are computed by rehab.scoring from the answers; editing either breaks the link.
-    readonly_fields = (
-        "instrument",
-        "instrument_version",
-        "scoring_version",
-        "answers",
-        "score",
-        "items_missing",
-        "date",
-        "submitted_at",
-    )
 
 
 @admin.register(QuestionnaireDue)
-class QuestionnaireDueAdmin(admin.ModelAdmin):
+class QuestionnaireDueAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("patient", "instrument", "reason", "due_from", "expires_at", "expired_at")
     list_select_related = ("patient",)
     list_filter = (
@@ -242,8 +278,6 @@ class QuestionnaireDueAdmin(admin.ModelAdmin):
     )
     search_fields = ("patient__last_name", "patient__email")
     date_hierarchy = "due_from"
-    raw_id_fields = ("patient", "intervention", "response")
-    readonly_fields = ("created_at", "expired_at")
 
 
 # --- end clinical record ---

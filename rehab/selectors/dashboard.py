@@ -66,10 +66,9 @@ from rehab.models import (
 from rehab.safety.vocab import BOOLEAN_FIELDS, CHOICE_FIELDS
 from rehab.selectors import record as record_selectors
 from rehab.selectors.alerts import alert_list
-from rehab.selectors.caseload import NO_ALERT_TIER, caseload_list
+from rehab.selectors.caseload import MISSED_LOG_DAYS, NO_ALERT_TIER, caseload_list, missed_logs
 
-# "No log for 3+ days" on the caseload (NR-LOG-01 reminds the patient at 3 days).
-STALE_DAYS = 3
+STALE_DAYS = MISSED_LOG_DAYS
 ADHERENCE_DAYS = 7
 
 
@@ -122,14 +121,13 @@ def dashboard_caseload(*, user: User, filters: CaseloadFilters) -> QuerySet[Pati
     if filters.mcid is True:
         patients = patients.filter(_mcid_reached())
     elif filters.mcid is False:
-        patients = patients.exclude(_mcid_reached())
-    if filters.stale:
-        stale_since = ExpressionWrapper(
-            F("local_date") - timedelta(days=STALE_DAYS), output_field=DateField()
-        )
+        # Not `.exclude()`: NOT (baseline_mean > 0 AND ...) is NULL, so false, for a patient
+        # without figures, who would drop out of "not reached" as well as out of "reached".
         patients = patients.filter(
-            Q(last_log_date__isnull=True) | Q(last_log_date__lte=stale_since)
+            ~_mcid_reached() | Q(baseline_mean__isnull=True) | Q(current_mean__isnull=True)
         )
+    if filters.stale:
+        patients = patients.filter(missed_logs())
     return patients
 
 

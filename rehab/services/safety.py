@@ -754,3 +754,30 @@ def alert_resolve(*, alert: Alert, actor: Any, disposition: str, note: str = "")
             data={"disposition": disposition},
         )
     return alert
+
+
+# --------------------------------------------------------------------------- operators
+
+
+def log_evaluation_retry(*, log_ids: Iterable[UUID | str]) -> list[UUID]:
+    """An operator's retry of logs still owed an evaluation (failed, or never run): clear
+    the failure bookkeeping, so that `log_evaluate` claims them again, and enqueue each on
+    commit. An evaluated log is left alone. Returns the ids retried."""
+    # Local imports: `rehab.tasks` imports this module, and partial binds each id now.
+    from functools import partial
+
+    from rehab.tasks import log_evaluate_task
+
+    with transaction.atomic():
+        ids = list(
+            DailyLog.objects.select_for_update()
+            .filter(pk__in=list(log_ids), evaluated_at__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        DailyLog.objects.filter(pk__in=ids).update(
+            evaluation_failed_at=None, evaluation_attempts=0, evaluation_error=""
+        )
+        for log_id in ids:
+            # The broker may be down: `_publish` gives up quietly, the sweeper has them.
+            transaction.on_commit(partial(_publish, log_evaluate_task, str(log_id)))
+    return ids

@@ -77,6 +77,14 @@ def _base_context(request: HttpRequest) -> dict[str, Any]:
     return {"open_alert_count": selectors.unresolved_alert_count(user=_clinician(request))}
 
 
+def page_context(request: HttpRequest) -> dict[str, Any]:
+    """The base template's context for a page outside the views above (the 404 page): the
+    navigation and sign-out for a signed-in clinician, nothing for anyone else."""
+    if request.user.is_authenticated and hasattr(request.user, "clinician"):
+        return _base_context(request)
+    return {}
+
+
 def _safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(

@@ -7,12 +7,14 @@ with rows; a model without rows is still opened (changelist, add page).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from itertools import count
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -26,14 +28,29 @@ from django_celery_beat.models import (
     CrontabSchedule,
     IntervalSchedule,
     PeriodicTask,
+    PeriodicTasks,
     SolarSchedule,
 )
 
-from patients.models import AuthToken, Invitation
+from patients.models import AuditEvent, AuthToken, Invitation, Patient, SignInFailure
 from patients.services import audit_record
 from programs import services as program_services
 from programs.models import AssignedExercise, ExerciseLog, ProgressionProposal
-from rehab.models import AlertEvent, AlertOccurrence, DailyLog, DailyLogRevision, Notification
+from rehab.models import (
+    Alert,
+    AlertEvent,
+    AlertOccurrence,
+    AssessedMark,
+    DailyLog,
+    DailyLogRevision,
+    Diagnosis,
+    ImagingFinding,
+    Intervention,
+    Notification,
+    ProvocativeTest,
+    QuestionnaireDue,
+    QuestionnaireResponse,
+)
 from tests.dashboard.conftest import make_alert
 from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
 from tests.programs.factories import make_template
@@ -72,6 +89,7 @@ def populate(rows: int) -> None:
             expires_at=now + timedelta(days=3),
         )
         AuthToken.objects.create(user=patient.user)
+        SignInFailure.objects.create(email=patient.email, ip=f"10.0.{k % 250}.{i % 250}")
         audit_record(actor=clinician.user, action="read", object_type="patient", patient=patient)
         log = DailyLog.objects.create(
             patient=patient, date=patient.local_today() - timedelta(days=i), pain=5
@@ -203,8 +221,6 @@ def test_the_periodic_task_schedules_are_in_the_admin(operator_client):
 
 
 def test_the_audit_trail_is_read_only_in_the_admin(operator_client):
-    from patients.models import AuditEvent
-
     populate(rows=1)
     event = AuditEvent.objects.first()
     assert event is not None
@@ -222,3 +238,345 @@ def _request_for(client: Client) -> Any:
     request = RequestFactory().get("/admin/")
     request.user = User.objects.get(email="ops@example.com")
     return request
+
+
+# --------------------------------------------------------------------------- read-only records
+
+CLINICAL_MODELS = [
+    DailyLog,
+    Alert,
+    Intervention,
+    ProvocativeTest,
+    ImagingFinding,
+    Diagnosis,
+    AssessedMark,
+    QuestionnaireResponse,
+    QuestionnaireDue,
+]
+_CONTROL = re.compile(r"<(?:input|select|textarea)\b[^>]*>")
+_NAME = re.compile(r'\bname="([^"]+)"')
+
+
+def _editable_names(html: str) -> set[str]:
+    """Every form control that holds a value a person can change (hidden inputs and the
+    save buttons are the admin's own)."""
+    names = set()
+    for tag in _CONTROL.findall(html):
+        name = _NAME.search(tag)
+        if name and 'type="hidden"' not in tag and 'type="submit"' not in tag:
+            names.add(name.group(1))
+    return names
+
+
+@pytest.mark.parametrize("model", CLINICAL_MODELS, ids=lambda m: m._meta.label)
+def test_it_shows_clinical_records_without_an_editable_field(operator_client, model):
+    populate(rows=1)
+    obj = model._default_manager.first()
+    response = operator_client.get(_url(model, "change", obj.pk))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.fields == {}
+    assert _editable_names(response.content.decode()) == set()
+    assert operator_client.get(_url(model, "add")).status_code == 403
+    assert operator_client.get(_url(model, "delete", obj.pk)).status_code == 403
+
+
+def test_it_refuses_a_posted_edit_of_a_daily_log(operator_client):
+    populate(rows=1)
+    log = DailyLog.objects.get()
+    response = operator_client.post(
+        _url(DailyLog, "change", log.pk),
+        {"patient": log.patient_id, "date": log.date, "pain": 9, "safety": '{"fever": true}'},
+    )
+    assert response.status_code == 403
+    log.refresh_from_db()
+    assert (log.pain, log.safety, log.version) == (5, {}, 1)
+    assert DailyLogRevision.objects.filter(log=log).count() == 1
+
+
+def test_it_refuses_a_posted_edit_of_an_alert(operator_client):
+    populate(rows=1)
+    alert = Alert.objects.get()
+    events = AlertEvent.objects.filter(alert=alert).count()
+    response = operator_client.post(
+        _url(Alert, "change", alert.pk),
+        {"status": "resolved", "disposition": "referred", "resolved_note": "x"},
+    )
+    assert response.status_code == 403
+    alert.refresh_from_db()
+    assert (alert.status, alert.disposition, alert.resolved_at) == ("open", "", None)
+    assert AlertEvent.objects.filter(alert=alert).count() == events
+
+
+def _care_team_form(patient: Patient, clinician_ids: list[Any]) -> dict[str, Any]:
+    prefix = "Patient_care_team-"
+    rows = list(Patient.care_team.through.objects.filter(patient=patient))
+    data: dict[str, Any] = {
+        f"{prefix}TOTAL_FORMS": len(clinician_ids),
+        f"{prefix}INITIAL_FORMS": len(rows),
+        f"{prefix}MIN_NUM_FORMS": 0,
+        f"{prefix}MAX_NUM_FORMS": 1000,
+    }
+    for i, clinician_id in enumerate(clinician_ids):
+        data[f"{prefix}{i}-clinician"] = clinician_id
+        data[f"{prefix}{i}-patient"] = patient.pk
+        if i < len(rows):
+            data[f"{prefix}{i}-id"] = rows[i].pk
+    return data
+
+
+def test_it_keeps_the_patient_read_only_and_audits_a_care_team_change(operator_client):
+    populate(rows=1)
+    patient = Patient.objects.get()
+    member = patient.care_team.get()
+    newcomer = ClinicianFactory.create(clinic=patient.clinic)
+    page = operator_client.get(_url(Patient, "change", patient.pk)).content.decode()
+    assert {n for n in _editable_names(page) if not n.startswith("Patient_care_team-")} == set()
+    assert operator_client.get(_url(Patient, "add")).status_code == 403
+
+    response = operator_client.post(
+        _url(Patient, "change", patient.pk),
+        {
+            "first_name": "Changed",
+            "history_cancer": "on",
+            "condition": "changed",
+            **_care_team_form(patient, [member.pk, newcomer.pk]),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    after = Patient.objects.get(pk=patient.pk)
+    assert (after.first_name, after.history_cancer, after.condition) == (
+        patient.first_name,
+        patient.history_cancer,
+        patient.condition,
+    )
+    assert set(after.care_team.all()) == {member, newcomer}
+    event = AuditEvent.objects.get(object_type="care_team")
+    assert event.patient_id == patient.pk
+    assert event.changes == {"added": [str(newcomer.pk)], "removed": []}
+
+
+# --------------------------------------------------------------------------- log evaluation
+
+
+def _logs_by_evaluation(patient: Patient) -> dict[str, DailyLog]:
+    today = patient.local_today()
+    now = timezone.now()
+    failed = DailyLog.objects.create(
+        patient=patient,
+        date=today,
+        pain=5,
+        safety={"saddle_numbness": "new_or_worse"},
+        evaluation_attempts=6,
+        evaluation_failed_at=now,
+        evaluation_error="RuntimeError('rule crashed')",
+    )
+    waiting = DailyLog.objects.create(patient=patient, date=today - timedelta(days=1), pain=4)
+    done = DailyLog.objects.create(
+        patient=patient,
+        date=today - timedelta(days=2),
+        pain=3,
+        evaluated_at=now,
+        evaluated_version=1,
+        evaluation_attempts=1,
+    )
+    return {"failed": failed, "unevaluated": waiting, "evaluated": done}
+
+
+def _log_rows(client: Client, query: str) -> set[str]:
+    content = client.get(_url(DailyLog, "changelist") + query).content.decode()
+    return set(re.findall(r'name="_selected_action" value="([0-9a-f-]+)"', content))
+
+
+def test_it_shows_and_filters_the_logs_evaluation_state(operator_client, patient):
+    logs = _logs_by_evaluation(patient)
+    content = operator_client.get(_url(DailyLog, "changelist")).content.decode()
+    assert "RuntimeError(&#x27;rule crashed&#x27;)" in content
+    for header in ("Evaluation attempts", "Evaluation failed at", "Evaluation error"):
+        assert header in content
+    for state, log in logs.items():
+        assert _log_rows(operator_client, f"?evaluation={state}") == {str(log.pk)}, state
+    assert len(_log_rows(operator_client, "")) == 3
+
+
+def test_it_reevaluates_a_failed_log_through_the_service(
+    operator_client, patient, django_capture_on_commit_callbacks, monkeypatch
+):
+    from rehab import tasks
+
+    logs = _logs_by_evaluation(patient)
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = operator_client.post(
+            _url(DailyLog, "changelist"),
+            {
+                "action": "reevaluate",
+                "_selected_action": [str(log.pk) for log in logs.values()],
+            },
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "Queued 2 log(s) for evaluation; 1 already evaluated" in response.content.decode()
+    assert sent == []  # only once the transaction commits
+    for callback in callbacks:
+        callback()
+    assert sorted(sent) == sorted([str(logs["failed"].pk), str(logs["unevaluated"].pk)])
+
+    failed = DailyLog.objects.get(pk=logs["failed"].pk)
+    assert (failed.evaluation_failed_at, failed.evaluation_attempts, failed.evaluation_error) == (
+        None,
+        0,
+        "",
+    )
+    done = DailyLog.objects.get(pk=logs["evaluated"].pk)
+    assert done.evaluation_attempts == 1
+    audited = set(
+        AuditEvent.objects.filter(object_type="daily_log_evaluation").values_list(
+            "object_id", flat=True
+        )
+    )
+    assert audited == {str(logs["failed"].pk), str(logs["unevaluated"].pk)}
+
+    # The worker now claims the log again, and its red flag finally raises the alert.
+    tasks.log_evaluate_task(str(logs["failed"].pk))
+    failed.refresh_from_db()
+    assert failed.evaluated_at is not None
+    assert Alert.objects.filter(patient=patient, rule="RF-CES-01", status="open").exists()
+
+
+# --------------------------------------------------------------------------- bulk actions
+
+
+def test_it_resolves_alerts_in_bulk_and_skips_one_resolved_meanwhile(
+    operator_client, patient, clinician, monkeypatch
+):
+    from rehab.services import safety
+
+    first = make_alert(patient, waited=timedelta(hours=3))
+    raced = make_alert(patient, severity="routine", rule="NR-PAIN-01", waited=timedelta(hours=2))
+    last = make_alert(patient, severity="emergency", rule="RF-CES-01")
+    real_resolve = safety.alert_resolve
+
+    def a_clinician_resolves_one_meanwhile(**kwargs: Any) -> Alert:
+        if not Alert.objects.filter(pk=raced.pk, status="resolved").exists():
+            real_resolve(alert=raced, actor=clinician.user, disposition="phoned_patient")
+        return real_resolve(**kwargs)
+
+    monkeypatch.setattr(safety, "alert_resolve", a_clinician_resolves_one_meanwhile)
+    response = operator_client.post(
+        _url(Alert, "changelist"),
+        {
+            "action": "resolve_no_action",
+            "_selected_action": [str(a.pk) for a in (first, raced, last)],
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Resolved 2 alert(s)." in content
+    assert "Not resolved: NR-PAIN-01" in content
+    assert "This alert is already resolved." in content
+    dispositions = dict(Alert.objects.values_list("pk", "disposition"))
+    assert dispositions == {
+        first.pk: "no_action_needed",
+        raced.pk: "phoned_patient",
+        last.pk: "no_action_needed",
+    }
+    events = AuditEvent.objects.filter(object_type="alert", action="update")
+    assert sorted((e.object_id, e.patient_id, e.actor_email) for e in events) == sorted(
+        (str(a.pk), patient.pk, "ops@example.com") for a in (first, last)
+    )
+    assert all(
+        e.changes == {"status": "resolved", "disposition": "no_action_needed"} for e in events
+    )
+
+
+def test_it_resends_one_code_per_patient_however_many_invitations_are_selected(
+    operator_client, clinician, mailoutbox, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    twice, once = (
+        PatientFactory.create(
+            clinic=clinician.clinic,
+            user=None,
+            email=f"{name}@example.com",
+            first_name=name,
+            last_name="Invited",
+        )
+        for name in ("twice", "once")
+    )
+    registered = PatientFactory.create(clinic=clinician.clinic)
+    invitations = [
+        Invitation.objects.create(
+            patient=p,
+            code_hash=uuid.uuid4().hex,
+            email=p.email,
+            created_by=clinician,
+            expires_at=now + timedelta(days=3),
+        )
+        for p in (twice, twice, once, registered)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):  # the emails go on commit
+        response = operator_client.post(
+            _url(Invitation, "changelist"),
+            {"action": "resend", "_selected_action": [str(i.pk) for i in invitations]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "Sent 2 new code(s)." in response.content.decode()
+    assert sorted(m.to[0] for m in mailoutbox) == ["once@example.com", "twice@example.com"]
+    usable = Invitation.objects.filter(used_at__isnull=True, revoked_at__isnull=True)
+    assert sorted(usable.values_list("email", flat=True)) == sorted(
+        ["once@example.com", "twice@example.com", registered.email]
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+ADMIN_APPS = ("patients", "programs", "rehab", "django_celery_beat")
+# Shown only inside their parent's page (append-only history of the parent).
+INLINE_ONLY = {DailyLogRevision, AlertOccurrence, AlertEvent}
+# django-celery-beat's own "schedules changed" marker: one row, written by its signals.
+NOT_IN_ADMIN = {PeriodicTasks}
+
+
+def test_every_model_of_our_apps_is_in_the_admin_or_an_inline():
+    ours = {m for label in ADMIN_APPS for m in apps.get_app_config(label).get_models()}
+    registered = set(admin.site._registry)
+    assert ours - registered == INLINE_ONLY | NOT_IN_ADMIN
+    inlined = {i.model for m in admin.site._registry.values() for i in m.inlines}
+    assert inlined >= INLINE_ONLY
+
+
+def test_it_has_the_list_tools_an_operator_needs():
+    assert admin.site._registry[Invitation].date_hierarchy == "created_at"
+    assert admin.site._registry[Notification].search_fields
+
+
+def test_it_lifts_a_sign_in_lock_out_by_deleting_the_failures(operator_client):
+    from patients import throttling
+
+    for _ in range(10):
+        throttling.sign_in_failed(email="locked@example.com", ip="10.1.1.1")
+    assert throttling.sign_in_blocked(email="locked@example.com", ip=None) is not None
+    failure = SignInFailure.objects.first()
+    assert failure is not None
+    assert operator_client.get(_url(SignInFailure, "add")).status_code == 403
+    response = operator_client.post(
+        _url(SignInFailure, "change", failure.pk), {"email": "x@example.com", "ip": "10.2.2.2"}
+    )
+    assert response.status_code == 403
+    listing = operator_client.get(_url(SignInFailure, "changelist") + "?q=locked")
+    assert listing.content.decode().count('name="_selected_action"') == 10
+
+    response = operator_client.post(
+        _url(SignInFailure, "changelist"),
+        {
+            "action": "delete_selected",
+            "post": "yes",
+            "_selected_action": list(SignInFailure.objects.values_list("pk", flat=True)),
+        },
+    )
+    assert response.status_code == 302
+    assert not SignInFailure.objects.exists()
+    assert throttling.sign_in_blocked(email="locked@example.com", ip=None) is None

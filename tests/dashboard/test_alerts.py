@@ -4,11 +4,15 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from patients.models import AuditEvent, Clinician, Patient
 from rehab.models import Alert, AlertEvent
+from rehab.services import safety
 from tests.dashboard.conftest import make_alert
+from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -165,3 +169,33 @@ def test_it_shows_an_alerts_basis_occurrences_and_history(web, clinician, alert)
     assert AuditEvent.objects.filter(
         action="read", object_type="alert", object_id=str(alert.pk)
     ).exists()
+
+
+def _inbox_queries(client: Client) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/dashboard/alerts/")
+    assert response.status_code == 200
+    return len(queries)
+
+
+def _alerts_for_new_patients(clinician: Clinician, n: int) -> list[Alert]:
+    """`n` alerts, each of its own patient, of every severity, some acknowledged."""
+    made = []
+    for i in range(n):
+        patient = PatientFactory.create(clinic=clinician.clinic, care_team=[clinician])
+        severity = ("emergency", "urgent", "routine")[i % 3]
+        alert = make_alert(patient, severity=severity, waited=timedelta(hours=i + 1))
+        if i % 2:
+            safety.alert_acknowledge(alert=alert, actor=clinician.user, note="Seen")
+        made.append(alert)
+    return made
+
+
+def test_the_inbox_costs_the_same_queries_for_2_or_10_alerts(web, clinician):
+    _alerts_for_new_patients(clinician, 2)
+    _inbox_queries(web)  # warm the session and content-type caches
+    few = _inbox_queries(web)
+    _alerts_for_new_patients(clinician, 8)
+    content = web.get("/dashboard/alerts/").content.decode()
+    assert content.count('<li class="card alert-card') == 10
+    assert _inbox_queries(web) == few

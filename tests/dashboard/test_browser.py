@@ -7,24 +7,25 @@ look at, on a laptop and on a tablet viewport.
 
 from __future__ import annotations
 
-import os
+import contextlib
+import math
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# pytest-django's live server runs in a thread while sync Playwright runs an event loop
-# in this one; Django refuses ORM calls from a thread with a running loop unless told.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from patients.models import Clinician, Patient
 from rehab.demo import DEMO_PASSWORD, PHYSIO_EMAIL, seed_demo
 from rehab.demo_record import DGS_EMAIL
 from rehab.models import Alert, DailyLog
+from rehab.models.alerts import SEVERITY_RANK
 from rehab.selectors.alerts import severity_rank
+from rehab.selectors.caseload import MISSED_LOG_DAYS
+from rehab.selectors.logs import progress_get
+from rehab.views.dashboard import PAGE_SIZE
 from tests.factories import PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -48,10 +49,16 @@ VIEWPORTS = {"laptop": {"width": 1280, "height": 800}, "tablet": {"width": 768, 
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (as .ci/run does)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
+    # Sync Playwright runs an event loop in this thread while pytest-django's live server
+    # answers in another; Django refuses ORM calls from a thread with a running loop unless
+    # told. Told for as long as the loop runs (the test's database flush included), and
+    # for these tests only, not the whole session.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            yield browser
+            browser.close()
 
 
 class Shots:
@@ -64,6 +71,34 @@ class Shots:
         self.page.screenshot(
             path=SCREENSHOTS / f"{self.prefix}-{self.n:02d}-{name}.png", full_page=True
         )
+
+
+def _expected_triage(physio: Clinician) -> list[str]:
+    """The caseload's first page as issue 7 orders it, worked out in Python from the
+    database (not from the selector's SQL): open emergency, urgent, routine alerts (the
+    longest waiting first), then worsening pain (the most first), then missed logs (never
+    logged, then the longest silent), then the rest (the most worsened first)."""
+    keys = []
+    for patient in Patient.objects.visible_to(physio.user):
+        alerts = sorted(
+            (SEVERITY_RANK[a.severity], a.opened_at.timestamp())
+            for a in patient.alerts.filter(status=Alert.Status.OPEN)
+        )
+        rank, waited = alerts[0] if alerts else (len(SEVERITY_RANK), math.inf)
+        change = progress_get(patient=patient).figures.change
+        last = patient.daily_logs.order_by("-date").values_list("date", flat=True).first()
+        today = patient.local_today()
+        missed = last is None or last <= today - timedelta(days=MISSED_LOG_DAYS)
+        tier = 0 if change is not None and change > 0 else 1 if missed else 2
+        silent_since = (last.toordinal() if last else -math.inf) if tier == 1 else 0
+        worsened = -change if change is not None else math.inf
+        keys.append(
+            (
+                (rank, waited, tier, silent_since, worsened, patient.last_name, patient.first_name),
+                f"{patient.last_name}, {patient.first_name}",
+            )
+        )
+    return [name for _, name in sorted(keys)][:PAGE_SIZE]
 
 
 def _first_in_triage() -> Patient:
@@ -88,7 +123,12 @@ def test_it_triages_charts_and_handles_an_alert_in_a_browser(
     physio = Clinician.objects.select_related("clinic").get(user__email=PHYSIO_EMAIL)
     elsewhere = PatientFactory.create(first_name="Olly", last_name="Elsewhere")
     assert elsewhere.clinic_id != physio.clinic_id
+    # A patient who never logged: the missed-logs tier, below worsening pain, above the rest.
+    PatientFactory.create(
+        clinic=physio.clinic, care_team=[physio], first_name="Sid", last_name="Silent"
+    )
     first = _first_in_triage()
+    expected = _expected_triage(physio)
 
     context = browser.new_context(viewport=VIEWPORTS[device])  # type: ignore[arg-type]
     page = context.new_page()
@@ -111,13 +151,12 @@ def test_it_triages_charts_and_handles_an_alert_in_a_browser(
         expect(page.locator("main")).to_be_focused()
         shots.take("caseload")
 
-        # Triage order: the patient with the most urgent open alert first, and every
-        # patient with an open alert above every patient without one.
+        # Triage order, every row: emergency > urgent > routine > worsening > missed > rest.
         rows = page.locator("table.caseload tbody tr")
         expect(rows.first.locator("th a")).to_have_text(f"{first.last_name}, {first.first_name}")
-        with_alerts = [rows.nth(i).locator(".badges").count() > 0 for i in range(rows.count())]
-        assert with_alerts[0]
-        assert with_alerts == sorted(with_alerts, reverse=True)
+        assert page.locator("table.caseload tbody tr th a").all_inner_texts() == expected
+        assert "Silent, Sid" in expected
+        _assert_no_horizontal_overflow(page, device)
 
         # The patient page and the chart's points.
         rows.first.locator("th a").click()
@@ -132,6 +171,7 @@ def test_it_triages_charts_and_handles_an_alert_in_a_browser(
             point.locator("xpath=..").locator("title").text_content() or ""
         )
         expect(page.locator("svg [data-series='baseline']").first).to_be_attached()
+        _assert_no_horizontal_overflow(page, device)
         shots.take("patient")
 
         # Acknowledge, then resolve, the most urgent alert through the forms.
@@ -164,6 +204,7 @@ def test_it_triages_charts_and_handles_an_alert_in_a_browser(
 
         page.goto(f"{live_server.url}/dashboard/alerts/")
         expect(page.get_by_role("heading", level=1)).to_have_text("Alerts")
+        _assert_no_horizontal_overflow(page, device)
         shots.take("alerts")
 
         # The deep gluteal syndrome story: program phases as bands, the prolotherapy
@@ -184,5 +225,22 @@ def test_it_triages_charts_and_handles_an_alert_in_a_browser(
         assert response is not None
         assert response.status == 404
         shots.take("other-clinic-404")
+    except BaseException:
+        # What the page looked like when it went wrong, for whoever reads the failure; a
+        # page too broken to photograph must not hide the original error.
+        with contextlib.suppress(Exception):
+            shots.take("failure")
+        raise
     finally:
         context.close()
+
+
+def _assert_no_horizontal_overflow(page: Page, device: str) -> None:
+    """Readable on a tablet: nothing wider than the viewport (a wide table scrolls in its
+    own box instead of the whole page)."""
+    if device != "tablet":
+        return
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], f"{page.url}: page {widths[0]} px wide in {widths[1]} px"

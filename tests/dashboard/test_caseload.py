@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from patients.models import AuditEvent, Clinician, Patient
 from rehab.models import DailyLog
+from rehab.views.dashboard import PAGE_SIZE
 from tests.dashboard.conftest import make_alert
 from tests.factories import PatientFactory
 
@@ -47,7 +48,39 @@ def test_it_lists_the_caseload_in_triage_order(web, clinician):
     make_alert(emergency, severity="emergency", rule="RF-CES-01", waited=timedelta(minutes=1))
     log_days(worse, {30: 3, 29: 3, 28: 3, 2: 7, 1: 8, 0: 8})
     log_days(quiet, {30: 6, 29: 6, 28: 6, 2: 5, 1: 5, 0: 5})
-    assert shown(web) == ["Emergency", "Urgent", "Routine", "Worse", "Quiet"]
+    # Improving a lot, yet below the patients who stopped logging (issue 7's "then
+    # missed logs"): a silent patient must not sink to the bottom of the list.
+    log_days(make_patient(clinician, "Better"), {30: 8, 29: 8, 28: 8, 2: 2, 1: 2, 0: 2})
+    log_days(make_patient(clinician, "Silent"), {30: 6, 29: 6, 28: 6, 3: 6})  # 3 days ago
+    log_days(make_patient(clinician, "Lapsed"), {30: 5, 29: 5, 28: 5, 12: 5})
+    make_patient(clinician, "Never")
+    # An open alert outranks missed logs; a worsening patient outranks them too.
+    make_alert(make_patient(clinician, "Flagged"), severity="routine", rule="NR-LOG-01")
+    assert shown(web) == [
+        "Emergency",
+        "Urgent",
+        "Routine",
+        "Flagged",
+        "Worse",
+        "Never",
+        "Lapsed",
+        "Silent",
+        "Quiet",
+        "Better",
+    ]
+
+
+def test_the_api_caseload_keeps_the_alert_tiers_then_the_same_order(clinician):
+    from rehab.selectors.caseload import caseload_list
+
+    urgent = make_patient(clinician, "Urgent")
+    make_alert(urgent, severity="urgent")
+    silent = make_patient(clinician, "Silent")
+    log_days(silent, {30: 6, 29: 6, 28: 6, 5: 6})
+    better = make_patient(clinician, "Better")
+    log_days(better, {30: 8, 29: 8, 28: 8, 2: 2, 1: 2, 0: 2})
+    rows = list(caseload_list(user=clinician.user).values_list("last_name", flat=True))
+    assert rows == ["Urgent", "Silent", "Better"]
 
 
 def test_it_shows_figures_badges_and_links(web, clinician):
@@ -69,7 +102,7 @@ def test_it_filters_by_search_alerts_meaningful_change_and_missed_logs(web, clin
     log_days(stuck, {20: 6, 19: 6, 18: 6, 2: 6, 1: 6, 0: 6})
     silent = make_patient(clinician, "Silent")
     log_days(silent, {20: 6, 19: 6, 18: 6, 3: 6})
-    never = make_patient(clinician, "Never")
+    make_patient(clinician, "Never")
     flagged = make_patient(clinician, "Flagged")
     make_alert(flagged, severity="emergency", rule="RF-CES-01")
     routine = make_patient(clinician, "Routine")
@@ -80,12 +113,14 @@ def test_it_filters_by_search_alerts_meaningful_change_and_missed_logs(web, clin
     assert shown(web, "?alerts=emergency") == ["Flagged"]
     assert shown(web, "?alerts=routine") == ["Routine"]
     assert shown(web, "?mcid=yes") == ["Improved"]
-    assert "Improved" not in shown(web, "?mcid=no")
+    # Not reached includes those without figures yet (no baseline, or no current mean).
+    assert set(shown(web, "?mcid=no")) == {"Stuck", "Silent", "Never", "Flagged", "Routine"}
     assert set(shown(web, "?stale=on")) == {"Silent", "Never", "Flagged", "Routine"}
     assert shown(web, "?stale=on&alerts=any&q=flag") == ["Flagged"]
     # A bad filter value is ignored rather than an error.
     assert web.get("/dashboard/?alerts=bogus").status_code == 200
-    assert never.pk
+    assert shown(web, "?alerts=bogus") == shown(web)
+    assert len(shown(web)) == 6
 
 
 def test_it_paginates_and_keeps_the_filters_in_the_page_links(web, clinician):
@@ -183,12 +218,17 @@ def test_the_caseload_of_500_patients_with_a_year_of_logs_each_costs_the_same_qu
     rendered = time.monotonic() - started
     print(f"\n500 x 365 logs: seeded in {seeded:.1f} s, caseload page in {rendered:.2f} s")
     # Filters and the last page cost the same too.
-    for query in ("?alerts=any&mcid=no", "?page=last", "?q=Patient04"):
+    last_page = -(-500 // PAGE_SIZE)
+    for query in ("?alerts=any&mcid=no", f"?page={last_page}", "?q=Patient04"):
         with CaptureQueriesContext(connection) as filtered:
             response = web.get(f"/dashboard/{query}")
         assert response.status_code == 200
         assert "/dashboard/patients/" in response.content.decode(), query
         assert len(filtered) == small, query
+    # The last page is the last page (an unknown page number would fall back to page 1).
+    last = shown(web, f"?page={last_page}")
+    assert len(last) == 500 - (last_page - 1) * PAGE_SIZE
+    assert not set(last) & set(shown(web))
 
 
 def test_it_shows_exercise_adherence_and_the_program_phase(web, clinician):

@@ -25,6 +25,7 @@ from rehab.models import (
     AlertOccurrence,
     DailyLog,
     DailyLogRevision,
+    MissedLogReminder,
     Notification,
 )
 from rehab.services import safety as safety_services
@@ -281,3 +282,14 @@ class QuestionnaireDueAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 # --- end clinical record ---
+
+
+@admin.register(MissedLogReminder)
+class MissedLogReminderAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """NR-LOG-01's reminders to patients: an unsent one (no `sent_at`) is still owed."""
+
+    list_display = ("patient", "streak_from", "missed_days", "created_at", "sent_at")
+    list_select_related = ("patient",)
+    list_filter = (("sent_at", admin.EmptyFieldListFilter),)
+    search_fields = ("patient__last_name", "patient__email")
+    date_hierarchy = "created_at"

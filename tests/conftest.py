@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -25,6 +26,23 @@ def _broker_not_paused() -> None:
     from rehab.services import safety
 
     safety._publish_paused_until = 0.0
+
+
+@pytest.fixture
+def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Stands in for the broker and a worker for invitation emails: each task enqueued is
+    recorded and run in-process, as a worker would run it (its failures stay in the
+    worker)."""
+    from patients import tasks
+
+    sent: list[tuple[Any, ...]] = []
+
+    def delay(*args: Any) -> None:
+        sent.append(args)
+        tasks.invitation_send_task.apply(args=args)
+
+    monkeypatch.setattr(tasks.invitation_send_task, "delay", delay)
+    return sent
 
 
 @pytest.fixture

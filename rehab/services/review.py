@@ -137,12 +137,11 @@ def _run_rule(rule: ReviewRule, *, now: dt.datetime, changed: Changed) -> Review
 
 
 def _not_recorded(*, today: Sequence[Finding], earlier: Sequence[Finding]) -> list[Finding]:
-    """The findings not recorded yet (one query).
+    """The findings not recorded yet (one query): those with no occurrence for their day.
 
-    Today's: those whose unresolved alert has no occurrence for today yet, which is only
-    an optimisation (`alert_raise` would add nothing). An earlier day's: those with no
-    occurrence for that day at all, so that a day a clinician has already dealt with
-    (alert resolved) is not raised again for every run of the lookback.
+    An occurrence on a resolved alert counts too: a day a clinician has already dealt
+    with is not raised again by the next hourly run (today) or by every run of the
+    lookback (an earlier day). The next day's finding is a new day, and raises again.
     """
     if not today and not earlier:
         return []
@@ -152,18 +151,13 @@ def _not_recorded(*, today: Sequence[Finding], earlier: Sequence[Finding]) -> li
         alert__patient_id__in={pid for pid, _ in both},
         log__isnull=True,
         fired_on__in={f.date for _, f in both},
-    ).values_list("alert__rule", "alert__patient_id", "fired_on", "alert__status")
-    unresolved, any_status = set(), set()
-    for rule_id, patient_id, fired_on, status in occurrences:
-        any_status.add((rule_id, patient_id, fired_on))
-        if status != Alert.Status.RESOLVED:
-            unresolved.add((rule_id, patient_id, fired_on))
+    ).values_list("alert__rule", "alert__patient_id", "fired_on")
+    seen = set(occurrences)
     todo: dict[tuple[str, UUID, dt.date], Finding] = {}
-    for seen, findings in ((unresolved, today), (any_status, earlier)):
-        for patient_id, finding in findings:
-            key = (finding.rule_id, patient_id, finding.date)
-            if key not in seen:
-                todo.setdefault(key, (patient_id, finding))
+    for patient_id, finding in both:
+        key = (finding.rule_id, patient_id, finding.date)
+        if key not in seen:
+            todo.setdefault(key, (patient_id, finding))
     return list(todo.values())
 
 

@@ -492,7 +492,7 @@ def test_it_resolves_alerts_in_bulk_and_skips_one_resolved_meanwhile(
 
 
 def test_it_resends_one_code_per_patient_however_many_invitations_are_selected(
-    operator_client, clinician, mailoutbox, django_capture_on_commit_callbacks
+    operator_client, clinician, mailoutbox, django_capture_on_commit_callbacks, enqueued
 ):
     now = timezone.now()
     twice, once = (

@@ -38,17 +38,8 @@ class FailingEmailBackend(BaseEmailBackend):
 
 
 @pytest.fixture(autouse=True)
-def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """Stands in for the broker and a worker: each email task enqueued is recorded and run
-    in-process, as a worker would run it (its failures stay in the worker)."""
-    sent: list[tuple[Any, ...]] = []
-
-    def delay(*args: Any) -> None:
-        sent.append(args)
-        tasks.invitation_send_task.apply(args=args)
-
-    monkeypatch.setattr(tasks.invitation_send_task, "delay", delay)
-    return sent
+def _emails_run_in_process(enqueued: list[tuple[Any, ...]]) -> None:
+    """Every invitation email of this module is sent as a worker would (conftest)."""
 
 
 def _invite_body(**overrides: Any) -> dict[str, Any]:

@@ -655,6 +655,22 @@ def test_it_raises_a_new_alert_when_the_trigger_returns(patient):
     assert [a.status for a in alerts("NR-PAIN-01")] == ["resolved", "open"]
 
 
+def test_it_raises_no_new_alert_the_same_day_a_clinician_resolved_one(patient, clinician):
+    daily(patient, [1, 1, 1, 1, 1, 1, 1])
+    review.review_rules_run()
+    alert_resolve(alert=alerts("NR-PROG-03")[0], actor=clinician.user, disposition="referred")
+
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
+        assert review.review_rules_run(rules=["NR-PROG-03"])["NR-PROG-03"].recorded == 0
+    assert [a.status for a in alerts("NR-PROG-03")] == ["resolved"]
+
+    # The next day is a new finding: the trigger still holds, so it is raised again.
+    DailyLog.objects.create(patient=patient, date=TODAY + timedelta(days=1), pain=1)
+    with time_machine.travel(NOW + timedelta(days=1), tick=False):
+        review.review_rules_run(rules=["NR-PROG-03"])
+    assert [a.status for a in alerts("NR-PROG-03")] == ["resolved", "open"]
+
+
 def test_it_runs_only_the_rules_asked_for(patient):
     daily(patient, [{"worst_pain": 9, "pain": 1}] * 7)
     assert list(review.review_rules_run(rules=["NR-PROG-03"])) == ["NR-PROG-03"]

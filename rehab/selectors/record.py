@@ -55,7 +55,7 @@ from rehab.models import (
     QuestionnaireDue,
     QuestionnaireResponse,
 )
-from rehab.models.record import RECENT_PROCEDURE_DAYS
+from rehab.models.record import PROCEDURE_KINDS, RECENT_PROCEDURE_DAYS
 from rehab.safety import InterventionFact, MarkFact
 from rehab.safety.vocab import InterventionKind, MarkableSymptom
 
@@ -667,3 +667,15 @@ def safety_facts_for_logs(*, keys: Iterable[LogKey]) -> dict[LogKey, SafetyFacts
         )
         for pid, on in wanted
     }
+
+
+# --------------------------------------------------------------------------- fever re-checks
+
+
+def fever_rechecks_owed() -> QuerySet[Intervention]:
+    """Procedures still owed RF-INF-02's fever re-check, and not given up on."""
+    return Intervention.objects.filter(
+        kind__in=PROCEDURE_KINDS,
+        fever_rechecked_at__isnull=True,
+        fever_recheck_failed_at__isnull=True,
+    )

@@ -31,6 +31,7 @@ from rehab.models import (
     AlertEvent,
     AlertOccurrence,
     DailyLog,
+    Intervention,
     Notification,
     Severity,
 )
@@ -47,7 +48,7 @@ from rehab.safety import (
     SafetyAnswers,
     evaluate,
 )
-from rehab.selectors.record import safety_facts_for_log
+from rehab.selectors.record import fever_rechecks_owed, safety_facts_for_log
 
 logger = logging.getLogger(__name__)
 
@@ -432,11 +433,17 @@ def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDG
 
 def safety_status() -> dict[str, int]:
     """What operators need to see: evaluations owed and evaluations given up on."""
+    overdue = timezone.now() - timedelta(minutes=2)
     owed = DailyLog.objects.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True)
     return {
         "unevaluated_logs": owed.count(),
-        "overdue_logs": owed.filter(updated_at__lt=timezone.now() - timedelta(minutes=2)).count(),
+        "overdue_logs": owed.filter(updated_at__lt=overdue).count(),
         "failed_logs": DailyLog.objects.filter(evaluation_failed_at__isnull=False).count(),
+        # RF-INF-02's re-check of a procedure recorded late: an emergency may hang on it.
+        "overdue_fever_rechecks": fever_rechecks_owed().filter(created_at__lt=overdue).count(),
+        "failed_fever_rechecks": Intervention.objects.filter(
+            fever_recheck_failed_at__isnull=False
+        ).count(),
         # An emergency no one was told about is as bad as a log never evaluated.
         "undelivered_alerts": undelivered_alerts().count(),
     }

@@ -287,6 +287,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "safety-escalations-sweep": {"task": "rehab.tasks.escalations_sweep_task", "schedule": 60.0},
+    # RF-INF-02's re-check of fevers after a procedure recorded late: an emergency.
+    "safety-fever-rechecks-sweep": {
+        "task": "rehab.tasks.fever_rechecks_sweep_task",
+        "schedule": 60.0,
+    },
     # Phase progression proposals: a clinician decides, so a few times a day is plenty.
     "programs-progression-proposals": {
         "task": "rehab.tasks.progression_proposals_task",

@@ -110,4 +110,15 @@ def intervention_fever_recheck_task(intervention_id: str) -> int:
     return record_services.intervention_fever_recheck(intervention_id=intervention_id)
 
 
+@shared_task
+def fever_rechecks_sweep_task() -> int:
+    """Re-enqueue the procedures still owed their fever re-check; for beat, every minute.
+
+    Schedule: `"safety-fever-rechecks-sweep"` in CELERY_BEAT_SCHEDULE. Idempotent.
+    """
+    from rehab.services import record as record_services
+
+    return record_services.fever_rechecks_sweep()
+
+
 # --- end clinical record ---

@@ -69,6 +69,15 @@ class Intervention(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # RF-INF-02's re-check of the fevers logged since a procedure recorded after the fact
+    # (`intervention_fever_recheck`): a procedure is owed one until `fever_rechecked_at` is
+    # set, and a beat sweeper re-enqueues owed ones, so a lost message is never a lost
+    # emergency. Bounded like a log's evaluation: given up on (and shown in /health/)
+    # after too many attempts. Other kinds are never owed one (the sweeper's filter).
+    fever_rechecked_at = models.DateTimeField(null=True, blank=True)
+    fever_recheck_attempts = models.PositiveSmallIntegerField(default=0)
+    fever_recheck_failed_at = models.DateTimeField(null=True, blank=True)
+
     objects = ClinicalRecordQuerySet.as_manager()
 
     class Meta:
@@ -81,7 +90,15 @@ class Intervention(models.Model):
                 condition=Q(session_number__gte=1), name="intervention_session_from_1"
             ),
         ]
-        indexes = [models.Index(fields=("patient", "date"), name="intervention_patient_date")]
+        indexes = [
+            models.Index(fields=("patient", "date"), name="intervention_patient_date"),
+            # The sweeper's question: which procedures are still owed a fever re-check?
+            models.Index(
+                fields=("created_at",),
+                name="intervention_recheck_owed",
+                condition=Q(fever_rechecked_at__isnull=True, fever_recheck_failed_at__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.date} {self.kind} {self.target}".strip()

@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-from django.db.models import Avg, Count, F, Max, Min, QuerySet
+from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncWeek
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -55,7 +55,7 @@ from rehab.models import (
     QuestionnaireDue,
     QuestionnaireResponse,
 )
-from rehab.models.record import RECENT_PROCEDURE_DAYS
+from rehab.models.record import PROCEDURE_KINDS, RECENT_PROCEDURE_DAYS
 from rehab.safety import InterventionFact, MarkFact
 from rehab.safety.vocab import InterventionKind, MarkableSymptom
 
@@ -602,7 +602,8 @@ class SafetyFacts(NamedTuple):
     """Every intervention dated within the 42 days before the log's date, inclusive of it
     (RF-INF-02 counts the `PROCEDURE_KINDS` among them), newest first."""
     marks: tuple[MarkFact, ...]
-    """Assessed marks holding on the log's date (not revoked, `until` not passed)."""
+    """Assessed marks holding on the log's date (`until` not passed) and in force when the
+    log was submitted (created by then, not revoked by then)."""
 
 
 # (patient id, log date); the id may be a UUID or its string, and comes back as given.
@@ -613,16 +614,37 @@ def _uuid(value: UUID | str) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
-def safety_facts_for_log(*, patient_id: UUID | str, on: date) -> SafetyFacts:
+def safety_facts_for_log(
+    *, patient_id: UUID | str, on: date, as_of: datetime | None = None
+) -> SafetyFacts:
     """The record facts for a log of `patient_id` dated `on`, in two queries."""
-    return safety_facts_for_logs(keys=[(patient_id, on)])[(patient_id, on)]
+    return safety_facts_for_logs(keys=[(patient_id, on)], as_of=as_of)[(patient_id, on)]
 
 
-def safety_facts_for_logs(*, keys: Iterable[LogKey]) -> dict[LogKey, SafetyFacts]:
+def _marks_in_force(as_of: datetime | None) -> QuerySet[AssessedMark]:
+    """Marks in force at `as_of` (None: now).
+
+    A mark is the clinician's judgement as it stood when the patient answered
+    (clinical-rules §4): a log evaluated late by the sweeper, or re-evaluated after an
+    edit, is judged with the marks of its submission, not with one revoked since (the
+    answers were given under it) nor one made since (it was not there to lean on).
+    """
+    if as_of is None:
+        return AssessedMark.objects.unrevoked()
+    return AssessedMark.objects.filter(
+        Q(revoked_at__isnull=True) | Q(revoked_at__gt=as_of), created_at__lte=as_of
+    )
+
+
+def safety_facts_for_logs(
+    *, keys: Iterable[LogKey], as_of: datetime | None = None
+) -> dict[LogKey, SafetyFacts]:
     """`safety_facts_for_log` for many (patient, log date) pairs in two queries (backtests).
 
     Reads one span per batch (earliest date minus 42 days to the latest date) and sorts
-    the rows out in Python, so keep a batch to a few thousand logs.
+    the rows out in Python, so keep a batch to a few thousand logs. The marks are those in
+    force at `as_of` (the log's submission time; None: now) whose `until` is on or after
+    the log's date.
     """
     wanted = list(dict.fromkeys(keys))
     if not wanted:
@@ -645,8 +667,8 @@ def safety_facts_for_logs(*, keys: Iterable[LogKey]) -> dict[LogKey, SafetyFacts
 
     marks: dict[UUID, list[tuple[str, date]]] = defaultdict(list)
     for pid, symptom, until in (
-        AssessedMark.objects.filter(patient_id__in=patient_ids)
-        .holding_on(first)
+        _marks_in_force(as_of)
+        .filter(patient_id__in=patient_ids, until__gte=first)
         .order_by("symptom")
         .values_list("patient_id", "symptom", "until")
     ):
@@ -667,3 +689,15 @@ def safety_facts_for_logs(*, keys: Iterable[LogKey]) -> dict[LogKey, SafetyFacts
         )
         for pid, on in wanted
     }
+
+
+# --------------------------------------------------------------------------- fever re-checks
+
+
+def fever_rechecks_owed() -> QuerySet[Intervention]:
+    """Procedures still owed RF-INF-02's fever re-check, and not given up on."""
+    return Intervention.objects.filter(
+        kind__in=PROCEDURE_KINDS,
+        fever_rechecked_at__isnull=True,
+        fever_recheck_failed_at__isnull=True,
+    )

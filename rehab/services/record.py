@@ -12,12 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any, TypedDict
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
@@ -41,6 +42,7 @@ from rehab.models import (
 from rehab.models.record import PROCEDURE_KINDS, RECENT_PROCEDURE_DAYS
 from rehab.safety import evaluate
 from rehab.safety.vocab import FEVER_THRESHOLD_C
+from rehab.selectors.record import fever_rechecks_owed
 from rehab.services import safety as safety_services
 
 logger = logging.getLogger(__name__)
@@ -205,6 +207,9 @@ def _fever_recheck_enqueue(*, intervention_id: UUID) -> None:
 
 # The one rule a procedure recorded after the fact can newly fire on an old log.
 FEVER_AFTER_PROCEDURE_RULE = "RF-INF-02"
+# As for a log's evaluation: a re-check that keeps failing is given up on and shown in
+# /health/, rather than retried forever.
+MAX_FEVER_RECHECK_ATTEMPTS = safety_services.MAX_EVALUATION_ATTEMPTS
 
 
 def intervention_fever_recheck(*, intervention_id: UUID | str) -> int:
@@ -214,27 +219,53 @@ def intervention_fever_recheck(*, intervention_id: UUID | str) -> int:
     raised RF-INF-01 (urgent) where RF-INF-02 (emergency) was due. Only the logs within
     RF-INF-02's 42 days after the procedure whose answers report a fever are re-run, and
     only RF-INF-02 is raised from them: re-raising other rules from old logs (alerts a
-    clinician has resolved since) would be noise. Idempotent: an occurrence is recorded
-    once per log. Returns how many logs fired it.
+    clinician has resolved since) would be noise.
+
+    A procedure is owed its re-check until `fever_rechecked_at` is stamped, in the
+    transaction that raises the alerts, so a lost message leaves it owed for
+    `fever_rechecks_sweep`. The attempt is counted first, in its own statement, so that a
+    re-check that kills its worker every time is given up on rather than retried forever.
+    Idempotent and safe to run twice at once: the second run waits for the patient's lock,
+    then finds the stamp (and an occurrence is recorded once per log regardless). Returns
+    how many logs fired it (0 when it was done already).
     """
-    intervention = (
-        Intervention.objects.filter(pk=intervention_id, kind__in=PROCEDURE_KINDS)
-        .select_related("patient")
-        .first()
+    claimed = (
+        fever_rechecks_owed()
+        .filter(pk=intervention_id)
+        .update(fever_recheck_attempts=F("fever_recheck_attempts") + 1)
     )
-    if intervention is None:
+    if not claimed:
         return 0
+    intervention = Intervention.objects.filter(pk=intervention_id).first()
+    if intervention is None:  # its patient was deleted meanwhile
+        return 0
+    if intervention.fever_recheck_attempts > MAX_FEVER_RECHECK_ATTEMPTS:
+        Intervention.objects.filter(pk=intervention.pk, fever_rechecked_at__isnull=True).update(
+            fever_recheck_failed_at=timezone.now()
+        )
+        logger.error(
+            "RF-INF-02 fever re-check of intervention %s failed %s times",
+            intervention.pk,
+            MAX_FEVER_RECHECK_ATTEMPTS,
+        )
+        return 0
+    done = Q(pk=intervention.pk, fever_rechecked_at__isnull=True)
     fever = Q(safety__fever=True) | Q(safety__temperature_c__gte=FEVER_THRESHOLD_C)
     window = Q(
         date__gte=intervention.date,
         date__lte=intervention.date + timedelta(days=RECENT_PROCEDURE_DAYS),
     )
     if not DailyLog.objects.filter(window & fever, patient_id=intervention.patient_id).exists():
+        # A fever logged from here on is evaluated with this procedure already recorded.
+        Intervention.objects.filter(done).update(fever_rechecked_at=timezone.now())
         return 0
     fired = 0
     with transaction.atomic():
         # The lock `log_evaluate` takes: alert_raise reads then writes the patient's alerts.
         patient = Patient.objects.select_for_update(no_key=True).get(pk=intervention.patient_id)
+        # A second run of this re-check waited for that lock; the first has stamped it.
+        if not Intervention.objects.filter(done).exists():
+            return 0
         logs = (
             DailyLog.objects.filter(window & fever, patient=patient)
             .select_related("patient")
@@ -256,7 +287,43 @@ def intervention_fever_recheck(*, intervention_id: UUID | str) -> int:
                     title=safety_services.RULES_BY_ID[firing.rule_id].title,
                 )
                 fired += 1
+        Intervention.objects.filter(done).update(fever_rechecked_at=timezone.now())
     return fired
+
+
+def fever_rechecks_sweep(
+    *, batch: int = 500, budget: float = safety_services.SWEEP_TIME_BUDGET
+) -> int:
+    """Re-enqueue every procedure still owed its fever re-check (a web process that died
+    before the after-commit enqueue, a lost message, a killed worker, a broker outage).
+
+    Procedures recorded in the last `SWEEP_GRACE` are left to their own message. In
+    batches, oldest first, until none is left or the time budget is spent, walking the
+    owed rows by (created_at, id) as those just enqueued stay owed until a worker runs
+    them. A duplicate message is harmless: the re-check is claimed. Returns how many were
+    enqueued.
+    """
+    from rehab.tasks import intervention_fever_recheck_task
+
+    started = monotonic()
+    owed = (
+        fever_rechecks_owed()
+        .filter(created_at__lt=timezone.now() - safety_services.SWEEP_GRACE)
+        .order_by("created_at", "pk")
+    )
+    sent = 0
+    after: tuple[datetime, UUID] | None = None
+    while True:
+        page = owed
+        if after is not None:
+            page = page.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
+        rows = list(page.values_list("created_at", "pk")[:batch])
+        for _, intervention_id in rows:
+            intervention_fever_recheck_task.delay(str(intervention_id))
+        sent += len(rows)
+        if len(rows) < batch or monotonic() - started > budget:
+            return sent
+        after = rows[-1]
 
 
 # --------------------------------------------------------------------------- provocative tests

@@ -31,6 +31,7 @@ from rehab.models import (
     AlertEvent,
     AlertOccurrence,
     DailyLog,
+    Intervention,
     Notification,
     Severity,
 )
@@ -47,7 +48,7 @@ from rehab.safety import (
     SafetyAnswers,
     evaluate,
 )
-from rehab.selectors.record import safety_facts_for_log
+from rehab.selectors.record import fever_rechecks_owed, safety_facts_for_log
 
 logger = logging.getLogger(__name__)
 
@@ -97,15 +98,17 @@ def log_content(log: DailyLog) -> dict[str, Any]:
 
 
 def _record_facts(
-    *, patient: Patient, on: date
+    *, patient: Patient, on: date, as_of: datetime | None = None
 ) -> tuple[tuple[InterventionFact, ...], tuple[MarkFact, ...]]:
-    """Recent procedures (RF-INF-02's 42 days) and the assessed marks holding on `on`."""
-    facts = safety_facts_for_log(patient_id=patient.pk, on=on)
+    """Recent procedures (RF-INF-02's 42 days) and the assessed marks holding on `on`, as
+    they stood at `as_of` (None: now)."""
+    facts = safety_facts_for_log(patient_id=patient.pk, on=on, as_of=as_of)
     return facts.interventions, facts.marks
 
 
 def inline_context(*, patient: Patient, on: date) -> PatientContext:
-    interventions, marks = _record_facts(patient=patient, on=on)
+    # In the request the answers are being submitted now: the marks in force now.
+    interventions, marks = _record_facts(patient=patient, on=on, as_of=None)
     return PatientContext(
         date_of_birth=patient.date_of_birth,
         history=History.from_mapping(patient.history),
@@ -142,7 +145,11 @@ def _baseline_back_pain(patient: Patient) -> float | None:
 def full_context(*, log: DailyLog) -> PatientContext:
     """Everything the background job gives the rules, history included."""
     patient = log.patient
-    interventions, marks = _record_facts(patient=patient, on=log.date)
+    # The marks as they stood when the patient submitted these answers (`updated_at`, which
+    # the evaluation bookkeeping never touches), however late a worker gets to them.
+    # Procedures are read as recorded now: one recorded late is exactly what RF-INF-02's
+    # re-check is for.
+    interventions, marks = _record_facts(patient=patient, on=log.date, as_of=log.updated_at)
     recent = DailyLog.objects.filter(patient=patient, date__lt=log.date).order_by("-date")[
         :RECENT_LOGS
     ]
@@ -432,11 +439,17 @@ def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDG
 
 def safety_status() -> dict[str, int]:
     """What operators need to see: evaluations owed and evaluations given up on."""
+    overdue = timezone.now() - timedelta(minutes=2)
     owed = DailyLog.objects.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True)
     return {
         "unevaluated_logs": owed.count(),
-        "overdue_logs": owed.filter(updated_at__lt=timezone.now() - timedelta(minutes=2)).count(),
+        "overdue_logs": owed.filter(updated_at__lt=overdue).count(),
         "failed_logs": DailyLog.objects.filter(evaluation_failed_at__isnull=False).count(),
+        # RF-INF-02's re-check of a procedure recorded late: an emergency may hang on it.
+        "overdue_fever_rechecks": fever_rechecks_owed().filter(created_at__lt=overdue).count(),
+        "failed_fever_rechecks": Intervention.objects.filter(
+            fever_recheck_failed_at__isnull=False
+        ).count(),
         # An emergency no one was told about is as bad as a log never evaluated.
         "undelivered_alerts": undelivered_alerts().count(),
     }

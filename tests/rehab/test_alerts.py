@@ -130,6 +130,49 @@ def test_it_gives_no_reminder_without_a_current_mark(patient_client, patient):
     assert post_log(patient_client, day=TODAY - timedelta(days=1))["safety_reminder"] is None
 
 
+def test_it_evaluates_a_late_log_with_a_mark_revoked_after_it_was_submitted(
+    patient_client, patient, clinician
+):
+    from rehab.models import AssessedMark
+    from rehab.services import record
+
+    _mark(patient, "bladder_change")
+    log = post_log(patient_client, safety={"bladder_change": "unchanged_assessed"})
+    assert log["safety_advice"] is None  # the patient answered under the mark
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        assert record.assessed_mark_revoke(mark=AssessedMark.objects.get(), clinician=clinician)
+    # The worker (or the sweeper, after an outage) gets to the log only now.
+    with time_machine.travel(NOW + timedelta(minutes=10), tick=False):
+        assert safety.log_evaluate(log_id=log["id"]).status == "evaluated"
+    assert not Alert.objects.exists()
+
+
+def test_it_does_not_let_a_mark_made_after_a_log_hide_its_red_flag_when_evaluated_late(
+    patient_client, patient
+):
+    log = post_log(patient_client, safety={"bladder_change": "unchanged_assessed"})
+    assert log["safety_advice"]["rules"] == ["RF-CES-02"]  # no mark: counts as new
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        _mark(patient, "bladder_change")
+    with time_machine.travel(NOW + timedelta(minutes=10), tick=False):
+        safety.log_evaluate(log_id=log["id"])
+    alert = Alert.objects.get()
+    assert (alert.rule, alert.severity) == ("RF-CES-02", "emergency")
+
+
+def test_it_evaluates_a_late_log_with_a_mark_that_ends_on_its_date(patient_client, patient):
+    yesterday = TODAY - timedelta(days=1)
+    _mark(patient, "bladder_change", until=yesterday)
+    held = post_log(patient_client, day=yesterday, safety={"bladder_change": "unchanged_assessed"})
+    ended = post_log(patient_client, safety={"bladder_change": "unchanged_assessed"})
+    with time_machine.travel(NOW + timedelta(minutes=10), tick=False):
+        evaluate_all()
+    assert list(Alert.objects.values_list("rule", "log_id")) == [
+        ("RF-CES-02", uuid.UUID(ended["id"]))
+    ]
+    assert held["safety_advice"] is None
+
+
 def test_it_recomputes_the_reminder_when_a_log_is_edited(patient_client, patient):
     from rehab.safety import SUPPRESSED_REMINDER
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Any
@@ -73,3 +74,56 @@ def test_it_numbers_the_next_session_after_a_concurrent_one(patient, clinician):
             "session_number", flat=True
         )
     ) == [1, 2, 3]
+
+
+def test_it_rechecks_a_procedure_once_when_two_workers_run_it_at_once(patient, monkeypatch):
+    from rehab.models import AlertOccurrence
+    from rehab.services import safety
+    from tests.rehab.factories_record import DailyLogFactory, InterventionFactory
+
+    today = patient.local_today()
+    DailyLogFactory.create(patient=patient, date=today, safety={"fever": True})
+    injection = InterventionFactory.create(
+        patient=patient, kind="injection", date=today - dt.timedelta(days=3)
+    )
+    inside, release = threading.Event(), threading.Event()
+    original = safety.full_context
+
+    def slow_first_run(*, log: Any) -> Any:
+        if not inside.is_set():
+            # Hold the patient's lock until the second worker waits for it.
+            inside.set()
+            release.wait(5)
+        return original(log=log)
+
+    monkeypatch.setattr(safety, "full_context", slow_first_run)
+    results: dict[str, Any] = {}
+
+    def recheck(name: str) -> None:
+        try:
+            if name == "b":
+                inside.wait(5)
+            results[name] = services.intervention_fever_recheck(intervention_id=injection.pk)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            results[name] = exc
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=recheck, args=("a",))
+    b = threading.Thread(target=recheck, args=("b",))
+    a.start()
+    b.start()
+    assert inside.wait(5)
+    deadline = time.monotonic() + 5
+    while not _waiting_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _waiting_on_a_lock(), "the second worker should wait for the first"
+    release.set()
+    a.join(10)
+    b.join(10)
+
+    # The second found the first's stamp: it re-ran nothing.
+    assert results == {"a": 1, "b": 0}
+    injection.refresh_from_db()
+    assert injection.fever_rechecked_at is not None
+    assert AlertOccurrence.objects.filter(alert__rule="RF-INF-02").count() == 1

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from rehab.models import AssessedMark
 from rehab.selectors.record import safety_facts_for_log, safety_facts_for_logs
 from tests.rehab.factories_record import AssessedMarkFactory, InterventionFactory
 
@@ -88,6 +89,70 @@ def test_it_reads_many_logs_of_many_patients_in_two_queries(
     assert facts[(patient.pk, later)] == ((), ())
     assert len(facts[(str(other_patient.pk), later)].marks) == 1
     assert safety_facts_for_logs(keys=[]) == {}
+
+
+# --------------------------------------------------------------------------- as of a log
+
+SUBMITTED = dt.datetime(2026, 6, 15, 9, 0, tzinfo=dt.UTC)
+
+
+def _mark_at(patient, *, created, revoked=None, until=ON, symptom="both_legs"):
+    mark = AssessedMarkFactory.create(patient=patient, symptom=symptom, until=until)
+    # created_at is auto_now_add: set the clock after the insert.
+    AssessedMark.objects.filter(pk=mark.pk).update(created_at=created, revoked_at=revoked)
+    return mark
+
+
+def _symptoms(patient, *, as_of, on=ON):
+    facts = safety_facts_for_log(patient_id=patient.pk, on=on, as_of=as_of)
+    return [m.symptom for m in facts.marks]
+
+
+def test_it_holds_a_mark_revoked_after_the_log_was_submitted_for_that_log(patient):
+    _mark_at(
+        patient,
+        created=SUBMITTED - dt.timedelta(days=2),
+        revoked=SUBMITTED + dt.timedelta(minutes=5),
+    )
+    assert _symptoms(patient, as_of=SUBMITTED) == ["both_legs"]
+    # A log submitted after the revocation (and the request's "now") no longer has it.
+    assert _symptoms(patient, as_of=SUBMITTED + dt.timedelta(minutes=5)) == []
+    assert _symptoms(patient, as_of=None) == []
+
+
+def test_it_ignores_a_mark_made_after_the_log_was_submitted(patient):
+    _mark_at(patient, created=SUBMITTED + dt.timedelta(seconds=1))
+    assert _symptoms(patient, as_of=SUBMITTED) == []
+    assert _symptoms(patient, as_of=None) == ["both_legs"]
+
+
+def test_it_holds_a_mark_made_at_the_moment_the_log_was_submitted(patient):
+    _mark_at(patient, created=SUBMITTED)
+    assert _symptoms(patient, as_of=SUBMITTED) == ["both_legs"]
+
+
+def test_it_reads_the_mark_that_replaced_another_as_of_the_log(patient):
+    replaced_at = SUBMITTED - dt.timedelta(hours=1)
+    _mark_at(patient, created=SUBMITTED - dt.timedelta(days=3), revoked=replaced_at, until=ON)
+    _mark_at(patient, created=replaced_at, until=ON + dt.timedelta(days=5))
+    facts = safety_facts_for_log(patient_id=patient.pk, on=ON, as_of=SUBMITTED)
+    assert [m.until for m in facts.marks] == [ON + dt.timedelta(days=5)]
+    earlier = safety_facts_for_log(
+        patient_id=patient.pk, on=ON, as_of=replaced_at - dt.timedelta(minutes=1)
+    )
+    assert [m.until for m in earlier.marks] == [ON]
+
+
+def test_it_still_ends_a_mark_after_its_until_date_as_of_a_log(patient):
+    _mark_at(patient, created=SUBMITTED - dt.timedelta(days=2), until=ON)
+    _mark_at(
+        patient,
+        created=SUBMITTED - dt.timedelta(days=2),
+        until=ON - dt.timedelta(days=1),
+        symptom="bladder_change",
+    )
+    assert _symptoms(patient, as_of=SUBMITTED) == ["both_legs"]
+    assert _symptoms(patient, as_of=SUBMITTED, on=ON + dt.timedelta(days=1)) == []
 
 
 # --------------------------------------------------------------------------- end to end

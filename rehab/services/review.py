@@ -7,10 +7,12 @@ One run, for each review rule in `REVIEW_DETECTORS`:
    statement, the earlier days (within the 14-day backfill window) whose logs were created
    or changed in the last `CHANGED_LOOKBACK`: a log made at 23:50 after the last run of
    the patient's day, a backfilled day, an edit to yesterday;
-2. each firing is recorded through `alert_raise` (one unresolved alert per patient and
+2. each firing is recorded as `alert_raise` would (one unresolved alert per patient and
    rule; trend rules have no log, so an occurrence is unique per alert and patient-local
-   day). Firings already recorded today are skipped in one query, so the hourly runs
-   after the first of the day cost a read;
+   day): routine rules in bulk, a fixed number of statements per chunk of patients (a
+   morning of backfilled logs fires hundreds at once); the urgent NR-PAIN-03 through
+   `alert_raise` itself, which also notifies the care team. Firings already recorded are
+   skipped in one query, so the hourly runs after the first of the day cost a read;
 3. one UPDATE resolves, with disposition `trigger_cleared`, every unresolved *routine*
    alert of the rule whose patient no longer fires and has logged today, and the
    `auto_resolved` events are inserted in bulk. Urgent alerts (NR-PAIN-03) stay until a
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -40,6 +43,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from patients.models import Patient
@@ -113,14 +117,27 @@ def _run_rule(rule: ReviewRule, *, now: dt.datetime, changed: Changed) -> Review
     )
     todo = _not_recorded(today=list(findings.items()), earlier=earlier)
     created = failed = 0
-    for patient_id, finding in todo:
-        try:
-            created += _record(rule, patient_id=patient_id, finding=finding)
-        except Exception:
-            # One patient's failure must not cost the others their alerts. The patient
-            # stays in the firing set, so nothing of theirs is auto-resolved either.
-            failed += 1
-            logger.exception("review rule %s: could not record for patient %s", rule.id, patient_id)
+    if rule.severity == Severity.ROUTINE:
+        # Routine alerts notify nobody: a morning's backfilled logs can fire hundreds at
+        # once, so they are recorded in bulk, a few statements per chunk of patients.
+        for start in range(0, len(todo), RECORD_CHUNK):
+            chunk = todo[start : start + RECORD_CHUNK]
+            try:
+                created += _record_routine(rule, chunk)
+            except Exception:
+                # One chunk's failure must not cost the others their alerts; its patients
+                # stay in the firing set, so nothing of theirs is auto-resolved either.
+                failed += len(chunk)
+                logger.exception("review rule %s: could not record %s firings", rule.id, len(chunk))
+    else:
+        for patient_id, finding in todo:
+            try:
+                created += _record(rule, patient_id=patient_id, finding=finding)
+            except Exception:
+                failed += 1
+                logger.exception(
+                    "review rule %s: could not record for patient %s", rule.id, patient_id
+                )
     # Only today's firing set keeps alerts open: an alert raised here from an earlier day
     # whose patient has logged today without the rule firing is a trigger that has
     # already cleared (recorded, audited, and resolved like any other).
@@ -159,6 +176,113 @@ def _not_recorded(*, today: Sequence[Finding], earlier: Sequence[Finding]) -> li
         if key not in seen:
             todo.setdefault(key, (patient_id, finding))
     return list(todo.values())
+
+
+# Patients locked and recorded per transaction by `_record_routine`.
+RECORD_CHUNK = 500
+
+
+def _record_routine(rule: ReviewRule, findings: Sequence[Finding]) -> int:
+    """`alert_raise`'s outcome for many routine firings in a fixed number of statements.
+
+    The same result, firing by firing in date order: a new alert for a patient with no
+    unresolved one (created by their earliest firing), an occurrence per day, a `created`,
+    `refired` or `reopened` event per firing, an acknowledged alert back to `open`. It runs
+    under the same patient row locks, taken in one statement in id order (two runs cannot
+    deadlock), and re-reads what was recorded once it holds them, so a concurrent run
+    doubles nothing. Returns how many alerts it created.
+    """
+    now = timezone.now()
+    by_patient: dict[UUID, list[ReviewFinding]] = defaultdict(list)
+    for patient_id, finding in sorted(findings, key=lambda f: (str(f[0]), f[1].date)):
+        by_patient[patient_id].append(finding)
+    with transaction.atomic():
+        locked = list(
+            Patient.objects.select_for_update(no_key=True)
+            .filter(pk__in=list(by_patient))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )  # a patient deleted since the detection query is simply gone
+        alerts = {
+            alert.patient_id: alert
+            for alert in Alert.objects.select_for_update()
+            .filter(patient_id__in=locked, rule=rule.id)
+            .exclude(status=Alert.Status.RESOLVED)
+        }
+        recorded = set(
+            AlertOccurrence.objects.filter(
+                alert__patient_id__in=locked,
+                alert__rule=rule.id,
+                log__isnull=True,
+                fired_on__in={f.date for fs in by_patient.values() for f in fs},
+            ).values_list("alert__patient_id", "fired_on")
+        )
+        owed = {
+            pid: [f for f in by_patient[pid] if (pid, f.date) not in recorded] for pid in locked
+        }
+        owed = {pid: fs for pid, fs in owed.items() if fs}
+        new = [
+            Alert(
+                patient_id=pid,
+                rule=rule.id,
+                rule_version=rule.version,
+                severity=rule.severity,
+                title=rule.title,
+                basis=fs[0].basis,
+                log=None,
+                last_fired_at=now,
+                opened_at=now,
+                occurrence_count=len(fs),
+            )
+            for pid, fs in owed.items()
+            if pid not in alerts
+        ]
+        Alert.objects.bulk_create(new)
+        alert_of = {**alerts, **{alert.patient_id: alert for alert in new}}
+        AlertOccurrence.objects.bulk_create(
+            AlertOccurrence(
+                alert=alert_of[pid],
+                log=None,
+                fired_on=f.date,
+                rule_version=f.version,
+                basis=f.basis,
+            )
+            for pid, fs in owed.items()
+            for f in fs
+        )
+        events: list[AlertEvent] = []
+        reopened: list[UUID] = []
+        for pid, fs in owed.items():
+            alert = alert_of[pid]
+            kinds = [AlertEvent.Kind.REFIRED] * len(fs)
+            if pid not in alerts:
+                kinds[0] = AlertEvent.Kind.CREATED
+            elif alert.status == Alert.Status.ACKNOWLEDGED:
+                kinds[0] = AlertEvent.Kind.REOPENED
+                reopened.append(alert.pk)
+            events += [AlertEvent(alert=alert, kind=kind, data={"log": None}) for kind in kinds]
+        AlertEvent.objects.bulk_create(events)
+        # A routine alert has no escalation deadline (clinical-rules §1): reopening only
+        # puts it back in the open queue, where the triage order counts from now.
+        Alert.objects.filter(pk__in=reopened).update(
+            status=Alert.Status.OPEN,
+            opened_at=now,
+            escalation_due_at=None,
+            escalated_at=None,
+            updated_at=now,
+        )
+        Alert.objects.filter(pk__in=[alerts[pid].pk for pid in owed if pid in alerts]).update(
+            occurrence_count=Subquery(
+                AlertOccurrence.objects.filter(alert=OuterRef("pk"))
+                .order_by()
+                .values("alert")
+                .annotate(n=Count("id"))
+                .values("n")
+            ),
+            last_fired_at=now,
+            updated_at=now,
+        )
+    return len(new)
 
 
 def _record(rule: ReviewRule, *, patient_id: UUID, finding: ReviewFinding) -> bool:

@@ -1031,3 +1031,61 @@ def test_it_judges_each_changed_day_against_its_own_previous_logs(patient):
     assert [(o.fired_on, o.basis["prior_dates"]) for o in occurrences] == [
         (days_ago(n), [days_ago(d).isoformat() for d in range(8, n, -1)]) for n in (4, 3, 2)
     ]
+
+
+# --------------------------------------------------------------------------- bulk recording
+
+
+def _backfilled_spikes(patient: Patient, days: tuple[int, ...] = (3, 2)) -> None:
+    """Four quiet logs long since, then spikes on `days` backfilled today (NR-PAIN-01)."""
+    for n in range(5, 9):
+        _logged_at(NOW - timedelta(days=n), patient, days_ago(n), pain=3)
+    for n in days:
+        _logged_at(NOW, patient, days_ago(n), pain=8)
+
+
+def test_it_records_routine_firings_in_the_same_statements_for_3_or_30_patients(clinic):
+    def statements(n: int) -> int:
+        for _ in range(n):
+            _backfilled_spikes(PatientFactory.create(clinic=clinic))
+        with CaptureQueriesContext(connection) as ctx:
+            stats = review.review_rules_run(rules=["NR-PAIN-01"])
+        assert stats["NR-PAIN-01"].created == n
+        return len(ctx.captured_queries)
+
+    assert statements(3) == statements(30)
+    assert AlertOccurrence.objects.filter(alert__rule="NR-PAIN-01").count() == 2 * 33
+
+
+def test_it_records_several_days_of_one_patient_as_one_alert(patient):
+    _backfilled_spikes(patient, days=(4, 3, 2))
+    review.review_rules_run(rules=["NR-PAIN-01"])
+    alert = Alert.objects.get(rule="NR-PAIN-01")
+    assert alert.occurrence_count == 3
+    assert alert.basis == alert.occurrences.get(fired_on=days_ago(4)).basis  # the earliest
+    kinds = list(alert.events.order_by("id").values_list("kind", flat=True))
+    assert kinds == ["created", "refired", "refired"]
+
+
+def test_it_reopens_an_acknowledged_routine_alert_on_a_new_day(patient, clinician):
+    _backfilled_spikes(patient, days=(3,))
+    review.review_rules_run(rules=["NR-PAIN-01"])
+    alert = Alert.objects.get(rule="NR-PAIN-01")
+    Alert.objects.filter(pk=alert.pk).update(
+        status=Alert.Status.ACKNOWLEDGED, acknowledged_at=NOW, acknowledged_by=clinician.user
+    )
+    _logged_at(NOW, patient, days_ago(2), pain=9)
+
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
+        stats = review.review_rules_run(rules=["NR-PAIN-01"])
+
+    assert (stats["NR-PAIN-01"].recorded, stats["NR-PAIN-01"].created) == (1, 0)
+    alert.refresh_from_db()
+    assert (alert.status, alert.occurrence_count) == ("open", 2)
+    assert alert.opened_at == NOW + timedelta(hours=1)
+    assert alert.events.order_by("-id").first().kind == "reopened"
+    # A second run (or a second beat) finds it all recorded.
+    with time_machine.travel(NOW + timedelta(hours=2), tick=False):
+        assert review.review_rules_run(rules=["NR-PAIN-01"])["NR-PAIN-01"].recorded == 0
+    alert.refresh_from_db()
+    assert alert.occurrence_count == 2

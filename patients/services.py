@@ -353,6 +353,34 @@ def invitation_resend(
 
 
 @transaction.atomic
+def invitation_revoke(
+    *,
+    invitation_ids: Iterable[UUID | str],
+    actor: User | None,
+    request: HttpRequest | None = None,
+) -> int:
+    """Revoke the still-unused codes among `invitation_ids` (one audit event each); a code
+    already used or revoked is left as it is. Returns how many were revoked."""
+    revoked = list(
+        Invitation.objects.select_for_update()
+        .filter(pk__in=list(invitation_ids), used_at__isnull=True, revoked_at__isnull=True)
+        .values_list("pk", "patient_id")
+    )
+    Invitation.objects.filter(pk__in=[pk for pk, _ in revoked]).update(revoked_at=timezone.now())
+    for pk, patient_id in revoked:
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            object_type="invitation",
+            object_id=pk,
+            patient_id=patient_id,
+            changes={"revoked": True},
+            request=request,
+        )
+    return len(revoked)
+
+
+@transaction.atomic
 def patient_register(
     *,
     code: str,

@@ -15,6 +15,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, Throttled
@@ -478,6 +480,28 @@ def patient_update(
 # --------------------------------------------------------------------------- operators
 
 
+def _clinic_by_name(*, name: str) -> Clinic | None:
+    # LOWER() on both sides, as in the constraint `clinic_unique_name_ci`: the database's
+    # case folding, not Python's, decides what counts as the same name.
+    return Clinic.objects.alias(lowered=Lower("name")).filter(lowered=Lower(Value(name))).first()
+
+
+def _clinic_get_or_create(*, name: str) -> Clinic:
+    clinic = _clinic_by_name(name=name)
+    if clinic is not None:
+        return clinic
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction goes on
+            return Clinic.objects.create(name=name)
+    except IntegrityError:
+        # A concurrent run created it (in any case) between our read and our insert; the
+        # unique index made us wait for its commit, so it is visible now.
+        clinic = _clinic_by_name(name=name)
+        if clinic is None:
+            raise
+        return clinic
+
+
 @transaction.atomic
 def clinician_create_or_update(
     *,
@@ -495,10 +519,7 @@ def clinician_create_or_update(
     Riverside Physio. The password passes Django's validators, as a patient's must.
     """
     email = email.strip().lower()
-    clinic_name = clinic_name.strip()
-    clinic = Clinic.objects.filter(name__iexact=clinic_name).order_by("created_at").first()
-    if clinic is None:
-        clinic = Clinic.objects.create(name=clinic_name)
+    clinic = _clinic_get_or_create(name=clinic_name.strip())
     user = User.objects.filter(email=email).first()
     if user is None:
         user = User(email=email)

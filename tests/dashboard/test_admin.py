@@ -865,3 +865,15 @@ def test_it_shows_a_clinics_clinicians_read_only_in_its_page(
     assert response.status_code == 302, response.content.decode()[:2000]
     after = Clinician.objects.get(pk=clinician.pk)
     assert (after.user_id, after.role) == (clinician.user_id, "physiotherapist")
+
+
+def test_it_refuses_a_clinic_whose_name_differs_only_in_case_with_a_message(
+    operator_client, clinic
+):
+    response = operator_client.post(
+        _url(Clinic, "add"),
+        {"name": "RIVERSIDE physio", "clinicians-TOTAL_FORMS": 0, "clinicians-INITIAL_FORMS": 0},
+    )
+    assert response.status_code == 200
+    assert "A clinic with this name exists (whatever its case)." in response.content.decode()
+    assert Clinic.objects.count() == 1

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,6 +21,19 @@ from patients.models import (
     SignInFailure,
     User,
 )
+
+
+class OperatorLoginForm(AdminAuthenticationForm):
+    # As the API's login: a too-long password is refused before it is hashed.
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=services.PASSWORD_MAX_LENGTH,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+admin.site.login_form = OperatorLoginForm
 
 
 @admin.register(User)

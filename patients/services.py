@@ -36,6 +36,11 @@ from patients.models import (
 
 logger = logging.getLogger(__name__)
 
+# The longest password any sign-in door reads. Hashing is the expensive step of a sign-in,
+# so a multi-megabyte password must be refused before it (a 400 naming the field), and
+# no password longer than this can be set (registration allows fewer still).
+PASSWORD_MAX_LENGTH = 1024
+
 # --------------------------------------------------------------------------- audit
 
 
@@ -529,6 +534,11 @@ def clinician_create_or_update(
         user.first_name = first_name
     if last_name:
         user.last_name = last_name
+    if len(password) > PASSWORD_MAX_LENGTH:
+        # Longer than sign-in accepts: the clinician could never use it.
+        raise ValidationError(
+            {"password": f"This password is too long (at most {PASSWORD_MAX_LENGTH} characters)."}
+        )
     try:
         validate_password(password, user=user)
     except ValidationError as exc:

@@ -877,3 +877,17 @@ def test_it_refuses_a_clinic_whose_name_differs_only_in_case_with_a_message(
     assert response.status_code == 200
     assert "A clinic with this name exists (whatever its case)." in response.content.decode()
     assert Clinic.objects.count() == 1
+
+
+def test_it_refuses_an_admin_password_over_1024_characters_before_hashing_it(client, monkeypatch):
+    from tests.patients.hashing import hashed_lengths
+
+    UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
+    hashed = hashed_lengths(monkeypatch)
+    response = client.post(
+        reverse("admin:login"), {"username": "ops@example.com", "password": "x" * 1025}
+    )
+    assert response.status_code == 200
+    assert b"at most 1024 characters" in response.content
+    assert "_auth_user_id" not in client.session
+    assert hashed == []

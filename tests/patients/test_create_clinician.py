@@ -242,3 +242,10 @@ def test_the_migration_stops_on_names_that_differ_only_in_case(clinic):
     Clinic.objects.create(name="RIVERSIDE PHYSIO")
     with pytest.raises(RuntimeError, match="'RIVERSIDE PHYSIO', 'Riverside Physio'"):
         check(apps, connection.schema_editor())
+
+
+def test_it_refuses_a_password_longer_than_sign_in_accepts_and_saves_nothing(db):
+    with pytest.raises(CommandError, match="too long"):
+        _create(password="a-long-passphrase-" * 57)  # 1026 characters
+    assert not User.objects.exists()
+    assert not Clinic.objects.exists()

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,6 +21,19 @@ from patients.models import (
     SignInFailure,
     User,
 )
+
+
+class OperatorLoginForm(AdminAuthenticationForm):
+    # As the API's login: a too-long password is refused before it is hashed.
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=services.PASSWORD_MAX_LENGTH,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+admin.site.login_form = OperatorLoginForm
 
 
 @admin.register(User)
@@ -48,10 +63,34 @@ class AuthTokenAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyAdmin:
+    """No add, change or delete: rows written only through the services (and audited)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ClinicianInline(admin.TabularInline):
+    """New clinicians may be added to a clinic here; an existing one is shown read-only
+    (its role is changed, and audited, on the clinician's own page), and never deleted."""
+
     model = Clinician
     extra = 0
     raw_id_fields = ("user",)
+    show_change_link = True
+    can_delete = False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Clinic)
@@ -68,6 +107,34 @@ class ClinicianAdmin(admin.ModelAdmin):
     list_select_related = ("user", "clinic")
     search_fields = ("user__email", "user__first_name", "user__last_name")
     raw_id_fields = ("user",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The clinic decides which patients a clinician sees (`patient_scope`), and the user
+        # is who signs in as them: neither changes once the clinician exists. Moving a
+        # clinician is refused rather than audited because an audit only tells afterwards:
+        # the moment the row changed they would see the new clinic's patients, and they
+        # would stay on the old clinic's care teams (its alerts still notifying them).
+        # create_clinician refuses a move for the same reason; a clinician who changes
+        # clinic gets a new account.
+        return ("user", "clinic") if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting a clinician drops them from care teams and their notifications, and
+        # blanks "created by" on the clinical record, unaudited: deactivate the user instead.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Clinician, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "role" in form.changed_data:
+            # A clinic admin's role reaches further than a physiotherapist's.
+            services.audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action=AuditEvent.Action.UPDATE,
+                object_type="clinician",
+                object_id=obj.pk,
+                changes={"role": {"from": form.initial.get("role"), "to": obj.role}},
+                request=request,
+            )
 
 
 class CareTeamInline(admin.TabularInline):
@@ -101,6 +168,11 @@ class PatientAdmin(admin.ModelAdmin):
         # Patients come from invitations (`services.invitation_create`).
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting a patient would cascade to their whole clinical record (logs, alerts,
+        # interventions, questionnaires), unaudited. Nothing clinical is deleted here.
+        return False
+
     def save_model(self, request: HttpRequest, obj: Patient, form: Any, change: bool) -> None:
         # Every field is read-only: nothing of the patient's own row is written here.
         pass
@@ -126,15 +198,19 @@ class PatientAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """Read-only: an edited email would send a patient's registration code to someone else,
+    an edited expiry or revocation would revive a replaced code, an added row could carry a
+    hash of a code the operator knows. Codes are issued and revoked by the actions below,
+    through the services, which audit them."""
+
     list_display = ("email", "patient", "created_at", "expires_at", "used_at", "revoked_at")
     list_select_related = ("patient",)
     list_filter = ("used_at", "revoked_at")
     search_fields = ("email", "patient__last_name")
     date_hierarchy = "created_at"
-    readonly_fields = ("code_hash", "created_at", "used_at", "last_sent_at")
-    raw_id_fields = ("patient", "created_by")
-    actions = ["resend"]
+    exclude = ("code_hash",)
+    actions = ["resend", "revoke"]
 
     @admin.action(description="Resend a fresh code to the selected patients")
     def resend(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
@@ -146,12 +222,25 @@ class InvitationAdmin(admin.ModelAdmin):
                 continue
             patients.add(invitation.patient_id)
             try:
-                services.invitation_resend(invitation=invitation)
+                services.invitation_resend(
+                    invitation=invitation,
+                    actor=request.user,  # type: ignore[arg-type]
+                    request=request,
+                )
             except ApplicationError as exc:  # registered since the list was read
                 self.message_user(request, f"{invitation.email}: {exc.message}", messages.WARNING)
                 continue
             sent += 1
         self.message_user(request, f"Sent {sent} new code(s).", messages.SUCCESS)
+
+    @admin.action(description="Revoke the selected codes")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        revoked = services.invitation_revoke(
+            invitation_ids=list(queryset.values_list("pk", flat=True)),
+            actor=request.user,  # type: ignore[arg-type]
+            request=request,
+        )
+        self.message_user(request, f"Revoked {revoked} code(s).", messages.SUCCESS)
 
 
 @admin.register(SignInFailure)

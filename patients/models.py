@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from knox.models import AbstractAuthToken
 
@@ -115,7 +116,7 @@ class Clinic(models.Model):
     """The tenant: every patient and clinician belongs to exactly one clinic."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
     escalation_email = models.EmailField(
         blank=True, help_text="Who is told when an emergency or urgent alert waits too long."
     )
@@ -123,6 +124,16 @@ class Clinic(models.Model):
 
     class Meta:
         ordering = ("name",)
+        constraints = [
+            # "Riverside Physio" and "riverside physio" are one clinic (create_clinician
+            # matches names so): the database decides it, also between concurrent runs.
+            # It replaces the case-sensitive unique=True, which it implies.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="clinic_unique_name_ci",
+                violation_error_message="A clinic with this name exists (whatever its case).",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -15,6 +15,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed, Throttled
@@ -33,6 +35,11 @@ from patients.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+# The longest password any sign-in door reads. Hashing is the expensive step of a sign-in,
+# so a multi-megabyte password must be refused before it (a 400 naming the field), and
+# no password longer than this can be set (registration allows fewer still).
+PASSWORD_MAX_LENGTH = 1024
 
 # --------------------------------------------------------------------------- audit
 
@@ -353,6 +360,34 @@ def invitation_resend(
 
 
 @transaction.atomic
+def invitation_revoke(
+    *,
+    invitation_ids: Iterable[UUID | str],
+    actor: User | None,
+    request: HttpRequest | None = None,
+) -> int:
+    """Revoke the still-unused codes among `invitation_ids` (one audit event each); a code
+    already used or revoked is left as it is. Returns how many were revoked."""
+    revoked = list(
+        Invitation.objects.select_for_update()
+        .filter(pk__in=list(invitation_ids), used_at__isnull=True, revoked_at__isnull=True)
+        .values_list("pk", "patient_id")
+    )
+    Invitation.objects.filter(pk__in=[pk for pk, _ in revoked]).update(revoked_at=timezone.now())
+    for pk, patient_id in revoked:
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE,
+            object_type="invitation",
+            object_id=pk,
+            patient_id=patient_id,
+            changes={"revoked": True},
+            request=request,
+        )
+    return len(revoked)
+
+
+@transaction.atomic
 def patient_register(
     *,
     code: str,
@@ -450,6 +485,28 @@ def patient_update(
 # --------------------------------------------------------------------------- operators
 
 
+def _clinic_by_name(*, name: str) -> Clinic | None:
+    # LOWER() on both sides, as in the constraint `clinic_unique_name_ci`: the database's
+    # case folding, not Python's, decides what counts as the same name.
+    return Clinic.objects.alias(lowered=Lower("name")).filter(lowered=Lower(Value(name))).first()
+
+
+def _clinic_get_or_create(*, name: str) -> Clinic:
+    clinic = _clinic_by_name(name=name)
+    if clinic is not None:
+        return clinic
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction goes on
+            return Clinic.objects.create(name=name)
+    except IntegrityError:
+        # A concurrent run created it (in any case) between our read and our insert; the
+        # unique index made us wait for its commit, so it is visible now.
+        clinic = _clinic_by_name(name=name)
+        if clinic is None:
+            raise
+        return clinic
+
+
 @transaction.atomic
 def clinician_create_or_update(
     *,
@@ -467,10 +524,7 @@ def clinician_create_or_update(
     Riverside Physio. The password passes Django's validators, as a patient's must.
     """
     email = email.strip().lower()
-    clinic_name = clinic_name.strip()
-    clinic = Clinic.objects.filter(name__iexact=clinic_name).order_by("created_at").first()
-    if clinic is None:
-        clinic = Clinic.objects.create(name=clinic_name)
+    clinic = _clinic_get_or_create(name=clinic_name.strip())
     user = User.objects.filter(email=email).first()
     if user is None:
         user = User(email=email)
@@ -480,6 +534,11 @@ def clinician_create_or_update(
         user.first_name = first_name
     if last_name:
         user.last_name = last_name
+    if len(password) > PASSWORD_MAX_LENGTH:
+        # Longer than sign-in accepts: the clinician could never use it.
+        raise ValidationError(
+            {"password": f"This password is too long (at most {PASSWORD_MAX_LENGTH} characters)."}
+        )
     try:
         validate_password(password, user=user)
     except ValidationError as exc:

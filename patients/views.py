@@ -56,7 +56,11 @@ class LoginApi(APIView):
     class InputSerializer(StrictSerializer):
         # 254: the email columns' width (a longer one would be a 500 on the failure row).
         email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(trim_whitespace=False)
+        # Refused before the password hasher runs, and not counted as a failed sign-in:
+        # no password this long can be set, so it is no guess at one.
+        password = serializers.CharField(
+            trim_whitespace=False, max_length=services.PASSWORD_MAX_LENGTH
+        )
 
     @extend_schema(
         request=InputSerializer,

@@ -189,7 +189,11 @@ class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Read-only: a notification is how a clinician hears of an alert. An edited `read_at`
+    (or a deleted row) would take a red flag out of their unread list, a moved one would
+    tell the wrong clinician, and none of it would be audited."""
+
     list_display = ("created_at", "clinician", "kind", "message", "read_at")
     list_filter = ("kind",)
     search_fields = ("message", "clinician__user__email", "alert__patient__last_name")

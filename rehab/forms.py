@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 
 from patients import throttling
 from patients.models import User
+from patients.services import PASSWORD_MAX_LENGTH
 from rehab.models import Alert, Severity
 from rehab.views.dashboard_sections import resolve_dispositions
 
@@ -32,6 +33,14 @@ class ClinicianLoginForm(AuthenticationForm):
         ),
         "throttled": "Too many failed sign-ins. Try again in %(minutes)s minute(s).",
     }
+    # As the API's login: a too-long password is refused before it is hashed (and not
+    # counted as a failed sign-in).
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=PASSWORD_MAX_LENGTH,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
 
     def clean(self) -> dict[str, Any]:
         email = (self.cleaned_data.get("username") or "").strip().lower()

@@ -27,6 +27,8 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import (
+    BooleanField,
+    Case,
     Count,
     DateField,
     ExpressionWrapper,
@@ -37,7 +39,9 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce
 
@@ -98,14 +102,66 @@ def _logs_in_last_days(days: int) -> Coalesce:
     return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
 
 
-def _mcid_reached() -> Q:
-    # progress.figures in SQL: change <= -2 and 100 * change / baseline <= -30, i.e.
-    # current <= 0.7 * baseline (baseline > 0; with a baseline of 0 nothing can drop 2).
-    return Q(
-        baseline_mean__gt=0,
-        pain_delta__lte=progress.MCID_POINTS,
-        current_mean__lte=F("baseline_mean") * (1 + progress.MCID_PERCENT / 100),
+def _mcid_reached() -> Coalesce:
+    """progress.figures' "meaningful change reached" in SQL (False too when a window has
+    fewer than MIN_LOGS logs, so that "not reached" includes not computable yet), over
+    the windows of `with_log_figures`, whose `first_log_date` and `local_date` it reads.
+
+    The tests are on integer sums and counts, so that the filter agrees with the rows
+    (`figures_of`, exact fractions) also on exact ties. With b = bs/bn, c = cs/cn and
+    d = cs*bn - bs*cn:
+        change = d / (bn*cn) <= -2          <=>  d <= -2 * bn * cn
+        percent = 100 * d / (cn*bs) <= -30  <=>  100 * d <= -30 * cn * bs   (bs > 0)
+    Means would miss the ties: 7/3 -> 1/3 is exactly -2 points, its numeric means made it
+    -1.99999999999999996667. One subquery, one pass over the two windows' logs: the
+    window figures' own subqueries, repeated in each term, cost ten times as much (a
+    subquery in WHERE is evaluated once per mention)."""
+    first, today = OuterRef("first_log_date"), OuterRef("local_date")
+    baseline = Q(
+        date__gte=first,
+        date__lte=ExpressionWrapper(
+            first + timedelta(days=progress.BASELINE_DAYS - 1), output_field=DateField()
+        ),
     )
+    current = Q(
+        date__gte=ExpressionWrapper(
+            today - timedelta(days=progress.CURRENT_DAYS - 1), output_field=DateField()
+        ),
+        date__lte=today,
+    )
+
+    def integer(expression: Any) -> ExpressionWrapper:
+        return ExpressionWrapper(expression, output_field=IntegerField())
+
+    logs = (
+        DailyLog.objects.filter(baseline | current, patient=OuterRef("pk"))
+        .order_by()
+        .values("patient")
+        .annotate(
+            bs=Sum("pain", filter=baseline),
+            bn=Count("id", filter=baseline),
+            cs=Sum("pain", filter=current),
+            cn=Count("id", filter=current),
+        )
+        .annotate(d=integer(F("cs") * F("bn") - F("bs") * F("cn")))
+        .annotate(d100=integer(Value(100) * F("d")))
+        .annotate(
+            reached=Case(
+                # Both means need MIN_LOGS logs; a baseline of 0 cannot drop 2 points (and
+                # has no percent change).
+                When(
+                    Q(bn__gte=progress.MIN_LOGS, cn__gte=progress.MIN_LOGS, bs__gt=0)
+                    & Q(d__lte=integer(Value(progress.MCID_POINTS) * F("bn") * F("cn")))
+                    & Q(d100__lte=integer(Value(progress.MCID_PERCENT) * F("cn") * F("bs"))),
+                    then=Value(True),
+                ),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
+    )
+    # No logs in either window: no row, NULL; not reached, as figures_of says.
+    return Coalesce(Subquery(logs.values("reached"), output_field=BooleanField()), Value(False))
 
 
 def dashboard_caseload(*, user: User, filters: CaseloadFilters) -> QuerySet[Patient]:
@@ -118,14 +174,9 @@ def dashboard_caseload(*, user: User, filters: CaseloadFilters) -> QuerySet[Pati
         patients = patients.filter(Q(alert_tier__lt=NO_ALERT_TIER))
     elif filters.alerts:
         patients = patients.filter(**{f"open_{filters.alerts}__gt": 0})
-    if filters.mcid is True:
-        patients = patients.filter(_mcid_reached())
-    elif filters.mcid is False:
-        # Not `.exclude()`: NOT (baseline_mean > 0 AND ...) is NULL, so false, for a patient
-        # without figures, who would drop out of "not reached" as well as out of "reached".
-        patients = patients.filter(
-            ~_mcid_reached() | Q(baseline_mean__isnull=True) | Q(current_mean__isnull=True)
-        )
+    if filters.mcid is not None:
+        # "Not reached" includes not computable yet (no baseline, or no current mean).
+        patients = patients.alias(mcid_reached=_mcid_reached()).filter(mcid_reached=filters.mcid)
     if filters.stale:
         patients = patients.filter(missed_logs())
     return patients

@@ -32,7 +32,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from patients.models import AuditEvent, AuthToken, Invitation, Patient, SignInFailure
+from patients.models import AuditEvent, AuthToken, Clinic, Invitation, Patient, SignInFailure
 from patients.services import audit_record
 from programs import services as program_services
 from programs.models import AssignedExercise, ExerciseLog, ProgressionProposal
@@ -580,3 +580,314 @@ def test_it_lifts_a_sign_in_lock_out_by_deleting_the_failures(operator_client):
     assert response.status_code == 302
     assert not SignInFailure.objects.exists()
     assert throttling.sign_in_blocked(email="locked@example.com", ip=None) is None
+
+
+# --------------------------------------------------------------------------- no deletes
+
+# What an operator may still delete: sign-ins and lock-outs, the exercise library, empty
+# clinics (patients and clinicians PROTECT theirs), and the schedule. A user's delete is
+# refused as a whole when it would cascade into a row the admin will not delete.
+DELETABLE = {
+    "patients.User",
+    "patients.AuthToken",
+    "patients.SignInFailure",
+    "patients.Clinic",
+    "programs.Exercise",
+    "programs.ProgramTemplate",
+    "programs.TemplatePhase",
+    "programs.PrescribedExercise",
+    "auth.Group",
+    "django_celery_beat.PeriodicTask",
+    "django_celery_beat.IntervalSchedule",
+    "django_celery_beat.CrontabSchedule",
+    "django_celery_beat.SolarSchedule",
+    "django_celery_beat.ClockedSchedule",
+}
+
+
+def test_it_deletes_nothing_clinical_from_the_admin(operator_client):
+    request = _request_for(operator_client)
+    deletable = {
+        model._meta.label
+        for model, model_admin in admin.site._registry.items()
+        if model_admin.has_delete_permission(request)
+    }
+    assert deletable == DELETABLE
+    # Nor in an inline of a row it will not delete (a care team change is audited).
+    inline_deletable = {
+        inline.model._meta.label
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.label not in DELETABLE
+        for inline in model_admin.get_inline_instances(request)
+        if inline.can_delete and inline.has_delete_permission(request)
+    }
+    assert inline_deletable == {"patients.Patient_care_team"}
+    clinic_page = admin.site._registry[Clinic]
+    assert not any(
+        i.has_delete_permission(request) for i in clinic_page.get_inline_instances(request)
+    )
+
+
+def test_it_refuses_a_posted_delete_of_a_patient_and_their_record(operator_client, patient):
+    # No program, which would PROTECT the patient: the delete would cascade freely.
+    DailyLog.objects.create(patient=patient, date=patient.local_today(), pain=5)
+    make_alert(patient)
+    InterventionFactory.create(patient=patient)
+    assert operator_client.get(_url(Patient, "delete", patient.pk)).status_code == 403
+    response = operator_client.post(_url(Patient, "delete", patient.pk), {"post": "yes"})
+    assert response.status_code == 403
+    operator_client.post(
+        _url(Patient, "changelist"),
+        {"action": "delete_selected", "post": "yes", "_selected_action": [patient.pk]},
+    )
+    assert Patient.objects.filter(pk=patient.pk).exists()
+    assert DailyLog.objects.filter(patient=patient).exists()
+    assert Alert.objects.filter(patient=patient).exists()
+    assert Intervention.objects.filter(patient=patient).exists()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [Invitation, Notification, ExerciseLog, AuditEvent],
+    ids=lambda m: m._meta.label,
+)
+def test_it_refuses_a_posted_delete_of_other_clinical_rows(operator_client, model):
+    populate(rows=1)
+    obj = model._default_manager.first()
+    response = operator_client.post(_url(model, "delete", obj.pk), {"post": "yes"})
+    assert response.status_code == 403
+    operator_client.post(
+        _url(model, "changelist"),
+        {"action": "delete_selected", "post": "yes", "_selected_action": [obj.pk]},
+    )
+    assert model._default_manager.filter(pk=obj.pk).exists()
+
+
+def test_it_refuses_to_delete_a_clinician_also_through_their_user(operator_client):
+    from patients.models import Clinician, User
+
+    populate(rows=1)
+    clinician = Clinician.objects.get()
+    patient = Patient.objects.get()
+    response = operator_client.post(_url(Clinician, "delete", clinician.pk), {"post": "yes"})
+    assert response.status_code == 403
+    # The user's delete would cascade to the clinician: the admin asks for a permission
+    # no one has, and deletes nothing.
+    response = operator_client.post(_url(User, "delete", clinician.user_id), {"post": "yes"})
+    assert response.status_code == 403
+    assert Clinician.objects.filter(pk=clinician.pk).exists()
+    assert set(patient.care_team.all()) == {clinician}
+    assert Notification.objects.filter(clinician=clinician).exists()
+
+
+# --------------------------------------------------------------------------- invitations
+
+
+def test_it_refuses_a_posted_edit_or_add_of_an_invitation(operator_client):
+    populate(rows=1)
+    invitation = Invitation.objects.get()
+    before = (invitation.email, invitation.expires_at, invitation.revoked_at, invitation.code_hash)
+    page = operator_client.get(_url(Invitation, "change", invitation.pk))
+    assert page.status_code == 200
+    assert _editable_names(page.content.decode()) == set()
+    assert invitation.code_hash not in page.content.decode()
+    response = operator_client.post(
+        _url(Invitation, "change", invitation.pk),
+        {
+            "patient": invitation.patient_id,
+            "email": "someone.else@example.com",
+            "expires_at_0": "2099-01-01",
+            "expires_at_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 403
+    response = operator_client.post(
+        _url(Invitation, "add"),
+        {
+            "patient": invitation.patient_id,
+            "email": "someone.else@example.com",
+            "code_hash": "0" * 64,
+            "expires_at_0": "2099-01-01",
+            "expires_at_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 403
+    invitation.refresh_from_db()
+    assert (
+        invitation.email,
+        invitation.expires_at,
+        invitation.revoked_at,
+        invitation.code_hash,
+    ) == before
+    assert Invitation.objects.count() == 1
+
+
+def test_it_revokes_codes_through_the_service_and_audits_each(operator_client, clinician):
+    now = timezone.now()
+    invited = PatientFactory.create(
+        clinic=clinician.clinic,
+        user=None,
+        email="new@example.com",
+        first_name="New",
+        last_name="Invited",
+    )
+    usable, used = (
+        Invitation.objects.create(
+            patient=invited,
+            code_hash=uuid.uuid4().hex,
+            email=invited.email,
+            created_by=clinician,
+            expires_at=now + timedelta(days=3),
+            used_at=used_at,
+        )
+        for used_at in (None, now)
+    )
+    response = operator_client.post(
+        _url(Invitation, "changelist"),
+        {"action": "revoke", "_selected_action": [str(usable.pk), str(used.pk)]},
+        follow=True,
+    )
+    assert "Revoked 1 code(s)." in response.content.decode()
+    usable.refresh_from_db()
+    used.refresh_from_db()
+    assert usable.revoked_at is not None
+    assert used.revoked_at is None
+    event = AuditEvent.objects.get(object_type="invitation")
+    assert (event.object_id, event.patient_id, event.actor_email, event.changes) == (
+        str(usable.pk),
+        invited.pk,
+        "ops@example.com",
+        {"revoked": True},
+    )
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def test_it_refuses_a_posted_edit_of_a_notification(operator_client):
+    populate(rows=1)
+    notification = Notification.objects.get()
+    page = operator_client.get(_url(Notification, "change", notification.pk))
+    assert page.status_code == 200
+    assert _editable_names(page.content.decode()) == set()
+    response = operator_client.post(
+        _url(Notification, "change", notification.pk),
+        {
+            "clinician": notification.clinician_id,
+            "alert": notification.alert_id,
+            "kind": "escalation",
+            "message": "nothing to see",
+            "read_at_0": "2020-01-01",
+            "read_at_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 403
+    assert operator_client.get(_url(Notification, "add")).status_code == 403
+    notification.refresh_from_db()
+    assert (notification.kind, notification.message, notification.read_at) == ("alert", "x", None)
+
+
+# --------------------------------------------------------------------------- clinicians
+
+
+def test_it_keeps_a_clinicians_clinic_and_user_and_audits_a_role_change(
+    operator_client, clinician, other_clinic
+):
+    from patients.models import Clinician
+
+    someone = UserFactory.create(email="someone@example.com")
+    page = operator_client.get(_url(Clinician, "change", clinician.pk)).content.decode()
+    assert _editable_names(page) == {"role"}
+    response = operator_client.post(
+        _url(Clinician, "change", clinician.pk),
+        {"user": someone.pk, "clinic": other_clinic.pk, "role": "clinic_admin"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    after = Clinician.objects.get(pk=clinician.pk)
+    assert (after.user_id, after.clinic_id, after.role) == (
+        clinician.user_id,
+        clinician.clinic_id,
+        "clinic_admin",
+    )
+    event = AuditEvent.objects.get(object_type="clinician")
+    assert (event.object_id, event.actor_email, event.changes) == (
+        str(clinician.pk),
+        "ops@example.com",
+        {"role": {"from": "physiotherapist", "to": "clinic_admin"}},
+    )
+
+
+def test_it_adds_a_clinician_with_a_clinic_but_does_not_audit_an_unchanged_role(
+    operator_client, clinic
+):
+    from patients.models import Clinician
+
+    newcomer = UserFactory.create(email="newcomer@example.com")
+    page = operator_client.get(_url(Clinician, "add")).content.decode()
+    assert {"user", "clinic", "role"} <= _editable_names(page)
+    response = operator_client.post(
+        _url(Clinician, "add"),
+        {"user": newcomer.pk, "clinic": clinic.pk, "role": "physiotherapist"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    clinician = Clinician.objects.get(user=newcomer)
+    assert clinician.clinic == clinic
+    response = operator_client.post(
+        _url(Clinician, "change", clinician.pk), {"role": "physiotherapist"}
+    )
+    assert response.status_code == 302
+    assert not AuditEvent.objects.filter(object_type="clinician").exists()
+
+
+def test_it_shows_a_clinics_clinicians_read_only_in_its_page(
+    operator_client, clinician, other_clinic_clinician
+):
+    from patients.models import Clinic, Clinician
+
+    clinic = clinician.clinic
+    prefix = "clinicians-"
+    response = operator_client.post(
+        _url(Clinic, "change", clinic.pk),
+        {
+            "name": clinic.name,
+            "escalation_email": clinic.escalation_email,
+            f"{prefix}TOTAL_FORMS": 1,
+            f"{prefix}INITIAL_FORMS": 1,
+            f"{prefix}MIN_NUM_FORMS": 0,
+            f"{prefix}MAX_NUM_FORMS": 1000,
+            f"{prefix}0-id": clinician.pk,
+            f"{prefix}0-clinic": clinic.pk,
+            f"{prefix}0-user": other_clinic_clinician.user_id,
+            f"{prefix}0-role": "clinic_admin",
+            f"{prefix}0-DELETE": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    after = Clinician.objects.get(pk=clinician.pk)
+    assert (after.user_id, after.role) == (clinician.user_id, "physiotherapist")
+
+
+def test_it_refuses_a_clinic_whose_name_differs_only_in_case_with_a_message(
+    operator_client, clinic
+):
+    response = operator_client.post(
+        _url(Clinic, "add"),
+        {"name": "RIVERSIDE physio", "clinicians-TOTAL_FORMS": 0, "clinicians-INITIAL_FORMS": 0},
+    )
+    assert response.status_code == 200
+    assert "A clinic with this name exists (whatever its case)." in response.content.decode()
+    assert Clinic.objects.count() == 1
+
+
+def test_it_refuses_an_admin_password_over_1024_characters_before_hashing_it(client, monkeypatch):
+    from tests.patients.hashing import hashed_lengths
+
+    UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
+    hashed = hashed_lengths(monkeypatch)
+    response = client.post(
+        reverse("admin:login"), {"username": "ops@example.com", "password": "x" * 1025}
+    )
+    assert response.status_code == 200
+    assert b"at most 1024 characters" in response.content
+    assert "_auth_user_id" not in client.session
+    assert hashed == []

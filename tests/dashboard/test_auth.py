@@ -109,3 +109,18 @@ def test_it_counts_failed_sign_ins_towards_the_apis_limit(client, clinician):
     response = client.post(LOGIN, {"username": clinician.user.email, "password": PASSWORD})
     assert b"Too many failed sign-ins" in response.content
     assert "_auth_user_id" not in client.session
+
+
+def test_it_refuses_a_password_over_1024_characters_before_hashing_it(
+    client, clinician, monkeypatch
+):
+    from patients.models import SignInFailure
+    from tests.patients.hashing import hashed_lengths
+
+    hashed = hashed_lengths(monkeypatch)
+    response = client.post(LOGIN, {"username": clinician.user.email, "password": "x" * 1025})
+    assert response.status_code == 200
+    assert b"at most 1024 characters" in response.content
+    assert "_auth_user_id" not in client.session
+    assert hashed == []
+    assert not SignInFailure.objects.exists()

@@ -252,3 +252,37 @@ def test_it_shows_exercise_adherence_and_the_program_phase(web, clinician):
     for i in range(6):
         on_program(make_patient(clinician, f"More{i}"), clinician)
     assert _caseload_queries(web) == small
+
+
+def test_the_meaningful_change_filter_agrees_with_the_rows_on_exact_ties(web, clinician):
+    # Each change is exactly -2 points; the percent is -85.7 % for the first and exactly
+    # -30 % for the second: both reached (the thresholds are inclusive), as the rows say.
+    # As float or numeric means (7/3 is 2.3333333333333333, 1/3 0.33333333333333333333)
+    # the change comes out a hair above -2, or the current mean a hair above 70 %.
+    log_days(make_patient(clinician, "Points"), {20: 3, 19: 2, 18: 2, 2: 1, 1: 0, 0: 0})
+    log_days(make_patient(clinician, "Percent"), {20: 7, 19: 7, 18: 6, 2: 5, 1: 5, 0: 4})
+    # Just short of each: -5/3 points; -2 points but -28.6 % (7 -> 5).
+    log_days(make_patient(clinician, "Short"), {20: 7, 19: 7, 18: 6, 2: 5, 1: 5, 0: 5})
+    log_days(make_patient(clinician, "Shy"), {20: 7, 19: 7, 18: 7, 2: 5, 1: 5, 0: 5})
+    # A baseline of 0 cannot drop; logs of this week only are baseline and current both.
+    log_days(make_patient(clinician, "Zero"), {20: 0, 19: 0, 18: 0, 2: 0, 1: 0, 0: 0})
+    log_days(make_patient(clinician, "New"), {2: 9, 1: 2, 0: 1})
+
+    from rehab.selectors.logs import figures_of, with_log_figures
+
+    rows = {
+        p.last_name: figures_of(p).mcid_reached
+        for p in with_log_figures(Patient.objects.filter(clinic=clinician.clinic))
+    }
+    assert rows == {
+        "Points": True,
+        "Percent": True,
+        "Short": False,
+        "Shy": False,
+        "Zero": False,
+        "New": False,
+    }
+    assert set(shown(web, "?mcid=yes")) == {"Points", "Percent"}
+    assert set(shown(web, "?mcid=no")) == {"Short", "Shy", "Zero", "New"}
+    content = web.get("/dashboard/?mcid=yes").content.decode()
+    assert content.count('<span class="yes">Reached</span>') == 2

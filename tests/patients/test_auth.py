@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from patients.models import AuditEvent, AuthToken, Patient
 from tests.factories import PASSWORD
+from tests.patients.hashing import hashed_lengths
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +233,24 @@ def test_it_records_where_a_sign_in_came_from(anon_client, patient: Patient):
     event = AuditEvent.objects.get(action="login")
     assert event.ip == "10.1.2.3"
     assert event.path == LOGIN
+
+
+def test_it_rejects_a_password_over_1024_characters_before_hashing_it(
+    anon_client, patient, monkeypatch
+):
+    from patients.models import SignInFailure
+
+    hashed = hashed_lengths(monkeypatch)
+    response = _login(anon_client, "pat@example.com", "x" * 1025)
+    assert response.status_code == 400
+    assert "password" in response.json()
+    assert hashed == []
+    # Not a failed sign-in: no password this long can be set, so it guesses at none.
+    assert not SignInFailure.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+    # 1024 characters are still a (wrong) password, hashed and counted.
+    assert _login(anon_client, "pat@example.com", "x" * 1024).status_code == 401
+    assert hashed
+    assert set(hashed) == {1024}
+    assert SignInFailure.objects.count() == 1

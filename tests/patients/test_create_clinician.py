@@ -196,3 +196,56 @@ def test_it_exits_0_when_run_and_rerun_and_non_zero_for_a_weak_password():
 def test_it_requires_email_password_and_clinic(db):
     with pytest.raises(CommandError):
         call_command("create_clinician", "--email=x@example.com", "--password=p")
+
+
+def test_the_database_refuses_a_second_clinic_whose_name_differs_only_in_case(clinic):
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Clinic.objects.create(name="RIVERSIDE physio")
+    assert Clinic.objects.count() == 1
+
+
+def test_it_uses_the_clinic_a_concurrent_run_created_in_another_case(clinic, monkeypatch):
+    from patients import services
+
+    real = services._clinic_by_name
+    calls: list[str] = []
+
+    def missed_by_the_first_read(*, name: str) -> Clinic | None:
+        # The other run's clinic committed between this run's read and its insert.
+        calls.append(name)
+        return None if len(calls) == 1 else real(name=name)
+
+    monkeypatch.setattr(services, "_clinic_by_name", missed_by_the_first_read)
+    out, _ = _create(clinic="riverside PHYSIO")
+    assert len(calls) == 2
+    assert "Riverside Physio" in out
+    assert Clinic.objects.count() == 1
+    assert Clinician.objects.get().clinic == clinic
+
+
+def test_the_migration_stops_on_names_that_differ_only_in_case(clinic):
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module("patients.migrations.0004_clinic_unique_name_ci")
+    check = migration.check_no_names_differ_only_in_case
+    check(apps, connection.schema_editor())  # today's data passes
+
+    # DDL is transactional in PostgreSQL: the test's rollback restores the constraint.
+    constraint = next(c for c in Clinic._meta.constraints if c.name == "clinic_unique_name_ci")
+    with connection.schema_editor() as editor:
+        editor.remove_constraint(Clinic, constraint)
+    Clinic.objects.create(name="RIVERSIDE PHYSIO")
+    with pytest.raises(RuntimeError, match="'RIVERSIDE PHYSIO', 'Riverside Physio'"):
+        check(apps, connection.schema_editor())
+
+
+def test_it_refuses_a_password_longer_than_sign_in_accepts_and_saves_nothing(db):
+    with pytest.raises(CommandError, match="too long"):
+        _create(password="a-long-passphrase-" * 57)  # 1026 characters
+    assert not User.objects.exists()
+    assert not Clinic.objects.exists()

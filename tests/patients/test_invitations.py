@@ -18,7 +18,8 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
 from patients import tasks
-from patients.models import AuditEvent, Invitation, Patient
+from patients.models import AuditEvent, Invitation, Patient, User
+from tests.patients.hashing import hashed_lengths
 
 pytestmark = pytest.mark.django_db
 
@@ -513,6 +514,18 @@ def test_it_rejects_a_weak_password(anon_client, invitation_code, password):
     # The code is not spent on a failed attempt.
     assert Invitation.objects.get().used_at is None
     assert _register(anon_client, invitation_code).status_code == 201
+
+
+def test_it_rejects_a_password_over_200_characters_before_hashing_it(
+    anon_client, invitation_code, monkeypatch
+):
+    hashed = hashed_lengths(monkeypatch)
+    response = _register(anon_client, invitation_code, password="a-long-passphrase-" * 12)
+    assert response.status_code == 400
+    assert "password" in response.json()
+    assert hashed == []
+    assert Invitation.objects.get().used_at is None
+    assert not User.objects.filter(email="sam.new@example.com").exists()
 
 
 def test_it_rejects_an_email_that_is_not_the_invited_one(anon_client, invitation_code):

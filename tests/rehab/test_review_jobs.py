@@ -1083,7 +1083,7 @@ def test_it_reopens_an_acknowledged_routine_alert_on_a_new_day(patient, clinicia
     alert.refresh_from_db()
     assert (alert.status, alert.occurrence_count) == ("open", 2)
     assert alert.opened_at == NOW + timedelta(hours=1)
-    assert alert.events.order_by("-id").first().kind == "reopened"
+    assert alert.events.order_by("-id").values_list("kind", flat=True)[0] == "reopened"
     # A second run (or a second beat) finds it all recorded.
     with time_machine.travel(NOW + timedelta(hours=2), tick=False):
         assert review.review_rules_run(rules=["NR-PAIN-01"])["NR-PAIN-01"].recorded == 0

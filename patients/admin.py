@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -11,6 +10,7 @@ from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
 from patients import services
+from patients.forms import ThrottledSignInForm
 from patients.models import (
     AuditEvent,
     AuthToken,
@@ -23,14 +23,9 @@ from patients.models import (
 )
 
 
-class OperatorLoginForm(AdminAuthenticationForm):
-    # As the API's login: a too-long password is refused before it is hashed.
-    password = forms.CharField(
-        label="Password",
-        strip=False,
-        max_length=services.PASSWORD_MAX_LENGTH,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-    )
+class OperatorLoginForm(ThrottledSignInForm, AdminAuthenticationForm):
+    """The admin site's sign-in, under the same throttle as the API and the dashboard:
+    operator accounts are the most powerful ones, and must not be guessable here."""
 
 
 admin.site.login_form = OperatorLoginForm

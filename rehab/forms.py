@@ -8,22 +8,16 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
-from patients import throttling
+from patients.forms import ThrottledSignInForm
 from patients.models import User
-from patients.services import PASSWORD_MAX_LENGTH
 from rehab.models import Alert, Severity
 from rehab.views.dashboard_sections import resolve_dispositions
 
 NOTE_MAX = 2000
 
 
-class ClinicianLoginForm(AuthenticationForm):
-    """Email and password, for clinicians only, under the API's sign-in throttle.
-
-    The dashboard is a second door to the same accounts: failed sign-ins here count
-    towards the same limit as the API's (10 per email or client in 15 minutes), or a
-    password could be guessed through whichever door is not counted.
-    """
+class ClinicianLoginForm(ThrottledSignInForm, AuthenticationForm):
+    """Email and password, for clinicians only, under the API's sign-in throttle."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
@@ -31,34 +25,7 @@ class ClinicianLoginForm(AuthenticationForm):
         "not_clinician": (
             "This sign-in is for clinicians. Patients use the app; operators use the admin site."
         ),
-        "throttled": "Too many failed sign-ins. Try again in %(minutes)s minute(s).",
     }
-    # As the API's login: a too-long password is refused before it is hashed (and not
-    # counted as a failed sign-in).
-    password = forms.CharField(
-        label="Password",
-        strip=False,
-        max_length=PASSWORD_MAX_LENGTH,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-    )
-
-    def clean(self) -> dict[str, Any]:
-        email = (self.cleaned_data.get("username") or "").strip().lower()
-        ip = throttling.client_ip(self.request) if self.request is not None else None
-        if email:
-            wait = throttling.sign_in_blocked(email=email, ip=ip)
-            if wait is not None:
-                raise ValidationError(
-                    self.error_messages["throttled"],
-                    code="throttled",
-                    params={"minutes": max(1, -(-wait // 60))},
-                )
-        try:
-            return super().clean()
-        except ValidationError as exc:
-            if exc.code == "invalid_login" and email:
-                throttling.sign_in_failed(email=email, ip=ip)
-            raise
 
     def confirm_login_allowed(self, user: Any) -> None:
         super().confirm_login_allowed(user)

@@ -891,3 +891,21 @@ def test_it_refuses_an_admin_password_over_1024_characters_before_hashing_it(cli
     assert b"at most 1024 characters" in response.content
     assert "_auth_user_id" not in client.session
     assert hashed == []
+
+
+def test_it_throttles_the_admin_sign_in_like_the_api(client):
+    from tests.factories import PASSWORD
+
+    UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
+    for _ in range(10):
+        response = client.post(
+            reverse("admin:login"), {"username": "ops@example.com", "password": "guess"}
+        )
+        assert b"Too many failed sign-ins" not in response.content
+    assert SignInFailure.objects.filter(email="ops@example.com").count() == 10
+    # The right password no longer opens the door once the limit is reached.
+    response = client.post(
+        reverse("admin:login"), {"username": "ops@example.com", "password": PASSWORD}
+    )
+    assert b"Too many failed sign-ins" in response.content
+    assert "_auth_user_id" not in client.session

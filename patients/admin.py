@@ -23,7 +23,7 @@ from patients.models import (
 )
 
 
-class OperatorLoginForm(ThrottledSignInForm, AdminAuthenticationForm):
+class OperatorLoginForm(ThrottledSignInForm, AdminAuthenticationForm):  # type: ignore[misc]  # our password field wins, by design
     """The admin site's sign-in, under the same throttle as the API and the dashboard:
     operator accounts are the most powerful ones, and must not be guessable here."""
 

@@ -42,9 +42,9 @@ class ThrottledSignInForm(forms.Form):
                     params={"minutes": max(1, -(-wait // 60))},
                 )
         try:
-            cleaned: dict[str, Any] = super().clean()
+            cleaned = super().clean()
         except ValidationError as exc:
             if exc.code == "invalid_login" and email:
                 throttling.sign_in_failed(email=email, ip=ip)
             raise
-        return cleaned
+        return cleaned if cleaned is not None else self.cleaned_data

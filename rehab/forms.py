@@ -16,7 +16,7 @@ from rehab.views.dashboard_sections import resolve_dispositions
 NOTE_MAX = 2000
 
 
-class ClinicianLoginForm(ThrottledSignInForm, AuthenticationForm):
+class ClinicianLoginForm(ThrottledSignInForm, AuthenticationForm):  # type: ignore[misc]  # our password field wins, by design
     """Email and password, for clinicians only, under the API's sign-in throttle."""
 
     error_messages = {

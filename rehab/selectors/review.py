@@ -173,28 +173,31 @@ today_log AS (
         LIMIT 1
     ) AS t
 ),
+-- The previous logs' figures in a LATERAL per day judged, not a CTE joined back on
+-- (patient, day): the planner cannot estimate how many logs changed recently (their
+-- `updated_at` lies past its statistics), guessed one, and re-ran the aggregate for every
+-- row of the join: 58 s for 4,900 changed days (make bench), now one index probe each.
 prior AS (
-    SELECT t.patient_id, t.today,
-           count(*) AS n,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY x.value)::numeric AS median,
-           array_agg(x.date ORDER BY x.date) AS dates
+    SELECT t.patient_id, t.today, t.value, t.is_leg, x.n, x.median, x.dates
     FROM today_log t
     CROSS JOIN LATERAL (
-        SELECT l.date, coalesce(l.leg_pain, l.pain) AS value
-        FROM rehab_dailylog l
-        WHERE l.patient_id = t.patient_id AND l.date < t.today
-        ORDER BY l.date DESC
-        LIMIT %(prior_logs)s
+        SELECT count(*) AS n,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY p.value)::numeric AS median,
+               array_agg(p.date ORDER BY p.date) AS dates
+        FROM (
+            SELECT l.date, coalesce(l.leg_pain, l.pain) AS value
+            FROM rehab_dailylog l
+            WHERE l.patient_id = t.patient_id AND l.date < t.today
+            ORDER BY l.date DESC
+            LIMIT %(prior_logs)s
+        ) AS p
     ) AS x
-    -- Per patient and day judged: `pt` may hold several days of one patient.
-    GROUP BY t.patient_id, t.today
 )
-SELECT t.patient_id, t.today, t.value, t.is_leg, prior.median, prior.dates
-FROM today_log t
-JOIN prior ON prior.patient_id = t.patient_id AND prior.today = t.today
-WHERE prior.n >= %(min_prior_logs)s
-  AND t.value >= prior.median + %(min_rise)s
-  AND t.value >= prior.median * %(min_ratio)s::numeric
+SELECT patient_id, today, value, is_leg, median, dates
+FROM prior
+WHERE n >= %(min_prior_logs)s
+  AND value >= median + %(min_rise)s
+  AND value >= median * %(min_ratio)s::numeric
 """
 
 

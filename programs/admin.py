@@ -4,11 +4,9 @@ which keep the dosage history and the audit trail."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from patients.admin import ReadOnlyAdmin
 from programs.models import (
     AssignedExercise,
     AssignedPhase,
@@ -21,17 +19,6 @@ from programs.models import (
     ProgressionProposal,
     TemplatePhase,
 )
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Exercise)
@@ -94,7 +81,7 @@ class PrescribedExerciseAdmin(admin.ModelAdmin):
     autocomplete_fields = ("exercise",)
 
 
-class AssignedPhaseInline(ReadOnlyMixin, admin.TabularInline):
+class AssignedPhaseInline(ReadOnlyAdmin, admin.TabularInline):
     model = AssignedPhase
     extra = 0
     show_change_link = True
@@ -103,7 +90,7 @@ class AssignedPhaseInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(ProgramAssignment)
-class ProgramAssignmentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ProgramAssignmentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("patient", "name", "start_date", "ended_on", "pain_ceiling", "assigned_by")
     list_filter = ("patient__clinic", ("ended_on", admin.EmptyFieldListFilter))
     list_select_related = ("patient", "assigned_by__user", "assigned_by__clinic")
@@ -112,7 +99,7 @@ class ProgramAssignmentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     inlines = [AssignedPhaseInline]
 
 
-class AssignedExerciseInline(ReadOnlyMixin, admin.TabularInline):
+class AssignedExerciseInline(ReadOnlyAdmin, admin.TabularInline):
     model = AssignedExercise
     extra = 0
     show_change_link = True
@@ -121,14 +108,14 @@ class AssignedExerciseInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(AssignedPhase)
-class AssignedPhaseAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AssignedPhaseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("assignment", "position", "name", "length_weeks", "started_on")
     list_select_related = ("assignment__patient",)
     search_fields = ("name", "assignment__patient__last_name")
     inlines = [AssignedExerciseInline]
 
 
-class DosageVersionInline(ReadOnlyMixin, admin.TabularInline):
+class DosageVersionInline(ReadOnlyAdmin, admin.TabularInline):
     model = DosageVersion
     extra = 0
     fields = (
@@ -145,7 +132,7 @@ class DosageVersionInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(AssignedExercise)
-class AssignedExerciseAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AssignedExerciseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("name", "phase", "category")
     list_filter = ("category",)
     list_select_related = ("phase__assignment__patient",)
@@ -154,7 +141,7 @@ class AssignedExerciseAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(DosageVersion)
-class DosageVersionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DosageVersionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("assigned_exercise", "effective_from", "sets", "reps", "sessions_per_week")
     list_select_related = ("assigned_exercise",)
     search_fields = ("assigned_exercise__name",)
@@ -162,7 +149,7 @@ class DosageVersionAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(ExerciseLog)
-class ExerciseLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ExerciseLogAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "date",
         "patient",
@@ -180,7 +167,7 @@ class ExerciseLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(ProgressionProposal)
-class ProgressionProposalAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ProgressionProposalAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "assignment",
         "from_phase",

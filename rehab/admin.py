@@ -16,9 +16,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
+from patients.admin import ReadOnlyAdmin
 from patients.models import AuditEvent
 from patients.services import audit_record
-from programs.admin import ReadOnlyMixin
 from rehab.models import (
     Alert,
     AlertEvent,
@@ -68,7 +68,7 @@ class EvaluationFilter(admin.SimpleListFilter):
 
 
 @admin.register(DailyLog)
-class DailyLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DailyLogAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "date",
         "patient",
@@ -139,7 +139,7 @@ class AlertEventInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "patient",
@@ -189,7 +189,7 @@ class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     """Read-only: a notification is how a clinician hears of an alert. An edited `read_at`
     (or a deleted row) would take a red flag out of their unread list, a moved one would
     tell the wrong clinician, and none of it would be audited."""
@@ -218,7 +218,7 @@ from rehab.models import (  # noqa: E402
 
 
 @admin.register(Intervention)
-class InterventionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class InterventionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("date", "patient", "kind", "target", "side", "guidance", "session_number")
     list_select_related = ("patient",)
     list_filter = ("kind", "guidance", "side")
@@ -227,7 +227,7 @@ class InterventionAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(ProvocativeTest)
-class ProvocativeTestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ProvocativeTestAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("performed_at", "patient", "test", "side", "result", "concordant")
     list_select_related = ("patient",)
     list_filter = ("test", "result", "side")
@@ -236,7 +236,7 @@ class ProvocativeTestAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(ImagingFinding)
-class ImagingFindingAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ImagingFindingAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("date", "patient", "modality", "body_region")
     list_select_related = ("patient",)
     list_filter = ("modality",)
@@ -245,7 +245,7 @@ class ImagingFindingAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DiagnosisAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("name", "patient", "date_from", "date_to")
     list_select_related = ("patient",)
     list_filter = (("date_to", admin.EmptyFieldListFilter),)
@@ -254,7 +254,7 @@ class DiagnosisAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(AssessedMark)
-class AssessedMarkAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AssessedMarkAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("patient", "symptom", "until", "created_at", "revoked_at")
     list_select_related = ("patient",)
     list_filter = ("symptom", ("revoked_at", admin.EmptyFieldListFilter))
@@ -263,7 +263,7 @@ class AssessedMarkAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(QuestionnaireResponse)
-class QuestionnaireResponseAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class QuestionnaireResponseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("date", "patient", "instrument", "score", "items_missing", "scoring_version")
     list_select_related = ("patient",)
     list_filter = ("instrument", "scoring_version")
@@ -272,7 +272,7 @@ class QuestionnaireResponseAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(QuestionnaireDue)
-class QuestionnaireDueAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class QuestionnaireDueAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("patient", "instrument", "reason", "due_from", "expires_at", "expired_at")
     list_select_related = ("patient",)
     list_filter = (
@@ -289,7 +289,7 @@ class QuestionnaireDueAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(MissedLogReminder)
-class MissedLogReminderAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class MissedLogReminderAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     """NR-LOG-01's reminders to patients: an unsent one (no `sent_at`) is still owed."""
 
     list_display = ("patient", "streak_from", "missed_days", "created_at", "sent_at")

@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
+
+from tests.test_schema import _schema
 
 pytestmark = pytest.mark.django_db
-
-
-def _document(client: Any) -> dict[str, Any]:
-    response = client.get("/api/schema/")
-    assert response.status_code == 200
-    document: dict[str, Any] = yaml.safe_load(response.content)
-    return document
 
 
 def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -41,13 +35,13 @@ def _ok_schemas(document: dict[str, Any]) -> list[tuple[str, dict[str, Any], lis
 
 def test_it_documents_no_list_as_a_bare_array(client):
     bare = [
-        path for path, schema, _ in _ok_schemas(_document(client)) if schema.get("type") == "array"
+        path for path, schema, _ in _ok_schemas(_schema(client)) if schema.get("type") == "array"
     ]
     assert bare == []
 
 
 def test_it_documents_every_page_with_its_page_parameters(client):
-    document = _document(client)
+    document = _schema(client)
     pages = [
         (path, parameters)
         for path, schema, parameters in _ok_schemas(document)

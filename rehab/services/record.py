@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from time import monotonic
 from typing import Any, TypedDict
 from uuid import UUID
 
@@ -305,25 +304,10 @@ def fever_rechecks_sweep(
     """
     from rehab.tasks import intervention_fever_recheck_task
 
-    started = monotonic()
-    owed = (
-        fever_rechecks_owed()
-        .filter(created_at__lt=timezone.now() - safety_services.SWEEP_GRACE)
-        .order_by("created_at", "pk")
+    owed = fever_rechecks_owed().filter(created_at__lt=timezone.now() - safety_services.SWEEP_GRACE)
+    return safety_services.sweep_enqueue(
+        owed, task=intervention_fever_recheck_task, by="created_at", batch=batch, budget=budget
     )
-    sent = 0
-    after: tuple[datetime, UUID] | None = None
-    while True:
-        page = owed
-        if after is not None:
-            page = page.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
-        rows = list(page.values_list("created_at", "pk")[:batch])
-        for _, intervention_id in rows:
-            intervention_fever_recheck_task.delay(str(intervention_id))
-        sent += len(rows)
-        if len(rows) < batch or monotonic() - started > budget:
-            return sent
-        after = rows[-1]
 
 
 # --------------------------------------------------------------------------- provocative tests

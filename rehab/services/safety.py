@@ -416,21 +416,34 @@ def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDG
     """
     from rehab.tasks import log_evaluate_task
 
-    started = time.monotonic()
     owed = DailyLog.objects.filter(
         evaluated_at__isnull=True,
         evaluation_failed_at__isnull=True,
         updated_at__lt=timezone.now() - SWEEP_GRACE,
-    ).order_by("updated_at", "pk")
+    )
+    return sweep_enqueue(owed, task=log_evaluate_task, by="updated_at", batch=batch, budget=budget)
+
+
+def sweep_enqueue(owed: Any, *, task: Any, by: str, batch: int, budget: float) -> int:
+    """Enqueue `task(id)` for every row of `owed`, oldest first by `by` (then id), in
+    batches until none is left or `budget` seconds are spent; returns how many.
+
+    The batches walk the rows by (`by`, id) rather than re-reading the first batch: the
+    rows just enqueued stay owed until a worker has run them.
+    """
+    started = time.monotonic()
+    owed = owed.order_by(by, "pk")
     sent = 0
     after: tuple[datetime, UUID] | None = None
     while True:
         page = owed
         if after is not None:
-            page = page.filter(Q(updated_at__gt=after[0]) | Q(updated_at=after[0], pk__gt=after[1]))
-        rows = list(page.values_list("updated_at", "pk")[:batch])
-        for _, log_id in rows:
-            log_evaluate_task.delay(str(log_id))
+            page = page.filter(
+                Q(**{f"{by}__gt": after[0]}) | Q(**{by: after[0], "pk__gt": after[1]})
+            )
+        rows = list(page.values_list(by, "pk")[:batch])
+        for _, object_id in rows:
+            task.delay(str(object_id))
         sent += len(rows)
         if len(rows) < batch or time.monotonic() - started > budget:
             return sent

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
@@ -132,8 +133,26 @@ class ClinicianAdmin(admin.ModelAdmin):
             )
 
 
+class CareTeamFormSet(BaseInlineFormSet):
+    """A care team is of the patient's own clinic: its members get the patient's alert
+    emails and notifications, so a clinician of another clinic must not be added here."""
+
+    def clean(self) -> None:
+        super().clean()
+        patient = self.instance
+        for form in self.forms:
+            clinician = form.cleaned_data.get("clinician") if form.cleaned_data else None
+            if clinician is None or form.cleaned_data.get("DELETE"):
+                continue
+            if clinician.clinic_id != patient.clinic_id:
+                form.add_error(
+                    "clinician", "This clinician works at another clinic than the patient's."
+                )
+
+
 class CareTeamInline(admin.TabularInline):
     model = Patient.care_team.through
+    formset = CareTeamFormSet
     extra = 0
     verbose_name = "care team member"
     verbose_name_plural = "care team"

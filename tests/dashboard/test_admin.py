@@ -355,6 +355,22 @@ def test_it_keeps_the_patient_read_only_and_audits_a_care_team_change(operator_c
     assert event.changes == {"added": [str(newcomer.pk)], "removed": []}
 
 
+def test_it_refuses_a_care_team_member_of_another_clinic(operator_client, other_clinic):
+    populate(rows=1)
+    patient = Patient.objects.get()
+    member = patient.care_team.get()
+    stranger = ClinicianFactory.create(clinic=other_clinic)
+
+    response = operator_client.post(
+        _url(Patient, "change", patient.pk), _care_team_form(patient, [member.pk, stranger.pk])
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    assert "works at another clinic" in response.content.decode()
+    assert set(Patient.objects.get(pk=patient.pk).care_team.all()) == {member}
+    assert not AuditEvent.objects.filter(object_type="care_team").exists()
+
+
 # --------------------------------------------------------------------------- log evaluation
 
 

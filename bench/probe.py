@@ -5,14 +5,13 @@
 - `queries`: query counts of the caseload and progress endpoints, through Django's test
   client with `CaptureQueriesContext` (not over HTTP), each for a large and a tiny data set,
   so "does not grow with data" is a comparison, not a belief.
-- `sweep`: wall time of the periodic review-rule sweep over the whole database; while the
-  review service is not in this branch, the safety sweeps that run on the same beat.
+- `sweep`: wall time of the periodic review-rule sweep (`review_rules_run`) over the whole
+  database.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -56,34 +55,14 @@ def queries(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def sweep() -> dict[str, Any]:
-    try:  # written in parallel: time it once it is in the branch
-        review = importlib.import_module("rehab.services.review")
-    except ImportError:
-        review = None
-    review_rules_run = getattr(review, "review_rules_run", None)
-    if review_rules_run is not None:
-        started = time.monotonic()
-        stats = review_rules_run()
-        return {
-            "kind": "review_rules_run",
-            "seconds": round(time.monotonic() - started, 2),
-            "stats": {key: str(value) for key, value in stats.items()},
-        }
-    from rehab.services import safety
+    from rehab.services.review import review_rules_run
 
     started = time.monotonic()
-    owed = safety.unevaluated_logs_sweep()
-    middle = time.monotonic()
-    escalated = safety.escalations_sweep()
-    done = time.monotonic()
+    stats = review_rules_run()
     return {
-        "kind": "unevaluated_logs_sweep+escalations_sweep",
-        "note": "rehab.services.review is not in this branch yet: the review sweep is pending",
-        "seconds": round(done - started, 2),
-        "unevaluated_seconds": round(middle - started, 3),
-        "escalations_seconds": round(done - middle, 3),
-        "requeued": owed,
-        "escalated": escalated,
+        "kind": "review_rules_run",
+        "seconds": round(time.monotonic() - started, 2),
+        "stats": {key: str(value) for key, value in stats.items()},
     }
 
 

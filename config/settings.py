@@ -329,10 +329,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     # NR-LOG-01: remind patients 3 to 6 days without a log, one email per streak (a
     # second beat, or a rerun, sends nothing twice).
+    # Hourly, so that each patient is reminded in their own morning (REMINDER_LOCAL_HOURS);
+    # the runs after a patient's reminder find it sent and send nothing.
     "safety-missed-log-reminders": {
         "task": "rehab.tasks.missed_log_reminders_task",
-        "schedule": 24 * 3600.0,
-        "options": {"expires": 12 * 3600},
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
 }
 

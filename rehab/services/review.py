@@ -363,6 +363,11 @@ def _auto_resolve(rule: ReviewRule, *, firing: Iterable[UUID], now: dt.datetime)
 # --------------------------------------------------------------------------- NR-LOG-01
 
 
+# The patient's local hours in which a reminder may go out: a nudge, not a 3 a.m. email.
+# Beat runs the job hourly, so each patient hears at the start of their own morning.
+REMINDER_LOCAL_HOURS = (9, 21)
+
+
 def missed_log_reminders_send(*, now: dt.datetime | None = None) -> int:
     """NR-LOG-01's first step: remind each patient 3 to 6 days without a log, once per
     streak (from 7 days their clinician is alerted instead). Returns reminders sent.
@@ -413,6 +418,9 @@ def _send_reminder(reminder_id: int, *, missed: int) -> bool:
         if reminder is None:
             return False
         patient = reminder.patient
+        first, last = REMINDER_LOCAL_HOURS
+        if not first <= timezone.now().astimezone(patient.tz).hour < last:
+            return False  # owed still: a later hourly run sends it in the patient's day
         # No clinical content: a nudge to open the app, where the safety check is.
         send_mail(
             subject="A quick check-in on how you are doing",

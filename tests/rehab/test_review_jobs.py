@@ -1018,7 +1018,23 @@ def test_it_tries_a_failed_reminder_again_at_the_next_run(patient, monkeypatch):
 def test_it_schedules_the_reminders_daily(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["safety-missed-log-reminders"]
     assert entry["task"] == "rehab.tasks.missed_log_reminders_task"
-    assert entry["schedule"] == 24 * 3600.0
+    assert entry["schedule"] == 3600.0  # hourly: each patient's own morning
+
+
+def test_it_reminds_a_patient_in_their_own_day_not_at_night(patient, clinic):
+    from django.core import mail
+
+    night = PatientFactory.create(clinic=clinic, timezone="Pacific/Auckland")  # 01:00 there
+    for who in (patient, night):
+        DailyLog.objects.create(patient=who, date=days_ago(4), pain=3)
+    # 12:00 in London; in Auckland it is already 1 a.m. of the next day (one more missed).
+    assert review.missed_log_reminders_send() == 1
+    assert [m.to for m in mail.outbox] == [["pat@example.com"]]
+    with time_machine.travel(NOW + timedelta(hours=7), tick=False):  # 08:00 in Auckland
+        assert review.missed_log_reminders_send() == 0
+    with time_machine.travel(NOW + timedelta(hours=8), tick=False):  # 09:00 in Auckland
+        assert review.missed_log_reminders_send() == 1
+    assert [m.to for m in mail.outbox][-1] == [night.email]
 
 
 def test_it_judges_each_changed_day_against_its_own_previous_logs(patient):

@@ -4,7 +4,11 @@ which keep the dosage history and the audit trail."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.contrib import admin
+from django.db import models
 
 from patients.admin import ReadOnlyAdmin
 from programs.models import (
@@ -20,6 +24,11 @@ from programs.models import (
     TemplatePhase,
 )
 
+# A media link typed without a scheme is taken as https (Django 6's default too).
+HTTPS_URLS: Mapping[type[models.Field[Any, Any]], Mapping[str, Any]] = {
+    models.URLField: {"assume_scheme": "https"}
+}
+
 
 @admin.register(Exercise)
 class ExerciseAdmin(admin.ModelAdmin):
@@ -28,6 +37,7 @@ class ExerciseAdmin(admin.ModelAdmin):
     list_select_related = ("clinic",)
     search_fields = ("name", "slug", "instructions")
     prepopulated_fields = {"slug": ("name",)}
+    formfield_overrides = HTTPS_URLS
 
 
 class TemplatePhaseInline(admin.TabularInline):
@@ -100,6 +110,7 @@ class ProgramAssignmentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 class AssignedExerciseInline(ReadOnlyAdmin, admin.TabularInline):
+    formfield_overrides = HTTPS_URLS
     model = AssignedExercise
     extra = 0
     show_change_link = True
@@ -133,6 +144,7 @@ class DosageVersionInline(ReadOnlyAdmin, admin.TabularInline):
 
 @admin.register(AssignedExercise)
 class AssignedExerciseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ("name", "phase", "category")
     list_filter = ("category",)
     list_select_related = ("phase__assignment__patient",)

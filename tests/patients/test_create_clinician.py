@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import secrets
 import subprocess
 import sys
 from io import StringIO
@@ -147,17 +145,10 @@ def test_it_matches_an_existing_clinic_name_whatever_its_case(clinic):
 @pytest.mark.django_db(transaction=True)
 def test_it_exits_0_when_run_and_rerun_and_non_zero_for_a_weak_password():
     # The real command line once, for its exit codes (the rest goes through call_command).
+    from tests.processes import production_env
     from tests.rehab.worker_support import database_url
 
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", str(BASE_DIR)),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-    }
+    env = production_env(database_url=database_url())
 
     def run(password: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -195,7 +195,7 @@ def intervention_create(
 def _fever_recheck_enqueue(*, intervention_id: UUID) -> None:
     from rehab.tasks import intervention_fever_recheck_task
 
-    if safety_services._publish(intervention_fever_recheck_task, str(intervention_id)):
+    if safety_services.task_publish(intervention_fever_recheck_task, str(intervention_id)):
         return
     # No broker: an emergency alert must not wait for one, and the re-check is quick.
     try:

@@ -321,7 +321,7 @@ PUBLISH_PAUSE_SECONDS = 10.0
 _publish_paused_until = 0.0
 
 
-def _publish(task: Any, object_id: str) -> bool:
+def task_publish(task: Any, object_id: str) -> bool:
     """Send one task message, or give up at once; what is owed stays in its column."""
     global _publish_paused_until
     if time.monotonic() < _publish_paused_until:
@@ -345,7 +345,7 @@ def log_evaluation_enqueue(*, log: DailyLog) -> None:
     from rehab.tasks import log_evaluate_task
 
     log_id = str(log.pk)
-    transaction.on_commit(lambda: _publish(log_evaluate_task, log_id))
+    transaction.on_commit(lambda: task_publish(log_evaluate_task, log_id))
 
 
 @dataclass(frozen=True)
@@ -526,7 +526,7 @@ def _send(*, subject: str, body: str, recipients: list[str]) -> None:
 def alert_notify_enqueue(*, alert_id: UUID) -> None:
     from rehab.tasks import alert_notify_task
 
-    _publish(alert_notify_task, str(alert_id))
+    task_publish(alert_notify_task, str(alert_id))
 
 
 def _emails(clinicians: Any) -> list[str]:
@@ -804,6 +804,6 @@ def log_evaluation_retry(*, log_ids: Iterable[UUID | str]) -> list[UUID]:
             evaluation_failed_at=None, evaluation_attempts=0, evaluation_error=""
         )
         for log_id in ids:
-            # The broker may be down: `_publish` gives up quietly, the sweeper has them.
-            transaction.on_commit(partial(_publish, log_evaluate_task, str(log_id)))
+            # The broker may be down: `task_publish` gives up quietly, the sweeper has them.
+            transaction.on_commit(partial(task_publish, log_evaluate_task, str(log_id)))
     return ids

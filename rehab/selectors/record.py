@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -637,14 +637,19 @@ def _marks_in_force(as_of: datetime | None) -> QuerySet[AssessedMark]:
 
 
 def safety_facts_for_logs(
-    *, keys: Iterable[LogKey], as_of: datetime | None = None
+    *,
+    keys: Iterable[LogKey],
+    as_of: datetime | None = None,
+    as_of_each: Mapping[LogKey, datetime] | None = None,
 ) -> dict[LogKey, SafetyFacts]:
-    """`safety_facts_for_log` for many (patient, log date) pairs in two queries (backtests).
+    """`safety_facts_for_log` for many (patient, log date) pairs in two queries (the
+    worker's batches, backtests).
 
     Reads one span per batch (earliest date minus 42 days to the latest date) and sorts
     the rows out in Python, so keep a batch to a few thousand logs. The marks are those in
-    force at `as_of` (the log's submission time; None: now) whose `until` is on or after
-    the log's date.
+    force at `as_of` (None: now) whose `until` is on or after the log's date; with
+    `as_of_each`, each key's own moment instead (every log's submission time), still in
+    the same two queries.
     """
     wanted = list(dict.fromkeys(keys))
     if not wanted:
@@ -665,14 +670,30 @@ def safety_facts_for_logs(
     ):
         interventions[pid].append((day, kind))
 
-    marks: dict[UUID, list[tuple[str, date]]] = defaultdict(list)
-    for pid, symptom, until in (
-        _marks_in_force(as_of)
-        .filter(patient_id__in=patient_ids, until__gte=first)
+    if as_of_each is not None:
+        moments = [as_of_each[key] for key in wanted]
+        # Every mark in force at one of the moments; each key keeps its own below.
+        in_force: QuerySet[AssessedMark] = AssessedMark.objects.filter(
+            Q(revoked_at__isnull=True) | Q(revoked_at__gt=min(moments)),
+            created_at__lte=max(moments),
+        )
+    else:
+        in_force = _marks_in_force(as_of)
+    marks: dict[UUID, list[_Mark]] = defaultdict(list)
+    for pid, symptom, until, created_at, revoked_at in (
+        in_force.filter(patient_id__in=patient_ids, until__gte=first)
         .order_by("symptom")
-        .values_list("patient_id", "symptom", "until")
+        .values_list("patient_id", "symptom", "until", "created_at", "revoked_at")
     ):
-        marks[pid].append((symptom, until))
+        marks[pid].append(_Mark(symptom, until, created_at, revoked_at))
+
+    def held(mark: _Mark, key: LogKey) -> bool:
+        if mark.until < key[1]:
+            return False
+        if as_of_each is None:
+            return True
+        moment = as_of_each[key]
+        return mark.created_at <= moment and (mark.revoked_at is None or mark.revoked_at > moment)
 
     return {
         (pid, on): SafetyFacts(
@@ -682,13 +703,20 @@ def safety_facts_for_logs(
                 if on - timedelta(days=RECENT_PROCEDURE_DAYS) <= day <= on
             ),
             marks=tuple(
-                MarkFact(symptom=cast("MarkableSymptom", symptom), until=until)
-                for symptom, until in marks[_uuid(pid)]
-                if until >= on
+                MarkFact(symptom=cast("MarkableSymptom", mark.symptom), until=mark.until)
+                for mark in marks[_uuid(pid)]
+                if held(mark, (pid, on))
             ),
         )
         for pid, on in wanted
     }
+
+
+class _Mark(NamedTuple):
+    symptom: str
+    until: date
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 # --------------------------------------------------------------------------- fever re-checks

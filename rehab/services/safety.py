@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -20,8 +21,8 @@ from uuid import UUID
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, DateField, ExpressionWrapper, F, Q, Subquery
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Field, Q
 from django.utils import timezone
 
 from patients.models import Clinician, Patient
@@ -48,7 +49,7 @@ from rehab.safety import (
     SafetyAnswers,
     evaluate,
 )
-from rehab.selectors.record import fever_rechecks_owed, safety_facts_for_log
+from rehab.selectors.record import fever_rechecks_owed, safety_facts_for_log, safety_facts_for_logs
 
 logger = logging.getLogger(__name__)
 
@@ -126,50 +127,136 @@ def advice_json(evaluation: Evaluation) -> dict[str, Any] | None:
     return evaluation.advice.as_dict() if evaluation.advice is not None else None
 
 
+def _column(name: str) -> str:
+    field = DailyLog._meta.get_field(name)
+    assert isinstance(field, Field)
+    assert field.column
+    return connection.ops.quote_name(field.column)
+
+
+def _baseline_back_pains(patient_ids: Collection[UUID]) -> dict[UUID, float | None]:
+    """Per patient, the mean back pain over the baseline window from their first log
+    (exact, as rehab.progress and the backtest compute it); None under MIN_LOGS answers.
+    One statement for any number of patients: the worker runs it for every batch."""
+    if not patient_ids:
+        return {}
+    table = connection.ops.quote_name(DailyLog._meta.db_table)
+    patient, day, back_pain = _column("patient"), _column("date"), _column("back_pain")
+    sql = f"""
+        SELECT wanted.patient_id, window_.n, window_.total
+        FROM unnest(%s::uuid[]) AS wanted(patient_id)
+        CROSS JOIN LATERAL (
+            SELECT min({day}) AS first FROM {table} WHERE {patient} = wanted.patient_id
+        ) AS first_log
+        CROSS JOIN LATERAL (
+            SELECT count({back_pain}) AS n, sum({back_pain}) AS total FROM {table}
+            WHERE {patient} = wanted.patient_id
+              AND {day} >= first_log.first AND {day} <= first_log.first + %s
+        ) AS window_
+    """  # noqa: S608 - identifiers from the model, values as parameters
+    result: dict[UUID, float | None] = dict.fromkeys(patient_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(patient_ids), progress.BASELINE_DAYS - 1])
+        for patient_id, n, total in cursor.fetchall():
+            if n >= progress.MIN_LOGS:
+                result[patient_id] = float(Fraction(int(total), n))
+    return result
+
+
 def _baseline_back_pain(patient: Patient) -> float | None:
-    """Mean back pain over the baseline window from the patient's first log; None under
-    MIN_LOGS answers. One statement (it was three): the worker runs it for every log."""
-    first_date = DailyLog.objects.filter(patient=patient).order_by("date").values("date")[:1]
-    window_end = ExpressionWrapper(
-        Subquery(first_date) + timedelta(days=progress.BASELINE_DAYS - 1),
-        output_field=DateField(),
-    )
-    figures = DailyLog.objects.filter(
-        patient=patient, date__lte=window_end, back_pain__isnull=False
-    ).aggregate(n=Count("id"), mean=Avg("back_pain"))
-    if figures["n"] < progress.MIN_LOGS or figures["mean"] is None:
-        return None
-    return float(Fraction(figures["mean"]))
+    return _baseline_back_pains([patient.pk])[patient.pk]
 
 
-def full_context(*, log: DailyLog) -> PatientContext:
-    """Everything the background job gives the rules, history included."""
-    patient = log.patient
-    # The marks as they stood when the patient submitted these answers (`updated_at`, which
-    # the evaluation bookkeeping never touches), however late a worker gets to them.
-    # Procedures are read as recorded now: one recorded late is exactly what RF-INF-02's
-    # re-check is for.
-    interventions, marks = _record_facts(patient=patient, on=log.date, as_of=log.updated_at)
-    recent = DailyLog.objects.filter(patient=patient, date__lt=log.date).order_by("-date")[
-        :RECENT_LOGS
+def _recent_logs(logs: Sequence[DailyLog]) -> dict[UUID, list[DailyLog]]:
+    """Per log, the patient's RECENT_LOGS logs dated before it, newest first: one
+    statement (an index range per log on (patient, date)) for the whole batch."""
+    if not logs:
+        return {}
+    table = connection.ops.quote_name(DailyLog._meta.db_table)
+    patient, day = _column("patient"), _column("date")
+    columns = ", ".join(f"d.{_column(name)}" for name in ("id", *RULE_INPUTS))
+    sql = f"""
+        SELECT {columns}, wanted.for_log
+        FROM unnest(%s::uuid[], %s::uuid[], %s::date[]) AS wanted(for_log, patient_id, day)
+        CROSS JOIN LATERAL (
+            SELECT * FROM {table} AS d
+            WHERE d.{patient} = wanted.patient_id AND d.{day} < wanted.day
+            ORDER BY d.{day} DESC LIMIT %s
+        ) AS d
+        ORDER BY wanted.for_log, d.{day} DESC
+    """  # noqa: S608 - identifiers from the model, values as parameters
+    params = [
+        [log.pk for log in logs],
+        [log.patient_id for log in logs],
+        [log.date for log in logs],
+        RECENT_LOGS,
     ]
+    result: dict[UUID, list[DailyLog]] = {log.pk: [] for log in logs}
+    for row in DailyLog.objects.raw(sql, params):
+        result[row.for_log].append(row)  # type: ignore[attr-defined]
+    return result
+
+
+# What the rules read of a log (`log_content`): all a batch fetches of the previous logs.
+RULE_INPUTS = (
+    "date",
+    "pain",
+    "leg_pain",
+    "back_pain",
+    "worst_pain",
+    "leg_pain_side",
+    "function",
+    "sleep",
+    "safety",
+)
+
+
+def full_contexts(logs: Sequence[DailyLog]) -> dict[UUID, PatientContext]:
+    """Everything the background job gives the rules, history included, for each log
+    (its `patient` loaded), in six statements whatever the number of logs.
+
+    The marks are those in force when the patient submitted these answers (`updated_at`,
+    which the evaluation bookkeeping never touches), however late a worker gets to them.
+    Procedures are read as recorded now: one recorded late is exactly what RF-INF-02's
+    re-check is for.
+    """
+    if not logs:
+        return {}
+    keys = {log.pk: (log.patient_id, log.date) for log in logs}
+    facts = safety_facts_for_logs(
+        keys=keys.values(), as_of_each={keys[log.pk]: log.updated_at for log in logs}
+    )
+    recent = _recent_logs(logs)
+    patient_ids = {log.patient_id for log in logs}
+    baselines = _baseline_back_pains(patient_ids)
     # RF-NP-01's "no other RF rule open" means unresolved (clinical-rules.md): a red flag
     # a clinician has acknowledged is still being dealt with, and night pain on top of it
     # is not a separate finding.
-    open_rules = frozenset(
-        Alert.objects.filter(patient=patient)
+    open_rules: dict[UUID, set[str]] = defaultdict(set)
+    for patient_id, rule in (
+        Alert.objects.filter(patient_id__in=patient_ids)
         .exclude(status=Alert.Status.RESOLVED)
-        .values_list("rule", flat=True)
-    )
-    return PatientContext(
-        date_of_birth=patient.date_of_birth,
-        history=History.from_mapping(patient.history),
-        interventions=interventions,
-        marks=marks,
-        baseline_back_pain=_baseline_back_pain(patient),
-        recent_logs=tuple(log_facts(log_content(row)) for row in recent),
-        open_alert_rules=open_rules,
-    )
+        .values_list("patient_id", "rule")
+    ):
+        open_rules[patient_id].add(rule)
+    contexts = {}
+    for log in logs:
+        patient, record = log.patient, facts[keys[log.pk]]
+        contexts[log.pk] = PatientContext(
+            date_of_birth=patient.date_of_birth,
+            history=History.from_mapping(patient.history),
+            interventions=record.interventions,
+            marks=record.marks,
+            baseline_back_pain=baselines[log.patient_id],
+            recent_logs=tuple(log_facts(log_content(row)) for row in recent[log.pk]),
+            open_alert_rules=frozenset(open_rules[log.patient_id]),
+        )
+    return contexts
+
+
+def full_context(*, log: DailyLog) -> PatientContext:
+    """`full_contexts` of one log."""
+    return full_contexts([log])[log.pk]
 
 
 # --------------------------------------------------------------------------- alerts
@@ -354,11 +441,22 @@ class EvaluationOutcome:
     alerts: tuple[UUID, ...] = ()
 
 
+# A task evaluates its own log together with up to this many others still owed, whose own
+# messages then find them done: under a morning burst the per-log reads become per-batch
+# reads (a fixed number of statements for the whole batch) on the cores the web processes
+# share. Small enough that a batch commits within tens of milliseconds. Only logs whose
+# answers fired nothing in the request join another's batch: a red flag the patient has
+# already been told about is evaluated by its own message, alone, at once.
+EVALUATION_BATCH = 50
+
+
 def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
     """Run every rule on a log and raise its alerts. Idempotent and safe to run twice.
 
     The attempt is counted first, in its own transaction, so that a log that kills its
-    worker every time is eventually marked failed rather than retried forever.
+    worker every time is eventually marked failed rather than retried forever. A first
+    attempt also claims other owed logs (see EVALUATION_BATCH); a retry runs alone, so a
+    log that breaks a batch is soon evaluated, or given up on, by itself.
     """
     claimed = DailyLog.objects.filter(
         pk=log_id, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
@@ -366,7 +464,9 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
     if not claimed:
         exists = DailyLog.objects.filter(pk=log_id).exists()
         return EvaluationOutcome(status="already" if exists else "missing")
-    log = DailyLog.objects.select_related("patient").get(pk=log_id)
+    log = DailyLog.objects.only(
+        "patient_id", "evaluation_attempts", "evaluation_error", "safety_advice"
+    ).get(pk=log_id)
     if log.evaluation_attempts > MAX_EVALUATION_ATTEMPTS:
         DailyLog.objects.filter(pk=log.pk, evaluated_at__isnull=True).update(
             evaluation_failed_at=timezone.now(),
@@ -374,36 +474,129 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
         )
         logger.error("safety evaluation of log %s failed %s times", log.pk, MAX_EVALUATION_ATTEMPTS)
         return EvaluationOutcome(status="failed")
+    fresh = log.evaluation_attempts == 1 and log.safety_advice is None
+    others = (
+        _claim_owed(besides=log.pk, patient_id=log.patient_id, limit=EVALUATION_BATCH - 1)
+        if fresh
+        else []
+    )
     try:
-        return _evaluate_and_raise(log)
+        try:
+            return _evaluate_and_raise(log, others=others)
+        except Exception:
+            if not others:
+                raise
+            # Another log of the batch may be what broke it: this one, counted once, is
+            # tried again on its own; the others are owed, and their messages follow.
+            logger.exception("safety evaluation batch of log %s failed; retrying it alone", log.pk)
+            return _evaluate_and_raise(log, others=[])
     except Exception as exc:
         DailyLog.objects.filter(pk=log.pk).update(evaluation_error=repr(exc)[:2000])
         raise
 
 
-def _evaluate_and_raise(log: DailyLog) -> EvaluationOutcome:
-    with transaction.atomic():
-        # One evaluation per patient at a time: the alert dedup reads then writes.
-        patient = Patient.objects.select_for_update(no_key=True).get(pk=log.patient_id)
-        log = DailyLog.objects.select_related("patient").get(pk=log.pk)
-        version = log.version
-        evaluation = evaluate(log_facts(log_content(log)), full_context(log=log))
-        raised = [
-            alert_raise(
-                patient=patient,
-                firing=firing,
-                log=log,
-                fired_on=log.date,
-                title=RULES_BY_ID[firing.rule_id].title,
-            ).alert.pk
-            for firing in evaluation.firings
-        ]
-        # Only the version we read counts as evaluated: an edit that landed meanwhile
-        # leaves the log owed, and the sweeper evaluates the new answers.
-        done = DailyLog.objects.filter(pk=log.pk, version=version).update(
-            evaluated_at=timezone.now(), evaluated_version=version, evaluation_error=""
+def _claim_owed(*, besides: UUID, patient_id: UUID, limit: int) -> list[tuple[UUID, UUID]]:
+    """Count an attempt on up to `limit` other logs owed their first evaluation whose
+    answers fired nothing in the request, oldest first; (log id, patient id) of each.
+
+    SKIP LOCKED and the `attempts = 0` test make the claims of concurrent batches
+    disjoint: a log is claimed by at most one batch, ever (a later attempt runs alone).
+    Nothing is claimed while someone holds the task's own patient (the review sweep,
+    another evaluation): the task will wait for it, and the others need not.
+    """
+    table = connection.ops.quote_name(DailyLog._meta.db_table)
+    pk, patient = _column("id"), _column("patient")
+    attempts, advice = _column("evaluation_attempts"), _column("safety_advice")
+    evaluated, failed = _column("evaluated_at"), _column("evaluation_failed_at")
+    patients = connection.ops.quote_name(Patient._meta.db_table)
+    sql = f"""
+        WITH own_patient_free AS (
+            SELECT 1 FROM {patients} WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED
         )
-    return EvaluationOutcome(status="evaluated" if done else "stale", alerts=tuple(raised))
+        UPDATE {table} SET {attempts} = {attempts} + 1
+        WHERE EXISTS (SELECT 1 FROM own_patient_free) AND {pk} IN (
+            SELECT {pk} FROM {table}
+            WHERE {evaluated} IS NULL AND {failed} IS NULL AND {attempts} = 0
+              AND {advice} IS NULL AND {pk} <> %s
+            ORDER BY {_column("updated_at")}
+            LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING {pk}, {patient}
+    """  # noqa: S608 - identifiers from the model, values as parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [patient_id, besides, limit])
+        return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+def _evaluate_and_raise(log: DailyLog, *, others: Sequence[tuple[UUID, UUID]]) -> EvaluationOutcome:
+    """Evaluate `log` and the claimed `others` in one transaction; `log`'s outcome.
+
+    One evaluation per patient at a time (the alert dedup reads then writes): the log's
+    own patient is waited for; another's that someone holds (another batch, the review
+    sweep) is skipped, and that log is left owed to its own message. Patient rows are
+    always locked before log or alert rows, as everywhere else.
+    """
+    with transaction.atomic():
+        patients = {
+            p.pk: p
+            for p in Patient.objects.select_for_update(no_key=True).filter(pk=log.patient_id)
+        }
+        other_patients = {patient_id for _, patient_id in others} - patients.keys()
+        if other_patients:
+            locked = (
+                Patient.objects.select_for_update(no_key=True, skip_locked=True)
+                .filter(pk__in=other_patients)
+                .order_by("pk")
+            )
+            patients.update((p.pk, p) for p in locked)
+        wanted = [log.pk, *(log_id for log_id, patient_id in others if patient_id in patients)]
+        # A log evaluated meanwhile (another message of it held the patient first) is done;
+        # one edited meanwhile is owed again, and evaluated with its new answers.
+        batch = list(
+            DailyLog.objects.filter(
+                pk__in=wanted, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
+            ).order_by("updated_at", "pk")
+        )
+        if not any(row.pk == log.pk for row in batch):
+            return EvaluationOutcome(status="already")
+        for row in batch:
+            row.patient = patients[row.patient_id]
+        contexts = full_contexts(batch)
+        raised: dict[UUID, list[UUID]] = {}
+        # Alerts raised for a patient's earlier log of this batch are open for the next.
+        opened: dict[UUID, set[str]] = defaultdict(set)
+        for row in batch:
+            context = contexts[row.pk]
+            if opened[row.patient_id]:
+                context = replace(
+                    context, open_alert_rules=context.open_alert_rules | opened[row.patient_id]
+                )
+            evaluation = evaluate(log_facts(log_content(row)), context)
+            raised[row.pk] = [
+                alert_raise(
+                    patient=row.patient,
+                    firing=firing,
+                    log=row,
+                    fired_on=row.date,
+                    title=RULES_BY_ID[firing.rule_id].title,
+                ).alert.pk
+                for firing in evaluation.firings
+            ]
+            opened[row.patient_id].update(firing.rule_id for firing in evaluation.firings)
+        # Only the version we read counts as evaluated: an edit that landed meanwhile
+        # leaves the log owed, and its own message evaluates the new answers.
+        now = timezone.now()
+        read = Q()
+        for row in batch:
+            read |= Q(pk=row.pk, version=row.version)
+        updated = DailyLog.objects.filter(read).update(
+            evaluated_at=now, evaluated_version=F("version"), evaluation_error=""
+        )
+        done = updated == len(batch) or (
+            DailyLog.objects.filter(pk=log.pk, evaluated_at=now).exists()
+        )
+    return EvaluationOutcome(status="evaluated" if done else "stale", alerts=tuple(raised[log.pk]))
 
 
 def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDGET) -> int:

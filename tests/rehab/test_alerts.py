@@ -287,13 +287,14 @@ def test_it_evaluates_an_edited_log_again(patient_client):
 
 def test_it_leaves_a_log_edited_during_evaluation_owed(patient_client, monkeypatch):
     log = post_log(patient_client)
-    original = safety.full_context
+    original = safety.full_contexts
 
-    def edit_meanwhile(*, log: DailyLog) -> Any:
+    def edit_meanwhile(logs: Any) -> Any:
+        (log,) = logs
         DailyLog.objects.filter(pk=log.pk).update(version=log.version + 1)
-        return original(log=log)
+        return original(logs)
 
-    monkeypatch.setattr(safety, "full_context", edit_meanwhile)
+    monkeypatch.setattr(safety, "full_contexts", edit_meanwhile)
     assert safety.log_evaluate(log_id=log["id"]).status == "stale"
     assert DailyLog.objects.get().evaluated_at is None
 
@@ -301,10 +302,10 @@ def test_it_leaves_a_log_edited_during_evaluation_owed(patient_client, monkeypat
 def test_it_gives_up_on_a_log_that_keeps_failing(patient_client, monkeypatch):
     log = post_log(patient_client)
 
-    def boom(*, log: DailyLog) -> Any:
+    def boom(logs: Any) -> Any:
         raise RuntimeError("rule engine exploded")
 
-    monkeypatch.setattr(safety, "full_context", boom)
+    monkeypatch.setattr(safety, "full_contexts", boom)
     for _ in range(safety.MAX_EVALUATION_ATTEMPTS):
         with pytest.raises(RuntimeError):
             safety.log_evaluate(log_id=log["id"])
@@ -656,7 +657,7 @@ def test_it_does_not_block_a_patients_new_log_while_evaluating_one(patient, monk
 
     log = DailyLog.objects.create(patient=patient, date=TODAY - timedelta(days=1), pain=2)
     inserted: list[bool] = []
-    original = safety.full_context
+    original = safety.full_contexts
 
     def insert_log() -> None:
         try:
@@ -667,12 +668,12 @@ def test_it_does_not_block_a_patients_new_log_while_evaluating_one(patient, monk
         finally:
             connection.close()
 
-    def context_while_locked(*, log: DailyLog) -> Any:
+    def context_while_locked(logs: Any) -> Any:
         thread = threading.Thread(target=insert_log)
         thread.start()
         thread.join(5)
-        return original(log=log)
+        return original(logs)
 
-    monkeypatch.setattr(safety, "full_context", context_while_locked)
+    monkeypatch.setattr(safety, "full_contexts", context_while_locked)
     assert safety.log_evaluate(log_id=log.pk).status == "evaluated"
     assert inserted == [True]

@@ -403,6 +403,44 @@ def test_it_raises_one_alert_when_two_workers_evaluate_one_log_at_once(patient, 
     assert (kinds["created"], kinds["refired"]) == (1, 0)
 
 
+def test_it_evaluates_a_burst_in_batches_and_leaves_no_log_behind(clinician, workers):
+    """A morning burst of quiet logs: the first task claims the others (EVALUATION_BATCH),
+    their own messages find them done; a patient someone holds is left out of the batch,
+    and its own message evaluates it once the patient is free."""
+    patients = red_flag_patients(clinician, 30)
+    logs = []
+    for p in patients:
+        assert p.user is not None
+        data = {"date": p.local_today(), "pain": 4}
+        logs.append(log_create(patient=p, actor=p.user, data=data).log)
+    assert all(log.safety_advice is None for log in logs)
+
+    with transaction.atomic():
+        lock_patients(patients[:1])  # the first message's own patient: that task waits
+        worker = workers(name="batches")
+        wait_until(
+            lambda: evaluated(logs) == len(logs) - 1,
+            timeout=20,
+            what="every other log's evaluation, by a batch, while one patient is held",
+        )
+        assert DailyLog.objects.get(pk=logs[0].pk).evaluated_at is None
+    wait_until(lambda: evaluated(logs) == len(logs), timeout=15, what="the held patient's log")
+
+    def answered(status: str) -> int:
+        return sum(
+            "log_evaluate_task[" in line and f"'{status}'" in line for line in list(worker.lines)
+        )
+
+    wait_until(
+        lambda: answered("evaluated") + answered("already") == len(logs),
+        timeout=15,
+        what="every message to be answered",
+    )
+    # A handful of tasks did the evaluations; the other messages found them done.
+    assert answered("already") >= len(logs) - 5, "".join(worker.lines[-40:])
+    assert not DailyLog.objects.filter(evaluation_failed_at__isnull=False).exists()
+
+
 def test_it_answers_log_posts_promptly_while_redis_is_down_and_alerts_once_it_is_back(
     patient, clinician, api_client_for, workers, own_redis, settings
 ):

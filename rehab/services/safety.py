@@ -482,20 +482,51 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
     )
     try:
         try:
-            return _evaluate_and_raise(log, others=others)
+            outcome = _evaluate_and_raise(log, others=others)
         except Exception:
             if not others:
                 raise
             # Another log of the batch may be what broke it: this one, counted once, is
             # tried again on its own; the others are owed, and their messages follow.
             logger.exception("safety evaluation batch of log %s failed; retrying it alone", log.pk)
-            return _evaluate_and_raise(log, others=[])
+            outcome = _evaluate_and_raise(log, others=[])
     except Exception as exc:
         DailyLog.objects.filter(pk=log.pk).update(evaluation_error=repr(exc)[:2000])
         raise
+    if fresh:
+        _evaluate_arrivals()
+    return outcome
 
 
-def _claim_owed(*, besides: UUID, patient_id: UUID, limit: int) -> list[tuple[UUID, UUID]]:
+# How long a batch's task goes on taking the quiet logs that arrived while it ran. Under a
+# steady load the worker keeps up, so without this every batch would be one log; with it,
+# each round takes what arrived during the last one. Short, so that a red flag's own
+# message never waits long for a free pool process.
+ARRIVALS_BUDGET = 0.2
+
+
+def _evaluate_arrivals() -> int:
+    """Evaluate, in rounds of EVALUATION_BATCH, the quiet logs owed their first evaluation
+    that arrived meanwhile, until none is left or ARRIVALS_BUDGET seconds are spent. A round that
+    fails leaves its logs owed to their own messages (each then a retry, alone)."""
+    deadline = time.monotonic() + ARRIVALS_BUDGET
+    evaluated = 0
+    while time.monotonic() < deadline:
+        claimed = _claim_owed(besides=None, patient_id=None, limit=EVALUATION_BATCH)
+        if not claimed:
+            break
+        try:
+            _evaluate_and_raise(None, others=claimed)
+        except Exception:
+            logger.exception("safety evaluation of %s arrived logs failed", len(claimed))
+            break
+        evaluated += len(claimed)
+    return evaluated
+
+
+def _claim_owed(
+    *, besides: UUID | None, patient_id: UUID | None, limit: int
+) -> list[tuple[UUID, UUID]]:
     """Count an attempt on up to `limit` other logs owed their first evaluation whose
     answers fired nothing in the request, oldest first; (log id, patient id) of each.
 
@@ -509,28 +540,40 @@ def _claim_owed(*, besides: UUID, patient_id: UUID, limit: int) -> list[tuple[UU
     attempts, advice = _column("evaluation_attempts"), _column("safety_advice")
     evaluated, failed = _column("evaluated_at"), _column("evaluation_failed_at")
     patients = connection.ops.quote_name(Patient._meta.db_table)
-    sql = f"""
-        WITH own_patient_free AS (
+    params: list[Any] = []
+    own_patient_free = ""
+    if patient_id is not None:
+        own_patient_free = f"""EXISTS (
             SELECT 1 FROM {patients} WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED
-        )
+        ) AND"""  # noqa: S608 - identifiers from the model
+        params.append(patient_id)
+    not_own = ""
+    if besides is not None:
+        not_own = f"AND {pk} <> %s"
+        params.append(besides)
+    sql = f"""
         UPDATE {table} SET {attempts} = {attempts} + 1
-        WHERE EXISTS (SELECT 1 FROM own_patient_free) AND {pk} IN (
+        WHERE {own_patient_free} {pk} IN (
             SELECT {pk} FROM {table}
             WHERE {evaluated} IS NULL AND {failed} IS NULL AND {attempts} = 0
-              AND {advice} IS NULL AND {pk} <> %s
+              AND {advice} IS NULL {not_own}
             ORDER BY {_column("updated_at")}
             LIMIT %s
             FOR UPDATE SKIP LOCKED
         )
         RETURNING {pk}, {patient}
     """  # noqa: S608 - identifiers from the model, values as parameters
+    params.append(limit)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [patient_id, besides, limit])
+        cursor.execute(sql, params)
         return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
-def _evaluate_and_raise(log: DailyLog, *, others: Sequence[tuple[UUID, UUID]]) -> EvaluationOutcome:
-    """Evaluate `log` and the claimed `others` in one transaction; `log`'s outcome.
+def _evaluate_and_raise(
+    log: DailyLog | None, *, others: Sequence[tuple[UUID, UUID]]
+) -> EvaluationOutcome:
+    """Evaluate `log` and the claimed `others` in one transaction; `log`'s outcome (with
+    no `log`, the batch's).
 
     One evaluation per patient at a time (the alert dedup reads then writes): the log's
     own patient is waited for; another's that someone holds (another batch, the review
@@ -538,10 +581,14 @@ def _evaluate_and_raise(log: DailyLog, *, others: Sequence[tuple[UUID, UUID]]) -
     always locked before log or alert rows, as everywhere else.
     """
     with transaction.atomic():
-        patients = {
-            p.pk: p
-            for p in Patient.objects.select_for_update(no_key=True).filter(pk=log.patient_id)
-        }
+        patients = (
+            {
+                p.pk: p
+                for p in Patient.objects.select_for_update(no_key=True).filter(pk=log.patient_id)
+            }
+            if log is not None
+            else {}
+        )
         other_patients = {patient_id for _, patient_id in others} - patients.keys()
         if other_patients:
             locked = (
@@ -550,7 +597,9 @@ def _evaluate_and_raise(log: DailyLog, *, others: Sequence[tuple[UUID, UUID]]) -
                 .order_by("pk")
             )
             patients.update((p.pk, p) for p in locked)
-        wanted = [log.pk, *(log_id for log_id, patient_id in others if patient_id in patients)]
+        wanted = [log_id for log_id, patient_id in others if patient_id in patients]
+        if log is not None:
+            wanted.append(log.pk)
         # A log evaluated meanwhile (another message of it held the patient first) is done;
         # one edited meanwhile is owed again, and evaluated with its new answers.
         batch = list(
@@ -558,7 +607,8 @@ def _evaluate_and_raise(log: DailyLog, *, others: Sequence[tuple[UUID, UUID]]) -
                 pk__in=wanted, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
             ).order_by("updated_at", "pk")
         )
-        if not any(row.pk == log.pk for row in batch):
+        own = log.pk if log is not None else None
+        if not batch or (own is not None and not any(row.pk == own for row in batch)):
             return EvaluationOutcome(status="already")
         for row in batch:
             row.patient = patients[row.patient_id]
@@ -593,10 +643,11 @@ def _evaluate_and_raise(log: DailyLog, *, others: Sequence[tuple[UUID, UUID]]) -
         updated = DailyLog.objects.filter(read).update(
             evaluated_at=now, evaluated_version=F("version"), evaluation_error=""
         )
-        done = updated == len(batch) or (
-            DailyLog.objects.filter(pk=log.pk, evaluated_at=now).exists()
-        )
-    return EvaluationOutcome(status="evaluated" if done else "stale", alerts=tuple(raised[log.pk]))
+        if own is None:
+            alerts = tuple(alert for row in batch for alert in raised[row.pk])
+            return EvaluationOutcome(status="evaluated" if updated else "stale", alerts=alerts)
+        done = updated == len(batch) or (DailyLog.objects.filter(pk=own, evaluated_at=now).exists())
+    return EvaluationOutcome(status="evaluated" if done else "stale", alerts=tuple(raised[own]))
 
 
 def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDGET) -> int:

@@ -669,9 +669,10 @@ def test_it_does_not_block_a_patients_new_log_while_evaluating_one(patient, monk
             connection.close()
 
     def context_while_locked(logs: Any) -> Any:
-        thread = threading.Thread(target=insert_log)
-        thread.start()
-        thread.join(5)
+        if not inserted:  # the new log is then evaluated as one that arrived meanwhile
+            thread = threading.Thread(target=insert_log)
+            thread.start()
+            thread.join(5)
         return original(logs)
 
     monkeypatch.setattr(safety, "full_contexts", context_while_locked)

@@ -13,6 +13,12 @@ def log_evaluate_task(log_id: str) -> str:
     return safety.log_evaluate(log_id=log_id).status
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=90)
+def quiet_logs_evaluate_task() -> int:
+    """The quiet logs' batches (`safety.quiet_logs_evaluate`); no id: it takes what is owed."""
+    return safety.quiet_logs_evaluate()
+
+
 # Email can hang (EMAIL_TIMEOUT bounds each connection): the soft limit ends a stuck task
 # with what is owed still in its column, the hard limit frees the pool slot regardless.
 EMAIL_SOFT_TIME_LIMIT = 60

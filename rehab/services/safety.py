@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import send_mail
@@ -408,29 +409,84 @@ PUBLISH_PAUSE_SECONDS = 10.0
 _publish_paused_until = 0.0
 
 
-def task_publish(task: Any, object_id: str) -> bool:
+def task_publish(task: Any, *args: str) -> bool:
     """Send one task message, or give up at once; what is owed stays in its column."""
     global _publish_paused_until
     if time.monotonic() < _publish_paused_until:
-        logger.info("broker recently failed; %s(%s) left to the sweeper", task.name, object_id)
+        logger.info("broker recently failed; %s%s left to the sweeper", task.name, args)
         return False
     try:
-        task.delay(object_id)
+        task.delay(*args)
     except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
         _publish_paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
-        logger.warning("could not enqueue %s(%s); the sweeper will", task.name, object_id)
+        logger.warning("could not enqueue %s%s; the sweeper will", task.name, args)
         return False
     return True
+
+
+# The flag "a task is evaluating the quiet logs, or is on its way": set by the first
+# quiet log to find it unset, held by the running task, dropped by it when nothing is
+# left. It lives on the broker (the one Redis that web and worker certainly share), and
+# expires, so a lost message or a killed worker holds nothing up for longer than this.
+QUIET_FLAG = "rehab:safety:quiet-logs-evaluating"
+QUIET_FLAG_TTL_MS = 10_000
+_broker_clients: dict[str, redis.Redis] = {}
+
+
+def _broker_redis() -> redis.Redis:
+    from config.celery import app
+
+    url = str(app.conf.broker_url)
+    client = _broker_clients.get(url)
+    if client is None:
+        # Bounded like the cache: a request never hangs on a Redis that does not answer.
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        _broker_clients[url] = client
+    return client
+
+
+def quiet_logs_request() -> bool:
+    """After a quiet log's commit: make sure a task is evaluating the quiet logs.
+
+    One flag test per log, and a message only when no task is on it: under a burst the
+    logs wait for the running task's next round, not for a message each. Whatever fails
+    here, the log is owed in its column and the sweeper has it.
+    """
+    global _publish_paused_until
+    from rehab.tasks import quiet_logs_evaluate_task
+
+    if time.monotonic() < _publish_paused_until:
+        return False
+    try:
+        if not _broker_redis().set(QUIET_FLAG, "1", nx=True, px=QUIET_FLAG_TTL_MS):
+            return True  # the running task's next round takes this log
+    except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
+        _publish_paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
+        logger.warning("could not reach the broker for the quiet logs; the sweeper will")
+        return False
+    if task_publish(quiet_logs_evaluate_task):
+        return True
+    try:
+        _broker_redis().delete(QUIET_FLAG)
+    except Exception:  # noqa: BLE001 - it expires
+        logger.warning("could not drop the quiet-logs flag; it expires")
+    return False
 
 
 def log_evaluation_enqueue(*, log: DailyLog) -> None:
     """Ask a worker to evaluate the log once the transaction commits.
 
+    A log whose answers fired a rule in the request (the patient was just told what to
+    do) gets a message of its own, evaluated alone, at once. A quiet log (the morning's
+    bulk) is taken by the task evaluating quiet logs in batches (`quiet_logs_evaluate`).
     If the broker is down the publish fails after the commit; the log is already stored
     with `evaluated_at` NULL, so the sweeper delivers it later. The request still answers.
     """
     from rehab.tasks import log_evaluate_task
 
+    if log.safety_advice is None:
+        transaction.on_commit(quiet_logs_request)
+        return
     log_id = str(log.pk)
     transaction.on_commit(lambda: task_publish(log_evaluate_task, log_id))
 
@@ -439,6 +495,8 @@ def log_evaluation_enqueue(*, log: DailyLog) -> None:
 class EvaluationOutcome:
     status: str  # "evaluated", "already", "stale", "failed", "missing"
     alerts: tuple[UUID, ...] = ()
+    # Claimed logs of a batch left out because someone held their patient.
+    skipped: tuple[UUID, ...] = ()
 
 
 # A task evaluates its own log together with up to this many others still owed, whose own
@@ -493,35 +551,52 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
     except Exception as exc:
         DailyLog.objects.filter(pk=log.pk).update(evaluation_error=repr(exc)[:2000])
         raise
-    if fresh:
-        _evaluate_arrivals()
     return outcome
 
 
-# How long a batch's task goes on taking the quiet logs that arrived while it ran. Under a
-# steady load the worker keeps up, so without this every batch would be one log; with it,
-# each round takes what arrived during the last one. Short, so that a red flag's own
-# message never waits long for a free pool process.
-ARRIVALS_BUDGET = 0.2
+# A quiet-logs task hands over to a new message after this long, so that no task runs
+# for ever under a long burst (time limits, worker recycling); the flag stays held.
+QUIET_TASK_BUDGET = 5.0
 
 
-def _evaluate_arrivals() -> int:
-    """Evaluate, in rounds of EVALUATION_BATCH, the quiet logs owed their first evaluation
-    that arrived meanwhile, until none is left or ARRIVALS_BUDGET seconds are spent. A round that
-    fails leaves its logs owed to their own messages (each then a retry, alone)."""
-    deadline = time.monotonic() + ARRIVALS_BUDGET
+def quiet_logs_evaluate() -> int:
+    """Evaluate the quiet logs owed their first evaluation, EVALUATION_BATCH at a time,
+    until none is left; returns how many.
+
+    Each round takes what arrived during the last one, so batches size themselves to the
+    load. The flag is held while rounds find work and dropped before the last look: a
+    log committed after that look found the flag gone and sent a message of its own.
+    A round that fails, and a log whose patient someone holds, get messages of their
+    own (each then evaluated alone).
+    """
+    from rehab.tasks import log_evaluate_task, quiet_logs_evaluate_task
+
+    started = time.monotonic()
     evaluated = 0
-    while time.monotonic() < deadline:
+    flag_held = True
+    while True:
         claimed = _claim_owed(besides=None, patient_id=None, limit=EVALUATION_BATCH)
         if not claimed:
-            break
+            if not flag_held:
+                return evaluated
+            _broker_redis().delete(QUIET_FLAG)
+            flag_held = False
+            continue
+        if flag_held:
+            _broker_redis().pexpire(QUIET_FLAG, QUIET_FLAG_TTL_MS)
         try:
-            _evaluate_and_raise(None, others=claimed)
+            outcome = _evaluate_and_raise(None, others=claimed)
+            left = set(outcome.skipped)
         except Exception:
-            logger.exception("safety evaluation of %s arrived logs failed", len(claimed))
-            break
-        evaluated += len(claimed)
-    return evaluated
+            logger.exception("safety evaluation of %s quiet logs failed", len(claimed))
+            left = {log_id for log_id, _ in claimed}
+        for log_id in left:
+            task_publish(log_evaluate_task, str(log_id))
+        evaluated += len(claimed) - len(left)
+        if time.monotonic() - started > QUIET_TASK_BUDGET:
+            # Hand over; if the message is lost, the flag expires and the sweeper has them.
+            task_publish(quiet_logs_evaluate_task)
+            return evaluated
 
 
 def _claim_owed(
@@ -598,6 +673,7 @@ def _evaluate_and_raise(
             )
             patients.update((p.pk, p) for p in locked)
         wanted = [log_id for log_id, patient_id in others if patient_id in patients]
+        skipped = tuple(log_id for log_id, patient_id in others if patient_id not in patients)
         if log is not None:
             wanted.append(log.pk)
         # A log evaluated meanwhile (another message of it held the patient first) is done;
@@ -609,7 +685,7 @@ def _evaluate_and_raise(
         )
         own = log.pk if log is not None else None
         if not batch or (own is not None and not any(row.pk == own for row in batch)):
-            return EvaluationOutcome(status="already")
+            return EvaluationOutcome(status="already", skipped=skipped)
         for row in batch:
             row.patient = patients[row.patient_id]
         contexts = full_contexts(batch)
@@ -645,9 +721,13 @@ def _evaluate_and_raise(
         )
         if own is None:
             alerts = tuple(alert for row in batch for alert in raised[row.pk])
-            return EvaluationOutcome(status="evaluated" if updated else "stale", alerts=alerts)
+            return EvaluationOutcome(
+                status="evaluated" if updated else "stale", alerts=alerts, skipped=skipped
+            )
         done = updated == len(batch) or (DailyLog.objects.filter(pk=own, evaluated_at=now).exists())
-    return EvaluationOutcome(status="evaluated" if done else "stale", alerts=tuple(raised[own]))
+    return EvaluationOutcome(
+        status="evaluated" if done else "stale", alerts=tuple(raised[own]), skipped=skipped
+    )
 
 
 def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDGET) -> int:

@@ -359,16 +359,84 @@ def test_it_stops_waiting_on_a_failing_broker_for_a_while(
 
     monkeypatch.setattr(tasks.log_evaluate_task, "delay", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
-        post_log(patient_client, day=TODAY - timedelta(days=1))
+        post_log(patient_client, day=TODAY - timedelta(days=1), **SADDLE)
         post_log(patient_client, **SADDLE)
     # The second request did not pay for another broker timeout.
     assert len(calls) == 1
     # Once the pause is over, requests try the broker again.
     safety._publish_paused_until = 0.0
     with django_capture_on_commit_callbacks(execute=True):
-        post_log(patient_client, day=TODAY - timedelta(days=2))
+        post_log(patient_client, day=TODAY - timedelta(days=2), **SADDLE)
     assert len(calls) == 2
     assert DailyLog.objects.filter(evaluated_at__isnull=True).count() == 3
+
+
+@pytest.fixture
+def quiet_messages(monkeypatch):
+    """The quiet-logs task's messages, captured; its flag starts (and ends) unset."""
+    from rehab import tasks
+
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.quiet_logs_evaluate_task, "delay", lambda *a: sent.append(a))
+    broker = safety._broker_redis()
+    broker.delete(safety.QUIET_FLAG)
+    yield sent
+    broker.delete(safety.QUIET_FLAG)
+
+
+def test_quiet_logs_send_one_message_while_a_task_is_on_them(
+    patient_client, quiet_messages, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        for days_ago in range(3):
+            post_log(patient_client, day=TODAY - timedelta(days=days_ago))
+    assert quiet_messages == [()]
+    # The task takes them all in one batch and lets go of the flag on its way out...
+    assert safety.quiet_logs_evaluate() == 3
+    assert not DailyLog.objects.filter(evaluated_at__isnull=True).exists()
+    assert not safety._broker_redis().exists(safety.QUIET_FLAG)
+    # ... so the next quiet log sends a message again.
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client, day=TODAY - timedelta(days=3))
+    assert quiet_messages == [(), ()]
+
+
+def test_a_quiet_log_is_left_to_the_sweeper_when_the_broker_is_down(
+    patient_client, quiet_messages, django_capture_on_commit_callbacks, monkeypatch
+):
+    class DownRedis:
+        def set(self, *args: Any, **kwargs: Any) -> None:
+            raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(safety, "_broker_redis", DownRedis)
+    with django_capture_on_commit_callbacks(execute=True):
+        log = post_log(patient_client)
+    assert quiet_messages == []
+    assert safety._publish_paused_until > 0
+    stored = DailyLog.objects.get(pk=log["id"])
+    assert (stored.evaluated_at, stored.evaluation_attempts) == (None, 0)
+    safety._publish_paused_until = 0.0
+
+
+def test_a_lost_quiet_logs_message_holds_nothing_up_past_the_flag(
+    patient_client, quiet_messages, django_capture_on_commit_callbacks, monkeypatch
+):
+    from rehab import tasks
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client)  # its message is lost: the flag stays held
+    # The flag expires, so a later quiet log sends a message of its own.
+    assert 0 < safety._broker_redis().pttl(safety.QUIET_FLAG) <= safety.QUIET_FLAG_TTL_MS
+    safety._broker_redis().delete(safety.QUIET_FLAG)  # as if QUIET_FLAG_TTL_MS had passed
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client, day=TODAY - timedelta(days=1))
+    assert quiet_messages == [(), ()]
+    # And the sweeper, which does not look at the flag, has every owed log anyway.
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    with time_machine.travel(NOW + safety.SWEEP_GRACE + timedelta(seconds=1), tick=False):
+        assert safety.unevaluated_logs_sweep() == 2
+    assert len(sent) == 2
 
 
 # --------------------------------------------------------------------------- delivery

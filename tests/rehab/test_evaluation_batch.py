@@ -127,15 +127,12 @@ def findings(cohort: list[Patient]) -> dict[str, list[tuple[Any, ...]]]:
 def test_a_batch_finds_exactly_what_one_by_one_evaluation_finds(monkeypatch):
     batched = make_cohort(seed=7)
     statuses = [safety.log_evaluate(log_id=log_id).status for log_id in owed_in_order()]
-    # 96 logs, 50 a batch: the first task took a batch, then the rest (as it would the
-    # logs that arrive while it runs, `_evaluate_arrivals`); the other messages found
-    # them done.
-    assert statuses.count("evaluated") == 1
-    assert statuses.count("already") == len(statuses) - 1
+    # 96 logs, 50 a batch: two tasks did the work, the other messages found it done.
+    assert statuses.count("evaluated") == 2
+    assert statuses.count("already") == len(statuses) - 2
     by_batch = findings(batched)
 
     monkeypatch.setattr(safety, "EVALUATION_BATCH", 1)
-    monkeypatch.setattr(safety, "ARRIVALS_BUDGET", 0)
     alone = make_cohort(seed=7)
     statuses = [safety.log_evaluate(log_id=log_id).status for log_id in owed_in_order()]
     assert set(statuses) == {"evaluated"}
@@ -159,9 +156,9 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(others):
         assert safety.log_evaluate(log_id=logs[0].pk).status == "evaluated"
     assert DailyLog.objects.filter(evaluated_at__isnull=True).count() == 0
     # claim, read, claim the others, lock the patients (own, others), read the batch,
-    # interventions, marks, previous logs, baselines, open alerts, mark evaluated, the
-    # transaction's own two statements, and one claim of what arrived meanwhile (none).
-    assert len(ctx.captured_queries) == 15, [q["sql"][:80] for q in ctx.captured_queries]
+    # interventions, marks, previous logs, baselines, open alerts, mark evaluated, and
+    # the transaction's own two statements.
+    assert len(ctx.captured_queries) == 14, [q["sql"][:80] for q in ctx.captured_queries]
 
 
 @pytest.mark.django_db

@@ -47,6 +47,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -56,6 +57,7 @@ WEEK = 7
 MIN_PAIN_DAYS_FOR_MEAN = 3
 
 
+@cache  # seven possible answers, asked for every exercise of every day of a caseload
 def due_offsets(sessions_per_week: int) -> frozenset[int]:
     """Day offsets (0-6) within each 7-day block on which an exercise is due."""
     if not 1 <= sessions_per_week <= WEEK:

@@ -308,7 +308,9 @@ def caseload_program_columns(patients: Sequence[Patient]) -> dict[UUID, ProgramC
     """Exercise adherence and current phase for one page of `dashboard_caseload`.
 
     The page's patients are already scoped; their `local_date` annotation is their today,
-    so this costs the programs selectors' fixed queries (about ten) whatever the page size.
+    so this costs the API caseload's fixed queries for the same figures
+    (`caseload_program_figures`: one fetch of the programs for both columns) whatever the
+    page size.
     """
     ids = [p.pk for p in patients]
     today_by_patient: dict[UUID, date] = {}
@@ -316,12 +318,9 @@ def caseload_program_columns(patients: Sequence[Patient]) -> dict[UUID, ProgramC
         local_date = getattr(p, "local_date", None)
         if local_date is not None:
             today_by_patient[p.pk] = local_date
-    weeks = program_selectors.adherence_weeks_for_patients(
-        ids, weeks=1, today_by_patient=today_by_patient
-    )
-    phases = program_selectors.current_phase_for_patients(ids, today_by_patient=today_by_patient)
+    figures = program_selectors.caseload_program_figures(ids, today_by_patient=today_by_patient)
     return {
-        pid: ProgramColumns(week=weeks[pid][0] if weeks.get(pid) else None, phase=phases.get(pid))
+        pid: ProgramColumns(week=figures.week_7d.get(pid), phase=figures.phases.get(pid))
         for pid in ids
     }
 

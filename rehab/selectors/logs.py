@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import (
-    Avg,
     Count,
     DateField,
     DateTimeField,
@@ -97,19 +96,18 @@ def _window_figures(prefix: str, start: Any, end: Any) -> dict[str, Subquery]:
     """Figures of the outer patient's logs dated start..end, NULL under 3 logs:
     `<prefix>_sum` and `<prefix>_n`, integers from which the exact mean is built in
     Python, as rehab.progress does (SQL's AVG is a float here: 4/3 came back as
-    1.3333333333333333 and -81.25 % rounded to -81.2); and `<prefix>_mean`, a float for
-    ordering and the dashboard's filters only, never for a displayed figure."""
+    1.3333333333333333 and -81.25 % rounded to -81.2). The caseload's order compares the
+    same windows' means in SQL (`caseload._LogTriage`)."""
     logs = (
         DailyLog.objects.filter(patient=OuterRef("pk"), date__gte=start, date__lte=end)
         .order_by()
         .values("patient")
-        .annotate(n=Count("id"), total=Sum("pain"), mean=Avg("pain"))
+        .annotate(n=Count("id"), total=Sum("pain"))
         .filter(n__gte=progress.MIN_LOGS)
     )
     return {
         f"{prefix}_sum": Subquery(logs.values("total"), output_field=IntegerField()),
         f"{prefix}_n": Subquery(logs.values("n"), output_field=IntegerField()),
-        f"{prefix}_mean": Subquery(logs.values("mean")),
     }
 
 

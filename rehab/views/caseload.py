@@ -15,6 +15,7 @@ from patients.models import Patient, User
 from patients.permissions import IsClinician
 from patients.services import audit_reads
 from programs.selectors import caseload_program_figures
+from rehab import progress
 from rehab.selectors import caseload as selectors
 from rehab.selectors.logs import figures_of
 
@@ -56,17 +57,25 @@ class CaseloadRowSerializer(serializers.Serializer):
     def get_registered(self, patient: Patient) -> bool:
         return patient.user_id is not None
 
+    def _figures(self, patient: Patient) -> progress.Progress:
+        # Four fields read the same figures: exact fractions, worked out once per row.
+        cache = self.context.setdefault("figures", {})
+        if patient.pk not in cache:
+            cache[patient.pk] = figures_of(patient)
+        figures: progress.Progress = cache[patient.pk]
+        return figures
+
     def get_baseline_pain(self, patient: Patient) -> float | None:
-        return figures_of(patient).baseline_pain
+        return self._figures(patient).baseline_pain
 
     def get_current_pain_7d(self, patient: Patient) -> float | None:
-        return figures_of(patient).current_pain_7d
+        return self._figures(patient).current_pain_7d
 
     def get_pain_change_pct(self, patient: Patient) -> float | None:
-        return figures_of(patient).percent_change
+        return self._figures(patient).percent_change
 
     def get_mcid_reached(self, patient: Patient) -> bool:
-        return figures_of(patient).mcid_reached
+        return self._figures(patient).mcid_reached
 
 
 class CaseloadApi(APIView):

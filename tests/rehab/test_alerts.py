@@ -380,6 +380,7 @@ def quiet_messages(monkeypatch):
     monkeypatch.setattr(tasks.quiet_logs_evaluate_task, "delay", lambda *a: sent.append(a))
     broker = safety._broker_redis()
     broker.delete(safety.QUIET_FLAG)
+    monkeypatch.setattr(safety, "QUIET_GATHER", 0.0)
     yield sent
     broker.delete(safety.QUIET_FLAG)
 
@@ -399,6 +400,32 @@ def test_quiet_logs_send_one_message_while_a_task_is_on_them(
     with django_capture_on_commit_callbacks(execute=True):
         post_log(patient_client, day=TODAY - timedelta(days=3))
     assert quiet_messages == [(), ()]
+
+
+def test_the_quiet_logs_task_waits_for_more_to_gather_after_a_round_that_was_not_full(
+    patient_client, quiet_messages, monkeypatch
+):
+    import time as time_module
+
+    post_log(patient_client)
+    rounds: list[int] = []
+    original = safety._evaluate_and_raise
+
+    def counted(log: Any, *, others: Any) -> Any:
+        rounds.append(len(others))
+        return original(log, others=others)
+
+    def gather(seconds: float) -> None:
+        assert seconds == safety.QUIET_GATHER
+        if len(rounds) == 1:  # logs that come in while the task waits
+            for days_ago in (1, 2, 3):
+                post_log(patient_client, day=TODAY - timedelta(days=days_ago))
+
+    monkeypatch.setattr(safety, "_evaluate_and_raise", counted)
+    monkeypatch.setattr(time_module, "sleep", gather)
+    assert safety.quiet_logs_evaluate() == 4
+    assert rounds == [1, 3]
+    assert not DailyLog.objects.filter(evaluated_at__isnull=True).exists()
 
 
 def test_a_quiet_log_is_left_to_the_sweeper_when_the_broker_is_down(

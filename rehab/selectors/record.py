@@ -615,10 +615,21 @@ def _uuid(value: UUID | str) -> UUID:
 
 
 def safety_facts_for_log(
-    *, patient_id: UUID | str, on: date, as_of: datetime | None = None
+    *,
+    patient_id: UUID | str,
+    on: date,
+    as_of: datetime | None = None,
+    read_interventions: bool = True,
+    read_marks: bool = True,
 ) -> SafetyFacts:
-    """The record facts for a log of `patient_id` dated `on`, in two queries."""
-    return safety_facts_for_logs(keys=[(patient_id, on)], as_of=as_of)[(patient_id, on)]
+    """The record facts for a log of `patient_id` dated `on`, in two queries (one for each
+    kind read; a kind not read comes back empty)."""
+    return safety_facts_for_logs(
+        keys=[(patient_id, on)],
+        as_of=as_of,
+        read_interventions=read_interventions,
+        read_marks=read_marks,
+    )[(patient_id, on)]
 
 
 def _marks_in_force(as_of: datetime | None) -> QuerySet[AssessedMark]:
@@ -637,7 +648,11 @@ def _marks_in_force(as_of: datetime | None) -> QuerySet[AssessedMark]:
 
 
 def safety_facts_for_logs(
-    *, keys: Iterable[LogKey], as_of: datetime | None = None
+    *,
+    keys: Iterable[LogKey],
+    as_of: datetime | None = None,
+    read_interventions: bool = True,
+    read_marks: bool = True,
 ) -> dict[LogKey, SafetyFacts]:
     """`safety_facts_for_log` for many (patient, log date) pairs in two queries (backtests).
 
@@ -654,25 +669,27 @@ def safety_facts_for_logs(
     first, last = min(on for _, on in wanted), max(on for _, on in wanted)
 
     interventions: dict[UUID, list[tuple[date, str]]] = defaultdict(list)
-    for pid, day, kind in (
-        Intervention.objects.filter(
-            patient_id__in=patient_ids,
-            date__gte=first - timedelta(days=RECENT_PROCEDURE_DAYS),
-            date__lte=last,
-        )
-        .order_by("-date", "-created_at")
-        .values_list("patient_id", "date", "kind")
-    ):
-        interventions[pid].append((day, kind))
+    if read_interventions:
+        for pid, day, kind in (
+            Intervention.objects.filter(
+                patient_id__in=patient_ids,
+                date__gte=first - timedelta(days=RECENT_PROCEDURE_DAYS),
+                date__lte=last,
+            )
+            .order_by("-date", "-created_at")
+            .values_list("patient_id", "date", "kind")
+        ):
+            interventions[pid].append((day, kind))
 
     marks: dict[UUID, list[tuple[str, date]]] = defaultdict(list)
-    for pid, symptom, until in (
-        _marks_in_force(as_of)
-        .filter(patient_id__in=patient_ids, until__gte=first)
-        .order_by("symptom")
-        .values_list("patient_id", "symptom", "until")
-    ):
-        marks[pid].append((symptom, until))
+    if read_marks:
+        for pid, symptom, until in (
+            _marks_in_force(as_of)
+            .filter(patient_id__in=patient_ids, until__gte=first)
+            .order_by("symptom")
+            .values_list("patient_id", "symptom", "until")
+        ):
+            marks[pid].append((symptom, until))
 
     return {
         (pid, on): SafetyFacts(

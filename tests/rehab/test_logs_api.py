@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from patients.models import AuditEvent, Patient
@@ -64,6 +65,24 @@ def test_it_stores_a_log_and_answers_201(patient_client, patient):
     log = DailyLog.objects.get(pk=log_id)
     assert log.patient == patient
     assert log.evaluated_at is None
+
+
+def test_it_stores_a_quiet_log_in_five_statements(patient_client):
+    with CaptureQueriesContext(connection) as ctx:
+        response = patient_client.post(LOGS, body(safety={"weakness": "none", "fever": False}))
+    assert response.status_code == 201, response.json()
+    # The token with its user and patient, then the log and its audit row in one
+    # transaction (a savepoint here, inside the test's own): no record read for a check
+    # that cannot need it, no savepoint of the insert's own.
+    assert [q["sql"].split()[0] for q in ctx.captured_queries] == [
+        "SELECT",
+        "SAVEPOINT",
+        "INSERT",
+        "INSERT",
+        "RELEASE",
+    ]
+    assert 'INSERT INTO "rehab_dailylog"' in ctx.captured_queries[2]["sql"]
+    assert 'INSERT INTO "patients_auditevent"' in ctx.captured_queries[3]["sql"]
 
 
 def test_it_generates_an_id_when_the_app_sends_none(patient_client):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
@@ -17,6 +17,33 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class FieldsOnceMixin:
+    """For output serializers: build and bind the fields once per class, not per instance.
+
+    DRF builds a serializer's fields anew for every instance (a ModelSerializer from the
+    model, every declared field deep-copied, nested serializers with theirs), which is
+    most of the cost of showing one object: the log POST answers one log per request.
+    Output fields hold no state of the instance they are bound to, so one set, bound to a
+    first instance, serves all of them with the same code, hence the same JSON. Not for
+    fields whose `to_representation` reads `context` (hyperlinks, the request): the
+    shared set's context is the first instance's, empty.
+    """
+
+    # One cache per class: a subclass gets its own set.
+    _shared_readable_fields: ClassVar[dict[type, list[serializers.Field]]] = {}
+
+    @property
+    def _readable_fields(self) -> list[serializers.Field]:
+        cls = type(self)
+        shared = FieldsOnceMixin._shared_readable_fields.get(cls)
+        if shared is None:
+            first = cls()
+            assert isinstance(first, serializers.Serializer)
+            shared = [field for field in first.fields.values() if not field.write_only]
+            FieldsOnceMixin._shared_readable_fields[cls] = shared
+        return shared
 
 
 class StrictBooleanField(serializers.BooleanField):

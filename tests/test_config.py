@@ -186,6 +186,19 @@ def test_it_loads_settings_with_the_dockerfile_collectstatic_values():
     assert result.returncode == 0, result.stderr
 
 
+def test_it_reuses_one_redis_client_for_the_cache():
+    from django.core.cache import cache
+
+    cache.set("reused", [1.5, 2.5], 30)
+    client = cache._cache.get_client(None, write=True)  # type: ignore[attr-defined]
+
+    assert cache.get("reused") == [1.5, 2.5]
+    assert cache._cache.get_client("reused") is client  # type: ignore[attr-defined]
+    assert cache.add("reused", "other", 30) is False
+    cache.delete("reused")
+    assert cache.get("reused", "gone") == "gone"
+
+
 def test_it_refuses_an_unknown_throttle_scope():
     result = _run_python(
         _LOAD_SETTINGS,

@@ -310,6 +310,39 @@ def test_it_allows_exactly_fourteen_days_back_in_local_time(patient_client, pati
     assert patient_client.post(LOGS, body(date="2026-11-07")).status_code == 201
 
 
+def test_it_throttles_log_writes_per_patient(patient_client, other_patient_client, settings):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "logs": "3/hour"}
+    for back in range(3):
+        day = (TODAY - timedelta(days=back)).isoformat()
+        assert patient_client.post(LOGS, body(date=day)).status_code == 201
+
+    refused = patient_client.post(LOGS, body(date=(TODAY - timedelta(days=3)).isoformat()))
+
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert DailyLog.objects.count() == 3
+    # Per patient: another one's writes are counted apart, and reads are not limited.
+    assert other_patient_client.post(LOGS, body()).status_code == 201
+    assert patient_client.get(LOGS).status_code == 200
+
+
+def test_it_stores_the_log_when_the_throttle_cache_is_down(patient_client, settings):
+    # Nothing listens there (Django drops its cache connections on the change).
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    from django.core.cache import cache
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    with pytest.raises(RedisConnectionError):
+        cache.get("anything")
+
+    response = patient_client.post(LOGS, body())
+
+    assert response.status_code == 201, response.json()
+    assert DailyLog.objects.filter(pk=response.json()["id"]).exists()
+
+
 # --------------------------------------------------------------------------- races
 
 

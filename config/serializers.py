@@ -20,29 +20,33 @@ class StrictSerializer(serializers.Serializer):
 
 
 class FieldsOnceMixin:
-    """For output serializers: build and bind the fields once per class, not per instance.
+    """Build and bind a serializer's fields once per class, not once per instance.
 
     DRF builds a serializer's fields anew for every instance (a ModelSerializer from the
-    model, every declared field deep-copied, nested serializers with theirs), which is
-    most of the cost of showing one object: the log POST answers one log per request.
-    Output fields hold no state of the instance they are bound to, so one set, bound to a
-    first instance, serves all of them with the same code, hence the same JSON. Not for
-    fields whose `to_representation` reads `context` (hyperlinks, the request): the
-    shared set's context is the first instance's, empty.
+    model, every declared field deep-copied, nested serializers with theirs): most of the
+    cost of validating a log or of showing one, on the hottest endpoint. Fields keep no
+    state of the instance they are bound to while they validate or represent, only what
+    its root says: `partial` (absent fields are skipped, not defaulted) and `context`. So
+    one set, bound to a first instance of the class with the same `partial`, serves them
+    all: the same field code runs, hence the same answers.
+
+    Only for the root serializer of a request (nested ones follow their root), with
+    fields that do not read `context` (the shared set's is empty: no hyperlinks, no
+    request), and never for a serializer that adds fields per instance.
     """
 
-    # One cache per class: a subclass gets its own set.
-    _shared_readable_fields: ClassVar[dict[type, list[serializers.Field]]] = {}
+    partial: bool
+    _shared_fields: ClassVar[dict[tuple[type, bool], Any]] = {}
 
     @property
-    def _readable_fields(self) -> list[serializers.Field]:
-        cls = type(self)
-        shared = FieldsOnceMixin._shared_readable_fields.get(cls)
+    def fields(self) -> Any:
+        key = (type(self), bool(self.partial))
+        shared = FieldsOnceMixin._shared_fields.get(key)
         if shared is None:
-            first = cls()
-            assert isinstance(first, serializers.Serializer)
-            shared = [field for field in first.fields.values() if not field.write_only]
-            FieldsOnceMixin._shared_readable_fields[cls] = shared
+            cls: Any = type(self)
+            first = cls(partial=key[1])
+            shared = serializers.Serializer.fields.func(first)  # type: ignore[attr-defined]
+            FieldsOnceMixin._shared_fields[key] = shared
         return shared
 
 

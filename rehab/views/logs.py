@@ -69,7 +69,7 @@ class SafetySerializer(StrictSerializer):
     thoracic_or_band_pain = StrictBooleanField(required=False, allow_null=True)
 
 
-class LogInputSerializer(StrictSerializer):
+class LogInputSerializer(FieldsOnceMixin, StrictSerializer):
     id = serializers.UUIDField(required=False)
     date = serializers.DateField()
     pain = _score()

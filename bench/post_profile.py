@@ -96,6 +96,18 @@ def _slots(n: int, *, baseline: bool = False) -> Iterator[tuple[str, str]]:
     yield from free[:n]
 
 
+def _backend_cpu() -> float:
+    """CPU seconds used so far by this connection's PostgreSQL backend (same host)."""
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def _environ(token: str, body: bytes, *, baseline: bool) -> dict[str, Any]:
     return {
         "REQUEST_METHOD": "POST",
@@ -184,10 +196,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(ctx.captured_queries)} statements")
         elif args.what == "time":
             times = []
+            cpu_started, backend_started = time.process_time(), _backend_cpu()
             for _ in range(args.n):
                 started = time.perf_counter()
                 poster.post(*next(slots))
                 times.append((time.perf_counter() - started) * 1e6)
+            cpu = (time.process_time() - cpu_started) / args.n * 1e6
+            backend = (_backend_cpu() - backend_started) / args.n * 1e6
             times.sort()
             print(
                 json.dumps(
@@ -197,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                         "p10_us": round(times[len(times) // 10]),
                         "p90_us": round(times[len(times) * 9 // 10]),
                         "min_us": round(times[0]),
+                        # CPU, not wall: this process's, and its database backend's.
+                        "python_cpu_us": round(cpu),
+                        "db_backend_cpu_us": round(backend),
                     }
                 )
             )

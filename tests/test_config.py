@@ -627,6 +627,21 @@ def test_it_configures_celery_for_at_least_once_delivery_without_results():
     assert conf.worker_prefetch_multiplier == 1
 
 
+def test_it_gives_celery_every_celery_setting_of_django():
+    from django.conf import settings
+
+    from config.celery import app
+
+    names = [name for name in dir(settings) if name.startswith("CELERY_")]
+
+    assert {"CELERY_BROKER_URL", "CELERY_BEAT_SCHEDULE", "CELERY_TASK_ACKS_LATE"} <= set(names)
+    for name in names:
+        assert app.conf[name.removeprefix("CELERY_").lower()] == getattr(settings, name), name
+    # Unset ones keep Celery's defaults.
+    assert app.conf.task_always_eager is False
+    assert app.conf.task_default_queue == "celery"
+
+
 def test_it_schedules_the_safety_sweeps_with_beat(settings):
     from config.celery import app
 

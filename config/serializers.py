@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
@@ -17,6 +17,37 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class FieldsOnceMixin:
+    """Build and bind a serializer's fields once per class, not once per instance.
+
+    DRF builds a serializer's fields anew for every instance (a ModelSerializer from the
+    model, every declared field deep-copied, nested serializers with theirs): most of the
+    cost of validating a log or of showing one, on the hottest endpoint. Fields keep no
+    state of the instance they are bound to while they validate or represent, only what
+    its root says: `partial` (absent fields are skipped, not defaulted) and `context`. So
+    one set, bound to a first instance of the class with the same `partial`, serves them
+    all: the same field code runs, hence the same answers.
+
+    Only for the root serializer of a request (nested ones follow their root), with
+    fields that do not read `context` (the shared set's is empty: no hyperlinks, no
+    request), and never for a serializer that adds fields per instance.
+    """
+
+    partial: bool
+    _shared_fields: ClassVar[dict[tuple[type, bool], Any]] = {}
+
+    @property
+    def fields(self) -> Any:
+        key = (type(self), bool(self.partial))
+        shared = FieldsOnceMixin._shared_fields.get(key)
+        if shared is None:
+            cls: Any = type(self)
+            first = cls(partial=key[1])
+            shared = serializers.Serializer.fields.func(first)  # type: ignore[attr-defined]
+            FieldsOnceMixin._shared_fields[key] = shared
+        return shared
 
 
 class StrictBooleanField(serializers.BooleanField):

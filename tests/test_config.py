@@ -186,6 +186,19 @@ def test_it_loads_settings_with_the_dockerfile_collectstatic_values():
     assert result.returncode == 0, result.stderr
 
 
+def test_it_reuses_one_redis_client_for_the_cache():
+    from django.core.cache import cache
+
+    cache.set("reused", [1.5, 2.5], 30)
+    client = cache._cache.get_client(None, write=True)  # type: ignore[attr-defined]
+
+    assert cache.get("reused") == [1.5, 2.5]
+    assert cache._cache.get_client("reused") is client  # type: ignore[attr-defined]
+    assert cache.add("reused", "other", 30) is False
+    cache.delete("reused")
+    assert cache.get("reused", "gone") == "gone"
+
+
 def test_it_refuses_an_unknown_throttle_scope():
     result = _run_python(
         _LOAD_SETTINGS,
@@ -635,6 +648,21 @@ def test_it_configures_celery_for_at_least_once_delivery_without_results():
     assert conf.result_backend is None
     assert conf.task_ignore_result is True
     assert conf.worker_prefetch_multiplier == 1
+
+
+def test_it_gives_celery_every_celery_setting_of_django():
+    from django.conf import settings
+
+    from config.celery import app
+
+    names = [name for name in dir(settings) if name.startswith("CELERY_")]
+
+    assert {"CELERY_BROKER_URL", "CELERY_BEAT_SCHEDULE", "CELERY_TASK_ACKS_LATE"} <= set(names)
+    for name in names:
+        assert app.conf[name.removeprefix("CELERY_").lower()] == getattr(settings, name), name
+    # Unset ones keep Celery's defaults.
+    assert app.conf.task_always_eager is False
+    assert app.conf.task_default_queue == "celery"
 
 
 def test_it_schedules_the_safety_sweeps_with_beat(settings):

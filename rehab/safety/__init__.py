@@ -16,11 +16,13 @@ from rehab.safety.engine import (
     LogFacts,
     MarkFact,
     PatientContext,
+    RecordNeeds,
     SafetyAnswers,
     Suppression,
     canonical_json,
     catalogue,
     evaluate,
+    record_needs,
 )
 from rehab.safety.rules import (
     ESCALATION,
@@ -45,10 +47,12 @@ __all__ = [
     "LogFacts",
     "MarkFact",
     "PatientContext",
+    "RecordNeeds",
     "Rule",
     "SafetyAnswers",
     "Suppression",
     "canonical_json",
     "catalogue",
     "evaluate",
+    "record_needs",
 ]

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 # rules.py imports the input types below only for type checking: no import cycle at runtime.
-from rehab.safety.rules import MESSAGES, RULES, SUPPRESSED_REMINDER, Rule, check_rules
+from rehab.safety.rules import FEVER, MESSAGES, RULES, SUPPRESSED_REMINDER, Rule, check_rules
 from rehab.safety.vocab import (
     BOOLEAN_FIELDS,
     CHOICE_FIELDS,
@@ -368,6 +368,33 @@ def evaluate(log: LogFacts, ctx: PatientContext, *, rules: Sequence[Rule] = RULE
         )
     return Evaluation(
         firings=firings, advice=advice, suppressed=suppressed, undecided=tuple(undecided)
+    )
+
+
+@dataclass(frozen=True)
+class RecordNeeds:
+    """Which clinical-record facts can change the evaluation of one log."""
+
+    interventions: bool
+    marks: bool
+
+
+def record_needs(log: LogFacts) -> RecordNeeds:
+    """What of the clinical record `evaluate` can read for this log; a context left without
+    the rest evaluates exactly the same (tests/rehab/test_safety_rules.py checks it over
+    every kind of log and record).
+
+    - Procedures are read only by RecentProcedure, under the fever of both infection
+      rules (a modifier, and RF-INF-02's message variant): without a fever neither rule
+      can fire, whatever the procedures, and a rule that does not fire leaves no trace.
+    - Marks are read only for an answer of `unchanged_assessed` (`is_new`,
+      `is_assessed_stable`, and the §4 reminder); every other answer ignores them.
+
+    Most logs answer neither, and the request path then reads no record at all.
+    """
+    return RecordNeeds(
+        interventions=FEVER.holds(log),
+        marks=any(getattr(log.safety, s) == "unchanged_assessed" for s in MARKABLE_SYMPTOMS),
     )
 
 

@@ -282,12 +282,15 @@ class Fever(Predicate):
 
     threshold_c: float = FEVER_THRESHOLD_C
 
-    def evaluate(self, log: LogFacts, ctx: PatientContext) -> Outcome:
+    def holds(self, log: LogFacts) -> bool:
         temp = log.safety.temperature_c
         measured = temp is not None and temp >= self.threshold_c
+        return measured or log.safety.fever
+
+    def evaluate(self, log: LogFacts, ctx: PatientContext) -> Outcome:
         return Outcome(
-            measured or log.safety.fever,
-            {"safety.temperature_c": temp, "safety.fever": log.safety.fever},
+            self.holds(log),
+            {"safety.temperature_c": log.safety.temperature_c, "safety.fever": log.safety.fever},
         )
 
     def to_json(self) -> JsonValue:
@@ -676,9 +679,12 @@ _FEVER_MODIFIERS = AnyOf(
     RecentProcedure(days=42),
     Answer("feel_very_unwell").is_true(),
 )
+# The one fever of the rules: both infection rules need it (and `record_needs` asks it
+# whether the procedures, read only behind it, can matter to a log).
+FEVER: Final = Fever()
 # "with pain that day" is part of the fever condition of both infection rules: RF-INF-02
 # says "fever as RF-INF-01", and RF-INF-01/02 split that one condition by the modifiers.
-_FEVER_WITH_PAIN = AllOf(Fever(), PainThatDay(threshold=1))
+_FEVER_WITH_PAIN = AllOf(FEVER, PainThatDay(threshold=1))
 
 RULES: Final[tuple[Rule, ...]] = (
     Rule(

@@ -615,10 +615,21 @@ def _uuid(value: UUID | str) -> UUID:
 
 
 def safety_facts_for_log(
-    *, patient_id: UUID | str, on: date, as_of: datetime | None = None
+    *,
+    patient_id: UUID | str,
+    on: date,
+    as_of: datetime | None = None,
+    read_interventions: bool = True,
+    read_marks: bool = True,
 ) -> SafetyFacts:
-    """The record facts for a log of `patient_id` dated `on`, in two queries."""
-    return safety_facts_for_logs(keys=[(patient_id, on)], as_of=as_of)[(patient_id, on)]
+    """The record facts for a log of `patient_id` dated `on`, in two queries (one for each
+    kind read; a kind not read comes back empty)."""
+    return safety_facts_for_logs(
+        keys=[(patient_id, on)],
+        as_of=as_of,
+        read_interventions=read_interventions,
+        read_marks=read_marks,
+    )[(patient_id, on)]
 
 
 def _marks_in_force(as_of: datetime | None) -> QuerySet[AssessedMark]:
@@ -641,6 +652,8 @@ def safety_facts_for_logs(
     keys: Iterable[LogKey],
     as_of: datetime | None = None,
     as_of_each: Mapping[LogKey, datetime] | None = None,
+    read_interventions: bool = True,
+    read_marks: bool = True,
 ) -> dict[LogKey, SafetyFacts]:
     """`safety_facts_for_log` for many (patient, log date) pairs in two queries (the
     worker's batches, backtests).
@@ -659,33 +672,35 @@ def safety_facts_for_logs(
     first, last = min(on for _, on in wanted), max(on for _, on in wanted)
 
     interventions: dict[UUID, list[tuple[date, str]]] = defaultdict(list)
-    for pid, day, kind in (
-        Intervention.objects.filter(
-            patient_id__in=patient_ids,
-            date__gte=first - timedelta(days=RECENT_PROCEDURE_DAYS),
-            date__lte=last,
-        )
-        .order_by("-date", "-created_at")
-        .values_list("patient_id", "date", "kind")
-    ):
-        interventions[pid].append((day, kind))
+    if read_interventions:
+        for pid, day, kind in (
+            Intervention.objects.filter(
+                patient_id__in=patient_ids,
+                date__gte=first - timedelta(days=RECENT_PROCEDURE_DAYS),
+                date__lte=last,
+            )
+            .order_by("-date", "-created_at")
+            .values_list("patient_id", "date", "kind")
+        ):
+            interventions[pid].append((day, kind))
 
-    if as_of_each is not None:
-        moments = [as_of_each[key] for key in wanted]
-        # Every mark in force at one of the moments; each key keeps its own below.
-        in_force: QuerySet[AssessedMark] = AssessedMark.objects.filter(
-            Q(revoked_at__isnull=True) | Q(revoked_at__gt=min(moments)),
-            created_at__lte=max(moments),
-        )
-    else:
-        in_force = _marks_in_force(as_of)
     marks: dict[UUID, list[_Mark]] = defaultdict(list)
-    for pid, symptom, until, created_at, revoked_at in (
-        in_force.filter(patient_id__in=patient_ids, until__gte=first)
-        .order_by("symptom")
-        .values_list("patient_id", "symptom", "until", "created_at", "revoked_at")
-    ):
-        marks[pid].append(_Mark(symptom, until, created_at, revoked_at))
+    if read_marks:
+        if as_of_each is not None:
+            moments = [as_of_each[key] for key in wanted]
+            # Every mark in force at one of the moments; each key keeps its own below.
+            in_force: QuerySet[AssessedMark] = AssessedMark.objects.filter(
+                Q(revoked_at__isnull=True) | Q(revoked_at__gt=min(moments)),
+                created_at__lte=max(moments),
+            )
+        else:
+            in_force = _marks_in_force(as_of)
+        for pid, symptom, until, created_at, revoked_at in (
+            in_force.filter(patient_id__in=patient_ids, until__gte=first)
+            .order_by("symptom")
+            .values_list("patient_id", "symptom", "until", "created_at", "revoked_at")
+        ):
+            marks[pid].append(_Mark(symptom, until, created_at, revoked_at))
 
     def held(mark: _Mark, key: LogKey) -> bool:
         if mark.until < key[1]:

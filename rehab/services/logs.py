@@ -70,6 +70,10 @@ class LogWrite:
     created: bool
 
 
+class _Taken(Exception):
+    """A new log's insert hit the primary key or the one-log-a-day constraint."""
+
+
 def _conflict(
     *,
     patient: Patient,
@@ -133,12 +137,15 @@ def log_create(
             return _conflict(
                 patient=patient, actor=actor, log_id=log_id, content=content, request=request
             )
-    with transaction.atomic():
-        # No look-up of the id first: a retry (or a clash) fails the insert below and is
-        # sorted out by `_conflict`, so a new log, by far the common case, saves a query.
-        evaluation = safety_services.evaluate_inline(patient=patient, content=content)
-        try:
-            with transaction.atomic():  # a savepoint: the conflict path can still read
+    try:
+        with transaction.atomic():
+            # No look-up of the id first: a retry (or a clash) fails the insert below and
+            # is sorted out by `_conflict`, so a new log, by far the common case, saves a
+            # query. Nor a savepoint around the insert: it is the transaction's first
+            # write, so a failed one rolls back nothing but reads, and `_conflict` reads
+            # in a transaction of its own (two statements fewer on every new log).
+            evaluation = safety_services.evaluate_inline(patient=patient, content=content)
+            try:
                 log = DailyLog.objects.create(
                     id=log_id,
                     patient=patient,
@@ -146,19 +153,22 @@ def log_create(
                     safety_reminder=evaluation.reminder,
                     **content,
                 )
-        except IntegrityError:
+            except IntegrityError as exc:
+                raise _Taken from exc  # out of the broken transaction before reading
+            audit_record(
+                actor=actor,
+                action=AuditEvent.Action.CREATE,
+                object_type="daily_log",
+                object_id=log.pk,
+                patient=patient,
+                request=request,
+            )
+            safety_services.log_evaluation_enqueue(log=log)
+    except _Taken:
+        with transaction.atomic():
             return _conflict(
                 patient=patient, actor=actor, log_id=log_id, content=content, request=request
             )
-        audit_record(
-            actor=actor,
-            action=AuditEvent.Action.CREATE,
-            object_type="daily_log",
-            object_id=log.pk,
-            patient=patient,
-            request=request,
-        )
-        safety_services.log_evaluation_enqueue(log=log)
     return LogWrite(log=log, created=True)
 
 

@@ -49,6 +49,7 @@ from rehab.safety import (
     PatientContext,
     SafetyAnswers,
     evaluate,
+    record_needs,
 )
 from rehab.selectors.record import fever_rechecks_owed, safety_facts_for_log, safety_facts_for_logs
 
@@ -99,18 +100,20 @@ def log_content(log: DailyLog) -> dict[str, Any]:
     }
 
 
-def _record_facts(
-    *, patient: Patient, on: date, as_of: datetime | None = None
-) -> tuple[tuple[InterventionFact, ...], tuple[MarkFact, ...]]:
-    """Recent procedures (RF-INF-02's 42 days) and the assessed marks holding on `on`, as
-    they stood at `as_of` (None: now)."""
-    facts = safety_facts_for_log(patient_id=patient.pk, on=on, as_of=as_of)
-    return facts.interventions, facts.marks
-
-
-def inline_context(*, patient: Patient, on: date) -> PatientContext:
-    # In the request the answers are being submitted now: the marks in force now.
-    interventions, marks = _record_facts(patient=patient, on=on, as_of=None)
+def inline_context(*, patient: Patient, log: LogFacts) -> PatientContext:
+    # Only the record facts that can change this log's evaluation (`record_needs`): most
+    # logs answer no fever and nothing `unchanged_assessed`, and then cost no query. In
+    # the request the answers are being submitted now: the marks in force now.
+    needs = record_needs(log)
+    interventions: tuple[InterventionFact, ...] = ()
+    marks: tuple[MarkFact, ...] = ()
+    if needs.interventions or needs.marks:
+        interventions, marks = safety_facts_for_log(
+            patient_id=patient.pk,
+            on=log.date,
+            read_interventions=needs.interventions,
+            read_marks=needs.marks,
+        )
     return PatientContext(
         date_of_birth=patient.date_of_birth,
         history=History.from_mapping(patient.history),
@@ -121,7 +124,8 @@ def inline_context(*, patient: Patient, on: date) -> PatientContext:
 
 def evaluate_inline(*, patient: Patient, content: dict[str, Any]) -> Evaluation:
     """The rules that need no history, in the request: advice never waits for a queue."""
-    return evaluate(log_facts(content), inline_context(patient=patient, on=content["date"]))
+    log = log_facts(content)
+    return evaluate(log, inline_context(patient=patient, log=log))
 
 
 def advice_json(evaluation: Evaluation) -> dict[str, Any] | None:

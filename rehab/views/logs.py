@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from config.pagination import PageNumberPagination, paginate
 from config.serializers import (
+    FieldsOnceMixin,
     StrictBooleanField,
     StrictFloatField,
     StrictIntegerField,
@@ -68,7 +69,7 @@ class SafetySerializer(StrictSerializer):
     thoracic_or_band_pain = StrictBooleanField(required=False, allow_null=True)
 
 
-class LogInputSerializer(StrictSerializer):
+class LogInputSerializer(FieldsOnceMixin, StrictSerializer):
     id = serializers.UUIDField(required=False)
     date = serializers.DateField()
     pain = _score()
@@ -99,7 +100,7 @@ class SafetyAdviceSerializer(serializers.Serializer):
     note = serializers.CharField(required=False)
 
 
-class LogOutputSerializer(serializers.ModelSerializer):
+class LogOutputSerializer(FieldsOnceMixin, serializers.ModelSerializer):
     safety = SafetySerializer()
     safety_advice = SafetyAdviceSerializer(allow_null=True)
     # Our addition (extra fields are allowed): clinical-rules §4's "if this gets worse, go

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import RequestFactory
@@ -10,9 +11,15 @@ from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from patients.authentication import BearerTokenAuthentication
+from patients.authentication import (
+    BearerTokenAuthentication,
+    CompiledTokenLookup,
+    _token_lookup,
+    tokens_with_roles,
+)
 from patients.models import AuthToken
 from patients.services import auth_tokens_purge_expired
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +80,56 @@ def test_it_leaves_other_devices_expired_tokens_to_the_purge(patient, clinician)
 def test_it_purges_expired_tokens_on_the_beat(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["auth-purge-expired-tokens"]
     assert entry["task"] == "patients.tasks.purge_expired_tokens_task"
+
+
+# --------------------------------------------------------------------------- compiled once
+
+
+def _fields(obj: Any) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def _as_loaded(token: Any) -> dict[str, Any]:
+    """Everything of a looked-up token a request can read without another query."""
+    user = token._state.fields_cache["user"]
+    roles = {name: user._state.fields_cache[name] for name in ("patient", "clinician")}
+    return {
+        "token": _fields(token),
+        "user": _fields(user),
+        "roles": {name: _fields(row) for name, row in roles.items()},
+        "caches": (sorted(token._state.fields_cache), sorted(user._state.fields_cache)),
+        # The role row knows its user without a query, as select_related leaves it.
+        "back": [row._state.fields_cache.get("user") is user for row in roles.values() if row],
+        "state": [(o._state.db, o._state.adding) for o in (token, user)],
+        "classes": [type(o) for o in (token, user, *roles.values())],
+    }
+
+
+def test_it_compiles_the_look_up_once_and_loads_what_the_orm_loads(patient, clinician):
+    staff = UserFactory.create(email="ops@example.com", is_staff=True)
+    keys = []
+    for user in (patient.user, clinician.user, staff):
+        instance, _ = AuthToken.objects.create(user=user, expiry=timedelta(days=1))
+        keys.append(instance.token_key)
+    # Two devices whose keys collide: both rows come back, in the same order.
+    twin, _ = AuthToken.objects.create(user=patient.user, expiry=None)
+    AuthToken.objects.filter(pk=twin.pk).update(token_key=keys[0])
+
+    lookup = _token_lookup()
+    assert isinstance(lookup, CompiledTokenLookup)
+    for key in [*keys, "no-such-key"]:
+        compiled = lookup.run(key)
+        orm = list(tokens_with_roles(key))
+        assert [_as_loaded(t) for t in compiled] == [_as_loaded(t) for t in orm]
+    assert len(lookup.run(keys[0])) == 2
+    assert lookup.run(keys[2])[0].user.is_staff
+
+
+def test_it_counts_the_compiled_look_up_as_the_one_query(patient, django_assert_num_queries):
+    instance, _ = AuthToken.objects.create(user=patient.user, expiry=timedelta(days=1))
+    with django_assert_num_queries(1) as captured:
+        (token,) = _token_lookup().run(instance.token_key)
+        assert token.user.patient.timezone == patient.timezone
+    assert 'FROM "patients_authtoken"' in captured.captured_queries[0]["sql"]

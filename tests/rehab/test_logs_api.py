@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from patients.models import AuditEvent, Patient
@@ -64,6 +65,24 @@ def test_it_stores_a_log_and_answers_201(patient_client, patient):
     log = DailyLog.objects.get(pk=log_id)
     assert log.patient == patient
     assert log.evaluated_at is None
+
+
+def test_it_stores_a_quiet_log_in_five_statements(patient_client):
+    with CaptureQueriesContext(connection) as ctx:
+        response = patient_client.post(LOGS, body(safety={"weakness": "none", "fever": False}))
+    assert response.status_code == 201, response.json()
+    # The token with its user and patient, then the log and its audit row in one
+    # transaction (a savepoint here, inside the test's own): no record read for a check
+    # that cannot need it, no savepoint of the insert's own.
+    assert [q["sql"].split()[0] for q in ctx.captured_queries] == [
+        "SELECT",
+        "SAVEPOINT",
+        "INSERT",
+        "INSERT",
+        "RELEASE",
+    ]
+    assert 'INSERT INTO "rehab_dailylog"' in ctx.captured_queries[2]["sql"]
+    assert 'INSERT INTO "patients_auditevent"' in ctx.captured_queries[3]["sql"]
 
 
 def test_it_generates_an_id_when_the_app_sends_none(patient_client):
@@ -289,6 +308,39 @@ def test_it_allows_exactly_fourteen_days_back_in_local_time(patient_client, pati
     _set_timezone(patient, "Pacific/Kiritimati")  # local today is 2026-11-21
     assert patient_client.post(LOGS, body(date="2026-11-06")).status_code == 400
     assert patient_client.post(LOGS, body(date="2026-11-07")).status_code == 201
+
+
+def test_it_throttles_log_writes_per_patient(patient_client, other_patient_client, settings):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "logs": "3/hour"}
+    for back in range(3):
+        day = (TODAY - timedelta(days=back)).isoformat()
+        assert patient_client.post(LOGS, body(date=day)).status_code == 201
+
+    refused = patient_client.post(LOGS, body(date=(TODAY - timedelta(days=3)).isoformat()))
+
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert DailyLog.objects.count() == 3
+    # Per patient: another one's writes are counted apart, and reads are not limited.
+    assert other_patient_client.post(LOGS, body()).status_code == 201
+    assert patient_client.get(LOGS).status_code == 200
+
+
+def test_it_stores_the_log_when_the_throttle_cache_is_down(patient_client, settings):
+    # Nothing listens there (Django drops its cache connections on the change).
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    from django.core.cache import cache
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    with pytest.raises(RedisConnectionError):
+        cache.get("anything")
+
+    response = patient_client.post(LOGS, body())
+
+    assert response.status_code == 201, response.json()
+    assert DailyLog.objects.filter(pk=response.json()["id"]).exists()
 
 
 # --------------------------------------------------------------------------- races

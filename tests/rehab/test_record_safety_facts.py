@@ -91,6 +91,48 @@ def test_it_reads_many_logs_of_many_patients_in_two_queries(
     assert safety_facts_for_logs(keys=[]) == {}
 
 
+def test_it_reads_only_the_kinds_asked_for(patient, django_assert_num_queries):
+    InterventionFactory.create(patient=patient, date=ON, kind="injection")
+    AssessedMarkFactory.create(patient=patient, until=ON)
+    with django_assert_num_queries(1):
+        procedures = safety_facts_for_log(patient_id=patient.pk, on=ON, read_marks=False)
+    with django_assert_num_queries(1):
+        marks = safety_facts_for_log(patient_id=patient.pk, on=ON, read_interventions=False)
+    assert ([i.kind for i in procedures.interventions], procedures.marks) == (["injection"], ())
+    assert (marks.interventions, [m.symptom for m in marks.marks]) == ((), ["both_legs"])
+
+
+# --------------------------------------------------------------------------- the request
+
+
+@pytest.mark.parametrize(
+    ("safety", "queries", "rules", "reminder"),
+    [
+        # A quiet check reads no record at all: neither fact can change its evaluation.
+        ({}, 0, (), False),
+        ({"weakness": "one_leg_new", "temperature_c": 37.9}, 0, ("RF-NEU-01",), False),
+        ({"fever": True}, 1, ("RF-INF-02",), False),
+        ({"both_legs": "unchanged_assessed"}, 1, ("RF-CES-06",), True),
+        ({"temperature_c": 38.5, "both_legs": "unchanged_assessed"}, 2, None, True),
+    ],
+)
+def test_it_reads_in_the_request_only_the_record_a_log_needs(
+    patient, django_assert_num_queries, safety, queries, rules, reminder
+):
+    from rehab.services.safety import evaluate_inline
+
+    InterventionFactory.create(patient=patient, date=ON - dt.timedelta(days=2), kind="injection")
+    AssessedMarkFactory.create(patient=patient, symptom="both_legs", until=ON)
+    content = {"date": ON, "pain": 5, "safety": safety}
+    with django_assert_num_queries(queries):
+        evaluation = evaluate_inline(patient=patient, content=content)
+    if rules is not None:
+        assert evaluation.rule_ids == rules
+    else:
+        assert {"RF-INF-02", "RF-CES-06"} <= set(evaluation.rule_ids)
+    assert (evaluation.reminder is not None) == reminder
+
+
 # --------------------------------------------------------------------------- as of a log
 
 SUBMITTED = dt.datetime(2026, 6, 15, 9, 0, tzinfo=dt.UTC)

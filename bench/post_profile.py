@@ -1,0 +1,239 @@
+"""In-process cost of one log POST, against a benchmark database (not run by bench/run.py).
+
+    DJANGO_SETTINGS_MODULE=bench.settings THROTTLE_RATES=logs=1000000/hour \
+        python -m bench.post_profile --what time -n 500
+
+Each POST goes through Django's WSGI handler (request signals and middleware included,
+as under gunicorn) for its own (patient, date): a date in the patient's last 13 days with
+no log. What it creates is deleted afterwards (audit rows are append-only and stay).
+
+- `queries`: the SQL statements of one POST, as Django runs them.
+- `time`: microseconds per POST, median and percentiles of `-n` POSTs.
+- `profile`: cProfile over `-n` POSTs, the top functions by own and cumulative time.
+
+`--baseline` sends the same bodies to the plain DRF baseline (bench/baseline.py) instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+SAFE_ANSWERS: dict[str, Any] = {
+    "saddle_numbness": "no",
+    "bladder_change": "no",
+    "bowel_change": "no",
+    "sexual_function_change": "no",
+    "both_legs": "no",
+    "weakness": "none",
+    "numbness_spread": "none",
+    "walking_unsteady_new": False,
+    "fever": False,
+    "feel_very_unwell": False,
+    "injury": "none",
+    "pain_new_or_rapidly_worse": False,
+    "unexplained_weight_loss": False,
+    "thoracic_or_band_pain": False,
+}
+
+
+def _body(day: str, safety: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "date": day,
+            "pain": 5,
+            "leg_pain": 6,
+            "back_pain": 3,
+            "worst_pain": 7,
+            "leg_pain_side": "left",
+            "function": 5,
+            "sleep": "disturbed",
+            "notes": "Walked to the shops; sitting still hurts after 20 minutes.",
+            "safety": safety,
+        }
+    ).encode()
+
+
+def _slots(n: int, *, baseline: bool = False) -> Iterator[tuple[str, str]]:
+    """(token, free date) pairs, spread over many patients."""
+    from knox.models import get_token_model
+    from rest_framework.authtoken.models import Token
+
+    from patients.models import Patient
+    from rehab.models import DailyLog
+
+    patients = list(Patient.objects.select_related("user").order_by("pk")[: max(50, n // 8)])
+    if baseline:
+        tokens = {p.pk: Token.objects.get_or_create(user=p.user)[0].key for p in patients}
+    else:
+        tokens = {
+            p.pk: get_token_model().objects.create(user=p.user, expiry=timedelta(hours=2))[1]
+            for p in patients
+        }
+    taken: dict[Any, set[Any]] = {}
+    for pid, day in DailyLog.objects.filter(patient__in=patients).values_list("patient_id", "date"):
+        taken.setdefault(pid, set()).add(day)
+    free: list[tuple[str, str]] = []
+    for back in range(1, 14):
+        for p in patients:
+            day = p.local_today() - timedelta(days=back)
+            if day not in taken.get(p.pk, set()):
+                free.append((tokens[p.pk], day.isoformat()))
+    if len(free) < n:
+        raise SystemExit(f"only {len(free)} free (patient, date) slots for {n} POSTs")
+    yield from free[:n]
+
+
+def _backend_cpu() -> float:
+    """CPU seconds used so far by this connection's PostgreSQL backend (same host)."""
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _environ(token: str, body: bytes, *, baseline: bool) -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/bench/drf/logs/" if baseline else "/api/v1/logs/",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": f"{'Token' if baseline else 'Bearer'} {token}",
+        "HTTP_USER_AGENT": "post-profile",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+
+class Poster:
+    def __init__(self, safety: dict[str, Any], *, baseline: bool = False) -> None:
+        from django.core.wsgi import get_wsgi_application
+
+        self.app = get_wsgi_application()
+        self.safety = safety
+        self.baseline = baseline
+        self.created: list[str] = []
+
+    def post(self, token: str, day: str) -> bytes:
+        status: list[str] = []
+
+        def start_response(code: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(code)
+
+        body = _body(day, self.safety)
+        chunks = self.app(_environ(token, body, baseline=self.baseline), start_response)
+        out = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()  # request_finished, as a WSGI server would send it
+        if not status[0].startswith("201"):
+            raise RuntimeError(f"POST answered {status[0]}: {out[:300]!r}")
+        self.created.append(json.loads(out)["id"])
+        return out
+
+    def cleanup(self) -> None:
+        from rehab.models import DailyLog
+
+        DailyLog.objects.filter(pk__in=self.created).delete()
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--what", choices=("queries", "time", "profile"), required=True)
+    parser.add_argument("-n", type=int, default=500)
+    parser.add_argument("--safety", default="{}", help="JSON merged into the all-'no' answers")
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--baseline", action="store_true", help="POST to the plain DRF baseline instead"
+    )
+    parser.add_argument("--dump", help="also write the raw cProfile stats to this file")
+    args = parser.parse_args(argv)
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    warm = 20
+    slots = _slots(args.n + warm + 1, baseline=args.baseline)
+    poster = Poster({**SAFE_ANSWERS, **json.loads(args.safety)}, baseline=args.baseline)
+    try:
+        for _ in range(warm):
+            poster.post(*next(slots))
+        if args.what == "queries":
+            with CaptureQueriesContext(connection) as ctx:
+                poster.post(*next(slots))
+            for q in ctx.captured_queries:
+                print(q["sql"][:300])
+            print(f"{len(ctx.captured_queries)} statements")
+        elif args.what == "time":
+            times = []
+            cpu_started, backend_started = time.process_time(), _backend_cpu()
+            for _ in range(args.n):
+                started = time.perf_counter()
+                poster.post(*next(slots))
+                times.append((time.perf_counter() - started) * 1e6)
+            cpu = (time.process_time() - cpu_started) / args.n * 1e6
+            backend = (_backend_cpu() - backend_started) / args.n * 1e6
+            times.sort()
+            print(
+                json.dumps(
+                    {
+                        "n": len(times),
+                        "median_us": round(statistics.median(times)),
+                        "p10_us": round(times[len(times) // 10]),
+                        "p90_us": round(times[len(times) * 9 // 10]),
+                        "min_us": round(times[0]),
+                        # CPU, not wall: this process's, and its database backend's.
+                        "python_cpu_us": round(cpu),
+                        "db_backend_cpu_us": round(backend),
+                    }
+                )
+            )
+        else:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(args.n):
+                poster.post(*next(slots))
+            profiler.disable()
+            if args.dump:
+                profiler.dump_stats(args.dump)
+            for key in ("tottime", "cumulative"):
+                out = io.StringIO()
+                pstats.Stats(profiler, stream=out).sort_stats(key).print_stats(args.top)
+                print(out.getvalue())
+    finally:
+        poster.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""`record_needs`: the clinical-record facts a log's evaluation can read. Pure: no database.
+
+The request path leaves out of the context what `record_needs` says a log does not need,
+so these tests are what makes that safe: the evaluation without those facts must be the
+evaluation with them, for any log and any record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rehab.safety import (
+    RULES,
+    History,
+    InterventionFact,
+    LogFacts,
+    MarkFact,
+    PatientContext,
+    RecordNeeds,
+    SafetyAnswers,
+    evaluate,
+    record_needs,
+)
+from rehab.safety.vocab import (
+    BOOLEAN_FIELDS,
+    CHOICE_FIELDS,
+    HISTORY_FLAGS,
+    INTERVENTION_KINDS,
+    LEG_PAIN_SIDES,
+    MARKABLE_SYMPTOMS,
+    SLEEP_ANSWERS,
+    TEMPERATURE_MAX_C,
+    TEMPERATURE_MIN_C,
+    LegPainSide,
+)
+
+DAY = dt.date(2026, 11, 20)
+
+
+def _near(low: int, high: int) -> st.SearchStrategy[dt.date]:
+    return st.integers(low, high).map(lambda days: DAY + dt.timedelta(days=days))
+
+
+_temperatures = st.floats(TEMPERATURE_MIN_C, TEMPERATURE_MAX_C) | st.sampled_from(
+    [37.9, 37.99, 38.0, 38.01]
+)
+_answers = st.fixed_dictionaries(
+    {},
+    optional={
+        **{name: st.none() | st.sampled_from(values) for name, values in CHOICE_FIELDS.items()},
+        **{name: st.none() | st.booleans() for name in BOOLEAN_FIELDS},
+        "temperature_c": st.none() | _temperatures,
+    },
+).map(SafetyAnswers.from_mapping)
+_scores = st.none() | st.integers(0, 10)
+
+
+def _logs(dates: st.SearchStrategy[dt.date]) -> st.SearchStrategy[LogFacts]:
+    return st.builds(
+        LogFacts,
+        date=dates,
+        pain=st.integers(0, 10),
+        leg_pain=_scores,
+        back_pain=_scores,
+        worst_pain=_scores,
+        leg_pain_side=st.none() | st.sampled_from(LEG_PAIN_SIDES),
+        function=_scores,
+        sleep=st.none() | st.sampled_from(SLEEP_ANSWERS),
+        safety=_answers,
+    )
+
+
+_interventions = st.builds(
+    InterventionFact, date=_near(-60, 5), kind=st.sampled_from(INTERVENTION_KINDS)
+)
+_marks = st.builds(MarkFact, symptom=st.sampled_from(MARKABLE_SYMPTOMS), until=_near(-10, 10))
+_contexts = st.builds(
+    PatientContext,
+    date_of_birth=st.dates(dt.date(1930, 1, 1), dt.date(2005, 12, 31)),
+    history=st.fixed_dictionaries({str(flag): st.booleans() for flag in HISTORY_FLAGS}).map(
+        History.from_mapping
+    ),
+    interventions=st.lists(_interventions, max_size=4).map(tuple),
+    marks=st.lists(_marks, max_size=4).map(tuple),
+    # The background job's extras too: the claim holds with or without history.
+    baseline_back_pain=st.none() | st.floats(0, 10),
+    recent_logs=st.none() | st.lists(_logs(_near(-20, 0)), max_size=8).map(tuple),
+    open_alert_rules=st.frozensets(st.sampled_from([r.id for r in RULES])),
+)
+
+
+def _without_unneeded(log: LogFacts, ctx: PatientContext) -> PatientContext:
+    needs = record_needs(log)
+    return dataclasses.replace(
+        ctx,
+        interventions=ctx.interventions if needs.interventions else (),
+        marks=ctx.marks if needs.marks else (),
+    )
+
+
+@settings(max_examples=1000, derandomize=True, database=None, deadline=None)
+@given(log=_logs(_near(-3, 3)), ctx=_contexts)
+def test_it_evaluates_any_log_the_same_without_the_record_it_does_not_need(
+    log: LogFacts, ctx: PatientContext
+) -> None:
+    assert evaluate(log, _without_unneeded(log, ctx)) == evaluate(log, ctx)
+
+
+# Every record fact that could matter to a log dated DAY: each procedure kind on the
+# edges of RF-INF-02's 42 days (and after the log), each symptom's mark current and expired.
+_EVERY_INTERVENTION = tuple(
+    InterventionFact(DAY - dt.timedelta(days=days), kind)
+    for kind in INTERVENTION_KINDS
+    for days in (-1, 0, 42, 43)
+)
+_EVERY_MARK = tuple(
+    MarkFact(symptom, DAY + dt.timedelta(days=days))
+    for symptom in MARKABLE_SYMPTOMS
+    for days in (-1, 0, 30)
+)
+_RECORDS = [
+    ((), ()),
+    (_EVERY_INTERVENTION, ()),
+    ((), _EVERY_MARK),
+    (_EVERY_INTERVENTION, _EVERY_MARK),
+    (_EVERY_INTERVENTION[4:8], _EVERY_MARK[::3]),
+]
+_SIDES: tuple[LegPainSide | None, ...] = (None, "both")
+# The answers of a quiet check, the vast majority of logs: every answer that is no,
+# none, false, absent, prefer-not-to-say, or a temperature under 38.0.
+_QUIET = [
+    {},
+    {name: None for name in (*CHOICE_FIELDS, *BOOLEAN_FIELDS, "temperature_c")},
+    {**{name: values[0] for name, values in CHOICE_FIELDS.items()}, "fever": False},
+    {"sexual_function_change": "prefer_not_to_say"},
+    {"temperature_c": TEMPERATURE_MIN_C},
+    {"temperature_c": 37.9},
+    {"temperature_c": 37.99, "fever": False},
+]
+
+
+@pytest.mark.parametrize("answers", _QUIET)
+def test_it_needs_no_record_for_a_quiet_check_whatever_the_record(answers: dict[str, Any]) -> None:
+    failures = []
+    for history_flags, dob, leg_pain_side, (interventions, marks) in itertools.product(
+        itertools.product((False, True), repeat=len(HISTORY_FLAGS)),
+        (dt.date(1966, 11, 20), dt.date(1966, 11, 21)),  # 60 on DAY, and 59
+        _SIDES,
+        _RECORDS,
+    ):
+        log = LogFacts(
+            date=DAY,
+            pain=9,
+            back_pain=9,
+            worst_pain=10,
+            leg_pain_side=leg_pain_side,
+            sleep="constant_any_position",
+            safety=SafetyAnswers.from_mapping(answers),
+        )
+        bare = PatientContext(
+            date_of_birth=dob,
+            history=History.from_mapping(dict(zip(HISTORY_FLAGS, history_flags, strict=True))),
+        )
+        full = dataclasses.replace(bare, interventions=interventions, marks=marks)
+        if evaluate(log, full) != evaluate(log, bare):
+            failures.append((history_flags, dob, leg_pain_side, interventions, marks))
+
+    assert record_needs(LogFacts(date=DAY, pain=9, safety=SafetyAnswers.from_mapping(answers))) == (
+        RecordNeeds(interventions=False, marks=False)
+    )
+    assert failures == []
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({"fever": True}, RecordNeeds(interventions=True, marks=False)),
+        ({"temperature_c": 38.0}, RecordNeeds(interventions=True, marks=False)),
+        ({"bladder_change": "unchanged_assessed"}, RecordNeeds(interventions=False, marks=True)),
+        ({"both_legs": "unchanged_assessed"}, RecordNeeds(interventions=False, marks=True)),
+        (
+            {"temperature_c": 39.5, "sexual_function_change": "unchanged_assessed"},
+            RecordNeeds(interventions=True, marks=True),
+        ),
+        (
+            {"weakness": "foot_drop", "injury": "major"},
+            RecordNeeds(interventions=False, marks=False),
+        ),
+    ],
+)
+def test_it_names_the_record_facts_a_log_needs(
+    answers: dict[str, Any], expected: RecordNeeds
+) -> None:
+    assert record_needs(LogFacts(date=DAY, pain=5, safety=SafetyAnswers.from_mapping(answers))) == (
+        expected
+    )
+
+
+def test_it_needs_the_facts_it_names_for_the_outcome() -> None:
+    # What the property above would miss if `record_needs` asked for nothing: the facts it
+    # names do change these evaluations.
+    ctx = PatientContext(
+        date_of_birth=dt.date(1976, 5, 5),
+        interventions=(InterventionFact(DAY - dt.timedelta(days=3), "injection"),),
+        marks=(MarkFact("bladder_change", DAY),),
+    )
+    fever = LogFacts(date=DAY, pain=5, safety=SafetyAnswers(fever=True))
+    assessed = LogFacts(date=DAY, pain=5, safety=SafetyAnswers(bladder_change="unchanged_assessed"))
+
+    assert evaluate(fever, ctx).rule_ids == ("RF-INF-02",)
+    assert evaluate(fever, dataclasses.replace(ctx, interventions=())).rule_ids == ("RF-INF-01",)
+    assert evaluate(assessed, ctx).reminder is not None
+    assert evaluate(assessed, dataclasses.replace(ctx, marks=())).rule_ids == ("RF-CES-02",)

@@ -294,8 +294,14 @@ class AuditEvent(models.Model):
         User, on_delete=models.DO_NOTHING, null=True, related_name="+", db_constraint=False
     )
     actor_email = models.CharField(max_length=254, blank=True)
+    # Indexed by (patient, at) below, which serves look-ups by patient alone too.
     patient = models.ForeignKey(
-        Patient, on_delete=models.DO_NOTHING, null=True, related_name="+", db_constraint=False
+        Patient,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     action = models.CharField(max_length=10, choices=Action.choices)
     object_type = models.CharField(max_length=64)

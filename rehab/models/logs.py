@@ -34,7 +34,11 @@ class DailyLog(models.Model):
 
     # The app may generate the id offline: a retry with the same id stores nothing new.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="daily_logs")
+    # No index of its own: the one-per-day constraint's (patient, date) index serves every
+    # look-up by patient, and a second index cost every insert and evaluation update.
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="daily_logs", db_index=False
+    )
     date = models.DateField(help_text="The patient's local date.")
     pain = models.PositiveSmallIntegerField()
     leg_pain = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -30,22 +30,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-SAFE_ANSWERS: dict[str, Any] = {
-    "saddle_numbness": "no",
-    "bladder_change": "no",
-    "bowel_change": "no",
-    "sexual_function_change": "no",
-    "both_legs": "no",
-    "weakness": "none",
-    "numbness_spread": "none",
-    "walking_unsteady_new": False,
-    "fever": False,
-    "feel_very_unwell": False,
-    "injury": "none",
-    "pain_new_or_rapidly_worse": False,
-    "unexplained_weight_loss": False,
-    "thoracic_or_band_pain": False,
-}
+from bench.run import SAFE_ANSWERS
 
 
 def _body(day: str, safety: dict[str, Any]) -> bytes:

@@ -64,7 +64,7 @@ from rehab.safety import (
 from rehab.safety import review as oracle
 from rehab.safety.vocab import HISTORY_FLAGS, SEVERITIES
 from rehab.selectors import record as record_selectors
-from rehab.services.safety import RECENT_LOGS, log_facts
+from rehab.services.safety import RECENT_LOGS, RULE_INPUTS, log_facts
 
 # Logs (or patients) held in memory between two rounds of batch queries.
 CHUNK_LOGS = 2000
@@ -247,18 +247,7 @@ def _patients() -> dict[UUID, PatientFacts]:
     return out
 
 
-LOG_FIELDS = (
-    "patient_id",
-    "date",
-    "pain",
-    "leg_pain",
-    "back_pain",
-    "worst_pain",
-    "leg_pain_side",
-    "function",
-    "sleep",
-    "safety",
-)
+LOG_FIELDS = ("patient_id", *RULE_INPUTS)
 
 
 def _record_facts(keys: list[tuple[UUID, dt.date]]) -> dict[tuple[UUID, dt.date], RecordFacts]:

@@ -573,13 +573,29 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
             if not others:
                 raise
             # Another log of the batch may be what broke it: this one, counted once, is
-            # tried again on its own; the others are owed, and their messages follow.
+            # tried again on its own, and so is each of the others, by a message of its own.
             logger.exception("safety evaluation batch of log %s failed; retrying it alone", log.pk)
+            _evaluate_alone_later(log_id for log_id, _ in others)
             outcome = _evaluate_and_raise(log, others=[])
+        else:
+            _evaluate_alone_later(outcome.skipped)
     except Exception as exc:
         DailyLog.objects.filter(pk=log.pk).update(evaluation_error=repr(exc)[:2000])
         raise
     return outcome
+
+
+def _evaluate_alone_later(log_ids: Iterable[UUID]) -> int:
+    """Claimed logs a batch did not evaluate (it failed, or someone held their patient):
+    a message each, so each is evaluated alone (a retry) without waiting for the sweeper,
+    which still has them if the broker is down. Returns how many were handed on."""
+    from rehab.tasks import log_evaluate_task
+
+    handed = 0
+    for log_id in log_ids:
+        task_publish(log_evaluate_task, str(log_id))
+        handed += 1
+    return handed
 
 
 # A quiet-logs task hands over to a new message after this long, so that no task runs
@@ -603,7 +619,7 @@ def quiet_logs_evaluate() -> int:
     A round that fails, and a log whose patient someone holds, get messages of their
     own (each then evaluated alone).
     """
-    from rehab.tasks import log_evaluate_task, quiet_logs_evaluate_task
+    from rehab.tasks import quiet_logs_evaluate_task
 
     started = time.monotonic()
     evaluated = 0
@@ -619,14 +635,11 @@ def quiet_logs_evaluate() -> int:
         if flag_held:
             _broker_redis().pexpire(QUIET_FLAG, QUIET_FLAG_TTL_MS)
         try:
-            outcome = _evaluate_and_raise(None, others=claimed)
-            left = set(outcome.skipped)
+            left = _evaluate_alone_later(_evaluate_and_raise(None, others=claimed).skipped)
         except Exception:
             logger.exception("safety evaluation of %s quiet logs failed", len(claimed))
-            left = {log_id for log_id, _ in claimed}
-        for log_id in left:
-            task_publish(log_evaluate_task, str(log_id))
-        evaluated += len(claimed) - len(left)
+            left = _evaluate_alone_later(log_id for log_id, _ in claimed)
+        evaluated += len(claimed) - left
         if flag_held and len(claimed) < EVALUATION_BATCH:
             time.sleep(QUIET_GATHER)
         if time.monotonic() - started > QUIET_TASK_BUDGET:
@@ -688,7 +701,7 @@ def _evaluate_and_raise(
 
     One evaluation per patient at a time (the alert dedup reads then writes): the log's
     own patient is waited for; another's that someone holds (another batch, the review
-    sweep) is skipped, and that log is left owed to its own message. Patient rows are
+    sweep) is skipped (`skipped`; the caller gives it a message of its own). Patient rows are
     always locked before log or alert rows, as everywhere else.
     """
     with transaction.atomic():

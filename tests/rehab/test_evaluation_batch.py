@@ -241,3 +241,23 @@ def test_a_batch_skips_a_patient_someone_else_holds_and_their_message_evaluates_
         release.set()
         holder.join(10)
     assert safety.log_evaluate(log_id=held.pk).status == "evaluated"
+
+
+@pytest.mark.django_db
+def test_the_logs_a_broken_batch_did_not_evaluate_get_messages_of_their_own(monkeypatch):
+    from rehab import tasks
+
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    logs = [DailyLogFactory.create(date=TODAY, safety_advice=None) for _ in range(3)]
+    original = safety.full_contexts
+
+    def breaks_in_a_batch(batch: Any) -> Any:
+        if len(batch) > 1:
+            raise RuntimeError("one log of the batch breaks the rules engine")
+        return original(batch)
+
+    monkeypatch.setattr(safety, "full_contexts", breaks_in_a_batch)
+    assert safety.log_evaluate(log_id=logs[0].pk).status == "evaluated"
+    # No waiting for the sweeper: quiet logs have no message of their own otherwise.
+    assert sorted(sent) == sorted(str(log.pk) for log in logs[1:])

@@ -25,30 +25,15 @@ import pstats
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from bench.run import SAFE_ANSWERS
+from bench.run import SAFE_ANSWERS, _log_body
 
 
 def _body(day: str, safety: dict[str, Any]) -> bytes:
-    return json.dumps(
-        {
-            "id": str(uuid.uuid4()),
-            "date": day,
-            "pain": 5,
-            "leg_pain": 6,
-            "back_pain": 3,
-            "worst_pain": 7,
-            "leg_pain_side": "left",
-            "function": 5,
-            "sleep": "disturbed",
-            "notes": "Walked to the shops; sitting still hurts after 20 minutes.",
-            "safety": safety,
-        }
-    ).encode()
+    return json.dumps(_log_body(day, safety)).encode()
 
 
 def _slots(n: int, *, baseline: bool = False) -> Iterator[tuple[str, str]]:

@@ -10,6 +10,9 @@ no log. What it creates is deleted afterwards (audit rows are append-only and st
 - `queries`: the SQL statements of one POST, as Django runs them.
 - `time`: microseconds per POST, median and percentiles of `-n` POSTs.
 - `profile`: cProfile over `-n` POSTs, the top functions by own and cumulative time.
+- `worker`: POSTs `-n` quiet logs, then evaluates them in-process as the quiet-logs task
+  does (`quiet_logs_evaluate`): microseconds of Python and of database CPU per log, and
+  with `--dump`, its cProfile. No Celery worker may be running on the bench broker.
 
 `--baseline` sends the same bodies to the plain DRF baseline (bench/baseline.py) instead.
 """
@@ -134,10 +137,43 @@ class Poster:
         DailyLog.objects.filter(pk__in=self.created).delete()
 
 
+def _worker(
+    poster: Poster, slots: Iterator[tuple[str, str]], n: int, *, dump: str | None
+) -> dict[str, Any]:
+    """Evaluate `n` freshly posted quiet logs in-process, as the quiet-logs task does."""
+    from rehab.models import DailyLog
+    from rehab.services.safety import quiet_logs_evaluate
+
+    owed = DailyLog.objects.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True)
+    quiet_logs_evaluate()  # what earlier runs left, and a warm-up
+    for _ in range(n):
+        poster.post(*next(slots))
+    profiler = cProfile.Profile() if dump else None
+    cpu_started, backend_started = time.process_time(), _backend_cpu()
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    evaluated = quiet_logs_evaluate()
+    if profiler and dump:
+        profiler.disable()
+        profiler.dump_stats(dump)
+    wall = time.perf_counter() - started
+    cpu = (time.process_time() - cpu_started) / max(evaluated, 1) * 1e6
+    backend = (_backend_cpu() - backend_started) / max(evaluated, 1) * 1e6
+    return {
+        "posted": n,
+        "evaluated": evaluated,
+        "still_owed": owed.count(),
+        "wall_s": round(wall, 2),
+        "python_cpu_us_per_log": round(cpu),
+        "db_backend_cpu_us_per_log": round(backend),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--what", choices=("queries", "time", "profile"), required=True)
+    parser.add_argument("--what", choices=("queries", "time", "profile", "worker"), required=True)
     parser.add_argument("-n", type=int, default=500)
     parser.add_argument("--safety", default="{}", help="JSON merged into the all-'no' answers")
     parser.add_argument("--top", type=int, default=40)
@@ -188,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
             )
+        elif args.what == "worker":
+            print(json.dumps(_worker(poster, slots, args.n, dump=args.dump)))
         else:
             profiler = cProfile.Profile()
             profiler.enable()

@@ -102,6 +102,7 @@ class Config:
     red_flags: int
     gets: int
     clients: int
+    web_workers: int
     rounds: int
     phase_seconds: float
     db_name: str
@@ -120,6 +121,11 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     parser = argparse.ArgumentParser(description="Run the benchmarks (BENCHMARKS.md).")
     parser.add_argument("--scale", default=os.environ.get("BENCH_SCALE", "full"), choices=SCALES)
     parser.add_argument("--clients", type=int, default=_env_int("BENCH_CLIENTS", 8))
+    # gunicorn's sync workers: as the Dockerfile advises for production (WEB_CONCURRENCY,
+    # 2-4 per core), so a worker waiting on PostgreSQL or Redis leaves the core to another.
+    parser.add_argument(
+        "--web-workers", type=int, default=_env_int("BENCH_WEB_WORKERS", 2 * (os.cpu_count() or 1))
+    )
     parser.add_argument("--rounds", type=int, default=_env_int("BENCH_ROUNDS", 2))
     parser.add_argument("--phase-seconds", type=float, default=60.0)
     parser.add_argument("--db", default=os.environ.get("BENCH_DB", "rehab_bench"))
@@ -138,6 +144,7 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     return Config(
         scale=args.scale,
         clients=args.clients,
+        web_workers=args.web_workers,
         rounds=args.rounds,
         phase_seconds=args.phase_seconds,
         db_name=args.db,
@@ -668,7 +675,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         procs.start(
             "gunicorn",
-            [str(BIN / "gunicorn"), "config.wsgi", "--workers", "2", "--worker-class", "sync",
+            [str(BIN / "gunicorn"), "config.wsgi", "--workers", str(cfg.web_workers),
+             "--worker-class", "sync",
              "--bind", f"{HOST}:{cfg.port}", "--log-level", "warning"],
             env,
         )  # fmt: skip

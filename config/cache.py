@@ -30,6 +30,12 @@ class _RedisCacheClient(django_redis.RedisCacheClient):
 
 
 class RedisCache(django_redis.RedisCache):
+    _cache: Any  # Django's, untyped in django-stubs
+
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = _RedisCacheClient
+
+    def redis_client(self) -> Any:
+        """The `redis.Redis` client of the primary (for commands the cache API lacks)."""
+        return self._cache.get_client(write=True)

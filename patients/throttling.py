@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.request import Request
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from patients.models import SignInFailure
@@ -20,8 +23,83 @@ from patients.rates import parse_rate
 logger = logging.getLogger(__name__)
 
 
-class ScopedThrottle(ScopedRateThrottle):
-    """DRF's scoped throttle on the Redis cache, with multipliers, failing open.
+@dataclass(frozen=True)
+class WindowHit:
+    admitted: bool
+    earlier: int  # requests counted in the window before this one
+    oldest: float | None  # the oldest of them, as a timestamp
+
+
+def window_hit(client: Any, key: str, *, now: float, duration: float, limit: int) -> WindowHit:
+    """Count a request in a sliding window of `duration` seconds, unless `limit` are in
+    it already, in one atomic round trip to Redis (a sorted set of timestamps).
+
+    DRF's own throttle reads its history, then writes it back: two round trips, and two
+    requests at once both read the same history and one of them is not counted (a phone
+    replaying its offline queue sends several at once). Here MULTI/EXEC makes the
+    check-and-count atomic; a refused request is taken out again (a second round trip,
+    only when refusing), so, as in DRF, refusals do not count.
+    """
+    member = f"{now!r}:{uuid.uuid4().hex}"
+    pipe = client.pipeline(transaction=True)
+    pipe.zremrangebyscore(key, "-inf", now - duration)  # DRF drops those <= now - duration
+    pipe.zadd(key, {member: now})
+    pipe.zcard(key)
+    pipe.zrange(key, 0, 0, withscores=True)
+    pipe.expire(key, max(1, int(duration) + 1))
+    _, _, count, oldest, _ = pipe.execute()
+    earlier = int(count) - 1
+    first = float(oldest[0][1]) if oldest and earlier else None
+    if earlier >= limit:
+        client.zrem(key, member)
+        return WindowHit(admitted=False, earlier=earlier, oldest=first)
+    return WindowHit(admitted=True, earlier=earlier, oldest=first)
+
+
+class AtomicWindowThrottle(SimpleRateThrottle):
+    """DRF's SimpleRateThrottle (rates, keys, `wait`) counting with `window_hit` when the
+    cache is our Redis cache; DRF's own read-then-write on any other cache."""
+
+    _hit: WindowHit | None = None
+    # SimpleRateThrottle's, untyped in the stubs.
+    num_requests: int | None
+    duration: int | None
+    now: float
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        redis_client = getattr(self.cache, "redis_client", None)
+        if redis_client is None or self.rate is None:
+            return super().allow_request(request, view)
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        assert self.num_requests is not None
+        assert self.duration is not None
+        self.now = self.timer()
+        self._hit = window_hit(
+            redis_client(),
+            self.cache.make_and_validate_key(f"{self.key}:window"),
+            now=self.now,
+            duration=self.duration,
+            limit=self.num_requests,
+        )
+        return self._hit.admitted
+
+    def wait(self) -> float | None:
+        hit = self._hit
+        if hit is None:
+            return super().wait()
+        # DRF's formula over the same window: its history is our `earlier` requests.
+        assert self.num_requests is not None
+        assert self.duration is not None
+        remaining = self.duration - (self.now - hit.oldest) if hit.oldest else self.duration
+        available = self.num_requests - hit.earlier + 1
+        return remaining / available if available > 0 else None
+
+
+class ScopedThrottle(ScopedRateThrottle, AtomicWindowThrottle):
+    """DRF's scoped throttle on the Redis cache (counted atomically, `window_hit`), with
+    multipliers, failing open.
 
     When Redis is down the cache raises; a rate limit is not worth refusing a patient's
     log (and its safety advice) over, so the request goes through and we log it.

@@ -26,6 +26,8 @@ def _broker_not_paused() -> None:
     from rehab.services import safety
 
     safety._publish_paused_until = 0.0
+    # Nor does a quiet-logs flag one test saw held excuse the next test's logs.
+    safety._quiet_flag_trusted_until = 0.0
 
 
 @pytest.fixture

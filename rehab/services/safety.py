@@ -473,26 +473,42 @@ def _broker_redis() -> redis.Redis:
     return client
 
 
+# A process that found the flag held trusts it for this long without asking again (under
+# a burst, most quiet logs then cost no round trip at all). Safe because the task, after
+# dropping the flag, waits QUIET_LAST_LOOK_AFTER (longer) before its last look: a log
+# committed while this process still trusted a flag that was held when it asked is
+# committed before that look. `quiet_logs_request` times the trust from before it asks.
+QUIET_FLAG_TRUST = 0.1
+QUIET_LAST_LOOK_AFTER = 0.2
+_quiet_flag_trusted_until = 0.0
+
+
 def quiet_logs_request() -> bool:
     """After a quiet log's commit: make sure a task is evaluating the quiet logs.
 
-    One flag test per log, and a message only when no task is on it: under a burst the
-    logs wait for the running task's next round, not for a message each. Whatever fails
-    here, the log is owed in its column and the sweeper has it.
+    One flag test per log (none while a flag seen held is trusted), and a message only
+    when no task is on it: under a burst the logs wait for the running task's next round,
+    not for a message each. Whatever fails here, the log is owed in its column and the
+    sweeper has it.
     """
-    global _publish_paused_until
+    global _publish_paused_until, _quiet_flag_trusted_until
     from rehab.tasks import quiet_logs_evaluate_task
 
-    if time.monotonic() < _publish_paused_until:
+    asked = time.monotonic()
+    if asked < _publish_paused_until:
         return False
+    if asked < _quiet_flag_trusted_until:
+        return True  # held a moment ago: the task's last look is still to come
     try:
         if not _broker_redis().set(QUIET_FLAG, "1", nx=True, px=QUIET_FLAG_TTL_MS):
+            _quiet_flag_trusted_until = asked + QUIET_FLAG_TRUST
             return True  # the running task's next round takes this log
     except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
         _publish_paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
         logger.warning("could not reach the broker for the quiet logs; the sweeper will")
         return False
     if task_publish(quiet_logs_evaluate_task):
+        _quiet_flag_trusted_until = asked + QUIET_FLAG_TRUST
         return True
     try:
         _broker_redis().delete(QUIET_FLAG)
@@ -614,8 +630,9 @@ def quiet_logs_evaluate() -> int:
 
     Each round takes what arrived during the last one (and QUIET_GATHER after a round
     that was not full), so batches size themselves to the load. The flag is held while
-    rounds find work and dropped before the last look: a log committed after that look
-    found the flag gone and sent a message of its own.
+    rounds find work and dropped QUIET_LAST_LOOK_AFTER before the last look: a log
+    committed after that look found the flag gone (no process still trusts it) and sent
+    a message of its own.
     A round that fails, and a log whose patient someone holds, get messages of their
     own (each then evaluated alone).
     """
@@ -631,6 +648,7 @@ def quiet_logs_evaluate() -> int:
                 return evaluated
             _broker_redis().delete(QUIET_FLAG)
             flag_held = False
+            time.sleep(QUIET_LAST_LOOK_AFTER)
             continue
         if flag_held:
             _broker_redis().pexpire(QUIET_FLAG, QUIET_FLAG_TTL_MS)

@@ -416,8 +416,8 @@ def test_the_quiet_logs_task_waits_for_more_to_gather_after_a_round_that_was_not
         return original(log, others=others)
 
     def gather(seconds: float) -> None:
-        assert seconds == safety.QUIET_GATHER
-        if len(rounds) == 1:  # logs that come in while the task waits
+        assert seconds in (safety.QUIET_GATHER, safety.QUIET_LAST_LOOK_AFTER)
+        if len(rounds) == 1 and seconds == safety.QUIET_GATHER:  # logs come in meanwhile
             for days_ago in (1, 2, 3):
                 post_log(patient_client, day=TODAY - timedelta(days=days_ago))
 
@@ -425,6 +425,61 @@ def test_the_quiet_logs_task_waits_for_more_to_gather_after_a_round_that_was_not
     monkeypatch.setattr(time_module, "sleep", gather)
     assert safety.quiet_logs_evaluate() == 4
     assert rounds == [1, 3]
+    assert not DailyLog.objects.filter(evaluated_at__isnull=True).exists()
+
+
+def test_a_process_trusts_a_held_flag_for_a_moment_without_asking_again(
+    patient_client, quiet_messages, django_capture_on_commit_callbacks, monkeypatch
+):
+    broker = safety._broker_redis()
+    asks: list[tuple[Any, ...]] = []
+    real_set = broker.set
+
+    def counted_set(*args: Any, **kwargs: Any) -> Any:
+        asks.append(args)
+        return real_set(*args, **kwargs)
+
+    monkeypatch.setattr(broker, "set", counted_set)
+    broker.set(safety.QUIET_FLAG, "1", px=safety.QUIET_FLAG_TTL_MS)  # a task is on them
+    asks.clear()
+    clock = [1000.0]
+    monkeypatch.setattr(safety.time, "monotonic", lambda: clock[0])
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client, day=TODAY - timedelta(days=1))
+    assert len(asks) == 1  # the second log trusted what the first one found
+    clock[0] += safety.QUIET_FLAG_TRUST
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client, day=TODAY - timedelta(days=2))
+    assert len(asks) == 2  # trust runs out: it asks again
+    assert quiet_messages == []  # held all along: no message
+
+
+def test_the_quiet_logs_task_takes_its_last_look_after_every_trust_has_run_out(
+    patient_client, quiet_messages, django_capture_on_commit_callbacks, monkeypatch
+):
+    import time as time_module
+
+    assert safety.QUIET_LAST_LOOK_AFTER > safety.QUIET_FLAG_TRUST
+    with django_capture_on_commit_callbacks(execute=True):
+        post_log(patient_client)  # sets the flag, trusted by this process from now
+    assert quiet_messages == [()]
+    slept: list[tuple[float, bool]] = []
+
+    def sleep(seconds: float) -> None:
+        held = bool(safety._broker_redis().exists(safety.QUIET_FLAG))
+        slept.append((seconds, held))
+        if seconds == safety.QUIET_LAST_LOOK_AFTER:
+            # The flag is gone, but a log committed now by a process still trusting it
+            # sends nothing: the last look, still to come, must take it.
+            with django_capture_on_commit_callbacks(execute=True):
+                post_log(patient_client, day=TODAY - timedelta(days=1))
+
+    monkeypatch.setattr(time_module, "sleep", sleep)
+    assert safety.quiet_logs_evaluate() == 2
+    assert slept[-1] == (safety.QUIET_LAST_LOOK_AFTER, False)
+    assert quiet_messages == [()]
     assert not DailyLog.objects.filter(evaluated_at__isnull=True).exists()
 
 
@@ -454,7 +509,9 @@ def test_a_lost_quiet_logs_message_holds_nothing_up_past_the_flag(
         post_log(patient_client)  # its message is lost: the flag stays held
     # The flag expires, so a later quiet log sends a message of its own.
     assert 0 < safety._broker_redis().pttl(safety.QUIET_FLAG) <= safety.QUIET_FLAG_TTL_MS
-    safety._broker_redis().delete(safety.QUIET_FLAG)  # as if QUIET_FLAG_TTL_MS had passed
+    # As if QUIET_FLAG_TTL_MS had passed (and this process's far shorter trust with it).
+    safety._broker_redis().delete(safety.QUIET_FLAG)
+    safety._quiet_flag_trusted_until = 0.0
     with django_capture_on_commit_callbacks(execute=True):
         post_log(patient_client, day=TODAY - timedelta(days=1))
     assert quiet_messages == [(), ()]

@@ -7,12 +7,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
+from redis.commands.core import Script
 from rest_framework.request import Request
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
@@ -30,30 +31,43 @@ class WindowHit:
     oldest: float | None  # the oldest of them, as a timestamp
 
 
+# KEYS[1]: the window (a sorted set of request timestamps); ARGV: now, duration, limit,
+# a unique member, the key's expiry in seconds. Returns {admitted, earlier, oldest}.
+_WINDOW_HIT = Script(
+    cast(Any, None),  # no client of its own: each call names the cache's client
+    b"""
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+    local earlier = redis.call('ZCARD', KEYS[1])
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or false
+    if earlier >= tonumber(ARGV[3]) then
+        return {0, earlier, oldest}
+    end
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+    redis.call('EXPIRE', KEYS[1], ARGV[5])
+    return {1, earlier, oldest}
+    """,
+)
+
+
 def window_hit(client: Any, key: str, *, now: float, duration: float, limit: int) -> WindowHit:
     """Count a request in a sliding window of `duration` seconds, unless `limit` are in
-    it already, in one atomic round trip to Redis (a sorted set of timestamps).
+    it already, atomically and in one round trip to Redis (a Lua script).
 
-    DRF's own throttle reads its history, then writes it back: two round trips, and two
-    requests at once both read the same history and one of them is not counted (a phone
-    replaying its offline queue sends several at once). Here MULTI/EXEC makes the
-    check-and-count atomic; a refused request is taken out again (a second round trip,
-    only when refusing), so, as in DRF, refusals do not count.
+    DRF's own throttle reads its history, then writes it back: two round trips on every
+    request, and two requests at once both read the same history so one of them is never
+    counted (a phone replaying its offline queue sends several at once). As in DRF,
+    a refused request is not counted, and a request exactly `duration` old has left.
     """
-    member = f"{now!r}:{uuid.uuid4().hex}"
-    pipe = client.pipeline(transaction=True)
-    pipe.zremrangebyscore(key, "-inf", now - duration)  # DRF drops those <= now - duration
-    pipe.zadd(key, {member: now})
-    pipe.zcard(key)
-    pipe.zrange(key, 0, 0, withscores=True)
-    pipe.expire(key, max(1, int(duration) + 1))
-    _, _, count, oldest, _ = pipe.execute()
-    earlier = int(count) - 1
-    first = float(oldest[0][1]) if oldest and earlier else None
-    if earlier >= limit:
-        client.zrem(key, member)
-        return WindowHit(admitted=False, earlier=earlier, oldest=first)
-    return WindowHit(admitted=True, earlier=earlier, oldest=first)
+    admitted, earlier, oldest = _WINDOW_HIT(
+        keys=[key],
+        args=[repr(now), repr(float(duration)), limit, uuid.uuid4().hex, int(duration) + 1],
+        client=client,
+    )
+    return WindowHit(
+        admitted=bool(admitted),
+        earlier=int(earlier),
+        oldest=float(oldest) if oldest is not None else None,
+    )
 
 
 class AtomicWindowThrottle(SimpleRateThrottle):

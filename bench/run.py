@@ -121,10 +121,10 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     parser = argparse.ArgumentParser(description="Run the benchmarks (BENCHMARKS.md).")
     parser.add_argument("--scale", default=os.environ.get("BENCH_SCALE", "full"), choices=SCALES)
     parser.add_argument("--clients", type=int, default=_env_int("BENCH_CLIENTS", 8))
-    # gunicorn's sync workers: as the Dockerfile advises for production (WEB_CONCURRENCY,
-    # 2-4 per core), so a worker waiting on PostgreSQL or Redis leaves the core to another.
+    # gunicorn's sync workers: one per core, the fastest measured here for every kind of
+    # POST (2 per core: the product -10%, the plain baseline -25%; BENCHMARKS.md item 15).
     parser.add_argument(
-        "--web-workers", type=int, default=_env_int("BENCH_WEB_WORKERS", 2 * (os.cpu_count() or 1))
+        "--web-workers", type=int, default=_env_int("BENCH_WEB_WORKERS", os.cpu_count() or 1)
     )
     parser.add_argument("--rounds", type=int, default=_env_int("BENCH_ROUNDS", 2))
     parser.add_argument("--phase-seconds", type=float, default=60.0)

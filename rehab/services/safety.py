@@ -711,6 +711,23 @@ def _claim_owed(
         return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
+def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
+    """Mark each log evaluated if it is still the version read; how many were.
+
+    One statement over (id, version) pairs: as a filter of OR-ed Q objects the ORM
+    spent more on compiling it than the evaluation of the batch's rules took."""
+    table = connection.ops.quote_name(DailyLog._meta.db_table)
+    pk, version = _column("id"), _column("version")
+    sql = f"""
+        UPDATE {table} SET {_column("evaluated_at")} = %s,
+            {_column("evaluated_version")} = {version}, {_column("evaluation_error")} = ''
+        WHERE ({pk}, {version}) IN (SELECT * FROM unnest(%s::uuid[], %s::integer[]))
+    """  # noqa: S608 - identifiers from the model, values as parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, [row.pk for row in batch], [row.version for row in batch]])
+        return cursor.rowcount
+
+
 def _evaluate_and_raise(
     log: DailyLog | None, *, others: Sequence[tuple[UUID, UUID]]
 ) -> EvaluationOutcome:
@@ -780,12 +797,7 @@ def _evaluate_and_raise(
         # Only the version we read counts as evaluated: an edit that landed meanwhile
         # leaves the log owed, and its own message evaluates the new answers.
         now = timezone.now()
-        read = Q()
-        for row in batch:
-            read |= Q(pk=row.pk, version=row.version)
-        updated = DailyLog.objects.filter(read).update(
-            evaluated_at=now, evaluated_version=F("version"), evaluation_error=""
-        )
+        updated = _mark_evaluated(batch, now=now)
         if own is None:
             alerts = tuple(alert for row in batch for alert in raised[row.pk])
             return EvaluationOutcome(

@@ -56,6 +56,31 @@ def _request_facts(request: HttpRequest | None) -> dict[str, Any]:
     }
 
 
+def audit_event(
+    *,
+    actor: User | None,
+    action: str,
+    object_type: str,
+    object_id: object = "",
+    patient: Patient | None = None,
+    patient_id: UUID | str | None = None,
+    changes: Mapping[str, Any] | None = None,
+    request: HttpRequest | None = None,
+) -> AuditEvent:
+    """The audit event `audit_record` appends, not yet saved (for a caller that writes it
+    in the same statement as what it records, `config.db.insert_together`)."""
+    return AuditEvent(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_email=getattr(actor, "email", "") or "",
+        patient_id=patient.pk if patient is not None else patient_id,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id or ""),
+        changes=dict(changes or {}),
+        **_request_facts(request),
+    )
+
+
 def audit_record(
     *,
     actor: User | None,
@@ -68,16 +93,18 @@ def audit_record(
     request: HttpRequest | None = None,
 ) -> AuditEvent:
     """Append one audit event. Every patient-data endpoint calls this (or `audit_reads`)."""
-    return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_email=getattr(actor, "email", "") or "",
-        patient_id=patient.pk if patient is not None else patient_id,
+    event = audit_event(
+        actor=actor,
         action=action,
         object_type=object_type,
-        object_id=str(object_id or ""),
-        changes=dict(changes or {}),
-        **_request_facts(request),
+        object_id=object_id,
+        patient=patient,
+        patient_id=patient_id,
+        changes=changes,
+        request=request,
     )
+    event.save(force_insert=True)
+    return event
 
 
 def audit_reads(

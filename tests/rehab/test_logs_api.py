@@ -67,22 +67,47 @@ def test_it_stores_a_log_and_answers_201(patient_client, patient):
     assert log.evaluated_at is None
 
 
-def test_it_stores_a_quiet_log_in_five_statements(patient_client):
+def test_it_stores_a_quiet_log_and_its_audit_event_in_one_statement(patient_client):
     with CaptureQueriesContext(connection) as ctx:
         response = patient_client.post(LOGS, body(safety={"weakness": "none", "fever": False}))
     assert response.status_code == 201, response.json()
     # The token with its user and patient, then the log and its audit row in one
-    # transaction (a savepoint here, inside the test's own): no record read for a check
-    # that cannot need it, no savepoint of the insert's own.
+    # statement (in a savepoint here, inside the test's own transaction): no record read
+    # for a check that cannot need it.
     assert [q["sql"].split()[0] for q in ctx.captured_queries] == [
         "SELECT",
         "SAVEPOINT",
-        "INSERT",
-        "INSERT",
+        "WITH",
         "RELEASE",
     ]
-    assert 'INSERT INTO "rehab_dailylog"' in ctx.captured_queries[2]["sql"]
-    assert 'INSERT INTO "patients_auditevent"' in ctx.captured_queries[3]["sql"]
+    write = ctx.captured_queries[2]["sql"]
+    assert 'INSERT INTO "rehab_dailylog"' in write
+    assert 'INSERT INTO "patients_auditevent"' in write
+    log = DailyLog.objects.get(pk=response.json()["id"])
+    event = AuditEvent.objects.get(object_type="daily_log", object_id=str(log.pk))
+    assert (event.action, event.patient_id, event.method) == ("create", log.patient_id, "POST")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_log_costs_no_begin_or_commit(patient):
+    from patients.models import AuthToken
+
+    assert patient.user is not None
+    _, token = AuthToken.objects.create(user=patient.user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    seen: list[tuple[str, bool]] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append((sql.split()[0], connection.get_autocommit()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = client.post(LOGS, body(safety={"weakness": "none", "fever": False}))
+    assert response.status_code == 201, response.json()
+    # In autocommit each statement is its own transaction: psycopg sends no BEGIN.
+    assert seen == [("SELECT", True), ("WITH", True)]
+    assert AuditEvent.objects.filter(object_id=response.json()["id"]).count() == 1
 
 
 def test_it_generates_an_id_when_the_app_sends_none(patient_client):
@@ -349,31 +374,39 @@ def test_it_stores_the_log_when_the_throttle_cache_is_down(patient_client, setti
 def _race(
     patient: Patient, monkeypatch: pytest.MonkeyPatch, first: Any, second: Any
 ) -> dict[str, tuple[int, dict[str, Any]]]:
-    """POST `first` in thread A and hold its transaction open just after the INSERT (at
-    the audit write), POST `second` in thread B, prove B is waiting on A's uncommitted
-    row, then let A commit. Returns each thread's (status, body)."""
+    """POST `first` in thread A, inside a transaction held open just after its INSERT,
+    POST `second` in thread B, prove B is waiting on A's uncommitted row, then let A
+    commit. Returns each thread's (status, body)."""
+    from django.db import transaction
+
     from patients.models import AuthToken
-    from rehab.services import logs as log_services
+    from rehab.services import safety as safety_services
 
     assert patient.user is not None
     _, token = AuthToken.objects.create(user=patient.user)
     inserted, release = threading.Event(), threading.Event()
-    real_audit_record = log_services.audit_record
+    real_enqueue = safety_services.log_evaluation_enqueue
 
-    def audit_record_holding_a(**kwargs: Any) -> Any:
+    def enqueue_holding_a(**kwargs: Any) -> Any:
         if threading.current_thread().name == "A":
             inserted.set()
             assert release.wait(timeout=10), "the test never released thread A"
-        return real_audit_record(**kwargs)
+        return real_enqueue(**kwargs)
 
-    monkeypatch.setattr(log_services, "audit_record", audit_record_holding_a)
+    monkeypatch.setattr(safety_services, "log_evaluation_enqueue", enqueue_holding_a)
     results: dict[str, tuple[int, dict[str, Any]]] = {}
 
     def post(name: str, payload: dict[str, Any]) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         try:
-            response = client.post(LOGS, payload, format="json")
+            if name == "A":
+                # The request's one statement commits at once on its own; A's is held
+                # open in a transaction around it, as by a slow commit.
+                with transaction.atomic():
+                    response = client.post(LOGS, payload, format="json")
+            else:
+                response = client.post(LOGS, payload, format="json")
             results[name] = (response.status_code, response.json())
         finally:
             connection.close()
@@ -382,7 +415,7 @@ def _race(
     b = threading.Thread(target=post, args=("B", second), name="B")
     try:
         a.start()
-        assert inserted.wait(timeout=10), "thread A never reached its audit write"
+        assert inserted.wait(timeout=10), "thread A never got past its INSERT"
         b.start()
         b.join(timeout=0.5)
         assert b.is_alive(), "B finished while A's transaction was still open"

@@ -1,0 +1,49 @@
+"""Writing several new rows in one statement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Model
+from django.db.models.sql import InsertQuery
+
+
+def _insert_sql(obj: Model, using: str) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT the ORM's `save()` would run for a new `obj` (its values prepared by
+    the fields, `auto_now` and defaults applied), without RETURNING."""
+    meta = obj._meta
+    fields = list(meta.local_concrete_fields)
+    if getattr(obj, meta.pk.attname) is None:
+        fields = [field for field in fields if field is not meta.auto_field]
+    query = InsertQuery(type(obj))
+    query.insert_values(fields, [obj])
+    ((sql, params),) = query.get_compiler(using=using).as_sql()
+    return sql, tuple(params)
+
+
+def insert_together(*objs: Model, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Insert new model instances in one statement (data-modifying CTEs): all of them or,
+    on any error (a unique constraint, a check), none, as one transaction would, but in
+    one round trip and, outside a transaction, without BEGIN and COMMIT.
+
+    Inside a transaction it runs in a savepoint, so that a failure (an IntegrityError the
+    caller handles) leaves the caller's transaction usable. Auto-increment keys are not
+    read back (such instances keep `pk` None); no signals are sent (none are used here).
+    """
+    assert objs
+    parts = [_insert_sql(obj, using) for obj in objs]
+    *ctes, (last, _) = parts
+    with_ = ", ".join(f"new_{i} AS ({cte})" for i, (cte, _) in enumerate(ctes))
+    sql = f"WITH {with_} {last}" if ctes else last
+    params = [param for _, part_params in parts for param in part_params]
+    connection = connections[using]
+    if connection.in_atomic_block:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using

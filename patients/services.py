@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 from uuid import UUID
 
 from django.conf import settings
@@ -56,53 +56,38 @@ def _request_facts(request: HttpRequest | None) -> dict[str, Any]:
     }
 
 
-def audit_event(
-    *,
-    actor: User | None,
-    action: str,
-    object_type: str,
-    object_id: object = "",
-    patient: Patient | None = None,
-    patient_id: UUID | str | None = None,
-    changes: Mapping[str, Any] | None = None,
-    request: HttpRequest | None = None,
-) -> AuditEvent:
+class AuditFields(TypedDict, total=False):
+    """What an audit event records: who did what to which object of which patient."""
+
+    actor: Required[User | None]
+    action: Required[str]
+    object_type: Required[str]
+    object_id: object
+    patient: Patient | None
+    patient_id: UUID | str | None
+    changes: Mapping[str, Any] | None
+    request: HttpRequest | None
+
+
+def audit_event(**fields: Unpack[AuditFields]) -> AuditEvent:
     """The audit event `audit_record` appends, not yet saved (for a caller that writes it
     in the same statement as what it records, `config.db.insert_together`)."""
+    actor, patient = fields["actor"], fields.get("patient")
     return AuditEvent(
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_email=getattr(actor, "email", "") or "",
-        patient_id=patient.pk if patient is not None else patient_id,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id or ""),
-        changes=dict(changes or {}),
-        **_request_facts(request),
+        patient_id=patient.pk if patient is not None else fields.get("patient_id"),
+        action=fields["action"],
+        object_type=fields["object_type"],
+        object_id=str(fields.get("object_id") or ""),
+        changes=dict(fields.get("changes") or {}),
+        **_request_facts(fields.get("request")),
     )
 
 
-def audit_record(
-    *,
-    actor: User | None,
-    action: str,
-    object_type: str,
-    object_id: object = "",
-    patient: Patient | None = None,
-    patient_id: UUID | str | None = None,
-    changes: Mapping[str, Any] | None = None,
-    request: HttpRequest | None = None,
-) -> AuditEvent:
+def audit_record(**fields: Unpack[AuditFields]) -> AuditEvent:
     """Append one audit event. Every patient-data endpoint calls this (or `audit_reads`)."""
-    event = audit_event(
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        patient=patient,
-        patient_id=patient_id,
-        changes=changes,
-        request=request,
-    )
+    event = audit_event(**fields)
     event.save(force_insert=True)
     return event
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -38,12 +39,9 @@ def insert_together(*objs: Model, using: str = DEFAULT_DB_ALIAS) -> None:
     sql = f"WITH {with_} {last}" if ctes else last
     params = [param for _, part_params in parts for param in part_params]
     connection = connections[using]
-    if connection.in_atomic_block:
-        with transaction.atomic(using=using), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    savepoint = transaction.atomic(using=using) if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, params)
     for obj in objs:
         obj._state.adding = False
         obj._state.db = using

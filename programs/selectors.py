@@ -162,41 +162,18 @@ def plans_between(
     )
     versions: dict[UUID, list[rules.DosageSpec]] = defaultdict(list)
     if exercises:
-        for (
-            exercise_id,
-            version_id,
-            effective_from,
-            sets,
-            reps,
-            hold,
-            minutes,
-            per_week,
-            notes,
-        ) in (
+        for exercise_id, version_id, effective_from, *dosage in (
             DosageVersion.objects.filter(assigned_exercise__phase__assignment_id__in=assignment_ids)
             .order_by("effective_from")
             .values_list(
-                "assigned_exercise_id",
-                "id",
-                "effective_from",
-                "sets",
-                "reps",
-                "hold_seconds",
-                "duration_minutes",
-                "sessions_per_week",
-                "notes",
+                "assigned_exercise_id", "id", "effective_from", *DosageVersion.DOSAGE_FIELDS
             )
         ):
             versions[exercise_id].append(
                 rules.DosageSpec(
                     id=version_id,
                     effective_from=effective_from,
-                    sets=sets,
-                    reps=reps,
-                    hold_seconds=hold,
-                    duration_minutes=minutes,
-                    sessions_per_week=per_week,
-                    notes=notes,
+                    **dict(zip(DosageVersion.DOSAGE_FIELDS, dosage, strict=True)),
                 )
             )
     by_phase: dict[UUID, list[rules.ExercisePlan]] = defaultdict(list)
@@ -423,12 +400,7 @@ def _spec(version: DosageVersion) -> rules.DosageSpec:
     return rules.DosageSpec(
         id=version.pk,
         effective_from=version.effective_from,
-        sets=version.sets,
-        reps=version.reps,
-        hold_seconds=version.hold_seconds,
-        duration_minutes=version.duration_minutes,
-        sessions_per_week=version.sessions_per_week,
-        notes=version.notes,
+        **version.dosage_dict(),  # type: ignore[arg-type]  # the fields' own types
     )
 
 

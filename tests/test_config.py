@@ -333,20 +333,11 @@ def test_it_passes_the_deployment_checklist():
 def test_it_loads_every_view_and_freezes_the_startup_objects_in_the_wsgi_process():
     # Issue 8: full garbage collections walked the ~130,000 startup objects, the caseload's
     # slow tail; config.wsgi takes them (views included) out of the collector's reach.
-    env = production_env(database_url=os.environ["DATABASE_URL"])
     code = (
         "import gc, sys; import config.wsgi; "
         "print(gc.get_freeze_count(), 'rehab.views.caseload' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", _IGNORE_DOTENV + code],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_python(code, **production_env(database_url=os.environ["DATABASE_URL"]))
     assert result.returncode == 0, result.stderr
     frozen, views_loaded = result.stdout.split()
     assert int(frozen) > 50_000

@@ -92,18 +92,22 @@ def log_facts(content: dict[str, Any]) -> LogFacts:
     )
 
 
+# What the rules read of a log (`log_content`): all a batch fetches of the previous logs.
+RULE_INPUTS = (
+    "date",
+    "pain",
+    "leg_pain",
+    "back_pain",
+    "worst_pain",
+    "leg_pain_side",
+    "function",
+    "sleep",
+    "safety",
+)
+
+
 def log_content(log: DailyLog) -> dict[str, Any]:
-    return {
-        "date": log.date,
-        "pain": log.pain,
-        "leg_pain": log.leg_pain,
-        "back_pain": log.back_pain,
-        "worst_pain": log.worst_pain,
-        "leg_pain_side": log.leg_pain_side,
-        "function": log.function,
-        "sleep": log.sleep,
-        "safety": log.safety,
-    }
+    return {name: getattr(log, name) for name in RULE_INPUTS}
 
 
 def inline_context(*, patient: Patient, log: LogFacts) -> PatientContext:
@@ -174,10 +178,6 @@ def _baseline_back_pains(patient_ids: Collection[UUID]) -> dict[UUID, float | No
     return result
 
 
-def _baseline_back_pain(patient: Patient) -> float | None:
-    return _baseline_back_pains([patient.pk])[patient.pk]
-
-
 def _recent_logs(logs: Sequence[DailyLog]) -> dict[UUID, list[LogFacts]]:
     """Per log, the rules' view of the patient's RECENT_LOGS logs dated before it, newest
     first: one statement (an index range per log on (patient, date)) for the whole batch,
@@ -224,20 +224,6 @@ def _safety_answers(stored: Any) -> SafetyAnswers:
     if isinstance(stored, str):
         return _answers_of_text(stored)
     return SafetyAnswers.from_mapping(stored)
-
-
-# What the rules read of a log (`log_content`): all a batch fetches of the previous logs.
-RULE_INPUTS = (
-    "date",
-    "pain",
-    "leg_pain",
-    "back_pain",
-    "worst_pain",
-    "leg_pain_side",
-    "function",
-    "sleep",
-    "safety",
-)
 
 
 def full_contexts(logs: Sequence[DailyLog]) -> dict[UUID, PatientContext]:

@@ -24,7 +24,9 @@ def test_it_averages_back_pain_over_the_first_week_only(patient, django_assert_n
     _log(patient, FIRST + timedelta(days=6), 5)  # the baseline's last day
     _log(patient, FIRST + timedelta(days=7), 10)  # after it
     with django_assert_num_queries(1):
-        assert safety._baseline_back_pain(patient) == 4.0  # (2 + 4 + 6 + 3 + 5) / 5
+        assert (
+            safety._baseline_back_pains([patient.pk])[patient.pk] == 4.0
+        )  # (2 + 4 + 6 + 3 + 5) / 5
 
 
 def test_it_gives_no_baseline_under_three_answers(patient):
@@ -32,8 +34,8 @@ def test_it_gives_no_baseline_under_three_answers(patient):
     _log(patient, FIRST + timedelta(days=1), None)
     _log(patient, FIRST + timedelta(days=2), 4)
     _log(patient, FIRST + timedelta(days=9), 6)
-    assert safety._baseline_back_pain(patient) is None
+    assert safety._baseline_back_pains([patient.pk])[patient.pk] is None
 
 
 def test_it_gives_no_baseline_without_logs(patient):
-    assert safety._baseline_back_pain(patient) is None
+    assert safety._baseline_back_pains([patient.pk])[patient.pk] is None

@@ -194,9 +194,9 @@ def test_a_retry_runs_alone():
     assert DailyLog.objects.filter(pk__in=[log.pk for log in fresh], evaluation_attempts=0).count()
 
 
-@pytest.mark.django_db
-def test_a_broken_batch_still_evaluates_its_own_log_and_leaves_the_others_owed(monkeypatch):
-    logs = [DailyLogFactory.create(date=TODAY, safety_advice=None) for _ in range(4)]
+@pytest.fixture
+def batches_break(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluating more than one log at a time fails; a log alone is evaluated as ever."""
     original = safety.full_contexts
 
     def breaks_in_a_batch(batch: Any) -> Any:
@@ -205,6 +205,13 @@ def test_a_broken_batch_still_evaluates_its_own_log_and_leaves_the_others_owed(m
         return original(batch)
 
     monkeypatch.setattr(safety, "full_contexts", breaks_in_a_batch)
+
+
+@pytest.mark.django_db
+def test_a_broken_batch_still_evaluates_its_own_log_and_leaves_the_others_owed(
+    batches_break: None,
+):
+    logs = [DailyLogFactory.create(date=TODAY, safety_advice=None) for _ in range(4)]
     assert safety.log_evaluate(log_id=logs[0].pk).status == "evaluated"
     others = DailyLog.objects.filter(pk__in=[log.pk for log in logs[1:]])
     assert set(others.values_list("evaluated_at", "evaluation_attempts")) == {(None, 1)}
@@ -244,20 +251,14 @@ def test_a_batch_skips_a_patient_someone_else_holds_and_their_message_evaluates_
 
 
 @pytest.mark.django_db
-def test_the_logs_a_broken_batch_did_not_evaluate_get_messages_of_their_own(monkeypatch):
+def test_the_logs_a_broken_batch_did_not_evaluate_get_messages_of_their_own(
+    monkeypatch, batches_break: None
+):
     from rehab import tasks
 
     sent: list[str] = []
     monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
     logs = [DailyLogFactory.create(date=TODAY, safety_advice=None) for _ in range(3)]
-    original = safety.full_contexts
-
-    def breaks_in_a_batch(batch: Any) -> Any:
-        if len(batch) > 1:
-            raise RuntimeError("one log of the batch breaks the rules engine")
-        return original(batch)
-
-    monkeypatch.setattr(safety, "full_contexts", breaks_in_a_batch)
     assert safety.log_evaluate(log_id=logs[0].pk).status == "evaluated"
     # No waiting for the sweeper: quiet logs have no message of their own otherwise.
     assert sorted(sent) == sorted(str(log.pk) for log in logs[1:])

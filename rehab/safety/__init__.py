@@ -27,6 +27,7 @@ from rehab.safety.engine import (
 from rehab.safety.rules import (
     ESCALATION,
     MESSAGES,
+    PREVIOUS_LOGS,
     RULES,
     SUPPRESSED_REMINDER,
     EscalationRule,
@@ -36,6 +37,7 @@ from rehab.safety.rules import (
 __all__ = [
     "ESCALATION",
     "MESSAGES",
+    "PREVIOUS_LOGS",
     "RULES",
     "SUPPRESSED_REMINDER",
     "Advice",

@@ -66,6 +66,11 @@ class Predicate(ABC):
     def uses_history(self) -> bool:
         return False
 
+    @property
+    def previous_logs(self) -> int:
+        """How many of the patient's logs before this one it reads (the latest ones)."""
+        return 0
+
     def inline(self) -> Predicate | None:
         """This predicate without its history branches; None when it cannot be decided
         without history at all. Firing on the result is the same as firing on the
@@ -100,6 +105,10 @@ class AllOf(Predicate):
     def uses_history(self) -> bool:
         return any(p.uses_history for p in self.parts)
 
+    @property
+    def previous_logs(self) -> int:
+        return max((p.previous_logs for p in self.parts), default=0)
+
     def inline(self) -> Predicate | None:
         # A conjunction with an unknown part is never known to be true.
         parts = [p.inline() for p in self.parts]
@@ -131,6 +140,10 @@ class AnyOf(Predicate):
     def uses_history(self) -> bool:
         return any(p.uses_history for p in self.parts)
 
+    @property
+    def previous_logs(self) -> int:
+        return max((p.previous_logs for p in self.parts), default=0)
+
     def inline(self) -> Predicate | None:
         # An unknown branch of a disjunction can only add firings, never remove one, so
         # dropping it leaves the inline firings exact.
@@ -154,6 +167,10 @@ class Not(Predicate):
     @property
     def uses_history(self) -> bool:
         return self.part.uses_history
+
+    @property
+    def previous_logs(self) -> int:
+        return self.part.previous_logs
 
     def inline(self) -> Predicate | None:
         # Not(unknown) is unknown: the negation of a pruned branch would be wrong.
@@ -454,6 +471,10 @@ class BackPainRunAboveBaseline(Predicate):
     def uses_history(self) -> bool:
         return True
 
+    @property
+    def previous_logs(self) -> int:
+        return self.logs - 1
+
     def evaluate(self, log: LogFacts, ctx: PatientContext) -> Outcome:
         baseline = ctx.baseline_back_pain
         previous = ctx.logs_before(log.date)
@@ -489,6 +510,10 @@ class SleepOnLogs(Predicate):
     @property
     def uses_history(self) -> bool:
         return True
+
+    @property
+    def previous_logs(self) -> int:
+        return self.window - 1
 
     def evaluate(self, log: LogFacts, ctx: PatientContext) -> Outcome:
         previous = ctx.logs_before(log.date)
@@ -539,6 +564,12 @@ class Rule:
     @property
     def has_history_branches(self) -> bool:
         return self.condition.uses_history
+
+    @property
+    def previous_logs(self) -> int:
+        """How many of the patient's latest logs before this one the rule reads."""
+        variants = (variant.when.previous_logs for variant in self.message_variants)
+        return max([self.condition.previous_logs, *variants])
 
     def message_for(self, log: LogFacts, ctx: PatientContext) -> str:
         for variant in self.message_variants:
@@ -925,6 +956,10 @@ RULES: Final[tuple[Rule, ...]] = (
         ),
     ),
 )
+
+# The most logs before a log that any rule reads: all that the background job needs to
+# fetch of a patient's history per log (RF-NP-01's 7 nights are this log and 6 before).
+PREVIOUS_LOGS: Final = max(rule.previous_logs for rule in RULES)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from rehab.models import (
 )
 from rehab.safety import (
     ESCALATION,
+    PREVIOUS_LOGS,
     RULES,
     Evaluation,
     Firing,
@@ -67,8 +68,9 @@ SWEEP_GRACE = timedelta(seconds=30)
 # A sweep stops taking new work after this long; the next beat carries on. Well under
 # the email tasks' soft time limit, so a slow SMTP server ends a sweep, not the worker.
 SWEEP_TIME_BUDGET = 20.0
-# Trend rules read this many previous logs (RF-NP-01 reads the last 7 logged nights).
-RECENT_LOGS = 14
+# The previous logs the trend rules read, and no more (each is a row to fetch and to build
+# facts of, on every background evaluation): RF-NP-01 reads the last 7 logged nights.
+RECENT_LOGS = PREVIOUS_LOGS
 
 
 # --------------------------------------------------------------------------- rule inputs

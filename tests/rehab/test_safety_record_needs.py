@@ -1,8 +1,10 @@
-"""`record_needs`: the clinical-record facts a log's evaluation can read. Pure: no database.
+"""`record_needs` and `PREVIOUS_LOGS`: what of the record and of the patient's earlier logs
+a log's evaluation can read. Pure: no database.
 
 The request path leaves out of the context what `record_needs` says a log does not need,
-so these tests are what makes that safe: the evaluation without those facts must be the
-evaluation with them, for any log and any record.
+and the background job fetches only the PREVIOUS_LOGS latest logs before the one it
+evaluates, so these tests are what makes that safe: the evaluation without those facts
+must be the evaluation with them, for any log, any record and any history.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rehab.safety import (
+    PREVIOUS_LOGS,
     RULES,
     History,
     InterventionFact,
@@ -28,6 +31,7 @@ from rehab.safety import (
     evaluate,
     record_needs,
 )
+from rehab.safety.rules import AllOf, AnyOf, BackPainRunAboveBaseline, Not, SleepOnLogs
 from rehab.safety.vocab import (
     BOOLEAN_FIELDS,
     CHOICE_FIELDS,
@@ -218,3 +222,67 @@ def test_it_needs_the_facts_it_names_for_the_outcome() -> None:
     assert evaluate(fever, dataclasses.replace(ctx, interventions=())).rule_ids == ("RF-INF-01",)
     assert evaluate(assessed, ctx).reminder is not None
     assert evaluate(assessed, dataclasses.replace(ctx, marks=())).rule_ids == ("RF-CES-02",)
+
+
+def _trend_logs(dates: st.SearchStrategy[dt.date]) -> st.SearchStrategy[LogFacts]:
+    # Quiet checks with the answers the trend rules count: most random checks fire a red
+    # flag of their own, which stops RF-NP-01, so the windows' edges would go untried.
+    return st.builds(
+        LogFacts,
+        date=dates,
+        pain=st.integers(0, 10),
+        back_pain=st.none() | st.integers(0, 10),
+        sleep=st.sampled_from(SLEEP_ANSWERS),
+    )
+
+
+def _history(count: int) -> st.SearchStrategy[tuple[LogFacts, ...]]:
+    """Up to `count` logs on distinct days before DAY (a patient logs once a day)."""
+    days = st.lists(st.integers(1, 40), unique=True, max_size=count)
+    return days.flatmap(
+        lambda offsets: st.tuples(
+            *(
+                _trend_logs(day) | _logs(day)
+                for day in (st.just(DAY - dt.timedelta(days=offset)) for offset in offsets)
+            )
+        )
+    )
+
+
+_trend_contexts = st.builds(
+    PatientContext,
+    date_of_birth=st.just(dt.date(1970, 1, 1)),
+    baseline_back_pain=st.none() | st.floats(0, 8),
+)
+
+
+@settings(max_examples=600, derandomize=True, database=None, deadline=None)
+@given(
+    log=_trend_logs(st.just(DAY)) | _logs(st.just(DAY)),
+    ctx=_trend_contexts | _contexts,
+    history=_history(20),
+)
+def test_it_evaluates_any_log_the_same_with_only_its_latest_previous_logs(
+    log: LogFacts, ctx: PatientContext, history: tuple[LogFacts, ...]
+) -> None:
+    latest = tuple(sorted(history, key=lambda x: x.date, reverse=True)[:PREVIOUS_LOGS])
+    full = dataclasses.replace(ctx, recent_logs=history)
+
+    assert evaluate(log, dataclasses.replace(ctx, recent_logs=latest)) == evaluate(log, full)
+
+
+def test_it_reads_the_longest_window_of_any_rule() -> None:
+    # RF-NP-01: 3 of the last 7 logged nights, this one included; RF-CA-02: 3 in a row.
+    assert {rule.id: rule.previous_logs for rule in RULES if rule.previous_logs} == {
+        "RF-CA-02": 2,
+        "RF-NP-01": 6,
+    }
+    assert PREVIOUS_LOGS == 6
+
+
+def test_it_counts_the_previous_logs_through_every_combinator() -> None:
+    run = BackPainRunAboveBaseline(margin=2, logs=4)
+    nights = SleepOnLogs("constant_any_position", at_least=2, window=10)
+
+    assert AllOf(run, Not(AnyOf(nights))).previous_logs == 9
+    assert AnyOf(AllOf(), Not(run)).previous_logs == 3

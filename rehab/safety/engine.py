@@ -336,18 +336,19 @@ def evaluate(log: LogFacts, ctx: PatientContext, *, rules: Sequence[Rule] = RULE
         # "No other RF rule open": an alert about to be raised from this log counts too.
         if any(ref in fired or ref in ctx.open_alert_rules for ref in rule.unless_open):
             continue
-        outcome = rule.condition.evaluate(log, ctx)
+        value = rule.condition.decide(log, ctx)
         blocked_by_unknown = any(
             ref in undecided for ref in (*rule.unless_fired, *rule.unless_open)
         )
-        if outcome.value is None or (outcome.value and blocked_by_unknown):
+        if value is None or (value and blocked_by_unknown):
             undecided.append(rule.id)
-        elif outcome.value:
+        elif value:
             fired[rule.id] = Firing(
                 rule_id=rule.id,
                 version=rule.version,
                 severity=rule.severity,
-                basis=outcome.basis,
+                # Only the rules that fire pay for the basis of their condition.
+                basis=rule.condition.evaluate(log, ctx).basis,
                 message_key=rule.message_for(log, ctx),
             )
 

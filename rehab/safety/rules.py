@@ -59,6 +59,11 @@ class Predicate(ABC):
     @abstractmethod
     def evaluate(self, log: LogFacts, ctx: PatientContext) -> Outcome: ...
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        """`evaluate(log, ctx).value` without building the basis: what the engine asks of
+        every rule on every log. Only a rule that fires is evaluated again for its basis."""
+        return self.evaluate(log, ctx).value
+
     @abstractmethod
     def to_json(self) -> JsonValue: ...
 
@@ -98,6 +103,15 @@ class AllOf(Predicate):
             return Outcome(None, _merge([r for r in results if r.value is not None]))
         return Outcome(True, _merge(results))
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        unknown = False
+        for part in self.parts:
+            value = part.decide(log, ctx)
+            if value is False:
+                return False
+            unknown = unknown or value is None
+        return None if unknown else True
+
     def to_json(self) -> JsonValue:
         return {"all": [p.to_json() for p in self.parts]}
 
@@ -133,6 +147,15 @@ class AnyOf(Predicate):
         known = [r for r in results if r.value is not None]
         return Outcome(None if len(known) < len(results) else False, _merge(known))
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        unknown = False
+        for part in self.parts:
+            value = part.decide(log, ctx)
+            if value is True:
+                return True
+            unknown = unknown or value is None
+        return None if unknown else False
+
     def to_json(self) -> JsonValue:
         return {"any": [p.to_json() for p in self.parts]}
 
@@ -160,6 +183,10 @@ class Not(Predicate):
     def evaluate(self, log: LogFacts, ctx: PatientContext) -> Outcome:
         result = self.part.evaluate(log, ctx)
         return Outcome(None if result.value is None else not result.value, result.basis)
+
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        value = self.part.decide(log, ctx)
+        return None if value is None else not value
 
     def to_json(self) -> JsonValue:
         return {"not": self.part.to_json()}
@@ -208,6 +235,12 @@ class IsNew(Predicate):
         # `prefer_not_to_say` and "no" never fire.
         return Outcome(value == "new_or_worse", basis)
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        value = getattr(log.safety, self.answer)
+        if value == "unchanged_assessed":
+            return ctx.current_mark(self.answer, log.date) is None
+        return value == "new_or_worse"
+
     def to_json(self) -> JsonValue:
         return {"answer": self.answer, "is": "new"}
 
@@ -230,6 +263,11 @@ class IsAssessedStable(Predicate):
         basis[f"mark.{self.answer}"] = _mark_basis(ctx, self.answer, log.date)
         return Outcome(ctx.current_mark(self.answer, log.date) is not None, basis)
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        if getattr(log.safety, self.answer) != "unchanged_assessed":
+            return False
+        return ctx.current_mark(self.answer, log.date) is not None
+
     def to_json(self) -> JsonValue:
         return {"answer": self.answer, "is": "assessed_stable"}
 
@@ -249,6 +287,9 @@ class AnswerIn(Predicate):
         value = getattr(log.safety, self.answer)
         return Outcome((value in self.values) != self.negate, {f"safety.{self.answer}": value})
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        return (getattr(log.safety, self.answer) in self.values) != self.negate
+
     def to_json(self) -> JsonValue:
         return {"answer": self.answer, "not_in" if self.negate else "in": list(self.values)}
 
@@ -264,6 +305,10 @@ class AnswerTrue(Predicate):
     def evaluate(self, log: LogFacts, ctx: PatientContext) -> Outcome:
         value: bool = getattr(log.safety, self.answer)
         return Outcome(value, {f"safety.{self.answer}": value})
+
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        value: bool = getattr(log.safety, self.answer)
+        return value
 
     def to_json(self) -> JsonValue:
         return {"answer": self.answer, "is": True}
@@ -310,6 +355,9 @@ class Fever(Predicate):
             {"safety.temperature_c": log.safety.temperature_c, "safety.fever": log.safety.fever},
         )
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        return self.holds(log)
+
     def to_json(self) -> JsonValue:
         return {"fever": {"temperature_c_at_least": self.threshold_c, "or_answer": "fever"}}
 
@@ -337,6 +385,9 @@ class LogIn(Predicate):
         value = getattr(log, self.field)
         return Outcome(value in self.values, {f"log.{self.field}": value})
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        return getattr(log, self.field) in self.values
+
     def to_json(self) -> JsonValue:
         return {"log": self.field, "in": list(self.values)}
 
@@ -354,6 +405,10 @@ class LogAtLeast(Predicate):
         value: int | None = getattr(log, self.field)
         return Outcome(value is not None and value >= self.threshold, {f"log.{self.field}": value})
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        value: int | None = getattr(log, self.field)
+        return value is not None and value >= self.threshold
+
     def to_json(self) -> JsonValue:
         return {"log": self.field, "at_least": self.threshold}
 
@@ -369,6 +424,10 @@ class PainThatDay(Predicate):
         values: dict[str, int | None] = {name: getattr(log, name) for name in self.fields}
         hit = any(v is not None and v >= self.threshold for v in values.values())
         return Outcome(hit, {f"log.{name}": v for name, v in values.items()})
+
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        values = (getattr(log, name) for name in self.fields)
+        return any(v is not None and v >= self.threshold for v in values)
 
     def to_json(self) -> JsonValue:
         return {"pain_that_day": {"any_of": list(self.fields), "at_least": self.threshold}}
@@ -389,6 +448,10 @@ class HistoryTrue(Predicate):
         value: bool = getattr(ctx.history, self.flag)
         return Outcome(value, {f"history.{self.flag}": value})
 
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        value: bool = getattr(ctx.history, self.flag)
+        return value
+
     def to_json(self) -> JsonValue:
         return {"history": self.flag, "is": True}
 
@@ -400,6 +463,9 @@ class AgeAtLeast(Predicate):
     def evaluate(self, log: LogFacts, ctx: PatientContext) -> Outcome:
         age = ctx.age_on(log.date)
         return Outcome(age >= self.years, {"patient.age": age})
+
+    def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
+        return ctx.age_on(log.date) >= self.years
 
     def to_json(self) -> JsonValue:
         return {"age_at_least": self.years}
@@ -573,7 +639,7 @@ class Rule:
 
     def message_for(self, log: LogFacts, ctx: PatientContext) -> str:
         for variant in self.message_variants:
-            if variant.when.evaluate(log, ctx).value:
+            if variant.when.decide(log, ctx):
                 return variant.message
         return self.message
 

@@ -31,7 +31,14 @@ from rehab.safety import (
     evaluate,
     record_needs,
 )
-from rehab.safety.rules import AllOf, AnyOf, BackPainRunAboveBaseline, Not, SleepOnLogs
+from rehab.safety.rules import (
+    AllOf,
+    AnyOf,
+    BackPainRunAboveBaseline,
+    Not,
+    Predicate,
+    SleepOnLogs,
+)
 from rehab.safety.vocab import (
     BOOLEAN_FIELDS,
     CHOICE_FIELDS,
@@ -286,3 +293,39 @@ def test_it_counts_the_previous_logs_through_every_combinator() -> None:
 
     assert AllOf(run, Not(AnyOf(nights))).previous_logs == 9
     assert AnyOf(AllOf(), Not(run)).previous_logs == 3
+
+
+def _every_predicate() -> list[Predicate]:
+    found: list[Predicate] = []
+    todo: list[Predicate] = [
+        p for rule in RULES for p in (rule.condition, *(v.when for v in rule.message_variants))
+    ]
+    while todo:
+        predicate = todo.pop()
+        found.append(predicate)
+        if isinstance(predicate, AllOf | AnyOf):
+            todo.extend(predicate.parts)
+        elif isinstance(predicate, Not):
+            todo.append(predicate.part)
+    return found
+
+
+_PREDICATES = _every_predicate()
+
+
+@settings(max_examples=600, derandomize=True, database=None, deadline=None)
+@given(
+    log=_trend_logs(st.just(DAY)) | _logs(st.just(DAY)),
+    ctx=_trend_contexts | _contexts,
+    history=st.none() | _history(8),
+)
+def test_it_decides_every_condition_as_its_evaluation_does(
+    log: LogFacts, ctx: PatientContext, history: tuple[LogFacts, ...] | None
+) -> None:
+    # The engine asks `decide` of every rule and evaluates only the ones that fire: every
+    # predicate of every rule, each part of each combinator included, must agree.
+    ctx = dataclasses.replace(ctx, recent_logs=history)
+
+    assert [p.decide(log, ctx) for p in _PREDICATES] == [
+        p.evaluate(log, ctx).value for p in _PREDICATES
+    ]

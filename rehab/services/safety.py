@@ -54,7 +54,12 @@ from rehab.safety import (
     evaluate,
     record_needs,
 )
-from rehab.selectors.record import fever_rechecks_owed, safety_facts_for_log, safety_facts_for_logs
+from rehab.selectors.record import (
+    SafetyFacts,
+    fever_rechecks_owed,
+    safety_facts_for_log,
+    safety_facts_for_logs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -230,8 +235,10 @@ def _safety_answers(stored: Any) -> SafetyAnswers:
 
 def full_contexts(logs: Sequence[DailyLog]) -> dict[UUID, PatientContext]:
     """Everything the background job gives the rules, history included, for each log
-    (its `patient` loaded), in six statements whatever the number of logs.
+    (its `patient` loaded), in at most six statements whatever the number of logs.
 
+    The clinical record is read, as in the request, only for the logs whose answers it
+    can change (`record_needs`; none for a batch of quiet checks, the morning's bulk).
     The marks are those in force when the patient submitted these answers (`updated_at`,
     which the evaluation bookkeeping never touches), however late a worker gets to them.
     Procedures are read as recorded now: one recorded late is exactly what RF-INF-02's
@@ -240,9 +247,15 @@ def full_contexts(logs: Sequence[DailyLog]) -> dict[UUID, PatientContext]:
     if not logs:
         return {}
     keys = {log.pk: (log.patient_id, log.date) for log in logs}
+    needs = {log.pk: record_needs(log_facts(log_content(log))) for log in logs}
+    wanted = [log for log in logs if needs[log.pk].interventions or needs[log.pk].marks]
     facts = safety_facts_for_logs(
-        keys=keys.values(), as_of_each={keys[log.pk]: log.updated_at for log in logs}
+        keys=[keys[log.pk] for log in wanted],
+        as_of_each={keys[log.pk]: log.updated_at for log in wanted},
+        read_interventions=any(needs[log.pk].interventions for log in wanted),
+        read_marks=any(needs[log.pk].marks for log in wanted),
     )
+    nothing = SafetyFacts(interventions=(), marks=())
     recent = _recent_logs(logs)
     patient_ids = {log.patient_id for log in logs}
     baselines = _baseline_back_pains(patient_ids)
@@ -258,7 +271,7 @@ def full_contexts(logs: Sequence[DailyLog]) -> dict[UUID, PatientContext]:
         open_rules[patient_id].add(rule)
     contexts = {}
     for log in logs:
-        patient, record = log.patient, facts[keys[log.pk]]
+        patient, record = log.patient, facts.get(keys[log.pk], nothing)
         contexts[log.pk] = PatientContext(
             date_of_birth=patient.date_of_birth,
             history=History.from_mapping(patient.history),

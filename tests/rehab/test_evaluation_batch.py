@@ -147,18 +147,39 @@ def test_a_batch_finds_exactly_what_one_by_one_evaluation_finds(monkeypatch):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("others", [2, 29])
-def test_a_batch_costs_the_same_statements_whatever_its_size(others):
+@pytest.mark.parametrize(
+    ("answers", "record_reads"),
+    [
+        ({}, []),  # quiet checks, the morning's bulk: the record cannot change them
+        ({"fever": True}, ["rehab_intervention"]),
+        ({"bladder_change": "unchanged_assessed"}, ["rehab_assessedmark"]),
+        (
+            {"fever": True, "bladder_change": "unchanged_assessed"},
+            ["rehab_intervention", "rehab_assessedmark"],
+        ),
+    ],
+)
+def test_a_batch_costs_the_same_statements_whatever_its_size(others, answers, record_reads):
     logs = [
         DailyLogFactory.create(patient=PatientFactory.create(), date=TODAY, safety_advice=None)
         for _ in range(others + 1)
     ]
+    # One log of the batch whose answers the record can change, and that fires nothing: a
+    # fever without pain that day, a bladder change a clinician has assessed.
+    DailyLog.objects.filter(pk=logs[-1].pk).update(safety=answers, pain=0, leg_pain=0, back_pain=0)
+    AssessedMarkFactory.create(patient=logs[-1].patient, symptom="bladder_change")
     with CaptureQueriesContext(connection) as ctx:
         assert safety.log_evaluate(log_id=logs[0].pk).status == "evaluated"
     assert DailyLog.objects.filter(evaluated_at__isnull=True).count() == 0
+    assert not Alert.objects.exists()
     # claim, read, claim the others, lock the patients (own, others), read the batch,
-    # interventions, marks, previous logs, baselines, open alerts, mark evaluated, and
-    # the transaction's own two statements.
-    assert len(ctx.captured_queries) == 14, [q["sql"][:80] for q in ctx.captured_queries]
+    # previous logs, baselines, open alerts, mark evaluated, and the transaction's own
+    # two statements; the record's procedures and marks only if a log can need them.
+    sql = [q["sql"] for q in ctx.captured_queries]
+    assert len(sql) == 12 + len(record_reads), [q[:80] for q in sql]
+    tables = ("rehab_intervention", "rehab_assessedmark")
+    read = [table for table in tables if any(f'FROM "{table}"' in q for q in sql)]
+    assert read == record_reads
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ So that a rule change can be judged before it goes live. It writes nothing: ever
 runs in a READ ONLY transaction that is rolled back at the end.
 
 - Red-flag rules (§2): `rehab.safety.evaluate` on every log dated in the range, with the
-  context the background job gives it (`full_context`): the 14 previous logs, the
+  context the background job gives it (`full_context`): the previous logs the rules read, the
   first-week back-pain baseline as it stood on the log's date, the clinical record facts,
   and the rules "open" at that point of the replay. Logs are read once, in (patient, date)
   order through a server-side cursor, and replayed patient by patient from memory; the

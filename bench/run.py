@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,7 +127,7 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     parser.add_argument(
         "--web-workers", type=int, default=_env_int("BENCH_WEB_WORKERS", os.cpu_count() or 1)
     )
-    parser.add_argument("--rounds", type=int, default=_env_int("BENCH_ROUNDS", 2))
+    parser.add_argument("--rounds", type=int, default=_env_int("BENCH_ROUNDS", 4))
     parser.add_argument("--phase-seconds", type=float, default=60.0)
     parser.add_argument("--db", default=os.environ.get("BENCH_DB", "rehab_bench"))
     parser.add_argument("--redis-db", type=int, default=_env_int("BENCH_REDIS_DB", 13))
@@ -210,6 +211,31 @@ class Processes:
             log(f"stopped {name}")
         for out in self.logs:
             out.close()
+
+
+def cpu_seconds(procs: Processes) -> dict[str, float]:
+    """CPU seconds used so far by each part of the stack on this machine: the gunicorn and
+    Celery process trees, PostgreSQL's and Redis's processes, and this load generator.
+    Differences over a phase, per request, show where a saturated machine's cores went."""
+    used: dict[str, float] = defaultdict(float)
+
+    def add(role: str, process: psutil.Process) -> None:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            used[role] += times.user + times.system
+
+    for name, proc in procs.procs.items():
+        with contextlib.suppress(psutil.Error):
+            main = psutil.Process(proc.pid)
+            add(name, main)
+            for child in main.children(recursive=True):
+                add(name, child)
+    for process in psutil.process_iter(["name"]):
+        name = process.info["name"] or ""
+        if name.startswith(("postgres", "redis-server")):
+            add("postgres" if name.startswith("postgres") else "redis", process)
+    add("load_generator", psutil.Process())
+    return dict(used)
 
 
 class MemorySampler(threading.Thread):
@@ -384,7 +410,7 @@ def wait_drained(db_url: str, seconds: float = 180) -> float:
             ).fetchone()
             if row is not None and row[0] == 0:
                 break
-            time.sleep(0.5)
+            time.sleep(0.1)
     return round(time.monotonic() - started, 1)
 
 
@@ -581,6 +607,17 @@ def print_table(results: dict[str, Any]) -> None:
         f"log POST ratios: {post['ratio_to_drf']}x plain DRF, {post['ratio_to_bare']}x bare "
         f"Django; worker paused: {post['paused_ratio_to_drf']}x plain DRF"
     )
+    print("CPU ms per request, by process (the POST phases; 2 cores in all):")
+    for kind in KINDS:
+        cpu = post[kind].get("cpu_ms_per_request", {})
+        total = post[kind].get("cpu_ms_per_request_total")
+        print(f"  {kind:26s} {total} = " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
+    print(f"  plain DRF's CPU per request / the product's: {post.get('cpu_ratio_to_drf')}x")
+    drained = post.get("drain_seconds_after", {})
+    print(
+        "worker queue emptied after each phase in (s): "
+        + ", ".join(f"{k} {v}" for k, v in drained.items())
+    )
     q = results["queries"]
     print("queries: " + ", ".join(f"{k} {v['queries']}" for k, v in q.items()))
     print(f"sweep ({results['sweep']['kind']}): {results['sweep']['seconds']} s")
@@ -696,9 +733,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             load(cfg.port, calls, clients=cfg.clients, max_seconds=30)
         per_round = cfg.requests // cfg.rounds
         totals = {k: Sample() for k in KINDS}
+        # Each phase starts with the worker's queue empty: the evaluations a paused phase
+        # queued would otherwise be drained during whichever phase came next (the product
+        # phase of every other round), charging it for another phase's logs. How long the
+        # queue took to empty after each kind is reported: after a product phase, the
+        # part of its own evaluations the worker had not kept up with.
+        drained_after = dict.fromkeys(KINDS, 0.0)
+        cpu_used: dict[str, dict[str, float]] = {k: defaultdict(float) for k in KINDS}
+        previous: str | None = None
         for round_no in range(cfg.rounds):
             order = KINDS if round_no % 2 == 0 else KINDS[::-1]
             for kind in order:
+                waited = wait_drained(db_url)
+                if previous is not None:
+                    drained_after[previous] += waited
+                previous = kind
                 calls = post_calls(kind, slots, per_round, m)
                 # "product_worker_paused": the same endpoint with the Celery worker stopped
                 # (SIGSTOP), its evaluations queued; on 2 cores the worker's ~20 ms per log
@@ -707,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 paused = kind == "product_worker_paused"
                 if paused:
                     procs.signal("celery", signal.SIGSTOP)
+                before = cpu_seconds(procs)
                 try:
                     totals[kind].add(
                         load(cfg.port, calls, clients=cfg.clients, max_seconds=cfg.phase_seconds)
@@ -714,6 +764,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 finally:
                     if paused:
                         procs.signal("celery", signal.SIGCONT)
+                for role, seconds in cpu_seconds(procs).items():
+                    cpu_used[kind][role] += seconds - before.get(role, 0.0)
                 log(
                     f"round {round_no + 1} {kind}: "
                     f"{summary(totals[kind])['throughput_rps']} req/s so far"
@@ -728,6 +780,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         post["paused_ratio_to_drf"] = round(
             post["product_worker_paused"]["throughput_rps"]
             / max(post["drf"]["throughput_rps"], 0.1),
+            2,
+        )
+        if previous is not None:
+            drained_after[previous] += wait_drained(db_url)
+        post["drain_seconds_after"] = {k: round(v, 1) for k, v in drained_after.items()}
+        for kind in KINDS:
+            done = max(len(totals[kind].latencies), 1)
+            post[kind]["cpu_ms_per_request"] = {
+                role: round(seconds / done * 1000, 2)
+                for role, seconds in sorted(cpu_used[kind].items())
+            }
+            post[kind]["cpu_ms_per_request_total"] = round(
+                sum(cpu_used[kind].values()) / done * 1000, 2
+            )
+        # The machine's CPU per request, every process counted (the worker's included for
+        # "product"): on a saturated 2-core box this bounds throughput, and it moves much
+        # less with a noisy neighbour than req/s does.
+        post["cpu_ratio_to_drf"] = round(
+            post["drf"]["cpu_ms_per_request_total"]
+            / max(post["product"]["cpu_ms_per_request_total"], 0.01),
             2,
         )
         results["log_post"] = post

@@ -86,6 +86,20 @@ class Predicate(ABC):
 # --- combinators ---------------------------------------------------------------------------
 
 
+def _decide_all(
+    parts: Sequence[Predicate], log: LogFacts, ctx: PatientContext, *, deciding: bool
+) -> bool | None:
+    """Kleene AND (`deciding` False) or OR (True) of the parts' `decide`, stopping at the
+    first part whose value decides it; unknown if no part did and one was unknown."""
+    unknown = False
+    for part in parts:
+        value = part.decide(log, ctx)
+        if value is deciding:
+            return deciding
+        unknown = unknown or value is None
+    return None if unknown else not deciding
+
+
 @dataclass(frozen=True, init=False)
 class AllOf(Predicate):
     parts: tuple[Predicate, ...]
@@ -104,13 +118,7 @@ class AllOf(Predicate):
         return Outcome(True, _merge(results))
 
     def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
-        unknown = False
-        for part in self.parts:
-            value = part.decide(log, ctx)
-            if value is False:
-                return False
-            unknown = unknown or value is None
-        return None if unknown else True
+        return _decide_all(self.parts, log, ctx, deciding=False)
 
     def to_json(self) -> JsonValue:
         return {"all": [p.to_json() for p in self.parts]}
@@ -148,13 +156,7 @@ class AnyOf(Predicate):
         return Outcome(None if len(known) < len(results) else False, _merge(known))
 
     def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
-        unknown = False
-        for part in self.parts:
-            value = part.decide(log, ctx)
-            if value is True:
-                return True
-            unknown = unknown or value is None
-        return None if unknown else False
+        return _decide_all(self.parts, log, ctx, deciding=True)
 
     def to_json(self) -> JsonValue:
         return {"any": [p.to_json() for p in self.parts]}

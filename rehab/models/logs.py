@@ -32,6 +32,21 @@ class DailyLog(models.Model):
         DISTURBED = "disturbed", "Disturbed"
         CONSTANT_ANY_POSITION = "constant_any_position", "Constant pain in any position"
 
+    # What the patient answers: what a retry is compared on, an edit may change, and a
+    # revision keeps. All of it but the free-text notes is what the safety rules read.
+    CONTENT_FIELDS: tuple[str, ...] = (
+        "date",
+        "pain",
+        "leg_pain",
+        "back_pain",
+        "worst_pain",
+        "leg_pain_side",
+        "function",
+        "sleep",
+        "notes",
+        "safety",
+    )
+
     # The app may generate the id offline: a retry with the same id stores nothing new.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     # No index of its own: the one-per-day constraint's (patient, date) index serves every

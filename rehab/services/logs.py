@@ -24,18 +24,7 @@ from rehab.services import safety as safety_services
 # flat battery or a hospital stay, no more.
 MAX_BACKFILL_DAYS = 14
 
-CONTENT_FIELDS: tuple[str, ...] = (
-    "date",
-    "pain",
-    "leg_pain",
-    "back_pain",
-    "worst_pain",
-    "leg_pain_side",
-    "function",
-    "sleep",
-    "notes",
-    "safety",
-)
+CONTENT_FIELDS = DailyLog.CONTENT_FIELDS
 
 
 def normalise(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -100,17 +100,7 @@ def log_facts(content: dict[str, Any]) -> LogFacts:
 
 
 # What the rules read of a log (`log_content`): all a batch fetches of the previous logs.
-RULE_INPUTS = (
-    "date",
-    "pain",
-    "leg_pain",
-    "back_pain",
-    "worst_pain",
-    "leg_pain_side",
-    "function",
-    "sleep",
-    "safety",
-)
+RULE_INPUTS = tuple(name for name in DailyLog.CONTENT_FIELDS if name != "notes")
 
 
 def log_content(log: DailyLog) -> dict[str, Any]:

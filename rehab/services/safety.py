@@ -684,17 +684,23 @@ def _claim_owed(
     if besides is not None:
         not_own = f"AND {pk} <> %s"
         params.append(besides)
+    # The candidates are chosen once, in a MATERIALIZED CTE. As `id IN (subquery)` the
+    # planner may rescan the subquery for every row it updates (a nested loop, chosen
+    # whenever the statistics say the table is small), and each rescan's FOR UPDATE skips
+    # the rows this UPDATE has just claimed and takes newer ones: a batch then claimed
+    # more than `limit` logs, out of submission order.
     sql = f"""
-        UPDATE {table} SET {attempts} = {attempts} + 1
-        WHERE {own_patient_free} {pk} IN (
+        WITH candidate AS MATERIALIZED (
             SELECT {pk} FROM {table}
-            WHERE {evaluated} IS NULL AND {failed} IS NULL AND {attempts} = 0
-              AND {advice} IS NULL {not_own}
+            WHERE {own_patient_free} {evaluated} IS NULL AND {failed} IS NULL
+              AND {attempts} = 0 AND {advice} IS NULL {not_own}
             ORDER BY {_column("updated_at")}
             LIMIT %s
             FOR UPDATE SKIP LOCKED
         )
-        RETURNING {pk}, {patient}
+        UPDATE {table} AS claimed SET {attempts} = claimed.{attempts} + 1
+        FROM candidate WHERE claimed.{pk} = candidate.{pk}
+        RETURNING claimed.{pk}, claimed.{patient}
     """  # noqa: S608 - identifiers from the model, values as parameters
     params.append(limit)
     with connection.cursor() as cursor:

@@ -283,3 +283,28 @@ def test_the_logs_a_broken_batch_did_not_evaluate_get_messages_of_their_own(
     assert safety.log_evaluate(log_id=logs[0].pk).status == "evaluated"
     # No waiting for the sweeper: quiet logs have no message of their own otherwise.
     assert sorted(sent) == sorted(str(log.pk) for log in logs[1:])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("planner", ["default", "nested_loop"])
+def test_a_claim_takes_exactly_the_oldest_owed_logs_whatever_the_plan(planner):
+    # Autoanalyze of a table that a test run had just emptied once led PostgreSQL to a
+    # nested-loop plan that rescanned the claim's LIMIT ... FOR UPDATE subquery for every
+    # row: each rescan skipped the rows the UPDATE had just claimed and took newer ones,
+    # so a batch claimed more than its size, out of submission order (a patient's later
+    # log was then judged before an earlier one).
+    logs = [
+        DailyLogFactory.create(date=TODAY - timedelta(days=n), safety_advice=None)
+        for n in range(10)
+    ]
+    for n, log in enumerate(logs):
+        DailyLog.objects.filter(pk=log.pk).update(updated_at=NOW - timedelta(minutes=n))
+    oldest = [log.pk for log in reversed(logs)][:3]
+    if planner == "nested_loop":
+        with connection.cursor() as cursor:
+            for setting in ("hashjoin", "mergejoin", "hashagg", "material"):
+                cursor.execute(f"SET LOCAL enable_{setting} = off")
+    claimed = safety._claim_owed(besides=None, patient_id=None, limit=3)
+    assert sorted(log_id for log_id, _ in claimed) == sorted(oldest)
+    attempts = dict(DailyLog.objects.values_list("pk", "evaluation_attempts"))
+    assert sorted(pk for pk, n in attempts.items() if n) == sorted(oldest)

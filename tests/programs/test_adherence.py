@@ -134,13 +134,13 @@ def test_it_computes_a_caseloads_adherence_in_constant_queries(
 ):
     small = [p.pk for p in _caseload(clinic, clinician, template, 1)]
     large = [p.pk for p in _caseload(clinic, clinician, template, 12)]
-    # 1 time zones, 1 assignments, 3 prefetches, 1 logs.
-    with django_assert_num_queries(6):
+    # 1 time zones, 1 assignments, 1 phases with exercises and dosages, 1 logs.
+    with django_assert_num_queries(4):
         assert selectors.adherence_7d_for_patients(small)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(4):
         result = selectors.adherence_7d_for_patients(large)
     assert len(result) == 12
-    with django_assert_num_queries(5):  # the day given: no time zones to read
+    with django_assert_num_queries(3):  # the day given: no time zones to read
         selectors.adherence_7d_for_patients(large, on=date(2026, 3, 16))
 
 
@@ -148,14 +148,14 @@ def test_it_gives_the_current_phase_for_a_caseload_in_constant_queries(
     clinic, clinician, template, patient, django_assert_num_queries
 ):
     patients = [p.pk for p in _caseload(clinic, clinician, template, 10)] + [patient.pk]
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(2):
         result = selectors.current_phase_for_patients(patients, on=date(2026, 3, 11))
     assert result[patient.pk] is None
     phase = result[patients[0]]
     assert phase is not None
     assert (phase["phase_index"], phase["phase_name"], phase["week"]) == (1, "Phase 1", 2)
     assert "assignment_id" in phase
-    with django_assert_num_queries(5):  # plus one for the time zones
+    with django_assert_num_queries(3):  # plus one for the time zones
         selectors.current_phase_for_patients(patients)
 
 
@@ -167,8 +167,8 @@ def test_it_gives_a_caseload_pages_program_figures_from_one_fetch(
     ids = [*patients, nobody.pk]
     for on in (START, START + timedelta(days=8), date(2026, 3, 16), date(2026, 6, 1)):
         days = dict.fromkeys(ids, on)
-        # 1 assignments, 3 prefetches, 1 logs: no time zones, and the plans fetched once.
-        with django_assert_num_queries(5):
+        # 1 assignments, 1 program rows, 1 logs: no time zones, the plans fetched once.
+        with django_assert_num_queries(3):
             figures = selectors.caseload_program_figures(ids, today_by_patient=days)
         assert figures.adherence_7d == selectors.adherence_7d_for_patients(ids, on=on)
         assert figures.phases == selectors.current_phase_for_patients(ids, on=on)

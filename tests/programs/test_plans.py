@@ -7,8 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from programs import selectors, services
-from programs.models import AssignedExercise, AssignedPhase, DosageVersion, ProgramAssignment
+from programs import rules, selectors, services
+from programs.models import AssignedPhase, DosageVersion, ProgramAssignment
 from tests.factories import PatientFactory
 from tests.programs.conftest import START, exercises_of
 
@@ -104,11 +104,14 @@ def test_it_keeps_the_shapes_the_rules_read(caseload):
     ]
 
 
-def test_it_fetches_the_plans_in_the_prefetchs_four_queries(caseload, django_assert_num_queries):
+def test_it_fetches_the_plans_in_two_queries(caseload, django_assert_num_queries):
     ids = [p.pk for p in caseload]
-    with django_assert_num_queries(4):
-        selectors.plans_between(ids, start=START, end=START + timedelta(days=30))
-    # Nothing to attach the next level to: no query for it, as with prefetch_related.
+    for in_force_only in (False, True):
+        with django_assert_num_queries(2):
+            selectors.plans_between(
+                ids, start=START, end=START + timedelta(days=30), in_force_only=in_force_only
+            )
+    # No program in the window: nothing to attach the phases to, no query for them.
     with django_assert_num_queries(1):
         assert (
             selectors.plans_between(
@@ -116,6 +119,76 @@ def test_it_fetches_the_plans_in_the_prefetchs_four_queries(caseload, django_ass
             )
             == {}
         )
-    AssignedExercise.objects.all().delete()
-    with django_assert_num_queries(3):
-        selectors.plans_between(ids, start=START, end=START + timedelta(days=30))
+
+
+def _day_answers(plan, day: date) -> tuple:
+    """What the rules read of a plan on one day, by id (a pruned plan's phases hold fewer
+    exercises and dosages, so its objects are not equal to the whole plan's)."""
+    phase = plan.phase_on(day)
+
+    def items(due: list) -> list:
+        return [(i.phase.id, i.exercise.id, i.dosage) for i in due]
+
+    return (
+        plan.covers(day),
+        phase.id if phase else None,
+        items(plan.exercises_on(day)),
+        items(plan.due_on(day)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (START - timedelta(days=30), START - timedelta(days=1)),
+        (START, START),
+        (START - timedelta(days=7), START + timedelta(days=6)),  # a caseload's window
+        (START + timedelta(days=3), START + timedelta(days=12)),
+        (START + timedelta(days=10), START + timedelta(days=16)),  # renewal, phase 2 start
+        (START + timedelta(days=14), START + timedelta(days=14)),
+        (START + timedelta(days=20), START + timedelta(days=45)),  # a dosage change inside
+        (START + timedelta(days=41), START + timedelta(days=48)),  # after every change
+    ],
+)
+def test_plans_in_force_answer_every_day_of_the_window_as_the_whole_plans(caseload, start, end):
+    moved = caseload[1]
+    # Two phases started the same day: the later position is the one in force.
+    AssignedPhase.objects.filter(assignment__patient=moved, position=3).update(
+        started_on=START + timedelta(days=14)
+    )
+    ids = [p.pk for p in caseload]
+    whole = selectors.plans_between(ids, start=start, end=end)
+    pruned = selectors.plans_between(ids, start=start, end=end, in_force_only=True)
+    assert pruned.keys() == whole.keys()
+    for pid, plans in whole.items():
+        for full, part in zip(plans, pruned[pid], strict=True):
+            for day in rules.days(start, end):
+                assert _day_answers(part, day) == _day_answers(full, day), (pid, day)
+
+
+def test_plans_in_force_leave_out_the_phases_and_dosages_of_other_days(caseload):
+    moved, changed = caseload[1], caseload[2]
+    start, end = START + timedelta(days=20), START + timedelta(days=27)
+    (whole,) = selectors.plans_between([moved.pk], start=start, end=end)[moved.pk]
+    (pruned,) = selectors.plans_between([moved.pk], start=start, end=end, in_force_only=True)[
+        moved.pk
+    ]
+    # Phase 2 started on day 14 and is still in force; phase 1 is over, phase 3 to come.
+    assert [p.position for p in whole.phases] == [1, 2, 3]
+    assert [p.position for p in pruned.phases] == [2]
+    # Phase 3 started the same day as phase 2: phase 2 was never in force.
+    AssignedPhase.objects.filter(assignment__patient=moved, position=3).update(
+        started_on=START + timedelta(days=14)
+    )
+    (pruned,) = selectors.plans_between([moved.pk], start=start, end=end, in_force_only=True)[
+        moved.pk
+    ]
+    assert [p.position for p in pruned.phases] == [3]
+
+    start, end = START + timedelta(days=6), START + timedelta(days=12)
+    (pruned,) = selectors.plans_between([changed.pk], start=start, end=end, in_force_only=True)[
+        changed.pk
+    ]
+    (a, _) = pruned.phases[0].exercises
+    # The dosage of day 5 is in force all week: the first is superseded, day 40's is to come.
+    assert [v.effective_from for v in a.versions] == [START + timedelta(days=5)]

@@ -220,9 +220,12 @@ def cpu_seconds(procs: Processes) -> dict[str, float]:
     used: dict[str, float] = defaultdict(float)
 
     def add(role: str, process: psutil.Process) -> None:
+        # With the CPU of the children it has reaped: a PostgreSQL backend that exits
+        # during a phase takes its CPU seconds with it, except into the postmaster's
+        # children times (without them the phase's PostgreSQL CPU could come out negative).
         with contextlib.suppress(psutil.Error):
             times = process.cpu_times()
-            used[role] += times.user + times.system
+            used[role] += times.user + times.system + times.children_user + times.children_system
 
     for name, proc in procs.procs.items():
         with contextlib.suppress(psutil.Error):

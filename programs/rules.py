@@ -195,11 +195,21 @@ class ProgramPlan:
         ]
 
     def prescribed_between(self, start: date, end: date) -> dict[UUID, int]:
-        """Sessions due per exercise over `start`..`end` (both included)."""
+        """Sessions due per exercise over `start`..`end` (both included): `due_on` of each
+        day, counted without building its items (a caseload page asks this of every
+        patient's week; tests/programs/test_rules.py holds the two to each other)."""
         counts: dict[UUID, int] = defaultdict(int)
         for day in days(start, end):
-            for item in self.due_on(day):
-                counts[item.exercise.id] += 1
+            phase = self.phase_on(day)
+            if phase is None:
+                continue
+            anchor = phase.started_on or self.start_date
+            for exercise in phase.exercises:
+                dosage = exercise.dosage_on(day)
+                if dosage is not None and is_due(
+                    sessions_per_week=dosage.sessions_per_week, anchor=anchor, day=day
+                ):
+                    counts[exercise.id] += 1
         return dict(counts)
 
 

@@ -134,6 +134,58 @@ def test_it_counts_due_sessions_from_the_phase_start():
     assert plan.prescribed_between(d(9), d(15)) == {A: 7, B: 3}
 
 
+def _due_counts(plan: rules.ProgramPlan, start: date, end: date) -> dict:
+    counts: dict = {}
+    for day in rules.days(start, end):
+        for item in plan.due_on(day):
+            counts[item.exercise.id] = counts.get(item.exercise.id, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        _plan(),
+        _plan(p2_started=d(12)),
+        _plan(p2_started=d(12), ended_on=d(20)),
+        rules.ProgramPlan(
+            id=uuid.uuid4(),
+            patient_id=uuid.uuid4(),
+            start_date=MON,
+            ended_on=None,
+            pain_ceiling=3,
+            phases=(
+                # Started later than the program (an edited start), a dosage that changes
+                # its sessions mid-week, an exercise with no dosage yet.
+                rules.PhasePlan(
+                    uuid.uuid4(),
+                    1,
+                    "One",
+                    1,
+                    d(4),
+                    (
+                        rules.ExercisePlan(
+                            A,
+                            "A",
+                            (
+                                rules.DosageSpec(effective_from=d(4), sets=3, sessions_per_week=2),
+                                rules.DosageSpec(effective_from=d(11), sets=3, sessions_per_week=5),
+                            ),
+                        ),
+                        rules.ExercisePlan(B, "B", ()),
+                    ),
+                ),
+            ),
+        ),
+    ],
+)
+def test_it_prescribes_the_sessions_due_on_each_day_of_a_window(plan):
+    for first in range(1, 25):
+        for length in (1, 7, 13):
+            start, end = d(first), d(first) + timedelta(days=length - 1)
+            assert plan.prescribed_between(start, end) == _due_counts(plan, start, end)
+
+
 def test_it_computes_weekly_adherence_on_hand_counted_weeks():
     plan = _plan()
     sessions = [(A, d(n)) for n in range(9, 14)]  # A on 5 of 7 days in week 2

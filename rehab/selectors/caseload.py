@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db.models import (
-    Count,
     DateField,
+    DateTimeField,
     ExpressionWrapper,
     F,
     Field,
     Func,
     IntegerField,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Value,
 )
 from django.db.models.functions import Coalesce
@@ -24,8 +22,7 @@ from patients.models import Patient, User
 from rehab import progress
 from rehab.models import Alert, DailyLog, Severity
 from rehab.models.alerts import SEVERITY_RANK
-from rehab.selectors.alerts import severity_rank
-from rehab.selectors.logs import with_log_figures
+from rehab.selectors.logs import PatientScalar, sql_literal, with_log_figures
 
 NO_ALERT_TIER = len(SEVERITY_RANK)
 # "No log for 3+ days" (NR-LOG-01 reminds the patient at 3 days): the caseload's missed-logs
@@ -44,34 +41,46 @@ def missed_logs() -> Q:
     return Q(last_log_date__isnull=True) | Q(last_log_date__lte=stale_since)
 
 
-def _open_alert_count(severity: str) -> Coalesce:
-    counts = (
-        Alert.objects.filter(patient=OuterRef("pk"), status=Alert.Status.OPEN, severity=severity)
-        .order_by()
-        .values("patient")
-        .annotate(n=Count("id"))
-        .values("n")
+_ALERTS = Alert._meta.db_table
+
+
+def _open_alerts(condition: str = "") -> str:
+    return (
+        f"FROM {_ALERTS} WHERE patient_id = o.patient_id"
+        f" AND status = {sql_literal(Alert.Status.OPEN)} {condition}"
     )
-    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+
+
+# The tier of an alert: its severity's rank (rehab.selectors.alerts.severity_rank).
+_RANK = (
+    "CASE severity "
+    + " ".join(f"WHEN {sql_literal(sev)} THEN {rank}" for sev, rank in SEVERITY_RANK.items())
+    + f" ELSE {NO_ALERT_TIER} END"
+)
 
 
 def with_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
     """Open alert counts per severity, the patient's tier (most severe open alert) and
     since when that alert has waited, each a correlated subquery on (patient, status)."""
-    most_urgent = (
-        Alert.objects.filter(patient=OuterRef("pk"), status=Alert.Status.OPEN)
-        .annotate(rank=severity_rank())
-        .order_by("rank", "opened_at")
-    )
+
+    def count(severity: str) -> PatientScalar:
+        return PatientScalar(
+            f"SELECT count(*) {_open_alerts(f'AND severity = {sql_literal(severity)}')}",
+            output_field=IntegerField(),
+        )
+
+    def most_urgent(column: str, output_field: Field) -> PatientScalar:
+        return PatientScalar(
+            f"SELECT {column} {_open_alerts()} ORDER BY {_RANK}, opened_at LIMIT 1",
+            output_field=output_field,
+        )
+
     return patients.annotate(
-        open_emergency=_open_alert_count(Severity.EMERGENCY),
-        open_urgent=_open_alert_count(Severity.URGENT),
-        open_routine=_open_alert_count(Severity.ROUTINE),
-        alert_tier=Coalesce(
-            Subquery(most_urgent.values("rank")[:1], output_field=IntegerField()),
-            Value(NO_ALERT_TIER),
-        ),
-        alert_waiting_since=Subquery(most_urgent.values("opened_at")[:1]),
+        open_emergency=count(Severity.EMERGENCY),
+        open_urgent=count(Severity.URGENT),
+        open_routine=count(Severity.ROUTINE),
+        alert_tier=Coalesce(most_urgent(_RANK, IntegerField()), Value(NO_ALERT_TIER)),
+        alert_waiting_since=most_urgent("opened_at", DateTimeField()),
     )
 
 

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
 from django.db.models import (
-    Count,
     DateField,
     DateTimeField,
-    ExpressionWrapper,
     F,
+    Field,
     Func,
     IntegerField,
-    OuterRef,
     QuerySet,
-    Subquery,
-    Sum,
     Value,
 )
 from django.db.models.functions import Cast
@@ -92,50 +88,86 @@ def _local_today() -> Cast:
     return Cast(local_now, output_field=DateField())
 
 
-def _window_figures(prefix: str, start: Any, end: Any) -> dict[str, Subquery]:
-    """Figures of the outer patient's logs dated start..end, NULL under 3 logs:
-    `<prefix>_sum` and `<prefix>_n`, integers from which the exact mean is built in
-    Python, as rehab.progress does (SQL's AVG is a float here: 4/3 came back as
+def sql_literal(value: str) -> str:
+    # Only the model's own constants (choices) are written into SQL text.
+    text = str(value)  # a TextChoices member's str() is its value
+    if not text.replace("_", "").isalnum():
+        raise ValueError(f"not a constant: {text!r}")
+    return f"'{text}'"
+
+
+class PatientScalar(Func):
+    """A scalar SQL subquery about each outer patient, written as text: `o.patient_id`
+    (and, with `today`, `o.today`: the `local_date` annotation) are bound once, in a
+    one-row FROM, the device of `caseload._LogTriage`.
+
+    The caseload's figures were Subquery/OuterRef trees: resolving and compiling them
+    cost the ORM ~7 ms of Python on every caseload request (issue 8), more than
+    PostgreSQL took to run them for a page. These compile to the same SQL in a fraction
+    of that; tests/rehab/test_caseload_order.py keeps the ORM trees as the definition and
+    holds these to them.
+    """
+
+    def __init__(self, sql: str, *, output_field: Field, today: bool = False) -> None:
+        refs = (F("pk"), F("local_date")) if today else (F("pk"),)
+        names = "patient_id, today" if today else "patient_id"
+        escaped = sql.replace("%", "%%")
+        super().__init__(
+            *refs,
+            template=f"(SELECT ({escaped}) FROM (SELECT %(expressions)s) AS o({names}))",  # noqa: S608
+            output_field=output_field,
+        )
+
+
+_LOGS = DailyLog._meta.db_table
+
+
+def _log_date(order: str) -> PatientScalar:
+    return PatientScalar(
+        f"SELECT date FROM {_LOGS} WHERE patient_id = o.patient_id"  # noqa: S608 - constants
+        f" ORDER BY date {order} LIMIT 1",
+        output_field=DateField(),
+    )
+
+
+def _window_figures(prefix: str, *, start: str, end: str, today: bool) -> dict[str, PatientScalar]:
+    """Figures of the outer patient's logs dated start..end (SQL over `o`), NULL under
+    MIN_LOGS logs: `<prefix>_sum` and `<prefix>_n`, integers from which the exact mean is
+    built in Python, as rehab.progress does (SQL's AVG is a float here: 4/3 came back as
     1.3333333333333333 and -81.25 % rounded to -81.2). The caseload's order compares the
     same windows' means in SQL (`caseload._LogTriage`)."""
-    logs = (
-        DailyLog.objects.filter(patient=OuterRef("pk"), date__gte=start, date__lte=end)
-        .order_by()
-        .values("patient")
-        .annotate(n=Count("id"), total=Sum("pain"))
-        .filter(n__gte=progress.MIN_LOGS)
-    )
-    return {
-        f"{prefix}_sum": Subquery(logs.values("total"), output_field=IntegerField()),
-        f"{prefix}_n": Subquery(logs.values("n"), output_field=IntegerField()),
-    }
+
+    def figure(aggregate: str) -> PatientScalar:
+        return PatientScalar(
+            f"""SELECT w.value FROM (
+                SELECT {aggregate} AS value, count(*) AS n FROM {_LOGS}
+                WHERE patient_id = o.patient_id AND date >= {start} AND date <= {end}
+            ) AS w WHERE w.n >= {progress.MIN_LOGS}""",  # noqa: S608 - constants only
+            output_field=IntegerField(),
+            today=today,
+        )
+
+    return {f"{prefix}_sum": figure("sum(pain)"), f"{prefix}_n": figure("count(*)")}
 
 
 def with_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
     """Annotate every patient with the caseload's log figures, in the same SQL query."""
-    logs = DailyLog.objects.filter(patient=OuterRef("pk"))
-    latest = logs.order_by("-date")
+    first = f"(SELECT min(date) FROM {_LOGS} WHERE patient_id = o.patient_id)"  # noqa: S608
     return patients.annotate(
         local_date=_local_today(),
-        first_log_date=Subquery(logs.order_by("date").values("date")[:1]),
-        last_log_date=Subquery(latest.values("date")[:1]),
-        latest_pain=Subquery(latest.values("pain")[:1]),
+        first_log_date=_log_date("ASC"),
+        last_log_date=_log_date("DESC"),
+        latest_pain=PatientScalar(
+            f"SELECT pain FROM {_LOGS} WHERE patient_id = o.patient_id"  # noqa: S608 - constants
+            " ORDER BY date DESC LIMIT 1",
+            output_field=IntegerField(),
+        ),
     ).annotate(
         **_window_figures(
-            "baseline",
-            OuterRef("first_log_date"),
-            ExpressionWrapper(
-                OuterRef("first_log_date") + timedelta(days=progress.BASELINE_DAYS - 1),
-                output_field=DateField(),
-            ),
+            "baseline", start=first, end=f"{first} + {progress.BASELINE_DAYS - 1}", today=False
         ),
         **_window_figures(
-            "current",
-            ExpressionWrapper(
-                OuterRef("local_date") - timedelta(days=progress.CURRENT_DAYS - 1),
-                output_field=DateField(),
-            ),
-            OuterRef("local_date"),
+            "current", start=f"o.today - {progress.CURRENT_DAYS - 1}", end="o.today", today=True
         ),
     )
 

@@ -25,15 +25,19 @@ from django.db.models import (
     OuterRef,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 
 from patients.models import Clinician, Patient
 from rehab import progress
 from rehab.models import Alert, DailyLog
+from rehab.selectors.alerts import severity_rank
 from rehab.selectors.caseload import (
     MISSED_LOGS_TIER,
+    NO_ALERT_TIER,
     REST_TIER,
     WORSENING_TIER,
     caseload_list,
@@ -41,7 +45,7 @@ from rehab.selectors.caseload import (
     with_alert_triage,
 )
 from rehab.selectors.dashboard import CaseloadFilters, dashboard_caseload
-from rehab.selectors.logs import with_log_figures
+from rehab.selectors.logs import _local_today, with_log_figures
 from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,12 +68,104 @@ def _mean(start: Any, end: Any) -> Subquery:
     return Subquery(logs.values("mean"))
 
 
+# --- the caseload's annotations as ORM trees (rehab/selectors before issue 8's
+# PatientScalar): the definition that `with_log_figures` and `with_alert_triage` must match.
+
+
+def _reference_window(prefix: str, start: Any, end: Any) -> dict[str, Subquery]:
+    logs = (
+        DailyLog.objects.filter(patient=OuterRef("pk"), date__gte=start, date__lte=end)
+        .order_by()
+        .values("patient")
+        .annotate(n=Count("id"), total=Sum("pain"))
+        .filter(n__gte=progress.MIN_LOGS)
+    )
+    return {
+        f"{prefix}_sum": Subquery(logs.values("total"), output_field=IntegerField()),
+        f"{prefix}_n": Subquery(logs.values("n"), output_field=IntegerField()),
+    }
+
+
+def _reference_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
+    logs = DailyLog.objects.filter(patient=OuterRef("pk"))
+    latest = logs.order_by("-date")
+    return patients.annotate(
+        local_date=_local_today(),
+        first_log_date=Subquery(logs.order_by("date").values("date")[:1]),
+        last_log_date=Subquery(latest.values("date")[:1]),
+        latest_pain=Subquery(latest.values("pain")[:1]),
+    ).annotate(
+        **_reference_window(
+            "baseline",
+            OuterRef("first_log_date"),
+            ExpressionWrapper(
+                OuterRef("first_log_date") + timedelta(days=progress.BASELINE_DAYS - 1),
+                output_field=DateField(),
+            ),
+        ),
+        **_reference_window(
+            "current",
+            ExpressionWrapper(
+                OuterRef("local_date") - timedelta(days=progress.CURRENT_DAYS - 1),
+                output_field=DateField(),
+            ),
+            OuterRef("local_date"),
+        ),
+    )
+
+
+def _reference_open_count(severity: str) -> Coalesce:
+    counts = (
+        Alert.objects.filter(patient=OuterRef("pk"), status=Alert.Status.OPEN, severity=severity)
+        .order_by()
+        .values("patient")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+
+
+def _reference_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
+    most_urgent = (
+        Alert.objects.filter(patient=OuterRef("pk"), status=Alert.Status.OPEN)
+        .annotate(rank=severity_rank())
+        .order_by("rank", "opened_at")
+    )
+    return patients.annotate(
+        open_emergency=_reference_open_count("emergency"),
+        open_urgent=_reference_open_count("urgent"),
+        open_routine=_reference_open_count("routine"),
+        alert_tier=Coalesce(
+            Subquery(most_urgent.values("rank")[:1], output_field=IntegerField()),
+            Value(NO_ALERT_TIER),
+        ),
+        alert_waiting_since=Subquery(most_urgent.values("opened_at")[:1]),
+    )
+
+
+ANNOTATIONS = (
+    "local_date",
+    "first_log_date",
+    "last_log_date",
+    "latest_pain",
+    "baseline_sum",
+    "baseline_n",
+    "current_sum",
+    "current_n",
+    "open_emergency",
+    "open_urgent",
+    "open_routine",
+    "alert_tier",
+    "alert_waiting_since",
+)
+
+
 def _reference_order(patients: QuerySet[Patient]) -> list:
     def days(expression: Any, n: int) -> ExpressionWrapper:
         return ExpressionWrapper(expression + timedelta(days=n), output_field=DateField())
 
     annotated = (
-        with_alert_triage(with_log_figures(patients))
+        _reference_alert_triage(_reference_log_figures(patients))
         .annotate(
             baseline_mean=_mean(
                 OuterRef("first_log_date"),
@@ -217,3 +313,16 @@ def test_the_seeded_data_has_the_cases_it_claims(clinician):
     ]
     assert any(d > 0 for d, _ in deltas)
     assert len(set(deltas)) < len(deltas)  # equal deltas: ties
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_its_annotations_are_the_orm_definitions_values(clinician, seed):
+    _seed(clinician, random.Random(seed))
+    patients = Patient.objects.visible_to(clinician.user).order_by("pk")
+    for at in (NOW, NOW + timedelta(days=2)):
+        with time_machine.travel(at, tick=False):
+            rows = list(with_alert_triage(with_log_figures(patients)).values_list(*ANNOTATIONS))
+            expected = _reference_alert_triage(_reference_log_figures(patients))
+            assert rows == list(expected.values_list(*ANNOTATIONS))
+    # Every annotation takes more than one value here (NULLs included where they can be).
+    assert all(len({row[i] for row in rows}) > 1 for i in range(len(ANNOTATIONS)))

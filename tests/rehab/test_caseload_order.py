@@ -57,15 +57,20 @@ NOW = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)
 PATTERNS = [[5, 5, 5], [4, 4, 4, 4], [7, 6, 5], [3, 3, 3, 3, 3], [8, 2, 5], [6, 6, 6]]
 
 
-def _mean(start: Any, end: Any) -> Subquery:
-    logs = (
+def _window(start: Any, end: Any) -> Any:
+    """The outer patient's logs dated start..end, as one row of figures (none under
+    MIN_LOGS logs)."""
+    return (
         DailyLog.objects.filter(patient=OuterRef("pk"), date__gte=start, date__lte=end)
         .order_by()
         .values("patient")
-        .annotate(n=Count("id"), mean=Avg("pain"))
+        .annotate(n=Count("id"), total=Sum("pain"), mean=Avg("pain"))
         .filter(n__gte=progress.MIN_LOGS)
     )
-    return Subquery(logs.values("mean"))
+
+
+def _mean(start: Any, end: Any) -> Subquery:
+    return Subquery(_window(start, end).values("mean"))
 
 
 # --- the caseload's annotations as ORM trees (rehab/selectors before issue 8's
@@ -73,13 +78,7 @@ def _mean(start: Any, end: Any) -> Subquery:
 
 
 def _reference_window(prefix: str, start: Any, end: Any) -> dict[str, Subquery]:
-    logs = (
-        DailyLog.objects.filter(patient=OuterRef("pk"), date__gte=start, date__lte=end)
-        .order_by()
-        .values("patient")
-        .annotate(n=Count("id"), total=Sum("pain"))
-        .filter(n__gte=progress.MIN_LOGS)
-    )
+    logs = _window(start, end)
     return {
         f"{prefix}_sum": Subquery(logs.values("total"), output_field=IntegerField()),
         f"{prefix}_n": Subquery(logs.values("n"), output_field=IntegerField()),

@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 
 run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bin/embedded.py -- \
-		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && honcho -f Procfile.dev start'
+		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && exec honcho -f Procfile.dev start'
 
 test: install
 	$(PY) bin/embedded.py -- $(PY) -m pytest $(ARGS)

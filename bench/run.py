@@ -623,6 +623,13 @@ def print_table(results: dict[str, Any]) -> None:
     )
     q = results["queries"]
     print("queries: " + ", ".join(f"{k} {v['queries']}" for k, v in q.items()))
+    print(
+        "CPU ms per read, in-process, sequential (Python + its PostgreSQL backend): "
+        + ", ".join(
+            f"{k} {v['total_ms']} = {v['python_ms']} + {v['db_backend_ms']}"
+            for k, v in results["read_cpu"].items()
+        )
+    )
     print(f"sweep ({results['sweep']['kind']}): {results['sweep']['seconds']} s")
     print("peak RSS MB: " + ", ".join(f"{k} {v}" for k, v in results["memory_mb"].items()))
     print()
@@ -708,6 +715,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["queries"] = json.loads(
             run_django(
                 ["-m", "bench.probe", "--manifest", str(manifest_path), "--what", "queries"], env
+            )
+        )
+        results["read_cpu"] = json.loads(
+            run_django(
+                ["-m", "bench.probe", "--manifest", str(manifest_path), "--what", "cpu"], env
             )
         )
         subprocess.run(  # noqa: S603 - a fresh queue: nothing of an earlier run is replayed

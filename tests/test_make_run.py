@@ -24,14 +24,21 @@ from tests.processes import BASE_DIR
 
 def _run_script() -> str:
     """The `sh -c` script of the `run` recipe, as make would run it."""
+    # Under `make test` this is a sub-make: without the parent's flags, and without the
+    # "Entering directory" lines a sub-make prints around its recipes.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     printed = subprocess.run(
-        ["make", "-n", "run", "VENV=.venv"],
+        ["make", "--no-print-directory", "-n", "run", "VENV=.venv"],
         cwd=BASE_DIR,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    command = shlex.split(printed.replace("\\\n", " ").splitlines()[-1])
+    (line,) = [
+        line for line in printed.replace("\\\n", " ").splitlines() if "bin/embedded.py" in line
+    ]
+    command = shlex.split(line)
     return command[command.index("-c") + 1]
 
 

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from bench.probe import backend_cpu_seconds
 from bench.run import SAFE_ANSWERS, _log_body
 
 
@@ -67,18 +68,6 @@ def _slots(n: int, *, baseline: bool = False) -> Iterator[tuple[str, str]]:
     if len(free) < n:
         raise SystemExit(f"only {len(free)} free (patient, date) slots for {n} POSTs")
     yield from free[:n]
-
-
-def _backend_cpu() -> float:
-    """CPU seconds used so far by this connection's PostgreSQL backend (same host)."""
-    import psutil
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
 
 
 def _environ(token: str, body: bytes, *, baseline: bool) -> dict[str, Any]:
@@ -149,7 +138,7 @@ def _worker(
     for _ in range(n):
         poster.post(*next(slots))
     profiler = cProfile.Profile() if dump else None
-    cpu_started, backend_started = time.process_time(), _backend_cpu()
+    cpu_started, backend_started = time.process_time(), backend_cpu_seconds()
     started = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -159,7 +148,7 @@ def _worker(
         profiler.dump_stats(dump)
     wall = time.perf_counter() - started
     cpu = (time.process_time() - cpu_started) / max(evaluated, 1) * 1e6
-    backend = (_backend_cpu() - backend_started) / max(evaluated, 1) * 1e6
+    backend = (backend_cpu_seconds() - backend_started) / max(evaluated, 1) * 1e6
     return {
         "posted": n,
         "evaluated": evaluated,
@@ -202,13 +191,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(ctx.captured_queries)} statements")
         elif args.what == "time":
             times = []
-            cpu_started, backend_started = time.process_time(), _backend_cpu()
+            cpu_started, backend_started = time.process_time(), backend_cpu_seconds()
             for _ in range(args.n):
                 started = time.perf_counter()
                 poster.post(*next(slots))
                 times.append((time.perf_counter() - started) * 1e6)
             cpu = (time.process_time() - cpu_started) / args.n * 1e6
-            backend = (_backend_cpu() - backend_started) / args.n * 1e6
+            backend = (backend_cpu_seconds() - backend_started) / args.n * 1e6
             times.sort()
             print(
                 json.dumps(

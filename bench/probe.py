@@ -61,7 +61,8 @@ def queries(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _backend_cpu_seconds() -> float:
+def backend_cpu_seconds() -> float:
+    """CPU seconds used so far by this connection's PostgreSQL backend (same host)."""
     import psutil
     from django.db import connection
 
@@ -77,11 +78,11 @@ def _cpu_per_request(client: Any, path: str, n: int) -> dict[str, float]:
         response = client.get(path)
         if response.status_code != 200:
             raise RuntimeError(f"GET {path} answered {response.status_code}")
-    python, backend = time.process_time(), _backend_cpu_seconds()
+    python, backend = time.process_time(), backend_cpu_seconds()
     for _ in range(n):
         client.get(path)
     python_ms = (time.process_time() - python) / n * 1000
-    backend_ms = (_backend_cpu_seconds() - backend) / n * 1000
+    backend_ms = (backend_cpu_seconds() - backend) / n * 1000
     return {
         "python_ms": round(python_ms, 1),
         "db_backend_ms": round(backend_ms, 1),

@@ -1,4 +1,4 @@
-"""Writing several new rows in one statement."""
+"""Writing several new rows in one statement, and naming tables and columns in raw SQL."""
 
 from __future__ import annotations
 
@@ -6,8 +6,22 @@ from contextlib import nullcontext
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.db.models.sql import InsertQuery
+
+
+def table(model: type[Model]) -> str:
+    """The model's table, quoted for raw SQL."""
+    return connections[DEFAULT_DB_ALIAS].ops.quote_name(model._meta.db_table)
+
+
+def column(model: type[Model], name: str) -> str:
+    """The column of the model's field `name` (a foreign key's `_id` one), quoted for raw
+    SQL: statements written by hand follow the models, not copies of their names."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field)
+    assert field.column
+    return connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column)
 
 
 def _insert_sql(obj: Model, using: str) -> tuple[str, tuple[Any, ...]]:

@@ -12,9 +12,10 @@ from typing import Any, TypedDict
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, Field, Model, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
+from config.db import column, table
 from patients.models import Patient, User
 from programs import rules
 from programs.models import (
@@ -215,50 +216,40 @@ def _program_rows(
     a dosage version effective by `end` with no later version of its exercise effective
     by `start` (one version per exercise and date: a constraint).
     """
-    q = connection.ops.quote_name
-
-    def table(model: type[Model]) -> str:
-        return q(model._meta.db_table)
-
-    def col(model: type[Model], name: str) -> str:
-        field = model._meta.get_field(name)
-        assert isinstance(field, Field)
-        return q(field.column)
-
     ph, ex, ver = AssignedPhase, AssignedExercise, DosageVersion
-    dosage = ", ".join(f"v.{col(ver, name)}" for name in DosageVersion.DOSAGE_FIELDS)
+    dosage = ", ".join(f"v.{column(ver, name)}" for name in DosageVersion.DOSAGE_FIELDS)
     phase_in_force = version_in_force = ""
     if in_force_only:
         phase_in_force = f"""
-            AND p.{col(ph, "started_on")} <= %(end)s
+            AND p.{column(ph, "started_on")} <= %(end)s
             AND NOT EXISTS (
                 SELECT 1 FROM {table(ph)} AS o
-                WHERE o.{col(ph, "assignment")} = p.{col(ph, "assignment")}
-                  AND ((o.{col(ph, "started_on")} > p.{col(ph, "started_on")}
-                        AND o.{col(ph, "started_on")} <= %(start)s)
-                    OR (o.{col(ph, "started_on")} = p.{col(ph, "started_on")}
-                        AND o.{col(ph, "position")} > p.{col(ph, "position")}))
+                WHERE o.{column(ph, "assignment")} = p.{column(ph, "assignment")}
+                  AND ((o.{column(ph, "started_on")} > p.{column(ph, "started_on")}
+                        AND o.{column(ph, "started_on")} <= %(start)s)
+                    OR (o.{column(ph, "started_on")} = p.{column(ph, "started_on")}
+                        AND o.{column(ph, "position")} > p.{column(ph, "position")}))
             )"""  # noqa: S608 - identifiers from the models
         version_in_force = f"""
-            AND v.{col(ver, "effective_from")} <= %(end)s
+            AND v.{column(ver, "effective_from")} <= %(end)s
             AND NOT EXISTS (
                 SELECT 1 FROM {table(ver)} AS w
-                WHERE w.{col(ver, "assigned_exercise")} = v.{col(ver, "assigned_exercise")}
-                  AND w.{col(ver, "effective_from")} > v.{col(ver, "effective_from")}
-                  AND w.{col(ver, "effective_from")} <= %(start)s
+                WHERE w.{column(ver, "assigned_exercise")} = v.{column(ver, "assigned_exercise")}
+                  AND w.{column(ver, "effective_from")} > v.{column(ver, "effective_from")}
+                  AND w.{column(ver, "effective_from")} <= %(start)s
             )"""  # noqa: S608 - identifiers from the models
     sql = f"""
-        SELECT p.{col(ph, "id")}, p.{col(ph, "assignment")}, p.{col(ph, "position")},
-               p.{col(ph, "name")}, p.{col(ph, "length_weeks")}, p.{col(ph, "started_on")},
-               e.{col(ex, "id")}, e.{col(ex, "name")},
-               v.{col(ver, "id")}, v.{col(ver, "effective_from")}, {dosage}
+        SELECT p.{column(ph, "id")}, p.{column(ph, "assignment")}, p.{column(ph, "position")},
+               p.{column(ph, "name")}, p.{column(ph, "length_weeks")}, p.{column(ph, "started_on")},
+               e.{column(ex, "id")}, e.{column(ex, "name")},
+               v.{column(ver, "id")}, v.{column(ver, "effective_from")}, {dosage}
         FROM {table(ph)} AS p
-        LEFT JOIN {table(ex)} AS e ON e.{col(ex, "phase")} = p.{col(ph, "id")}
+        LEFT JOIN {table(ex)} AS e ON e.{column(ex, "phase")} = p.{column(ph, "id")}
         LEFT JOIN {table(ver)} AS v
-            ON v.{col(ver, "assigned_exercise")} = e.{col(ex, "id")} {version_in_force}
-        WHERE p.{col(ph, "assignment")} = ANY(%(assignments)s) {phase_in_force}
-        ORDER BY p.{col(ph, "position")}, p.{col(ph, "id")}, e.{col(ex, "position")},
-                 e.{col(ex, "id")}, v.{col(ver, "effective_from")}
+            ON v.{column(ver, "assigned_exercise")} = e.{column(ex, "id")} {version_in_force}
+        WHERE p.{column(ph, "assignment")} = ANY(%(assignments)s) {phase_in_force}
+        ORDER BY p.{column(ph, "position")}, p.{column(ph, "id")}, e.{column(ex, "position")},
+                 e.{column(ex, "id")}, v.{column(ver, "effective_from")}
     """  # noqa: S608 - identifiers from the models, values as parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, {"assignments": assignment_ids, "start": start, "end": end})

@@ -25,9 +25,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Field, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
+from config.db import column
+from config.db import table as quoted_table
 from patients.models import Clinician, Patient
 from rehab import progress
 from rehab.models import (
@@ -140,10 +142,7 @@ def advice_json(evaluation: Evaluation) -> dict[str, Any] | None:
 
 
 def _column(name: str) -> str:
-    field = DailyLog._meta.get_field(name)
-    assert isinstance(field, Field)
-    assert field.column
-    return connection.ops.quote_name(field.column)
+    return column(DailyLog, name)
 
 
 def _baseline_back_pains(patient_ids: Collection[UUID]) -> dict[UUID, float | None]:
@@ -152,7 +151,7 @@ def _baseline_back_pains(patient_ids: Collection[UUID]) -> dict[UUID, float | No
     One statement for any number of patients: the worker runs it for every batch."""
     if not patient_ids:
         return {}
-    table = connection.ops.quote_name(DailyLog._meta.db_table)
+    table = quoted_table(DailyLog)
     patient, day, back_pain = _column("patient"), _column("date"), _column("back_pain")
     sql = f"""
         SELECT wanted.patient_id, window_.n, window_.total
@@ -181,7 +180,7 @@ def _recent_logs(logs: Sequence[DailyLog]) -> dict[UUID, list[LogFacts]]:
     read as plain rows (a batch of 50 reads 700; model instances were half its cost)."""
     if not logs:
         return {}
-    table = connection.ops.quote_name(DailyLog._meta.db_table)
+    table = quoted_table(DailyLog)
     patient, day = _column("patient"), _column("date")
     columns = ", ".join(f"d.{_column(name)}" for name in RULE_INPUTS)
     sql = f"""
@@ -668,11 +667,11 @@ def _claim_owed(
     Nothing is claimed while someone holds the task's own patient (the review sweep,
     another evaluation): the task will wait for it, and the others need not.
     """
-    table = connection.ops.quote_name(DailyLog._meta.db_table)
+    table = quoted_table(DailyLog)
     pk, patient = _column("id"), _column("patient")
     attempts, advice = _column("evaluation_attempts"), _column("safety_advice")
     evaluated, failed = _column("evaluated_at"), _column("evaluation_failed_at")
-    patients = connection.ops.quote_name(Patient._meta.db_table)
+    patients = quoted_table(Patient)
     params: list[Any] = []
     own_patient_free = ""
     if patient_id is not None:
@@ -713,7 +712,7 @@ def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
 
     One statement over (id, version) pairs: as a filter of OR-ed Q objects the ORM
     spent more on compiling it than the evaluation of the batch's rules took."""
-    table = connection.ops.quote_name(DailyLog._meta.db_table)
+    table = quoted_table(DailyLog)
     pk, version = _column("id"), _column("version")
     sql = f"""
         UPDATE {table} SET {_column("evaluated_at")} = %s,

@@ -8,7 +8,9 @@ reference implementations of the §3 review rules.
 from __future__ import annotations
 
 from rehab.safety.engine import (
+    EARLIER_LOG_FIELDS,
     Advice,
+    EarlierLog,
     Evaluation,
     Firing,
     History,
@@ -16,6 +18,7 @@ from rehab.safety.engine import (
     LogFacts,
     MarkFact,
     PatientContext,
+    PreviousLog,
     RecordNeeds,
     SafetyAnswers,
     Suppression,
@@ -35,12 +38,14 @@ from rehab.safety.rules import (
 )
 
 __all__ = [
+    "EARLIER_LOG_FIELDS",
     "ESCALATION",
     "MESSAGES",
     "PREVIOUS_LOGS",
     "RULES",
     "SUPPRESSED_REMINDER",
     "Advice",
+    "EarlierLog",
     "EscalationRule",
     "Evaluation",
     "Firing",
@@ -49,6 +54,7 @@ __all__ = [
     "LogFacts",
     "MarkFact",
     "PatientContext",
+    "PreviousLog",
     "RecordNeeds",
     "Rule",
     "SafetyAnswers",

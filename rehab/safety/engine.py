@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 # rules.py imports the input types below only for type checking: no import cycle at runtime.
 from rehab.safety.rules import FEVER, MESSAGES, RULES, SUPPRESSED_REMINDER, Rule, check_rules
@@ -158,6 +158,37 @@ class LogFacts:
             raise ValueError(f"sleep: unknown value {self.sleep!r}")
 
 
+class PreviousLog(Protocol):
+    """What the trend rules read of a patient's logs before the one being evaluated: its
+    date, sleep and back pain, nothing else. `PatientContext.logs_before` gives the rules
+    this type, so a rule reading more of an earlier log does not type-check; a `LogFacts`
+    is one, and so is the lighter `EarlierLog` the background job builds."""
+
+    @property
+    def date(self) -> dt.date: ...
+
+    @property
+    def back_pain(self) -> int | None: ...
+
+    @property
+    def sleep(self) -> Sleep | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierLog:
+    """A stored earlier log as the trend rules read it (`PreviousLog`): the background
+    job reads these three columns of ~6 earlier logs for every log it evaluates, not the
+    whole row and its safety check. Not validated again: the log was when it was sent."""
+
+    date: dt.date
+    back_pain: int | None
+    sleep: Sleep | None
+
+
+# The columns of an earlier log the background job reads: exactly `EarlierLog`'s fields.
+EARLIER_LOG_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EarlierLog))
+
+
 @dataclass(frozen=True)
 class History:
     """The clinician-confirmed history (contract: patient `history`), all false by default."""
@@ -230,7 +261,7 @@ class PatientContext:
     interventions: tuple[InterventionFact, ...] = ()
     marks: tuple[MarkFact, ...] = ()
     baseline_back_pain: float | None = None
-    recent_logs: tuple[LogFacts, ...] | None = None
+    recent_logs: tuple[PreviousLog, ...] | None = None
     open_alert_rules: frozenset[str] = frozenset()
 
     def age_on(self, day: dt.date) -> int:
@@ -248,7 +279,7 @@ class PatientContext:
             (m for m in self.marks if m.symptom == symptom), key=lambda m: m.until, default=None
         )
 
-    def logs_before(self, day: dt.date) -> tuple[LogFacts, ...] | None:
+    def logs_before(self, day: dt.date) -> tuple[PreviousLog, ...] | None:
         """Previous logs in date order; `None` when the caller gave no history."""
         if self.recent_logs is None:
             return None

@@ -1,10 +1,11 @@
-"""`record_needs` and `PREVIOUS_LOGS`: what of the record and of the patient's earlier logs
-a log's evaluation can read. Pure: no database.
+"""`record_needs`, `PREVIOUS_LOGS` and `EarlierLog`: what of the record and of the
+patient's earlier logs a log's evaluation can read. Pure: no database.
 
 The request path leaves out of the context what `record_needs` says a log does not need,
 and the background job fetches only the PREVIOUS_LOGS latest logs before the one it
-evaluates, so these tests are what makes that safe: the evaluation without those facts
-must be the evaluation with them, for any log, any record and any history.
+evaluates, and of those only the columns of `EarlierLog`, so these tests are what makes
+that safe: the evaluation without those facts must be the evaluation with them, for any
+log, any record and any history.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rehab.safety import (
+    EARLIER_LOG_FIELDS,
     PREVIOUS_LOGS,
     RULES,
+    EarlierLog,
     History,
     InterventionFact,
     LogFacts,
@@ -276,6 +279,28 @@ def test_it_evaluates_any_log_the_same_with_only_its_latest_previous_logs(
     full = dataclasses.replace(ctx, recent_logs=history)
 
     assert evaluate(log, dataclasses.replace(ctx, recent_logs=latest)) == evaluate(log, full)
+
+
+@settings(max_examples=600, derandomize=True, database=None, deadline=None)
+@given(
+    log=_trend_logs(st.just(DAY)) | _logs(st.just(DAY)),
+    ctx=_trend_contexts | _contexts,
+    history=_history(10),
+)
+def test_it_evaluates_any_log_the_same_with_only_the_earlier_logs_date_sleep_and_back_pain(
+    log: LogFacts, ctx: PatientContext, history: tuple[LogFacts, ...]
+) -> None:
+    # What the background job gives the rules of the earlier logs (`EarlierLog`, its
+    # three columns) must decide every rule, basis included, as the whole logs would. A
+    # rule that read another field of an earlier log would fail here (and in mypy).
+    earlier = tuple(EarlierLog(x.date, x.back_pain, x.sleep) for x in history)
+    full = dataclasses.replace(ctx, recent_logs=history)
+
+    assert evaluate(log, dataclasses.replace(ctx, recent_logs=earlier)) == evaluate(log, full)
+
+
+def test_an_earlier_log_is_the_three_columns_the_job_reads() -> None:
+    assert EARLIER_LOG_FIELDS == ("date", "back_pain", "sleep")
 
 
 def test_it_reads_the_longest_window_of_any_rule() -> None:

@@ -40,6 +40,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 import psycopg
 
+from bench import profiling
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS = BASE_DIR / "bench" / "results"
 PY = sys.executable
@@ -111,6 +113,7 @@ class Config:
     port: int
     random_page_cost: str
     keep_db: bool
+    py_spy: bool
 
 
 def _env_int(name: str, default: int) -> int:
@@ -138,6 +141,12 @@ def parse_config(argv: Sequence[str] | None) -> Config:
         help="set on the bench database (SSD); 'default' leaves the server's value",
     )
     parser.add_argument("--keep-db", action="store_true", help="do not drop it at the end")
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        default=os.environ.get("BENCH_PYSPY", "") not in ("", "0"),
+        help="after the measurements, profile the servers under the same loads (py-spy)",
+    )
     args, _ = parser.parse_known_args(argv)
     sizes = dict(SCALES[args.scale])
     for key in sizes:  # BENCH_PATIENTS=..., BENCH_DAYS=..., BENCH_REQUESTS=...
@@ -153,6 +162,7 @@ def parse_config(argv: Sequence[str] | None) -> Config:
         port=args.port or _free_port(),
         random_page_cost=args.random_page_cost,
         keep_db=args.keep_db,
+        py_spy=args.py_spy,
         **sizes,
     )
 
@@ -476,6 +486,34 @@ def get_latency(port: int, path: str, token: str, n: int, *, cookie: str = "") -
         sample.statuses[status] = sample.statuses.get(status, 0) + 1
     sample.elapsed = time.perf_counter() - started
     return summary(sample)
+
+
+def profile_run(
+    cfg: Config, procs: Processes, slots: Iterator[dict[str, str]], m: dict[str, Any], db_url: str
+) -> dict[str, Any]:
+    """py-spy on the servers under the benchmark's loads again, after the measurements:
+    sampling costs the servers some CPU, so no figure of the run comes from these phases.
+
+    - `post_gunicorn`, `post_celery`: half a phase's worth of product log POSTs (worker
+      running, queue drained inside the recording, so the evaluations are in it);
+    - `reads_gunicorn`: the caseload endpoint and page of the 500-patient clinician.
+    """
+    profiles: dict[str, Any] = {}
+    calls = post_calls("product", slots, max(cfg.requests // 2, 1), m)
+    with (
+        profiling.recording("post-gunicorn", procs.procs["gunicorn"].pid, RESULTS) as web,
+        profiling.recording("post-celery", procs.procs["celery"].pid, RESULTS) as worker,
+    ):
+        load(cfg.port, calls, clients=cfg.clients, max_seconds=cfg.phase_seconds)
+        wait_drained(db_url)
+    profiles["post_gunicorn"] = profiling.summarise(web).as_dict()
+    profiles["post_celery"] = profiling.summarise(worker).as_dict()
+    with profiling.recording("reads-gunicorn", procs.procs["gunicorn"].pid, RESULTS) as reads:
+        get_latency(cfg.port, "/api/v1/clinician/patients/", m["clinician_token"], cfg.gets)
+        cookie = f"sessionid={m['clinician_session']}"
+        get_latency(cfg.port, "/dashboard/", "", cfg.gets, cookie=cookie)
+    profiles["reads_gunicorn"] = profiling.summarise(reads).as_dict()
+    return profiles
 
 
 def wait_http(port: int, seconds: float = 30) -> None:
@@ -841,6 +879,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg.port, "/dashboard/", "", cfg.gets, cookie=f"sessionid={m['clinician_session']}"
         )
 
+        if cfg.py_spy:
+            results["profiles"] = profile_run(cfg, procs, slots, m, db_url)
+
         # --- the periodic sweep, in-process, with the worker up ---
         results["sweep"] = json.loads(
             run_django(
@@ -859,6 +900,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
     (RESULTS / f"latest-{cfg.scale}.json").write_text(json.dumps(results, indent=2, default=str))
     print_table(results)
+    for name, profile in results.get("profiles", {}).items():
+        profiling.print_summary(name, profile)
     log(f"wrote bench/results/latest.json in {results['wall_seconds']} s")
     return 0
 

@@ -6,8 +6,8 @@ a CPU, and changes nothing in the code it watches: the servers are the productio
 under the benchmark's own load. Each recording is written in the collapsed-stack format
 (`bench/results/profile-<name>.txt`: one `frame;frame;... count` line per stack, which
 speedscope.app and flamegraph.pl read) and summed up here: the share of samples whose
-innermost frame is in each library, and the functions with the most samples of their own
-and in all.
+innermost frame is in each library, the functions with the most samples of their own,
+and our functions with the most samples in all (themselves and what they call).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class Summary:
 
 def summarise(path: Path) -> Summary:
     """Sum a collapsed-stack file: every sample's innermost frame counts as its own time
-    and as its library's; every distinct frame on the stack counts towards its total."""
+    and as its library's; every distinct frame of ours on the stack towards its total."""
     summary = Summary()
     if not path.exists():
         return summary
@@ -139,7 +139,9 @@ def summarise(path: Path) -> Summary:
         innermost = frames[-1]
         summary.by_library[library(innermost)] += count
         summary.own[innermost.label()] += count
-        for label in {frame.label() for frame in frames}:
+        # In all, our functions only: the servers' and frameworks' outer frames are on
+        # every stack and would fill the list.
+        for label in {frame.label() for frame in frames if library(frame).startswith("ours")}:
             summary.total[label] += count
     return summary
 
@@ -151,6 +153,6 @@ def print_summary(name: str, summary: dict[str, Any], *, top: int = 12) -> None:
     print("  own samples:")
     for label, pct in summary["top_own_pct"][:top]:
         print(f"    {pct:5.1f}%  {label}")
-    print("  in the stack:")
+    print("  our functions, in all:")
     for label, pct in summary["top_total_pct"][:top]:
         print(f"    {pct:5.1f}%  {label}")

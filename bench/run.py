@@ -43,7 +43,8 @@ import psycopg
 from bench import profiling
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-RESULTS = BASE_DIR / "bench" / "results"
+# Where the run writes its JSON, the servers' logs and the profiles (`BENCH_RESULTS`).
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or BASE_DIR / "bench" / "results")
 PY = sys.executable
 BIN = Path(PY).parent
 HOST = "127.0.0.1"  # the load generator targets nothing else
@@ -902,7 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(results)
     for name, profile in results.get("profiles", {}).items():
         profiling.print_summary(name, profile)
-    log(f"wrote bench/results/latest.json in {results['wall_seconds']} s")
+    log(f"wrote {RESULTS / 'latest.json'} in {results['wall_seconds']} s")
     return 0
 
 

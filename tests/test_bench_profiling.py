@@ -37,9 +37,8 @@ def test_a_collapsed_stack_file_is_summed_by_own_time_total_time_and_library(
         ["uuid", 10.0],
     ]
     assert summary["top_own_pct"][0] == ["execute (psycopg/cursor.py)", 60.0]
-    total = dict(map(tuple, summary["top_total_pct"]))
-    assert total["handle (gunicorn/workers/sync.py)"] == 100.0
-    assert total["post (rehab/views/logs.py)"] == 90.0
+    # In all: our functions only (the server's frames are on every stack).
+    assert summary["top_total_pct"] == [["post (rehab/views/logs.py)", 90.0]]
 
 
 def test_a_missing_recording_sums_to_nothing(tmp_path: Path) -> None:

@@ -647,7 +647,8 @@ def print_table(results: dict[str, Any]) -> None:
     )
     print(
         f"log POST ratios: {post['ratio_to_drf']}x plain DRF, {post['ratio_to_bare']}x bare "
-        f"Django; worker paused: {post['paused_ratio_to_drf']}x plain DRF"
+        f"Django; worker paused: {post['paused_ratio_to_drf']}x plain DRF; round by round: "
+        + ", ".join(f"{ratio}x" for ratio in post.get("round_ratios_to_drf", []))
     )
     print("CPU ms per request, by process (the POST phases; 2 cores in all):")
     for kind in KINDS:
@@ -794,6 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # part of its own evaluations the worker had not kept up with.
         drained_after = dict.fromkeys(KINDS, 0.0)
         cpu_used: dict[str, dict[str, float]] = {k: defaultdict(float) for k in KINDS}
+        round_rps: dict[str, list[float]] = {k: [] for k in KINDS}  # each phase's req/s
         previous: str | None = None
         for round_no in range(cfg.rounds):
             order = KINDS if round_no % 2 == 0 else KINDS[::-1]
@@ -812,9 +814,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     procs.signal("celery", signal.SIGSTOP)
                 before = cpu_seconds(procs)
                 try:
-                    totals[kind].add(
-                        load(cfg.port, calls, clients=cfg.clients, max_seconds=cfg.phase_seconds)
+                    phase = load(
+                        cfg.port, calls, clients=cfg.clients, max_seconds=cfg.phase_seconds
                     )
+                    totals[kind].add(phase)
+                    round_rps[kind].append(summary(phase)["throughput_rps"])
                 finally:
                     if paused:
                         procs.signal("celery", signal.SIGCONT)
@@ -836,6 +840,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             / max(post["drf"]["throughput_rps"], 0.1),
             2,
         )
+        # The spread of the ratio over the rounds: how far one run's noise moves it.
+        post["round_ratios_to_drf"] = [
+            round(product / max(drf, 0.1), 2)
+            for product, drf in zip(round_rps["product"], round_rps["drf"], strict=True)
+        ]
         if previous is not None:
             drained_after[previous] += wait_drained(db_url)
         post["drain_seconds_after"] = {k: round(v, 1) for k, v in drained_after.items()}

@@ -89,6 +89,7 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
     ):
         assert post[kind]["statuses"] == {status: 80}, (kind, post[kind])
         assert post[kind]["cpu_ms_per_request_total"] > 0
+    assert len(post["round_ratios_to_drf"]) == 2  # BENCH_ROUNDS
     assert report["red_flag"]["logs"] == 5
     assert report["red_flag"]["timeouts"] == 0
     for read in ("caseload", "caseload_big_clinic", "dashboard", "progress"):

@@ -240,7 +240,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     import django
 
     django.setup()
-    from django.db import connection
+    from django.db import DatabaseError, connection
     from knox.models import get_token_model
     from rest_framework.authtoken.models import Token
 
@@ -339,6 +339,15 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         cursor.execute("VACUUM (ANALYZE) rehab_dailylog")
         cursor.execute("VACUUM (ANALYZE) programs_exerciselog")
         cursor.execute("ANALYZE")
+        # And checkpointed long since: the load and its vacuum write ~1.5 GB of WAL, so
+        # without this PostgreSQL starts a WAL-triggered checkpoint in the middle of the
+        # measured phases, whichever kind's phase it lands in pays for it (the first
+        # write to every page after a checkpoint start logs a full-page image), and one
+        # round's ratio dropped to 0.81x for it. Superuser or pg_checkpoint only.
+        try:
+            cursor.execute("CHECKPOINT")  # autocommit, as the VACUUMs: an error aborts nothing
+        except DatabaseError as exc:
+            log(f"no CHECKPOINT after the load ({exc}); a checkpoint may land in a phase")
         cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('rehab_dailylog'))")
         size = cursor.fetchone()[0]
     log(f"done in {time.monotonic() - started:.1f}s; rehab_dailylog {size}")

@@ -28,21 +28,13 @@ from typing import Any
 # The product's own code, by top-level directory; anything else is named by its library.
 OURS = ("patients", "programs", "rehab", "config", "bench")
 RATE = 250  # samples a second per process
-FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
 def py_spy() -> str | None:
     """The py-spy executable beside this Python, or on PATH (None: not installed)."""
     beside = Path(sys.executable).parent / "py-spy"
     return str(beside) if beside.exists() else shutil.which("py-spy")
-
-
-@dataclass
-class Recording:
-    name: str
-    output: Path
-    process: subprocess.Popen[bytes]
-    log: Any
 
 
 @contextlib.contextmanager

@@ -18,11 +18,20 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from config.db import column, table
 from patients.models import Patient, User
 from rehab import progress
-from rehab.models import Alert, DailyLog, Severity
+from rehab.models import Alert, Severity
 from rehab.models.alerts import SEVERITY_RANK
-from rehab.selectors.logs import PatientScalar, sql_literal, with_log_figures
+from rehab.selectors.logs import (
+    LOG_DATE,
+    LOG_PAIN,
+    LOG_PATIENT,
+    LOGS,
+    PatientScalar,
+    sql_literal,
+    with_log_figures,
+)
 
 NO_ALERT_TIER = len(SEVERITY_RANK)
 # "No log for 3+ days" (NR-LOG-01 reminds the patient at 3 days): the caseload's missed-logs
@@ -41,19 +50,22 @@ def missed_logs() -> Q:
     return Q(last_log_date__isnull=True) | Q(last_log_date__lte=stale_since)
 
 
-_ALERTS = Alert._meta.db_table
+_ALERTS = table(Alert)
+_PATIENT, _STATUS, _SEVERITY, _OPENED_AT = (
+    column(Alert, name) for name in ("patient", "status", "severity", "opened_at")
+)
 
 
 def _open_alerts(condition: str = "") -> str:
     return (
-        f"FROM {_ALERTS} WHERE patient_id = o.patient_id"
-        f" AND status = {sql_literal(Alert.Status.OPEN)} {condition}"
+        f"FROM {_ALERTS} WHERE {_PATIENT} = o.patient_id"
+        f" AND {_STATUS} = {sql_literal(Alert.Status.OPEN)} {condition}"
     )
 
 
 # The tier of an alert: its severity's rank (rehab.selectors.alerts.severity_rank).
 _RANK = (
-    "CASE severity "
+    f"CASE {_SEVERITY} "
     + " ".join(f"WHEN {sql_literal(sev)} THEN {rank}" for sev, rank in SEVERITY_RANK.items())
     + f" ELSE {NO_ALERT_TIER} END"
 )
@@ -65,13 +77,13 @@ def with_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
 
     def count(severity: str) -> PatientScalar:
         return PatientScalar(
-            f"SELECT count(*) {_open_alerts(f'AND severity = {sql_literal(severity)}')}",
+            f"SELECT count(*) {_open_alerts(f'AND {_SEVERITY} = {sql_literal(severity)}')}",
             output_field=IntegerField(),
         )
 
-    def most_urgent(column: str, output_field: Field) -> PatientScalar:
+    def most_urgent(what: str, output_field: Field) -> PatientScalar:
         return PatientScalar(
-            f"SELECT {column} {_open_alerts()} ORDER BY {_RANK}, opened_at LIMIT 1",
+            f"SELECT {what} {_open_alerts()} ORDER BY {_RANK}, {_OPENED_AT} LIMIT 1",
             output_field=output_field,
         )
 
@@ -80,7 +92,7 @@ def with_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
         open_urgent=count(Severity.URGENT),
         open_routine=count(Severity.ROUTINE),
         alert_tier=Coalesce(most_urgent(_RANK, IntegerField()), Value(NO_ALERT_TIER)),
-        alert_waiting_since=most_urgent("opened_at", DateTimeField()),
+        alert_waiting_since=most_urgent(_OPENED_AT, DateTimeField()),
     )
 
 
@@ -114,22 +126,22 @@ class _LogTriage(Func):
         )
         FROM (SELECT %(expressions)s) AS o(patient_id, today)
         LEFT JOIN LATERAL (
-            SELECT date AS day FROM {DailyLog._meta.db_table}
-            WHERE patient_id = o.patient_id ORDER BY date DESC LIMIT 1
+            SELECT {LOG_DATE} AS day FROM {LOGS}
+            WHERE {LOG_PATIENT} = o.patient_id ORDER BY {LOG_DATE} DESC LIMIT 1
         ) AS l ON true
         LEFT JOIN LATERAL (
-            SELECT date AS day FROM {DailyLog._meta.db_table}
-            WHERE patient_id = o.patient_id ORDER BY date ASC LIMIT 1
+            SELECT {LOG_DATE} AS day FROM {LOGS}
+            WHERE {LOG_PATIENT} = o.patient_id ORDER BY {LOG_DATE} ASC LIMIT 1
         ) AS f ON true
         CROSS JOIN LATERAL (
-            SELECT AVG(pain) AS mean, COUNT(*) AS n FROM {DailyLog._meta.db_table}
-            WHERE patient_id = o.patient_id
-                AND date >= f.day AND date <= f.day + {progress.BASELINE_DAYS - 1}
+            SELECT AVG({LOG_PAIN}) AS mean, COUNT(*) AS n FROM {LOGS}
+            WHERE {LOG_PATIENT} = o.patient_id
+                AND {LOG_DATE} >= f.day AND {LOG_DATE} <= f.day + {progress.BASELINE_DAYS - 1}
         ) AS b
         CROSS JOIN LATERAL (
-            SELECT AVG(pain) AS mean, COUNT(*) AS n FROM {DailyLog._meta.db_table}
-            WHERE patient_id = o.patient_id
-                AND date >= o.today - {progress.CURRENT_DAYS - 1} AND date <= o.today
+            SELECT AVG({LOG_PAIN}) AS mean, COUNT(*) AS n FROM {LOGS}
+            WHERE {LOG_PATIENT} = o.patient_id
+                AND {LOG_DATE} >= o.today - {progress.CURRENT_DAYS - 1} AND {LOG_DATE} <= o.today
         ) AS c
         CROSS JOIN LATERAL (
             SELECT CASE
@@ -145,7 +157,7 @@ class _LogTriage(Func):
                 ELSE {REST_TIER}
             END AS tier
         ) AS t
-    )"""  # noqa: S608 - the only interpolations are the table name and integer constants
+    )"""  # noqa: S608 - the only interpolations are the model's names and integer constants
     # Only ever ordered by, never read: the value is an anonymous record.
     output_field = Field()
 

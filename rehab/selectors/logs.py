@@ -22,6 +22,7 @@ from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from config.db import column, table
 from patients.models import Patient, User
 from rehab import progress
 from rehab.models import DailyLog
@@ -119,13 +120,16 @@ class PatientScalar(Func):
         )
 
 
-_LOGS = DailyLog._meta.db_table
+# The daily logs' table and columns, quoted (`config.db`), for the SQL written here and in
+# `caseload`: hand-written statements follow the model's names.
+LOGS = table(DailyLog)
+LOG_PATIENT, LOG_DATE, LOG_PAIN = (column(DailyLog, name) for name in ("patient", "date", "pain"))
 
 
 def _log_date(order: str) -> PatientScalar:
     return PatientScalar(
-        f"SELECT date FROM {_LOGS} WHERE patient_id = o.patient_id"  # noqa: S608 - constants
-        f" ORDER BY date {order} LIMIT 1",
+        f"SELECT {LOG_DATE} FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id"  # noqa: S608
+        f" ORDER BY {LOG_DATE} {order} LIMIT 1",
         output_field=DateField(),
     )
 
@@ -140,26 +144,27 @@ def _window_figures(prefix: str, *, start: str, end: str, today: bool) -> dict[s
     def figure(aggregate: str) -> PatientScalar:
         return PatientScalar(
             f"""SELECT w.value FROM (
-                SELECT {aggregate} AS value, count(*) AS n FROM {_LOGS}
-                WHERE patient_id = o.patient_id AND date >= {start} AND date <= {end}
+                SELECT {aggregate} AS value, count(*) AS n FROM {LOGS}
+                WHERE {LOG_PATIENT} = o.patient_id
+                    AND {LOG_DATE} >= {start} AND {LOG_DATE} <= {end}
             ) AS w WHERE w.n >= {progress.MIN_LOGS}""",  # noqa: S608 - constants only
             output_field=IntegerField(),
             today=today,
         )
 
-    return {f"{prefix}_sum": figure("sum(pain)"), f"{prefix}_n": figure("count(*)")}
+    return {f"{prefix}_sum": figure(f"sum({LOG_PAIN})"), f"{prefix}_n": figure("count(*)")}
 
 
 def with_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
     """Annotate every patient with the caseload's log figures, in the same SQL query."""
-    first = f"(SELECT min(date) FROM {_LOGS} WHERE patient_id = o.patient_id)"  # noqa: S608
+    first = f"(SELECT min({LOG_DATE}) FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id)"  # noqa: S608
     return patients.annotate(
         local_date=_local_today(),
         first_log_date=_log_date("ASC"),
         last_log_date=_log_date("DESC"),
         latest_pain=PatientScalar(
-            f"SELECT pain FROM {_LOGS} WHERE patient_id = o.patient_id"  # noqa: S608 - constants
-            " ORDER BY date DESC LIMIT 1",
+            f"SELECT {LOG_PAIN} FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id"  # noqa: S608
+            f" ORDER BY {LOG_DATE} DESC LIMIT 1",
             output_field=IntegerField(),
         ),
     ).annotate(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rehab.safety.engine import (
     EARLIER_LOG_FIELDS,
+    MESSAGE_LANGUAGE,
     Advice,
     EarlierLog,
     Evaluation,
@@ -29,6 +30,7 @@ from rehab.safety.engine import (
 )
 from rehab.safety.rules import (
     ESCALATION,
+    FALL_REMINDER,
     MESSAGES,
     PREVIOUS_LOGS,
     RULES,
@@ -40,7 +42,9 @@ from rehab.safety.rules import (
 __all__ = [
     "EARLIER_LOG_FIELDS",
     "ESCALATION",
+    "FALL_REMINDER",
     "MESSAGES",
+    "MESSAGE_LANGUAGE",
     "PREVIOUS_LOGS",
     "RULES",
     "SUPPRESSED_REMINDER",

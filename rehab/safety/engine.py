@@ -24,12 +24,20 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 # rules.py imports the input types below only for type checking: no import cycle at runtime.
-from rehab.safety.rules import FEVER, MESSAGES, RULES, SUPPRESSED_REMINDER, Rule, check_rules
+from rehab.safety.rules import (
+    FALL_REMINDER,
+    FEVER,
+    MESSAGES,
+    RULES,
+    SUPPRESSED_REMINDER,
+    Rule,
+    check_rules,
+)
 from rehab.safety.vocab import (
     BOOLEAN_FIELDS,
     CHOICE_FIELDS,
@@ -316,21 +324,32 @@ class Suppression:
     until: dt.date
 
 
+# The language every message is written in; an alert records it beside the message key
+# (what the patient was shown), ready for the day messages are translated.
+MESSAGE_LANGUAGE: Final = "en"
+
+
 @dataclass(frozen=True)
 class Advice:
-    """The contract's `safety_advice`. `note` is our addition (extra fields are allowed):
-    the "if this gets worse" reminder owed to the patient when a mark applied (§4)."""
+    """The contract's `safety_advice`. Our additions (extra fields are allowed): `note`,
+    the reminders owed to the patient (a mark applied, §4; a fall, §8.3), and
+    `message_key` and `language`, which name the message shown so that an alert can say
+    what the patient was told (§8.6) and the app can show it in its own words."""
 
     severity: Severity
     rules: tuple[str, ...]
     message: str
     note: str | None = None
+    message_key: str = ""
+    language: str = MESSAGE_LANGUAGE
 
     def as_dict(self) -> JsonObject:
         out: JsonObject = {
             "severity": self.severity,
             "rules": list(self.rules),
             "message": self.message,
+            "message_key": self.message_key,
+            "language": self.language,
         }
         # Only when there is one, so the common shape is exactly the contract's.
         if self.note is not None:
@@ -347,6 +366,9 @@ class Evaluation:
     suppressed: tuple[Suppression, ...] = ()
     # Rules that could still fire on a branch whose history was not given.
     undecided: tuple[str, ...] = ()
+    # The log reports a fall (`safety.injury` minor or major): §8.3's safety net is owed
+    # unless an emergency rule already sent the patient to hospital.
+    fall: bool = False
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -354,7 +376,14 @@ class Evaluation:
 
     @property
     def reminder(self) -> str | None:
-        return SUPPRESSED_REMINDER if self.suppressed else None
+        """Every reminder owed, as one text (§4 and §8.3 both may apply); None if none."""
+        owed = []
+        if self.suppressed:
+            owed.append(SUPPRESSED_REMINDER)
+        emergency = any(f.severity == "emergency" for f in self.firings)
+        if self.fall and not emergency:
+            owed.append(FALL_REMINDER)
+        return " ".join(owed) or None
 
 
 def evaluate(log: LogFacts, ctx: PatientContext, *, rules: Sequence[Rule] = RULES) -> Evaluation:
@@ -390,17 +419,23 @@ def evaluate(log: LogFacts, ctx: PatientContext, *, rules: Sequence[Rule] = RULE
         if getattr(log.safety, symptom) == "unchanged_assessed"
         and (mark := ctx.current_mark(symptom, log.date)) is not None
     )
-    advice = None
-    if firings:
-        advice = Advice(
-            severity=firings[0].severity,
-            rules=tuple(f.rule_id for f in firings),
-            message=MESSAGES[firings[0].message_key],
-            note=SUPPRESSED_REMINDER if suppressed else None,
-        )
-    return Evaluation(
-        firings=firings, advice=advice, suppressed=suppressed, undecided=tuple(undecided)
+    evaluation = Evaluation(
+        firings=firings,
+        advice=None,
+        suppressed=suppressed,
+        undecided=tuple(undecided),
+        fall=log.safety.injury in ("minor", "major"),
     )
+    if not firings:
+        return evaluation
+    advice = Advice(
+        severity=firings[0].severity,
+        rules=tuple(f.rule_id for f in firings),
+        message=MESSAGES[firings[0].message_key],
+        note=evaluation.reminder,
+        message_key=firings[0].message_key,
+    )
+    return replace(evaluation, advice=advice)
 
 
 @dataclass(frozen=True)
@@ -456,6 +491,8 @@ CONVENTIONS: dict[str, JsonValue] = {
     "advice": "The patient sees the message of the most severe rule that fired (emergency, "
     "urgent, routine, then rule id); if any symptom was unchanged_assessed under a mark, "
     "also the reminder.",
+    "fall_reminder": "When safety.injury is minor or major and no emergency rule fired, the "
+    "patient also sees fall_reminder (after the reminder, when both apply).",
 }
 
 
@@ -480,6 +517,7 @@ def catalogue(rules: Sequence[Rule] = RULES, messages: Mapping[str, str] = MESSA
         "rules": [r.to_json(inline=True) for r in published],
         "messages": {key: messages[key] for key in used},
         "reminder": SUPPRESSED_REMINDER,
+        "fall_reminder": FALL_REMINDER,
     }
     digest = hashlib.sha256(canonical_json(body).encode()).hexdigest()
     return {"version": f"sha256:{digest}", **body}

@@ -155,8 +155,9 @@ NR_PAIN_03: Final = ReviewRule(
 NR_PROG_01: Final = ReviewRule(
     "NR-PROG-01", 1, "routine", "No meaningful improvement", NoImprovementParams()
 )
+# v2 (amendment 8.4): never beside an open or acknowledged urgent or emergency red flag.
 NR_PROG_03: Final = ReviewRule(
-    "NR-PROG-03", 1, "routine", "Recovered: consider discharge", RecoveredParams()
+    "NR-PROG-03", 2, "routine", "Recovered: consider discharge", RecoveredParams()
 )
 NR_ADH_01: Final = ReviewRule("NR-ADH-01", 1, "routine", "Non-adherence", AdherenceParams())
 NR_LOG_01: Final = ReviewRule("NR-LOG-01", 1, "routine", "Missed logs", MissedLogsParams())
@@ -361,9 +362,17 @@ def no_meaningful_improvement(
 
 
 def recovered(
-    series: Sequence[LogFacts], *, today: dt.date, params: RecoveredParams = RecoveredParams()
+    series: Sequence[LogFacts],
+    *,
+    today: dt.date,
+    params: RecoveredParams = RecoveredParams(),
+    red_flag_open: bool = False,
 ) -> ReviewFinding | None:
-    """NR-PROG-03: pain <= 1 on each of the last 7 calendar days (each one logged)."""
+    """NR-PROG-03: pain <= 1 on each of the last 7 calendar days (each one logged), unless
+    `red_flag_open`: the patient has an unresolved urgent or emergency red-flag (RF-*)
+    alert, and "consider discharge" must not stand beside it."""
+    if red_flag_open:
+        return None
     by_date = {x.date: x for x in _upto(series, today)}
     days = [today - _days(n) for n in range(params.days - 1, -1, -1)]
     if all(d in by_date and by_date[d].pain <= params.pain_at_most for d in days):

@@ -756,6 +756,21 @@ MESSAGES: Final[dict[str, str]] = {
         "breath, call the emergency number now. Go to the Emergency Department if it gets "
         "worse."
     ),
+    "fever_no_pain": (
+        "A temperature soon after an injection or procedure, while your immune system is "
+        "weakened, or when you feel very unwell needs checking today. Contact your physio or "
+        "GP today. Go to the Emergency Department if you get worse or back pain starts."
+    ),
+    "fall_neuro": (
+        "A fall followed by numbness, weakness or unsteady walking needs checking in hospital "
+        "today. Go to your nearest Emergency Department now, or call the emergency number if "
+        "you can't get there. Don't wait for your physio to reply."
+    ),
+    "fall_after_spine_surgery": (
+        "After a fall, anyone who has had spine surgery should be checked by a clinician. "
+        "Contact your physio or your surgeon's team today. Go to the Emergency Department if "
+        "the pain gets much worse, or numbness, weakness, or bladder or bowel changes appear."
+    ),
     "night_pain": (
         "Pain that keeps you awake whatever position you lie in has been noted, and your "
         "physio will review this. If it gets much worse, or you notice new symptoms, "
@@ -767,6 +782,13 @@ MESSAGES: Final[dict[str, str]] = {
 SUPPRESSED_REMINDER: Final = (
     "Your clinician has checked this symptom before. If it gets worse, go to the Emergency "
     "Department now."
+)
+
+# Amendment 8.3 (docs/safety-path.md): after any fall, unless an emergency rule already
+# sent the patient to hospital, the answer carries this safety net.
+FALL_REMINDER: Final = (
+    "If numbness, weakness, or bladder or bowel changes appear after your fall, go to the "
+    "Emergency Department now."
 )
 
 # --- the rules ---------------------------------------------------------------------------
@@ -783,7 +805,16 @@ _FEVER_MODIFIERS = AnyOf(
 FEVER: Final = Fever()
 # "with pain that day" is part of the fever condition of both infection rules: RF-INF-02
 # says "fever as RF-INF-01", and RF-INF-01/02 split that one condition by the modifiers.
-_FEVER_WITH_PAIN = AllOf(FEVER, PainThatDay(threshold=1))
+_PAIN_THAT_DAY = PainThatDay(threshold=1)
+_FEVER_WITH_PAIN = AllOf(FEVER, _PAIN_THAT_DAY)
+# RF-INF-03 (fever before any pain): the same modifiers, the procedure window shortened to
+# 14 days, counted as RF-INF-02 counts its 42 (the day of the log included).
+_FEVER_NO_PAIN_MODIFIERS = AnyOf(
+    HistoryTrue("immunosuppressed"),
+    HistoryTrue("iv_drug_use"),
+    Answer("feel_very_unwell").is_true(),
+    RecentProcedure(days=14),
+)
 
 RULES: Final[tuple[Rule, ...]] = (
     Rule(
@@ -907,6 +938,15 @@ RULES: Final[tuple[Rule, ...]] = (
         message_variants=(MessageVariant(RecentProcedure(days=42), "fever_after_procedure"),),
     ),
     Rule(
+        id="RF-INF-03",
+        version=1,
+        severity="urgent",
+        title="Fever without pain, with a risk factor or recent procedure",
+        message="fever_no_pain",
+        condition=AllOf(FEVER, Not(_PAIN_THAT_DAY), _FEVER_NO_PAIN_MODIFIERS),
+        source="Post-procedure and spinal infection red flags can present before pain [D]",
+    ),
+    Rule(
         id="RF-CA-01",
         version=1,
         severity="emergency",
@@ -981,6 +1021,34 @@ RULES: Final[tuple[Rule, ...]] = (
         source="NHS Lothian vertebral fragility fracture pathway; age cut-off [D]",
     ),
     Rule(
+        id="RF-FX-03",
+        version=1,
+        severity="emergency",
+        title="Fall with numbness, weakness or unsteady walking",
+        message="fall_neuro",
+        condition=AllOf(
+            Answer("injury").in_("minor", "major"),
+            AnyOf(
+                Answer("weakness").not_in("none"),
+                # The question asks about numbness that is new or has spread: after a fall
+                # any answer but "none" counts.
+                Answer("numbness_spread").not_in("none"),
+                Answer("walking_unsteady_new").is_true(),
+            ),
+        ),
+        source="Seed advice on falls with leg pain: immediate care for numbness or weakness",
+    ),
+    Rule(
+        id="RF-FX-04",
+        version=1,
+        severity="urgent",
+        title="Minor fall after spine surgery",
+        message="fall_after_spine_surgery",
+        # A major injury is RF-FX-01, an emergency, already.
+        condition=AllOf(Answer("injury").in_("minor"), HistoryTrue("previous_spine_surgery")),
+        source="Seed advice: always get evaluated after a fall with a history of spine surgery",
+    ),
+    Rule(
         id="RF-TH-01",
         version=1,
         severity="urgent",
@@ -991,7 +1059,9 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         id="RF-NP-01",
-        version=1,
+        # v2: the rules of the 2026-12-07 amendments are red flags too ("no other RF rule
+        # open"), so night pain beside one of them no longer fires.
+        version=2,
         severity="routine",
         title="Constant night pain on 3 of the last 7 logged nights",
         message="night_pain",
@@ -1015,11 +1085,14 @@ RULES: Final[tuple[Rule, ...]] = (
             "RF-NEU-04",
             "RF-INF-01",
             "RF-INF-02",
+            "RF-INF-03",
             "RF-CA-01",
             "RF-CA-02",
             "RF-CA-03",
             "RF-FX-01",
             "RF-FX-02",
+            "RF-FX-03",
+            "RF-FX-04",
             "RF-TH-01",
         ),
     ),

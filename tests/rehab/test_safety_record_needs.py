@@ -128,11 +128,12 @@ def test_it_evaluates_any_log_the_same_without_the_record_it_does_not_need(
 
 
 # Every record fact that could matter to a log dated DAY: each procedure kind on the
-# edges of RF-INF-02's 42 days (and after the log), each symptom's mark current and expired.
+# edges of RF-INF-02's 42 days and RF-INF-03's 14 (and after the log), each symptom's
+# mark current and expired.
 _EVERY_INTERVENTION = tuple(
     InterventionFact(DAY - dt.timedelta(days=days), kind)
     for kind in INTERVENTION_KINDS
-    for days in (-1, 0, 42, 43)
+    for days in (-1, 0, 14, 15, 42, 43)
 )
 _EVERY_MARK = tuple(
     MarkFact(symptom, DAY + dt.timedelta(days=days))

@@ -344,12 +344,13 @@ def test_it_counts_a_reported_fever_without_a_temperature() -> None:
     assert fired(make_log(safety={"fever": True, "temperature_c": 37.2})) == ("RF-INF-01",)
 
 
-def test_it_needs_pain_that_day_for_a_fever_to_fire() -> None:
+def test_it_needs_pain_that_day_for_a_fever_to_fire_rf_inf_01_or_02() -> None:
     fever = {"temperature_c": 39.0}
     ctx = make_ctx(history={"immunosuppressed": True})
 
     assert fired(make_log(pain=0, safety=fever)) == ()
-    assert fired(make_log(pain=0, leg_pain=0, back_pain=0, safety=fever), ctx) == ()
+    # Without pain an immunosuppressed patient's fever is RF-INF-03 (urgent), not 01/02.
+    assert fired(make_log(pain=0, leg_pain=0, back_pain=0, safety=fever), ctx) == ("RF-INF-03",)
     assert fired(make_log(pain=0, back_pain=1, safety=fever)) == ("RF-INF-01",)
     assert fired(make_log(pain=0, leg_pain=1, safety=fever)) == ("RF-INF-01",)
     assert fired(make_log(pain=1, safety=fever)) == ("RF-INF-01",)
@@ -716,6 +717,7 @@ def test_it_orders_firings_most_severe_first_then_by_rule_id() -> None:
     assert evaluation.rule_ids == (
         "RF-CES-01",
         "RF-FX-01",
+        "RF-FX-03",
         "RF-NEU-02",
         "RF-CA-03",
         "RF-CES-06",
@@ -726,6 +728,8 @@ def test_it_orders_firings_most_severe_first_then_by_rule_id() -> None:
         "severity": "emergency",
         "rules": list(evaluation.rule_ids),
         "message": MESSAGES["ces"],
+        "message_key": "ces",
+        "language": "en",
     }
 
 
@@ -733,7 +737,7 @@ def test_it_shows_the_message_of_the_most_severe_rule() -> None:
     evaluation = run(make_log(safety={"injury": "major", "weakness": "foot_drop"}))
 
     assert evaluation.advice is not None
-    assert evaluation.advice.rules == ("RF-FX-01", "RF-NEU-01")
+    assert evaluation.advice.rules == ("RF-FX-01", "RF-FX-03", "RF-NEU-01")
     assert evaluation.advice.message == MESSAGES["major_injury"]
 
 
@@ -802,11 +806,14 @@ def test_it_defines_exactly_the_rules_of_the_clinical_specification() -> None:
         "RF-NEU-04",
         "RF-INF-01",
         "RF-INF-02",
+        "RF-INF-03",
         "RF-CA-01",
         "RF-CA-02",
         "RF-CA-03",
         "RF-FX-01",
         "RF-FX-02",
+        "RF-FX-03",
+        "RF-FX-04",
         "RF-TH-01",
         "RF-NP-01",
     ]
@@ -817,9 +824,11 @@ def test_it_defines_exactly_the_rules_of_the_clinical_specification() -> None:
         "RF-NEU-01",
         "RF-NEU-04",
         "RF-INF-01",
+        "RF-INF-03",
         "RF-CA-02",
         "RF-CA-03",
         "RF-FX-02",
+        "RF-FX-04",
         "RF-TH-01",
     }
     # "No other RF rule open" means every other rule.
@@ -873,13 +882,17 @@ PINNED = {
     "RF-NEU-04": (1, "81df6260cc67"),
     "RF-INF-01": (1, "027cb24060dc"),
     "RF-INF-02": (1, "534ddcaffd00"),
+    "RF-INF-03": (1, "f7834dd78e8b"),
     "RF-CA-01": (1, "5a0918852b6d"),
     "RF-CA-02": (1, "b11f1fc65009"),
     "RF-CA-03": (1, "07dcac94d457"),
     "RF-FX-01": (1, "3f83eee16019"),
     "RF-FX-02": (1, "253aab1eed24"),
+    "RF-FX-03": (1, "7ffa9b7c1430"),
+    "RF-FX-04": (1, "03ec2cbb99be"),
     "RF-TH-01": (1, "6ddda08b3af9"),
-    "RF-NP-01": (1, "e57bd83e25f0"),
+    # v2: "no other RF rule open" gained RF-INF-03, RF-FX-03 and RF-FX-04.
+    "RF-NP-01": (2, "75310b93929d"),
 }
 
 
@@ -1031,7 +1044,8 @@ def _random_case(rng: random.Random) -> tuple[LogFacts, PatientContext]:
         date_of_birth=rng.choice([dt.date(1966, 11, 20), dt.date(1966, 11, 21), FIFTY]),
         history=History(**{flag: rng.random() < 0.2 for flag in dataclasses.asdict(History())}),
         interventions=tuple(
-            InterventionFact(DAY - dt.timedelta(days=rng.choice([-1, 0, 42, 43])), kind)
+            # The edges of RF-INF-02's 42 days and RF-INF-03's 14, and after the log.
+            InterventionFact(DAY - dt.timedelta(days=rng.choice([-1, 0, 14, 15, 42, 43])), kind)
             for kind in rng.sample(kinds, k=2)
             if rng.random() < 0.3
         ),

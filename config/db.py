@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Field, Model
+from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
 
@@ -24,14 +26,16 @@ def column(model: type[Model], name: str) -> str:
     return connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column)
 
 
-def _insert_sql(obj: Model, using: str) -> tuple[str, tuple[Any, ...]]:
+def _insert_sql(
+    obj: Model, using: str, *, on_conflict: OnConflict | None = None
+) -> tuple[str, tuple[Any, ...]]:
     """The INSERT the ORM's `save()` would run for a new `obj` (its values prepared by
     the fields, `auto_now` and defaults applied), without RETURNING."""
     meta = obj._meta
     fields = list(meta.local_concrete_fields)
     if getattr(obj, meta.pk.attname) is None:
         fields = [field for field in fields if field is not meta.auto_field]
-    query = InsertQuery(type(obj))
+    query = InsertQuery(type(obj), on_conflict=on_conflict)
     query.insert_values(fields, [obj])
     ((sql, params),) = query.get_compiler(using=using).as_sql()
     return sql, tuple(params)
@@ -59,3 +63,45 @@ def insert_together(*objs: Model, using: str = DEFAULT_DB_ALIAS) -> None:
     for obj in objs:
         obj._state.adding = False
         obj._state.db = using
+
+
+_VALUES = re.compile(r" VALUES \((?P<values>.*)\)$", re.DOTALL)
+
+
+def insert_unless_conflict(first: Model, *dependents: Model, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Insert `first` unless it clashes with a unique constraint, and the `dependents`
+    (its audit event, say) only if it went in, in one statement; True if it went in.
+
+    `INSERT ... ON CONFLICT DO NOTHING` never raises for a duplicate: a retried or
+    conflicting write is a normal path, and a unique violation would make PostgreSQL
+    write the failed statement, patient values included, to its server log
+    (docs/safety-path.md, "No patient data in the database server's log"). The caller
+    finds out what was there instead and answers for it.
+    """
+    sql, params = _insert_sql(first, using, on_conflict=OnConflict.IGNORE)
+    all_params = list(params)
+    if dependents:
+        selects = []
+        for i, obj in enumerate(dependents):
+            dep_sql, dep_params = _insert_sql(obj, using)
+            match = _VALUES.search(dep_sql)
+            assert match, dep_sql
+            # Each dependent is a SELECT over the row `first` inserted: no row, no insert.
+            selects.append(
+                f"dep_{i} AS ({dep_sql[: match.start()]} SELECT {match.group('values')} FROM new_0)"  # noqa: S608
+            )
+            all_params.extend(dep_params)
+        sql = f"WITH new_0 AS ({sql} RETURNING 1), {', '.join(selects)} SELECT count(*) FROM new_0"  # noqa: S608
+    else:
+        sql = f"WITH new_0 AS ({sql} RETURNING 1) SELECT count(*) FROM new_0"  # noqa: S608
+    connection = connections[using]
+    savepoint = transaction.atomic(using=using) if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, all_params)
+        row = cursor.fetchone()
+    inserted = bool(row and row[0])
+    if inserted:
+        for obj in (first, *dependents):
+            obj._state.adding = False
+            obj._state.db = using
+    return inserted

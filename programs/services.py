@@ -4,6 +4,7 @@ progression proposals. Every write to patient data is audited in its own transac
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.services import audit_record
@@ -498,15 +500,18 @@ def exercise_log_create(
             )
             return log, False
         raise
-    try:
-        with transaction.atomic():
-            log = ExerciseLog.objects.create(
-                id=log_id or None,
-                patient=patient,
-                assigned_exercise=assigned_exercise,
-                date=day,
-                **values,
-            )
+    # A retry (the same id again) inserts nothing rather than failing the primary key:
+    # a unique violation would put the patient's values in the database server's log.
+    log = ExerciseLog(
+        id=log_id or uuid.uuid4(),
+        patient=patient,
+        assigned_exercise=assigned_exercise,
+        date=day,
+        **values,
+    )
+    with transaction.atomic():
+        created = insert_unless_conflict(log)
+        if created:
             _audit(
                 actor=patient.user,
                 action=AuditEvent.Action.CREATE,
@@ -515,11 +520,9 @@ def exercise_log_create(
                 patient_id=patient.pk,
                 request=request,
             )
-    except IntegrityError:
-        if log_id is None:
-            raise
+    if not created:
         log = _same_or_conflict(
-            log_id=log_id, patient=patient, exercise_id=exercise_id, day=day, values=values
+            log_id=log.pk, patient=patient, exercise_id=exercise_id, day=day, values=values
         )
         return log, False
     return log, True

@@ -27,6 +27,7 @@ from rehab.models import (
     DailyLogRevision,
     MissedLogReminder,
     Notification,
+    SafetySubmission,
 )
 from rehab.services import safety as safety_services
 
@@ -110,6 +111,46 @@ class DailyLogAdmin(ReadOnlyAdmin, admin.ModelAdmin):
         )
 
 
+@admin.register(SafetySubmission)
+class SafetySubmissionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """Superseded versions and refused submissions owed (or given) their red-flag
+    evaluation: after an outage, an operator looks here as for logs."""
+
+    list_display = (
+        "created_at",
+        "kind",
+        "patient",
+        "log",
+        "version",
+        "evaluated_at",
+        "evaluation_attempts",
+        "evaluation_failed_at",
+        "evaluation_error",
+    )
+    list_select_related = ("patient",)
+    list_filter = ("kind", EvaluationFilter)
+    search_fields = ("patient__last_name", "patient__email", "log__id")
+    actions = ["reevaluate"]
+
+    @admin.action(description="Evaluate the selected submissions again")
+    def reevaluate(self, request: HttpRequest, queryset: QuerySet[SafetySubmission]) -> None:
+        patients = dict(queryset.values_list("pk", "patient_id"))
+        retried = safety_services.submission_evaluation_retry(submission_ids=list(patients))
+        for submission_id in retried:
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action=AuditEvent.Action.UPDATE,
+                object_type="safety_submission_evaluation",
+                object_id=submission_id,
+                patient_id=patients[submission_id],
+                changes={"retried": True},
+                request=request,
+            )
+        self.message_user(
+            request, f"Queued {len(retried)} submission(s) for evaluation.", messages.SUCCESS
+        )
+
+
 # --- end daily logs ---
 
 # --- safety: alerts ---
@@ -119,7 +160,17 @@ class AlertOccurrenceInline(admin.TabularInline):
     model = AlertOccurrence
     extra = 0
     can_delete = False
-    readonly_fields = ("log", "fired_on", "rule_version", "basis", "fired_at")
+    readonly_fields = (
+        "log",
+        "source",
+        "log_version",
+        "fired_on",
+        "rule_version",
+        "advice_message_key",
+        "advice_language",
+        "basis",
+        "fired_at",
+    )
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -35,9 +35,16 @@ def alert_notify_task(alert_id: str) -> bool:
     return safety.alert_notify(alert_id=alert_id)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def submission_evaluate_task(submission_id: str) -> str:
+    """A superseded version or a refused submission: its red flags, as a log's."""
+    return safety.submission_evaluate(submission_id=submission_id).status
+
+
 @shared_task
 def unevaluated_logs_sweep_task() -> int:
-    return safety.unevaluated_logs_sweep()
+    """Logs, and the superseded versions and refused submissions, still owed."""
+    return safety.unevaluated_logs_sweep() + safety.unevaluated_submissions_sweep()
 
 
 @shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT, time_limit=EMAIL_TIME_LIMIT)

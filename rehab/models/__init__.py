@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rehab.models.alerts import Alert, AlertEvent, AlertOccurrence, Notification, Severity
-from rehab.models.logs import DailyLog, DailyLogRevision, MissedLogReminder
+from rehab.models.logs import DailyLog, DailyLogRevision, MissedLogReminder, SafetySubmission
 
 # --- clinical record (rehab/models/record.py) ---
 from rehab.models.record import (
@@ -27,6 +27,7 @@ __all__ = [
     "DailyLogRevision",
     "MissedLogReminder",
     "Notification",
+    "SafetySubmission",
     "Severity",
 ]
 

@@ -42,6 +42,8 @@ class Alert(models.Model):
         SEEN_IN_CLINIC = "seen_in_clinic", "Seen in clinic"
         NO_ACTION_NEEDED = "no_action_needed", "No action needed"
         TRIGGER_CLEARED = "trigger_cleared", "Trigger cleared (resolved automatically)"
+        # NR-PROG-03 ("consider discharge") never stands beside an open red flag.
+        RED_FLAG_OPEN = "red_flag_open", "A red flag is open (resolved automatically)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
@@ -55,6 +57,11 @@ class Alert(models.Model):
     log = models.ForeignKey(
         DailyLog, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
     )
+    # What the patient was told for the answers that first fired it: the key of the
+    # message shown (the most severe inline rule's) and its language; blank when the
+    # patient was told nothing (a review rule, a rule only the background job decides).
+    advice_message_key = models.CharField(max_length=40, blank=True)
+    advice_language = models.CharField(max_length=8, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_fired_at = models.DateTimeField()
@@ -123,6 +130,12 @@ class Alert(models.Model):
 class AlertOccurrence(models.Model):
     """Each time the rule fired while the alert was unresolved, with its log and inputs."""
 
+    class Source(models.TextChoices):
+        LOG = "log", "The log's current answers"
+        SUPERSEDED = "superseded", "A version later replaced by an edit"
+        REFUSED = "refused", "A submission answered 409"
+        REVIEW = "review", "A review rule"
+
     id = models.BigAutoField(primary_key=True)
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="occurrences")
     log = models.ForeignKey(
@@ -133,6 +146,12 @@ class AlertOccurrence(models.Model):
     rule_version = models.PositiveIntegerField()
     basis = models.JSONField(default=dict)
     fired_at = models.DateTimeField(auto_now_add=True)
+    # Which answers fired it: the log as stored, an earlier version of it, or a refused
+    # submission naming it (then `basis.submission` holds the answers sent).
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.LOG)
+    log_version = models.PositiveIntegerField(null=True, blank=True)
+    advice_message_key = models.CharField(max_length=40, blank=True)
+    advice_language = models.CharField(max_length=8, blank=True)
 
     class Meta:
         ordering = ("alert", "fired_at")

@@ -154,6 +154,70 @@ class DailyLogRevision(models.Model):
         return f"{self.log_id} v{self.version}"
 
 
+class SafetySubmission(models.Model):
+    """A set of answers the patient sent, and was shown advice for, that is not a stored
+    log's current version: owed a red-flag evaluation all the same (docs/safety-path.md,
+    "Nothing a patient tells us is dropped").
+
+    - `superseded`: a log's version replaced by an edit before any worker evaluated it.
+      Written in the edit's own transaction, so the old answers cannot be lost between
+      the edit and the evaluation, whatever happens to the worker or the broker.
+    - `refused`: the body of a POST answered 409 (its id exists with another body, or
+      another log exists for its date). Only the urgent and emergency rules it fires
+      raise alerts, on the stored log the 409 named.
+
+    Like a log, it is owed until `evaluated_at` is set; a message evaluates it at once and
+    the beat sweeper finds any the message left behind.
+    """
+
+    class Kind(models.TextChoices):
+        SUPERSEDED = "superseded", "Version replaced by an edit before evaluation"
+        REFUSED = "refused", "Submission answered 409"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    # The stored log the answers belong to (superseded) or that the 409 named (refused);
+    # null only when the 409 named no log of this patient.
+    log = models.ForeignKey(
+        DailyLog, on_delete=models.CASCADE, null=True, blank=True, related_name="submissions"
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    # The log's version these answers were (superseded); null for a refused submission.
+    version = models.PositiveIntegerField(null=True, blank=True)
+    # The answers as the rules read them (DailyLog.CONTENT_FIELDS but the notes), JSON.
+    content = models.JSONField()
+    # A refused body sent again (a phone retrying its 409) is the same submission.
+    content_hash = models.CharField(max_length=64)
+    # What the patient was shown for these answers, as stored on a log.
+    safety_advice = models.JSONField(null=True, blank=True)
+    # When the patient sent these answers: the escalation clock starts here.
+    submitted_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    evaluation_attempts = models.PositiveSmallIntegerField(default=0)
+    evaluation_failed_at = models.DateTimeField(null=True, blank=True)
+    evaluation_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("patient", "kind", "content_hash"), name="safetysubmission_once"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=("created_at",),
+                name="safetysubmission_unevaluated",
+                condition=Q(evaluated_at__isnull=True, evaluation_failed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} answers for {self.log_id}"
+
+
 class MissedLogReminder(models.Model):
     """NR-LOG-01's patient step: one reminder per streak of days without a log.
 

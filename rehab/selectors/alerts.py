@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from django.db.models import Case, IntegerField, Prefetch, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
 
 from patients.models import User
-from rehab.models import Alert, AlertEvent, Notification
+from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
 from rehab.models.alerts import SEVERITY_RANK
 
 
@@ -43,7 +45,8 @@ def alert_get(*, user: User, alert_id: UUID) -> Alert:
         Alert.objects.visible_to(user)
         .select_related("patient", "acknowledged_by", "resolved_by")
         .prefetch_related(
-            "occurrences", Prefetch("events", queryset=AlertEvent.objects.select_related("actor"))
+            Prefetch("occurrences", queryset=AlertOccurrence.objects.select_related("log")),
+            Prefetch("events", queryset=AlertEvent.objects.select_related("actor")),
         ),
         pk=alert_id,
     )
@@ -64,3 +67,60 @@ def notification_get(*, user: User, notification_id: UUID) -> Notification:
         Notification.objects.visible_to(user), pk=notification_id
     )
     return notification
+
+
+@dataclass(frozen=True)
+class AnswerChange:
+    """One answer as the patient first sent it and as the stored log holds it now."""
+
+    field: str
+    said: Any
+    now: Any
+
+
+@dataclass(frozen=True)
+class SubmissionStory:
+    """An occurrence fired by answers that are not the log's current version."""
+
+    source: str
+    version: int | None
+    submitted_at: str
+    changes: tuple[AnswerChange, ...]
+
+
+def _flat(content: dict[str, Any]) -> dict[str, Any]:
+    out = {name: value for name, value in content.items() if name != "safety"}
+    out.update({f"safety.{name}": value for name, value in (content.get("safety") or {}).items()})
+    return out
+
+
+def alert_submission_stories(alert: Alert) -> list[SubmissionStory]:
+    """For each occurrence raised from a superseded version or a refused (409) submission,
+    what the patient first said and what the stored log says now, answer by answer (only
+    the answers that differ). Reads the alert's prefetched occurrences and their logs."""
+    stories = []
+    for occurrence in alert.occurrences.all():
+        submission = (occurrence.basis or {}).get("submission")
+        if occurrence.source not in ("superseded", "refused") or not submission:
+            continue
+        said = _flat(submission.get("answers") or {})
+        log = occurrence.log
+        now = _flat({**log_rule_inputs(log), "date": log.date.isoformat()}) if log else {}
+        changes = tuple(
+            AnswerChange(field=name, said=said.get(name), now=now.get(name))
+            for name in sorted(set(said) | set(now))
+            if said.get(name) != now.get(name)
+        )
+        stories.append(
+            SubmissionStory(
+                source=occurrence.source,
+                version=submission.get("version"),
+                submitted_at=str(submission.get("submitted_at") or ""),
+                changes=changes,
+            )
+        )
+    return stories
+
+
+def log_rule_inputs(log: DailyLog) -> dict[str, Any]:
+    return {name: getattr(log, name) for name in DailyLog.CONTENT_FIELDS if name != "notes"}

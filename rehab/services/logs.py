@@ -12,12 +12,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from config.db import insert_together
+from config.db import insert_unless_conflict
 from config.exceptions import ConflictError
 from patients.models import AuditEvent, Patient, User
 from patients.services import audit_event, audit_record
 from rehab.models import DailyLog, DailyLogRevision
-from rehab.safety import SafetyAnswers
+from rehab.safety import Evaluation, SafetyAnswers
 from rehab.services import safety as safety_services
 
 # How far back a patient may log (api-contract.md): two weeks of catching up after a
@@ -67,30 +67,64 @@ def _conflict(
     log_id: uuid.UUID,
     content: dict[str, Any],
     request: HttpRequest | None,
+    evaluation: Evaluation | None = None,
 ) -> LogWrite:
-    """Decide what an insert that hit a unique constraint was: a retry or a conflict."""
+    """Decide what an insert that met an existing row was: a retry, or a conflict.
+
+    A conflict is answered 409 naming the stored log, and still heard: the body's advice
+    travels in the answer, and its urgent and emergency red flags are kept, owed an
+    evaluation, to be raised on that log (docs/safety-path.md, "Refused submissions").
+    """
     same_id = DailyLog.objects.filter(pk=log_id).first()
-    if same_id is not None:
-        if same_id.patient_id == patient.pk and _stored_content(same_id) == content:
-            # A retry stores nothing but shows the stored log again: that is a read.
-            audit_record(
-                actor=actor,
-                action=AuditEvent.Action.READ,
-                object_type="daily_log",
-                object_id=same_id.pk,
-                patient=patient,
-                changes={"retry": True},
-                request=request,
-            )
-            return LogWrite(log=same_id, created=False)
-        raise ConflictError(
-            "A log with this id already exists with different content.",
-            extra={"existing_id": str(same_id.pk)},
+    if (
+        same_id is not None
+        and same_id.patient_id == patient.pk
+        and _stored_content(same_id) == content
+    ):
+        # A retry stores nothing but shows the stored log again: that is a read.
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.READ,
+            object_type="daily_log",
+            object_id=same_id.pk,
+            patient=patient,
+            changes={"retry": True},
+            request=request,
         )
-    same_day = DailyLog.objects.filter(patient=patient, date=content["date"]).first()
+        return LogWrite(log=same_id, created=False)
+    if same_id is not None:
+        message = "A log with this id already exists with different content."
+        existing: DailyLog | None = same_id
+    else:
+        message = "A log already exists for this date; edit it instead."
+        existing = DailyLog.objects.filter(patient=patient, date=content["date"]).first()
+    if evaluation is None:
+        evaluation = safety_services.evaluate_inline(patient=patient, content=content)
+    # Only a log of this patient's may carry their alerts (an id clash with another
+    # patient's log names a log that is not theirs).
+    own = existing if existing is not None and existing.patient_id == patient.pk else None
+    if own is None and same_id is not None:
+        own = DailyLog.objects.filter(patient=patient, date=content["date"]).first()
+    submission = safety_services.submission_refuse(
+        patient=patient, log=own, content=content, evaluation=evaluation
+    )
+    if submission is not None:
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.CREATE,
+            object_type="safety_submission",
+            object_id=submission.pk,
+            patient=patient,
+            changes={"kind": submission.kind, "log": str(own.pk) if own else None},
+            request=request,
+        )
     raise ConflictError(
-        "A log already exists for this date; edit it instead.",
-        extra={"existing_id": str(same_day.pk) if same_day else None},
+        message,
+        extra={
+            "existing_id": str(existing.pk) if existing else None,
+            "safety_advice": safety_services.advice_json(evaluation),
+            "safety_reminder": evaluation.reminder,
+        },
     )
 
 
@@ -105,8 +139,10 @@ def log_create(
     """Store one daily log exactly once, whatever the phone's retries.
 
     Uniqueness is enforced by the database (primary key and one-per-day), never by a
-    check-then-insert: two racing identical POSTs both try to insert, one wins, and the
-    loser finds the winner's row and answers it as a retry.
+    check-then-insert: two racing identical POSTs both try to insert, one goes in, and
+    the other finds the winner's row and answers it as a retry. The insert never raises
+    on a duplicate (`ON CONFLICT DO NOTHING`), so no failed statement carrying the
+    patient's answers reaches the database server's log.
     """
     content = normalise(data)
     log_id = log_id or uuid.uuid4()
@@ -119,14 +155,13 @@ def log_create(
         # the look-up.
         if not DailyLog.objects.filter(pk=log_id).exists():
             raise
-        with transaction.atomic():
-            return _conflict(
-                patient=patient, actor=actor, log_id=log_id, content=content, request=request
-            )
-    # No look-up of the id first: a retry (or a clash) fails the insert and is sorted
-    # out by `_conflict`, so a new log, by far the common case, saves a query. The log
-    # and its audit event go in one statement: both or neither, and outside a
-    # transaction no BEGIN and COMMIT (three round trips fewer on every new log).
+        return _conflict(
+            patient=patient, actor=actor, log_id=log_id, content=content, request=request
+        )
+    # No look-up of the id first: a retry (or a clash) inserts nothing and is sorted out
+    # by `_conflict`, so a new log, by far the common case, saves a query. The log and its
+    # audit event go in one statement: both or neither, and outside a transaction no
+    # BEGIN and COMMIT (three round trips fewer on every new log).
     evaluation = safety_services.evaluate_inline(patient=patient, content=content)
     log = DailyLog(
         id=log_id,
@@ -143,13 +178,15 @@ def log_create(
         patient=patient,
         request=request,
     )
-    try:
-        insert_together(log, event)
-    except IntegrityError:
-        with transaction.atomic():
-            return _conflict(
-                patient=patient, actor=actor, log_id=log_id, content=content, request=request
-            )
+    if not insert_unless_conflict(log, event):
+        return _conflict(
+            patient=patient,
+            actor=actor,
+            log_id=log_id,
+            content=content,
+            request=request,
+            evaluation=evaluation,
+        )
     # After the commit (at once outside a transaction, at its end inside one).
     safety_services.log_evaluation_enqueue(log=log)
     return LogWrite(log=log, created=True)
@@ -192,6 +229,21 @@ def log_update(
             return log
         if "date" in changed:
             _check_date(patient=log.patient, day=content["date"])
+            # Asked before writing, not caught as a unique violation (which PostgreSQL
+            # would log with the answers in it); the one-per-day index stays the backstop.
+            other = (
+                DailyLog.objects.filter(patient=log.patient, date=content["date"])
+                .exclude(pk=log.pk)
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if other is not None:
+                raise ConflictError(
+                    "A log already exists for this date.", extra={"existing_id": str(other)}
+                )
+        # The version being replaced, if no worker has evaluated it yet, stays owed: the
+        # patient was shown its advice, so its red flags must become alerts.
+        safety_services.submission_supersede(log=log)
         DailyLogRevision.objects.create(
             log=log,
             version=log.version,

@@ -141,7 +141,9 @@ def _run_rule(rule: ReviewRule, *, now: dt.datetime, changed: Changed) -> Review
     # Only today's firing set keeps alerts open: an alert raised here from an earlier day
     # whose patient has logged today without the rule firing is a trigger that has
     # already cleared (recorded, audited, and resolved like any other).
-    resolved = _auto_resolve(rule, firing=findings.keys(), now=now)
+    # First what a red flag displaces (said so in its disposition), then what cleared.
+    resolved = _resolve_beside_red_flags(rule) if rule.id in RESOLVED_BESIDE_RED_FLAGS else 0
+    resolved += _auto_resolve(rule, firing=findings.keys(), now=now)
     return ReviewRunStats(
         rule=rule.id,
         firing=len(findings),
@@ -246,6 +248,7 @@ def _record_routine(rule: ReviewRule, findings: Sequence[Finding]) -> int:
                 fired_on=f.date,
                 rule_version=f.version,
                 basis=f.basis,
+                source=AlertOccurrence.Source.REVIEW,
             )
             for pid, fs in owed.items()
             for f in fs
@@ -327,6 +330,53 @@ WHERE p.id = a.patient_id
   )
 RETURNING a.id
 """
+
+
+# Amendment 8.4: "consider discharge" (NR-PROG-03) never stands beside a red flag being
+# dealt with. The run resolves it, open or acknowledged, whatever the patient logged today.
+RESOLVED_BESIDE_RED_FLAGS = frozenset({"NR-PROG-03"})
+
+_RESOLVE_BESIDE_RED_FLAGS_SQL = """
+UPDATE rehab_alert AS a
+SET status = %(resolved)s, disposition = %(disposition)s, resolved_at = %(at)s,
+    updated_at = %(at)s
+WHERE a.rule = %(rule)s
+  AND a.status <> %(resolved)s
+  AND EXISTS (
+      SELECT 1 FROM rehab_alert r
+      WHERE r.patient_id = a.patient_id AND r.rule LIKE 'RF-%%' AND r.status <> %(resolved)s
+        AND r.severity IN (%(urgent)s, %(emergency)s)
+  )
+RETURNING a.id
+"""
+
+
+def _resolve_beside_red_flags(rule: ReviewRule) -> int:
+    """Resolve the rule's unresolved alerts of patients with an unresolved urgent or
+    emergency red-flag alert (disposition `red_flag_open`): one UPDATE, one INSERT."""
+    at = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _RESOLVE_BESIDE_RED_FLAGS_SQL,
+            {
+                "rule": rule.id,
+                "at": at,
+                "resolved": Alert.Status.RESOLVED.value,
+                "urgent": Severity.URGENT.value,
+                "emergency": Severity.EMERGENCY.value,
+                "disposition": Alert.Disposition.RED_FLAG_OPEN.value,
+            },
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        AlertEvent.objects.bulk_create(
+            AlertEvent(
+                alert_id=alert_id,
+                kind=AlertEvent.Kind.AUTO_RESOLVED,
+                data={"disposition": Alert.Disposition.RED_FLAG_OPEN.value},
+            )
+            for alert_id in ids
+        )
+    return len(ids)
 
 
 def _auto_resolve(rule: ReviewRule, *, firing: Iterable[UUID], now: dt.datetime) -> int:

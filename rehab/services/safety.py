@@ -8,6 +8,7 @@ when messages are lost: each step leaves a column (`evaluated_at`, `notified_at`
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -26,7 +27,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from config.db import column
+from config.db import column, insert_unless_conflict
 from config.db import table as quoted_table
 from patients.models import Clinician, Patient
 from rehab import progress
@@ -37,11 +38,14 @@ from rehab.models import (
     DailyLog,
     Intervention,
     Notification,
+    SafetySubmission,
     Severity,
 )
 from rehab.safety import (
     EARLIER_LOG_FIELDS,
     ESCALATION,
+    MESSAGE_LANGUAGE,
+    MESSAGES,
     PREVIOUS_LOGS,
     RULES,
     EarlierLog,
@@ -53,6 +57,7 @@ from rehab.safety import (
     MarkFact,
     PatientContext,
     SafetyAnswers,
+    canonical_json,
     evaluate,
     record_needs,
 )
@@ -284,6 +289,34 @@ def _alert_message(alert: Alert) -> str:
     return f"{alert.severity.capitalize()} alert {alert.rule} for {alert.patient.full_name}"
 
 
+def advice_message_key(advice: dict[str, Any] | None) -> str:
+    """The key of the message a stored `safety_advice` showed ("" for none). Advice stored
+    before it carried its key is matched by its text."""
+    if not advice:
+        return ""
+    key = advice.get("message_key")
+    if key:
+        return str(key)
+    return next((k for k, text in MESSAGES.items() if text == advice.get("message")), "")
+
+
+@dataclass(frozen=True)
+class Told:
+    """What the patient was told for the answers that fired (§8.6 of the rules)."""
+
+    message_key: str = ""
+    language: str = ""
+
+    @classmethod
+    def of(cls, advice: dict[str, Any] | None) -> Told:
+        key = advice_message_key(advice)
+        if not key:
+            return cls()
+        return cls(
+            message_key=key, language=str((advice or {}).get("language") or MESSAGE_LANGUAGE)
+        )
+
+
 def alert_raise(
     *,
     patient: Patient,
@@ -291,19 +324,43 @@ def alert_raise(
     log: DailyLog | None,
     fired_on: date,
     title: str = "",
+    source: str | None = None,
+    log_version: int | None = None,
+    told: Told | None = None,
+    submitted_at: datetime | None = None,
 ) -> Raised:
     """Record one firing: a new alert, or another occurrence of the unresolved one.
+
+    `source` says which answers fired (the log as stored, by default; a superseded version
+    or a refused submission naming the log), `told` what the patient was shown for them,
+    `submitted_at` when they sent them (the escalation clock; by default the log's).
 
     Callers hold the patient's row lock (see `log_evaluate`), so two evaluations of the
     same patient cannot interleave here; the partial unique index is the backstop.
     """
     now = timezone.now()
-    clock = _escalation_clock(log, now)
+    clock = min(submitted_at, now) if submitted_at is not None else _escalation_clock(log, now)
+    if source is None:
+        source = AlertOccurrence.Source.LOG if log is not None else AlertOccurrence.Source.REVIEW
+    if told is None:
+        told = Told.of(log.safety_advice) if log is not None else Told()
+    if log_version is None and log is not None and source == AlertOccurrence.Source.LOG:
+        log_version = log.version
     alert = (
         Alert.objects.select_for_update()
         .filter(patient=patient, rule=firing.rule_id)
         .exclude(status=Alert.Status.RESOLVED)
         .first()
+    )
+    occurrence = AlertOccurrence(
+        log=log,
+        fired_on=fired_on,
+        rule_version=firing.version,
+        basis=firing.basis,
+        source=source,
+        log_version=log_version,
+        advice_message_key=told.message_key,
+        advice_language=told.language,
     )
     if alert is None:
         alert = Alert.objects.create(
@@ -314,15 +371,18 @@ def alert_raise(
             title=title,
             basis=firing.basis,
             log=log,
+            advice_message_key=told.message_key,
+            advice_language=told.language,
             last_fired_at=now,
             opened_at=now,
             notify_due=firing.severity in (Severity.EMERGENCY, Severity.URGENT),
             escalation_due_at=_escalation_due(firing.severity, clock),
         )
-        AlertOccurrence.objects.create(
-            alert=alert, log=log, fired_on=fired_on, rule_version=firing.version, basis=firing.basis
+        occurrence.alert = alert
+        occurrence.save(force_insert=True)
+        AlertEvent.objects.create(
+            alert=alert, kind=AlertEvent.Kind.CREATED, data=_event_data(log, source)
         )
-        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.CREATED, data={"log": _id(log)})
         if alert.notify_due:
             _care_team_notifications(
                 alert=alert, kind=Notification.Kind.ALERT, message=_alert_message(alert)
@@ -330,17 +390,23 @@ def alert_raise(
             transaction.on_commit(lambda: alert_notify_enqueue(alert_id=alert.pk))
         return Raised(alert=alert, created=True)
 
+    # This log (or, for a trend rule, this day) already recorded: a re-evaluation. Looked
+    # up first (under the patient's lock, so no race) rather than caught as a unique
+    # violation, which PostgreSQL would log with the basis in it (docs/safety-path.md,
+    # "No patient data in the database server's log").
+    recorded = AlertOccurrence.objects.filter(alert=alert)
+    recorded = (
+        recorded.filter(log=log)
+        if log is not None
+        else recorded.filter(log__isnull=True, fired_on=fired_on)
+    )
+    if recorded.exists():
+        return Raised(alert=alert, created=False)
     try:
         with transaction.atomic():
-            AlertOccurrence.objects.create(
-                alert=alert,
-                log=log,
-                fired_on=fired_on,
-                rule_version=firing.version,
-                basis=firing.basis,
-            )
+            occurrence.alert = alert
+            occurrence.save(force_insert=True)
     except IntegrityError:
-        # This log (or, for a trend rule, this day) is already recorded: a re-evaluation.
         return Raised(alert=alert, created=False)
     alert.occurrence_count = F("occurrence_count") + 1
     alert.last_fired_at = now
@@ -363,7 +429,7 @@ def alert_raise(
             "escalation_retry_at",
         ]
         AlertEvent.objects.create(
-            alert=alert, kind=AlertEvent.Kind.REOPENED, data={"log": _id(log)}
+            alert=alert, kind=AlertEvent.Kind.REOPENED, data=_event_data(log, source)
         )
         if alert.severity in (Severity.EMERGENCY, Severity.URGENT):
             _care_team_notifications(
@@ -379,10 +445,19 @@ def alert_raise(
             alert_id = alert.pk
             transaction.on_commit(lambda: alert_notify_enqueue(alert_id=alert_id))
     else:
-        AlertEvent.objects.create(alert=alert, kind=AlertEvent.Kind.REFIRED, data={"log": _id(log)})
+        AlertEvent.objects.create(
+            alert=alert, kind=AlertEvent.Kind.REFIRED, data=_event_data(log, source)
+        )
     alert.save(update_fields=fields)
     alert.refresh_from_db(fields=["occurrence_count"])
     return Raised(alert=alert, created=False)
+
+
+def _event_data(log: DailyLog | None, source: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"log": _id(log)}
+    if source in (AlertOccurrence.Source.SUPERSEDED, AlertOccurrence.Source.REFUSED):
+        data["source"] = source
+    return data
 
 
 def _id(log: DailyLog | None) -> str | None:
@@ -809,6 +884,200 @@ def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDG
     return sweep_enqueue(owed, task=log_evaluate_task, by="updated_at", batch=batch, budget=budget)
 
 
+# --------------------------------------------------------------------------- submissions
+# Answers the patient was shown advice for that are not a log's current version: a version
+# an edit replaced before a worker evaluated it, or the body of a POST answered 409. Each
+# is a `SafetySubmission` row written in the request's own transaction, evaluated by a
+# message of its own, and found by the sweeper if the message is lost (docs/safety-path.md).
+
+# Severities a refused submission raises alerts for: the 409 told the patient what to do
+# (the advice travels in its body), but only what needs the care team today is raised on
+# the stored log it names, whose own answers stand.
+REFUSED_RAISES = (Severity.EMERGENCY, Severity.URGENT)
+
+
+def _content_json(content: dict[str, Any]) -> dict[str, Any]:
+    """The rules' inputs of a log's content, as JSON (what a submission stores)."""
+    out = {name: content.get(name) for name in RULE_INPUTS}
+    out["date"] = content["date"].isoformat()
+    safety = out["safety"]
+    out["safety"] = (
+        safety.as_dict()
+        if isinstance(safety, SafetyAnswers)
+        else SafetyAnswers.from_mapping(safety).as_dict()
+    )
+    return out
+
+
+def _content_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "date": date.fromisoformat(data["date"])}
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()
+
+
+def submission_supersede(*, log: DailyLog) -> SafetySubmission | None:
+    """Before an edit replaces `log`'s current version (the caller holds the log's row
+    lock, in the edit's transaction): if no worker has evaluated that version yet, keep it
+    as owed, so that its red flags still become alerts. None when it was evaluated."""
+    if log.evaluated_at is not None:
+        return None
+    submission = SafetySubmission(
+        patient_id=log.patient_id,
+        log=log,
+        kind=SafetySubmission.Kind.SUPERSEDED,
+        version=log.version,
+        content=_content_json(log_content(log)),
+        content_hash=_digest(str(log.pk), log.version),
+        safety_advice=log.safety_advice,
+        submitted_at=log.updated_at,
+    )
+    if not insert_unless_conflict(submission):
+        return None  # this version is kept already (an edit retried after a failure)
+    _submission_enqueue(submission)
+    return submission
+
+
+def refused_should_evaluate(evaluation: Evaluation) -> bool:
+    """Whether a refused body can raise anything: an urgent or emergency rule fired in the
+    request, or one that only the background job, with the history, can decide."""
+    return any(f.severity in REFUSED_RAISES for f in evaluation.firings) or any(
+        RULES_BY_ID[rule_id].severity in REFUSED_RAISES for rule_id in evaluation.undecided
+    )
+
+
+def submission_refuse(
+    *,
+    patient: Patient,
+    log: DailyLog | None,
+    content: dict[str, Any],
+    evaluation: Evaluation,
+) -> SafetySubmission | None:
+    """Keep the body of a POST answered 409, owed an evaluation, when it can raise an
+    urgent or emergency alert; committed at once (the 409 rolls nothing of it back).
+    The same body refused again (a phone retrying) is the same submission."""
+    if not refused_should_evaluate(evaluation):
+        return None
+    answers = _content_json(content)
+    submission = SafetySubmission(
+        patient_id=patient.pk,
+        log=log,
+        kind=SafetySubmission.Kind.REFUSED,
+        content=answers,
+        content_hash=_digest(str(log.pk) if log else None, answers),
+        safety_advice=advice_json(evaluation),
+        submitted_at=timezone.now(),
+    )
+    with transaction.atomic():
+        if not insert_unless_conflict(submission):
+            return None
+        _submission_enqueue(submission)
+    return submission
+
+
+def _submission_enqueue(submission: SafetySubmission) -> None:
+    from rehab.tasks import submission_evaluate_task
+
+    submission_id = str(submission.pk)
+    transaction.on_commit(lambda: task_publish(submission_evaluate_task, submission_id))
+
+
+def submission_evaluate(*, submission_id: UUID | str) -> EvaluationOutcome:
+    """Evaluate a superseded version or a refused submission with the full rules, as its
+    log would be, and raise its alerts on the log it belongs to or names. Idempotent:
+    a second run finds it evaluated; an alert's occurrence is recorded once per log.
+
+    The attempt is counted first, in its own transaction, as for a log: one that keeps
+    killing its worker is given up on (and shown on /health/) rather than retried for ever.
+    """
+    claimed = SafetySubmission.objects.filter(
+        pk=submission_id, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
+    ).update(evaluation_attempts=F("evaluation_attempts") + 1)
+    if not claimed:
+        exists = SafetySubmission.objects.filter(pk=submission_id).exists()
+        return EvaluationOutcome(status="already" if exists else "missing")
+    submission = SafetySubmission.objects.get(pk=submission_id)
+    if submission.evaluation_attempts > MAX_EVALUATION_ATTEMPTS:
+        SafetySubmission.objects.filter(pk=submission.pk, evaluated_at__isnull=True).update(
+            evaluation_failed_at=timezone.now(),
+            evaluation_error=submission.evaluation_error or "too many attempts",
+        )
+        logger.error("safety evaluation of submission %s failed repeatedly", submission.pk)
+        return EvaluationOutcome(status="failed")
+    try:
+        return _submission_evaluate(submission)
+    except Exception as exc:
+        SafetySubmission.objects.filter(pk=submission.pk).update(evaluation_error=repr(exc)[:2000])
+        raise
+
+
+def _submission_evaluate(submission: SafetySubmission) -> EvaluationOutcome:
+    with transaction.atomic():
+        # The patient's lock first, as every evaluation takes it (see `_evaluate_and_raise`).
+        patient = Patient.objects.select_for_update(no_key=True).get(pk=submission.patient_id)
+        submission = SafetySubmission.objects.select_for_update().get(pk=submission.pk)
+        if submission.evaluated_at is not None:
+            return EvaluationOutcome(status="already")
+        content = _content_from_json(submission.content)
+        # The answers as the log they were (or were sent as): the same date, history and
+        # marks in force when they were submitted (`updated_at`), evaluated like any log.
+        row = DailyLog(
+            id=submission.log_id or submission.pk,
+            patient=patient,
+            updated_at=submission.submitted_at,
+            version=submission.version or 0,
+            **content,
+        )
+        context = full_contexts([row])[row.pk]
+        evaluation = evaluate(log_facts(content), context)
+        refused = submission.kind == SafetySubmission.Kind.REFUSED
+        # The answers the patient sent, beside the inputs the rule read: the dashboard shows
+        # them against the log as it stands (what they said, what they changed it to).
+        marker: dict[str, Any] = {
+            "kind": submission.kind,
+            "submitted_at": submission.submitted_at.isoformat(),
+            "version": submission.version,
+            "answers": submission.content,
+        }
+        told = Told.of(submission.safety_advice)
+        alerts = []
+        for firing in evaluation.firings:
+            if refused and firing.severity not in REFUSED_RAISES:
+                continue
+            raised = alert_raise(
+                patient=patient,
+                firing=replace(firing, basis={**firing.basis, "submission": marker}),
+                log=submission.log,
+                fired_on=content["date"],
+                title=RULES_BY_ID[firing.rule_id].title,
+                source=submission.kind,
+                log_version=submission.version,
+                told=told,
+                submitted_at=submission.submitted_at,
+            )
+            alerts.append(raised.alert.pk)
+        submission.evaluated_at = timezone.now()
+        submission.evaluation_error = ""
+        submission.save(update_fields=["evaluated_at", "evaluation_error"])
+    return EvaluationOutcome(status="evaluated", alerts=tuple(alerts))
+
+
+def unevaluated_submissions_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDGET) -> int:
+    """Re-enqueue every submission still owed its evaluation (a lost message, a dead
+    worker, a broker outage), oldest first, as `unevaluated_logs_sweep` does for logs."""
+    from rehab.tasks import submission_evaluate_task
+
+    owed = SafetySubmission.objects.filter(
+        evaluated_at__isnull=True,
+        evaluation_failed_at__isnull=True,
+        created_at__lt=timezone.now() - SWEEP_GRACE,
+    )
+    return sweep_enqueue(
+        owed, task=submission_evaluate_task, by="created_at", batch=batch, budget=budget
+    )
+
+
 def sweep_enqueue(owed: Any, *, task: Any, by: str, batch: int, budget: float) -> int:
     """Enqueue `task(id)` for every row of `owed`, oldest first by `by` (then id), in
     batches until none is left or `budget` seconds are spent; returns how many.
@@ -839,10 +1108,18 @@ def safety_status() -> dict[str, int]:
     """What operators need to see: evaluations owed and evaluations given up on."""
     overdue = timezone.now() - timedelta(minutes=2)
     owed = DailyLog.objects.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True)
+    submissions = SafetySubmission.objects.filter(
+        evaluated_at__isnull=True, evaluation_failed_at__isnull=True
+    )
     return {
         "unevaluated_logs": owed.count(),
         "overdue_logs": owed.filter(updated_at__lt=overdue).count(),
         "failed_logs": DailyLog.objects.filter(evaluation_failed_at__isnull=False).count(),
+        # Superseded versions and refused submissions owed their red-flag evaluation.
+        "overdue_submissions": submissions.filter(created_at__lt=overdue).count(),
+        "failed_submissions": SafetySubmission.objects.filter(
+            evaluation_failed_at__isnull=False
+        ).count(),
         # RF-INF-02's re-check of a procedure recorded late: an emergency may hang on it.
         "overdue_fever_rechecks": fever_rechecks_owed().filter(created_at__lt=overdue).count(),
         "failed_fever_rechecks": Intervention.objects.filter(
@@ -1191,4 +1468,27 @@ def log_evaluation_retry(*, log_ids: Iterable[UUID | str]) -> list[UUID]:
         for log_id in ids:
             # The broker may be down: `task_publish` gives up quietly, the sweeper has them.
             transaction.on_commit(partial(task_publish, log_evaluate_task, str(log_id)))
+    return ids
+
+
+def submission_evaluation_retry(*, submission_ids: Iterable[UUID | str]) -> list[UUID]:
+    """An operator's retry of submissions still owed their evaluation, as
+    `log_evaluation_retry` does for logs. Returns the ids retried."""
+    from functools import partial
+
+    from rehab.tasks import submission_evaluate_task
+
+    with transaction.atomic():
+        ids = list(
+            SafetySubmission.objects.select_for_update()
+            .filter(pk__in=list(submission_ids), evaluated_at__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        SafetySubmission.objects.filter(pk__in=ids).update(
+            evaluation_failed_at=None, evaluation_attempts=0, evaluation_error=""
+        )
+        for submission_id in ids:
+            transaction.on_commit(
+                partial(task_publish, submission_evaluate_task, str(submission_id))
+            )
     return ids

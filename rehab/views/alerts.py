@@ -50,12 +50,30 @@ class AlertFilter(django_filters.FilterSet):
         fields = ("status", "severity", "patient")
 
 
+class PatientToldSerializer(serializers.Serializer):
+    """What the patient was told for the answers that fired (empty key: nothing)."""
+
+    message_key = serializers.CharField(source="advice_message_key")
+    language = serializers.CharField(source="advice_language")
+
+
 class OccurrenceSerializer(serializers.Serializer):
     log_id = serializers.UUIDField(allow_null=True)
     fired_on = serializers.DateField()
     fired_at = serializers.DateTimeField()
     rule_version = serializers.IntegerField()
     basis = serializers.JSONField()
+    # A field named `source` is fine for DRF; the stubs see Field's own attribute.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=["log", "superseded", "refused", "review"],
+        help_text=(
+            "Which answers fired: the log as stored, a version of it replaced by an edit "
+            "before evaluation, a submission answered 409 naming it (`basis.submission` "
+            "holds the answers sent), or a review rule."
+        ),
+    )
+    log_version = serializers.IntegerField(allow_null=True)
+    patient_told = PatientToldSerializer(source="*")
 
 
 class AlertEventSerializer(serializers.Serializer):
@@ -83,6 +101,7 @@ class AlertSerializer(serializers.Serializer):
     occurrence_count = serializers.IntegerField()
     log_id = serializers.UUIDField(allow_null=True)
     basis = serializers.JSONField()
+    patient_told = PatientToldSerializer(source="*")
     acknowledged_at = serializers.DateTimeField(allow_null=True)
     acknowledged_note = serializers.CharField()
     resolved_at = serializers.DateTimeField(allow_null=True)

@@ -309,6 +309,7 @@ def _alert_page(
         {
             **_base_context(request),
             "alert": alert,
+            "stories": alert_selectors.alert_submission_stories(alert),
             "acknowledge_form": acknowledge_form,
             "resolve_form": resolve_form,
             "next": _safe_next(request, reverse("dashboard:alert", args=[alert.pk])),

@@ -98,6 +98,17 @@ class SafetyAdviceSerializer(serializers.Serializer):
     rules = serializers.ListField(child=serializers.CharField())
     message = serializers.CharField()
     note = serializers.CharField(required=False)
+    # The key of the message shown and its language: what alerts record the patient was
+    # told, and what an app may look up in its own copy of the rule catalogue.
+    message_key = serializers.CharField(required=False)
+    language = serializers.CharField(required=False)
+
+
+class LogConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    existing_id = serializers.UUIDField(allow_null=True)
+    safety_advice = SafetyAdviceSerializer(allow_null=True)
+    safety_reminder = serializers.CharField(allow_null=True)
 
 
 class LogOutputSerializer(FieldsOnceMixin, serializers.ModelSerializer):
@@ -178,7 +189,15 @@ class LogListCreateApi(APIView):
             201: LogOutputSerializer,
             200: OpenApiResponse(LogOutputSerializer, description="A retry: nothing new stored"),
             400: OpenApiResponse(description="Invalid input, named per field"),
-            409: OpenApiResponse(description="Conflict; the body names `existing_id`"),
+            409: OpenApiResponse(
+                LogConflictSerializer,
+                description=(
+                    "Conflict: the id exists with another body, or another log exists for "
+                    "the date. The body names `existing_id` and still carries this body's "
+                    "`safety_advice`: its urgent and emergency red flags raise alerts on "
+                    "the existing log."
+                ),
+            ),
         },
         tags=["patient: daily logs"],
         description=(

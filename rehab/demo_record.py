@@ -30,6 +30,7 @@ from django.db import transaction
 from patients.models import Clinic, Clinician, Patient, User
 from rehab import scoring
 from rehab.models import (
+    Alert,
     DailyLog,
     Diagnosis,
     ImagingFinding,
@@ -369,6 +370,7 @@ def _fall_after_decompression(
             )
         )
     _logs(patient, first_visit, days, side="right")
+    _falls_again(patient, clinician, today)
 
     _intervention(
         patient=patient,
@@ -463,6 +465,35 @@ def _fall_after_decompression(
         _answers(patient, day, "sbi", sbi)
         _answers(patient, day, "rmdq", _rmdq(rmdq, rng))
     return patient
+
+
+def _falls_again(patient: Patient, clinician: Clinician, today: date) -> None:
+    """Six days ago he slipped on a wet floor (a minor fall after spine surgery: RF-FX-04,
+    and the fall reminder); the next day the fall came with numbness down his right leg
+    (RF-FX-03, an emergency). Both alerts were dealt with by the physio."""
+    from rehab.services import safety
+
+    answers = {
+        today - timedelta(days=6): {"injury": "minor"},
+        today - timedelta(days=5): {"injury": "minor", "numbness_spread": "one_leg"},
+    }
+    for day, safety_answers in answers.items():
+        log = DailyLog.objects.filter(patient=patient, date=day).first()
+        if log is None:
+            continue
+        log.safety = SafetyAnswers.from_mapping(safety_answers).as_dict()
+        evaluation = safety.evaluate_inline(patient=patient, content=safety.log_content(log))
+        log.safety_advice = safety.advice_json(evaluation)
+        log.safety_reminder = evaluation.reminder
+        log.save(update_fields=["safety", "safety_advice", "safety_reminder"])
+        safety.log_evaluate(log_id=log.pk)
+    notes = {
+        "RF-FX-04": ("phoned_patient", "Phoned: bruised, no new leg symptoms. GP review booked."),
+        "RF-FX-03": ("advised_ed", "Seen in the ED the same evening: no new deficit on exam."),
+    }
+    for alert in Alert.objects.filter(patient=patient, rule__in=notes):
+        disposition, note = notes[alert.rule]
+        safety.alert_resolve(alert=alert, actor=clinician.user, disposition=disposition, note=note)
 
 
 # --------------------------------------------------------------------------- entry point

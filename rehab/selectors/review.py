@@ -495,6 +495,11 @@ CROSS JOIN LATERAL (
       AND l.pain <= %(at_most)s
 ) AS w
 WHERE w.n = %(days)s
+  AND NOT EXISTS (
+      SELECT 1 FROM rehab_alert a
+      WHERE a.patient_id = pt.id AND a.rule LIKE 'RF-%%' AND a.status <> 'resolved'
+        AND a.severity IN ('urgent', 'emergency')
+  )
 """  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
 
 

@@ -400,3 +400,43 @@ def test_it_replays_the_post_injection_rule(patient):
     with time_machine.travel(datetime(2026, 11, 20, 22, 0, tzinfo=UTC), tick=False):
         result = run("--rule", "NR-POST-01")
     assert fired(result) == {"NR-POST-01": (2, 1, 1)}
+
+
+def test_it_shows_what_the_amended_rules_would_have_raised(patient):
+    """A fall after spine surgery (RF-FX-04), a fall with numbness (RF-FX-03) and a fever
+    without pain while immunosuppressed (RF-INF-03)."""
+    patient.history_previous_spine_surgery = True
+    patient.history_immunosuppressed = True
+    patient.save()
+    answers = {
+        12: {"injury": "minor"},
+        13: {"injury": "minor", "numbness_spread": "one_leg"},
+        14: {"fever": True},
+    }
+    for n in range(11, 16):
+        DailyLog.objects.create(
+            patient=patient, date=day(n), pain=4 if n != 14 else 0, safety=answers.get(n, {})
+        )
+
+    result = run("--rule", "RF-FX-03", "RF-FX-04", "RF-INF-03")
+    assert fired(result) == {
+        "RF-FX-03": (1, 1, 1),
+        "RF-FX-04": (2, 1, 1),
+        "RF-INF-03": (1, 1, 1),
+    }
+
+
+@pytest.mark.parametrize(("surgery", "recovered"), [(False, (4, 1, 1)), (True, None)])
+def test_nr_prog_03_stays_silent_in_the_replay_while_a_red_flag_is_open(
+    patient, surgery, recovered
+):
+    # Pain <= 1 from the 11th (NR-PROG-03 from the 17th); a minor fall logged every day
+    # from the 16th: after spine surgery that is RF-FX-04, urgent, open through the 20th.
+    patient.history_previous_spine_surgery = surgery
+    patient.save()
+    for n in range(11, 21):
+        DailyLog.objects.create(
+            patient=patient, date=day(n), pain=1, safety={"injury": "minor"} if n >= 16 else {}
+        )
+
+    assert fired(run("--rule", "NR-PROG-03")).get("NR-PROG-03") == recovered

@@ -123,3 +123,18 @@ def test_it_leaves_the_deep_gluteal_patient_a_follow_up_to_answer(demo):
     noon = dt.datetime(TODAY.year, TODAY.month, TODAY.day, 12, tzinfo=dt.UTC)
     states = {d.state(noon) for d in QuestionnaireDue.objects.filter(patient=dgs)}
     assert states == {"open", "upcoming"}
+
+
+def test_the_fall_story_shows_the_fall_rules_and_the_reminder(demo):
+    from rehab.models import Alert
+    from rehab.safety import FALL_REMINDER
+
+    _, post_op = demo
+    alerts = {a.rule: a for a in Alert.objects.filter(patient=post_op)}
+    assert {"RF-FX-03", "RF-FX-04"} <= set(alerts)
+    assert (alerts["RF-FX-04"].severity, alerts["RF-FX-03"].severity) == ("urgent", "emergency")
+    assert all(a.status == "resolved" for a in alerts.values())
+    minor_fall = DailyLog.objects.get(pk=alerts["RF-FX-04"].log_id)
+    assert minor_fall.safety_reminder == FALL_REMINDER
+    assert minor_fall.safety_advice is not None
+    assert minor_fall.safety_advice["message_key"] == "fall_after_spine_surgery"

@@ -177,6 +177,69 @@ def test_it_finds_a_recovered_patient(patient, pains, fires):
     assert (patient.pk in fired("NR-PROG-03")) is fires
 
 
+def _red_flag_alert(patient: Patient, *, rule: str, severity: str, status: str = "open") -> Alert:
+    return Alert.objects.create(
+        patient=patient,
+        rule=rule,
+        rule_version=1,
+        severity=severity,
+        status=status,
+        last_fired_at=NOW,
+        opened_at=NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "severity", "status", "fires"),
+    [
+        ("RF-CES-02", "emergency", "open", False),
+        ("RF-NEU-01", "urgent", "acknowledged", False),
+        ("RF-NEU-01", "urgent", "resolved", True),
+        ("RF-NP-01", "routine", "open", True),  # a routine red flag does not stop it
+        ("NR-PAIN-03", "urgent", "open", True),  # nor does an urgent review alert
+    ],
+)
+def test_it_does_not_call_a_patient_recovered_beside_a_red_flag(
+    patient, rule, severity, status, fires
+):
+    daily(patient, [1, 0, 1, 1, 0, 0, 1])
+    _red_flag_alert(patient, rule=rule, severity=severity, status=status)
+
+    assert (patient.pk in fired("NR-PROG-03")) is fires
+    recovered = oracle.recovered(
+        [LogFacts(date=days_ago(n), pain=0) for n in range(7)],
+        today=TODAY,
+        red_flag_open=not fires,
+    )
+    assert (recovered is not None) is fires
+
+
+def test_it_resolves_consider_discharge_when_a_red_flag_opens(patient, other_patient):
+    for someone in (patient, other_patient):
+        daily(someone, [1, 0, 1, 1, 0, 0, 1])
+    review.review_rules_run(rules=["NR-PROG-03"])
+    alert = Alert.objects.get(patient=patient, rule="NR-PROG-03")
+    alert.status = "acknowledged"
+    alert.save()
+    _red_flag_alert(patient, rule="RF-CES-02", severity="emergency")
+
+    stats = review.review_rules_run(rules=["NR-PROG-03"])
+
+    assert stats["NR-PROG-03"].auto_resolved == 1
+    alert.refresh_from_db()
+    assert (alert.status, alert.disposition) == ("resolved", "red_flag_open")
+    assert AlertEvent.objects.filter(
+        alert=alert, kind="auto_resolved", data={"disposition": "red_flag_open"}
+    ).exists()
+    # The other patient, with no red flag, keeps theirs; a second run changes nothing.
+    assert Alert.objects.get(patient=other_patient, rule="NR-PROG-03").status == "open"
+    assert review.review_rules_run(rules=["NR-PROG-03"])["NR-PROG-03"].auto_resolved == 0
+
+
+def test_nr_prog_03_is_version_2() -> None:
+    assert oracle.NR_PROG_03.version == 2
+
+
 # --------------------------------------------------------------------------- NR-LOG-01
 
 
@@ -718,9 +781,18 @@ def test_it_runs_in_a_constant_number_of_queries(clinic, django_assert_max_num_q
     _quiet_patients(clinic, 45)
     with django_assert_max_num_queries(5 * len(REVIEW_DETECTORS)):
         many = _queries_of_a_run()
-    # One detection query and one resolving UPDATE per rule, whatever the cohort, and
-    # one more detection (earlier days with changed logs) for the rules that read a log.
-    assert len(many) == len(few) == 2 * len(REVIEW_DETECTORS) + len(CHANGED_DAY_DETECTORS)
+    # One detection query and one resolving UPDATE per rule, whatever the cohort, one more
+    # detection (earlier days with changed logs) for the rules that read a log, and one
+    # more UPDATE for the rules a red flag displaces (NR-PROG-03).
+    assert (
+        len(many)
+        == len(few)
+        == (
+            2 * len(REVIEW_DETECTORS)
+            + len(CHANGED_DAY_DETECTORS)
+            + len(review.RESOLVED_BESIDE_RED_FLAGS)
+        )
+    )
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -89,6 +89,9 @@ class PatientDay:
     adherence: Callable[[], list[oracle.AdherenceWeek]]
     # The patient's recorded procedures (NR-POST-01), all dates.
     interventions: Sequence[InterventionFact] = ()
+    # An urgent or emergency red-flag episode of the replay is open on this day (NR-PROG-03
+    # stays silent beside one, amendment 8.4).
+    red_flag_open: bool = False
 
 
 def _missed(day: PatientDay) -> bool:
@@ -128,7 +131,9 @@ REVIEW_REPLAYS: dict[str, Callable[[PatientDay], bool]] = {
     oracle.NR_PAIN_02.id: lambda d: oracle.worsening_trend(d.series, today=d.today) is not None,
     oracle.NR_PAIN_03.id: lambda d: oracle.uncontrolled_pain(d.series, today=d.today) is not None,
     oracle.NR_PROG_01.id: _no_improvement,
-    oracle.NR_PROG_03.id: lambda d: oracle.recovered(d.series, today=d.today) is not None,
+    oracle.NR_PROG_03.id: lambda d: (
+        oracle.recovered(d.series, today=d.today, red_flag_open=d.red_flag_open) is not None
+    ),
     oracle.NR_ADH_01.id: _non_adherence,
     oracle.NR_LOG_01.id: _missed,
     oracle.NR_POST_01.id: _post_injection,
@@ -297,6 +302,12 @@ class Replay:
         self.now = now
         self.red_flags = [r.id for r in RULES if r.id in rules]
         self.all_red_flags = [r.id for r in RULES]
+        self.serious = {r.id for r in RULES if r.severity in ("urgent", "emergency")}
+        # Review rules that read whether a serious red flag is open replay the red flags
+        # too (without counting them when they were not asked for).
+        self.needs_red_flag_state = oracle.NR_PROG_03.id in rules
+        # Per patient, after each replayed log: (date, a serious red flag is open).
+        self.red_flag_state: dict[UUID, list[tuple[dt.date, bool]]] = {}
         self.reviews = [r for r in REVIEW_REPLAYS if r in rules]
         self.needs_programs = bool(PROGRAM_RULES & set(self.reviews))
         self.reach = _review_reach()
@@ -319,10 +330,11 @@ class Replay:
         for batch in self._batches():
             self._fetch(batch)
             for patient, logs in batch.patients:
-                if self.red_flags:
+                if self.red_flags or self.needs_red_flag_state:
                     self._replay_red_flags(patient, logs, batch)
                 if self.reviews:
                     self._replay_reviews(patient, logs, batch)
+                self.red_flag_state.pop(patient.id, None)
         return self.result
 
     # ----------------------------------------------------------------------- reading
@@ -459,6 +471,9 @@ class Replay:
                     open_.add(rule_id)
                 else:
                     open_.discard(rule_id)
+            self.red_flag_state.setdefault(patient.id, []).append(
+                (log.date, bool(open_ & self.serious))
+            )
 
     def _replay_reviews(
         self, patient: PatientFacts, logs: list[LogFacts], batch: PatientBatch
@@ -476,6 +491,8 @@ class Replay:
             dates, dates[0] + dt.timedelta(days=progress.BASELINE_DAYS) if dates else dt.date.max
         )
         weeks = _AdherenceWeeks(plans, batch.sessions.get(patient.id, []))
+        state = self.red_flag_state.get(patient.id, [])
+        state_dates = [day for day, _ in state]
         open_: set[str] = set()
         for today in _days(first, last):
             self.result.patient_days += 1
@@ -488,6 +505,7 @@ class Replay:
                 program_start=plan.start_date if plan else None,
                 adherence=functools.partial(weeks.before, plan, today),
                 interventions=batch.interventions.get(patient.id, ()),
+                red_flag_open=_open_on(state, state_dates, today),
             )
             logged = end > 0 and dates[end - 1] == today
             for rule_id in self.reviews:
@@ -495,6 +513,13 @@ class Replay:
                 # A day without a log is no news: nothing closes (as in the review job).
                 if fired or logged:
                     self._count(rule_id, patient.id, fired, open_)
+
+
+def _open_on(state: list[tuple[dt.date, bool]], dates: list[dt.date], day: dt.date) -> bool:
+    """Whether a serious red-flag episode is open on `day`: as the last log up to it left
+    it (a day without a log changes nothing)."""
+    at = bisect.bisect_right(dates, day)
+    return at > 0 and state[at - 1][1]
 
 
 class _AdherenceWeeks:

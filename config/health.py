@@ -55,6 +55,8 @@ def _safety() -> dict[str, Any]:
         return {"ok": False, "error": exc.__class__.__name__}
     ok = not status["overdue_logs"] and not status["failed_logs"]
     ok = ok and not status["overdue_fever_rechecks"] and not status["failed_fever_rechecks"]
+    # Superseded versions and refused (409) bodies owed their red-flag evaluation.
+    ok = ok and not status["overdue_submissions"] and not status["failed_submissions"]
     return {"ok": ok and not status["undelivered_alerts"], **status}
 
 

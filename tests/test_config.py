@@ -671,3 +671,34 @@ def test_it_schedules_the_safety_sweeps_with_beat(settings):
     ):
         assert schedule[task]["schedule"] <= at_most, task
         assert task in app.tasks, task
+
+
+@pytest.mark.django_db
+def test_it_reports_a_submission_owed_its_red_flag_evaluation_as_degraded(client, patient):
+    from datetime import date, timedelta
+
+    from django.utils import timezone
+
+    from rehab.models import DailyLog, SafetySubmission
+
+    log = DailyLog.objects.create(
+        patient=patient, date=date.today(), pain=3, evaluated_at=timezone.now()
+    )
+    submission = SafetySubmission.objects.create(
+        patient=patient,
+        log=log,
+        kind=SafetySubmission.Kind.SUPERSEDED,
+        version=1,
+        content={},
+        content_hash="x",
+        submitted_at=timezone.now(),
+    )
+    assert client.get("/health/").json()["status"] == "ok"
+    SafetySubmission.objects.filter(pk=submission.pk).update(
+        created_at=timezone.now() - timedelta(minutes=3)
+    )
+    body = client.get("/health/").json()
+    assert (body["status"], body["safety"]["overdue_submissions"]) == ("degraded", 1)
+    SafetySubmission.objects.filter(pk=submission.pk).update(evaluation_failed_at=timezone.now())
+    body = client.get("/health/").json()
+    assert (body["status"], body["safety"]["failed_submissions"]) == ("degraded", 1)

@@ -38,6 +38,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -354,29 +355,15 @@ RETURNING a.id
 def _resolve_beside_red_flags(rule: ReviewRule) -> int:
     """Resolve the rule's unresolved alerts of patients with an unresolved urgent or
     emergency red-flag alert (disposition `red_flag_open`): one UPDATE, one INSERT."""
-    at = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            _RESOLVE_BESIDE_RED_FLAGS_SQL,
-            {
-                "rule": rule.id,
-                "at": at,
-                "resolved": Alert.Status.RESOLVED.value,
-                "urgent": Severity.URGENT.value,
-                "emergency": Severity.EMERGENCY.value,
-                "disposition": Alert.Disposition.RED_FLAG_OPEN.value,
-            },
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-        AlertEvent.objects.bulk_create(
-            AlertEvent(
-                alert_id=alert_id,
-                kind=AlertEvent.Kind.AUTO_RESOLVED,
-                data={"disposition": Alert.Disposition.RED_FLAG_OPEN.value},
-            )
-            for alert_id in ids
-        )
-    return len(ids)
+    return _resolve_automatically(
+        _RESOLVE_BESIDE_RED_FLAGS_SQL,
+        {
+            "rule": rule.id,
+            "urgent": Severity.URGENT.value,
+            "emergency": Severity.EMERGENCY.value,
+        },
+        disposition=Alert.Disposition.RED_FLAG_OPEN,
+    )
 
 
 def _auto_resolve(rule: ReviewRule, *, firing: Iterable[UUID], now: dt.datetime) -> int:
@@ -384,18 +371,30 @@ def _auto_resolve(rule: ReviewRule, *, firing: Iterable[UUID], now: dt.datetime)
 
     `now` decides the patients' today, as in detection; `at` stamps the write.
     """
+    return _resolve_automatically(
+        _AUTO_RESOLVE_SQL,
+        {
+            "rule": rule.id,
+            "firing": list(firing),
+            "now": now,
+            "routine": Severity.ROUTINE.value,
+        },
+        disposition=Alert.Disposition.TRIGGER_CLEARED,
+    )
+
+
+def _resolve_automatically(sql: str, params: dict[str, Any], *, disposition: str) -> int:
+    """Run a resolving UPDATE (it returns the ids it resolved) and record an
+    `auto_resolved` event with its disposition for each, in one transaction."""
     at = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            _AUTO_RESOLVE_SQL,
+            sql,
             {
-                "rule": rule.id,
-                "firing": list(firing),
-                "now": now,
+                **params,
                 "at": at,
                 "resolved": Alert.Status.RESOLVED.value,
-                "routine": Severity.ROUTINE.value,
-                "disposition": Alert.Disposition.TRIGGER_CLEARED.value,
+                "disposition": disposition,
             },
         )
         ids = [row[0] for row in cursor.fetchall()]
@@ -403,7 +402,7 @@ def _auto_resolve(rule: ReviewRule, *, firing: Iterable[UUID], now: dt.datetime)
             AlertEvent(
                 alert_id=alert_id,
                 kind=AlertEvent.Kind.AUTO_RESOLVED,
-                data={"disposition": Alert.Disposition.TRIGGER_CLEARED.value},
+                data={"disposition": str(disposition)},
             )
             for alert_id in ids
         )

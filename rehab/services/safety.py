@@ -1451,44 +1451,35 @@ def log_evaluation_retry(*, log_ids: Iterable[UUID | str]) -> list[UUID]:
     """An operator's retry of logs still owed an evaluation (failed, or never run): clear
     the failure bookkeeping, so that `log_evaluate` claims them again, and enqueue each on
     commit. An evaluated log is left alone. Returns the ids retried."""
-    # Local imports: `rehab.tasks` imports this module, and partial binds each id now.
-    from functools import partial
-
     from rehab.tasks import log_evaluate_task
 
-    with transaction.atomic():
-        ids = list(
-            DailyLog.objects.select_for_update()
-            .filter(pk__in=list(log_ids), evaluated_at__isnull=True)
-            .values_list("pk", flat=True)
-        )
-        DailyLog.objects.filter(pk__in=ids).update(
-            evaluation_failed_at=None, evaluation_attempts=0, evaluation_error=""
-        )
-        for log_id in ids:
-            # The broker may be down: `task_publish` gives up quietly, the sweeper has them.
-            transaction.on_commit(partial(task_publish, log_evaluate_task, str(log_id)))
-    return ids
+    return _evaluation_retry(DailyLog, ids=log_ids, task=log_evaluate_task)
 
 
 def submission_evaluation_retry(*, submission_ids: Iterable[UUID | str]) -> list[UUID]:
     """An operator's retry of submissions still owed their evaluation, as
     `log_evaluation_retry` does for logs. Returns the ids retried."""
-    from functools import partial
-
     from rehab.tasks import submission_evaluate_task
 
+    return _evaluation_retry(SafetySubmission, ids=submission_ids, task=submission_evaluate_task)
+
+
+def _evaluation_retry(
+    model: type[DailyLog] | type[SafetySubmission], *, ids: Iterable[UUID | str], task: Any
+) -> list[UUID]:
+    # `partial` binds each id now, not the loop variable at commit time.
+    from functools import partial
+
     with transaction.atomic():
-        ids = list(
-            SafetySubmission.objects.select_for_update()
-            .filter(pk__in=list(submission_ids), evaluated_at__isnull=True)
+        owed = list(
+            model.objects.select_for_update()
+            .filter(pk__in=list(ids), evaluated_at__isnull=True)
             .values_list("pk", flat=True)
         )
-        SafetySubmission.objects.filter(pk__in=ids).update(
+        model.objects.filter(pk__in=owed).update(
             evaluation_failed_at=None, evaluation_attempts=0, evaluation_error=""
         )
-        for submission_id in ids:
-            transaction.on_commit(
-                partial(task_publish, submission_evaluate_task, str(submission_id))
-            )
-    return ids
+        for object_id in owed:
+            # The broker may be down: `task_publish` gives up quietly, the sweeper has them.
+            transaction.on_commit(partial(task_publish, task, str(object_id)))
+    return owed

@@ -47,7 +47,7 @@ def _safety() -> dict[str, Any]:
     does not fail the probe (503 would take healthy web nodes out of service; the
     patient's advice does not depend on the queue).
     """
-    from rehab.services.safety import safety_status
+    from rehab.services.sweeps import safety_status
 
     try:
         status = safety_status()

@@ -29,6 +29,7 @@ from rehab.models import (
     Notification,
     SafetySubmission,
 )
+from rehab.services import alerts as alert_services
 from rehab.services import safety as safety_services
 
 # --- daily logs ---
@@ -213,7 +214,7 @@ class AlertAdmin(ReadOnlyAdmin, admin.ModelAdmin):
         resolved, skipped = 0, []
         for alert in queryset.exclude(status=Alert.Status.RESOLVED).select_related("patient"):
             try:
-                alert = safety_services.alert_resolve(
+                alert = alert_services.alert_resolve(
                     alert=alert,
                     actor=request.user,
                     disposition=Alert.Disposition.NO_ACTION_NEEDED,

@@ -18,6 +18,9 @@ from patients.services import clinician_create_or_update
 from programs.demo import seed_programs_demo
 from rehab.demo_record import DGS_EMAIL, POST_OP_EMAIL, seed_record_demo
 from rehab.models import Alert, DailyLog
+from rehab.safety import ESCALATION
+from rehab.selectors import safety_inputs
+from rehab.services import alerts as alert_services
 from rehab.services import safety
 from rehab.services.review import review_rules_run
 
@@ -210,7 +213,7 @@ def _logs(patient: Patient, story: Story, today: date, rng: random.Random) -> li
             )
         )
     for log in logs:
-        evaluation = safety.evaluate_inline(patient=patient, content=safety.log_content(log))
+        evaluation = safety.evaluate_inline(patient=patient, content=safety_inputs.log_content(log))
         log.safety_advice = safety.advice_json(evaluation)
     return DailyLog.objects.bulk_create(logs)
 
@@ -234,7 +237,7 @@ def _evaluate(patient: Patient, logs: list[DailyLog]) -> None:
             last_fired_at=raised,
             # The care team was emailed back then; a demo start must not mail them again.
             notified_at=raised if alert.notify_due else None,
-            escalation_due_at=safety.ESCALATION.due_at(alert.severity, raised),
+            escalation_due_at=ESCALATION.due_at(alert.severity, raised),
         )
 
 
@@ -297,8 +300,8 @@ def _acknowledge_past_red_flags(*, physio: Clinician, today: date) -> None:
     for alert in Alert.objects.filter(
         patient__clinic=physio.clinic, status=Alert.Status.OPEN, log__date__lt=cutoff
     ):
-        safety.alert_acknowledge(alert=alert, actor=physio.user, note="Phoned the patient.")
-        safety.alert_resolve(
+        alert_services.alert_acknowledge(alert=alert, actor=physio.user, note="Phoned the patient.")
+        alert_services.alert_resolve(
             alert=alert,
             actor=physio.user,
             disposition=Alert.Disposition.ADVISED_ED,

@@ -39,6 +39,8 @@ from rehab.models import (
     QuestionnaireResponse,
 )
 from rehab.safety import SafetyAnswers
+from rehab.selectors import safety_inputs
+from rehab.services import alerts as alert_services
 from rehab.services import record as record_services
 
 DGS_EMAIL = "helen.carter@demo.example"
@@ -482,7 +484,7 @@ def _falls_again(patient: Patient, clinician: Clinician, today: date) -> None:
         if log is None:
             continue
         log.safety = SafetyAnswers.from_mapping(safety_answers).as_dict()
-        evaluation = safety.evaluate_inline(patient=patient, content=safety.log_content(log))
+        evaluation = safety.evaluate_inline(patient=patient, content=safety_inputs.log_content(log))
         log.safety_advice = safety.advice_json(evaluation)
         log.safety_reminder = evaluation.reminder
         log.save(update_fields=["safety", "safety_advice", "safety_reminder"])
@@ -493,7 +495,9 @@ def _falls_again(patient: Patient, clinician: Clinician, today: date) -> None:
     }
     for alert in Alert.objects.filter(patient=patient, rule__in=notes):
         disposition, note = notes[alert.rule]
-        safety.alert_resolve(alert=alert, actor=clinician.user, disposition=disposition, note=note)
+        alert_services.alert_resolve(
+            alert=alert, actor=clinician.user, disposition=disposition, note=note
+        )
 
 
 # --------------------------------------------------------------------------- entry point

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from rehab.services import delivery as delivery_services
 from rehab.services import safety
+from rehab.services import sweeps as sweep_services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -32,7 +34,7 @@ EMAIL_TIME_LIMIT = 90
     time_limit=EMAIL_TIME_LIMIT,
 )
 def alert_notify_task(alert_id: str) -> bool:
-    return safety.alert_notify(alert_id=alert_id)
+    return delivery_services.alert_notify(alert_id=alert_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -44,17 +46,17 @@ def submission_evaluate_task(submission_id: str) -> str:
 @shared_task
 def unevaluated_logs_sweep_task() -> int:
     """Logs, and the superseded versions and refused submissions, still owed."""
-    return safety.unevaluated_logs_sweep() + safety.unevaluated_submissions_sweep()
+    return sweep_services.unevaluated_logs_sweep() + sweep_services.unevaluated_submissions_sweep()
 
 
 @shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT, time_limit=EMAIL_TIME_LIMIT)
 def notifications_sweep_task() -> int:
-    return safety.notifications_sweep()
+    return delivery_services.notifications_sweep()
 
 
 @shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT, time_limit=EMAIL_TIME_LIMIT)
 def escalations_sweep_task() -> int:
-    return safety.escalations_sweep()
+    return delivery_services.escalations_sweep()
 
 
 @shared_task

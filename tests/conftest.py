@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from config import enqueue
 from patients.models import AuthToken, Clinic, Clinician, Patient, User
 from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
 
@@ -25,7 +26,7 @@ def _broker_not_paused() -> None:
     # A test that simulates a broker outage pauses publishing in this process.
     from rehab.services import safety
 
-    safety._publish_paused_until = 0.0
+    enqueue._publish_paused_until = 0.0
     # Nor does a quiet-logs flag one test saw held excuse the next test's logs.
     safety._quiet_flag_trusted_until = 0.0
 

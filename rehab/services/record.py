@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
 
+from config import enqueue
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.services import audit_record
@@ -41,7 +42,9 @@ from rehab.models import (
 from rehab.models.record import PROCEDURE_KINDS, RECENT_PROCEDURE_DAYS
 from rehab.safety import evaluate
 from rehab.safety.vocab import FEVER_THRESHOLD_C
+from rehab.selectors import safety_inputs
 from rehab.selectors.record import fever_rechecks_owed
+from rehab.services import alerts as alert_services
 from rehab.services import safety as safety_services
 
 logger = logging.getLogger(__name__)
@@ -195,7 +198,7 @@ def intervention_create(
 def _fever_recheck_enqueue(*, intervention_id: UUID) -> None:
     from rehab.tasks import intervention_fever_recheck_task
 
-    if safety_services.task_publish(intervention_fever_recheck_task, str(intervention_id)):
+    if enqueue.task_publish(intervention_fever_recheck_task, str(intervention_id)):
         return
     # No broker: an emergency alert must not wait for one, and the re-check is quick.
     try:
@@ -272,13 +275,13 @@ def intervention_fever_recheck(*, intervention_id: UUID | str) -> int:
         )
         for log in logs:
             evaluation = evaluate(
-                safety_services.log_facts(safety_services.log_content(log)),
-                safety_services.full_context(log=log),
+                safety_inputs.log_facts(safety_inputs.log_content(log)),
+                safety_inputs.full_context(log=log),
             )
             for firing in evaluation.firings:
                 if firing.rule_id != FEVER_AFTER_PROCEDURE_RULE:
                     continue
-                safety_services.alert_raise(
+                alert_services.alert_raise(
                     patient=patient,
                     firing=firing,
                     log=log,
@@ -290,9 +293,7 @@ def intervention_fever_recheck(*, intervention_id: UUID | str) -> int:
     return fired
 
 
-def fever_rechecks_sweep(
-    *, batch: int = 500, budget: float = safety_services.SWEEP_TIME_BUDGET
-) -> int:
+def fever_rechecks_sweep(*, batch: int = 500, budget: float = enqueue.SWEEP_TIME_BUDGET) -> int:
     """Re-enqueue every procedure still owed its fever re-check (a web process that died
     before the after-commit enqueue, a lost message, a killed worker, a broker outage).
 
@@ -304,8 +305,8 @@ def fever_rechecks_sweep(
     """
     from rehab.tasks import intervention_fever_recheck_task
 
-    owed = fever_rechecks_owed().filter(created_at__lt=timezone.now() - safety_services.SWEEP_GRACE)
-    return safety_services.sweep_enqueue(
+    owed = fever_rechecks_owed().filter(created_at__lt=timezone.now() - enqueue.SWEEP_GRACE)
+    return enqueue.sweep_enqueue(
         owed, task=intervention_fever_recheck_task, by="created_at", batch=batch, budget=budget
     )
 

@@ -31,7 +31,7 @@ from patients.services import audit_reads, audit_record
 from rehab.models import Alert, Notification, Severity
 from rehab.safety import canonical_json, catalogue
 from rehab.selectors import alerts as selectors
-from rehab.services import safety as services
+from rehab.services import alerts as services
 
 
 def _user(request: Request) -> User:

@@ -42,7 +42,7 @@ from rehab.models import Alert
 from rehab.selectors import alerts as alert_selectors
 from rehab.selectors import dashboard as selectors
 from rehab.selectors.logs import figures_of, progress_get
-from rehab.services import safety as safety_services
+from rehab.services import alerts as alert_services
 from rehab.views.dashboard_sections import PatientPage, patient_sections, resolve_dispositions
 
 PAGE_SIZE = 25
@@ -348,7 +348,7 @@ def alert_acknowledge_view(request: HttpRequest, alert_id: UUID) -> HttpResponse
     if not form.is_valid():
         return _alert_page(request, alert, acknowledge_form=form, status=400)
     try:
-        alert = safety_services.alert_acknowledge(
+        alert = alert_services.alert_acknowledge(
             alert=alert, actor=user, note=form.cleaned_data["note"]
         )
     except ApplicationError as exc:
@@ -368,7 +368,7 @@ def alert_resolve_view(request: HttpRequest, alert_id: UUID) -> HttpResponse:
     if not form.is_valid():
         return _alert_page(request, alert, resolve_form=form, status=400)
     try:
-        alert = safety_services.alert_resolve(
+        alert = alert_services.alert_resolve(
             alert=alert,
             actor=user,
             disposition=form.cleaned_data["disposition"],

@@ -51,6 +51,7 @@ from rehab.models import (
     QuestionnaireDue,
     QuestionnaireResponse,
 )
+from rehab.services import alerts as alert_services
 from tests.dashboard.conftest import make_alert
 from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
 from tests.programs.factories import make_template
@@ -466,19 +467,18 @@ def test_it_reevaluates_a_failed_log_through_the_service(
 def test_it_resolves_alerts_in_bulk_and_skips_one_resolved_meanwhile(
     operator_client, patient, clinician, monkeypatch
 ):
-    from rehab.services import safety
 
     first = make_alert(patient, waited=timedelta(hours=3))
     raced = make_alert(patient, severity="routine", rule="NR-PAIN-01", waited=timedelta(hours=2))
     last = make_alert(patient, severity="emergency", rule="RF-CES-01")
-    real_resolve = safety.alert_resolve
+    real_resolve = alert_services.alert_resolve
 
     def a_clinician_resolves_one_meanwhile(**kwargs: Any) -> Alert:
         if not Alert.objects.filter(pk=raced.pk, status="resolved").exists():
             real_resolve(alert=raced, actor=clinician.user, disposition="phoned_patient")
         return real_resolve(**kwargs)
 
-    monkeypatch.setattr(safety, "alert_resolve", a_clinician_resolves_one_meanwhile)
+    monkeypatch.setattr(alert_services, "alert_resolve", a_clinician_resolves_one_meanwhile)
     response = operator_client.post(
         _url(Alert, "changelist"),
         {

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from patients.models import AuditEvent, Clinician, Patient
 from rehab.models import Alert, AlertEvent
-from rehab.services import safety
+from rehab.services import alerts as alert_services
 from tests.dashboard.conftest import make_alert
 from tests.factories import PatientFactory
 
@@ -186,7 +186,7 @@ def _alerts_for_new_patients(clinician: Clinician, n: int) -> list[Alert]:
         severity = ("emergency", "urgent", "routine")[i % 3]
         alert = make_alert(patient, severity=severity, waited=timedelta(hours=i + 1))
         if i % 2:
-            safety.alert_acknowledge(alert=alert, actor=clinician.user, note="Seen")
+            alert_services.alert_acknowledge(alert=alert, actor=clinician.user, note="Seen")
         made.append(alert)
     return made
 

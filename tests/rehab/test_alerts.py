@@ -14,9 +14,13 @@ import pytest
 import time_machine
 from django.core import mail
 
+from config import enqueue
 from patients.models import AuditEvent
 from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
+from rehab.services import alerts as alert_services
+from rehab.services import delivery as delivery_services
 from rehab.services import safety
+from rehab.services import sweeps as sweep_services
 from tests.factories import ClinicianFactory
 
 pytestmark = pytest.mark.django_db
@@ -252,7 +256,9 @@ def test_it_records_a_new_firing_as_another_occurrence(patient_client):
 def test_it_reopens_an_acknowledged_alert_on_a_new_firing(patient_client, clinician):
     post_log(patient_client, day=TODAY - timedelta(days=1), **SADDLE)
     evaluate_all()
-    alert = safety.alert_acknowledge(alert=Alert.objects.get(), actor=clinician.user, note="rang")
+    alert = alert_services.alert_acknowledge(
+        alert=Alert.objects.get(), actor=clinician.user, note="rang"
+    )
     assert alert.status == "acknowledged"
     post_log(patient_client, **SADDLE)
     evaluate_all()
@@ -269,7 +275,9 @@ def test_it_reopens_an_acknowledged_alert_on_a_new_firing(patient_client, clinic
 def test_it_raises_a_new_alert_after_the_last_was_resolved(patient_client, clinician):
     post_log(patient_client, day=TODAY - timedelta(days=1), **SADDLE)
     evaluate_all()
-    safety.alert_resolve(alert=Alert.objects.get(), actor=clinician.user, disposition="advised_ed")
+    alert_services.alert_resolve(
+        alert=Alert.objects.get(), actor=clinician.user, disposition="advised_ed"
+    )
     post_log(patient_client, **SADDLE)
     evaluate_all()
     assert sorted(Alert.objects.values_list("status", flat=True)) == ["open", "resolved"]
@@ -313,7 +321,7 @@ def test_it_gives_up_on_a_log_that_keeps_failing(patient_client, monkeypatch):
     stored = DailyLog.objects.get()
     assert stored.evaluation_failed_at is not None
     assert "exploded" in stored.evaluation_error
-    assert safety.safety_status()["failed_logs"] == 1
+    assert sweep_services.safety_status()["failed_logs"] == 1
     # A failed log is surfaced, not retried forever.
     assert safety.log_evaluate(log_id=log["id"]).status == "already"
 
@@ -324,9 +332,9 @@ def test_it_sweeps_logs_whose_message_was_lost(patient_client, monkeypatch):
     sent: list[str] = []
     monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
     log = post_log(patient_client, **SADDLE)
-    assert safety.unevaluated_logs_sweep() == 0  # within the grace period
+    assert sweep_services.unevaluated_logs_sweep() == 0  # within the grace period
     with time_machine.travel(NOW + timedelta(seconds=31), tick=False):
-        assert safety.unevaluated_logs_sweep() == 1
+        assert sweep_services.unevaluated_logs_sweep() == 1
     assert sent == [log["id"]]
 
 
@@ -364,7 +372,7 @@ def test_it_stops_waiting_on_a_failing_broker_for_a_while(
     # The second request did not pay for another broker timeout.
     assert len(calls) == 1
     # Once the pause is over, requests try the broker again.
-    safety._publish_paused_until = 0.0
+    enqueue._publish_paused_until = 0.0
     with django_capture_on_commit_callbacks(execute=True):
         post_log(patient_client, day=TODAY - timedelta(days=2), **SADDLE)
     assert len(calls) == 2
@@ -494,10 +502,10 @@ def test_a_quiet_log_is_left_to_the_sweeper_when_the_broker_is_down(
     with django_capture_on_commit_callbacks(execute=True):
         log = post_log(patient_client)
     assert quiet_messages == []
-    assert safety._publish_paused_until > 0
+    assert enqueue._publish_paused_until > 0
     stored = DailyLog.objects.get(pk=log["id"])
     assert (stored.evaluated_at, stored.evaluation_attempts) == (None, 0)
-    safety._publish_paused_until = 0.0
+    enqueue._publish_paused_until = 0.0
 
 
 def test_a_lost_quiet_logs_message_holds_nothing_up_past_the_flag(
@@ -518,8 +526,8 @@ def test_a_lost_quiet_logs_message_holds_nothing_up_past_the_flag(
     # And the sweeper, which does not look at the flag, has every owed log anyway.
     sent: list[str] = []
     monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
-    with time_machine.travel(NOW + safety.SWEEP_GRACE + timedelta(seconds=1), tick=False):
-        assert safety.unevaluated_logs_sweep() == 2
+    with time_machine.travel(NOW + enqueue.SWEEP_GRACE + timedelta(seconds=1), tick=False):
+        assert sweep_services.unevaluated_logs_sweep() == 2
     assert len(sent) == 2
 
 
@@ -533,7 +541,9 @@ def test_it_notifies_the_care_team_of_an_emergency_in_app_and_by_email(
 
     monkeypatch.setattr(tasks.log_evaluate_task, "delay", lambda log_id: None)
     monkeypatch.setattr(
-        tasks.alert_notify_task, "delay", lambda alert_id: safety.alert_notify(alert_id=alert_id)
+        tasks.alert_notify_task,
+        "delay",
+        lambda alert_id: delivery_services.alert_notify(alert_id=alert_id),
     )
     post_log(patient_client, **SADDLE)
     with django_capture_on_commit_callbacks(execute=True):
@@ -547,8 +557,8 @@ def test_it_notifies_the_care_team_of_an_emergency_in_app_and_by_email(
     assert "saddle" not in mail.outbox[0].body.lower()
     assert alert.events.filter(kind="notified").exists()
     # Exactly once: a second delivery (redelivered message, sweeper) sends nothing.
-    assert safety.alert_notify(alert_id=alert.pk) is False
-    assert safety.notifications_sweep() == 0
+    assert delivery_services.alert_notify(alert_id=alert.pk) is False
+    assert delivery_services.notifications_sweep() == 0
     assert len(mail.outbox) == 1
 
 
@@ -556,7 +566,7 @@ def test_it_sends_owed_notifications_from_the_sweeper(patient_client):
     post_log(patient_client, safety={"weakness": "foot_drop"})
     evaluate_all()  # on_commit callbacks are not run: the message is "lost"
     assert len(mail.outbox) == 0
-    assert safety.notifications_sweep() == 1
+    assert delivery_services.notifications_sweep() == 1
     assert len(mail.outbox) == 1
 
 
@@ -567,21 +577,21 @@ def test_it_does_not_email_about_routine_alerts(patient, clinician):
     firing = Firing(
         rule_id="RF-NP-01", version=1, severity="routine", basis={}, message_key="routine"
     )
-    safety.alert_raise(patient=patient, firing=firing, log=log, fired_on=TODAY)
-    assert safety.notifications_sweep() == 0
+    alert_services.alert_raise(patient=patient, firing=firing, log=log, fired_on=TODAY)
+    assert delivery_services.notifications_sweep() == 0
     assert not Notification.objects.exists()
 
 
 def test_it_escalates_an_unacknowledged_emergency_after_an_hour_once(patient_client, clinic):
     post_log(patient_client, **SADDLE)
     evaluate_all()
-    safety.notifications_sweep()
+    delivery_services.notifications_sweep()
     mail.outbox.clear()
     with time_machine.travel(NOW + timedelta(minutes=59), tick=False):
-        assert safety.escalations_sweep() == 0
+        assert delivery_services.escalations_sweep() == 0
     with time_machine.travel(NOW + timedelta(minutes=60), tick=False):
-        assert safety.escalations_sweep() == 1
-        assert safety.escalations_sweep() == 0
+        assert delivery_services.escalations_sweep() == 1
+        assert delivery_services.escalations_sweep() == 0
     assert [m.to for m in mail.outbox] == [[clinic.escalation_email]]
     alert = Alert.objects.get()
     assert alert.escalated_at is not None
@@ -593,17 +603,17 @@ def test_it_escalates_an_urgent_alert_after_four_hours(patient_client):
     post_log(patient_client, safety={"weakness": "foot_drop"})
     evaluate_all()
     with time_machine.travel(NOW + timedelta(hours=3, minutes=59), tick=False):
-        assert safety.escalations_sweep() == 0
+        assert delivery_services.escalations_sweep() == 0
     with time_machine.travel(NOW + timedelta(hours=4), tick=False):
-        assert safety.escalations_sweep() == 1
+        assert delivery_services.escalations_sweep() == 1
 
 
 def test_it_does_not_escalate_an_acknowledged_alert(patient_client, clinician):
     post_log(patient_client, **SADDLE)
     evaluate_all()
-    safety.alert_acknowledge(alert=Alert.objects.get(), actor=clinician.user)
+    alert_services.alert_acknowledge(alert=Alert.objects.get(), actor=clinician.user)
     with time_machine.travel(NOW + timedelta(hours=2), tick=False):
-        assert safety.escalations_sweep() == 0
+        assert delivery_services.escalations_sweep() == 0
 
 
 # --------------------------------------------------------------------------- API

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from rehab.models import DailyLog
-from rehab.services import safety
+from rehab.selectors import safety_inputs
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def test_it_averages_back_pain_over_the_first_week_only(patient, django_assert_n
     _log(patient, FIRST + timedelta(days=7), 10)  # after it
     with django_assert_num_queries(1):
         assert (
-            safety._baseline_back_pains([patient.pk])[patient.pk] == 4.0
+            safety_inputs._baseline_back_pains([patient.pk])[patient.pk] == 4.0
         )  # (2 + 4 + 6 + 3 + 5) / 5
 
 
@@ -34,8 +34,8 @@ def test_it_gives_no_baseline_under_three_answers(patient):
     _log(patient, FIRST + timedelta(days=1), None)
     _log(patient, FIRST + timedelta(days=2), 4)
     _log(patient, FIRST + timedelta(days=9), 6)
-    assert safety._baseline_back_pains([patient.pk])[patient.pk] is None
+    assert safety_inputs._baseline_back_pains([patient.pk])[patient.pk] is None
 
 
 def test_it_gives_no_baseline_without_logs(patient):
-    assert safety._baseline_back_pains([patient.pk])[patient.pk] is None
+    assert safety_inputs._baseline_back_pains([patient.pk])[patient.pk] is None

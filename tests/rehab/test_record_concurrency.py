@@ -11,6 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 from rehab.models import Intervention
+from rehab.selectors import safety_inputs
 from rehab.services import record as services
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,7 +79,6 @@ def test_it_numbers_the_next_session_after_a_concurrent_one(patient, clinician):
 
 def test_it_rechecks_a_procedure_once_when_two_workers_run_it_at_once(patient, monkeypatch):
     from rehab.models import AlertOccurrence
-    from rehab.services import safety
     from tests.rehab.factories_record import DailyLogFactory, InterventionFactory
 
     today = patient.local_today()
@@ -87,7 +87,7 @@ def test_it_rechecks_a_procedure_once_when_two_workers_run_it_at_once(patient, m
         patient=patient, kind="injection", date=today - dt.timedelta(days=3)
     )
     inside, release = threading.Event(), threading.Event()
-    original = safety.full_context
+    original = safety_inputs.full_context
 
     def slow_first_run(*, log: Any) -> Any:
         if not inside.is_set():
@@ -96,7 +96,7 @@ def test_it_rechecks_a_procedure_once_when_two_workers_run_it_at_once(patient, m
             release.wait(5)
         return original(log=log)
 
-    monkeypatch.setattr(safety, "full_context", slow_first_run)
+    monkeypatch.setattr(safety_inputs, "full_context", slow_first_run)
     results: dict[str, Any] = {}
 
     def recheck(name: str) -> None:

@@ -11,8 +11,11 @@ from django.utils import timezone
 
 from rehab import tasks
 from rehab.models import Alert, AlertOccurrence, Intervention
+from rehab.selectors import safety_inputs
+from rehab.services import alerts as alert_services
 from rehab.services import record as services
 from rehab.services import safety
+from rehab.services import sweeps as sweep_services
 from tests.rehab.factories_record import DailyLogFactory, InterventionFactory
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +89,7 @@ def test_it_does_not_reraise_other_rules_from_old_logs(
     patient, clinician, fever_yesterday, django_capture_on_commit_callbacks
 ):
     urgent = Alert.objects.get(rule="RF-INF-01")
-    safety.alert_resolve(alert=urgent, actor=clinician.user, disposition="other")
+    alert_services.alert_resolve(alert=urgent, actor=clinician.user, disposition="other")
     with django_capture_on_commit_callbacks(execute=False):
         injection = services.intervention_create(
             patient=patient,
@@ -212,7 +215,7 @@ def test_it_does_not_sweep_an_intervention_that_is_not_a_procedure(patient, clin
     _age(other, 600)
     assert services.fever_rechecks_sweep() == 0
     assert worker == []
-    assert safety.safety_status()["overdue_fever_rechecks"] == 0
+    assert sweep_services.safety_status()["overdue_fever_rechecks"] == 0
 
 
 def test_it_gives_up_on_a_recheck_that_keeps_failing_and_reports_it(
@@ -224,16 +227,16 @@ def test_it_gives_up_on_a_recheck_that_keeps_failing_and_reports_it(
     def boom(*, log):
         raise RuntimeError("rule engine exploded")
 
-    monkeypatch.setattr(safety, "full_context", boom)
+    monkeypatch.setattr(safety_inputs, "full_context", boom)
     for _ in range(services.MAX_FEVER_RECHECK_ATTEMPTS):
         with pytest.raises(RuntimeError):
             services.intervention_fever_recheck(intervention_id=injection.pk)
-    assert safety.safety_status()["overdue_fever_rechecks"] == 1
+    assert sweep_services.safety_status()["overdue_fever_rechecks"] == 1
     assert services.intervention_fever_recheck(intervention_id=injection.pk) == 0
     injection.refresh_from_db()
     assert injection.fever_recheck_failed_at is not None
     assert injection.fever_rechecked_at is None
-    status = safety.safety_status()
+    status = sweep_services.safety_status()
     assert (status["failed_fever_rechecks"], status["overdue_fever_rechecks"]) == (1, 0)
     # Surfaced, not retried forever.
     assert services.fever_rechecks_sweep() == 0

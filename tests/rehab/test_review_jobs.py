@@ -29,7 +29,7 @@ from rehab.safety import review as oracle
 from rehab.selectors import review as detectors
 from rehab.selectors.review import CHANGED_DAY_DETECTORS, REVIEW_DETECTORS
 from rehab.services import review
-from rehab.services.safety import alert_resolve
+from rehab.services.alerts import alert_resolve
 from tests.factories import PatientFactory, UserFactory
 from tests.programs.factories import make_template
 

@@ -16,10 +16,12 @@ import pytest
 import time_machine
 from django.test import Client
 
+from config import enqueue
 from patients.models import AuditEvent
 from rehab.models import Alert, AlertOccurrence, DailyLog, SafetySubmission
 from rehab.safety import FALL_REMINDER, MESSAGES, SUPPRESSED_REMINDER
 from rehab.services import safety
+from rehab.services import sweeps as sweep_services
 from tests.rehab.factories_record import AssessedMarkFactory
 
 pytestmark = pytest.mark.django_db
@@ -155,7 +157,7 @@ def test_it_gives_up_on_a_submission_that_keeps_failing(patient_client, monkeypa
         with pytest.raises(RuntimeError):
             safety.submission_evaluate(submission_id=submission.pk)
     assert safety.submission_evaluate(submission_id=submission.pk).status == "failed"
-    assert safety.safety_status()["failed_submissions"] == 1
+    assert sweep_services.safety_status()["failed_submissions"] == 1
 
     monkeypatch.undo()
     assert safety.submission_evaluation_retry(submission_ids=[submission.pk]) == [submission.pk]
@@ -177,13 +179,13 @@ def test_the_sweeper_finds_submissions_whose_message_was_lost(
     assert sent == [str(submission.pk)]  # published on commit
 
     sent.clear()
-    assert safety.unevaluated_submissions_sweep() == 0  # within the grace period
-    with time_machine.travel(NOW + safety.SWEEP_GRACE + timedelta(seconds=1), tick=False):
-        assert safety.unevaluated_submissions_sweep() == 1
-        assert safety.safety_status()["overdue_submissions"] == 0  # not yet 2 minutes
+    assert sweep_services.unevaluated_submissions_sweep() == 0  # within the grace period
+    with time_machine.travel(NOW + enqueue.SWEEP_GRACE + timedelta(seconds=1), tick=False):
+        assert sweep_services.unevaluated_submissions_sweep() == 1
+        assert sweep_services.safety_status()["overdue_submissions"] == 0  # not yet 2 minutes
     assert sent == [str(submission.pk)]
     with time_machine.travel(NOW + timedelta(minutes=3), tick=False):
-        assert safety.safety_status()["overdue_submissions"] == 1
+        assert sweep_services.safety_status()["overdue_submissions"] == 1
 
 
 # --------------------------------------------------------------------------- §8.1 409s

@@ -18,11 +18,15 @@ from django.core import mail
 from django.core.mail import EmailMessage
 from django.core.mail.backends.locmem import EmailBackend
 
+from config import enqueue
 from patients.models import Clinic, Clinician, Patient
 from rehab import tasks
 from rehab.models import Alert, DailyLog
 from rehab.safety import Firing
+from rehab.services import alerts as alert_services
+from rehab.services import delivery as delivery_services
 from rehab.services import safety
+from rehab.services import sweeps as sweep_services
 from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +68,7 @@ def emergency(patient: Patient, *, day: date = TODAY, rule: str = "RF-CES-01") -
         DailyLog.objects.create(patient=patient, date=day, pain=5, evaluated_at=NOW)
     )
     firing = Firing(rule_id=rule, version=1, severity="emergency", basis={}, message_key="x")
-    return safety.alert_raise(patient=patient, firing=firing, log=log, fired_on=day).alert
+    return alert_services.alert_raise(patient=patient, firing=firing, log=log, fired_on=day).alert
 
 
 def patient_of(clinic: Clinic, *team: Clinician) -> Patient:
@@ -91,9 +95,9 @@ def test_it_escalates_the_other_alerts_when_one_escalation_email_fails(refusing,
     refusing.add("oncall@broken.example")
 
     with later(62):
-        assert safety.escalations_sweep() == 1
+        assert delivery_services.escalations_sweep() == 1
         # Waiting out its back-off, the failing alert does not come round again.
-        assert safety.escalations_sweep() == 0
+        assert delivery_services.escalations_sweep() == 0
         health = client.get("/health/").json()
 
     first.refresh_from_db()
@@ -109,7 +113,7 @@ def test_it_escalates_the_other_alerts_when_one_escalation_email_fails(refusing,
 
     refusing.clear()
     with later(63):
-        assert safety.escalations_sweep() == 1
+        assert delivery_services.escalations_sweep() == 1
         assert client.get("/health/").json()["status"] == "ok"
     first.refresh_from_db()
     assert first.escalated_at is not None
@@ -120,16 +124,16 @@ def test_it_gives_up_on_an_escalation_after_a_bounded_number_of_attempts(refusin
     refusing.add(clinic.escalation_email)
     alert = emergency(patient_of(clinic))
     minutes = 61.0
-    for _ in range(safety.MAX_DELIVERY_ATTEMPTS + 3):
+    for _ in range(delivery_services.MAX_DELIVERY_ATTEMPTS + 3):
         with later(minutes):
-            safety.escalations_sweep()
+            delivery_services.escalations_sweep()
         minutes += 31  # past the longest back-off
     alert.refresh_from_db()
-    assert alert.escalation_attempts == safety.MAX_DELIVERY_ATTEMPTS
+    assert alert.escalation_attempts == delivery_services.MAX_DELIVERY_ATTEMPTS
     assert alert.escalated_at is None
     # Given up on, never forgotten: operators still see it.
     with later(minutes):
-        assert list(safety.undelivered_alerts()) == [alert]
+        assert list(delivery_services.undelivered_alerts()) == [alert]
 
 
 def test_it_notifies_the_other_care_teams_when_one_email_fails(refusing, clinic):
@@ -139,15 +143,15 @@ def test_it_notifies_the_other_care_teams_when_one_email_fails(refusing, clinic)
     with later(1):
         emergency(good)
         refusing.add("bad@riverside.example")
-        assert safety.notifications_sweep() == 1
-        assert safety.notifications_sweep() == 0  # the failing one waits its back-off
+        assert delivery_services.notifications_sweep() == 1
+        assert delivery_services.notifications_sweep() == 0  # the failing one waits its back-off
     assert [m.to for m in mail.outbox] == [["good@riverside.example"]]
     failing.refresh_from_db()
     assert (failing.notified_at, failing.notify_attempts) == (None, 1)
 
     refusing.clear()
     with later(3):
-        assert safety.notifications_sweep() == 1
+        assert delivery_services.notifications_sweep() == 1
     failing.refresh_from_db()
     assert failing.notified_at is not None
 
@@ -171,14 +175,14 @@ def test_it_bounds_how_long_email_may_block(settings):
         assert task.soft_time_limit == tasks.EMAIL_SOFT_TIME_LIMIT
         assert task.time_limit == tasks.EMAIL_TIME_LIMIT
     # The sweeps stop taking work well before the soft limit ends them.
-    assert safety.SWEEP_TIME_BUDGET < tasks.EMAIL_SOFT_TIME_LIMIT
+    assert enqueue.SWEEP_TIME_BUDGET < tasks.EMAIL_SOFT_TIME_LIMIT
 
 
 def test_it_stops_a_sweep_when_its_time_budget_is_spent(clinic):
     for _ in range(3):
         emergency(patient_of(clinic, clinician_of(clinic, f"{_}@riverside.example")))
-    assert safety.notifications_sweep(budget=0.0) == 1
-    assert safety.notifications_sweep() == 2
+    assert delivery_services.notifications_sweep(budget=0.0) == 1
+    assert delivery_services.notifications_sweep() == 2
 
 
 # --------------------------------------------------------------------------- nobody to tell
@@ -190,7 +194,7 @@ def test_it_escalates_to_the_clinic_admins_without_an_escalation_contact(clinic)
     clinician_of(clinic, "admin@riverside.example", role="clinic_admin")
     emergency(patient_of(clinic))
     with later(60):
-        assert safety.escalations_sweep() == 1
+        assert delivery_services.escalations_sweep() == 1
     assert [m.to for m in mail.outbox] == [["admin@riverside.example"]]
 
 
@@ -200,7 +204,7 @@ def test_it_escalates_to_every_clinician_without_contact_or_admin(clinic, clinic
     clinician_of(clinic, "bea@riverside.example")
     emergency(patient_of(clinic))
     with later(60):
-        assert safety.escalations_sweep() == 1
+        assert delivery_services.escalations_sweep() == 1
     assert [m.to for m in mail.outbox] == [["alice@riverside.example", "bea@riverside.example"]]
 
 
@@ -208,7 +212,7 @@ def test_it_never_records_an_escalation_to_nobody(client, caplog):
     empty = ClinicFactory.create(escalation_email="")
     alert = emergency(patient_of(empty))
     with later(60), caplog.at_level(logging.ERROR, logger="rehab.services.safety"):
-        assert safety.escalations_sweep() == 0
+        assert delivery_services.escalations_sweep() == 0
         health = client.get("/health/")
     alert.refresh_from_db()
     assert alert.escalated_at is None
@@ -225,16 +229,16 @@ def test_it_never_records_a_notification_to_nobody(caplog):
     empty = ClinicFactory.create(escalation_email="")
     alert = emergency(patient_of(empty))
     with caplog.at_level(logging.ERROR, logger="rehab.services.safety"):
-        assert safety.alert_notify(alert_id=alert.pk) is False
+        assert delivery_services.alert_notify(alert_id=alert.pk) is False
     alert.refresh_from_db()
     assert alert.notified_at is None
     assert alert.notify_attempts == 1
     assert not alert.events.filter(kind="notified").exists()
-    assert list(safety.undelivered_alerts()) == [alert]
+    assert list(delivery_services.undelivered_alerts()) == [alert]
     # A clinician joins the clinic: the next try after the back-off reaches them.
     clinician_of(empty, "new@empty.example")
     with later(1):
-        assert safety.notifications_sweep() == 1
+        assert delivery_services.notifications_sweep() == 1
     assert [m.to for m in mail.outbox] == [["new@empty.example"]]
 
 
@@ -245,11 +249,13 @@ def test_it_emails_the_care_team_again_when_an_acknowledged_alert_fires_again(
     patient, clinician, django_capture_on_commit_callbacks, monkeypatch
 ):
     monkeypatch.setattr(
-        tasks.alert_notify_task, "delay", lambda alert_id: safety.alert_notify(alert_id=alert_id)
+        tasks.alert_notify_task,
+        "delay",
+        lambda alert_id: delivery_services.alert_notify(alert_id=alert_id),
     )
     with django_capture_on_commit_callbacks(execute=True):
         alert = emergency(patient)
-    safety.alert_acknowledge(alert=alert, actor=clinician.user, note="phoned, going to ED")
+    alert_services.alert_acknowledge(alert=alert, actor=clinician.user, note="phoned, going to ED")
     assert len(mail.outbox) == 1
 
     with later(24 * 60), django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -271,11 +277,11 @@ def test_it_emails_the_care_team_again_when_an_acknowledged_alert_fires_again(
 
 def test_it_sweeps_a_reopened_alert_whose_message_was_lost(patient, clinician):
     alert = emergency(patient)
-    assert safety.notifications_sweep() == 1
-    safety.alert_acknowledge(alert=alert, actor=clinician.user)
+    assert delivery_services.notifications_sweep() == 1
+    alert_services.alert_acknowledge(alert=alert, actor=clinician.user)
     with later(60):
         emergency(patient, day=TODAY - timedelta(days=1))  # on_commit not run: "lost"
-        assert safety.notifications_sweep() == 1
+        assert delivery_services.notifications_sweep() == 1
     assert len(mail.outbox) == 2
 
 
@@ -296,7 +302,7 @@ def test_it_starts_the_escalation_clock_when_the_patient_submitted(patient):
     alert = Alert.objects.get(rule="RF-CES-01")
     assert alert.escalation_due_at == NOW + timedelta(minutes=60)
     with later(60):
-        assert safety.escalations_sweep() == 1
+        assert delivery_services.escalations_sweep() == 1
 
 
 def test_it_starts_the_clock_at_the_edit_that_brought_the_red_flag(patient):
@@ -311,7 +317,7 @@ def test_it_starts_the_clock_at_the_edit_that_brought_the_red_flag(patient):
 
 def test_it_restarts_the_clock_of_a_reopened_alert_at_the_new_submission(patient, clinician):
     alert = emergency(patient)
-    safety.alert_acknowledge(alert=alert, actor=clinician.user)
+    alert_services.alert_acknowledge(alert=alert, actor=clinician.user)
     with later(600):
         tomorrow = _red_flag_log(patient, day=TODAY + timedelta(days=1))
     with later(630):
@@ -369,7 +375,7 @@ def test_it_sweeps_every_owed_log_in_batches(clinic, monkeypatch):
             owed.append(str(DailyLog.objects.create(patient=p, date=TODAY, pain=3).pk))
             DailyLog.objects.create(patient=p, date=TODAY - timedelta(days=1), pain=3)
     DailyLog.objects.filter(date=TODAY - timedelta(days=1)).update(evaluated_at=NOW)
-    assert safety.unevaluated_logs_sweep(batch=3) == 7
+    assert sweep_services.unevaluated_logs_sweep(batch=3) == 7
     assert sorted(sent) == sorted(owed)
 
 
@@ -379,4 +385,4 @@ def test_it_stops_sweeping_logs_when_its_time_budget_is_spent(clinic, monkeypatc
     with later(-10):
         for _ in range(5):
             DailyLog.objects.create(patient=patient_of(clinic), date=TODAY, pain=3)
-    assert safety.unevaluated_logs_sweep(batch=2, budget=0.0) == 2
+    assert sweep_services.unevaluated_logs_sweep(batch=2, budget=0.0) == 2

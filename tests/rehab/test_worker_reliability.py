@@ -27,10 +27,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config import enqueue
 from patients.models import AuditEvent, Clinician, Patient
 from rehab import tasks
 from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
+from rehab.services import delivery as delivery_services
 from rehab.services import safety
+from rehab.services import sweeps as sweep_services
 from rehab.services.logs import log_create, log_update
 from tests.factories import PatientFactory
 from tests.rehab.worker_support import (
@@ -187,8 +190,8 @@ def queued(url: str) -> int:
 
 def sweep_after_grace() -> int:
     """The beat sweeper, after SWEEP_GRACE has passed for every log stored so far."""
-    DailyLog.objects.update(updated_at=F("updated_at") - safety.SWEEP_GRACE - timedelta(seconds=1))
-    return safety.unevaluated_logs_sweep()
+    DailyLog.objects.update(updated_at=F("updated_at") - enqueue.SWEEP_GRACE - timedelta(seconds=1))
+    return sweep_services.unevaluated_logs_sweep()
 
 
 def beat_until(
@@ -336,7 +339,7 @@ def test_it_loses_and_doubles_nothing_when_the_worker_is_killed_mid_burst(
         # cannot finish them meanwhile: their patients are held).
         lock_patients(Patient.objects.filter(daily_logs__in=in_flight))
         assert sweep_after_grace() == len(in_flight)
-        assert safety.unevaluated_logs_sweep() == len(in_flight)
+        assert sweep_services.unevaluated_logs_sweep() == len(in_flight)
     wait_until(lambda: evaluated(logs) == burst, timeout=15, what="the swept logs' evaluation")
 
     # Beat's notification sweep, run by the worker, delivers whatever email is still owed.
@@ -532,10 +535,10 @@ def test_it_escalates_and_notifies_once_when_two_beats_sweep_at_once(clinician, 
 
     # Whatever one sweep skipped because the other held it is the next beat's (a minute
     # later); after that, every alert must have been handled once, by one of them.
-    notified = _twice_at_once(safety.notifications_sweep)
-    assert sum(notified) + safety.notifications_sweep() == 20
-    escalated = _twice_at_once(safety.escalations_sweep)
-    assert sum(escalated) + safety.escalations_sweep() == 20
+    notified = _twice_at_once(delivery_services.notifications_sweep)
+    assert sum(notified) + delivery_services.notifications_sweep() == 20
+    escalated = _twice_at_once(delivery_services.escalations_sweep)
+    assert sum(escalated) + delivery_services.escalations_sweep() == 20
     print(f"notified per beat: {notified}, escalated per beat: {escalated}")
 
     alert_ids = {str(pk) for pk in Alert.objects.values_list("pk", flat=True)}

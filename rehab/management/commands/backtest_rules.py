@@ -64,7 +64,7 @@ from rehab.safety import (
 from rehab.safety import review as oracle
 from rehab.safety.vocab import HISTORY_FLAGS, SEVERITIES
 from rehab.selectors import record as record_selectors
-from rehab.services.safety import RECENT_LOGS, RULE_INPUTS, log_facts
+from rehab.selectors.safety_inputs import RECENT_LOGS, RULE_INPUTS, log_facts
 
 # Logs (or patients) held in memory between two rounds of batch queries.
 CHUNK_LOGS = 2000

@@ -10,7 +10,7 @@ import pygaljs
 from django.core.exceptions import ImproperlyConfigured
 
 # Django-free, so that settings can check rates before apps load.
-from patients.rates import parse_rate
+from config.rates import parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "patients",
     "programs",
     "rehab",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

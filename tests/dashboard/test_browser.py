@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from dashboard.views import PAGE_SIZE
 from patients.models import Clinician, Patient
 from rehab.demo import DEMO_PASSWORD, PHYSIO_EMAIL, seed_demo
 from rehab.demo_record import DGS_EMAIL
@@ -25,7 +26,6 @@ from rehab.models.alerts import SEVERITY_RANK
 from rehab.selectors.alerts import severity_rank
 from rehab.selectors.caseload import MISSED_LOG_DAYS
 from rehab.selectors.logs import progress_get
-from rehab.views.dashboard import PAGE_SIZE
 from tests.factories import PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -1,4 +1,4 @@
-"""The patient page's program and clinical-record sections (rehab/views/dashboard_sections.py)."""
+"""The patient page's program and clinical-record sections (dashboard/sections.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from dashboard import selectors
 from patients.models import Clinician, Patient
 from programs import services as program_services
 from programs.models import AssignedExercise, ExerciseLog, ProgramAssignment, ProgressionProposal
@@ -18,7 +19,6 @@ from rehab import scoring
 from rehab.demo import PHYSIO_EMAIL, seed_demo
 from rehab.demo_record import DGS_EMAIL
 from rehab.models import DailyLog, Intervention, ProvocativeTest, QuestionnaireResponse
-from rehab.selectors import dashboard as selectors
 from tests.programs.factories import make_template
 from tests.rehab.factories_record import (
     DiagnosisFactory,

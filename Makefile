@@ -28,6 +28,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://typecheck@localhost/typecheck} $(VENV)/bin/mypy .
@@ -40,4 +41,4 @@ bench: install
 	$(PY) bin/embedded.py -- $(PY) -m bench.run $(ARGS)
 
 clean:
-	rm -rf .data .mypy_cache .ruff_cache test-artifacts
+	rm -rf .data .mypy_cache .ruff_cache .import_linter_cache test-artifacts

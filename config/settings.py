@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 import pygaljs
 from django.core.exceptions import ImproperlyConfigured
 
 # Django-free, so that settings can check rates before apps load.
 from config.rates import parse_rate
+
+# `admin.ModelAdmin[Model]` and the like subscript at run time as they do for mypy.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

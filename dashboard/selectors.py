@@ -130,7 +130,7 @@ def _mcid_reached() -> Coalesce:
         date__lte=today,
     )
 
-    def integer(expression: Any) -> ExpressionWrapper:
+    def integer(expression: Any) -> ExpressionWrapper[Any]:
         return ExpressionWrapper(expression, output_field=IntegerField())
 
     logs = (

@@ -448,7 +448,7 @@ def _log_values(data: Mapping[str, Any]) -> dict[str, Any]:
 def _same_or_conflict(
     *, log_id: UUID, patient: Patient, exercise_id: object, day: object, values: dict[str, Any]
 ) -> ExerciseLog:
-    existing = ExerciseLog.objects.select_related("assigned_exercise").get(pk=log_id)
+    existing: ExerciseLog = ExerciseLog.objects.select_related("assigned_exercise").get(pk=log_id)
     same = (
         existing.patient_id == patient.pk
         and existing.assigned_exercise_id == exercise_id
@@ -642,11 +642,12 @@ def progression_proposals_generate(
 
 
 def _locked_proposal(proposal: ProgressionProposal) -> ProgressionProposal:
-    return (
+    locked: ProgressionProposal = (
         ProgressionProposal.objects.select_for_update(of=("self",))
         .select_related("assignment__patient", "from_phase", "to_phase")
         .get(pk=proposal.pk)
     )
+    return locked
 
 
 @transaction.atomic

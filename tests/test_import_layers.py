@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,8 +21,11 @@ from tests.processes import BASE_DIR
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
-def _contracts() -> dict:
-    return tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["tool"]["importlinter"]
+def _contracts() -> dict[str, Any]:
+    contracts: dict[str, Any] = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["tool"][
+        "importlinter"
+    ]
+    return contracts
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:

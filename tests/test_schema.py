@@ -309,7 +309,7 @@ class BrokenApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         note = serializers.CharField(allow_blank=True)
 
     @extend_schema(request=InputSerializer, responses={204: None})

@@ -91,7 +91,8 @@ class ChangedDetector(Protocol):
 def _rows(sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
 
 
 def _finding(rule: ReviewRule, today: dt.date, basis: JsonObject) -> ReviewFinding:

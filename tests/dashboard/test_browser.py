@@ -112,7 +112,8 @@ def _first_in_triage() -> Patient:
         .first()
     )
     assert alert is not None, "the demo data has an open red flag"
-    return alert.patient
+    patient: Patient = alert.patient
+    return patient
 
 
 @pytest.mark.parametrize("device", list(VIEWPORTS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -61,7 +62,9 @@ def at(patient: Patient, day: date, hour: int = 10) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=patient.tz)
 
 
-def respond(patient: Patient, day: date, instrument: str, answers: dict, hour: int = 19) -> None:
+def respond(
+    patient: Patient, day: date, instrument: str, answers: dict[str, Any], hour: int = 19
+) -> None:
     scored = scoring.score_answers(instrument, answers)
     QuestionnaireResponse.objects.create(
         patient=patient,
@@ -75,7 +78,7 @@ def respond(patient: Patient, day: date, instrument: str, answers: dict, hour: i
     )
 
 
-def rmdq(ticked: int) -> dict:
+def rmdq(ticked: int) -> dict[str, Any]:
     return {"ticked": list(range(1, ticked + 1)), "unanswered": []}
 
 

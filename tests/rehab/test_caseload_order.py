@@ -159,8 +159,8 @@ ANNOTATIONS = (
 )
 
 
-def _reference_order(patients: QuerySet[Patient]) -> list:
-    def days(expression: Any, n: int) -> ExpressionWrapper:
+def _reference_order(patients: QuerySet[Patient]) -> list[Any]:
+    def days(expression: Any, n: int) -> ExpressionWrapper[Any]:
         return ExpressionWrapper(expression + timedelta(days=n), output_field=DateField())
 
     annotated = (

@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from rehab import rules_reference
+from rehab.safety import review
 from rehab.safety.rules import RULES
 
 
@@ -55,3 +56,12 @@ def test_it_refuses_a_condition_it_has_no_wording_for():
     # A new kind of predicate must get a wording, not vanish from the reference.
     with pytest.raises(ValueError, match="no wording"):
         rules_reference.describe({"moon_phase": "full"})
+
+
+def test_it_lists_every_review_rule_with_what_it_fires_on():
+    reference = rules_reference.render()
+    for rule in review.REVIEW_RULES:
+        assert f"| {rule.id} | {rule.version} | {rule.severity} | {rule.title} |" in reference
+    assert rules_reference.review_rule_summary("NR-PAIN-03") == (
+        "`worst_pain` >= 9 today and on the day before (calendar days)."
+    )

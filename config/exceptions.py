@@ -1,4 +1,4 @@
-"""The one place that turns domain errors into HTTP answers (STYLE.md)."""
+"""The one place that turns domain errors into HTTP answers (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     response = drf_exception_handler(exc, context)
     if response is None:
-        # Unexpected: still answer JSON (api-contract.md: 5xx with a JSON body).
+        # Unexpected: still answer JSON (docs/app-developers.md § Errors: 5xx with a JSON body).
         logger.exception("unhandled error in %s", context.get("view"), exc_info=exc)
         return Response(
             {"detail": "Internal server error. Nothing was saved; please retry."},

@@ -141,7 +141,7 @@ def auth_login(
 ) -> IssuedToken:
     """Sign in with email and password; raises 401 on bad credentials, 429 when throttled.
 
-    Only failures count towards the throttle (api-contract.md), per email and per client.
+    Only failures count towards the throttle (docs/app-developers.md), per email and per client.
     """
     email = email.strip().lower()
     wait = throttling.sign_in_blocked(email=email, ip=ip)

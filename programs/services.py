@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 # patient began on paper, or booking one ahead).
 ASSIGN_PAST_DAYS = 14
 ASSIGN_FUTURE_DAYS = 90
-# Exercise logs: as for daily logs (api-contract.md), no future dates, at most 14 days back.
+# Exercise logs: as for daily logs (docs/app-developers.md), no future dates, at most 14 days back.
 LOG_PAST_DAYS = 14
 # A declined proposal is not raised again for the same phase for this long: re-proposing
 # every day would teach clinicians to ignore proposals.

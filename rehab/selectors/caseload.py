@@ -167,7 +167,7 @@ class _LogTriage(Func):
 
 
 def caseload_list(*, user: User, search: str = "") -> QuerySet[Patient]:
-    """Visible patients, most urgent first (api-contract.md § caseload order).
+    """Visible patients, most urgent first (docs/clinical-record.md § Caseload order).
 
     Emergency, then urgent, then routine open alerts, the longest-waiting first within a
     tier; then those whose pain worsened (most first), then those who missed logs (never

@@ -564,7 +564,7 @@ def _decimal(**kwargs: Any) -> serializers.DecimalField:
 
 
 class ThresholdsSerializer(serializers.Serializer[Any]):
-    """Meaningful-change thresholds of clinical-rules §5 (null: not defined there)."""
+    """Meaningful-change thresholds (docs/clinical-record.md § Questionnaires; null: none)."""
 
     higher_is_better = serializers.BooleanField()
     points = _decimal(allow_null=True)

@@ -1,4 +1,5 @@
-"""The dashboard in a real browser: Debian's Chromium driven by Playwright (NOTES.md).
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright
+(docs/architecture.md § Facts measured).
 
 Never `playwright install`: the browser is /usr/bin/chromium, installed by .ci/run.
 Screenshots of every step go to test-artifacts/screenshots/ (gitignored), for a person to

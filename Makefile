@@ -8,7 +8,13 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint typecheck check bench clean
+.PHONY: install chromium run test lint typecheck check bench clean
+
+# Debian's Chromium drives the browser tests (tests/dashboard/test_browser.py; never a
+# Playwright browser download). A fresh machine gets it here, from `make test`, as in CI.
+CHROMIUM ?= chromium
+APT_GET ?= apt-get
+SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,16 +24,24 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
+chromium:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium >/dev/null; \
+	}
+
 run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bin/embedded.py -- \
 		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && exec honcho -f Procfile.dev start'
 
-test: install
+test: install chromium
 	$(PY) bin/embedded.py -- $(PY) -m pytest $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://typecheck@localhost/typecheck} $(VENV)/bin/mypy .
@@ -40,4 +54,4 @@ bench: install
 	$(PY) bin/embedded.py -- $(PY) -m bench.run $(ARGS)
 
 clean:
-	rm -rf .data .mypy_cache .ruff_cache test-artifacts
+	rm -rf .data .mypy_cache .ruff_cache .import_linter_cache test-artifacts

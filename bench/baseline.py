@@ -26,7 +26,7 @@ from rest_framework.permissions import IsAuthenticated
 from rehab.models import DailyLog
 
 
-class PlainLogSerializer(serializers.ModelSerializer):
+class PlainLogSerializer(serializers.ModelSerializer[Any]):
     class Meta:
         model = DailyLog
         fields = (
@@ -46,7 +46,7 @@ class PlainLogSerializer(serializers.ModelSerializer):
         read_only_fields = ("id", "created_at")
 
 
-class PlainLogCreateApi(generics.CreateAPIView):
+class PlainLogCreateApi(generics.CreateAPIView[Any]):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
     serializer_class = PlainLogSerializer

@@ -545,7 +545,8 @@ def create_database(admin_url: str, cfg: Config) -> None:
         if cfg.random_page_cost != "default":
             # SSD storage: random reads cost about as much as sequential ones. With the
             # default 4.0 the planner picks BRIN/hash plans for the caseload that are
-            # 3.5-11x slower (NOTES.md). Operators: ALTER DATABASE <db> SET random_page_cost.
+            # 3.5-11x slower (docs/architecture.md § Facts measured). Operators: ALTER
+            # DATABASE <db> SET random_page_cost.
             cost = float(cfg.random_page_cost)
             conn.execute(f'ALTER DATABASE "{cfg.db_name}" SET random_page_cost = {cost}')
 

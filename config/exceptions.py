@@ -1,14 +1,14 @@
-"""The one place that turns domain errors into HTTP answers (STYLE.md)."""
+"""The one place that turns domain errors into HTTP answers (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -50,7 +50,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     response = drf_exception_handler(exc, context)
     if response is None:
-        # Unexpected: still answer JSON (api-contract.md: 5xx with a JSON body).
+        # Unexpected: still answer JSON (docs/app-developers.md § Errors: 5xx with a JSON body).
         logger.exception("unhandled error in %s", context.get("view"), exc_info=exc)
         return Response(
             {"detail": "Internal server error. Nothing was saved; please retry."},
@@ -60,26 +60,29 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 # Django's own 404/500 pages (an unknown URL, an error outside a DRF view) are HTML; under
-# /api/ a client must get JSON like everywhere else (api-contract.md § General).
+# /api/ a client must get JSON like everywhere else (docs/app-developers.md § Errors).
 def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
+
+
+NotFoundPage = Callable[[HttpRequest], HttpResponse]
+
+# An app that serves HTML pages registers its own 404 page for its URL prefix, from its
+# AppConfig.ready(): config imports no app (docs/architecture.md § Layers).
+_not_found_pages: dict[str, NotFoundPage] = {}
+
+
+def register_not_found_page(prefix: str, page: NotFoundPage) -> None:
+    """Answer a 404 under `prefix` (e.g. "/dashboard/") with `page(request)`."""
+    _not_found_pages[prefix] = page
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
-    if request.path.startswith("/dashboard/"):
-        # Imported here: the dashboard's views import this module.
-        from rehab.views.dashboard import page_context
-
-        # Worded so that it does not tell another clinic's patient from no patient; with
-        # the base context, so that a signed-in clinician keeps the navigation and sign-out.
-        return render(
-            request,
-            "dashboard/404.html",
-            page_context(request),
-            status=status.HTTP_404_NOT_FOUND,
-        )
+    for prefix, page in _not_found_pages.items():
+        if request.path.startswith(prefix):
+            return page(request)
     return defaults.page_not_found(request, exception)
 
 

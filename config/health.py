@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -38,37 +39,33 @@ def _broker() -> dict[str, Any]:
         return {"ok": False, "error": exc.__class__.__name__}
 
 
-def _safety() -> dict[str, Any]:
-    """The safety queue: logs owed an evaluation (procedures owed RF-INF-02's fever
-    re-check) for over 2 minutes, or given up on, and alerts whose email (notification or
-    escalation) failed or had nobody to go to.
+QueueCheck = Callable[[], dict[str, Any]]
 
-    Any of these means a red flag may not have reached a clinician: operators must look. It
-    does not fail the probe (503 would take healthy web nodes out of service; the
-    patient's advice does not depend on the queue).
-    """
-    from rehab.services.sweeps import safety_status
+# Checks of background work that an app registers from its AppConfig.ready() (rehab: the
+# safety queue), so that config imports no app (docs/architecture.md § Layers). Each returns
+# a dict with "ok"; one that is not ok makes the status "degraded", never "down".
+_queue_checks: dict[str, QueueCheck] = {}
 
-    try:
-        status = safety_status()
-    except Exception as exc:  # noqa: BLE001 - the database check reports the cause
-        return {"ok": False, "error": exc.__class__.__name__}
-    ok = not status["overdue_logs"] and not status["failed_logs"]
-    ok = ok and not status["overdue_fever_rechecks"] and not status["failed_fever_rechecks"]
-    # Superseded versions and refused (409) bodies owed their red-flag evaluation.
-    ok = ok and not status["overdue_submissions"] and not status["failed_submissions"]
-    return {"ok": ok and not status["undelivered_alerts"], **status}
+
+def register_queue_check(name: str, check: QueueCheck) -> None:
+    """Report `check()` under `name` in /health/ (run only when the database answers)."""
+    _queue_checks[name] = check
 
 
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
     """Database and broker status for load balancers and operators; 503 when one is down.
 
-    `safety` reports the evaluation queue; when it is not ok the status is "degraded"
-    with a 200, so probes keep the node in service while operators are alerted.
+    The registered queue checks (`safety`: the evaluation queue) follow; when one is not
+    ok the status is "degraded" with a 200, so probes keep the node in service while
+    operators are alerted.
     """
     checks = {"database": _database(), "broker": _broker()}
     ok = all(check["ok"] for check in checks.values())
-    safety = _safety() if checks["database"]["ok"] else {"ok": False}
-    status = ("ok" if safety["ok"] else "degraded") if ok else "down"
-    return JsonResponse({"status": status, **checks, "safety": safety}, status=200 if ok else 503)
+    queues = {
+        name: check() if checks["database"]["ok"] else {"ok": False}
+        for name, check in _queue_checks.items()
+    }
+    healthy_queues = all(queue["ok"] for queue in queues.values())
+    status = ("ok" if healthy_queues else "degraded") if ok else "down"
+    return JsonResponse({"status": status, **checks, **queues}, status=200 if ok else 503)

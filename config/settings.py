@@ -1,16 +1,20 @@
-"""All settings, read from the environment (api-contract.md § Operations names them)."""
+"""All settings, read from the environment (README.md § Configuration names them)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 import pygaljs
 from django.core.exceptions import ImproperlyConfigured
 
 # Django-free, so that settings can check rates before apps load.
-from patients.rates import parse_rate
+from config.rates import parse_rate
+
+# `admin.ModelAdmin[Model]` and the like subscript at run time as they do for mypy.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,12 +56,13 @@ INSTALLED_APPS = [
     "patients",
     "programs",
     "rehab",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files from the app process itself: `gunicorn config.wsgi` is the whole web
-    # tier (api-contract.md § Operations), with no separate file server in front.
+    # tier (README.md § Processes in production), with no separate file server in front.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -91,7 +96,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Likewise for Redis (api-contract.md § Operations): a production start without it would
+# Likewise for Redis (README.md § Configuration): a production start without it would
 # otherwise quietly talk to a localhost Redis that is not there (or not the right one).
 if not DEBUG and "REDIS_URL" not in env.ENVIRON:
     raise ImproperlyConfigured(
@@ -136,7 +141,7 @@ STATICFILES_DIRS = [("pygaljs", pygaljs.path("2.0.x"))]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# --- Security: production sits behind a TLS-terminating proxy (api-contract.md) ---
+# --- Security: production sits behind a TLS-terminating proxy (README.md) ---
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many proxies in front append to X-Forwarded-For: the client address is the entry the
 # outermost one appended (patients.throttling.client_ip). 0 takes the socket's address, as
@@ -168,7 +173,7 @@ EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 
 # --- REST framework ---
 _DEFAULT_THROTTLE_RATES = {
-    # Failed sign-ins per email and per client address (api-contract.md: 10 in 15 minutes).
+    # Failed sign-ins per email and per client address (docs/app-developers.md: 10 in 15 min).
     "login": "10/15min",
     "register": "20/hour",
     # Log writes per patient: generous for a phone replaying an offline queue.
@@ -247,7 +252,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Celery (STYLE.md § Celery) ---
+# --- Celery (docs/architecture.md § Code conventions, § Background work) ---
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -33,7 +33,7 @@ admin.site.login_form = OperatorLoginForm
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[Any]):
     ordering = ("email",)
     list_display = ("email", "first_name", "last_name", "is_staff", "is_active", "last_login")
     list_filter = ("is_staff", "is_superuser", "is_active")
@@ -48,7 +48,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
+class AuthTokenAdmin(admin.ModelAdmin[AuthToken]):
     list_display = ("token_key", "user", "device", "created", "expiry")
     list_select_related = ("user",)
     search_fields = ("user__email", "token_key")
@@ -72,7 +72,7 @@ class ReadOnlyAdmin:
         return False
 
 
-class ClinicianInline(admin.TabularInline):
+class ClinicianInline(admin.TabularInline[Clinician, Clinic]):
     """New clinicians may be added to a clinic here; an existing one is shown read-only
     (its role is changed, and audited, on the clinician's own page), and never deleted."""
 
@@ -90,14 +90,14 @@ class ClinicianInline(admin.TabularInline):
 
 
 @admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
+class ClinicAdmin(admin.ModelAdmin[Clinic]):
     list_display = ("name", "escalation_email", "created_at")
     search_fields = ("name",)
     inlines = [ClinicianInline]
 
 
 @admin.register(Clinician)
-class ClinicianAdmin(admin.ModelAdmin):
+class ClinicianAdmin(admin.ModelAdmin[Clinician]):
     list_display = ("user", "clinic", "role", "created_at")
     list_filter = ("role", "clinic")
     list_select_related = ("user", "clinic")
@@ -133,7 +133,7 @@ class ClinicianAdmin(admin.ModelAdmin):
             )
 
 
-class CareTeamFormSet(BaseInlineFormSet):
+class CareTeamFormSet(BaseInlineFormSet[Any, Patient, Any]):
     """A care team is of the patient's own clinic: its members get the patient's alert
     emails and notifications, so a clinician of another clinic must not be added here."""
 
@@ -150,7 +150,7 @@ class CareTeamFormSet(BaseInlineFormSet):
                 )
 
 
-class CareTeamInline(admin.TabularInline):
+class CareTeamInline(admin.TabularInline[Any, Patient]):
     model = Patient.care_team.through
     formset = CareTeamFormSet
     extra = 0
@@ -160,7 +160,7 @@ class CareTeamInline(admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(admin.ModelAdmin[Patient]):
     """The patient's details and history are read-only: clinicians change them through the
     API (`services.patient_update`, audited) and the safety rules read the history. An
     operator may still change the care team, and each change is audited."""
@@ -212,7 +212,7 @@ class PatientAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdmin, admin.ModelAdmin[Invitation]):
     """Read-only: an edited email would send a patient's registration code to someone else,
     an edited expiry or revocation would revive a replaced code, an added row could carry a
     hash of a code the operator knows. Codes are issued and revoked by the actions below,
@@ -258,7 +258,7 @@ class InvitationAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(SignInFailure)
-class SignInFailureAdmin(admin.ModelAdmin):
+class SignInFailureAdmin(admin.ModelAdmin[SignInFailure]):
     """The login throttle's counts: read-only, but an operator may delete an email's (or a
     client's) failures to lift a lock-out once the person is known to be who they say."""
 
@@ -276,7 +276,7 @@ class SignInFailureAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     """Read-only: the audit trail is append-only, also for operators."""
 
     list_display = ("at", "actor_email", "action", "object_type", "object_id", "patient_id", "ip")

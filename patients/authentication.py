@@ -47,17 +47,19 @@ class BearerTokenAuthentication(TokenAuthentication):
             if compare_digest(digest, auth_token.digest):
                 if knox_settings.AUTO_REFRESH and auth_token.expiry:
                     self.renew_token(auth_token)
-                return self.validate_user(auth_token)
+                user_and_token: tuple[Any, Any] = self.validate_user(auth_token)
+                return user_and_token
         raise exceptions.AuthenticationFailed(msg)
 
 
 def tokens_with_roles(token_key: str) -> QuerySet[Any]:
     """The tokens of a key, each with its user and the user's patient and clinician rows."""
-    return (
+    tokens: QuerySet[Any] = (
         get_token_model()
         .objects.filter(token_key=token_key)
         .select_related("user", "user__patient", "user__clinician")
     )
+    return tokens
 
 
 @dataclass(frozen=True)

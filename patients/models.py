@@ -180,7 +180,7 @@ class Patient(models.Model):
     condition = models.CharField(max_length=200, blank=True)
     affected_side = models.CharField(max_length=5, choices=Side.choices, blank=True)
 
-    # Clinician-confirmed history read by the safety rules (api-contract.md `history`).
+    # Clinician-confirmed history read by the safety rules (docs/clinical-record.md).
     # Columns rather than JSON so that set-based rule jobs can filter on them in SQL.
     history_cancer = models.BooleanField(default=False)
     history_immunosuppressed = models.BooleanField(default=False)

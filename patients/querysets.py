@@ -1,4 +1,4 @@
-"""Who may see what: the only place scoping is written (STYLE.md).
+"""Who may see what: the only place scoping is written (docs/architecture.md).
 
 Every other app's `visible_to` is built from `patient_scope`, so a clinician sees their
 own clinic's patients, a patient sees themself, and everyone else sees nothing.

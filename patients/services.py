@@ -141,7 +141,7 @@ def auth_login(
 ) -> IssuedToken:
     """Sign in with email and password; raises 401 on bad credentials, 429 when throttled.
 
-    Only failures count towards the throttle (api-contract.md), per email and per client.
+    Only failures count towards the throttle (docs/app-developers.md), per email and per client.
     """
     email = email.strip().lower()
     wait = throttling.sign_in_blocked(email=email, ip=ip)
@@ -171,6 +171,7 @@ def auth_logout(*, user: User, token: AuthToken, request: HttpRequest | None = N
 
 
 def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
+    deleted: int
     deleted, _ = AuthToken.objects.filter(user=user).delete()
     audit_record(
         actor=user,
@@ -569,5 +570,6 @@ def clinician_create_or_update(
 
 def auth_tokens_purge_expired() -> int:
     """Delete every expired API token; the beat runs it (sign-in no longer does it)."""
+    deleted: int
     deleted, _ = AuthToken.objects.filter(expiry__lt=timezone.now()).delete()
     return deleted

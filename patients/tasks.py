@@ -10,7 +10,7 @@ from patients import services
 from patients.throttling import purge_sign_in_failures
 
 
-class RobustOnCommitTask(DjangoTask):
+class RobustOnCommitTask(DjangoTask[Any, Any]):
     """`delay_on_commit` that cannot fail the request: the write has committed by then, so
     a broker outage is logged (by Django) instead of answering 500 for a saved object."""
 

@@ -18,8 +18,8 @@ from rest_framework.request import Request
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
+from config.rates import parse_rate
 from patients.models import SignInFailure
-from patients.rates import parse_rate
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from patients.permissions import IsClinician
 from patients.throttling import ScopedThrottle, client_ip
 
 
-class TokenOutputSerializer(serializers.Serializer):
+class TokenOutputSerializer(serializers.Serializer[Any]):
     token = serializers.CharField()
     expires_at = serializers.DateTimeField(allow_null=True)
     role = serializers.ChoiceField(choices=["patient", "clinician"])
@@ -110,7 +110,7 @@ class LogoutAllApi(APIView):
 
 
 @extend_schema_serializer(component_name="Device")
-class DeviceOutputSerializer(serializers.Serializer):
+class DeviceOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(source="public_id")
     device = serializers.CharField(help_text="The User-Agent the token was issued to.")
     created = serializers.DateTimeField()
@@ -226,7 +226,7 @@ class InvitationCreateApi(APIView):
         )
 
     @extend_schema_serializer(component_name="Invitation")
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         code = serializers.CharField()
         patient_id = serializers.UUIDField()
         expires_at = serializers.DateTimeField()
@@ -271,13 +271,13 @@ class HistorySerializer(StrictSerializer):
 assert set(HistorySerializer().fields) == set(HISTORY_FLAGS)
 
 
-class CareTeamMemberSerializer(serializers.Serializer):
+class CareTeamMemberSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField(source="user.get_full_name")
     role = serializers.CharField()
 
 
-class PatientDetailOutputSerializer(serializers.Serializer):
+class PatientDetailOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     first_name = serializers.CharField()
     last_name = serializers.CharField()

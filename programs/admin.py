@@ -31,7 +31,7 @@ HTTPS_URLS: Mapping[type[models.Field[Any, Any]], Mapping[str, Any]] = {
 
 
 @admin.register(Exercise)
-class ExerciseAdmin(admin.ModelAdmin):
+class ExerciseAdmin(admin.ModelAdmin[Exercise]):
     list_display = ("name", "category", "body_region", "clinic", "sets", "sessions_per_week")
     list_filter = ("category", "body_region", "clinic")
     list_select_related = ("clinic",)
@@ -40,7 +40,7 @@ class ExerciseAdmin(admin.ModelAdmin):
     formfield_overrides = HTTPS_URLS
 
 
-class TemplatePhaseInline(admin.TabularInline):
+class TemplatePhaseInline(admin.TabularInline[TemplatePhase, ProgramTemplate]):
     model = TemplatePhase
     extra = 0
     show_change_link = True  # the phase's own page holds its exercises
@@ -48,7 +48,7 @@ class TemplatePhaseInline(admin.TabularInline):
 
 
 @admin.register(ProgramTemplate)
-class ProgramTemplateAdmin(admin.ModelAdmin):
+class ProgramTemplateAdmin(admin.ModelAdmin[ProgramTemplate]):
     list_display = ("name", "condition", "clinic", "created_by", "updated_at")
     list_filter = ("clinic",)
     list_select_related = ("clinic", "created_by__user", "created_by__clinic")
@@ -57,7 +57,7 @@ class ProgramTemplateAdmin(admin.ModelAdmin):
     inlines = [TemplatePhaseInline]
 
 
-class PrescribedExerciseInline(admin.TabularInline):
+class PrescribedExerciseInline(admin.TabularInline[PrescribedExercise, TemplatePhase]):
     model = PrescribedExercise
     extra = 0
     autocomplete_fields = ("exercise",)
@@ -74,7 +74,7 @@ class PrescribedExerciseInline(admin.TabularInline):
 
 
 @admin.register(TemplatePhase)
-class TemplatePhaseAdmin(admin.ModelAdmin):
+class TemplatePhaseAdmin(admin.ModelAdmin[TemplatePhase]):
     list_display = ("template", "position", "name", "length_weeks")
     list_filter = ("template",)
     list_select_related = ("template",)
@@ -83,7 +83,7 @@ class TemplatePhaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(PrescribedExercise)
-class PrescribedExerciseAdmin(admin.ModelAdmin):
+class PrescribedExerciseAdmin(admin.ModelAdmin[PrescribedExercise]):
     list_display = ("exercise", "phase", "sets", "reps", "hold_seconds", "sessions_per_week")
     list_filter = ("phase__template",)
     list_select_related = ("exercise", "phase__template")
@@ -91,7 +91,7 @@ class PrescribedExerciseAdmin(admin.ModelAdmin):
     autocomplete_fields = ("exercise",)
 
 
-class AssignedPhaseInline(ReadOnlyAdmin, admin.TabularInline):
+class AssignedPhaseInline(ReadOnlyAdmin, admin.TabularInline[AssignedPhase, ProgramAssignment]):
     model = AssignedPhase
     extra = 0
     show_change_link = True
@@ -100,7 +100,7 @@ class AssignedPhaseInline(ReadOnlyAdmin, admin.TabularInline):
 
 
 @admin.register(ProgramAssignment)
-class ProgramAssignmentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class ProgramAssignmentAdmin(ReadOnlyAdmin, admin.ModelAdmin[ProgramAssignment]):
     list_display = ("patient", "name", "start_date", "ended_on", "pain_ceiling", "assigned_by")
     list_filter = ("patient__clinic", ("ended_on", admin.EmptyFieldListFilter))
     list_select_related = ("patient", "assigned_by__user", "assigned_by__clinic")
@@ -109,7 +109,7 @@ class ProgramAssignmentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     inlines = [AssignedPhaseInline]
 
 
-class AssignedExerciseInline(ReadOnlyAdmin, admin.TabularInline):
+class AssignedExerciseInline(ReadOnlyAdmin, admin.TabularInline[AssignedExercise, AssignedPhase]):
     formfield_overrides = HTTPS_URLS
     model = AssignedExercise
     extra = 0
@@ -119,14 +119,14 @@ class AssignedExerciseInline(ReadOnlyAdmin, admin.TabularInline):
 
 
 @admin.register(AssignedPhase)
-class AssignedPhaseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class AssignedPhaseAdmin(ReadOnlyAdmin, admin.ModelAdmin[AssignedPhase]):
     list_display = ("assignment", "position", "name", "length_weeks", "started_on")
     list_select_related = ("assignment__patient",)
     search_fields = ("name", "assignment__patient__last_name")
     inlines = [AssignedExerciseInline]
 
 
-class DosageVersionInline(ReadOnlyAdmin, admin.TabularInline):
+class DosageVersionInline(ReadOnlyAdmin, admin.TabularInline[DosageVersion, AssignedExercise]):
     model = DosageVersion
     extra = 0
     fields = (
@@ -143,7 +143,7 @@ class DosageVersionInline(ReadOnlyAdmin, admin.TabularInline):
 
 
 @admin.register(AssignedExercise)
-class AssignedExerciseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class AssignedExerciseAdmin(ReadOnlyAdmin, admin.ModelAdmin[AssignedExercise]):
     formfield_overrides = HTTPS_URLS
     list_display = ("name", "phase", "category")
     list_filter = ("category",)
@@ -153,7 +153,7 @@ class AssignedExerciseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(DosageVersion)
-class DosageVersionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class DosageVersionAdmin(ReadOnlyAdmin, admin.ModelAdmin[DosageVersion]):
     list_display = ("assigned_exercise", "effective_from", "sets", "reps", "sessions_per_week")
     list_select_related = ("assigned_exercise",)
     search_fields = ("assigned_exercise__name",)
@@ -161,7 +161,7 @@ class DosageVersionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(ExerciseLog)
-class ExerciseLogAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class ExerciseLogAdmin(ReadOnlyAdmin, admin.ModelAdmin[ExerciseLog]):
     list_display = (
         "date",
         "patient",
@@ -179,7 +179,7 @@ class ExerciseLogAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(ProgressionProposal)
-class ProgressionProposalAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class ProgressionProposalAdmin(ReadOnlyAdmin, admin.ModelAdmin[ProgressionProposal]):
     list_display = (
         "assignment",
         "from_phase",

@@ -2,7 +2,7 @@
 exercises are due, adherence, and when to propose the next phase. No Django here, so the
 rules are tested without a database and the same code serves one patient or a caseload.
 
-Definitions (product decisions, [D] in clinical-rules.md terms):
+Definitions (product decisions, marked [D] as in docs/clinical-record.md):
 
 Phase in force
     A program covers `start_date` up to (not including) `ended_on`. Phase 1 starts on the

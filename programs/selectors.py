@@ -45,11 +45,12 @@ def exercise_list(
 
 
 def template_list(*, user: User) -> QuerySet[ProgramTemplate]:
-    return (
+    templates: QuerySet[ProgramTemplate] = (
         ProgramTemplate.objects.visible_to(user)
         .annotate(phase_count=Count("phases"), total_weeks=Sum("phases__length_weeks"))
         .order_by("name", "id")
     )
+    return templates
 
 
 def template_get(*, user: User, template_id: UUID | str) -> ProgramTemplate:
@@ -253,7 +254,8 @@ def _program_rows(
     """  # noqa: S608 - identifiers from the models, values as parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, {"assignments": assignment_ids, "start": start, "end": end})
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
 
 
 def assignment_on(*, patient: Patient, day: date) -> ProgramAssignment | None:

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 # patient began on paper, or booking one ahead).
 ASSIGN_PAST_DAYS = 14
 ASSIGN_FUTURE_DAYS = 90
-# Exercise logs: as for daily logs (api-contract.md), no future dates, at most 14 days back.
+# Exercise logs: as for daily logs (docs/app-developers.md), no future dates, at most 14 days back.
 LOG_PAST_DAYS = 14
 # A declined proposal is not raised again for the same phase for this long: re-proposing
 # every day would teach clinicians to ignore proposals.
@@ -450,7 +450,7 @@ def _log_values(data: Mapping[str, Any]) -> dict[str, Any]:
 def _same_or_conflict(
     *, log_id: UUID, patient: Patient, exercise_id: object, day: object, values: dict[str, Any]
 ) -> ExerciseLog:
-    existing = ExerciseLog.objects.select_related("assigned_exercise").get(pk=log_id)
+    existing: ExerciseLog = ExerciseLog.objects.select_related("assigned_exercise").get(pk=log_id)
     same = (
         existing.patient_id == patient.pk
         and existing.assigned_exercise_id == exercise_id
@@ -645,11 +645,12 @@ def progression_proposals_generate(
 
 
 def _locked_proposal(proposal: ProgressionProposal) -> ProgressionProposal:
-    return (
+    locked: ProgressionProposal = (
         ProgressionProposal.objects.select_for_update(of=("self",))
         .select_related("assignment__patient", "from_phase", "to_phase")
         .get(pk=proposal.pk)
     )
+    return locked
 
 
 @transaction.atomic

@@ -76,7 +76,7 @@ def _audit_read(
     )
 
 
-class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField[Any]):
     """A UUID naming an object the caller may see; anything else is the same 400, so the
     answer does not tell which ids exist elsewhere."""
 
@@ -101,7 +101,7 @@ def _own_assigned_exercises(user: User) -> QuerySet[AssignedExercise]:
     return AssignedExercise.objects.visible_to(user).select_related("phase__assignment")
 
 
-class DosageSerializer(serializers.Serializer):
+class DosageSerializer(serializers.Serializer[Any]):
     sets = serializers.IntegerField()
     reps = serializers.IntegerField(allow_null=True)
     hold_seconds = serializers.IntegerField(allow_null=True)
@@ -132,7 +132,7 @@ class DosageInputSerializer(StrictSerializer):
         return attrs
 
 
-class DateRangeSerializer(serializers.Serializer):
+class DateRangeSerializer(serializers.Serializer[Any]):
     """`?from=&to=` on list endpoints (other query parameters, e.g. page, pass through)."""
 
     date_from = serializers.DateField(required=False)
@@ -183,18 +183,18 @@ class BoundedDateField(serializers.DateField):
         return day
 
 
-class DayQuerySerializer(serializers.Serializer):
+class DayQuerySerializer(serializers.Serializer[Any]):
     date = BoundedDateField(required=False)
 
 
-class WeeksQuerySerializer(serializers.Serializer):
+class WeeksQuerySerializer(serializers.Serializer[Any]):
     weeks = serializers.IntegerField(min_value=1, max_value=MAX_ADHERENCE_WEEKS, default=4)
 
 
 # --------------------------------------------------------------------------- library
 
 
-class ExerciseOutputSerializer(serializers.Serializer):
+class ExerciseOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     slug = serializers.CharField()
     name = serializers.CharField()
@@ -213,7 +213,7 @@ class ExerciseListApi(APIView):
     pagination_class = PageNumberPagination
 
     @extend_schema_serializer(component_name="ExerciseListFilter")
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(serializers.Serializer[Any]):
         category = serializers.ChoiceField(choices=Category.choices, required=False)
         body_region = serializers.ChoiceField(choices=BodyRegion.choices, required=False)
 
@@ -233,7 +233,7 @@ class ExerciseListApi(APIView):
         return response
 
 
-class TemplateExerciseSerializer(serializers.Serializer):
+class TemplateExerciseSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     position = serializers.IntegerField()
     exercise_id = serializers.UUIDField()
@@ -243,7 +243,7 @@ class TemplateExerciseSerializer(serializers.Serializer):
     dosage = DosageSerializer(source="*")
 
 
-class TemplatePhaseSerializer(serializers.Serializer):
+class TemplatePhaseSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     index = serializers.IntegerField(source="position")
     name = serializers.CharField()
@@ -252,7 +252,7 @@ class TemplatePhaseSerializer(serializers.Serializer):
     exercises = TemplateExerciseSerializer(many=True, source="exercises.all")
 
 
-class TemplateListOutputSerializer(serializers.Serializer):
+class TemplateListOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField()
     condition = serializers.CharField()
@@ -263,7 +263,7 @@ class TemplateListOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class TemplateDetailOutputSerializer(serializers.Serializer):
+class TemplateDetailOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField()
     condition = serializers.CharField()
@@ -372,13 +372,13 @@ class TemplateDetailApi(APIView):
 # --------------------------------------------------------------------------- patient: plan
 
 
-class PlanAssignmentSerializer(serializers.Serializer):
+class PlanAssignmentSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField()
     start_date = serializers.DateField()
 
 
-class PlanPhaseSerializer(serializers.Serializer):
+class PlanPhaseSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     index = serializers.IntegerField(source="position")
     name = serializers.CharField()
@@ -387,7 +387,7 @@ class PlanPhaseSerializer(serializers.Serializer):
     started_on = serializers.DateField()
 
 
-class PlanExerciseSerializer(serializers.Serializer):
+class PlanExerciseSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(
         source="exercise.id", help_text="Send this as `exercise` in an exercise log."
     )
@@ -402,7 +402,7 @@ class PlanExerciseSerializer(serializers.Serializer):
     log_ids = serializers.ListField(child=serializers.UUIDField())
 
 
-class PlanOutputSerializer(serializers.Serializer):
+class PlanOutputSerializer(serializers.Serializer[Any]):
     date = serializers.DateField(source="day")
     assignment = PlanAssignmentSerializer(allow_null=True)
     phase = PlanPhaseSerializer(allow_null=True)
@@ -444,7 +444,7 @@ class MyPlanApi(APIView):
 # --------------------------------------------------------------------------- adherence
 
 
-class WeekAdherenceSerializer(serializers.Serializer):
+class WeekAdherenceSerializer(serializers.Serializer[Any]):
     start = serializers.DateField()
     end = serializers.DateField()
     prescribed = serializers.IntegerField(help_text="Sessions prescribed in these 7 days.")
@@ -452,7 +452,7 @@ class WeekAdherenceSerializer(serializers.Serializer):
     adherence = serializers.FloatField(allow_null=True, help_text="done / prescribed, 0-1.")
 
 
-class AdherenceOutputSerializer(serializers.Serializer):
+class AdherenceOutputSerializer(serializers.Serializer[Any]):
     today = serializers.DateField()
     adherence_7d = serializers.FloatField(allow_null=True)
     weeks = WeekAdherenceSerializer(many=True)
@@ -511,7 +511,7 @@ class PatientAdherenceApi(APIView):
 # --------------------------------------------------------------------------- exercise logs
 
 
-class ExerciseLogOutputSerializer(serializers.Serializer):
+class ExerciseLogOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     exercise = serializers.UUIDField(source="assigned_exercise_id")
     exercise_name = serializers.CharField(source="assigned_exercise.name")
@@ -669,7 +669,7 @@ class PatientExerciseLogListApi(APIView):
 # --------------------------------------------------------------------------- clinician: program
 
 
-class CurrentPhaseSerializer(serializers.Serializer):
+class CurrentPhaseSerializer(serializers.Serializer[Any]):
     assignment_id = serializers.UUIDField()
     phase_id = serializers.UUIDField()
     phase_index = serializers.IntegerField()
@@ -679,7 +679,7 @@ class CurrentPhaseSerializer(serializers.Serializer):
     started_on = serializers.DateField()
 
 
-class ProgramExerciseSerializer(serializers.Serializer):
+class ProgramExerciseSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(source="exercise.id")
     exercise_id = serializers.UUIDField(
         source="exercise.exercise_id", help_text="The library entry it was copied from."
@@ -692,7 +692,7 @@ class ProgramExerciseSerializer(serializers.Serializer):
     dosage_history = DosageVersionSerializer(many=True)
 
 
-class ProgramPhaseSerializer(serializers.Serializer):
+class ProgramPhaseSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(source="phase.id")
     index = serializers.IntegerField(source="phase.position")
     name = serializers.CharField(source="phase.name")
@@ -705,7 +705,7 @@ class ProgramPhaseSerializer(serializers.Serializer):
     exercises = ProgramExerciseSerializer(many=True)
 
 
-class ProgramOutputSerializer(serializers.Serializer):
+class ProgramOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(source="assignment.id")
     patient_id = serializers.UUIDField(source="assignment.patient_id")
     template_id = serializers.UUIDField(source="assignment.template_id", allow_null=True)
@@ -721,7 +721,7 @@ class ProgramOutputSerializer(serializers.Serializer):
     phases = ProgramPhaseSerializer(many=True)
 
 
-class PatientProgramOutputSerializer(serializers.Serializer):
+class PatientProgramOutputSerializer(serializers.Serializer[Any]):
     patient_id = serializers.UUIDField()
     date = serializers.DateField()
     program = ProgramOutputSerializer(allow_null=True)
@@ -921,13 +921,13 @@ class DosageChangeApi(APIView):
 # --------------------------------------------------------------------------- proposals
 
 
-class PhaseBriefSerializer(serializers.Serializer):
+class PhaseBriefSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     index = serializers.IntegerField(source="position")
     name = serializers.CharField()
 
 
-class ProposalOutputSerializer(serializers.Serializer):
+class ProposalOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     patient_id = serializers.UUIDField(source="assignment.patient_id")
     patient_name = serializers.CharField(source="assignment.patient.full_name")
@@ -949,7 +949,7 @@ class ProposalListApi(APIView):
     pagination_class = PageNumberPagination  # documents the page (see ExerciseListApi)
 
     @extend_schema_serializer(component_name="ProposalListFilter")
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(serializers.Serializer[Any]):
         patient = serializers.UUIDField(required=False)
         status = serializers.ChoiceField(
             choices=[*ProgressionProposal.Status.values, "all"], default="pending"

@@ -35,7 +35,7 @@ from rehab.services import safety as safety_services
 # --- daily logs ---
 
 
-class DailyLogRevisionInline(admin.TabularInline):
+class DailyLogRevisionInline(admin.TabularInline[DailyLogRevision, DailyLog]):
     model = DailyLogRevision
     extra = 0
     can_delete = False
@@ -70,7 +70,7 @@ class EvaluationFilter(admin.SimpleListFilter):
 
 
 @admin.register(DailyLog)
-class DailyLogAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class DailyLogAdmin(ReadOnlyAdmin, admin.ModelAdmin[DailyLog]):
     list_display = (
         "date",
         "patient",
@@ -113,7 +113,7 @@ class DailyLogAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(SafetySubmission)
-class SafetySubmissionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class SafetySubmissionAdmin(ReadOnlyAdmin, admin.ModelAdmin[SafetySubmission]):
     """Superseded versions and refused submissions owed (or given) their red-flag
     evaluation: after an outage, an operator looks here as for logs."""
 
@@ -157,7 +157,7 @@ class SafetySubmissionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 # --- safety: alerts ---
 
 
-class AlertOccurrenceInline(admin.TabularInline):
+class AlertOccurrenceInline(admin.TabularInline[AlertOccurrence, Alert]):
     model = AlertOccurrence
     extra = 0
     can_delete = False
@@ -177,7 +177,7 @@ class AlertOccurrenceInline(admin.TabularInline):
         return False
 
 
-class AlertEventInline(admin.TabularInline):
+class AlertEventInline(admin.TabularInline[AlertEvent, Alert]):
     model = AlertEvent
     extra = 0
     can_delete = False
@@ -191,7 +191,7 @@ class AlertEventInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdmin, admin.ModelAdmin[Alert]):
     list_display = (
         "created_at",
         "patient",
@@ -241,7 +241,7 @@ class AlertAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin, admin.ModelAdmin[Notification]):
     """Read-only: a notification is how a clinician hears of an alert. An edited `read_at`
     (or a deleted row) would take a red flag out of their unread list, a moved one would
     tell the wrong clinician, and none of it would be audited."""
@@ -270,7 +270,7 @@ from rehab.models import (  # noqa: E402
 
 
 @admin.register(Intervention)
-class InterventionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class InterventionAdmin(ReadOnlyAdmin, admin.ModelAdmin[Intervention]):
     list_display = ("date", "patient", "kind", "target", "side", "guidance", "session_number")
     list_select_related = ("patient",)
     list_filter = ("kind", "guidance", "side")
@@ -279,7 +279,7 @@ class InterventionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(ProvocativeTest)
-class ProvocativeTestAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class ProvocativeTestAdmin(ReadOnlyAdmin, admin.ModelAdmin[ProvocativeTest]):
     list_display = ("performed_at", "patient", "test", "side", "result", "concordant")
     list_select_related = ("patient",)
     list_filter = ("test", "result", "side")
@@ -288,7 +288,7 @@ class ProvocativeTestAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(ImagingFinding)
-class ImagingFindingAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class ImagingFindingAdmin(ReadOnlyAdmin, admin.ModelAdmin[ImagingFinding]):
     list_display = ("date", "patient", "modality", "body_region")
     list_select_related = ("patient",)
     list_filter = ("modality",)
@@ -297,7 +297,7 @@ class ImagingFindingAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class DiagnosisAdmin(ReadOnlyAdmin, admin.ModelAdmin[Diagnosis]):
     list_display = ("name", "patient", "date_from", "date_to")
     list_select_related = ("patient",)
     list_filter = (("date_to", admin.EmptyFieldListFilter),)
@@ -306,7 +306,7 @@ class DiagnosisAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(AssessedMark)
-class AssessedMarkAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class AssessedMarkAdmin(ReadOnlyAdmin, admin.ModelAdmin[AssessedMark]):
     list_display = ("patient", "symptom", "until", "created_at", "revoked_at")
     list_select_related = ("patient",)
     list_filter = ("symptom", ("revoked_at", admin.EmptyFieldListFilter))
@@ -315,7 +315,7 @@ class AssessedMarkAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(QuestionnaireResponse)
-class QuestionnaireResponseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class QuestionnaireResponseAdmin(ReadOnlyAdmin, admin.ModelAdmin[QuestionnaireResponse]):
     list_display = ("date", "patient", "instrument", "score", "items_missing", "scoring_version")
     list_select_related = ("patient",)
     list_filter = ("instrument", "scoring_version")
@@ -324,7 +324,7 @@ class QuestionnaireResponseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(QuestionnaireDue)
-class QuestionnaireDueAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class QuestionnaireDueAdmin(ReadOnlyAdmin, admin.ModelAdmin[QuestionnaireDue]):
     list_display = ("patient", "instrument", "reason", "due_from", "expires_at", "expired_at")
     list_select_related = ("patient",)
     list_filter = (
@@ -341,7 +341,7 @@ class QuestionnaireDueAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(MissedLogReminder)
-class MissedLogReminderAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class MissedLogReminderAdmin(ReadOnlyAdmin, admin.ModelAdmin[MissedLogReminder]):
     """NR-LOG-01's reminders to patients: an unsent one (no `sent_at`) is still owed."""
 
     list_display = ("patient", "streak_from", "missed_days", "created_at", "sent_at")

@@ -1,5 +1,5 @@
 """Demo data for `make run`: a clinic, a physiotherapist, and patients whose logs tell the
-cohort stories of clinical-rules.md §7 (responders, slow and non-responders, a flare,
+cohort stories of docs/clinical-record.md § Demo data (responders, slow and non-responders, a flare,
 missed logs, and red-flag events, one still open)."""
 
 from __future__ import annotations

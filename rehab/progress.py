@@ -1,4 +1,4 @@
-"""Progress figures of api-contract.md § Patient: progress. Pure: no Django.
+"""Progress figures (docs/clinical-record.md § Progress figures). Pure: no Django.
 
 Means are exact fractions so that rounding happens once, at the end, half away from zero
 ("computed from unrounded values, then rounded to one decimal"); binary floats would

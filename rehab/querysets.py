@@ -43,7 +43,7 @@ class AssessedMarkQuerySet(ScopedQuerySet):
         return self.filter(revoked_at__isnull=True)
 
     def holding_on(self, day: date) -> AssessedMarkQuerySet:
-        """Marks in force on `day`: not revoked, and `until` not passed (api-contract.md)."""
+        """Marks in force on `day`: not revoked, `until` not passed (docs/clinical-record.md)."""
         return self.filter(revoked_at__isnull=True, until__gte=day)
 
 

@@ -1,4 +1,5 @@
-"""Outcome questionnaires: validate item answers, score them, judge change (clinical-rules §5).
+"""Outcome questionnaires: validate item answers, score them, judge change
+(docs/clinical-record.md § Questionnaires).
 
 Pure Python, no Django: the scoring rules are the part a clinician or an auditor has to be
 able to check line by line, and the tests run them without a database.
@@ -19,7 +20,7 @@ Instruments:
 - SBI (Sciatica Bothersomeness Index; Patrick et al., Spine 1995; believed free [U]). Four
   items, each 0 (not bothersome) to 6 (extremely bothersome): leg pain, numbness or
   tingling, weakness, pain while sitting. Item 4 is UNVERIFIED against the source
-  (clinical-rules §5 tags it so): confirm it before relying on SBI totals clinically.
+  (the clinical rules tag it [U]): confirm it before relying on SBI totals clinically.
   Score: sum 0-24. Missing items [D]: one skipped item (`null`) is prorated (mean of the
   three answered x 4); two or more make the response unscorable.
 - RMDQ (Roland-Morris Disability Questionnaire, 24 items; Roland & Morris, Spine 1983).
@@ -77,7 +78,7 @@ class Scored:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Meaningful-change thresholds of clinical-rules §5 for one instrument."""
+    """Meaningful-change thresholds for one instrument (docs/clinical-record.md)."""
 
     higher_is_better: bool
     points: Decimal | None = None
@@ -195,7 +196,7 @@ SBI_ITEMS: tuple[tuple[str, str], ...] = (
     ("leg_pain", "Leg pain"),
     ("numbness_tingling", "Numbness or tingling in the leg, foot or groin"),
     ("weakness", "Weakness in the leg or foot"),
-    # Unverified against Patrick et al. 1995 (clinical-rules §5 [U]).
+    # Unverified against Patrick et al. 1995 ([U], docs/clinical-record.md).
     ("sitting_pain", "Back or leg pain while sitting"),
 )
 SBI_MAX_MISSING = 1

@@ -1,4 +1,4 @@
-"""Celery tasks: fetch by id, call one service (STYLE.md). No retries with countdowns:
+"""Celery tasks: fetch by id, call one service (docs/architecture.md). No countdown retries:
 what is owed is a column, and the sweepers below find it."""
 
 from __future__ import annotations

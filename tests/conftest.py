@@ -1,4 +1,4 @@
-"""The fixed cast of STYLE.md, and API clients signed in as each of them."""
+"""The fixed cast (docs/architecture.md § Code conventions), and API clients signed in as each."""
 
 from __future__ import annotations
 

@@ -635,7 +635,7 @@ def test_it_configures_celery_for_at_least_once_delivery_without_results():
     # A task is acknowledged only once done, and a worker killed mid-task gives it back.
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
-    # Nothing relies on a result backend (STYLE.md): none is configured or written to.
+    # Nothing relies on a result backend (docs/architecture.md): none is configured or written to.
     assert conf.result_backend is None
     assert conf.task_ignore_result is True
     assert conf.worker_prefetch_multiplier == 1

@@ -232,7 +232,7 @@ def _fuzz(strategy: Any, caller: User, *, valid_timezones: bool) -> None:
 def _closed_request_bodies(document: dict[str, Any]) -> dict[str, Any]:
     """The schema with `additionalProperties: false` on every request body component.
 
-    Every input serializer rejects unknown fields (api-contract.md: they are a 400), but the
+    Every input serializer rejects unknown fields (docs/app-developers.md: they are a 400), but the
     generated schema does not say so; without this, most "schema-valid" bodies carry
     invented keys and stop at validation instead of reaching the services.
     """
@@ -309,7 +309,7 @@ class BrokenApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):
         note = serializers.CharField(allow_blank=True)
 
     @extend_schema(request=InputSerializer, responses={204: None})

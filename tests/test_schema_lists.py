@@ -1,4 +1,4 @@
-"""Every list the API answers is a page (api-contract.md § General), and says so."""
+"""Every list the API answers is a page (docs/app-developers.md), and says so."""
 
 from __future__ import annotations
 

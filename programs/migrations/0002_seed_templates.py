@@ -1,4 +1,4 @@
-"""Seed the global exercise library and the two program templates of clinical-rules.md §7.
+"""Seed the global exercise library and the two program templates (docs/clinical-record.md § Exercise programs).
 
 Idempotent: rows are keyed by slug and only created when missing, so running `seed()`
 again (tests do, after a flush) never duplicates anything or overwrites a clinic's edits.

@@ -1,4 +1,4 @@
-"""Bring the seeded §7 templates closer to the source (clinical-rules.md §7).
+"""Bring the seeded §7 templates closer to the source (docs/clinical-record.md § Exercise programs).
 
 - The prescription starts at the low end of each range the source gives; the notes now
   carry the whole range to progress within: deep gluteal syndrome phase 2 "4-5 x/week",

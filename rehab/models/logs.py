@@ -72,7 +72,7 @@ class DailyLog(models.Model):
     safety = models.JSONField(default=dict)
     # What the patient was told at submit time, computed in the request from the rules.
     safety_advice = models.JSONField(null=True, blank=True)
-    # clinical-rules §4: a symptom answered `unchanged_assessed` under a clinician's mark
+    # docs/clinical-record.md: a symptom answered `unchanged_assessed` under a clinician's mark
     # fires nothing, yet the patient must still be told "if this gets worse, go to the
     # Emergency Department now". `safety_advice` is null when nothing fired (contract), so
     # the reminder travels here; stored, like the advice, as it was said at submit time.

@@ -25,7 +25,7 @@ from rehab.querysets import (
 
 
 class Intervention(models.Model):
-    """A procedure done to the patient (api-contract.md: interventions).
+    """A procedure done to the patient (docs/clinical-record.md § Interventions).
 
     Read by the safety engine: a prolotherapy, injection or surgery dated within the 42 days
     before a log's date is a recent procedure for RF-INF-02; NR-POST-01 compares pain
@@ -104,7 +104,7 @@ class Intervention(models.Model):
         return f"{self.date} {self.kind} {self.target}".strip()
 
 
-# Kinds that count as a recent procedure for RF-INF-02 (api-contract.md).
+# Kinds that count as a recent procedure for RF-INF-02 (docs/clinical-record.md).
 PROCEDURE_KINDS: tuple[str, ...] = (
     Intervention.Kind.PROLOTHERAPY,
     Intervention.Kind.INJECTION,
@@ -115,7 +115,7 @@ RECENT_PROCEDURE_DAYS = 42
 
 
 class ProvocativeTest(models.Model):
-    """One provocative test on one side at one examination (clinical-rules §6)."""
+    """One provocative test on one side at one examination (docs/clinical-record.md)."""
 
     class Test(models.TextChoices):
         FAIR = "fair", "FAIR (flexion, adduction, internal rotation)"
@@ -252,14 +252,14 @@ class Diagnosis(models.Model):
 
 
 class AssessedMark(models.Model):
-    """A clinician's "assessed and stable until" for one safety symptom (clinical-rules §4).
+    """A clinician's "assessed and stable until" for one safety symptom (docs/clinical-record.md).
 
     Never deleted: revoking keeps the row (and an audit event) so that an alert's reasoning
     can be replayed later.
     """
 
     class Symptom(models.TextChoices):
-        # The `safety` fields that have the `unchanged_assessed` value (api-contract.md).
+        # The `safety` fields that have the `unchanged_assessed` value (docs/clinical-record.md).
         SADDLE_NUMBNESS = "saddle_numbness", "Saddle numbness"
         BLADDER_CHANGE = "bladder_change", "Bladder change"
         BOWEL_CHANGE = "bowel_change", "Bowel change"
@@ -301,7 +301,7 @@ class AssessedMark(models.Model):
 
 
 class Instrument(models.TextChoices):
-    """Outcome questionnaires (clinical-rules §5); versions live in `rehab.scoring`."""
+    """Outcome questionnaires (docs/clinical-record.md); versions live in `rehab.scoring`."""
 
     PSFS = scoring.PSFS, "Patient-Specific Functional Scale"
     SBI = scoring.SBI, "Sciatica Bothersomeness Index"

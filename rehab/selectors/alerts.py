@@ -37,7 +37,10 @@ def alert_list(
         alerts = alerts.filter(severity=severity)
     if patient_id:
         alerts = alerts.filter(patient_id=patient_id)
-    return alerts.annotate(rank=severity_rank()).order_by("rank", "opened_at", "id")
+    ordered: QuerySet[Alert] = alerts.annotate(rank=severity_rank()).order_by(
+        "rank", "opened_at", "id"
+    )
+    return ordered
 
 
 def alert_get(*, user: User, alert_id: UUID) -> Alert:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import (
     DateField,
@@ -81,7 +82,7 @@ def with_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
             output_field=IntegerField(),
         )
 
-    def most_urgent(what: str, output_field: Field) -> PatientScalar:
+    def most_urgent(what: str, output_field: Field[Any, Any]) -> PatientScalar:
         return PatientScalar(
             f"SELECT {what} {_open_alerts()} ORDER BY {_RANK}, {_OPENED_AT} LIMIT 1",
             output_field=output_field,
@@ -166,7 +167,7 @@ class _LogTriage(Func):
 
 
 def caseload_list(*, user: User, search: str = "") -> QuerySet[Patient]:
-    """Visible patients, most urgent first (api-contract.md § caseload order).
+    """Visible patients, most urgent first (docs/clinical-record.md § Caseload order).
 
     Emergency, then urgent, then routine open alerts, the longest-waiting first within a
     tier; then those whose pain worsened (most first), then those who missed logs (never

@@ -109,7 +109,7 @@ class PatientScalar(Func):
     holds these to them.
     """
 
-    def __init__(self, sql: str, *, output_field: Field, today: bool = False) -> None:
+    def __init__(self, sql: str, *, output_field: Field[Any, Any], today: bool = False) -> None:
         refs = (F("pk"), F("local_date")) if today else (F("pk"),)
         names = "patient_id, today" if today else "patient_id"
         escaped = sql.replace("%", "%%")

@@ -636,7 +636,7 @@ def _marks_in_force(as_of: datetime | None) -> QuerySet[AssessedMark]:
     """Marks in force at `as_of` (None: now).
 
     A mark is the clinician's judgement as it stood when the patient answered
-    (clinical-rules §4): a log evaluated late by the sweeper, or re-evaluated after an
+    (docs/clinical-record.md): a log evaluated late by the sweeper, or re-evaluated after an
     edit, is judged with the marks of its submission, not with one revoked since (the
     answers were given under it) nor one made since (it was not there to lean on).
     """

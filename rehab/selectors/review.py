@@ -1,4 +1,4 @@
-"""The review rules of clinical-rules.md §3 as set-based SQL over every patient.
+"""The review rules (docs/safety-rules.md § Review rules) as set-based SQL over every patient.
 
 Each detector answers one question in one statement: for which patients does this rule
 fire on their local today? It returns the same `ReviewFinding` (date, basis and all) that
@@ -91,7 +91,8 @@ class ChangedDetector(Protocol):
 def _rows(sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
 
 
 def _finding(rule: ReviewRule, today: dt.date, basis: JsonObject) -> ReviewFinding:

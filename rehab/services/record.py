@@ -335,7 +335,7 @@ def provocative_tests_record(
     examiner_id: UUID | None = None,
     request: HttpRequest | None = None,
 ) -> list[ProvocativeTest]:
-    """Record one examination: one row per test per side (clinical-rules §6)."""
+    """Record one examination: one row per test per side (docs/clinical-record.md)."""
     if performed_at > timezone.now() + EXAMINATION_CLOCK_SKEW:
         raise ValidationError({"performed_at": "Must not be in the future."})
     if performed_at < EARLIEST_RECORD_TIME:
@@ -505,7 +505,7 @@ def assessed_mark_create(
     note: str = "",
     request: HttpRequest | None = None,
 ) -> AssessedMark:
-    """Mark a safety symptom assessed and stable until a date (clinical-rules §4).
+    """Mark a safety symptom assessed and stable until a date (docs/clinical-record.md).
 
     A new mark for a symptom replaces (revokes) the one in force, so the clinician's
     latest judgement is the one the rules read.

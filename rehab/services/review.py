@@ -1,4 +1,5 @@
-"""The periodic review job (clinical-rules.md §3): detect in SQL, raise alerts, auto-resolve.
+"""The periodic review job (docs/safety-rules.md § Review rules): detect in SQL, raise
+alerts, auto-resolve.
 
 One run, for each review rule in `REVIEW_DETECTORS`:
 1. one SQL statement finds every patient the rule fires for on their local today
@@ -69,7 +70,7 @@ Finding = tuple[UUID, ReviewFinding]
 # and a bit covers the runs in between many times over (a missed run, a worker outage of
 # hours), and what was recorded is not recorded twice (the (alert, fired_on) index).
 CHANGED_LOOKBACK = dt.timedelta(hours=26)
-# The oldest day a patient may log (api-contract.md), as in rehab.services.logs.
+# The oldest day a patient may log (docs/app-developers.md), as in rehab.services.logs.
 BACKFILL_DAYS = 14
 
 
@@ -266,8 +267,9 @@ def _record_routine(rule: ReviewRule, findings: Sequence[Finding]) -> int:
                 reopened.append(alert.pk)
             events += [AlertEvent(alert=alert, kind=kind, data={"log": None}) for kind in kinds]
         AlertEvent.objects.bulk_create(events)
-        # A routine alert has no escalation deadline (clinical-rules §1): reopening only
-        # puts it back in the open queue, where the triage order counts from now.
+        # A routine alert has no escalation deadline (docs/safety-rules.md, RF-META-01):
+        # reopening only puts it back in the open queue, where the triage order counts from
+        # now.
         Alert.objects.filter(pk__in=reopened).update(
             status=Alert.Status.OPEN,
             opened_at=now,

@@ -50,14 +50,14 @@ class AlertFilter(django_filters.FilterSet):
         fields = ("status", "severity", "patient")
 
 
-class PatientToldSerializer(serializers.Serializer):
+class PatientToldSerializer(serializers.Serializer[Any]):
     """What the patient was told for the answers that fired (empty key: nothing)."""
 
     message_key = serializers.CharField(source="advice_message_key")
     language = serializers.CharField(source="advice_language")
 
 
-class OccurrenceSerializer(serializers.Serializer):
+class OccurrenceSerializer(serializers.Serializer[Any]):
     log_id = serializers.UUIDField(allow_null=True)
     fired_on = serializers.DateField()
     fired_at = serializers.DateTimeField()
@@ -76,7 +76,7 @@ class OccurrenceSerializer(serializers.Serializer):
     patient_told = PatientToldSerializer(source="*")
 
 
-class AlertEventSerializer(serializers.Serializer):
+class AlertEventSerializer(serializers.Serializer[Any]):
     kind = serializers.CharField()
     at = serializers.DateTimeField()
     actor = serializers.SerializerMethodField()
@@ -86,7 +86,7 @@ class AlertEventSerializer(serializers.Serializer):
         return event.actor.get_full_name() if event.actor_id else None
 
 
-class AlertSerializer(serializers.Serializer):
+class AlertSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     patient_id = serializers.UUIDField()
     patient_name = serializers.CharField(source="patient.full_name")
@@ -238,7 +238,7 @@ class AlertResolveApi(APIView):
 # --------------------------------------------------------------------------- notifications
 
 
-class NotificationSerializer(serializers.Serializer):
+class NotificationSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     kind = serializers.CharField()
     message = serializers.CharField()
@@ -253,7 +253,7 @@ class NotificationListApi(APIView):
     pagination_class = PageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
-    class QuerySerializer(serializers.Serializer):
+    class QuerySerializer(serializers.Serializer[Any]):
         unread = serializers.BooleanField(required=False, allow_null=True, default=None)
 
     @extend_schema(

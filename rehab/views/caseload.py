@@ -20,7 +20,7 @@ from rehab.selectors import caseload as selectors
 from rehab.selectors.logs import figures_of
 
 
-class CaseloadRowSerializer(serializers.Serializer):
+class CaseloadRowSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     first_name = serializers.CharField()
     last_name = serializers.CharField()

@@ -96,7 +96,7 @@ class ClinicianNameField(serializers.CharField):
 # --------------------------------------------------------------------------- interventions
 
 
-class InterventionOutputSerializer(serializers.Serializer):
+class InterventionOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     patient_id = serializers.UUIDField()
     date = serializers.DateField()
@@ -187,7 +187,7 @@ class InterventionsApi(APIView):
 # --------------------------------------------------------------------------- provocative tests
 
 
-class ProvocativeTestOutputSerializer(serializers.Serializer):
+class ProvocativeTestOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     test = serializers.CharField()
     side = serializers.CharField()
@@ -309,7 +309,7 @@ class ProvocativeTestsApi(APIView):
 # --------------------------------------------------------------------------- imaging
 
 
-class ImagingFindingOutputSerializer(serializers.Serializer):
+class ImagingFindingOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     modality = serializers.CharField()
     date = serializers.DateField()
@@ -369,7 +369,7 @@ class ImagingFindingsApi(APIView):
 # --------------------------------------------------------------------------- diagnoses
 
 
-class DiagnosisOutputSerializer(serializers.Serializer):
+class DiagnosisOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField()
     date_from = serializers.DateField()
@@ -476,7 +476,7 @@ class DiagnosisEndApi(APIView):
 # --------------------------------------------------------------------------- assessed marks
 
 
-class AssessedMarkOutputSerializer(serializers.Serializer):
+class AssessedMarkOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     symptom = serializers.CharField()
     until = serializers.DateField()
@@ -563,8 +563,8 @@ def _decimal(**kwargs: Any) -> serializers.DecimalField:
     )
 
 
-class ThresholdsSerializer(serializers.Serializer):
-    """Meaningful-change thresholds of clinical-rules §5 (null: not defined there)."""
+class ThresholdsSerializer(serializers.Serializer[Any]):
+    """Meaningful-change thresholds (docs/clinical-record.md § Questionnaires; null: none)."""
 
     higher_is_better = serializers.BooleanField()
     points = _decimal(allow_null=True)
@@ -578,7 +578,7 @@ class ThresholdsSerializer(serializers.Serializer):
     reference = serializers.CharField(source="source", help_text="Where the thresholds come from")
 
 
-class ScorePointSerializer(serializers.Serializer):
+class ScorePointSerializer(serializers.Serializer[Any]):
     response_id = serializers.UUIDField(source="response.pk")
     date = serializers.DateField(source="response.date")
     submitted_at = serializers.DateTimeField(source="response.submitted_at")
@@ -613,7 +613,7 @@ class ScorePointSerializer(serializers.Serializer):
         return point.change is None
 
 
-class InstrumentScoresSerializer(serializers.Serializer):
+class InstrumentScoresSerializer(serializers.Serializer[Any]):
     instrument = serializers.CharField(source="instrument.code")
     name = serializers.CharField(source="instrument.name")
     version = serializers.CharField(source="instrument.version")
@@ -628,7 +628,7 @@ class QuestionnaireScoresApi(APIView):
     permission_classes = [IsClinician]
 
     @extend_schema_serializer(component_name="QuestionnaireScores")
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         instruments = InstrumentScoresSerializer(many=True)
 
     @extend_schema(
@@ -643,7 +643,7 @@ class QuestionnaireScoresApi(APIView):
         return Response(self.OutputSerializer({"instruments": scores}).data)
 
 
-class QuestionnaireDueOutputSerializer(serializers.Serializer):
+class QuestionnaireDueOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     instrument = serializers.CharField()
     reason = serializers.CharField()
@@ -681,7 +681,7 @@ class QuestionnaireScheduleApi(APIView):
 # --------------------------------------------------------------------------- timeline
 
 
-class TimelineEntrySerializer(serializers.Serializer):
+class TimelineEntrySerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=selectors.TIMELINE_KINDS)
     date = serializers.DateField()
     id = serializers.CharField()
@@ -715,7 +715,7 @@ class TimelineApi(APIView):
 # --------------------------------------------------------------------------- the patient's own
 
 
-class DueQuestionnaireSerializer(serializers.Serializer):
+class DueQuestionnaireSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(help_text="Submit answers to /me/questionnaires/{id}/responses/.")
     instrument = serializers.CharField()
     name = serializers.CharField()
@@ -732,7 +732,7 @@ class DueQuestionnaireSerializer(serializers.Serializer):
     )
 
 
-class QuestionnaireResponseOutputSerializer(serializers.Serializer):
+class QuestionnaireResponseOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     instrument = serializers.CharField()
     instrument_version = serializers.CharField()

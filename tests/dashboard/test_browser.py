@@ -1,4 +1,5 @@
-"""The dashboard in a real browser: Debian's Chromium driven by Playwright (NOTES.md).
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright
+(docs/architecture.md § Facts measured).
 
 Never `playwright install`: the browser is /usr/bin/chromium, installed by .ci/run.
 Screenshots of every step go to test-artifacts/screenshots/ (gitignored), for a person to
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from dashboard.views import PAGE_SIZE
 from patients.models import Clinician, Patient
 from rehab.demo import DEMO_PASSWORD, PHYSIO_EMAIL, seed_demo
 from rehab.demo_record import DGS_EMAIL
@@ -25,7 +27,6 @@ from rehab.models.alerts import SEVERITY_RANK
 from rehab.selectors.alerts import severity_rank
 from rehab.selectors.caseload import MISSED_LOG_DAYS
 from rehab.selectors.logs import progress_get
-from rehab.views.dashboard import PAGE_SIZE
 from tests.factories import PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -112,7 +113,8 @@ def _first_in_triage() -> Patient:
         .first()
     )
     assert alert is not None, "the demo data has an open red flag"
-    return alert.patient
+    patient: Patient = alert.patient
+    return patient
 
 
 @pytest.mark.parametrize("device", list(VIEWPORTS))

@@ -9,9 +9,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from dashboard.views import PAGE_SIZE
 from patients.models import AuditEvent, Clinician, Patient
 from rehab.models import DailyLog
-from rehab.views.dashboard import PAGE_SIZE
 from tests.dashboard.conftest import make_alert
 from tests.factories import PatientFactory
 

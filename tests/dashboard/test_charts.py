@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from rehab import charts, progress
-from rehab.selectors.dashboard import chart_window, safety_answers
+from dashboard import charts
+from dashboard.selectors import chart_window, safety_answers
+from rehab import progress
 
 D0 = date(2026, 10, 1)
 

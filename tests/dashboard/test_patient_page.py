@@ -8,10 +8,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from dashboard import sections as dashboard_sections
+from dashboard.sections import Band, Marker, PatientPage, Section
 from patients.models import AuditEvent, Patient
 from rehab.models import DailyLog
-from rehab.views import dashboard_sections
-from rehab.views.dashboard_sections import Band, Marker, PatientPage, Section
 from tests.dashboard.conftest import make_alert
 
 pytestmark = pytest.mark.django_db

@@ -1,15 +1,17 @@
-"""The patient page's program and clinical-record sections (rehab/views/dashboard_sections.py)."""
+"""The patient page's program and clinical-record sections (dashboard/sections.py)."""
 
 from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from dashboard import selectors
 from patients.models import Clinician, Patient
 from programs import services as program_services
 from programs.models import AssignedExercise, ExerciseLog, ProgramAssignment, ProgressionProposal
@@ -18,7 +20,6 @@ from rehab import scoring
 from rehab.demo import PHYSIO_EMAIL, seed_demo
 from rehab.demo_record import DGS_EMAIL
 from rehab.models import DailyLog, Intervention, ProvocativeTest, QuestionnaireResponse
-from rehab.selectors import dashboard as selectors
 from tests.programs.factories import make_template
 from tests.rehab.factories_record import (
     DiagnosisFactory,
@@ -61,7 +62,9 @@ def at(patient: Patient, day: date, hour: int = 10) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=patient.tz)
 
 
-def respond(patient: Patient, day: date, instrument: str, answers: dict, hour: int = 19) -> None:
+def respond(
+    patient: Patient, day: date, instrument: str, answers: dict[str, Any], hour: int = 19
+) -> None:
     scored = scoring.score_answers(instrument, answers)
     QuestionnaireResponse.objects.create(
         patient=patient,
@@ -75,7 +78,7 @@ def respond(patient: Patient, day: date, instrument: str, answers: dict, hour: i
     )
 
 
-def rmdq(ticked: int) -> dict:
+def rmdq(ticked: int) -> dict[str, Any]:
     return {"ticked": list(range(1, ticked + 1)), "unanswered": []}
 
 

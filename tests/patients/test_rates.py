@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from patients.rates import parse_rate
+from config.rates import parse_rate
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,7 @@ def test_it_defaults_to_each_patients_local_today(patient, two_weeks_logged, fre
     assert selectors.adherence_7d_for_patients([patient.pk])[patient.pk] == 0.9
 
 
-def _caseload(clinic, clinician, template, n: int) -> list:
+def _caseload(clinic, clinician, template, n: int) -> list[Any]:
     patients = []
     for _ in range(n):
         p = PatientFactory.create(clinic=clinic)

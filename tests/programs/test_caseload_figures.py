@@ -4,6 +4,7 @@ API, against hand-counted weeks, and their query count as the caseload grows."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -47,7 +48,7 @@ def _on_program(clinician: Clinician, template, patient: Patient | None = None):
     return patient, assignment
 
 
-def _rows(client) -> dict[str, dict]:
+def _rows(client) -> dict[str, dict[str, Any]]:
     response = client.get(CASELOAD, {"page_size": 200})
     assert response.status_code == 200
     return {row["id"]: row for row in response.json()["results"]}

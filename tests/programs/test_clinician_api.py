@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_it_hides_another_clinics_template(other_clinic_clinician_client, clinic
     assert other_clinic_clinician_client.get(f"{TEMPLATES}{template.pk}/").status_code == 404
 
 
-def _template_body(exercise_ids) -> dict:
+def _template_body(exercise_ids) -> dict[str, Any]:
     return {
         "name": "Post-prolotherapy hip",
         "condition": "Deep gluteal syndrome",
@@ -508,7 +509,7 @@ def test_it_queries_a_program_view_in_constant_queries(
     from programs.models import ExerciseLog
     from tests.factories import PatientFactory
 
-    def on_program(phases: list, *, logged_days: int):
+    def on_program(phases: list[Any], *, logged_days: int):
         # Started a week ago, so the program covers the adherence window too.
         who = PatientFactory.create(clinic=clinic, care_team=[clinician])
         program = services.assignment_create(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_it_skips_patients_who_already_have_a_program(demo_patients):
     assert (ProgramAssignment.objects.count(), ExerciseLog.objects.count()) == counts
 
 
-def _rising(patients, days: int = 60) -> dict:
+def _rising(patients, days: int = 60) -> dict[Any, Any]:
     """Daily pain that rises every day: the next day is always above the 7-day mean, so
     the progression rule never fires on it."""
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -25,7 +26,7 @@ def exercise(assignment):
 
 
 @pytest.fixture
-def body(exercise) -> dict:
+def body(exercise) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "exercise": str(exercise.pk),

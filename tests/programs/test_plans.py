@@ -4,6 +4,7 @@ be exactly what `plan_of` makes of the prefetched assignments (issue 8)."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.programs.conftest import START, exercises_of
 pytestmark = pytest.mark.django_db
 
 
-def _from_instances(patient_ids, *, start: date, end: date) -> dict:
+def _from_instances(patient_ids, *, start: date, end: date) -> dict[Any, Any]:
     return {
         pid: [selectors.plan_of(a) for a in assignments]
         for pid, assignments in selectors.assignments_between(
@@ -25,7 +26,7 @@ def _from_instances(patient_ids, *, start: date, end: date) -> dict:
 
 
 @pytest.fixture
-def caseload(clinic, clinician, template) -> list:
+def caseload(clinic, clinician, template) -> list[Any]:
     """Programs of every shape the rules read: phases started or not, dosage changed
     (twice, and in the future), an exercise without a dosage, an ended program followed by
     a new one, and a patient who never had a program."""
@@ -121,12 +122,12 @@ def test_it_fetches_the_plans_in_two_queries(caseload, django_assert_num_queries
         )
 
 
-def _day_answers(plan, day: date) -> tuple:
+def _day_answers(plan, day: date) -> tuple[Any, ...]:
     """What the rules read of a plan on one day, by id (a pruned plan's phases hold fewer
     exercises and dosages, so its objects are not equal to the whole plan's)."""
     phase = plan.phase_on(day)
 
-    def items(due: list) -> list:
+    def items(due: list[Any]) -> list[Any]:
         return [(i.phase.id, i.exercise.id, i.dosage) for i in due]
 
     return (

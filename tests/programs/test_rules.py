@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -134,8 +135,8 @@ def test_it_counts_due_sessions_from_the_phase_start():
     assert plan.prescribed_between(d(9), d(15)) == {A: 7, B: 3}
 
 
-def _due_counts(plan: rules.ProgramPlan, start: date, end: date) -> dict:
-    counts: dict = {}
+def _due_counts(plan: rules.ProgramPlan, start: date, end: date) -> dict[Any, Any]:
+    counts: dict[Any, Any] = {}
     for day in rules.days(start, end):
         for item in plan.due_on(day):
             counts[item.exercise.id] = counts.get(item.exercise.id, 0) + 1

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def objects(patient, assignment, clinic):
 
 
 # (method, path, body) of every clinician endpoint that names an object of one clinic.
-Endpoint = tuple[str, str, dict | None]
+Endpoint = tuple[str, str, dict[str, Any] | None]
 CLINICIAN_OBJECT_ENDPOINTS: list[Endpoint] = [
     ("get", "/api/v1/clinician/program-templates/{template.pk}/", None),
     ("post", "/api/v1/clinician/patients/{patient.pk}/assignments/", {}),
@@ -111,7 +112,7 @@ def test_it_hides_another_clinics_objects_with_404(
 
 # What the patient's own clinician gets from each: a valid request, answered in full (a
 # 400 or 409 would mean the scope let them in but the test did not prove they were served).
-SERVED: dict[tuple[str, str], tuple[int, dict | None]] = {
+SERVED: dict[tuple[str, str], tuple[int, dict[str, Any] | None]] = {
     ("get", "/api/v1/clinician/program-templates/{template.pk}/"): (200, None),
     ("post", "/api/v1/clinician/patients/{patient.pk}/assignments/"): (
         201,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -12,7 +13,7 @@ from programs.models import Exercise, PrescribedExercise, ProgramTemplate, Templ
 pytestmark = pytest.mark.django_db
 
 
-def _shape(template: ProgramTemplate) -> list[tuple[str, int, list[tuple]]]:
+def _shape(template: ProgramTemplate) -> list[tuple[str, int, list[tuple[Any, ...]]]]:
     """Each phase: name, weeks, and its exercises as (slug, sets, reps, hold seconds,
     minutes, sessions a week, notes)."""
     return [

@@ -31,6 +31,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from dashboard.selectors import CaseloadFilters, dashboard_caseload
 from patients.models import Clinician, Patient
 from rehab import progress
 from rehab.models import Alert, DailyLog
@@ -44,7 +45,6 @@ from rehab.selectors.caseload import (
     missed_logs,
     with_alert_triage,
 )
-from rehab.selectors.dashboard import CaseloadFilters, dashboard_caseload
 from rehab.selectors.logs import _local_today, with_log_figures
 from tests.factories import PatientFactory
 
@@ -159,8 +159,8 @@ ANNOTATIONS = (
 )
 
 
-def _reference_order(patients: QuerySet[Patient]) -> list:
-    def days(expression: Any, n: int) -> ExpressionWrapper:
+def _reference_order(patients: QuerySet[Patient]) -> list[Any]:
+    def days(expression: Any, n: int) -> ExpressionWrapper[Any]:
         return ExpressionWrapper(expression + timedelta(days=n), output_field=DateField())
 
     annotated = (

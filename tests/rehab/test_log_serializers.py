@@ -87,7 +87,7 @@ def test_it_builds_the_output_fields_once(patient):
 
 
 def test_it_keeps_one_set_of_fields_per_class():
-    class Small(FieldsOnceMixin, serializers.Serializer):
+    class Small(FieldsOnceMixin, serializers.Serializer[Any]):
         name = serializers.CharField()
 
     class Smaller(Small):
@@ -151,7 +151,7 @@ def _bodies(draw: st.DrawFn) -> dict[str, Any]:
 _BODIES = _bodies()
 
 
-def _validate(cls: type[serializers.Serializer], body: Any, partial: bool) -> tuple[Any, ...]:
+def _validate(cls: type[serializers.Serializer[Any]], body: Any, partial: bool) -> tuple[Any, ...]:
     serializer = cls(data=body, partial=partial)
     valid = serializer.is_valid()
     return (valid, serializer.errors, dict(serializer.validated_data) if valid else None)

@@ -1,4 +1,4 @@
-"""The progress figures of api-contract.md, on hand-computed examples (no database)."""
+"""The progress figures (docs/clinical-record.md), on hand-computed examples (no database)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ def _url(patient, tail: str) -> str:
 
 
 def _today(patient) -> dt.date:
-    return patient.local_today()
+    today: dt.date = patient.local_today()
+    return today
 
 
 def _exam(**overrides):

@@ -1,4 +1,4 @@
-"""The red-flag rules of clinical-rules.md §2, at every boundary. Pure: no database."""
+"""The red-flag rules (docs/safety-rules.md), at every boundary. Pure: no database."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ package, served by our static files) is an enhancement on top.
 
 Program phases and procedures are drawn as bands and markers on the same date axis; the
 chart knows nothing of programs or interventions, only of `Band` and `Marker`, which the
-patient page's section providers hand it (see rehab/views/dashboard_sections.py).
+patient page's section providers hand it (see dashboard/sections.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The patient page's extension point: section providers.
 
-The patient page (rehab/views/dashboard.py) always shows the progress figures and the pain
+The patient page (dashboard/views.py) always shows the progress figures and the pain
 chart. Everything else on it is a *section* handed in by a provider registered here:
 
     @patient_section
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from dashboard import selectors
+from dashboard.charts import Band, Marker
 from patients.models import Patient, User
-from rehab.charts import Band, Marker
 from rehab.models import Alert
-from rehab.selectors import dashboard as selectors
 
 __all__ = ["Band", "Marker", "PatientPage", "Section", "patient_section", "patient_sections"]
 

@@ -1,4 +1,4 @@
-"""Reads for the clinician web dashboard (rehab/views/dashboard.py).
+"""Reads for the clinician web dashboard (dashboard/views.py).
 
 Everything starts from the same scoped selectors as the API (`caseload_list`,
 `alert_list`, `patient_get`), so the dashboard cannot see more than the API does.
@@ -9,7 +9,7 @@ in Python over a few set-based reads, so they are computed for the page shown on
 (`caseload_program_columns`). Either way the page costs a constant number of queries
 (tests/dashboard/test_caseload.py checks it at 5, 50 and 500 patients).
 
-The patient page's sections (rehab/views/dashboard_sections.py) read through the
+The patient page's sections (dashboard/sections.py) read through the
 functions at the end of this module: each takes the viewer and the already scoped patient,
 reads through `visible_to(user)` and costs a fixed number of queries however long the
 record is.
@@ -130,7 +130,7 @@ def _mcid_reached() -> Coalesce:
         date__lte=today,
     )
 
-    def integer(expression: Any) -> ExpressionWrapper:
+    def integer(expression: Any) -> ExpressionWrapper[Any]:
         return ExpressionWrapper(expression, output_field=IntegerField())
 
     logs = (

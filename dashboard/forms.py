@@ -8,10 +8,10 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
+from dashboard.sections import resolve_dispositions
 from patients.forms import ThrottledSignInForm
 from patients.models import User
 from rehab.models import Alert, Severity
-from rehab.views.dashboard_sections import resolve_dispositions
 
 NOTE_MAX = 2000
 

@@ -1,10 +1,10 @@
-"""The clinician web dashboard, at /dashboard/ (rehab/views/dashboard.py)."""
+"""The clinician web dashboard, at /dashboard/ (dashboard/views.py)."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from rehab.views import dashboard as views
+from dashboard import views
 
 app_name = "dashboard"
 

@@ -26,11 +26,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from config.exceptions import ApplicationError
-from patients.models import AuditEvent, User
-from patients.selectors import patient_get
-from patients.services import audit_reads, audit_record
-from rehab import charts, progress
-from rehab.forms import (
+from dashboard import charts, selectors
+from dashboard.forms import (
     AcknowledgeForm,
     AlertFilterForm,
     CaseloadFilterForm,
@@ -38,12 +35,15 @@ from rehab.forms import (
     ClinicianLoginForm,
     ResolveForm,
 )
+from dashboard.sections import PatientPage, patient_sections, resolve_dispositions
+from patients.models import AuditEvent, User
+from patients.selectors import patient_get
+from patients.services import audit_reads, audit_record
+from rehab import progress
 from rehab.models import Alert
 from rehab.selectors import alerts as alert_selectors
-from rehab.selectors import dashboard as selectors
 from rehab.selectors.logs import figures_of, progress_get
 from rehab.services import alerts as alert_services
-from rehab.views.dashboard_sections import PatientPage, patient_sections, resolve_dispositions
 
 PAGE_SIZE = 25
 DEFAULT_CHART_DAYS = 90
@@ -83,6 +83,15 @@ def page_context(request: HttpRequest) -> dict[str, Any]:
     if request.user.is_authenticated and hasattr(request.user, "clinician"):
         return _base_context(request)
     return {}
+
+
+def not_found_page(request: HttpRequest) -> HttpResponse:
+    """Any 404 under /dashboard/ (registered with config.exceptions in DashboardConfig.ready).
+
+    Worded so that it does not tell another clinic's patient from no patient; with the base
+    context, so that a signed-in clinician keeps the navigation and sign-out.
+    """
+    return render(request, "dashboard/404.html", page_context(request), status=404)
 
 
 def _safe_next(request: HttpRequest, fallback: str) -> str:

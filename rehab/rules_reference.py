@@ -17,7 +17,14 @@ from typing import cast
 from django.conf import settings
 
 from rehab.safety import review
-from rehab.safety.rules import ESCALATION, MESSAGES, RULES, SUPPRESSED_REMINDER, Rule
+from rehab.safety.rules import (
+    ESCALATION,
+    FALL_REMINDER,
+    MESSAGES,
+    RULES,
+    SUPPRESSED_REMINDER,
+    Rule,
+)
 from rehab.safety.vocab import JsonObject, JsonValue
 
 REFERENCE_PATH = Path(settings.BASE_DIR) / "docs" / "safety-rules.md"
@@ -228,6 +235,13 @@ def render() -> str:
         "## Reminder when a mark kept a rule from firing",
         "",
         SUPPRESSED_REMINDER,
+        "",
+        "## Reminder after a fall",
+        "",
+        "Whenever `injury` is `minor` or `major` and no emergency rule fired (after the "
+        "reminder above when both apply):",
+        "",
+        FALL_REMINDER,
         "",
     ]
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Clinical safety rules: pure domain logic, no Django (tested without a database).
 
-`evaluate()` runs the red-flag rules of clinical-rules.md §2 on one daily log;
+`evaluate()` runs the red-flag rules (docs/safety-rules.md) on one daily log;
 `catalogue()` publishes the inline-evaluable ones for the app; `review` holds the
 reference implementations of the §3 review rules.
 """

@@ -4,8 +4,8 @@ Pure domain logic: no Django, no I/O, no clock. The request path calls `evaluate
 `recent_logs=None` so the patient's advice never waits for a queue; the background job
 calls it again with the history filled in, which decides the history-only branches too.
 
-What runs where (clinical-rules.md §2, "Rules that need history ... run in the background
-job"). A predicate that needs data the caller did not give evaluates to *unknown*, and
+What runs where (docs/safety-rules.md, "Evaluated": rules that need history run in the
+background job). A predicate that needs data the caller did not give evaluates to *unknown*, and
 the rule logic is three-valued (Kleene): a rule fires only when its condition is known to
 be true. So, on the inline path (`recent_logs=None`, `baseline_back_pain=None`):
 - every rule except RF-NP-01 is evaluated;

@@ -1,4 +1,4 @@
-"""The review rules of clinical-rules.md §3, as data plus pure reference functions.
+"""The review rules (docs/safety-rules.md, "Review rules"), as data plus pure reference functions.
 
 Each function decides for ONE patient on ONE evaluation day (`today`, the patient's local
 date) from that patient's logs, and returns a `ReviewFinding` or None. The production job

@@ -1,4 +1,4 @@
-"""The red-flag rules of clinical-rules.md §2, written as data.
+"""The red-flag rules, written as data (the reference: docs/safety-rules.md).
 
 Each rule's condition is a tree of small predicates. Every predicate can
 - evaluate itself on a log and the patient's context, to True, False or None (unknown:

@@ -1,6 +1,6 @@
 """Closed vocabularies of the daily log and its safety check.
 
-These mirror `api-contract.md` ("Patient: daily log", "The safety check") exactly. The
+These mirror the daily log's API (docs/app-developers.md, docs/safety-rules.md) exactly. The
 serializers validate requests against the same constants, so the engine and the API can
 never disagree about which answers exist.
 """
@@ -53,7 +53,7 @@ Injury = Literal["none", "minor", "major"]
 INJURY_ANSWERS: Final[tuple[Injury, ...]] = ("none", "minor", "major")
 
 # The symptoms whose answer can be `unchanged_assessed`, hence the only ones a clinician
-# can mark as assessed and stable (§4 of clinical-rules.md; contract "assessed-marks").
+# can mark as assessed and stable (docs/clinical-record.md, "assessed and stable" marks).
 MarkableSymptom = Literal[
     "saddle_numbness", "bladder_change", "bowel_change", "sexual_function_change", "both_legs"
 ]

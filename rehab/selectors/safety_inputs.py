@@ -192,7 +192,7 @@ def full_contexts(logs: Sequence[DailyLog]) -> dict[UUID, PatientContext]:
     recent = _recent_logs(logs)
     patient_ids = {log.patient_id for log in logs}
     baselines = _baseline_back_pains(patient_ids)
-    # RF-NP-01's "no other RF rule open" means unresolved (clinical-rules.md): a red flag
+    # RF-NP-01's "no other RF rule open" means unresolved (docs/safety-rules.md): a red flag
     # a clinician has acknowledged is still being dealt with, and night pain on top of it
     # is not a separate finding.
     open_rules: dict[UUID, set[str]] = defaultdict(set)

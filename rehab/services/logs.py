@@ -20,8 +20,8 @@ from rehab.models import DailyLog, DailyLogRevision
 from rehab.safety import Evaluation, SafetyAnswers
 from rehab.services import safety as safety_services
 
-# How far back a patient may log (api-contract.md): two weeks of catching up after a
-# flat battery or a hospital stay, no more.
+# How far back a patient may log (docs/app-developers.md, "Time zones and local dates"):
+# two weeks of catching up after a flat battery or a hospital stay, no more.
 MAX_BACKFILL_DAYS = 14
 
 CONTENT_FIELDS = DailyLog.CONTENT_FIELDS

@@ -114,7 +114,7 @@ class LogConflictSerializer(serializers.Serializer):
 class LogOutputSerializer(FieldsOnceMixin, serializers.ModelSerializer):
     safety = SafetySerializer()
     safety_advice = SafetyAdviceSerializer(allow_null=True)
-    # Our addition (extra fields are allowed): clinical-rules §4's "if this gets worse, go
+    # Our addition (extra fields are allowed; docs/app-developers.md): the "if this gets worse, go
     # to the Emergency Department now" when an assessed mark applied; null otherwise.
     safety_reminder = serializers.CharField(allow_null=True, read_only=True)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.management import call_command
 from django.test import Client, override_settings
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from patients import two_factor
 from patients.models import AuditEvent, Clinic, SignInFailure
+from rehab.demo import DEMO_PASSWORD, PHYSIO_EMAIL
 from tests.factories import PASSWORD
 from tests.otp import code_for, enrol, next_step
 
@@ -243,3 +245,12 @@ def test_a_new_clinic_takes_the_deployments_default(default):
         clinic = Clinic.objects.create(name=f"New clinic {default}")
     clinic.refresh_from_db()
     assert clinic.two_factor_required is default
+
+
+@override_settings(MFA_REQUIRED_DEFAULT=False)  # as with `make run` (DJANGO_DEBUG=true)
+def test_the_demo_physiotherapist_signs_in_with_the_password_under_make_run(client, capsys):
+    call_command("seed_demo")
+    assert "Two-factor sign-in: not required" in capsys.readouterr().out
+    signed_in = client.post(LOGIN, {"username": PHYSIO_EMAIL, "password": DEMO_PASSWORD})
+    assert signed_in["Location"] == CASELOAD
+    assert client.get(CASELOAD).status_code == 200

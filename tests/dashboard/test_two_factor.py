@@ -254,3 +254,10 @@ def test_the_demo_physiotherapist_signs_in_with_the_password_under_make_run(clie
     signed_in = client.post(LOGIN, {"username": PHYSIO_EMAIL, "password": DEMO_PASSWORD})
     assert signed_in["Location"] == CASELOAD
     assert client.get(CASELOAD).status_code == 200
+
+
+def test_it_shows_no_navigation_on_a_404_before_the_second_factor(web, enrolled):
+    response = web.get("/dashboard/no-such-page/")
+    assert response.status_code == 404
+    assert b"Sign out" not in response.content
+    assert b"/dashboard/alerts/" not in response.content

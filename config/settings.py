@@ -41,7 +41,8 @@ if "DATABASE_URL" not in env.ENVIRON:
     )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on our site class (patients/admin_site.py): two-factor for operators.
+    "patients.admin_apps.OperatorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -53,6 +54,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    # Two-factor sign-in (docs/security.md): TOTP apps, and single-use recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "patients",
     "programs",
     "rehab",
@@ -68,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed its second factor.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -140,6 +147,16 @@ STATICFILES_DIRS = [("pygaljs", pygaljs.path("2.0.x"))]
 # Serve straight from the apps' static folders: no collectstatic step to forget at deploy.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Two-factor sign-in (docs/security.md) ---
+# Whether a new clinic requires its clinicians to enrol before using the dashboard (each
+# clinic's own setting, changed in the admin), and whether the admin requires operators to
+# pass a second factor. On in production; off for `make run` (DJANGO_DEBUG=true), so that
+# the demo physiotherapist signs in with a password.
+MFA_REQUIRED_DEFAULT: bool = env.bool("MFA_REQUIRED_DEFAULT", default=not DEBUG)
+MFA_REQUIRED_ADMIN: bool = env.bool("MFA_REQUIRED_ADMIN", default=not DEBUG)
+# The name an authenticator app shows beside the code.
+OTP_TOTP_ISSUER: str = env.str("OTP_TOTP_ISSUER", default="Rehab")
 
 # --- Security: production sits behind a TLS-terminating proxy (README.md) ---
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -16,3 +16,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405
+# Production requires two-factor sign-in; the tests of other features sign in with a
+# password (or force_login), and the two-factor tests turn these on where they test them.
+MFA_REQUIRED_DEFAULT = False
+MFA_REQUIRED_ADMIN = False

@@ -9,6 +9,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from dashboard.sections import resolve_dispositions
+from patients import two_factor
 from patients.forms import ThrottledSignInForm
 from patients.models import User
 from rehab.models import Alert, Severity
@@ -92,4 +93,16 @@ CHART_RANGES = (("30", "30 days"), ("90", "90 days"), ("180", "6 months"), ("365
 class ChartRangeForm(forms.Form):
     range = forms.ChoiceField(
         label="Chart period", required=False, choices=[*CHART_RANGES, ("all", "All logs")]
+    )
+
+
+class TwoFactorCodeForm(forms.Form):
+    """A second-factor code: the 6 digits of an authenticator app, or a recovery code."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=two_factor.CODE_MAX_LENGTH,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "spellcheck": "false", "autocapitalize": "off"}
+        ),
     )

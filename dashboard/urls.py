@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from dashboard import views
+from dashboard import two_factor, views
 
 app_name = "dashboard"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", views.DashboardLoginView.as_view(), name="login"),
     path("logout/", views.logout_view, name="logout"),
+    path("two-factor/", two_factor.two_factor_view, name="two-factor"),
+    path("two-factor/verify/", two_factor.two_factor_verify_view, name="two-factor-verify"),
+    path("two-factor/setup/", two_factor.two_factor_setup_view, name="two-factor-setup"),
+    path(
+        "two-factor/recovery-codes/",
+        two_factor.recovery_codes_view,
+        name="two-factor-recovery-codes",
+    ),
+    path("two-factor/disable/", two_factor.two_factor_disable_view, name="two-factor-disable"),
     path("", views.caseload_view, name="caseload"),
     path("patients/<uuid:patient_id>/", views.patient_view, name="patient"),
     path("alerts/", views.alert_inbox_view, name="alerts"),

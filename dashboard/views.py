@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
@@ -36,6 +36,7 @@ from dashboard.forms import (
     ResolveForm,
 )
 from dashboard.sections import PatientPage, patient_sections, resolve_dispositions
+from patients import two_factor
 from patients.models import AuditEvent, User
 from patients.selectors import patient_get
 from patients.services import audit_reads, audit_record
@@ -57,9 +58,12 @@ def _clinician(request: HttpRequest) -> User:
     return user
 
 
-def clinician_required(view: View) -> View:
+def clinician_signed_in(view: View) -> View:
     """Anonymous: to the login page and back. Signed in but not a clinician (a patient, an
-    operator from the admin): 403, since who they are is no secret to themselves."""
+    operator from the admin): 403, since who they are is no secret to themselves.
+
+    Only the second-factor pages use this alone; every other page is `clinician_required`.
+    """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -73,6 +77,39 @@ def clinician_required(view: View) -> View:
     return wrapper
 
 
+def second_factor_due(request: HttpRequest) -> str | None:
+    """The page a signed-in clinician must pass before any other (docs/security.md §
+    Two-factor sign-in): the code of their app when they have set one up (whatever their
+    clinic requires), the set-up when their clinic requires it and they have not; None
+    when this session may go on."""
+    user: Any = request.user
+    if user.is_verified():
+        return None
+    state = two_factor.second_factor_state(user=_clinician(request))
+    if state.enrolled:
+        return "dashboard:two-factor-verify"
+    if state.required:
+        return "dashboard:two-factor-setup"
+    return None
+
+
+def clinician_required(view: View) -> View:
+    """`clinician_signed_in`, and past the second factor: a password alone opens nothing
+    else for a clinician who has set one up, or whose clinic requires it."""
+
+    @clinician_signed_in
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        due = second_factor_due(request)
+        if due is not None:
+            # Back to this page afterwards, as after the password (a GET only: a form
+            # posted before the second factor is not replayed).
+            return redirect(f"{reverse(due)}?{urlencode({'next': request.get_full_path()})}")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def _base_context(request: HttpRequest) -> dict[str, Any]:
     return {"open_alert_count": selectors.unresolved_alert_count(user=_clinician(request))}
 
@@ -80,7 +117,11 @@ def _base_context(request: HttpRequest) -> dict[str, Any]:
 def page_context(request: HttpRequest) -> dict[str, Any]:
     """The base template's context for a page outside the views above (the 404 page): the
     navigation and sign-out for a signed-in clinician, nothing for anyone else."""
-    if request.user.is_authenticated and hasattr(request.user, "clinician"):
+    if (
+        request.user.is_authenticated
+        and hasattr(request.user, "clinician")
+        and second_factor_due(request) is None
+    ):
         return _base_context(request)
     return {}
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -10,7 +11,8 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
-from patients import services
+from patients import services, two_factor
+from patients.admin_site import OperatorTwoFactorFormMixin
 from patients.forms import ThrottledSignInForm
 from patients.models import (
     AuditEvent,
@@ -24,9 +26,19 @@ from patients.models import (
 )
 
 
-class OperatorLoginForm(ThrottledSignInForm, AdminAuthenticationForm):  # type: ignore[misc]  # our password field wins, by design
+class OperatorLoginForm(  # type: ignore[misc]  # our password field wins, by design
+    ThrottledSignInForm, OperatorTwoFactorFormMixin, AdminAuthenticationForm
+):
     """The admin site's sign-in, under the same throttle as the API and the dashboard:
-    operator accounts are the most powerful ones, and must not be guessable here."""
+    operator accounts are the most powerful ones, and must not be guessable here. With a
+    second factor (patients/admin_site.py)."""
+
+    otp_token = forms.CharField(
+        label="Two-factor code",
+        required=False,
+        max_length=two_factor.CODE_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}),
+    )
 
 
 admin.site.login_form = OperatorLoginForm
@@ -91,7 +103,8 @@ class ClinicianInline(admin.TabularInline[Clinician, Clinic]):
 
 @admin.register(Clinic)
 class ClinicAdmin(admin.ModelAdmin[Clinic]):
-    list_display = ("name", "escalation_email", "created_at")
+    list_display = ("name", "escalation_email", "two_factor_required", "created_at")
+    list_filter = ("two_factor_required",)
     search_fields = ("name",)
     inlines = [ClinicianInline]
 

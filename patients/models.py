@@ -6,6 +6,7 @@ import zoneinfo
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -112,6 +113,11 @@ class AuthToken(AbstractAuthToken):
         verbose_name = "API token"
 
 
+def two_factor_required_default() -> bool:
+    """A new clinic's "two-factor required": MFA_REQUIRED_DEFAULT, on in production."""
+    return bool(settings.MFA_REQUIRED_DEFAULT)
+
+
 class Clinic(models.Model):
     """The tenant: every patient and clinician belongs to exactly one clinic."""
 
@@ -119,6 +125,14 @@ class Clinic(models.Model):
     name = models.CharField(max_length=200)
     escalation_email = models.EmailField(
         blank=True, help_text="Who is told when an emergency or urgent alert waits too long."
+    )
+    two_factor_required = models.BooleanField(
+        "two-factor sign-in required",
+        default=two_factor_required_default,
+        help_text=(
+            "Clinicians of this clinic must set up two-factor sign-in before they can use "
+            "the dashboard."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from django.utils import timezone as dj_timezone
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -20,10 +21,18 @@ from rest_framework.views import APIView
 
 from config.pagination import paginate
 from config.serializers import StrictBooleanField, StrictSerializer
-from patients import selectors, services
+from patients import selectors, services, two_factor
 from patients.models import HISTORY_FLAGS, AuditEvent, AuthToken, Patient, validate_timezone
 from patients.permissions import IsClinician
 from patients.throttling import ScopedThrottle, client_ip
+
+
+@extend_schema_serializer(component_name="AuthError")
+class MfaRequiredSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+    code = serializers.CharField(
+        required=False, help_text='`"mfa_required"` when a second factor is needed.'
+    )
 
 
 class TokenOutputSerializer(serializers.Serializer[Any]):
@@ -61,16 +70,50 @@ class LoginApi(APIView):
         password = serializers.CharField(
             trim_whitespace=False, max_length=services.PASSWORD_MAX_LENGTH
         )
+        otp = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=two_factor.CODE_MAX_LENGTH,
+            help_text=(
+                "The second factor of a clinician with two-factor sign-in set up: the "
+                "6-digit code of their authenticator app, or one of their recovery codes "
+                "(each works once). Ignored for accounts without two-factor sign-in."
+            ),
+        )
 
     @extend_schema(
         request=InputSerializer,
         responses={
             200: TokenOutputSerializer,
             400: OpenApiResponse(description="Missing fields"),
-            401: OpenApiResponse(description="Bad credentials"),
+            401: OpenApiResponse(
+                response=MfaRequiredSerializer,
+                description=(
+                    'Bad credentials (`{"detail"}`), or `{"detail", "code": "mfa_required"}`: '
+                    "the password was right but the account has two-factor sign-in and no "
+                    "valid `otp` was sent (none, a wrong one, or a used recovery code). Ask "
+                    "for a code and send the sign-in again with `otp`. A wrong `otp` counts "
+                    "as a failed sign-in, as a wrong password does; none at all does not."
+                ),
+                examples=[
+                    OpenApiExample(
+                        "Second factor needed",
+                        value={
+                            "detail": "Enter the code from your authenticator app.",
+                            "code": "mfa_required",
+                        },
+                        response_only=True,
+                        status_codes=["401"],
+                    )
+                ],
+            ),
             429: OpenApiResponse(description="Too many failed sign-ins"),
         },
         tags=["auth"],
+        description=(
+            "Sign in with email and password; a clinician with two-factor sign-in adds "
+            "`otp`. Returns an API token for this device."
+        ),
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)

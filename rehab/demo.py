@@ -291,6 +291,8 @@ def seed_demo(*, today: date | None = None, seed: int = 7) -> dict[str, Any]:
         "patients": [*(s.email for s in STORIES), DGS_EMAIL, POST_OP_EMAIL],
         "password": DEMO_PASSWORD,
         "created": len(created),
+        # From MFA_REQUIRED_DEFAULT when the clinic was made: off with DJANGO_DEBUG=true.
+        "two_factor_required": clinic.two_factor_required,
     }
 
 

@@ -32,6 +32,15 @@ def _broker_not_paused() -> None:
 
 
 @pytest.fixture
+def frozen(time_machine: Any) -> Any:
+    """The clock stopped (tests/otp.py): a TOTP code is good for one 30-second step."""
+    from tests.otp import START
+
+    time_machine.move_to(START, tick=False)
+    return time_machine
+
+
+@pytest.fixture
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Stands in for the broker and a worker for invitation emails: each task enqueued is
     recorded and run in-process, as a worker would run it (its failures stay in the

@@ -31,6 +31,8 @@ from django_celery_beat.models import (
     PeriodicTasks,
     SolarSchedule,
 )
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from patients.models import AuditEvent, AuthToken, Clinic, Invitation, Patient, SignInFailure
 from patients.services import audit_record
@@ -108,6 +110,10 @@ def populate(rows: int) -> None:
         SolarSchedule.objects.create(event="sunrise", latitude=51 + i, longitude=k % 180)
         ClockedSchedule.objects.create(clocked_time=now + timedelta(days=i, hours=k))
         Group.objects.create(name=f"Group {k}-{i}")
+        TOTPDevice.objects.create(user=clinician.user, name="app")
+        StaticDevice.objects.create(user=clinician.user, name="codes").token_set.create(
+            token=f"code{k}x{i}"
+        )
         _programs_and_record(patient, clinician)
 
 
@@ -618,6 +624,10 @@ DELETABLE = {
     "django_celery_beat.CrontabSchedule",
     "django_celery_beat.SolarSchedule",
     "django_celery_beat.ClockedSchedule",
+    # A clinician who lost both their phone and their recovery codes: an operator removes
+    # their two-factor devices so that they can set it up again.
+    "otp_totp.TOTPDevice",
+    "otp_static.StaticDevice",
 }
 
 

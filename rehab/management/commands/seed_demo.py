@@ -28,6 +28,15 @@ class Command(BaseCommand):
                     f"  operator         {result['admin']}    http://localhost:{port}/admin/",
                     *(f"  patient          {email}" for email in result["patients"]),
                     "",
+                    "Two-factor sign-in: "
+                    + (
+                        "required by the demo clinic; the physiotherapist sets it up at "
+                        "the first dashboard sign-in."
+                        if result["two_factor_required"]
+                        else "not required (DJANGO_DEBUG=true); set it up from the "
+                        "dashboard's menu, Two-factor sign-in."
+                    ),
+                    "",
                     f"API docs: http://localhost:{port}/api/docs/",
                     "",
                 ]

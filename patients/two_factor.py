@@ -104,9 +104,7 @@ def totp_device_get(*, user: User) -> TOTPDevice | None:
 
 
 def recovery_codes_left(*, user: User) -> int:
-    return int(
-        StaticToken.objects.filter(device__user_id=user.pk, device__confirmed=True).count()
-    )
+    return int(StaticToken.objects.filter(device__user_id=user.pk, device__confirmed=True).count())
 
 
 def totp_secret(device: TOTPDevice) -> str:

@@ -168,7 +168,7 @@ EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 
 # --- REST framework ---
 _DEFAULT_THROTTLE_RATES = {
-    # Failed sign-ins per email and per client address (api-contract.md: 10 in 15 minutes).
+    # Failed sign-ins per client address and per (email, address) (api-contract.md: 10 in 15 minutes).
     "login": "10/15min",
     "register": "20/hour",
     # Log writes per patient: generous for a phone replaying an offline queue.

@@ -141,7 +141,8 @@ def auth_login(
 ) -> IssuedToken:
     """Sign in with email and password; raises 401 on bad credentials, 429 when throttled.
 
-    Only failures count towards the throttle (api-contract.md), per email and per client.
+    Only failures count towards the throttle (api-contract.md), per client address and per
+    (email, address): never per email alone, so nobody can lock the account's owner out.
     """
     email = email.strip().lower()
     wait = throttling.sign_in_blocked(email=email, ip=ip)

@@ -140,9 +140,17 @@ WHITENOISE_AUTOREFRESH = DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many proxies in front append to X-Forwarded-For: the client address is the entry the
 # outermost one appended (patients.throttling.client_ip). 0 takes the socket's address, as
-# with `make run` and compose, where nothing is in front; trusting the header there would
-# let any client forge its address past the per-client sign-in limit.
-TRUSTED_PROXY_COUNT: int = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0 if DEBUG else 1)
+# with `make run`, where nothing is in front; trusting the header there would let any
+# client forge its address past the per-client sign-in limit.
+# No default in production: a wrong guess either lets every client forge its address (the
+# sign-in limits, the audit trail) or makes all clients share the proxy's, so whoever
+# deploys must say how many proxies there are (docs/security.md).
+if not DEBUG and "DJANGO_TRUSTED_PROXY_COUNT" not in env.ENVIRON:
+    raise ImproperlyConfigured(
+        "DJANGO_TRUSTED_PROXY_COUNT must be set when DJANGO_DEBUG is false: the number of "
+        "proxies in front that append to X-Forwarded-For (0 when clients connect directly)."
+    )
+TRUSTED_PROXY_COUNT: int = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 if TRUSTED_PROXY_COUNT < 0:
     raise ImproperlyConfigured("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more.")
 SECURE_SSL_REDIRECT: bool = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)

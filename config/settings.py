@@ -117,6 +117,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "patients.passwords.NotOnlyWhitespaceValidator"},
+    # Not a rule: Django's hook that runs after any password change (docs/security.md).
+    {"NAME": "patients.passwords.SignOutEverywhereOnPasswordChange"},
 ]
 LOGIN_URL = "/dashboard/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"

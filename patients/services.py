@@ -183,6 +183,21 @@ def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
     return deleted
 
 
+def auth_sign_out_everywhere(*, user: User, reason: str) -> int:
+    """Delete every API token of the user, e.g. when their password changed
+    (patients/passwords.py); audited when there was any. Returns how many."""
+    deleted, _ = AuthToken.objects.filter(user=user).delete()
+    if deleted:
+        audit_record(
+            actor=None,
+            action=AuditEvent.Action.LOGOUT,
+            object_type="auth_token",
+            object_id=user.pk,
+            changes={"all_devices": True, "tokens": deleted, "reason": reason},
+        )
+    return deleted
+
+
 def auth_token_revoke(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
     """Sign one of the user's devices out (a lost phone): its token stops working."""
     public_id, device = token.public_id, token.device

@@ -112,17 +112,13 @@ def test_it_counts_failed_sign_ins_towards_the_apis_limit(client, clinician):
 
 
 @pytest.mark.parametrize("login", [LOGIN, "/admin/login/"])
-def test_it_never_locks_the_owner_out_through_failures_from_other_addresses(
-    client, db, login
-):
+def test_it_never_locks_the_owner_out_through_failures_from_other_addresses(client, db, login):
     user = UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
     Clinician.objects.create(
         user=user, clinic=ClinicFactory.create(), role=Clinician.Role.CLINIC_ADMIN
     )
     for i in range(12):
-        client.post(
-            login, {"username": user.email, "password": "guess"}, REMOTE_ADDR=f"10.7.0.{i}"
-        )
+        client.post(login, {"username": user.email, "password": "guess"}, REMOTE_ADDR=f"10.7.0.{i}")
     response = client.post(
         login, {"username": user.email, "password": PASSWORD}, REMOTE_ADDR="10.7.1.1"
     )

@@ -106,9 +106,7 @@ def test_it_throttles_an_email_after_ten_failures_from_one_address(anon_client, 
     assert int(response["Retry-After"]) > 0
 
 
-def test_it_never_locks_the_owner_out_through_failures_from_other_addresses(
-    anon_client, patient
-):
+def test_it_never_locks_the_owner_out_through_failures_from_other_addresses(anon_client, patient):
     # An attacker spreading 30 wrong passwords over addresses (a botnet, a proxy pool)...
     for i in range(30):
         _login(anon_client, "pat@example.com", "bad", ip=f"10.0.{i // 10}.{i}")

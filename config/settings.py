@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Oversized bodies and NULs in query strings answered before anything reads them.
+    "config.middleware.InputGuardMiddleware",
     # Static files from the app process itself: `gunicorn config.wsgi` is the whole web
     # tier (api-contract.md § Operations), with no separate file server in front.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -66,6 +68,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# The largest request body read (Django's default, stated): larger ones answer 413
+# (config.middleware.InputGuardMiddleware). A day's log is a few KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -179,7 +185,8 @@ EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 
 # --- REST framework ---
 _DEFAULT_THROTTLE_RATES = {
-    # Failed sign-ins per client address and per (email, address) (api-contract.md: 10 in 15 minutes).
+    # Failed sign-ins per client address and per (email, address) (api-contract.md: 10 in
+    # 15 minutes).
     "login": "10/15min",
     "register": "20/hour",
     # Log writes per patient: generous for a phone replaying an offline queue.
@@ -212,7 +219,7 @@ THROTTLE_RATES = _throttle_rates(env.str("THROTTLE_RATES", default=""))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["patients.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

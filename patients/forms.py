@@ -16,8 +16,9 @@ class ThrottledSignInForm(forms.Form):
 
     Every web sign-in page is another door to the same accounts, so failed sign-ins count
     towards the API's limit (10 per client address, or per email from that address, in
-    15 minutes), or a password could be guessed through whichever door is not counted. A too-long password is refused before
-    it is hashed, and not counted (no such password exists to guess).
+    15 minutes), or a password could be guessed through whichever door is not counted. A
+    too-long password is refused before it is hashed, and not counted (no such password
+    exists to guess).
     """
 
     throttled_message = "Too many failed sign-ins. Try again in %(minutes)s minute(s)."

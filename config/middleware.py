@@ -3,10 +3,13 @@ whatever view answers it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from config.parsers import unstorable_text
 
@@ -43,4 +46,60 @@ class InputGuardMiddleware:
             for key, values in request.GET.lists()
         ):
             return _error(request, 400, "Query parameters may not contain NUL characters.")
+        return self.get_response(request)
+
+
+class BrowserHardeningMiddleware:
+    """`Cache-Control: no-store` on every response whose view did not choose its own
+    caching, and `Permissions-Policy` (settings.PERMISSIONS_POLICY).
+
+    Patient data must not stay in a browser's or a proxy's cache (a shared clinic
+    computer, the back button after signing out). Stated for every response rather than
+    for a list of views, so that a new view is covered without anyone remembering; a
+    response that may be cached says so itself (the public safety rules, static files).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+            patch_cache_control(response, private=True)
+        response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response
+
+
+_LAST_SEEN = "_inactivity_last_seen"
+_SIGNED_IN = "_inactivity_signed_in"
+# Recording the time of every request would write the session on every request; a minute's
+# precision on a 30-minute timeout costs one write a minute at most.
+_RECORD_EVERY = 60
+
+
+class SessionInactivityMiddleware:
+    """Sign a session out after settings.SESSION_INACTIVITY_TIMEOUT seconds without a
+    request, and after SESSION_COOKIE_AGE seconds in all (which the sliding record of
+    activity would otherwise extend). Only sessions that carry a signed-in user: the API's
+    token clients have none."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        session = getattr(request, "session", None)
+        if session is not None and SESSION_KEY in session:
+            now = int(time.time())
+            last_seen = session.get(_LAST_SEEN, now)
+            signed_in = session.get(_SIGNED_IN, now)
+            if (
+                now - last_seen > settings.SESSION_INACTIVITY_TIMEOUT
+                or now - signed_in > settings.SESSION_COOKIE_AGE
+            ):
+                logout(request)
+            else:
+                session.setdefault(_SIGNED_IN, now)
+                if _LAST_SEEN not in session or now - last_seen >= _RECORD_EVERY:
+                    session[_LAST_SEEN] = now
         return self.get_response(request)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import environ
 import pygaljs
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 # Django-free, so that settings can check rates before apps load.
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "csp",
     "patients",
     "programs",
     "rehab",
@@ -65,8 +67,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Signs a dashboard or admin session out after SESSION_INACTIVITY_TIMEOUT.
+    "config.middleware.SessionInactivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy (CONTENT_SECURITY_POLICY below), and Cache-Control: no-store
+    # with Permissions-Policy on every response (docs/security.md).
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.BrowserHardeningMiddleware",
 ]
 
 # The largest request body read (Django's default, stated): larger ones answer 413
@@ -173,6 +181,41 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Not "no-referrer": browsers then send `Origin: null` with a form POST, which Django's CSRF
+# check refuses. Same-origin keeps patient URLs (/dashboard/patients/<id>/) in the site.
+SECURE_REFERRER_POLICY = "same-origin"
+# Seconds without a request after which a dashboard or admin session is signed out (a
+# clinic computer left unlocked); SESSION_COOKIE_AGE still caps a session's whole life.
+SESSION_INACTIVITY_TIMEOUT: int = env.int("SESSION_INACTIVITY_TIMEOUT", default=30 * 60)
+if SESSION_INACTIVITY_TIMEOUT <= 0:
+    raise ImproperlyConfigured("SESSION_INACTIVITY_TIMEOUT must be a number of seconds above 0.")
+# Features no page of this service uses, denied to every page and anything it embeds.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), encrypted-media=(), "
+    "fullscreen=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), midi=(), "
+    "payment=(), picture-in-picture=(), publickey-credentials-get=(), screen-wake-lock=(), "
+    "sync-xhr=(), usb=(), xr-spatial-tracking=()"
+)
+# django-csp. Scripts only from our own static files, or inline with the request's nonce
+# (pygal's chart configuration, rehab/charts.py). Styles may be inline: pygal's SVG and
+# the Redoc page carry theirs, and a style cannot run code. The API docs load their script
+# from a URL of their own (SpectacularSwaggerSplitView). docs/security.md.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        # Redoc's search runs in a worker it builds from a blob.
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Email ---
 _email = env.email_url("EMAIL_URL", default="consolemail://")

@@ -35,7 +35,8 @@ def _body(**overrides: Any) -> dict[str, Any]:
 
 
 def _post_raw(client: APIClient, raw: str | bytes, path: str = LOGS) -> Any:
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    # Bytes, so that a lone surrogate goes out as is (Django takes bytes; the stubs say str).
+    data: Any = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     return client.generic("POST", path, data, content_type="application/json")
 
 

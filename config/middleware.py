@@ -3,15 +3,21 @@ whatever view answers it."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from config.parsers import unstorable_text
+
+logger = logging.getLogger(__name__)
 
 
 def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
@@ -71,35 +77,64 @@ class BrowserHardeningMiddleware:
         return response
 
 
-_LAST_SEEN = "_inactivity_last_seen"
-_SIGNED_IN = "_inactivity_signed_in"
-# Recording the time of every request would write the session on every request; a minute's
-# precision on a 30-minute timeout costs one write a minute at most.
+_SIGNED_IN = "_signed_in_at"
+# Recording the time of every request would write on every request; a minute's precision
+# on a 30-minute timeout costs one cache write a minute at most.
 _RECORD_EVERY = 60
 
 
+def record_sign_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """`user_logged_in` receiver (patients/apps.py): when the session began, stored with
+    the sign-in itself (no write of its own)."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[_SIGNED_IN] = int(time.time())
+
+
+def _activity_key(session_key: str) -> str:
+    # Not the session key itself: whoever reads the cache must not be able to use it.
+    return "session-activity:" + hashlib.sha256(session_key.encode()).hexdigest()
+
+
 class SessionInactivityMiddleware:
-    """Sign a session out after settings.SESSION_INACTIVITY_TIMEOUT seconds without a
-    request, and after SESSION_COOKIE_AGE seconds in all (which the sliding record of
-    activity would otherwise extend). Only sessions that carry a signed-in user: the API's
-    token clients have none."""
+    """Sign a dashboard or admin session out after settings.SESSION_INACTIVITY_TIMEOUT
+    seconds without a request, and SESSION_COOKIE_AGE seconds after sign-in however busy.
+    The API's token clients carry no session and are left alone.
+
+    The last request's time is kept in the cache (Redis), not the session: recording it
+    in the session would write the session table once a minute for every open page. When
+    the cache is down, sessions are not timed out (logged; as the throttles, failing
+    open), and SESSION_COOKIE_AGE still ends them.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         session = getattr(request, "session", None)
-        if session is not None and SESSION_KEY in session:
-            now = int(time.time())
-            last_seen = session.get(_LAST_SEEN, now)
-            signed_in = session.get(_SIGNED_IN, now)
-            if (
-                now - last_seen > settings.SESSION_INACTIVITY_TIMEOUT
-                or now - signed_in > settings.SESSION_COOKIE_AGE
-            ):
-                logout(request)
-            else:
-                session.setdefault(_SIGNED_IN, now)
-                if _LAST_SEEN not in session or now - last_seen >= _RECORD_EVERY:
-                    session[_LAST_SEEN] = now
+        signed_in = session is not None and session.session_key and SESSION_KEY in session
+        if signed_in and self._expired(session):
+            logout(request)
         return self.get_response(request)
+
+    def _expired(self, session: Any) -> bool:
+        now = time.time()
+        timeout: int = settings.SESSION_INACTIVITY_TIMEOUT
+        signed_in: float | None = session.get(_SIGNED_IN)
+        if signed_in is not None and now - signed_in > settings.SESSION_COOKIE_AGE:
+            return True
+        key = _activity_key(session.session_key)
+        try:
+            last_seen: float | None = cache.get(key)
+            if last_seen is None:
+                # Nothing recorded within the timeout (the record expires with it): idle,
+                # unless the session began since (its first request records it).
+                if signed_in is not None and now - signed_in > timeout:
+                    return True
+            elif now - last_seen > timeout:
+                return True
+            if last_seen is None or now - last_seen >= _RECORD_EVERY:
+                cache.set(key, now, timeout=timeout + _RECORD_EVERY)
+        except Exception:
+            logger.warning("session activity cache unavailable; not timing out", exc_info=True)
+        return False

@@ -46,18 +46,22 @@ class StrictJSONParser(JSONParser):
 
 
 def _check(data: Any) -> None:
-    # Iterative, so that the check itself cannot recurse too deep.
+    # Iterative, so that the check itself cannot recurse too deep; the strings are
+    # searched in one pass at the end (one regex call, not one per string).
+    texts: list[str] = []
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, str):
-            if unstorable_text(value):
-                raise ParseError("Text may not contain NUL characters or lone surrogates.")
-        elif isinstance(value, dict | list):
+            texts.append(value)
+        elif isinstance(value, dict):
             if depth > MAX_DEPTH:
                 raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.")
-            if isinstance(value, dict):
-                stack.extend((key, depth) for key in value)
-                stack.extend((item, depth + 1) for item in value.values())
-            else:
-                stack.extend((item, depth + 1) for item in value)
+            texts.extend(value)  # keys are strings in JSON
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            if depth > MAX_DEPTH:
+                raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.")
+            stack.extend((item, depth + 1) for item in value)
+    if unstorable_text("".join(texts)):
+        raise ParseError("Text may not contain NUL characters or lone surrogates.")

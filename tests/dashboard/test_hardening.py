@@ -181,3 +181,15 @@ def test_it_leaves_token_clients_alone(patient_client):
         assert patient_client.get("/api/v1/me/").status_code == 200
         clock.shift(timedelta(hours=2))
         assert patient_client.get("/api/v1/me/").status_code == 200
+
+
+def test_it_keeps_sessions_working_when_the_activity_cache_is_down(web, monkeypatch, caplog):
+    from config import middleware
+
+    class DownCache:
+        def get(self, *args: object, **kwargs: object) -> None:
+            raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(middleware, "cache", DownCache())
+    assert _signed_in(web, "/dashboard/")
+    assert "session activity cache unavailable" in caplog.text

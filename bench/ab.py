@@ -38,6 +38,7 @@ def _env(db_url: str, redis_url: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DJANGO_SECRET_KEY": "bench-ab-" + "x" * 50,
         "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_TRUSTED_PROXY_COUNT": "0",
         "DJANGO_DEBUG": "false",
         "DJANGO_ALLOWED_HOSTS": run.HOST,
         "DATABASE_URL": db_url,

@@ -708,6 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_TRUSTED_PROXY_COUNT": "0",
         "DJANGO_ALLOWED_HOSTS": HOST,
         "THROTTLE_RATES": "logs=1000000/hour,login=1000000/hour,register=1000000/hour",
         "CACHE_KEY_PREFIX": "bench",

@@ -4,13 +4,10 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-# Celery's Django fixup closes the DB connection after every task unless this is set;
-# reusing connections is ~4x the task throughput (docs/architecture.md § Facts measured),
-# which the safety path needs.
-os.environ.setdefault("CELERY_DB_REUSE_MAX", "1000")
 
 
 class DjangoCelerySettings(Mapping[str, Any]):
@@ -50,3 +47,24 @@ class DjangoCelerySettings(Mapping[str, Any]):
 app = Celery("config")
 app.config_from_object(DjangoCelerySettings(), namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def check_database_connections(sender: Task[Any, Any] | None = None, **kwargs: Any) -> None:
+    """Before each task, what Django does before each request: close a connection that
+    is broken or past CONN_MAX_AGE, and have the next query check the rest first
+    (CONN_HEALTH_CHECKS).
+
+    The worker keeps its database connection between tasks (CELERY_DB_REUSE_MAX), so a
+    connection the server dropped while the worker was idle (a restart, a failover,
+    pg_terminate_backend) would otherwise fail the next task, a safety evaluation maybe.
+    Not for a task run eagerly, inside the caller's transaction (tests).
+    """
+    request = getattr(sender, "request", None)
+    if getattr(request, "is_eager", False):
+        return
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()

@@ -8,6 +8,7 @@ from pathlib import Path
 import django_stubs_ext
 import environ
 import pygaljs
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 # Django-free, so that settings can check rates before apps load.
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "csp",
     "patients",
     "programs",
     "rehab",
@@ -66,6 +68,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Oversized bodies and NULs in query strings answered before anything reads them.
+    "config.middleware.InputGuardMiddleware",
     # Static files from the app process itself: `gunicorn config.wsgi` is the whole web
     # tier (README.md § Processes in production), with no separate file server in front.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -75,9 +79,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): whether this session passed its second factor.
     "django_otp.middleware.OTPMiddleware",
+    # Signs a dashboard or admin session out after SESSION_INACTIVITY_TIMEOUT.
+    "config.middleware.SessionInactivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy (CONTENT_SECURITY_POLICY below), and Cache-Control: no-store
+    # with Permissions-Policy on every response (docs/security.md).
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.BrowserHardeningMiddleware",
 ]
+
+# The largest request body read (Django's default, stated): larger ones answer 413
+# (config.middleware.InputGuardMiddleware). A day's log is a few KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -129,6 +143,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "patients.passwords.NotOnlyWhitespaceValidator"},
+    # Not a rule: Django's hook that runs after any password change (docs/security.md).
+    {"NAME": "patients.passwords.SignOutEverywhereOnPasswordChange"},
 ]
 LOGIN_URL = "/dashboard/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
@@ -162,9 +179,17 @@ OTP_TOTP_ISSUER: str = env.str("OTP_TOTP_ISSUER", default="Rehab")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many proxies in front append to X-Forwarded-For: the client address is the entry the
 # outermost one appended (patients.throttling.client_ip). 0 takes the socket's address, as
-# with `make run` and compose, where nothing is in front; trusting the header there would
-# let any client forge its address past the per-client sign-in limit.
-TRUSTED_PROXY_COUNT: int = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0 if DEBUG else 1)
+# with `make run`, where nothing is in front; trusting the header there would let any
+# client forge its address past the per-client sign-in limit.
+# No default in production: a wrong guess either lets every client forge its address (the
+# sign-in limits, the audit trail) or makes all clients share the proxy's, so whoever
+# deploys must say how many proxies there are (docs/security.md).
+if not DEBUG and "DJANGO_TRUSTED_PROXY_COUNT" not in env.ENVIRON:
+    raise ImproperlyConfigured(
+        "DJANGO_TRUSTED_PROXY_COUNT must be set when DJANGO_DEBUG is false: the number of "
+        "proxies in front that append to X-Forwarded-For (0 when clients connect directly)."
+    )
+TRUSTED_PROXY_COUNT: int = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 if TRUSTED_PROXY_COUNT < 0:
     raise ImproperlyConfigured("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more.")
 SECURE_SSL_REDIRECT: bool = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -178,6 +203,41 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Not "no-referrer": browsers then send `Origin: null` with a form POST, which Django's CSRF
+# check refuses. Same-origin keeps patient URLs (/dashboard/patients/<id>/) in the site.
+SECURE_REFERRER_POLICY = "same-origin"
+# Seconds without a request after which a dashboard or admin session is signed out (a
+# clinic computer left unlocked); SESSION_COOKIE_AGE still caps a session's whole life.
+SESSION_INACTIVITY_TIMEOUT: int = env.int("SESSION_INACTIVITY_TIMEOUT", default=30 * 60)
+if SESSION_INACTIVITY_TIMEOUT <= 0:
+    raise ImproperlyConfigured("SESSION_INACTIVITY_TIMEOUT must be a number of seconds above 0.")
+# Features no page of this service uses, denied to every page and anything it embeds.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), encrypted-media=(), "
+    "fullscreen=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), midi=(), "
+    "payment=(), picture-in-picture=(), publickey-credentials-get=(), screen-wake-lock=(), "
+    "sync-xhr=(), usb=(), xr-spatial-tracking=()"
+)
+# django-csp. Scripts only from our own static files, or inline with the request's nonce
+# (pygal's chart configuration, rehab/charts.py). Styles may be inline: pygal's SVG and
+# the Redoc page carry theirs, and a style cannot run code. The API docs load their script
+# from a URL of their own (SpectacularSwaggerSplitView). docs/security.md.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        # Redoc's search runs in a worker it builds from a blob.
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Email ---
 _email = env.email_url("EMAIL_URL", default="consolemail://")
@@ -190,7 +250,8 @@ EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 
 # --- REST framework ---
 _DEFAULT_THROTTLE_RATES = {
-    # Failed sign-ins per email and per client address (docs/app-developers.md: 10 in 15 min).
+    # Failed sign-ins per client address and per (email, address) (docs/app-developers.md: 10 in
+    # 15 minutes).
     "login": "10/15min",
     "register": "20/hour",
     # Log writes per patient: generous for a phone replaying an offline queue.
@@ -223,7 +284,7 @@ THROTTLE_RATES = _throttle_rates(env.str("THROTTLE_RATES", default=""))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["patients.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -295,6 +356,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.1,
     "interval_max": 0.2,
 }
+# Celery's Django fixup closes the worker's database connection after every task unless
+# this is set; reuse is ~4x the task throughput, which the safety path needs. It must be
+# here, in the app's config (what the fixup reads), not in the process environment.
+# config.celery checks the connection before each task.
+CELERY_DB_REUSE_MAX: int = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Installed into django-celery-beat's tables at beat start-up (editable in the admin).
 # The sweepers are what make "never lost" true: they find, in the database, work whose

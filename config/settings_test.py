@@ -8,6 +8,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-product
 # `make test` points REDIS_URL at the embedded server; mypy's Django plugin loads these
 # settings too and needs no server, only a value.
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The test client connects directly: no proxy appends to X-Forwarded-For.
+os.environ.setdefault("DJANGO_TRUSTED_PROXY_COUNT", "0")
 
 from config.settings import *  # noqa: F403
 

@@ -214,9 +214,14 @@ def pain_chart_svg(
     bands: Sequence[Band] = (),
     markers: Sequence[Marker] = (),
     script_urls: Sequence[str] = (),
+    script_nonce: str | None = None,
     title: str = "Daily pain and function",
 ) -> str:
-    """The SVG (no XML declaration, ready to inline) of the logs dated start..end."""
+    """The SVG (no XML declaration, ready to inline) of the logs dated start..end.
+
+    `script_nonce` is the page's Content-Security-Policy nonce: pygal writes its tooltip
+    configuration as an inline script, which the policy runs only with it.
+    """
     chart = _AnnotatedDateLine(
         style=_STYLE,
         title=title,
@@ -287,4 +292,8 @@ def pain_chart_svg(
             ),
         ]
     svg: str = chart.render(is_unicode=True)
+    if script_nonce is not None:
+        # A nonce is base64 (no quote can end the attribute early); pygal writes every
+        # script element with this exact opening.
+        svg = svg.replace("<script ", f'<script nonce="{script_nonce}" ')
     return svg

@@ -280,6 +280,8 @@ def patient_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
         bands=[band for s in sections for band in s.bands],
         markers=[marker for s in sections for marker in s.markers],
         script_urls=[static("pygaljs/pygal-tooltips.min.js")],
+        # django-csp's nonce of this response (config/settings.py CONTENT_SECURITY_POLICY).
+        script_nonce=str(request.csp_nonce) if hasattr(request, "csp_nonce") else None,
         title=f"Daily pain and function, {start:%d %b %Y} to {end:%d %b %Y}",
     )
     shown = [row for row in logs if start <= row["date"] <= end]

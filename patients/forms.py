@@ -15,9 +15,10 @@ class ThrottledSignInForm(forms.Form):
     """Mixed into a Django sign-in form: the API's sign-in throttle, and its length limit.
 
     Every web sign-in page is another door to the same accounts, so failed sign-ins count
-    towards the API's limit (10 per email or client in 15 minutes), or a password could be
-    guessed through whichever door is not counted. A too-long password is refused before
-    it is hashed, and not counted (no such password exists to guess).
+    towards the API's limit (10 per client address, or per email from that address, in
+    15 minutes), or a password could be guessed through whichever door is not counted. A
+    too-long password is refused before it is hashed, and not counted (no such password
+    exists to guess).
     """
 
     throttled_message = "Too many failed sign-ins. Try again in %(minutes)s minute(s)."

@@ -271,7 +271,8 @@ class Invitation(models.Model):
 
 
 class SignInFailure(models.Model):
-    """One failed sign-in, for the login throttle (counted per email and per client)."""
+    """One failed sign-in, for the login throttle (counted per client address, and per
+    email from that address)."""
 
     email = models.CharField(max_length=254)
     ip = models.GenericIPAddressField(null=True)

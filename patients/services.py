@@ -144,8 +144,9 @@ def auth_login(
     has two-factor sign-in set up; raises 401 on bad credentials or a missing or wrong
     code (`mfa_required`), 429 when throttled.
 
-    Only failures count towards the throttle (docs/app-developers.md), per email and per client;
-    a wrong code is one, as a wrong password is.
+    Only failures count towards the throttle (docs/app-developers.md), per client address and
+    per (email, address): never per email alone, so nobody can lock the account's owner out.
+    A wrong second-factor code is one, as a wrong password is.
     """
     # Deferred: two_factor writes its audit events through this module.
     from patients import two_factor
@@ -193,6 +194,21 @@ def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
         request=request,
     )
     return deleted
+
+
+def auth_sign_out_everywhere(*, user: User, reason: str) -> int:
+    """Delete every API token of the user, e.g. when their password changed
+    (patients/passwords.py); audited when there was any. Returns how many."""
+    deleted, _ = AuthToken.objects.filter(user=user).delete()
+    if deleted:
+        audit_record(
+            actor=None,
+            action=AuditEvent.Action.LOGOUT,
+            object_type="auth_token",
+            object_id=user.pk,
+            changes={"all_devices": True, "tokens": deleted, "reason": reason},
+        )
+    return int(deleted)
 
 
 def auth_token_revoke(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
@@ -249,6 +265,23 @@ def invitation_send(*, invitation_id: UUID | str, code: str) -> bool:
     if invitation is None or not invitation.is_usable:
         return False
     patient = invitation.patient
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        # Registration makes a new account, which this address cannot have: no code, but
+        # the way forward, told only to the address's owner (see `invitation_create`).
+        send_mail(
+            subject=f"{patient.clinic.name} invites you to track your rehab",
+            message=(
+                f"Hello {patient.first_name},\n\n"
+                f"{patient.clinic.name} has invited you to log your recovery in the rehab "
+                "app, but this email address already has an account, and an account "
+                "belongs to one clinic. Please give your clinic another email address to "
+                "invite.\n\nIf you were not expecting this, you can ignore this email."
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[invitation.email],
+        )
+        Invitation.objects.filter(pk=invitation.pk).update(last_sent_at=timezone.now())
+        return True
     send_mail(
         subject=f"{patient.clinic.name} invites you to track your rehab",
         message=(
@@ -335,16 +368,10 @@ def invitation_create(
 ) -> IssuedInvitation:
     """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
     email = email.strip().lower()
-    # Registration creates a new account for the email, so an email that already has one
-    # (a clinician, or a patient here or at another clinic) could never use the code.
-    # Refused now, in words that do not say whose account it is or at which clinic.
-    if User.objects.filter(email__iexact=email).exists():
-        raise ValidationError(
-            {
-                "email": "This email address already has an account, so an invitation to it "
-                "could never be used. Ask the patient for another address."
-            }
-        )
+    # An email with an account elsewhere (a patient at another clinic, a clinician) is
+    # invited like any other: refusing it would tell the clinician that the address has an
+    # account somewhere. Its owner is told by email instead (`invitation_send`), and the
+    # code cannot register a second account (`patient_register`). docs/security.md.
     fields = {
         "first_name": first_name,
         "last_name": last_name,
@@ -437,7 +464,9 @@ def patient_register(
     if patient.user_id is not None:
         raise ValidationError({"code": "This code is unknown, expired or already used."})
     if User.objects.filter(email=email).exists():
-        raise ValidationError({"email": "An account with this email exists; sign in instead."})
+        # Worded as an unusable code: whoever holds the code (the inviting clinician too)
+        # must not learn that this address has an account elsewhere (docs/security.md).
+        raise ValidationError({"code": "This code is unknown, expired or already used."})
     user = User(email=email, first_name=patient.first_name, last_name=patient.last_name)
     try:
         validate_password(password, user=user)
@@ -447,7 +476,7 @@ def patient_register(
     try:
         user.save()
     except IntegrityError as exc:  # a concurrent registration of the same email
-        raise ValidationError({"email": "An account with this email exists."}) from exc
+        raise ValidationError({"code": "This code is unknown, expired or already used."}) from exc
     patient.user = user
     patient.save(update_fields=["user", "updated_at"])
     invitation.used_at = timezone.now()

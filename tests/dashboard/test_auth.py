@@ -4,7 +4,7 @@ import pytest
 from django.test import Client, override_settings
 
 from patients.models import AuditEvent, Clinician, Patient
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, ClinicFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -109,6 +109,21 @@ def test_it_counts_failed_sign_ins_towards_the_apis_limit(client, clinician):
     response = client.post(LOGIN, {"username": clinician.user.email, "password": PASSWORD})
     assert b"Too many failed sign-ins" in response.content
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("login", [LOGIN, "/admin/login/"])
+def test_it_never_locks_the_owner_out_through_failures_from_other_addresses(client, db, login):
+    user = UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
+    Clinician.objects.create(
+        user=user, clinic=ClinicFactory.create(), role=Clinician.Role.CLINIC_ADMIN
+    )
+    for i in range(12):
+        client.post(login, {"username": user.email, "password": "guess"}, REMOTE_ADDR=f"10.7.0.{i}")
+    response = client.post(
+        login, {"username": user.email, "password": PASSWORD}, REMOTE_ADDR="10.7.1.1"
+    )
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(user.pk)
 
 
 def test_it_refuses_a_password_over_1024_characters_before_hashing_it(

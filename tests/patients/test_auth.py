@@ -97,13 +97,27 @@ def test_it_rejects_unknown_fields(anon_client, patient):
     assert "remember" in response.json()
 
 
-def test_it_throttles_an_email_after_ten_failures(anon_client, patient):
-    for i in range(10):
-        assert _login(anon_client, "pat@example.com", "bad", ip=f"10.0.1.{i}").status_code == 401
-    # Even the right password is refused now, from a fresh address.
-    response = _login(anon_client, "pat@example.com", ip="10.0.2.1")
+def test_it_throttles_an_email_after_ten_failures_from_one_address(anon_client, patient):
+    for _ in range(10):
+        assert _login(anon_client, "pat@example.com", "bad", ip="10.0.1.1").status_code == 401
+    # Even the right password is refused now, from that address.
+    response = _login(anon_client, "pat@example.com", ip="10.0.1.1")
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
+
+
+def test_it_never_locks_the_owner_out_through_failures_from_other_addresses(anon_client, patient):
+    # An attacker spreading 30 wrong passwords over addresses (a botnet, a proxy pool)...
+    for i in range(30):
+        _login(anon_client, "pat@example.com", "bad", ip=f"10.0.{i // 10}.{i}")
+    # ...leaves the owner, at an address with no recent failures, able to sign in.
+    assert _login(anon_client, "pat@example.com", ip="10.0.99.1").status_code == 200
+    # While the addresses that failed ten times are held back.
+    assert _login(anon_client, "pat@example.com", ip="10.0.0.1").status_code == 200
+    for _ in range(10):
+        _login(anon_client, "pat@example.com", "bad", ip="10.0.0.1")
+    assert _login(anon_client, "pat@example.com", ip="10.0.0.1").status_code == 429
+    assert _login(anon_client, "pat@example.com", ip="10.0.99.1").status_code == 200
 
 
 def test_it_throttles_a_client_after_ten_failures_across_emails(anon_client, patient):

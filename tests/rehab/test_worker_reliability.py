@@ -657,3 +657,113 @@ def test_it_raises_the_red_flag_of_a_body_answered_409(patient, patient_client, 
     )
     assert str(alert.log_id) == stored.json()["id"]
     assert alert.basis["submission"]["kind"] == "refused"
+
+
+# --------------------------------------------------------------------------- connections
+# Issue 18 item 10 (docs/security.md): the worker keeps its database connection between
+# tasks, checks it before each task, and a safety task whose connection drops mid-task is
+# sent again at once.
+
+
+@pytest.fixture
+def connection_worker(broker_url: str, smtp: SmtpSink) -> Iterator[tuple[Worker, str]]:
+    """One worker with one pool process, whose database sessions carry a name of their own
+    (`application_name`), so that the test can find and terminate them."""
+    name = f"rehab-worker-{uuid.uuid4().hex[:8]}"
+    env = worker_env(broker_url=broker_url, email_url=smtp.url)
+    separator = "&" if "?" in env["DATABASE_URL"] else "?"
+    env["DATABASE_URL"] += f"{separator}application_name={name}"
+    worker = start_worker(env=env, name=name, concurrency=1)
+    try:
+        yield worker, name
+    finally:
+        worker.stop()
+        print(f"----- worker {worker.name} (last lines) -----\n{worker.output()}")
+
+
+def worker_backends(application_name: str, *, waiting: bool = False) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+            + (" AND wait_event_type = 'Lock'" if waiting else ""),
+            [application_name],
+        )
+        return [int(row[0]) for row in cursor.fetchall()]
+
+
+def terminate(pids: list[int]) -> None:
+    with connection.cursor() as cursor:
+        for pid in pids:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_it_keeps_the_worker_connection_and_survives_its_termination_between_tasks(
+    patient, patient_client, clinician, api_client_for, connection_worker
+):
+    worker, name = connection_worker
+    assert patient_client.post(LOGS, red_flag_body(patient)).status_code == 201
+    wait_until(
+        lambda: Alert.objects.filter(notified_at__isnull=False).count() == 1,
+        timeout=ALERT_WITHIN,
+        what="the first alert and its email",
+    )
+    # Reused, not closed after the task (CELERY_DB_REUSE_MAX, read from the app's config).
+    kept = wait_until(
+        lambda: worker_backends(name), timeout=5, what="the worker's idle database session"
+    )
+    terminate(kept)
+    wait_until(lambda: not worker_backends(name), timeout=5, what="the session to end")
+
+    other = red_flag_patients(clinician, 1)[0]
+    posted = time.monotonic()
+    assert api_client_for(other.user).post(LOGS, red_flag_body(other)).status_code == 201
+    wait_until(
+        lambda: Alert.objects.filter(patient=other, notified_at__isnull=False).exists(),
+        timeout=ALERT_WITHIN,
+        what="the second alert and its email, on a new connection",
+    )
+    print(f"log POST -> alert after a terminated connection: {time.monotonic() - posted:.3f} s")
+    # The dead connection was noticed before the task used it: nothing failed or retried.
+    assert DailyLog.objects.get(patient=other).evaluation_attempts == 1
+    output = "".join(worker.lines)
+    assert "OperationalError" not in output
+    assert "InterfaceError" not in output
+
+
+def test_it_retries_at_once_a_safety_task_whose_connection_dropped_mid_task(
+    patient, connection_worker
+):
+    worker, name = connection_worker
+    log = log_red_flag(patient)
+
+    with transaction.atomic():
+        lock_patients([patient])
+        # The evaluation is inside its transaction, waiting for the patient's row.
+        evaluating = wait_until(
+            lambda: worker_backends(name, waiting=True), timeout=20, what="the evaluation"
+        )
+        terminate(evaluating)
+        wait_until(
+            lambda: "retry: Retry in 0s" in "".join(worker.lines),
+            timeout=10,
+            what="the task to be sent again at once",
+        )
+        wait_until(
+            lambda: worker_backends(name, waiting=True),
+            timeout=10,
+            what="the retried evaluation, on a new connection",
+        )
+        released = time.monotonic()
+
+    wait_until(
+        lambda: Alert.objects.filter(patient=patient, rule=RULE).exists(),
+        timeout=ALERT_WITHIN,
+        what=f"{RULE} without a sweep",
+    )
+    print(
+        f"lock released -> alert after a mid-task termination: {time.monotonic() - released:.3f} s"
+    )
+    stored = DailyLog.objects.get(pk=log.pk)
+    assert stored.evaluated_at is not None
+    assert stored.evaluation_failed_at is None

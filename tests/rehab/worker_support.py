@@ -111,6 +111,7 @@ def worker_env(*, broker_url: str, email_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url(),
         "REDIS_URL": broker_url,
         "EMAIL_URL": email_url,
+        "DJANGO_TRUSTED_PROXY_COUNT": "0",
         # The production default, spelled out because the SIGKILL test relies on it: a
         # message a dead worker held stays invisible for this long, so only the DB-side
         # sweeper can deliver it within the test.

@@ -1,0 +1,140 @@
+"""Middleware of the whole site (docs/security.md): what every request and response gets,
+whatever view answers it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, logout
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+from config.parsers import unstorable_text
+
+logger = logging.getLogger(__name__)
+
+
+def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+    # The API's JSON error shape under /api/ (config/exceptions.py), plain text elsewhere.
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": detail}, status=status)
+    return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+
+
+class InputGuardMiddleware:
+    """Refuse, before any view runs, a body larger than Django reads
+    (`DATA_UPLOAD_MAX_MEMORY_SIZE`: 413) and a query parameter holding a NUL (400).
+
+    Django checks the size only when `request.body` is read; DRF streams the body into its
+    parser instead, so a body of any size was parsed. A NUL in a query parameter reached
+    PostgreSQL, which refuses it: a 500 with the value in the log.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit: int | None = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0  # as Django reads it: no body
+        if limit is not None and length > limit:
+            return _error(request, 413, f"The request body is larger than {limit // 1024} KB.")
+        if any(
+            unstorable_text(key) or any(unstorable_text(value) for value in values)
+            for key, values in request.GET.lists()
+        ):
+            return _error(request, 400, "Query parameters may not contain NUL characters.")
+        return self.get_response(request)
+
+
+class BrowserHardeningMiddleware:
+    """`Cache-Control: no-store` on every response whose view did not choose its own
+    caching, and `Permissions-Policy` (settings.PERMISSIONS_POLICY).
+
+    Patient data must not stay in a browser's or a proxy's cache (a shared clinic
+    computer, the back button after signing out). Stated for every response rather than
+    for a list of views, so that a new view is covered without anyone remembering; a
+    response that may be cached says so itself (the public safety rules, static files).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+            patch_cache_control(response, private=True)
+        response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response
+
+
+_SIGNED_IN = "_signed_in_at"
+# Recording the time of every request would write on every request; a minute's precision
+# on a 30-minute timeout costs one cache write a minute at most.
+_RECORD_EVERY = 60
+
+
+def record_sign_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """`user_logged_in` receiver (patients/apps.py): when the session began, stored with
+    the sign-in itself (no write of its own)."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[_SIGNED_IN] = int(time.time())
+
+
+def _activity_key(session_key: str) -> str:
+    # Not the session key itself: whoever reads the cache must not be able to use it.
+    return "session-activity:" + hashlib.sha256(session_key.encode()).hexdigest()
+
+
+class SessionInactivityMiddleware:
+    """Sign a dashboard or admin session out after settings.SESSION_INACTIVITY_TIMEOUT
+    seconds without a request, and SESSION_COOKIE_AGE seconds after sign-in however busy.
+    The API's token clients carry no session and are left alone.
+
+    The last request's time is kept in the cache (Redis), not the session: recording it
+    in the session would write the session table once a minute for every open page. When
+    the cache is down, sessions are not timed out (logged; as the throttles, failing
+    open), and SESSION_COOKIE_AGE still ends them.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        session = getattr(request, "session", None)
+        signed_in = session is not None and session.session_key and SESSION_KEY in session
+        if signed_in and self._expired(session):
+            logout(request)
+        return self.get_response(request)
+
+    def _expired(self, session: Any) -> bool:
+        now = time.time()
+        timeout: int = settings.SESSION_INACTIVITY_TIMEOUT
+        signed_in: float | None = session.get(_SIGNED_IN)
+        if signed_in is not None and now - signed_in > settings.SESSION_COOKIE_AGE:
+            return True
+        key = _activity_key(session.session_key)
+        try:
+            last_seen: float | None = cache.get(key)
+            if last_seen is None:
+                # Nothing recorded within the timeout (the record expires with it): idle,
+                # unless the session began since (its first request records it).
+                if signed_in is not None and now - signed_in > timeout:
+                    return True
+            elif now - last_seen > timeout:
+                return True
+            if last_seen is None or now - last_seen >= _RECORD_EVERY:
+                cache.set(key, now, timeout=timeout + _RECORD_EVERY)
+        except Exception:
+            logger.warning("session activity cache unavailable; not timing out", exc_info=True)
+        return False

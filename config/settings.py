@@ -205,7 +205,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.ErrorsAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
@@ -244,6 +244,7 @@ SPECTACULAR_SETTINGS = {
         "SexualFunctionAnswerEnum": "rehab.safety.vocab.SEXUAL_FUNCTION_ANSWERS",
         "LegPainSideEnum": "rehab.models.logs.DailyLog.LegPainSide",
         "SleepEnum": "rehab.models.logs.DailyLog.Sleep",
+        "SeverityEnum": "rehab.safety.vocab.SEVERITIES",
     },
 }
 

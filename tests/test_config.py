@@ -384,7 +384,7 @@ def test_it_answers_unknown_api_urls_with_json_404(client):
     response = client.get("/api/v1/no-such-thing/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
-    assert response.json() == {"detail": "Not found."}
+    assert response.json() == {"code": "not_found", "detail": "Not found.", "errors": []}
 
 
 def test_it_answers_unknown_api_urls_with_json_404_for_any_method(client):
@@ -436,7 +436,8 @@ def test_it_turns_django_validation_errors_into_400():
     response = exceptions.exception_handler(ValidationError({"email": "taken"}), {})
     assert response is not None
     assert response.status_code == 400
-    assert response.data == {"email": ["taken"]}
+    assert response.data["email"] == ["taken"]
+    assert response.data["errors"] == [{"field": "email", "code": "invalid", "message": "taken"}]
 
 
 def test_it_turns_application_errors_into_400_with_their_extra_fields():
@@ -444,7 +445,12 @@ def test_it_turns_application_errors_into_400_with_their_extra_fields():
     response = exceptions.exception_handler(error, {})
     assert response is not None
     assert response.status_code == 409
-    assert response.data == {"detail": "Already logged.", "existing_id": "abc"}
+    assert response.data == {
+        "code": "conflict",
+        "detail": "Already logged.",
+        "errors": [],
+        "existing_id": "abc",
+    }
 
 
 # --------------------------------------------------------------------------- deployment files

@@ -39,7 +39,8 @@ class ErrorSerializer(serializers.Serializer):
         )
     )
     detail = serializers.CharField(help_text="For a human.")
-    errors = FieldErrorSerializer(many=True)
+    # DRF pops declared fields off the class, so this does not shadow `Serializer.errors`.
+    errors = FieldErrorSerializer(many=True)  # type: ignore[assignment]
 
 
 class ConflictErrorSerializer(ErrorSerializer):

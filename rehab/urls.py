@@ -13,9 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("logs/", log_views.LogListCreateApi.as_view(), name="log-list"),
     path("logs/<uuid:log_id>/", log_views.LogDetailApi.as_view(), name="log-detail"),
     path("me/", log_views.MeApi.as_view(), name="me"),
-    path(
-        "me/progress/", conditional_get(log_views.MeProgressApi.as_view()), name="me-progress"
-    ),
+    path("me/progress/", conditional_get(log_views.MeProgressApi.as_view()), name="me-progress"),
     path("clinician/patients/", caseload_views.CaseloadApi.as_view(), name="caseload"),
     path(
         "clinician/patients/<uuid:patient_id>/logs/",

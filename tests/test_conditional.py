@@ -70,7 +70,8 @@ def test_it_refuses_a_stale_if_match_with_412_and_changes_nothing(patient_client
     assert stale.status_code == 412
     body = stale.json()
     assert body["code"] == "precondition_failed"
-    assert body["errors"] == [] and body["detail"]
+    assert body["errors"] == []
+    assert body["detail"]
     stored = DailyLog.objects.get(pk=log["id"])
     assert (stored.pain, stored.version) == (5, 2)
     assert DailyLogRevision.objects.count() == 1

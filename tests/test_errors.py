@@ -22,8 +22,10 @@ def _log_body(**overrides: Any) -> dict[str, Any]:
 
 
 def _shape(body: dict[str, Any]) -> None:
-    assert isinstance(body["code"], str) and body["code"]
-    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["code"], str)
+    assert body["code"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
     assert isinstance(body["errors"], list)
 
 
@@ -36,7 +38,8 @@ def test_it_names_every_field_error_with_a_code(patient_client):
     codes = {error["field"]: error["code"] for error in body["errors"]}
     assert codes == {"pain": "max_value", "sleep": "invalid_choice"}
     # DRF's shape of the contract is still there.
-    assert body["pain"] and body["sleep"]
+    assert body["pain"]
+    assert body["sleep"]
 
 
 def test_it_reports_an_unknown_field_together_with_the_other_errors(patient_client):

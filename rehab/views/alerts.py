@@ -310,7 +310,8 @@ class _CatalogueRuleSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     severity = serializers.ChoiceField(choices=["emergency", "urgent", "routine"])
     title = serializers.CharField()
-    source = serializers.CharField()
+    # Popped off the class by DRF: it does not shadow `Field.source`.
+    source = serializers.CharField()  # type: ignore[assignment]
     condition = serializers.DictField(
         help_text=(
             "An expression tree: `all`/`any` (lists), `not`, and leaves on the answers "

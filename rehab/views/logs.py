@@ -112,6 +112,7 @@ class SafetyAdviceSerializer(serializers.Serializer):
 
 
 class LogConflictSerializer(ConflictErrorSerializer):
+    existing_id = serializers.UUIDField()
     safety_advice = SafetyAdviceSerializer(allow_null=True, required=False)
 
 

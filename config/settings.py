@@ -100,16 +100,23 @@ if not DEBUG and "REDIS_URL" not in env.ENVIRON:
     )
 REDIS_URL: str = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# django-redis: one pooled client per server, reused by every call, and failing open.
 CACHES = {
     "default": {
-        "BACKEND": "config.cache.RedisCache",
+        "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="rehab"),
         # The cache only holds throttle counters: when Redis is down, a request must not
-        # hang on it (the safety path answers without Redis).
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        # hang on it, nor fail (the safety path answers without Redis). A cache call then
+        # answers as a miss, and the error is logged.
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            "IGNORE_EXCEPTIONS": True,
+        },
     }
 }
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 AUTH_USER_MODEL = "patients.User"
 AUTH_PASSWORD_VALIDATORS = [

@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 
 from config import exceptions
 from config import urls as config_urls
+from patients.throttling import cache_redis_client
 from tests.processes import production_env
 
 pytestmark = pytest.mark.django_db
@@ -190,13 +191,25 @@ def test_it_reuses_one_redis_client_for_the_cache():
     from django.core.cache import cache
 
     cache.set("reused", [1.5, 2.5], 30)
-    client = cache._cache.get_client(None, write=True)  # type: ignore[attr-defined]
+    client = cache_redis_client(cache)
 
     assert cache.get("reused") == [1.5, 2.5]
-    assert cache._cache.get_client("reused") is client  # type: ignore[attr-defined]
+    assert cache_redis_client(cache) is client
     assert cache.add("reused", "other", 30) is False
     cache.delete("reused")
     assert cache.get("reused", "gone") == "gone"
+
+
+def test_it_answers_cache_calls_as_misses_when_redis_is_down():
+    from django.core.cache.backends.base import BaseCache
+    from django_redis.cache import RedisCache
+
+    down: BaseCache = RedisCache(
+        "redis://127.0.0.1:1/0",
+        {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "IGNORE_EXCEPTIONS": True}},
+    )
+    down.set("counter", 1, 30)  # does not raise
+    assert down.get("counter", "miss") == "miss"
 
 
 def test_it_refuses_an_unknown_throttle_scope():

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /health/ answers probes before any host check (config/health.py).
+    "config.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the app process itself: `gunicorn config.wsgi` is the whole web
     # tier (api-contract.md § Operations), with no separate file server in front.
@@ -139,7 +141,15 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # pygal's tooltip script, from the pygaljs package (never a CDN, never a copied file).
 STATICFILES_DIRS = [("pygaljs", pygaljs.path("2.0.x"))]
-# Serve straight from the apps' static folders: no collectstatic step to forget at deploy.
+# Content-hashed, compressed file names (`collectstatic`, run when the image is built): a
+# page names the exact version of its CSS, which browsers may then cache forever. Under
+# DEBUG (`make run`) Django's static tag serves the plain names, so no collectstatic is
+# needed there; tests use the plain storage (config/settings_test.py).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Also serve straight from the apps' static folders (the plain names of `make run`).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
@@ -348,7 +358,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Product settings ---
 INVITATION_TTL_DAYS: int = env.int("INVITATION_TTL_DAYS", default=14)
-PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="http://localhost:8000")
+# By default the port this process serves (`make run` exports PORT), so that the links in
+# emails of a `PORT=8001 make run` lead back to it.
+PUBLIC_BASE_URL: str = env.str(
+    "PUBLIC_BASE_URL", default=f"http://localhost:{env.int('PORT', default=8000)}"
+)
 
 LOGGING = {
     "version": 1,

@@ -477,8 +477,8 @@ def _compose() -> dict[str, Any]:
 def test_it_defines_the_full_stack_in_compose():
     services = _compose()["services"]
     assert set(services) >= {"web", "worker", "beat", "db", "redis"}
-    assert services["db"]["image"].startswith("postgres:16")
-    assert services["redis"]["image"].startswith("redis:7")
+    assert services["db"]["image"].startswith("postgres:16.")
+    assert services["redis"]["image"].startswith("redis:7.")
     for name in ("web", "worker", "beat", "db", "redis"):
         check = services[name].get("healthcheck")
         assert check, f"{name} has no healthcheck"

@@ -153,3 +153,24 @@ def test_it_keeps_internal_docstrings_out_of_the_schema(client):
         description = schemas[name].get("description", "")
         assert "once per class" not in description, name
         assert "Rejects fields" not in description, name
+
+
+def test_it_reports_a_field_named_code_in_errors_only(anon_client):
+    response = anon_client.post(
+        "/api/v1/auth/register/", {"email": "new@example.com", "password": "x" * 12}
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"  # the error's code, not the field's messages
+    assert {"field": "code", "code": "required", "message": "This field is required."} in (
+        body["errors"]
+    )
+
+
+def test_it_answers_429_with_its_code_and_retry_after(patient_client, settings):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "logs": "1/min"}
+    assert patient_client.post(LOGS, _log_body()).status_code == 201
+    refused = patient_client.post(LOGS, _log_body())
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "throttled"
+    assert int(refused["Retry-After"]) > 0

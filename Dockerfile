@@ -1,5 +1,5 @@
 # One image for web, worker and beat (docker-compose.yml picks the command).
-FROM python:3.11-slim
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -17,6 +17,8 @@ RUN pip install -r requirements.txt
 
 COPY . .
 
+# Static files get content-hashed names (WhiteNoise's manifest storage), so browsers may
+# cache them forever and a deploy never serves a stale CSS with a new page.
 # Settings refuse to load without a secret key, a database URL, a Redis URL and the
 # number of trusted proxies;
 # collectstatic needs none for real (it never connects), so give it throwaway values for
@@ -28,8 +30,11 @@ RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef 
     python manage.py collectstatic --noinput
 
 # The code and static files stay root's: the process can read them, not change them.
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
-USER app
+# USER is numeric so that a runtime can check it is not root without reading /etc/passwd
+# (Kubernetes' runAsNonRoot).
+RUN groupadd --gid 10001 app \
+    && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin app
+USER 10001:10001
 
 EXPOSE 8000
 # gunicorn reads WEB_CONCURRENCY for its number of worker processes (2-4 per core).

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.cache import never_cache
 from kombu import Connection
 
@@ -69,3 +69,22 @@ def health(request: HttpRequest) -> JsonResponse:
     healthy_queues = all(queue["ok"] for queue in queues.values())
     status = ("ok" if healthy_queues else "degraded") if ok else "down"
     return JsonResponse({"status": status, **checks, **queues}, status=200 if ok else 503)
+
+
+class HealthProbeMiddleware:
+    """Answers `/health/` itself, ahead of every other middleware.
+
+    Probes (compose's, a load balancer's, Kubernetes') connect by address and send that
+    address, or nothing useful, as Host. Django refuses a Host outside ALLOWED_HOSTS with a
+    400 as soon as a middleware reads it, which would mark a healthy node down, and in
+    compose would keep worker and beat (which wait for web to be healthy) from ever
+    starting. The probe reads no host and writes nothing, so it needs no host check.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path_info == "/health/":
+            return health(request)
+        return self.get_response(request)

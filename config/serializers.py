@@ -6,34 +6,47 @@ from typing import Any, ClassVar
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 
 class StrictSerializer(serializers.Serializer[Any]):
-    """Rejects fields it does not know: a typo in a client must not be silently dropped."""
+    # Rejects fields it does not know: a typo in a client must not be silently dropped.
+    # (A comment: a docstring would become the schema description of every request body;
+    # StrictSerializerScheme below says it as `additionalProperties: false`.)
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        errors: dict[str, Any] = {
+            name: [ErrorDetail("Unknown field.", code="unknown_field")] for name in unknown
+        }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not unknown or not isinstance(exc.detail, dict):
+                raise
+            # Every problem of the body in one answer: a typo must not hide the others.
+            raise serializers.ValidationError({**exc.detail, **errors}) from exc
+        if unknown:
+            raise serializers.ValidationError(errors)
+        return value
 
 
 class FieldsOnceMixin:
-    """Build and bind a serializer's fields once per class, not once per instance.
-
-    DRF builds a serializer's fields anew for every instance (a ModelSerializer from the
-    model, every declared field deep-copied, nested serializers with theirs): most of the
-    cost of validating a log or of showing one, on the hottest endpoint. Fields keep no
-    state of the instance they are bound to while they validate or represent, only what
-    its root says: `partial` (absent fields are skipped, not defaulted) and `context`. So
-    one set, bound to a first instance of the class with the same `partial`, serves them
-    all: the same field code runs, hence the same answers.
-
-    Only for the root serializer of a request (nested ones follow their root), with
-    fields that do not read `context` (the shared set's is empty: no hyperlinks, no
-    request), and never for a serializer that adds fields per instance.
-    """
+    # (A comment, not a docstring: drf-spectacular would show a docstring as the description
+    # of every serializer that uses the mixin, in the public schema.)
+    # Build and bind a serializer's fields once per class, not once per instance.
+    #
+    # DRF builds a serializer's fields anew for every instance (a ModelSerializer from the
+    # model, every declared field deep-copied, nested serializers with theirs): most of the
+    # cost of validating a log or of showing one, on the hottest endpoint. Fields keep no
+    # state of the instance they are bound to while they validate or represent, only what
+    # its root says: `partial` (absent fields are skipped, not defaulted) and `context`. So
+    # one set, bound to a first instance of the class with the same `partial`, serves them
+    # all: the same field code runs, hence the same answers.
+    #
+    # Only for the root serializer of a request (nested ones follow their root), with
+    # fields that do not read `context` (the shared set's is empty: no hyperlinks, no
+    # request), and never for a serializer that adds fields per instance.
 
     partial: bool
     _shared_fields: ClassVar[dict[tuple[type, bool], Any]] = {}

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /health/ answers probes before any host check (config/health.py).
+    "config.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Oversized bodies and NULs in query strings answered before anything reads them.
     "config.middleware.InputGuardMiddleware",
@@ -126,16 +128,23 @@ if not DEBUG and "REDIS_URL" not in env.ENVIRON:
     )
 REDIS_URL: str = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# django-redis: one pooled client per server, reused by every call, and failing open.
 CACHES = {
     "default": {
-        "BACKEND": "config.cache.RedisCache",
+        "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="rehab"),
         # The cache only holds throttle counters: when Redis is down, a request must not
-        # hang on it (the safety path answers without Redis).
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        # hang on it, nor fail (the safety path answers without Redis). A cache call then
+        # answers as a miss, and the error is logged.
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            "IGNORE_EXCEPTIONS": True,
+        },
     }
 }
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 AUTH_USER_MODEL = "patients.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -161,7 +170,15 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # pygal's tooltip script, from the pygaljs package (never a CDN, never a copied file).
 STATICFILES_DIRS = [("pygaljs", pygaljs.path("2.0.x"))]
-# Serve straight from the apps' static folders: no collectstatic step to forget at deploy.
+# Content-hashed, compressed file names (`collectstatic`, run when the image is built): a
+# page names the exact version of its CSS, which browsers may then cache forever. Under
+# DEBUG (`make run`) Django's static tag serves the plain names, so no collectstatic is
+# needed there; tests use the plain storage (config/settings_test.py).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Also serve straight from the apps' static folders (the plain names of `make run`).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
@@ -288,7 +305,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.ErrorsAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
@@ -327,6 +344,7 @@ SPECTACULAR_SETTINGS = {
         "SexualFunctionAnswerEnum": "rehab.safety.vocab.SEXUAL_FUNCTION_ANSWERS",
         "LegPainSideEnum": "rehab.models.logs.DailyLog.LegPainSide",
         "SleepEnum": "rehab.models.logs.DailyLog.Sleep",
+        "SeverityEnum": "rehab.safety.vocab.SEVERITIES",
     },
 }
 
@@ -428,7 +446,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Product settings ---
 INVITATION_TTL_DAYS: int = env.int("INVITATION_TTL_DAYS", default=14)
-PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="http://localhost:8000")
+# By default the port this process serves (`make run` exports PORT), so that the links in
+# emails of a `PORT=8001 make run` lead back to it.
+PUBLIC_BASE_URL: str = env.str(
+    "PUBLIC_BASE_URL", default=f"http://localhost:{env.int('PORT', default=8000)}"
+)
 
 LOGGING = {
     "version": 1,

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
     SpectacularSwaggerSplitView,
 )
 
+from config.exceptions import api_not_found
 from config.health import health
 
 api_v1 = [
@@ -26,6 +27,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include(api_v1)),
+    # Last: any other /api/ URL ending in a slash is the JSON 404, under DEBUG too (where
+    # Django would otherwise answer its HTML debug page, not handler404). A URL without the
+    # slash still goes through APPEND_SLASH's redirect first, as everywhere else.
+    re_path(r"^api/(?:.*/)?$", api_not_found),
 ]
 
 # JSON, not Django's HTML pages, for unknown URLs and unexpected errors under /api/.

@@ -204,6 +204,22 @@ def _points(
     return points
 
 
+# "30 Nov" at 14 px is ~46 px wide; the plot is ~700 of the chart's 840 px: 8 labels leave
+# ~85 px between neighbours, so they never touch, whatever the period or the log count.
+MAX_DATE_LABELS = 8
+_LABEL_STEPS_DAYS = (1, 2, 7, 14, 28, 56, 91, 182, 364)
+
+
+def date_labels(start: date, end: date) -> list[date]:
+    """The days labelled under the chart: evenly spaced, at most MAX_DATE_LABELS, on
+    Mondays once a label stands for a week or more (pygal's own choice crowded a 5-week
+    window with 16 labels 45 px apart, and spaced them unevenly)."""
+    span = (end - start).days + 1
+    step = next((s for s in _LABEL_STEPS_DAYS if -(-span // s) <= MAX_DATE_LABELS), 364)
+    first = start + timedelta(days=(-start.weekday()) % 7) if step >= 7 else start
+    return [first + timedelta(days=n) for n in range(0, (end - first).days + 1, step)]
+
+
 def pain_chart_svg(
     *,
     logs: Sequence[Mapping[str, Any]],
@@ -233,6 +249,7 @@ def pain_chart_svg(
         y_labels=list(range(0, 11)),
         xrange=(_timestamp(start), _timestamp(end)),
         x_value_formatter=lambda day: f"{day:%d %b}",
+        x_labels=date_labels(start, end),
         x_label_rotation=0,
         truncate_label=-1,
         truncate_legend=-1,

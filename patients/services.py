@@ -402,7 +402,7 @@ def invitation_resend(
 ) -> IssuedInvitation:
     """Send a fresh code (only hashes are stored, so the old code cannot be re-sent)."""
     if invitation.patient.user_id is not None:
-        raise ApplicationError("The patient has already registered.")
+        raise ApplicationError("The patient has already registered.", code="already_registered")
     return _issue_invitation(
         patient=invitation.patient,
         created_by=by or invitation.created_by,

@@ -70,6 +70,14 @@ def window_hit(client: Any, key: str, *, now: float, duration: float, limit: int
     )
 
 
+def cache_redis_client(cache: Any) -> Any | None:
+    """The `redis.Redis` client of a django-redis cache (pooled, shared by every call),
+    for the commands the cache API lacks; None for any other cache."""
+    # Duck-typed: `django.core.cache.cache` is a proxy, not the backend itself.
+    get_client = getattr(getattr(cache, "client", None), "get_client", None)
+    return get_client(write=True) if callable(get_client) else None
+
+
 class AtomicWindowThrottle(SimpleRateThrottle):
     """DRF's SimpleRateThrottle (rates, keys, `wait`) counting with `window_hit` when the
     cache is our Redis cache; DRF's own read-then-write on any other cache."""
@@ -81,8 +89,8 @@ class AtomicWindowThrottle(SimpleRateThrottle):
     now: float
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        redis_client = getattr(self.cache, "redis_client", None)
-        if redis_client is None or self.rate is None:
+        client = cache_redis_client(self.cache)
+        if client is None or self.rate is None:
             return super().allow_request(request, view)
         self.key = self.get_cache_key(request, view)
         if self.key is None:
@@ -91,7 +99,7 @@ class AtomicWindowThrottle(SimpleRateThrottle):
         assert self.duration is not None
         self.now = self.timer()
         self._hit = window_hit(
-            redis_client(),
+            client,
             self.cache.make_and_validate_key(f"{self.key}:window"),
             now=self.now,
             duration=self.duration,

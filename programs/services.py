@@ -119,6 +119,7 @@ def template_create(
     if existing is not None:
         raise ConflictError(
             "Your clinic already has a template with this name.",
+            code="duplicate_name",
             extra={"existing_id": str(existing.pk)},
         )
     try:
@@ -134,6 +135,7 @@ def template_create(
         existing = ProgramTemplate.objects.get(clinic=clinician.clinic, name=name)
         raise ConflictError(
             "Your clinic already has a template with this name.",
+            code="duplicate_name",
             extra={"existing_id": str(existing.pk)},
         ) from exc
     for p, phase in enumerate(phases, start=1):
@@ -207,6 +209,7 @@ def assignment_create(
     if active is not None:
         raise ConflictError(
             "This patient already has an active program; end it first.",
+            code="active_program_exists",
             extra={"existing_id": str(active.pk)},
         )
     overlapping = ProgramAssignment.objects.filter(patient=patient, ended_on__gt=start_date).first()
@@ -237,6 +240,7 @@ def assignment_create(
         active = ProgramAssignment.objects.filter(patient=patient, ended_on__isnull=True).first()
         raise ConflictError(
             "This patient already has an active program; end it first.",
+            code="active_program_exists",
             extra={"existing_id": str(active.pk) if active else None},
         ) from exc
 
@@ -460,6 +464,7 @@ def _same_or_conflict(
     if not same:
         raise ConflictError(
             "An exercise log with this id exists with different content.",
+            code="id_reused",
             extra={"existing_id": str(log_id)},
         )
     return existing
@@ -671,7 +676,7 @@ def proposal_accept(
     if proposal.status == ProgressionProposal.Status.ACCEPTED:
         return proposal
     if proposal.status != ProgressionProposal.Status.PENDING:
-        raise ConflictError("This proposal was already declined.")
+        raise ConflictError("This proposal was already declined.", code="already_decided")
     assignment = proposal.assignment
     ProgramAssignment.objects.select_for_update().filter(pk=assignment.pk).first()
     today = today or assignment.patient.local_today()
@@ -679,9 +684,11 @@ def proposal_accept(
     from_phase = AssignedPhase.objects.get(pk=proposal.from_phase_id)
     to_phase = AssignedPhase.objects.get(pk=proposal.to_phase_id)
     if assignment.ended_on is not None:
-        raise ApplicationError("This program has ended.")
+        raise ApplicationError("This program has ended.", code="program_ended")
     if to_phase.started_on is not None or from_phase.started_on is None:
-        raise ConflictError("The program has moved on since this proposal was made.")
+        raise ConflictError(
+            "The program has moved on since this proposal was made.", code="stale_proposal"
+        )
     if on < today:
         raise ValidationError({"on": "The next phase can start today at the earliest."})
     if on <= from_phase.started_on:
@@ -721,7 +728,7 @@ def proposal_decline(
     if proposal.status == ProgressionProposal.Status.DECLINED:
         return proposal
     if proposal.status != ProgressionProposal.Status.PENDING:
-        raise ConflictError("This proposal was already accepted.")
+        raise ConflictError("This proposal was already accepted.", code="already_decided")
     proposal.status = ProgressionProposal.Status.DECLINED
     proposal.decided_by = by
     proposal.decided_at = timezone.now()

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
+from config.conditional import conditional_get
 from programs import views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     # Patient (the app)
-    path("me/plan/", views.MyPlanApi.as_view(), name="me-plan"),
+    path("me/plan/", conditional_get(views.MyPlanApi.as_view()), name="me-plan"),
     path("me/adherence/", views.MyAdherenceApi.as_view(), name="me-adherence"),
     path("exercise-logs/", views.ExerciseLogListCreateApi.as_view(), name="exercise-logs"),
     path(

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.conditional import CONDITIONAL_GET_PARAMETERS, NOT_MODIFIED
 from config.pagination import PageNumberPagination, paginate
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients import selectors as patient_selectors
@@ -415,8 +416,8 @@ class MyPlanApi(APIView):
     permission_classes = [IsPatient]
 
     @extend_schema(
-        parameters=[DayQuerySerializer],
-        responses={200: PlanOutputSerializer},
+        parameters=[DayQuerySerializer, *CONDITIONAL_GET_PARAMETERS],
+        responses={200: PlanOutputSerializer, 304: NOT_MODIFIED},
         tags=["patient: programs"],
         description=(
             "The phase in force on `date` (default: your local today) and the exercises due "

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
+from config.conditional import conditional_get
 from rehab.views import alerts as alert_views
 from rehab.views import caseload as caseload_views
 from rehab.views import logs as log_views
@@ -12,7 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("logs/", log_views.LogListCreateApi.as_view(), name="log-list"),
     path("logs/<uuid:log_id>/", log_views.LogDetailApi.as_view(), name="log-detail"),
     path("me/", log_views.MeApi.as_view(), name="me"),
-    path("me/progress/", log_views.MeProgressApi.as_view(), name="me-progress"),
+    path("me/progress/", conditional_get(log_views.MeProgressApi.as_view()), name="me-progress"),
     path("clinician/patients/", caseload_views.CaseloadApi.as_view(), name="caseload"),
     path(
         "clinician/patients/<uuid:patient_id>/logs/",
@@ -106,7 +107,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="clinician-patient-timeline",
     ),
     path(
-        "me/questionnaires/", record_views.MyQuestionnairesApi.as_view(), name="me-questionnaires"
+        "me/questionnaires/",
+        conditional_get(record_views.MyQuestionnairesApi.as_view()),
+        name="me-questionnaires",
     ),
     path(
         "me/questionnaires/<uuid:due_id>/responses/",

@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 
 from config import exceptions
 from config import urls as config_urls
+from patients.throttling import cache_redis_client
 from tests.processes import production_env
 
 pytestmark = pytest.mark.django_db
@@ -190,13 +191,25 @@ def test_it_reuses_one_redis_client_for_the_cache():
     from django.core.cache import cache
 
     cache.set("reused", [1.5, 2.5], 30)
-    client = cache._cache.get_client(None, write=True)  # type: ignore[attr-defined]
+    client = cache_redis_client(cache)
 
     assert cache.get("reused") == [1.5, 2.5]
-    assert cache._cache.get_client("reused") is client  # type: ignore[attr-defined]
+    assert cache_redis_client(cache) is client
     assert cache.add("reused", "other", 30) is False
     cache.delete("reused")
     assert cache.get("reused", "gone") == "gone"
+
+
+def test_it_answers_cache_calls_as_misses_when_redis_is_down():
+    from django.core.cache.backends.base import BaseCache
+    from django_redis.cache import RedisCache
+
+    down: BaseCache = RedisCache(
+        "redis://127.0.0.1:1/0",
+        {"OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "IGNORE_EXCEPTIONS": True}},
+    )
+    down.set("counter", 1, 30)  # does not raise
+    assert down.get("counter", "miss") == "miss"
 
 
 def test_it_refuses_an_unknown_throttle_scope():
@@ -401,7 +414,7 @@ def test_it_answers_unknown_api_urls_with_json_404(client):
     response = client.get("/api/v1/no-such-thing/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
-    assert response.json() == {"detail": "Not found."}
+    assert response.json() == {"code": "not_found", "detail": "Not found.", "errors": []}
 
 
 def test_it_answers_unknown_api_urls_with_json_404_for_any_method(client):
@@ -453,7 +466,8 @@ def test_it_turns_django_validation_errors_into_400():
     response = exceptions.exception_handler(ValidationError({"email": "taken"}), {})
     assert response is not None
     assert response.status_code == 400
-    assert response.data == {"email": ["taken"]}
+    assert response.data["email"] == ["taken"]
+    assert response.data["errors"] == [{"field": "email", "code": "invalid", "message": "taken"}]
 
 
 def test_it_turns_application_errors_into_400_with_their_extra_fields():
@@ -461,7 +475,12 @@ def test_it_turns_application_errors_into_400_with_their_extra_fields():
     response = exceptions.exception_handler(error, {})
     assert response is not None
     assert response.status_code == 409
-    assert response.data == {"detail": "Already logged.", "existing_id": "abc"}
+    assert response.data == {
+        "code": "conflict",
+        "detail": "Already logged.",
+        "errors": [],
+        "existing_id": "abc",
+    }
 
 
 # --------------------------------------------------------------------------- deployment files
@@ -475,8 +494,8 @@ def _compose() -> dict[str, Any]:
 def test_it_defines_the_full_stack_in_compose():
     services = _compose()["services"]
     assert set(services) >= {"web", "worker", "beat", "db", "redis"}
-    assert services["db"]["image"].startswith("postgres:16")
-    assert services["redis"]["image"].startswith("redis:7")
+    assert services["db"]["image"].startswith("postgres:16.")
+    assert services["redis"]["image"].startswith("redis:7.")
     for name in ("web", "worker", "beat", "db", "redis"):
         check = services[name].get("healthcheck")
         assert check, f"{name} has no healthcheck"

@@ -178,6 +178,7 @@ def intervention_create(
         raise ConflictError(
             f"Session {intervention.session_number} of this course was recorded a moment ago; "
             "reload and retry.",
+            code="concurrent_change",
             extra={"course_id": str(intervention.course_id)},
         ) from exc
     _audit(
@@ -368,7 +369,8 @@ def provocative_tests_record(
             ProvocativeTest.objects.bulk_create(rows)
     except IntegrityError as exc:
         raise ConflictError(
-            "A test in this list is already recorded for that side at that time."
+            "A test in this list is already recorded for that side at that time.",
+            code="already_recorded",
         ) from exc
     audit_record(
         actor=clinician.user,
@@ -471,7 +473,9 @@ def diagnosis_end(
     diagnosis = Diagnosis.objects.select_for_update().select_related("patient").get(pk=diagnosis.pk)
     if diagnosis.date_to is not None:
         raise ConflictError(
-            "This diagnosis has already ended.", extra={"date_to": diagnosis.date_to.isoformat()}
+            "This diagnosis has already ended.",
+            code="already_ended",
+            extra={"date_to": diagnosis.date_to.isoformat()},
         )
     _check_end(date_from=diagnosis.date_from, date_to=date_to)
     _not_after_today(diagnosis.patient, "date_to", date_to)
@@ -533,7 +537,9 @@ def assessed_mark_create(
             )
     except IntegrityError as exc:
         # A concurrent request marked the same symptom between our read and our insert.
-        raise ConflictError("This symptom was marked a moment ago; reload and retry.") from exc
+        raise ConflictError(
+            "This symptom was marked a moment ago; reload and retry.", code="concurrent_change"
+        ) from exc
     _audit(
         actor=clinician.user,
         action=AuditEvent.Action.CREATE,
@@ -886,14 +892,18 @@ def questionnaire_response_submit(
             return existing, False
         raise ConflictError(
             "This questionnaire has already been answered with different answers.",
+            code="already_answered",
             extra={"existing_id": str(existing.pk)},
         )
     state = due.state(now)
     if state == "expired":
-        raise ApplicationError("This questionnaire's window has closed.", extra={"state": state})
+        raise ApplicationError(
+            "This questionnaire's window has closed.", code="window_closed", extra={"state": state}
+        )
     if state == "upcoming":
         raise ApplicationError(
             "This questionnaire is not open yet.",
+            code="not_open_yet",
             extra={"state": state, "due_from": due.due_from.isoformat()},
         )
     patient = Patient.objects.get(pk=due.patient_id)

@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.conditional import CONDITIONAL_GET_PARAMETERS, NOT_MODIFIED
 from config.pagination import PageNumberPagination
 from config.serializers import StrictSerializer
 from patients.models import AuditEvent, User
@@ -304,6 +305,57 @@ def _etag_matches(header: str) -> bool:
     return "*" in tags or any(tag.removeprefix("W/") == _ETAG for tag in tags)
 
 
+class _CatalogueTemperatureSerializer(serializers.Serializer[Any]):
+    min = serializers.FloatField()
+    max = serializers.FloatField()
+
+
+class _CatalogueVocabularySerializer(serializers.Serializer[Any]):
+    choices = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Each multiple-choice answer of the safety check and its values.",
+    )
+    booleans = serializers.ListField(child=serializers.CharField())
+    temperature_c = _CatalogueTemperatureSerializer()
+
+
+class _CatalogueMessageVariantSerializer(serializers.Serializer[Any]):
+    when = serializers.DictField(help_text="A condition, as in `condition`.")
+    message = serializers.CharField(help_text="Key into `messages`.")
+
+
+class _CatalogueRuleSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    version = serializers.IntegerField()
+    severity = serializers.ChoiceField(choices=["emergency", "urgent", "routine"])
+    title = serializers.CharField()
+    # Popped off the class by DRF: it does not shadow `Field.source`.
+    source = serializers.CharField()  # type: ignore[assignment]
+    condition = serializers.DictField(
+        help_text=(
+            "An expression tree: `all`/`any` (lists), `not`, and leaves on the answers "
+            "(`answer` with `is`, `in` or `not_in`, ...); `conventions` defines each."
+        )
+    )
+    unless_fired = serializers.ListField(child=serializers.CharField())
+    message = serializers.CharField(help_text="Key into `messages`.")
+    message_variants = _CatalogueMessageVariantSerializer(many=True)
+    history_branches_omitted = serializers.BooleanField()
+
+
+class SafetyCatalogueSerializer(serializers.Serializer[Any]):
+    version = serializers.CharField(help_text="`sha256:` of the rest; changes with any rule.")
+    schema = serializers.IntegerField(help_text="Version of this document's layout.")
+    severities = serializers.ListField(
+        child=serializers.ChoiceField(choices=["emergency", "urgent", "routine"])
+    )
+    conventions = serializers.DictField(child=serializers.CharField())
+    vocabulary = _CatalogueVocabularySerializer()
+    rules = _CatalogueRuleSerializer(many=True)
+    messages = serializers.DictField(child=serializers.CharField())
+    reminder = serializers.CharField()
+
+
 class SafetyRulesApi(APIView):
     """The inline rules and their messages, for the app to show advice even offline."""
 
@@ -311,7 +363,11 @@ class SafetyRulesApi(APIView):
     authentication_classes: list[Any] = []
 
     @extend_schema(
-        responses={200: OpenApiResponse(description="The rule catalogue"), 304: None},
+        parameters=CONDITIONAL_GET_PARAMETERS,
+        responses={
+            200: OpenApiResponse(SafetyCatalogueSerializer, description="The rule catalogue"),
+            304: NOT_MODIFIED,
+        },
         tags=["safety"],
         description=(
             "The red-flag rules the server evaluates in the request, as declarative data with "

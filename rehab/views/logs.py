@@ -5,13 +5,24 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.conditional import (
+    CONDITIONAL_GET_PARAMETERS,
+    EDITED_ETAG_HEADER,
+    IF_MATCH,
+    NOT_MODIFIED,
+    PRECONDITION_FAILED,
+    check_if_match,
+    version_etag,
+)
 from config.pagination import PageNumberPagination, paginate
+from config.schema import ConflictErrorSerializer
 from config.serializers import (
     FieldsOnceMixin,
     StrictBooleanField,
@@ -104,18 +115,19 @@ class SafetyAdviceSerializer(serializers.Serializer):
     language = serializers.CharField(required=False)
 
 
-class LogConflictSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    existing_id = serializers.UUIDField(allow_null=True)
-    safety_advice = SafetyAdviceSerializer(allow_null=True)
-    safety_reminder = serializers.CharField(allow_null=True)
+class LogConflictSerializer(ConflictErrorSerializer):
+    existing_id = serializers.UUIDField()
+    # What this body would have told the patient (docs/safety-path.md, "Refused
+    # submissions"): its urgent and emergency red flags raise alerts on the existing log.
+    safety_advice = SafetyAdviceSerializer(allow_null=True, required=False)
+    safety_reminder = serializers.CharField(allow_null=True, required=False)
 
 
 class LogOutputSerializer(FieldsOnceMixin, serializers.ModelSerializer):
     safety = SafetySerializer()
     safety_advice = SafetyAdviceSerializer(allow_null=True)
-    # Our addition (extra fields are allowed; docs/app-developers.md): the "if this gets worse, go
-    # to the Emergency Department now" when an assessed mark applied; null otherwise.
+    # Our addition (extra fields are allowed; docs/app-developers.md): the "if this gets
+    # worse, go to the Emergency Department now" reminders (a mark applied, a fall).
     safety_reminder = serializers.CharField(allow_null=True, read_only=True)
 
     class Meta:
@@ -247,7 +259,11 @@ class LogDetailApi(APIView):
     def get_throttles(self) -> list[Any]:
         return [ScopedThrottle()] if self.request.method == "PATCH" else []
 
-    @extend_schema(responses={200: LogOutputSerializer}, tags=["patient: daily logs"])
+    @extend_schema(
+        parameters=[EDITED_ETAG_HEADER],
+        responses={200: LogOutputSerializer},
+        tags=["patient: daily logs"],
+    )
     def get(self, request: Request, log_id: UUID) -> Response:
         log = selectors.log_get(user=_user(request), log_id=log_id)
         audit_record(
@@ -258,11 +274,16 @@ class LogDetailApi(APIView):
             patient=log.patient,
             request=request,
         )
-        return Response(LogOutputSerializer(log).data)
+        return Response(LogOutputSerializer(log).data, headers={"ETag": version_etag(log.version)})
 
     @extend_schema(
         request=LogPatchSerializer,
-        responses={200: LogOutputSerializer, 409: OpenApiResponse(description="Date taken")},
+        parameters=[IF_MATCH, EDITED_ETAG_HEADER],
+        responses={
+            200: LogOutputSerializer,
+            409: OpenApiResponse(LogConflictSerializer, description="Date taken"),
+            412: OpenApiResponse(description=PRECONDITION_FAILED),
+        },
         tags=["patient: daily logs"],
         description="Edit a log. The previous version is kept and the safety rules run again.",
     )
@@ -270,10 +291,14 @@ class LogDetailApi(APIView):
         log = selectors.log_get(user=_user(request), log_id=log_id)
         serializer = LogPatchSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        log = services.log_update(
-            log=log, actor=_user(request), data=serializer.validated_data, request=request
-        )
-        return Response(LogOutputSerializer(log).data)
+        with transaction.atomic():
+            # Locked until the edit is written: no other edit between the check and it.
+            current = DailyLog.objects.select_for_update(of=("self",)).get(pk=log.pk)
+            check_if_match(request, version=current.version)
+            log = services.log_update(
+                log=log, actor=_user(request), data=serializer.validated_data, request=request
+            )
+        return Response(LogOutputSerializer(log).data, headers={"ETag": version_etag(log.version)})
 
 
 class CareTeamNameSerializer(serializers.Serializer):
@@ -343,7 +368,11 @@ def _progress_response(request: Request, patient: Patient, **window: Any) -> Res
 class MeProgressApi(APIView):
     permission_classes = [IsPatient]
 
-    @extend_schema(responses={200: ProgressOutputSerializer}, tags=["patient: profile"])
+    @extend_schema(
+        parameters=CONDITIONAL_GET_PARAMETERS,
+        responses={200: ProgressOutputSerializer, 304: NOT_MODIFIED},
+        tags=["patient: profile"],
+    )
     def get(self, request: Request) -> Response:
         patient = patient_selectors.patient_for_user(user=_user(request))
         return _progress_response(request, patient)

@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.conditional import CONDITIONAL_GET_PARAMETERS, NOT_MODIFIED
 from config.pagination import PageNumberPagination, paginate
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients.models import AuditEvent, Clinician, Patient, User
@@ -749,7 +750,8 @@ class MyQuestionnairesApi(APIView):
     permission_classes = [IsPatient]
 
     @extend_schema(
-        responses={200: DueQuestionnaireSerializer(many=True)},
+        parameters=CONDITIONAL_GET_PARAMETERS,
+        responses={200: DueQuestionnaireSerializer(many=True), 304: NOT_MODIFIED},
         tags=[PATIENT_TAG],
         summary="The questionnaires due now, with what the app needs to render them",
     )

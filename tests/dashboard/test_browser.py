@@ -9,14 +9,16 @@ look at, on a laptop and on a tablet viewport.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, FloatRect, Page, expect, sync_playwright
 
 from dashboard.views import PAGE_SIZE
 from patients.models import Clinician, Patient
@@ -246,3 +248,69 @@ def _assert_no_horizontal_overflow(page: Page, device: str) -> None:
         "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
     assert widths[0] <= widths[1], f"{page.url}: page {widths[0]} px wide in {widths[1]} px"
+
+
+# --------------------------------------------------------------------------- accessibility
+
+
+def _axe_violations(page: Page) -> list[str]:
+    """axe-core (the copy inside axe-playwright-python: no CDN) over the page, every rule
+    and every impact: the dashboard is meant to have no violation at all."""
+    results = Axe().run(page)
+    return [
+        f"{page.url}: {violation['id']} ({violation['impact']}): "
+        + "; ".join(node["target"][0] for node in violation["nodes"])
+        for violation in results.response["violations"]
+    ]
+
+
+def _overlaps(boxes: Sequence[FloatRect], gap: float = 8) -> list[tuple[int, int]]:
+    """Neighbouring labels closer than `gap` px: touching reads as one label."""
+    ordered = sorted(range(len(boxes)), key=lambda i: boxes[i]["x"])
+    return [
+        (a, b)
+        for a, b in itertools.pairwise(ordered)
+        if boxes[a]["x"] + boxes[a]["width"] + gap > boxes[b]["x"]
+    ]
+
+
+def test_it_has_no_accessibility_violation_and_fits_a_laptop(
+    browser: Browser, live_server: Any
+) -> None:
+    seed_demo()
+    physio = Clinician.objects.select_related("clinic").get(user__email=PHYSIO_EMAIL)
+    first = _first_in_triage()
+    helen = Patient.objects.get(clinic=physio.clinic, email=DGS_EMAIL)
+    context = browser.new_context(viewport=VIEWPORTS["laptop"])  # type: ignore[arg-type]
+    page = context.new_page()
+    shots = Shots(page, "a11y")
+    violations: list[str] = []
+    try:
+        page.goto(f"{live_server.url}/dashboard/login/")
+        violations += _axe_violations(page)
+        page.get_by_label("Email").fill(PHYSIO_EMAIL)
+        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Caseload")
+        violations += _axe_violations(page)
+
+        # The whole caseload table in a 1280 px window, with no sideways scrolling.
+        wrap = page.locator(".table-wrap")
+        widths = wrap.evaluate("el => [el.scrollWidth, el.clientWidth]")
+        shots.take("caseload")
+        assert widths[0] <= widths[1], f"caseload table {widths[0]} px wide in {widths[1]} px"
+
+        for url in (f"/dashboard/patients/{first.pk}/", f"/dashboard/patients/{helen.pk}/"):
+            page.goto(f"{live_server.url}{url}")
+            violations += _axe_violations(page)
+            # The 90-day chart's date labels side by side, none on top of another.
+            labels = page.locator("svg .axis.x text")
+            boxes = [box for box in (label.bounding_box() for label in labels.all()) if box]
+            assert len(boxes) >= 3, "no date labels on the chart"
+            assert not _overlaps(boxes), f"{url}: date labels collide"
+            shots.take("patient")
+        page.goto(f"{live_server.url}/dashboard/alerts/")
+        violations += _axe_violations(page)
+    finally:
+        context.close()
+    assert not violations, "\n".join(violations)

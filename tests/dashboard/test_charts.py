@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date, timedelta
 from typing import Any
@@ -124,3 +125,31 @@ def test_it_marks_every_safety_answer_that_is_not_no():
     assert not answers["saddle_numbness"].notable
     assert answers["saddle_numbness"].value == "no"
     assert [a.field for a in safety_answers(None) if a.notable] == []
+
+
+def _x_label_positions(svg: str) -> list[tuple[float, str]]:
+    axis = svg[svg.index('class="axis x') :]
+    axis = axis[: axis.index('class="axis y')] if 'class="axis y' in axis else axis
+    return [
+        (float(x), text)
+        for x, text in re.findall(r'<text x="([\d.]+)" y="[\d.]+" class="">([^<]*)</text>', axis)
+    ]
+
+
+@pytest.mark.parametrize("days", [1, 5, 9, 14, 17, 28, 35, 45, 56, 60, 90])
+def test_it_spaces_the_date_labels_so_that_they_never_touch(days: int) -> None:
+    from dashboard.charts import MAX_DATE_LABELS, pain_chart_svg
+
+    end = date(2026, 12, 7)
+    start = end - timedelta(days=days - 1)
+    logs = [{"date": start + timedelta(days=n), "pain": 5} for n in range(days)]
+    labels = _x_label_positions(
+        pain_chart_svg(logs=logs, rolling=[], baseline=None, start=start, end=end)
+    )
+    assert 1 <= len(labels) <= MAX_DATE_LABELS, labels
+    xs = [x for x, _ in labels]
+    gaps = [b - a for a, b in itertools.pairwise(xs)]
+    # "30 Nov" at 14 px is ~46 px wide in the 840 px chart; 70 leaves a clear gap.
+    assert all(gap >= 70 for gap in gaps), labels
+    # Evenly spaced: one step throughout.
+    assert max(gaps, default=0) - min(gaps, default=0) < 1, labels

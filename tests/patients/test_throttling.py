@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from django.core.cache import cache
 from rest_framework.throttling import SimpleRateThrottle
 
-from patients.throttling import AtomicWindowThrottle, window_hit
+from patients.throttling import AtomicWindowThrottle, cache_redis_client, window_hit
 
 
 def _redis() -> Any:
-    return cast(Any, cache).redis_client()
+    return cache_redis_client(cache)
 
 
 @pytest.fixture

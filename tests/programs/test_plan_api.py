@@ -226,3 +226,13 @@ def test_it_shows_a_patient_only_their_own_plan(
     their_ids = {str(e.pk) for e in exercises_of(theirs, 1)}
     assert {item["id"] for item in other["exercises"]} == their_ids
     assert not their_ids & {item["id"] for item in mine["exercises"]}
+
+
+def test_it_answers_304_to_a_plan_poll_when_nothing_changed(patient_client, assignment):
+    first = patient_client.get(PLAN, {"date": START.isoformat()})
+    etag = first["ETag"]
+    again = patient_client.get(PLAN, {"date": START.isoformat()}, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    # Another day is another answer, so another ETag.
+    other_day = (START + timedelta(days=1)).isoformat()
+    assert patient_client.get(PLAN, {"date": other_day}, HTTP_IF_NONE_MATCH=etag).status_code == 200

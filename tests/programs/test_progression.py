@@ -241,7 +241,9 @@ def test_it_audits_a_declined_proposal(clinician_client, clinician, proposal):
 def test_it_refuses_to_decline_an_accepted_proposal(clinician_client, proposal, freeze):
     freeze(datetime(2026, 3, 16, 12, tzinfo=UTC))
     clinician_client.post(f"{PROPOSALS}{proposal.pk}/accept/", {})
-    assert clinician_client.post(f"{PROPOSALS}{proposal.pk}/decline/", {}).status_code == 409
+    response = clinician_client.post(f"{PROPOSALS}{proposal.pk}/decline/", {})
+    assert response.status_code == 409
+    assert response.json()["code"] == "already_decided"  # docs/errors.md
 
 
 @pytest.mark.parametrize(

@@ -430,6 +430,7 @@ def test_it_refuses_different_answers_to_an_answered_questionnaire(patient_clien
     response = patient_client.post(SUBMIT.format(due.pk), {"answers": _sbi(leg=5)})
     assert response.status_code == 409
     assert response.json()["existing_id"] == first.json()["id"]
+    assert response.json()["code"] == "already_answered"  # docs/errors.md
     assert QuestionnaireResponse.objects.count() == 1
 
 

@@ -108,6 +108,9 @@ def _setting(name: str, **env: str) -> str:
         "DJANGO_SECRET_KEY": "x" * 60,
         "DATABASE_URL": "postgres://x@h/db",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
+        # What a production start must state (docs/security.md).
+        "DJANGO_TRUSTED_PROXY_COUNT": "0",
+        "EMAIL_URL": "smtp://localhost:25",
     }
     result = subprocess.run(
         [sys.executable, "-c", code],

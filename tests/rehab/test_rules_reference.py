@@ -22,7 +22,7 @@ def test_it_names_every_rule_with_its_version_severity_and_evaluation():
         assert f"## {rule.id}: {rule.title}" in reference
         assert f"| [{rule.id}](#" in reference
     assert "| RF-NP-01" not in reference  # rows link to the sections
-    assert "| 1 | routine | background only | Constant night pain" in reference
+    assert "| 2 | routine | background only | Constant night pain" in reference
     assert "| 1 | urgent | inline, with background branches | History of cancer" in reference
 
 

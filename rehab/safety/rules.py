@@ -238,7 +238,7 @@ class IsNew(Predicate):
         return Outcome(value == "new_or_worse", basis)
 
     def decide(self, log: LogFacts, ctx: PatientContext) -> bool | None:
-        value = getattr(log.safety, self.answer)
+        value: str = getattr(log.safety, self.answer)
         if value == "unchanged_assessed":
             return ctx.current_mark(self.answer, log.date) is None
         return value == "new_or_worse"

@@ -355,7 +355,7 @@ def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
     """  # noqa: S608 - identifiers from the model, values as parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, [row.pk for row in batch], [row.version for row in batch]])
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def _evaluate_and_raise(

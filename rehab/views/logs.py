@@ -104,7 +104,7 @@ class LogPatchSerializer(LogInputSerializer):
     pain = _score(required=False)
 
 
-class SafetyAdviceSerializer(serializers.Serializer):
+class SafetyAdviceSerializer(serializers.Serializer[Any]):
     severity = serializers.ChoiceField(choices=["emergency", "urgent", "routine"])
     rules = serializers.ListField(child=serializers.CharField())
     message = serializers.CharField()
@@ -123,7 +123,7 @@ class LogConflictSerializer(ConflictErrorSerializer):
     safety_reminder = serializers.CharField(allow_null=True, required=False)
 
 
-class LogOutputSerializer(FieldsOnceMixin, serializers.ModelSerializer):
+class LogOutputSerializer(FieldsOnceMixin, serializers.ModelSerializer[DailyLog]):
     safety = SafetySerializer()
     safety_advice = SafetyAdviceSerializer(allow_null=True)
     # Our addition (extra fields are allowed; docs/app-developers.md): the "if this gets
@@ -152,7 +152,7 @@ class LogOutputSerializer(FieldsOnceMixin, serializers.ModelSerializer):
         )
 
 
-class DateRangeSerializer(serializers.Serializer):
+class DateRangeSerializer(serializers.Serializer[Any]):
     """`?from=&to=` (inclusive ISO dates)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -301,7 +301,7 @@ class LogDetailApi(APIView):
         return Response(LogOutputSerializer(log).data, headers={"ETag": version_etag(log.version)})
 
 
-class CareTeamNameSerializer(serializers.Serializer):
+class CareTeamNameSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField(source="user.get_full_name")
     role = serializers.CharField()
@@ -310,7 +310,7 @@ class CareTeamNameSerializer(serializers.Serializer):
 class MeApi(APIView):
     permission_classes = [IsPatient]
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer[Any]):
         id = serializers.UUIDField()
         email = serializers.EmailField()
         first_name = serializers.CharField()
@@ -336,8 +336,8 @@ class MeApi(APIView):
         return Response(self.OutputSerializer(patient).data)
 
 
-class ProgressOutputSerializer(serializers.Serializer):
-    class PointSerializer(serializers.Serializer):
+class ProgressOutputSerializer(serializers.Serializer[Any]):
+    class PointSerializer(serializers.Serializer[Any]):
         date = serializers.DateField()
         pain = serializers.IntegerField()
         leg_pain = serializers.IntegerField(allow_null=True)

@@ -39,17 +39,17 @@ MFA_REQUIRED_CODE = "mfa_required"
 
 
 class MfaRequired(AuthenticationFailed):
-    """401 `{"detail", "code": "mfa_required"}` (api-contract.md, login): the password was
+    """401 `{"detail", "code": "mfa_required"}` (docs/app-developers.md, sign-in): the password was
     right, and a second factor is needed, or the one sent was wrong or used up.
 
     A DRF AuthenticationFailed, so that the answer carries `WWW-Authenticate` like every
-    other 401; its detail is a dict, which DRF's handler returns as the body.
+    other 401; its code becomes the error body's `code` (docs/errors.md).
     """
 
     status_code = status.HTTP_401_UNAUTHORIZED
 
     def __init__(self, message: str = "Enter the code from your authenticator app.") -> None:
-        super().__init__(detail={"detail": message, "code": MFA_REQUIRED_CODE})
+        super().__init__(detail=message, code=MFA_REQUIRED_CODE)
 
 
 def normalise_code(code: str) -> str:

@@ -420,7 +420,13 @@ def test_it_answers_an_email_with_an_account_elsewhere_as_any_new_email(
     # Nor does registering with the code tell the clinician more than a spent code would.
     response = _register(anon_client, taken.json()["code"], email=email.lower())
     assert response.status_code == 400
-    assert response.json() == {"code": ["This code is unknown, expired or already used."]}
+    assert response.json()["errors"] == [
+        {
+            "field": "code",
+            "code": "invalid",
+            "message": "This code is unknown, expired or already used.",
+        }
+    ]
     assert User.objects.filter(email__iexact=email).count() == 1
 
 

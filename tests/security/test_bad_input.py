@@ -80,7 +80,7 @@ def test_it_answers_json_nested_thousands_deep_with_400(patient_client, logged, 
     nested = "[" * depth + f'"{CANARY}"' + "]" * depth
     response = _post_raw(patient_client, '{"notes": ' + nested + "}")
     assert response.status_code == 400
-    assert set(response.json()) == {"detail"}
+    assert set(response.json()) == {"code", "detail", "errors"}  # docs/errors.md
     assert not DailyLog.objects.exists()
     _assert_never_logged(logged)
 

@@ -8,6 +8,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-product
 # `make test` points REDIS_URL at the embedded server; mypy's Django plugin loads these
 # settings too and needs no server, only a value.
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Production refuses to start without it; the backend is replaced below anyway.
+os.environ.setdefault("EMAIL_URL", "memorymail://")
 
 from config.settings import *  # noqa: F403
 
@@ -16,3 +18,14 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405
+
+# pytest-django creates, migrates and flushes the test database: the owner's work. The
+# application role's credentials are kept: tests run as that role where it matters
+# (SET ROLE, tests/conftest.py), and worker subprocesses connect as it.
+DATABASE_APP: dict[str, str] | None = None
+if DATABASE_OWNER:  # noqa: F405
+    DATABASE_APP = {
+        "USER": DATABASES["default"]["USER"],  # noqa: F405
+        "PASSWORD": DATABASES["default"].get("PASSWORD") or "",  # noqa: F405
+    }
+    DATABASES["default"].update(DATABASE_OWNER)  # noqa: F405

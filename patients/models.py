@@ -276,8 +276,10 @@ class SignInFailure(models.Model):
 class AuditEvent(models.Model):
     """Append-only record of who read or changed which patient's data, when and from where.
 
-    The table refuses UPDATE and DELETE at the database level (see the migration), so not
-    even a bug or an admin can rewrite history.
+    The table refuses UPDATE and DELETE at the database level (see the migration), and
+    the application's database role holds neither privilege nor owns the table, so not even
+    a bug or an admin can rewrite history; a hash chain makes tampering by a database
+    superuser detectable (docs/security.md § Database roles and audit trail).
     """
 
     class Action(models.TextChoices):
@@ -311,6 +313,14 @@ class AuditEvent(models.Model):
     path = models.CharField(max_length=500, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # The hash chain, filled by the database's insert trigger whatever the INSERT says:
+    # the event's position and sha256(previous hash || this event's content), so that an
+    # edited, deleted or reordered event shows (`manage.py verify_audit`, docs/security.md).
+    chain_seq = models.BigIntegerField(null=True, unique=True, editable=False)
+    # NULL, not "": an event the chain never saw (the trigger disabled) is told apart.
+    chain_hash = models.CharField(  # noqa: DJ001
+        max_length=64, blank=True, null=True, editable=False
+    )
 
     objects = AuditEventQuerySet.as_manager()
 

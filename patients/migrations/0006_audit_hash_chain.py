@@ -1,0 +1,103 @@
+"""A hash chain over the audit trail (docs/security.md § Database roles and audit trail).
+
+The insert trigger numbers each event and stores sha256(previous hash || content) under a
+transaction-scoped advisory lock, so concurrent inserts form one chain in commit order.
+Existing events are chained in id order here, as the owner (the append-only trigger is
+set aside for that one statement).
+"""
+
+from django.db import migrations, models
+
+# The content an event's hash covers, column by column: a column added later does not
+# change the hashes of the events already chained. Timestamps are written in UTC, whatever
+# the session's time zone.
+CONTENT = """
+CREATE FUNCTION patients_auditevent_chain_content(e patients_auditevent) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'id', e.id,
+        'at', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+        'actor_id', e.actor_id,
+        'actor_email', e.actor_email,
+        'patient_id', e.patient_id,
+        'action', e.action,
+        'object_type', e.object_type,
+        'object_id', e.object_id,
+        'changes', e.changes,
+        'method', e.method,
+        'path', e.path,
+        'ip', host(e.ip),
+        'user_agent', e.user_agent
+    )::text
+$$;
+
+CREATE FUNCTION patients_auditevent_chain_hash(prev text, e patients_auditevent) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT encode(sha256(convert_to(coalesce(prev, '') || patients_auditevent_chain_content(e), 'UTF8')), 'hex')
+$$;
+"""
+
+BACKFILL = """
+ALTER TABLE patients_auditevent DISABLE TRIGGER patients_auditevent_append_only;
+DO $$
+DECLARE
+    e patients_auditevent;
+    n bigint := 0;
+    prev text := NULL;
+BEGIN
+    FOR e IN SELECT * FROM patients_auditevent ORDER BY id LOOP
+        n := n + 1;
+        prev := patients_auditevent_chain_hash(prev, e);
+        UPDATE patients_auditevent SET chain_seq = n, chain_hash = prev WHERE id = e.id;
+    END LOOP;
+END $$;
+ALTER TABLE patients_auditevent ENABLE TRIGGER patients_auditevent_append_only;
+"""
+
+# The advisory lock is held until the inserting transaction ends, so the next insert reads
+# a committed predecessor: one chain, no forks. Its key is this migration's own constant.
+TRIGGER = """
+CREATE FUNCTION patients_auditevent_chain() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    prev_seq bigint;
+    prev_hash text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7315100418);
+    SELECT chain_seq, chain_hash INTO prev_seq, prev_hash FROM patients_auditevent
+        WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1;
+    NEW.chain_seq := coalesce(prev_seq, 0) + 1;
+    NEW.chain_hash := patients_auditevent_chain_hash(prev_hash, NEW);
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER patients_auditevent_chain
+    BEFORE INSERT ON patients_auditevent
+    FOR EACH ROW EXECUTE FUNCTION patients_auditevent_chain();
+"""
+
+DROP = """
+DROP TRIGGER IF EXISTS patients_auditevent_chain ON patients_auditevent;
+DROP FUNCTION IF EXISTS patients_auditevent_chain();
+DROP FUNCTION IF EXISTS patients_auditevent_chain_hash(text, patients_auditevent);
+DROP FUNCTION IF EXISTS patients_auditevent_chain_content(patients_auditevent);
+"""
+
+
+class Migration(migrations.Migration):
+    dependencies = [("patients", "0005_drop_redundant_patient_index")]
+
+    operations = [
+        migrations.AddField(
+            model_name="auditevent",
+            name="chain_seq",
+            field=models.BigIntegerField(editable=False, null=True, unique=True),
+        ),
+        migrations.AddField(
+            model_name="auditevent",
+            name="chain_hash",
+            field=models.CharField(blank=True, editable=False, max_length=64, null=True),
+        ),
+        migrations.RunSQL(CONTENT + BACKFILL + TRIGGER, DROP),
+    ]

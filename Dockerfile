@@ -17,12 +17,13 @@ RUN pip install -r requirements.txt
 
 COPY . .
 
-# Settings refuse to load without a secret key, a database URL and a Redis URL;
+# Settings refuse to load without a secret key, a database URL, a Redis URL and a mail URL;
 # collectstatic needs none for real (it never connects), so give it throwaway values for
 # the build only.
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef \
     DATABASE_URL=postgres://build@localhost/build \
     REDIS_URL=redis://build:6379/0 \
+    EMAIL_URL=dummymail:// \
     python manage.py collectstatic --noinput
 
 # The code and static files stay root's: the process can read them, not change them.

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Required, TypedDict, Unpack
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -19,6 +19,7 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from config.exceptions import ApplicationError
@@ -210,8 +211,22 @@ def _hash_code(code: str) -> str:
     return hashlib.sha256(_normalise_code(code).encode()).hexdigest()
 
 
-def _new_code() -> str:
-    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+def _invitation_code(invitation_id: UUID | str, *, secret: str | None = None) -> str:
+    """The code of an invitation: a keyed hash (the secret key) of its random id.
+
+    Only the code's hash is stored, and the worker that emails it is handed the
+    invitation's id alone, so the code appears in no row, no queue message and no log
+    (docs/security.md § Secrets); the worker derives it again. 12 symbols of 31: ~59 bits.
+    """
+    digest = salted_hmac(
+        "patients.invitation-code", str(invitation_id), secret=secret, algorithm="sha256"
+    )
+    number = int.from_bytes(digest.digest(), "big")
+    symbols = []
+    for _ in range(12):
+        number, index = divmod(number, len(_CODE_ALPHABET))
+        symbols.append(_CODE_ALPHABET[index])
+    raw = "".join(symbols)
     return "-".join(raw[i : i + 4] for i in range(0, 12, 4))
 
 
@@ -221,12 +236,13 @@ class IssuedInvitation:
     code: str
 
 
-def invitation_send(*, invitation_id: UUID | str, code: str) -> bool:
+def invitation_send(*, invitation_id: UUID | str) -> bool:
     """Email an invitation's code; idempotent (the async boundary may deliver it twice).
 
     An invitation already sent, or no longer usable (a newer code replaced it, it was used
-    or it expired), is skipped: its code would not work. Raises what the email backend
-    raises, so that the task retries.
+    or it expired), is skipped: its code would not work. So is one whose code cannot be
+    derived again (the secret key changed since): the clinician resends it. Raises what
+    the email backend raises, so that the task retries.
     """
     invitation = (
         Invitation.objects.select_related("patient__clinic")
@@ -234,6 +250,22 @@ def invitation_send(*, invitation_id: UUID | str, code: str) -> bool:
         .first()
     )
     if invitation is None or not invitation.is_usable:
+        return False
+    # A key rotated since the invitation (the old one kept in SECRET_KEY_FALLBACKS).
+    candidates = (
+        _invitation_code(invitation.pk, secret=key)
+        for key in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    )
+    code = next(
+        (c for c in candidates if secrets.compare_digest(_hash_code(c), invitation.code_hash)),
+        None,
+    )
+    if code is None:
+        logger.warning(
+            "invitation %s not emailed: its code no longer derives from the secret key "
+            "(rotated?); resend it",
+            invitation.pk,
+        )
         return False
     patient = invitation.patient
     send_mail(
@@ -266,8 +298,10 @@ def _issue_invitation(
     patient.invitations.filter(used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
-    code = _new_code()
+    invitation_id = uuid4()
+    code = _invitation_code(invitation_id)
     invitation = Invitation.objects.create(
+        id=invitation_id,
         patient=patient,
         code_hash=_hash_code(code),
         email=patient.email,
@@ -284,8 +318,8 @@ def _issue_invitation(
     )
     # Emailed by a worker after commit: a rolled-back invitation sends no working-looking
     # code, and a slow or failing mail server never fails (or half-writes) the request.
-    # The code travels in the message because only its hash is stored.
-    invitation_send_task.delay_on_commit(str(invitation.pk), code)
+    # The message carries the id only; the worker derives the code again.
+    invitation_send_task.delay_on_commit(str(invitation.pk))
     return IssuedInvitation(invitation=invitation, code=code)
 
 

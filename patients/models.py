@@ -289,6 +289,10 @@ class AuditEvent(models.Model):
         DELETE = "delete", "Delete"
         LOGIN = "login", "Sign-in"
         LOGOUT = "logout", "Sign-out"
+        # A wrong password or a throttled attempt, at any door (API, dashboard, admin).
+        LOGIN_FAILED = "login_fail", "Failed sign-in"
+        # A request for a patient's data that was answered 403 or 404 (out of scope).
+        DENIED = "denied", "Denied"
 
     id = models.BigAutoField(primary_key=True)
     at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -115,6 +115,58 @@ def audit_reads(
     )
 
 
+def audit_sign_in_failed(
+    *, email: str, door: str, throttled: bool = False, request: HttpRequest | None = None
+) -> AuditEvent:
+    """Record a failed sign-in (a wrong password, or refused by the throttle).
+
+    The email is recorded only when it names an account: what was typed into the email
+    field of a failed sign-in is sometimes a password.
+    """
+    account = User.objects.filter(email=email.strip().lower()).only("pk", "email").first()
+    patient_id = (
+        Patient.objects.filter(user=account).values_list("pk", flat=True).first()
+        if account is not None
+        else None
+    )
+    event = audit_event(
+        actor=None,
+        action=AuditEvent.Action.LOGIN_FAILED,
+        object_type="sign_in",
+        object_id=account.pk if account is not None else "",
+        patient_id=patient_id,
+        changes={"door": door, "throttled": throttled, "known_account": account is not None},
+        request=request,
+    )
+    event.actor_email = account.email if account is not None else ""
+    event.save(force_insert=True)
+    return event
+
+
+def audit_denied(
+    *,
+    actor: User,
+    view: str,
+    status: int,
+    object_id: str = "",
+    patient_id: str | None = None,
+    request: HttpRequest | None = None,
+) -> AuditEvent:
+    """Record a request for patient data refused with 403 or 404 (out of the caller's
+    scope, or no such object: the answer does not say which, the trail does not either)."""
+    if patient_id is not None and not Patient.objects.filter(pk=patient_id).exists():
+        patient_id = None
+    return audit_record(
+        actor=actor,
+        action=AuditEvent.Action.DENIED,
+        object_type=view[:64],
+        object_id=object_id[:64],
+        patient_id=patient_id,
+        changes={"status": status},
+        request=request,
+    )
+
+
 # --------------------------------------------------------------------------- sign-in
 
 
@@ -147,10 +199,12 @@ def auth_login(
     email = email.strip().lower()
     wait = throttling.sign_in_blocked(email=email, ip=ip)
     if wait is not None:
+        audit_sign_in_failed(email=email, door="api", throttled=True, request=request)
         raise Throttled(wait=wait, detail="Too many failed sign-ins. Try again later.")
     user = authenticate(username=email, password=password)
     if user is None or not isinstance(user, User):
         throttling.sign_in_failed(email=email, ip=ip)
+        audit_sign_in_failed(email=email, door="api", request=request)
         raise AuthenticationFailed("Email or password is incorrect.")
     if user.role is None:
         # Operators sign in to the admin with a session, not to the API.
@@ -211,7 +265,7 @@ def _hash_code(code: str) -> str:
     return hashlib.sha256(_normalise_code(code).encode()).hexdigest()
 
 
-def _invitation_code(invitation_id: UUID | str, *, secret: str | None = None) -> str:
+def _invitation_code(invitation_id: UUID | str, *, secret: str | bytes | None = None) -> str:
     """The code of an invitation: a keyed hash (the secret key) of its random id.
 
     Only the code's hash is stored, and the worker that emails it is handed the

@@ -100,4 +100,22 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, editable=False, max_length=64, null=True),
         ),
         migrations.RunSQL(CONTENT + BACKFILL + TRIGGER, DROP),
+        # Failed sign-ins and denied requests are audited too (docs/security.md).
+        migrations.AlterField(
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("read", "Read"),
+                    ("create", "Create"),
+                    ("update", "Update"),
+                    ("delete", "Delete"),
+                    ("login", "Sign-in"),
+                    ("logout", "Sign-out"),
+                    ("login_fail", "Failed sign-in"),
+                    ("denied", "Denied"),
+                ],
+                max_length=10,
+            ),
+        ),
     ]

@@ -311,13 +311,16 @@ def test_it_survives_a_forwarded_for_header_that_is_not_an_address(clinician_cli
     assert AuditEvent.objects.get(action="read").ip == "10.0.0.3"
 
 
-def test_it_writes_no_audit_event_for_refused_requests(
+def test_it_writes_no_read_event_for_refused_requests_but_audits_the_denial(
     other_clinic_clinician_client, patient_client, anon_client, patient
 ):
     other_clinic_clinician_client.get(_url(patient))
     patient_client.get(_url(patient))
     anon_client.get(_url(patient))
-    assert not AuditEvent.objects.filter(patient_id=patient.pk).exists()
+    events = AuditEvent.objects.filter(patient_id=patient.pk)
+    assert not events.exclude(action="denied").exists()
+    # The two signed-in callers' refusals (404 and 403); an anonymous one is no one's.
+    assert sorted(e.changes["status"] for e in events) == [403, 404]
 
 
 def test_it_refuses_to_update_audit_events(clinician_client, patient):

@@ -45,6 +45,10 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN
         CREATE ROLE {OWNER_ROLE} LOGIN CREATEDB;
     END IF;
+    -- `make bench` checkpoints its freshly loaded database as the owner.
+    IF NOT pg_has_role('{OWNER_ROLE}', 'pg_checkpoint', 'MEMBER') THEN
+        GRANT pg_checkpoint TO {OWNER_ROLE};
+    END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
         CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
     END IF;

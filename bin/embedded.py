@@ -45,9 +45,12 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN
         CREATE ROLE {OWNER_ROLE} LOGIN CREATEDB;
     END IF;
-    -- `make bench` checkpoints its freshly loaded database as the owner.
+    -- `make bench` loads its database with triggers off and checkpoints it, as the owner.
     IF NOT pg_has_role('{OWNER_ROLE}', 'pg_checkpoint', 'MEMBER') THEN
         GRANT pg_checkpoint TO {OWNER_ROLE};
+    END IF;
+    IF NOT has_parameter_privilege('{OWNER_ROLE}', 'session_replication_role', 'SET') THEN
+        GRANT SET ON PARAMETER session_replication_role TO {OWNER_ROLE};
     END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
         CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;

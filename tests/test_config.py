@@ -316,6 +316,7 @@ def test_it_reads_the_number_of_trusted_proxies(env, expected):
         _LOAD_SETTINGS + "print(settings.TRUSTED_PROXY_COUNT)",
         DATABASE_URL="postgres://x@h/db",
         REDIS_URL="redis://h:6379/0",
+        EMAIL_URL="smtp://h:25",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         **env,
     )

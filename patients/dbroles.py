@@ -70,67 +70,84 @@ class ChainBreak:
     """An audit event whose link to its predecessor does not hold."""
 
     id: int
+    chain_key: int | None
     chain_seq: int | None
     problem: str
 
 
 @dataclass(frozen=True)
+class ChainHead:
+    """The last event of one chain: recorded outside the database, it is an anchor."""
+
+    key: int
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.key}:{self.seq}:{self.hash}"
+
+
+@dataclass(frozen=True)
 class ChainReport:
     events: int
-    head_seq: int | None
-    head_hash: str | None
+    heads: list[ChainHead]
     breaks: list[ChainBreak]
 
 
-# Each event's link, checked against the stored predecessor in one pass: an edited event
-# fails its own hash, a deleted one leaves a gap in the numbering (and its successor's
-# hash fails), reordered ones fail their hashes. Events outside the chain (a trigger
-# disabled by a superuser) have no number.
+# Each event's link, checked against the stored predecessor in its chain in one pass: an
+# edited event fails its own hash, a deleted one leaves a gap in the numbering (and its
+# successor's hash fails), reordered ones fail their hashes. Events outside the chains (a
+# trigger disabled by a superuser) have no number.
 _VERIFY_SQL = """
 WITH links AS (
-    SELECT e.id, e.chain_seq, e.chain_hash,
+    SELECT e.id, e.chain_key, e.chain_seq, e.chain_hash,
            lag(e.chain_seq) OVER w AS prev_seq,
            patients_auditevent_chain_hash(lag(e.chain_hash) OVER w, e) AS expected
     FROM {audit} e
-    WINDOW w AS (ORDER BY e.chain_seq NULLS LAST, e.id)
+    WINDOW w AS (PARTITION BY e.chain_key ORDER BY e.chain_seq NULLS LAST, e.id)
 )
-SELECT id, chain_seq,
+SELECT id, chain_key, chain_seq,
        CASE
-           WHEN chain_seq IS NULL THEN 'not in the chain'
+           WHEN chain_seq IS NULL OR chain_key IS NULL THEN 'not in the chain'
            WHEN chain_seq <> coalesce(prev_seq, 0) + 1 THEN
                'events ' || coalesce(prev_seq, 0) + 1 || ' to ' || chain_seq - 1 || ' are missing'
            ELSE 'hash does not match its content and predecessor'
        END
 FROM links
-WHERE chain_seq IS NULL OR chain_seq <> coalesce(prev_seq, 0) + 1
+WHERE chain_seq IS NULL OR chain_key IS NULL OR chain_seq <> coalesce(prev_seq, 0) + 1
    OR chain_hash IS DISTINCT FROM expected
-ORDER BY chain_seq NULLS LAST, id
+ORDER BY chain_key NULLS LAST, chain_seq NULLS LAST, id
 LIMIT %s
 """
 
 
 def audit_chain_verify(*, limit: int = 50, using: str = DEFAULT_DB_ALIAS) -> ChainReport:
-    """Recompute the audit trail's hash chain in the database; list the first breaks."""
+    """Recompute the audit trail's hash chains in the database; list the first breaks."""
     connection = connections[using]
     audit = table(AuditEvent)
     with connection.cursor() as cursor:
         cursor.execute(_VERIFY_SQL.format(audit=audit), [limit])
-        breaks = [ChainBreak(id=row[0], chain_seq=row[1], problem=row[2]) for row in cursor]
+        breaks = [
+            ChainBreak(id=row[0], chain_key=row[1], chain_seq=row[2], problem=row[3])
+            for row in cursor
+        ]
+        cursor.execute(f"SELECT count(*) FROM {audit}")  # noqa: S608
+        (events,) = cursor.fetchone()
         cursor.execute(
-            f"SELECT count(*), max(chain_seq) FROM {audit}"  # noqa: S608
+            f"SELECT DISTINCT ON (chain_key) chain_key, chain_seq, chain_hash FROM {audit}"  # noqa: S608
+            " WHERE chain_key IS NOT NULL AND chain_seq IS NOT NULL"
+            " ORDER BY chain_key, chain_seq DESC"
         )
-        events, head_seq = cursor.fetchone()
-        cursor.execute(
-            f"SELECT chain_hash FROM {audit} WHERE chain_seq = %s",  # noqa: S608
-            [head_seq],
-        )
-        row = cursor.fetchone()
-    return ChainReport(
-        events=events, head_seq=head_seq, head_hash=row[0] if row else None, breaks=breaks
+        heads = [ChainHead(key=row[0], seq=row[1], hash=row[2] or "") for row in cursor]
+    return ChainReport(events=events, heads=heads, breaks=breaks)
+
+
+def audit_chain_hash_at(*, key: int, seq: int, using: str = DEFAULT_DB_ALIAS) -> str | None:
+    """The stored hash of event number `seq` of chain `key`, to compare with an anchor."""
+    row = (
+        AuditEvent.objects.using(using)
+        .filter(chain_key=key, chain_seq=seq)
+        .values_list("chain_hash")
+        .first()
     )
-
-
-def audit_chain_hash_at(*, seq: int, using: str = DEFAULT_DB_ALIAS) -> str | None:
-    """The stored hash of event number `seq`, to compare with one recorded earlier."""
-    row = AuditEvent.objects.using(using).filter(chain_seq=seq).values_list("chain_hash").first()
     return row[0] if row else None

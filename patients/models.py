@@ -317,10 +317,13 @@ class AuditEvent(models.Model):
     path = models.CharField(max_length=500, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
-    # The hash chain, filled by the database's insert trigger whatever the INSERT says:
-    # the event's position and sha256(previous hash || this event's content), so that an
-    # edited, deleted or reordered event shows (`manage.py verify_audit`, docs/security.md).
-    chain_seq = models.BigIntegerField(null=True, unique=True, editable=False)
+    # The hash chains, filled by the database's insert trigger whatever the INSERT says:
+    # the event's chain (one of CHAINS, by connection), its position there and
+    # sha256(previous hash || this event's content), so that an edited, deleted or
+    # reordered event shows (`manage.py verify_audit`, docs/security.md).
+    CHAINS = 16
+    chain_key = models.SmallIntegerField(null=True, editable=False)
+    chain_seq = models.BigIntegerField(null=True, editable=False)
     # NULL, not "": an event the chain never saw (the trigger disabled) is told apart.
     chain_hash = models.CharField(  # noqa: DJ001
         max_length=64, blank=True, null=True, editable=False
@@ -331,6 +334,12 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ("-at", "-id")
         indexes = [models.Index(fields=("patient", "at"))]
+        constraints = [
+            # Also the index the insert trigger reads its chain's last event from.
+            models.UniqueConstraint(
+                fields=("chain_key", "chain_seq"), name="auditevent_chain_position"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_email} {self.action} {self.object_type}"

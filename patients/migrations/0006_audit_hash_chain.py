@@ -1,9 +1,12 @@
-"""A hash chain over the audit trail (docs/security.md § Database roles and audit trail).
+"""Hash chains over the audit trail (docs/security.md § Database roles and audit trail).
 
-The insert trigger numbers each event and stores sha256(previous hash || content) under a
-transaction-scoped advisory lock, so concurrent inserts form one chain in commit order.
-Existing events are chained in id order here, as the owner (the append-only trigger is
-set aside for that one statement).
+The insert trigger puts each event in one of CHAINS chains (by the inserting backend's
+pid, so one connection's events share a chain), numbers it there and stores
+sha256(previous hash || content), under a transaction-scoped advisory lock on that chain:
+concurrent inserts form one chain per key in commit order. One chain for all would hold
+a single lock across every auditing transaction's commit (its WAL flush), and writes
+would commit one at a time. Existing events go to chain 0 in id order, as the owner (the
+append-only trigger is set aside for that one statement).
 """
 
 from django.db import migrations, models
@@ -48,24 +51,28 @@ BEGIN
     FOR e IN SELECT * FROM patients_auditevent ORDER BY id LOOP
         n := n + 1;
         prev := patients_auditevent_chain_hash(prev, e);
-        UPDATE patients_auditevent SET chain_seq = n, chain_hash = prev WHERE id = e.id;
+        UPDATE patients_auditevent SET chain_key = 0, chain_seq = n, chain_hash = prev
+            WHERE id = e.id;
     END LOOP;
 END $$;
 ALTER TABLE patients_auditevent ENABLE TRIGGER patients_auditevent_append_only;
 """
 
-# The advisory lock is held until the inserting transaction ends, so the next insert reads
-# a committed predecessor: one chain, no forks. Its key is this migration's own constant.
+# The advisory lock is held until the inserting transaction ends, so the next insert into
+# the same chain reads a committed predecessor: no forks. Its first key is this
+# migration's own constant; 16 chains (patients.models.AuditEvent.CHAINS).
 TRIGGER = """
 CREATE FUNCTION patients_auditevent_chain() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    key smallint := pg_backend_pid() % 16;
     prev_seq bigint;
     prev_hash text;
 BEGIN
-    PERFORM pg_advisory_xact_lock(7315100418);
+    PERFORM pg_advisory_xact_lock(731510041, key);
     SELECT chain_seq, chain_hash INTO prev_seq, prev_hash FROM patients_auditevent
-        WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1;
+        WHERE chain_key = key AND chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1;
+    NEW.chain_key := key;
     NEW.chain_seq := coalesce(prev_seq, 0) + 1;
     NEW.chain_hash := patients_auditevent_chain_hash(prev_hash, NEW);
     RETURN NEW;
@@ -91,13 +98,24 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="auditevent",
+            name="chain_key",
+            field=models.SmallIntegerField(editable=False, null=True),
+        ),
+        migrations.AddField(
+            model_name="auditevent",
             name="chain_seq",
-            field=models.BigIntegerField(editable=False, null=True, unique=True),
+            field=models.BigIntegerField(editable=False, null=True),
         ),
         migrations.AddField(
             model_name="auditevent",
             name="chain_hash",
             field=models.CharField(blank=True, editable=False, max_length=64, null=True),
+        ),
+        migrations.AddConstraint(
+            model_name="auditevent",
+            constraint=models.UniqueConstraint(
+                fields=("chain_key", "chain_seq"), name="auditevent_chain_position"
+            ),
         ),
         migrations.RunSQL(CONTENT + BACKFILL + TRIGGER, DROP),
         # Failed sign-ins and denied requests are audited too (docs/security.md).

@@ -55,7 +55,9 @@ def _events(n: int, *, patient: Any = None) -> list[AuditEvent]:
         )
         for i in range(n)
     ]
-    return list(AuditEvent.objects.filter(pk__in=[e.pk for e in created]).order_by("chain_seq"))
+    return list(
+        AuditEvent.objects.filter(pk__in=[e.pk for e in created]).order_by("chain_key", "chain_seq")
+    )
 
 
 def _current_user() -> str:
@@ -181,14 +183,18 @@ def test_it_chains_every_event_whatever_the_insert_says(patient):
     forged = AuditEvent(actor=None, action="read", object_type="patient")
     forged.chain_seq, forged.chain_hash = 1000, "0" * 64
     insert_together(forged)
-    rows = list(AuditEvent.objects.order_by("chain_seq").values_list("chain_seq", "chain_hash"))
-    seqs = [seq for seq, _ in rows]
-    assert seqs == list(range(seqs[0], seqs[0] + 3))
+    rows = list(
+        AuditEvent.objects.order_by("chain_seq").values_list("chain_key", "chain_seq", "chain_hash")
+    )
+    # One connection: one chain, numbered from its start.
+    assert len({key for key, _, _ in rows}) == 1
+    assert [seq for _, seq, _ in rows] == [1, 2, 3]
+    rows = [(seq, h) for _, seq, h in rows]
     assert all(h and len(h) == 64 and h != "0" * 64 for _, h in rows)
     assert len({h for _, h in rows}) == 3
     report = audit_chain_verify()
     assert report.breaks == []
-    assert "Audit trail intact: 3 events" in _verify()
+    assert "Audit trail intact: 3 events in 1 chains" in _verify()
 
 
 @pytest.mark.db_owner
@@ -275,6 +281,7 @@ def test_it_detects_an_event_inserted_behind_the_chain():
 def test_it_detects_a_removed_tail_against_an_anchor():
     events = _events(3)
     head = _verify().rsplit("head ", 1)[1].strip()
+    assert head == f"{events[2].chain_key}:{events[2].chain_seq}:{events[2].chain_hash}"
     _events(2)
     _verify("--anchor", head)  # a chain that grew still holds its anchor
     _sql("ALTER TABLE patients_auditevent DISABLE TRIGGER patients_auditevent_append_only")
@@ -309,6 +316,61 @@ def test_it_keeps_one_chain_under_concurrent_inserts(transactional_db, patient):
     for thread in threads:
         thread.join()
     assert errors == []
-    seqs = sorted(seq or 0 for seq in AuditEvent.objects.values_list("chain_seq", flat=True))
-    assert seqs == list(range(1, 6 * 30 + 1))
+    chains: dict[int, list[int]] = {}
+    for key, seq in AuditEvent.objects.values_list("chain_key", "chain_seq"):
+        assert key is not None
+        assert seq is not None
+        chains.setdefault(key, []).append(seq)
+    # Every chain numbered without a gap or a repeat, 180 events in all.
+    assert all(sorted(seqs) == list(range(1, len(seqs) + 1)) for seqs in chains.values())
+    assert sum(len(seqs) for seqs in chains.values()) == 6 * 30
     assert audit_chain_verify().breaks == []
+
+
+def test_it_keeps_one_chain_when_connections_share_a_key(transactional_db):
+    # Two connections whose backends fall in the same chain take turns on its lock.
+    def key_of_a_new_connection() -> tuple[Any, int]:
+        conn = connections.create_connection("default")  # as the app role (conftest)
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid() %% %s", [AuditEvent.CHAINS])
+            return conn, int(cursor.fetchone()[0])
+
+    # 17 connections for 16 chains: two of them share one.
+    opened = [key_of_a_new_connection() for _ in range(AuditEvent.CHAINS + 1)]
+    try:
+        by_key: dict[int, list[Any]] = {}
+        for conn, key in opened:
+            by_key.setdefault(key, []).append(conn)
+        shared, pair = next((key, conns[:2]) for key, conns in by_key.items() if len(conns) > 1)
+        errors: list[BaseException] = []
+
+        def insert(conn: Any) -> None:
+            try:
+                for _ in range(30):
+                    with conn.cursor() as cursor:
+                        cursor.execute(
+                            "INSERT INTO patients_auditevent (at, actor_email, action,"
+                            " object_type, object_id, changes, method, path, user_agent)"
+                            " VALUES (now(), '', 'read', 'patient', '', '{}', '', '', '')"
+                        )
+            except BaseException as exc:  # noqa: BLE001 (reported below)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=insert, args=(conn,)) for conn in pair]
+        for conn in pair:
+            conn.inc_thread_sharing()  # each used by one thread of its own
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for conn in pair:
+            conn.dec_thread_sharing()
+        assert errors == []
+        seqs = sorted(
+            AuditEvent.objects.filter(chain_key=shared).values_list("chain_seq", flat=True)
+        )
+        assert seqs == list(range(1, 61))
+        assert audit_chain_verify().breaks == []
+    finally:
+        for conn, _ in opened:
+            conn.close()

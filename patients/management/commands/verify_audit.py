@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from patients.dbroles import audit_chain_hash_at, audit_chain_verify
 
+_ANCHOR = re.compile(r"^(\d+):(\d+):([0-9a-f]{64})$")
+
 
 class Command(BaseCommand):
     help = (
-        "Check the audit trail's hash chain: an edited, deleted or reordered event fails "
-        "(exit status 1, the first breaks listed). Prints the head (number and hash): keep "
-        "it outside the database and pass it back with --anchor to detect a rewritten tail."
+        "Check the audit trail's hash chains: an edited, deleted or reordered event fails "
+        "(exit status 1, the first breaks listed). Prints each chain's head "
+        "(KEY:NUMBER:HASH): keep them outside the database and pass them back with "
+        "--anchor to detect a rewritten or shortened chain."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -19,28 +23,34 @@ class Command(BaseCommand):
             "--anchor",
             action="append",
             default=[],
-            metavar="SEQ:HASH",
-            help="a head printed by an earlier run, which must still be in the chain",
+            metavar="KEY:NUMBER:HASH",
+            help="a head printed by an earlier run, which must still be in its chain",
         )
         parser.add_argument("--limit", type=int, default=50, help="breaks listed at most")
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = audit_chain_verify(limit=options["limit"])
-        problems = [f"event id {b.id} (number {b.chain_seq}): {b.problem}" for b in report.breaks]
+        problems = [
+            f"event id {b.id} (chain {b.chain_key}, number {b.chain_seq}): {b.problem}"
+            for b in report.breaks
+        ]
         for anchor in options["anchor"]:
-            seq, _, expected = anchor.partition(":")
-            if not seq.isdigit() or not expected:
-                raise CommandError(f"--anchor {anchor!r} is not SEQ:HASH")
-            stored = audit_chain_hash_at(seq=int(seq))
+            match = _ANCHOR.match(anchor.strip())
+            if match is None:
+                raise CommandError(f"--anchor {anchor!r} is not KEY:NUMBER:HASH")
+            key, seq, expected = int(match[1]), int(match[2]), match[3]
+            stored = audit_chain_hash_at(key=key, seq=seq)
             if stored != expected:
                 problems.append(
-                    f"anchor {seq}: the chain was rewritten (now {stored or 'missing'})"
+                    f"anchor {key}:{seq}: the chain was rewritten or cut "
+                    f"(now {stored or 'missing'})"
                 )
         if problems:
             for line in problems:
                 self.stderr.write(line)
             raise CommandError(f"The audit trail was tampered with ({len(problems)} breaks).")
         self.stdout.write(
-            f"Audit trail intact: {report.events} events; head {report.head_seq}:"
-            f"{report.head_hash or ''}"
+            f"Audit trail intact: {report.events} events in {len(report.heads)} chains."
         )
+        for head in report.heads:
+            self.stdout.write(f"head {head}")

@@ -19,14 +19,15 @@ COPY . .
 
 # Static files get content-hashed names (WhiteNoise's manifest storage), so browsers may
 # cache them forever and a deploy never serves a stale CSS with a new page.
-# Settings refuse to load without a secret key, a database URL, a Redis URL and the
-# number of trusted proxies;
+# Settings refuse to load without a secret key, a database URL, a Redis URL, a mail URL
+# and the number of trusted proxies;
 # collectstatic needs none for real (it never connects), so give it throwaway values for
 # the build only.
 RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef \
     DATABASE_URL=postgres://build@localhost/build \
     REDIS_URL=redis://build:6379/0 \
     DJANGO_TRUSTED_PROXY_COUNT=0 \
+    EMAIL_URL=dummymail:// \
     python manage.py collectstatic --noinput
 
 # The code and static files stay root's: the process can read them, not change them.

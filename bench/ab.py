@@ -34,7 +34,7 @@ from bench import run
 
 def _env(db_url: str, redis_url: str) -> dict[str, str]:
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_MIGRATE_URL"},
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DJANGO_SECRET_KEY": "bench-ab-" + "x" * 50,
         "DJANGO_SECURE_SSL_REDIRECT": "false",
@@ -46,6 +46,8 @@ def _env(db_url: str, redis_url: str) -> dict[str, str]:
         "THROTTLE_RATES": "logs=1000000/hour,login=1000000/hour,register=1000000/hour",
         "CACHE_KEY_PREFIX": "bench",
         "LOG_LEVEL": "WARNING",
+        # Required in production settings; nothing of the benchmark sends mail.
+        "EMAIL_URL": "consolemail://",
     }
 
 

@@ -4,7 +4,8 @@
     BENCH_SCALE=small python -m bench.run # quick: 1,000 patients x 90 days
 
 Needs DATABASE_URL and REDIS_URL (the Makefile runs this under bin/embedded.py, which
-starts embedded servers when they are unset). The benchmark gets its own database
+starts embedded servers when they are unset); with DATABASE_MIGRATE_URL set, everything
+runs as that owner role (one role, as the benchmark always has). The benchmark gets its own database
 (`BENCH_DB`, default rehab_bench, dropped and created fresh) and its own Redis database
 number (`BENCH_REDIS_DB`, default 13), so it never touches the product's or a test's data.
 
@@ -693,7 +694,9 @@ def machine() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    base_db = os.environ.get("DATABASE_URL")
+    # The owner role when the roles are split (`make bench`): the benchmark creates its
+    # database, loads, VACUUMs and checkpoints it, which the application role may not.
+    base_db = os.environ.get("DATABASE_MIGRATE_URL") or os.environ.get("DATABASE_URL")
     base_redis = os.environ.get("REDIS_URL")
     if not base_db or not base_redis:
         raise SystemExit("DATABASE_URL and REDIS_URL must be set (`make bench` sets them).")
@@ -701,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin_url = _with_path(base_db, "/postgres")
     redis_url = os.environ.get("BENCH_REDIS_URL") or _with_path(base_redis, f"/{cfg.redis_db}")
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_MIGRATE_URL"},
         "DATABASE_URL": db_url,
         "REDIS_URL": redis_url,
         "DJANGO_SETTINGS_MODULE": "bench.settings",

@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     # Signs a dashboard or admin session out after SESSION_INACTIVITY_TIMEOUT.
     "config.middleware.SessionInactivityMiddleware",
+    # Denied requests for patient data (403/404 from a view) are audited.
+    "patients.middleware.DeniedRequestAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy (CONTENT_SECURITY_POLICY below), and Cache-Control: no-store
@@ -115,6 +117,31 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db_url("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# The role that owns the tables, for `manage.py migrate` only (docs/security.md § Database
+# roles and audit trail): the running service connects as DATABASE_URL's role, which may
+# not alter, truncate or own anything, nor rewrite the audit trail. Only the user and the
+# password of this URL are used, so it must name the same server and database.
+DATABASE_OWNER: dict[str, str] | None = None
+if env.str("DATABASE_MIGRATE_URL", default=""):
+    _owner = env.db_url("DATABASE_MIGRATE_URL")
+    _differs = [
+        key
+        for key in ("NAME", "HOST", "PORT", "OPTIONS")
+        if (_owner.get(key) or None) != (DATABASES["default"].get(key) or None)
+    ]
+    if _differs:
+        raise ImproperlyConfigured(
+            "DATABASE_MIGRATE_URL must name the same database as DATABASE_URL, with the "
+            f"owner role's user and password (it differs in {', '.join(_differs)})."
+        )
+    if _owner["USER"] == DATABASES["default"]["USER"]:
+        raise ImproperlyConfigured(
+            "DATABASE_MIGRATE_URL names the same role as DATABASE_URL: the application must "
+            "run as a role that does not own the tables."
+        )
+    DATABASE_OWNER = {"USER": _owner["USER"], "PASSWORD": _owner.get("PASSWORD") or ""}
+# What `migrate` grants its privileges to (patients/dbroles.py), when the roles are split.
+DATABASE_APP_ROLE: str | None = DATABASES["default"]["USER"] if DATABASE_OWNER else None
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -257,6 +284,13 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Email ---
+# The console backend prints every email, invitation codes included, into the worker's
+# log: fine on a laptop, a leak in production (docs/security.md § Secrets).
+if not DEBUG and "EMAIL_URL" not in env.ENVIRON:
+    raise ImproperlyConfigured(
+        "EMAIL_URL is not set. A production start (DJANGO_DEBUG false) must send mail, "
+        "e.g. EMAIL_URL=smtp+tls://user:pass@host:587, rather than print it to the log."
+    )
 _email = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(_email)
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Rehab <no-reply@rehab.local>")

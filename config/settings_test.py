@@ -10,6 +10,8 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-product
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 # The test client connects directly: no proxy appends to X-Forwarded-For.
 os.environ.setdefault("DJANGO_TRUSTED_PROXY_COUNT", "0")
+# Production refuses to start without it; the backend is replaced below anyway.
+os.environ.setdefault("EMAIL_URL", "memorymail://")
 
 from config.settings import *  # noqa: F403
 
@@ -27,3 +29,14 @@ CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"  # noqa: F405
 # password (or force_login), and the two-factor tests turn these on where they test them.
 MFA_REQUIRED_DEFAULT = False
 MFA_REQUIRED_ADMIN = False
+
+# pytest-django creates, migrates and flushes the test database: the owner's work. The
+# application role's credentials are kept: tests run as that role where it matters
+# (SET ROLE, tests/conftest.py), and worker subprocesses connect as it.
+DATABASE_APP: dict[str, str] | None = None
+if DATABASE_OWNER:  # noqa: F405
+    DATABASE_APP = {
+        "USER": DATABASES["default"]["USER"],  # noqa: F405
+        "PASSWORD": DATABASES["default"].get("PASSWORD") or "",  # noqa: F405
+    }
+    DATABASES["default"].update(DATABASE_OWNER)  # noqa: F405

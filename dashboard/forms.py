@@ -20,6 +20,8 @@ NOTE_MAX = 2000
 class ClinicianLoginForm(ThrottledSignInForm, AuthenticationForm):  # type: ignore[misc]  # our password field wins, by design
     """Email and password, for clinicians only, under the API's sign-in throttle."""
 
+    audit_door = "dashboard"
+
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "Email or password is incorrect.",

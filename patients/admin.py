@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -8,7 +8,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from config.exceptions import ApplicationError
 from patients import services, two_factor
@@ -40,12 +40,95 @@ class OperatorLoginForm(  # type: ignore[misc]  # our password field wins, by de
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "text"}),
     )
 
+    audit_door = "admin"
+
 
 admin.site.login_form = OperatorLoginForm
 
 
+if TYPE_CHECKING:
+    _AdminBase = admin.ModelAdmin[Any]
+else:
+    _AdminBase = object
+
+
+class AuditedAdmin(_AdminBase):
+    """Operators' reads and changes of patient data are audited as the API's are
+    (docs/security.md § Audit trail): a change list records one read per patient shown, an
+    object's page one read, a change or addition made by a form one event (the actions
+    call services, which audit themselves). Objects of no patient are not recorded."""
+
+    # The lookup from this admin's model to the patient it belongs to.
+    audit_patient_path: str = "patient"
+
+    def _audit_object_type(self) -> str:
+        return f"admin:{self.model._meta.model_name}"
+
+    def audit_patient_ids(self, pks: list[Any]) -> dict[Any, Any]:
+        """{object pk: its patient's id (None for none)}, in one query."""
+        rows = self.model._default_manager.filter(pk__in=pks).values_list(
+            "pk", self.audit_patient_path
+        )
+        return dict(rows)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if response.status_code == 200 and changelist is not None:
+            shown = self.audit_patient_ids([obj.pk for obj in changelist.result_list])
+            patient_ids = [pid for pid in shown.values() if pid is not None]
+            if patient_ids:
+                services.audit_reads(
+                    actor=request.user,  # type: ignore[arg-type]
+                    object_type=self._audit_object_type(),
+                    patient_ids=patient_ids,
+                    request=request,
+                )
+        return response
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        response = super().changeform_view(request, object_id, form_url, extra_context)
+        shown = (getattr(response, "context_data", None) or {}).get("original")
+        if request.method == "GET" and response.status_code == 200 and shown is not None:
+            self._audit(request, shown, AuditEvent.Action.READ)
+        return response
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        entry = super().log_addition(request, obj, message)
+        self._audit(request, obj, AuditEvent.Action.CREATE, changes={"admin": message})
+        return entry
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        entry = super().log_change(request, obj, message)
+        # The admin's change message names the fields and inlines changed, not values.
+        self._audit(request, obj, AuditEvent.Action.UPDATE, changes={"admin": message})
+        return entry
+
+    def _audit(self, request: HttpRequest, obj: Any, action: str, changes: Any = None) -> None:
+        patient_id = self.audit_patient_ids([obj.pk]).get(obj.pk)
+        if patient_id is None:
+            return
+        services.audit_record(
+            actor=request.user,  # type: ignore[arg-type]
+            action=action,
+            object_type=self._audit_object_type(),
+            object_id=obj.pk,
+            patient_id=patient_id,
+            changes=changes if isinstance(changes, dict) else None,
+            request=request,
+        )
+
+
 @admin.register(User)
-class UserAdmin(BaseUserAdmin[Any]):
+class UserAdmin(AuditedAdmin, BaseUserAdmin[Any]):
     ordering = ("email",)
     list_display = ("email", "first_name", "last_name", "is_staff", "is_active", "last_login")
     list_filter = ("is_staff", "is_superuser", "is_active")
@@ -71,8 +154,9 @@ class AuthTokenAdmin(admin.ModelAdmin[AuthToken]):
         return False
 
 
-class ReadOnlyAdmin:
-    """No add, change or delete: rows written only through the services (and audited)."""
+class ReadOnlyAdmin(AuditedAdmin):
+    """No add, change or delete: rows written only through the services (and audited).
+    What an operator views here is audited (AuditedAdmin)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -173,10 +257,12 @@ class CareTeamInline(admin.TabularInline[Any, Patient]):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin[Patient]):
+class PatientAdmin(AuditedAdmin, admin.ModelAdmin[Patient]):
     """The patient's details and history are read-only: clinicians change them through the
     API (`services.patient_update`, audited) and the safety rules read the history. An
     operator may still change the care team, and each change is audited."""
+
+    audit_patient_path = "pk"
 
     list_display = ("last_name", "first_name", "email", "clinic", "condition", "created_at")
     list_filter = ("clinic", "affected_side", "history_cancer")

@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from patients import throttling
-from patients.services import PASSWORD_MAX_LENGTH
+from patients.services import PASSWORD_MAX_LENGTH, audit_sign_in_failed
 
 
 class ThrottledSignInForm(forms.Form):
@@ -22,6 +22,8 @@ class ThrottledSignInForm(forms.Form):
     """
 
     throttled_message = "Too many failed sign-ins. Try again in %(minutes)s minute(s)."
+    # Which door the audit trail names (patients.services.audit_sign_in_failed).
+    audit_door = "web"
     request: Any
 
     password = forms.CharField(
@@ -37,6 +39,9 @@ class ThrottledSignInForm(forms.Form):
         if email:
             wait = throttling.sign_in_blocked(email=email, ip=ip)
             if wait is not None:
+                audit_sign_in_failed(
+                    email=email, door=self.audit_door, throttled=True, request=self.request
+                )
                 raise ValidationError(
                     self.throttled_message,
                     code="throttled",
@@ -47,5 +52,6 @@ class ThrottledSignInForm(forms.Form):
         except ValidationError as exc:
             if exc.code == "invalid_login" and email:
                 throttling.sign_in_failed(email=email, ip=ip)
+                audit_sign_in_failed(email=email, door=self.audit_door, request=self.request)
             raise
         return cleaned if cleaned is not None else self.cleaned_data

@@ -291,8 +291,10 @@ class SignInFailure(models.Model):
 class AuditEvent(models.Model):
     """Append-only record of who read or changed which patient's data, when and from where.
 
-    The table refuses UPDATE and DELETE at the database level (see the migration), so not
-    even a bug or an admin can rewrite history.
+    The table refuses UPDATE and DELETE at the database level (see the migration), and
+    the application's database role holds neither privilege nor owns the table, so not even
+    a bug or an admin can rewrite history; a hash chain makes tampering by a database
+    superuser detectable (docs/security.md § Database roles and audit trail).
     """
 
     class Action(models.TextChoices):
@@ -302,6 +304,10 @@ class AuditEvent(models.Model):
         DELETE = "delete", "Delete"
         LOGIN = "login", "Sign-in"
         LOGOUT = "logout", "Sign-out"
+        # A wrong password or a throttled attempt, at any door (API, dashboard, admin).
+        LOGIN_FAILED = "login_fail", "Failed sign-in"
+        # A request for a patient's data that was answered 403 or 404 (out of scope).
+        DENIED = "denied", "Denied"
 
     id = models.BigAutoField(primary_key=True)
     at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -326,12 +332,29 @@ class AuditEvent(models.Model):
     path = models.CharField(max_length=500, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # The hash chains, filled by the database's insert trigger whatever the INSERT says:
+    # the event's chain (one of CHAINS, by connection), its position there and
+    # sha256(previous hash || this event's content), so that an edited, deleted or
+    # reordered event shows (`manage.py verify_audit`, docs/security.md).
+    CHAINS = 16
+    chain_key = models.SmallIntegerField(null=True, editable=False)
+    chain_seq = models.BigIntegerField(null=True, editable=False)
+    # NULL, not "": an event the chain never saw (the trigger disabled) is told apart.
+    chain_hash = models.CharField(  # noqa: DJ001
+        max_length=64, blank=True, null=True, editable=False
+    )
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ("-at", "-id")
         indexes = [models.Index(fields=("patient", "at"))]
+        constraints = [
+            # Also the index the insert trigger reads its chain's last event from.
+            models.UniqueConstraint(
+                fields=("chain_key", "chain_seq"), name="auditevent_chain_position"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_email} {self.action} {self.object_type}"

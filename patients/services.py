@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Required, TypedDict, Unpack
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -19,6 +19,7 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from config.exceptions import ApplicationError
@@ -114,6 +115,58 @@ def audit_reads(
     )
 
 
+def audit_sign_in_failed(
+    *, email: str, door: str, throttled: bool = False, request: HttpRequest | None = None
+) -> AuditEvent:
+    """Record a failed sign-in (a wrong password, or refused by the throttle).
+
+    The email is recorded only when it names an account: what was typed into the email
+    field of a failed sign-in is sometimes a password.
+    """
+    account = User.objects.filter(email=email.strip().lower()).only("pk", "email").first()
+    patient_id = (
+        Patient.objects.filter(user=account).values_list("pk", flat=True).first()
+        if account is not None
+        else None
+    )
+    event = audit_event(
+        actor=None,
+        action=AuditEvent.Action.LOGIN_FAILED,
+        object_type="sign_in",
+        object_id=account.pk if account is not None else "",
+        patient_id=patient_id,
+        changes={"door": door, "throttled": throttled, "known_account": account is not None},
+        request=request,
+    )
+    event.actor_email = account.email if account is not None else ""
+    event.save(force_insert=True)
+    return event
+
+
+def audit_denied(
+    *,
+    actor: User,
+    view: str,
+    status: int,
+    object_id: str = "",
+    patient_id: str | None = None,
+    request: HttpRequest | None = None,
+) -> AuditEvent:
+    """Record a request for patient data refused with 403 or 404 (out of the caller's
+    scope, or no such object: the answer does not say which, the trail does not either)."""
+    if patient_id is not None and not Patient.objects.filter(pk=patient_id).exists():
+        patient_id = None
+    return audit_record(
+        actor=actor,
+        action=AuditEvent.Action.DENIED,
+        object_type=view[:64],
+        object_id=object_id[:64],
+        patient_id=patient_id,
+        changes={"status": status},
+        request=request,
+    )
+
+
 # --------------------------------------------------------------------------- sign-in
 
 
@@ -154,10 +207,12 @@ def auth_login(
     email = email.strip().lower()
     wait = throttling.sign_in_blocked(email=email, ip=ip)
     if wait is not None:
+        audit_sign_in_failed(email=email, door="api", throttled=True, request=request)
         raise Throttled(wait=wait, detail="Too many failed sign-ins. Try again later.")
     user = authenticate(username=email, password=password)
     if user is None or not isinstance(user, User):
         throttling.sign_in_failed(email=email, ip=ip)
+        audit_sign_in_failed(email=email, door="api", request=request)
         raise AuthenticationFailed("Email or password is incorrect.")
     if user.role is None:
         # Operators sign in to the admin with a session, not to the API.
@@ -239,8 +294,22 @@ def _hash_code(code: str) -> str:
     return hashlib.sha256(_normalise_code(code).encode()).hexdigest()
 
 
-def _new_code() -> str:
-    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+def _invitation_code(invitation_id: UUID | str, *, secret: str | bytes | None = None) -> str:
+    """The code of an invitation: a keyed hash (the secret key) of its random id.
+
+    Only the code's hash is stored, and the worker that emails it is handed the
+    invitation's id alone, so the code appears in no row, no queue message and no log
+    (docs/security.md § Secrets); the worker derives it again. 12 symbols of 31: ~59 bits.
+    """
+    digest = salted_hmac(
+        "patients.invitation-code", str(invitation_id), secret=secret, algorithm="sha256"
+    )
+    number = int.from_bytes(digest.digest(), "big")
+    symbols = []
+    for _ in range(12):
+        number, index = divmod(number, len(_CODE_ALPHABET))
+        symbols.append(_CODE_ALPHABET[index])
+    raw = "".join(symbols)
     return "-".join(raw[i : i + 4] for i in range(0, 12, 4))
 
 
@@ -250,12 +319,13 @@ class IssuedInvitation:
     code: str
 
 
-def invitation_send(*, invitation_id: UUID | str, code: str) -> bool:
+def invitation_send(*, invitation_id: UUID | str) -> bool:
     """Email an invitation's code; idempotent (the async boundary may deliver it twice).
 
     An invitation already sent, or no longer usable (a newer code replaced it, it was used
-    or it expired), is skipped: its code would not work. Raises what the email backend
-    raises, so that the task retries.
+    or it expired), is skipped: its code would not work. So is one whose code cannot be
+    derived again (the secret key changed since): the clinician resends it. Raises what
+    the email backend raises, so that the task retries.
     """
     invitation = (
         Invitation.objects.select_related("patient__clinic")
@@ -263,6 +333,22 @@ def invitation_send(*, invitation_id: UUID | str, code: str) -> bool:
         .first()
     )
     if invitation is None or not invitation.is_usable:
+        return False
+    # A key rotated since the invitation (the old one kept in SECRET_KEY_FALLBACKS).
+    candidates = (
+        _invitation_code(invitation.pk, secret=key)
+        for key in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    )
+    code = next(
+        (c for c in candidates if secrets.compare_digest(_hash_code(c), invitation.code_hash)),
+        None,
+    )
+    if code is None:
+        logger.warning(
+            "invitation %s not emailed: its code no longer derives from the secret key "
+            "(rotated?); resend it",
+            invitation.pk,
+        )
         return False
     patient = invitation.patient
     if User.objects.filter(email__iexact=invitation.email).exists():
@@ -312,8 +398,10 @@ def _issue_invitation(
     patient.invitations.filter(used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
-    code = _new_code()
+    invitation_id = uuid4()
+    code = _invitation_code(invitation_id)
     invitation = Invitation.objects.create(
+        id=invitation_id,
         patient=patient,
         code_hash=_hash_code(code),
         email=patient.email,
@@ -330,8 +418,8 @@ def _issue_invitation(
     )
     # Emailed by a worker after commit: a rolled-back invitation sends no working-looking
     # code, and a slow or failing mail server never fails (or half-writes) the request.
-    # The code travels in the message because only its hash is stored.
-    invitation_send_task.delay_on_commit(str(invitation.pk), code)
+    # The message carries the id only; the worker derives the code again.
+    invitation_send_task.delay_on_commit(str(invitation.pk))
     return IssuedInvitation(invitation=invitation, code=code)
 
 

@@ -46,5 +46,7 @@ def purge_expired_tokens_task() -> int:
     retry_backoff_max=1200,
     retry_jitter=True,
 )
-def invitation_send_task(invitation_id: str, code: str) -> bool:
-    return services.invitation_send(invitation_id=invitation_id, code=code)
+def invitation_send_task(invitation_id: str, *_legacy: str) -> bool:
+    # `_legacy`: messages queued before the upgrade also carried the code; it is ignored
+    # (and never logged), the code is derived from the id (docs/security.md § Secrets).
+    return services.invitation_send(invitation_id=invitation_id)

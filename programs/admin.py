@@ -120,6 +120,7 @@ class AssignedExerciseInline(ReadOnlyAdmin, admin.TabularInline[AssignedExercise
 
 @admin.register(AssignedPhase)
 class AssignedPhaseAdmin(ReadOnlyAdmin, admin.ModelAdmin[AssignedPhase]):
+    audit_patient_path = "assignment__patient"
     list_display = ("assignment", "position", "name", "length_weeks", "started_on")
     list_select_related = ("assignment__patient",)
     search_fields = ("name", "assignment__patient__last_name")
@@ -144,6 +145,7 @@ class DosageVersionInline(ReadOnlyAdmin, admin.TabularInline[DosageVersion, Assi
 
 @admin.register(AssignedExercise)
 class AssignedExerciseAdmin(ReadOnlyAdmin, admin.ModelAdmin[AssignedExercise]):
+    audit_patient_path = "phase__assignment__patient"
     formfield_overrides = HTTPS_URLS
     list_display = ("name", "phase", "category")
     list_filter = ("category",)
@@ -154,6 +156,7 @@ class AssignedExerciseAdmin(ReadOnlyAdmin, admin.ModelAdmin[AssignedExercise]):
 
 @admin.register(DosageVersion)
 class DosageVersionAdmin(ReadOnlyAdmin, admin.ModelAdmin[DosageVersion]):
+    audit_patient_path = "assigned_exercise__phase__assignment__patient"
     list_display = ("assigned_exercise", "effective_from", "sets", "reps", "sessions_per_week")
     list_select_related = ("assigned_exercise",)
     search_fields = ("assigned_exercise__name",)
@@ -180,6 +183,7 @@ class ExerciseLogAdmin(ReadOnlyAdmin, admin.ModelAdmin[ExerciseLog]):
 
 @admin.register(ProgressionProposal)
 class ProgressionProposalAdmin(ReadOnlyAdmin, admin.ModelAdmin[ProgressionProposal]):
+    audit_patient_path = "assignment__patient"
     list_display = (
         "assignment",
         "from_phase",

@@ -246,6 +246,8 @@ class NotificationAdmin(ReadOnlyAdmin, admin.ModelAdmin[Notification]):
     (or a deleted row) would take a red flag out of their unread list, a moved one would
     tell the wrong clinician, and none of it would be audited."""
 
+    audit_patient_path = "alert__patient"
+
     list_display = ("created_at", "clinician", "kind", "message", "read_at")
     list_filter = ("kind",)
     search_fields = ("message", "clinician__user__email", "alert__patient__last_name")

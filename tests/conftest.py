@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,6 +29,47 @@ def _broker_not_paused() -> None:
     enqueue._publish_paused_until = 0.0
     # Nor does a quiet-logs flag one test saw held excuse the next test's logs.
     safety._quiet_flag_trusted_until = 0.0
+
+
+@pytest.fixture(autouse=True)
+def _as_app_role(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What a test does in the database, it does as the application role (docs/security.md
+    § Database roles and audit trail), with the running service's privileges: the owner
+    only creates, migrates and flushes the test database. Every connection a test opens,
+    in any thread, takes the role; `@pytest.mark.db_owner` keeps the owner (a test of a
+    migration's own SQL). Without a role split (an external DATABASE_URL alone) it does
+    nothing."""
+    from django.conf import settings
+
+    app = getattr(settings, "DATABASE_APP", None)
+    uses_db = request.node.get_closest_marker("django_db") is not None or any(
+        name in request.fixturenames for name in ("db", "transactional_db", "live_server")
+    )
+    if app is None or not uses_db or request.node.get_closest_marker("db_owner"):
+        yield
+        return
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    request.getfixturevalue("db")
+    set_role = f"SET ROLE {connection.ops.quote_name(app['USER'])}"
+
+    def on_connect(*, connection: Any, **_: Any) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(set_role)
+
+    connection_created.connect(on_connect, weak=False)
+    if connection.connection is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(set_role)
+    try:
+        yield
+    finally:
+        connection_created.disconnect(on_connect)
+        # The flush after a transactional test is the owner's (TRUNCATE).
+        if connection.connection is not None and connection.is_usable():
+            with connection.cursor() as cursor:
+                cursor.execute("RESET ROLE")
 
 
 @pytest.fixture

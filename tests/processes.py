@@ -20,4 +20,6 @@ def production_env(*, database_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "DJANGO_TRUSTED_PROXY_COUNT": "0",
+        # Required in production; nothing here sends mail.
+        "EMAIL_URL": "smtp://127.0.0.1:25",
     }

@@ -164,6 +164,70 @@ def test_it_refuses_to_start_in_production_without_a_redis_url():
     assert "REDIS_URL is not set" in result.stderr
 
 
+def test_it_refuses_to_start_in_production_without_an_email_url():
+    # Issue 18: the console backend printed invitation codes into the worker's log.
+    result = _run_python(
+        _LOAD_SETTINGS,
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://x@h/db",
+        REDIS_URL="redis://h:6379/0",
+    )
+    assert result.returncode != 0
+    assert "EMAIL_URL is not set" in result.stderr
+
+
+def test_it_prints_mail_to_the_console_only_in_debug():
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.EMAIL_BACKEND)",
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "django.core.mail.backends.console.EmailBackend"
+
+
+_PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "REDIS_URL": "redis://h:6379/0",
+    "EMAIL_URL": "smtp://h:25",
+}
+
+
+def test_it_reads_the_owner_role_for_migrations_apart_from_the_application_role():
+    result = _run_python(
+        _LOAD_SETTINGS + "print(settings.DATABASES['default']['USER'], settings.DATABASE_APP_ROLE,"
+        " settings.DATABASE_OWNER['USER'], settings.DATABASE_OWNER['PASSWORD'])",
+        DATABASE_URL="postgres://app:apppw@db.internal:5432/rehab",
+        DATABASE_MIGRATE_URL="postgres://owner:ownerpw@db.internal:5432/rehab",
+        **_PRODUCTION,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["app", "app", "owner", "ownerpw"]
+
+
+@pytest.mark.parametrize(
+    ("migrate_url", "message"),
+    [
+        ("postgres://owner:pw@db.internal:5432/other", "same database"),
+        ("postgres://owner:pw@elsewhere:5432/rehab", "same database"),
+        ("postgres://app:pw@db.internal:5432/rehab", "same role"),
+    ],
+)
+def test_it_refuses_an_owner_url_that_is_not_another_role_on_the_same_database(
+    migrate_url, message
+):
+    result = _run_python(
+        _LOAD_SETTINGS,
+        DATABASE_URL="postgres://app:apppw@db.internal:5432/rehab",
+        DATABASE_MIGRATE_URL=migrate_url,
+        **_PRODUCTION,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
 def test_it_starts_in_debug_without_a_redis_url():
     result = _run_python(
         _LOAD_SETTINGS + "print(settings.CELERY_BROKER_URL)",
@@ -266,6 +330,7 @@ def test_it_reads_the_number_of_trusted_proxies(env, expected):
         _LOAD_SETTINGS + "print(settings.TRUSTED_PROXY_COUNT)",
         DATABASE_URL="postgres://x@h/db",
         REDIS_URL="redis://h:6379/0",
+        EMAIL_URL="smtp://h:25",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         **env,
     )
@@ -325,6 +390,7 @@ def test_it_reads_settings_from_the_environment():
         INVITATION_TTL_DAYS="7",
         AUTH_TOKEN_TTL_DAYS="10",
         DJANGO_TRUSTED_PROXY_COUNT="1",
+        EMAIL_URL="smtp+tls://mailer:pw@mail.example.com:587",
     )
     assert result.returncode == 0, result.stderr
     settings = json.loads(result.stdout)
@@ -337,7 +403,7 @@ def test_it_reads_settings_from_the_environment():
         "hosts": ["api.example.com", ".example.org"],
         "throttle": {"login": "5/min", "register": "1000/hour", "logs": "600/hour"},
         "broker": "redis://cache.internal:6379/3",
-        "email_backend": "django.core.mail.backends.console.EmailBackend",
+        "email_backend": "django.core.mail.backends.smtp.EmailBackend",
         "invitation_days": 7,
         "token_days": 10,
         "proxies": 1,
@@ -517,10 +583,30 @@ def test_it_runs_the_contract_processes_in_compose():
         value = services[name]["command"]
         return value if isinstance(value, str) else " ".join(value)
 
-    web = command("web")
-    assert web.index("migrate") < web.index("gunicorn config.wsgi")
+    # Migrations run as the owner role in their own one-off service, before web starts.
+    assert "manage.py migrate" in command("migrate")
+    assert "gunicorn config.wsgi" in command("web")
+    assert "migrate" not in command("web")
+    depends = services["web"]["depends_on"]["migrate"]
+    assert depends["condition"] == "service_completed_successfully"
     assert "celery -A config worker" in command("worker")
     assert "celery -A config beat" in command("beat")
+
+
+def test_it_gives_the_owner_role_to_the_migrations_only_in_compose():
+    services = _compose()["services"]
+    for name in ("web", "worker", "beat"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://rehab_app:"), name
+        assert "DATABASE_MIGRATE_URL" not in env, name
+        assert "EMAIL_URL" in env, name
+    migrate = services["migrate"]["environment"]
+    assert migrate["DATABASE_MIGRATE_URL"].startswith("postgres://rehab:")
+    assert migrate["DATABASE_URL"] == services["web"]["environment"]["DATABASE_URL"]
+    init = services["db"]["volumes"]
+    assert "./docker/postgres-init:/docker-entrypoint-initdb.d:ro" in init
+    script = (BASE_DIR / "docker" / "postgres-init" / "10-app-role.sh").read_text()
+    assert "CREATE ROLE rehab_app LOGIN NOSUPERUSER" in script
 
 
 def test_it_configures_compose_services_through_the_documented_variables():

@@ -84,9 +84,11 @@ def test_it_audits_every_view_of_the_patient_page(web, clinician, patient):
     assert event.actor_email == clinician.user.email
 
 
-def test_it_does_not_audit_a_refused_view(web, other_patient):
+def test_it_audits_a_refused_view_as_denied_not_as_a_read(web, other_patient):
     web.get(f"/dashboard/patients/{other_patient.pk}/")
-    assert not AuditEvent.objects.filter(patient=other_patient).exists()
+    events = AuditEvent.objects.filter(patient=other_patient)
+    assert not events.exclude(action="denied").exists()
+    assert events.get().changes == {"status": 404}
 
 
 def test_it_highlights_safety_answers_that_are_not_no(web, patient):

@@ -216,6 +216,7 @@ def test_it_uses_the_clinic_a_concurrent_run_created_in_another_case(clinic, mon
     assert Clinician.objects.get().clinic == clinic
 
 
+@pytest.mark.db_owner  # a migration's own DDL: the owner's work
 def test_the_migration_stops_on_names_that_differ_only_in_case(clinic):
     import importlib
 

@@ -120,8 +120,82 @@ def test_it_enqueues_the_email_task_on_commit_with_json_arguments(
     for callback in callbacks:
         callback()
     invitation = Invitation.objects.get()
-    assert enqueued == [(str(invitation.pk), response.json()["code"])]
+    # The id only: the code is a secret, and a queue message is no place for one.
+    assert enqueued == [(str(invitation.pk),)]
     assert json.loads(json.dumps(enqueued[0])) == list(enqueued[0])
+    code = response.json()["code"]
+    assert code not in json.dumps(enqueued)
+    assert re.sub(r"\W", "", code) not in json.dumps(enqueued)
+
+
+def test_it_puts_no_code_in_the_celery_message(
+    clinician_client, clinician, django_capture_on_commit_callbacks, monkeypatch
+):
+    # Published for real to the broker (Redis), and read back from its queue as it waits
+    # for a worker: what anyone with access to Redis (or its dump) would see.
+    import base64
+
+    import redis
+    from django.conf import settings
+
+    monkeypatch.delattr(tasks.invitation_send_task, "delay")  # this module's stand-in
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queue = "celery"
+    before = broker.llen(queue)
+    with django_capture_on_commit_callbacks(execute=True):
+        code = clinician_client.post(INVITE, _invite_body()).json()["code"]
+    raw: list[Any] = list(broker.lrange(queue, 0, broker.llen(queue) - before - 1))
+    try:
+        (message,) = raw
+        envelope = json.loads(message)
+        body = base64.b64decode(envelope["body"]).decode()
+        invitation = Invitation.objects.get()
+        assert json.loads(body)[0] == [str(invitation.pk)]
+        for text in (message.decode(), body):
+            assert code not in text
+            assert re.sub(r"\W", "", code) not in text
+    finally:
+        for message in raw:
+            broker.lrem(queue, 1, message)
+
+
+def test_it_emails_the_code_it_answered_from_the_id_alone_and_it_registers(
+    clinician_client, clinician, django_capture_on_commit_callbacks, anon_client
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        code = clinician_client.post(INVITE, _invite_body()).json()["code"]
+    invitation = Invitation.objects.get()
+    assert tasks.invitation_send_task(str(invitation.pk)) is True
+    emailed = re.search(r"enter:\s+(\S+)", str(mail.outbox[0].body))
+    assert emailed is not None
+    assert emailed.group(1) == code
+    assert _register(anon_client, emailed.group(1)).status_code == 201
+
+
+def test_it_derives_no_working_code_without_the_secret_key(
+    clinician_client, clinician, django_capture_on_commit_callbacks, settings
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        code = clinician_client.post(INVITE, _invite_body()).json()["code"]
+    invitation = Invitation.objects.get()
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    assert tasks.invitation_send_task(str(invitation.pk)) is False
+    assert mail.outbox == []
+    # A rotation that keeps the old key as a fallback still sends the same code.
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    assert tasks.invitation_send_task(str(invitation.pk)) is True
+    assert code in mail.outbox[0].body
+
+
+def test_it_ignores_a_code_in_a_message_queued_before_the_upgrade(
+    clinician_client, clinician, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        code = clinician_client.post(INVITE, _invite_body()).json()["code"]
+    invitation = Invitation.objects.get()
+    assert tasks.invitation_send_task(str(invitation.pk), "WRONG-CODE-0000") is True
+    assert code in mail.outbox[0].body
 
 
 def test_it_sends_the_email_from_the_task_once(
@@ -130,11 +204,11 @@ def test_it_sends_the_email_from_the_task_once(
     with django_capture_on_commit_callbacks(execute=False):
         code = clinician_client.post(INVITE, _invite_body()).json()["code"]
     invitation = Invitation.objects.get()
-    assert tasks.invitation_send_task(str(invitation.pk), code) is True
+    assert tasks.invitation_send_task(str(invitation.pk)) is True
     assert len(mail.outbox) == 1
     assert code in mail.outbox[0].body
     # A redelivered message (acks_late) sends nothing more.
-    assert tasks.invitation_send_task(str(invitation.pk), code) is False
+    assert tasks.invitation_send_task(str(invitation.pk)) is False
     assert len(mail.outbox) == 1
 
 
@@ -142,11 +216,11 @@ def test_it_does_not_email_a_code_that_was_replaced_before_it_was_sent(
     clinician_client, clinician, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False):
-        first = clinician_client.post(INVITE, _invite_body()).json()["code"]
+        clinician_client.post(INVITE, _invite_body())
     old = Invitation.objects.get()
     _invite(clinician_client, django_capture_on_commit_callbacks)
     mail.outbox.clear()
-    assert tasks.invitation_send_task(str(old.pk), first) is False
+    assert tasks.invitation_send_task(str(old.pk)) is False
     assert mail.outbox == []
 
 
@@ -156,9 +230,9 @@ def test_it_retries_a_failing_email_a_bounded_number_of_times(
 ):
     FailingEmailBackend.attempts = 0
     with django_capture_on_commit_callbacks(execute=False):
-        code = clinician_client.post(INVITE, _invite_body()).json()["code"]
+        clinician_client.post(INVITE, _invite_body())
     invitation = Invitation.objects.get()
-    result = tasks.invitation_send_task.apply(args=(str(invitation.pk), code))
+    result = tasks.invitation_send_task.apply(args=(str(invitation.pk),))
     assert isinstance(result.result, smtplib.SMTPException)
     assert tasks.invitation_send_task.max_retries == 6
     assert FailingEmailBackend.attempts == 7

@@ -76,11 +76,15 @@ def _stop_group(proc: subprocess.Popen[Any], *, sig: int, timeout: float) -> Non
 
 def database_url() -> str:
     """A DATABASE_URL for the database this test process uses (pytest-django's `test_...`)."""
+    from django.conf import settings
     from django.db import connection
 
     db = connection.settings_dict
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    # The worker runs as the application role, as it does in production (the test
+    # process's own connection is the owner's: config/settings_test.py).
+    role = settings.DATABASE_APP or {"USER": db["USER"], "PASSWORD": db["PASSWORD"]}
+    user = quote(role["USER"] or "", safe="")
+    password = f":{quote(role['PASSWORD'], safe='')}" if role["PASSWORD"] else ""
     host = db["HOST"] or ""
     port = f":{db['PORT']}" if db["PORT"] else ""
     options = {k: str(v) for k, v in (db.get("OPTIONS") or {}).items()}

@@ -7,7 +7,7 @@ import patients.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("patients", "0005_drop_redundant_patient_index"),
+        ("patients", "0006_audit_hash_chain"),
     ]
 
     operations = [

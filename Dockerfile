@@ -27,6 +27,10 @@ RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef 
 
 # The code and static files stay root's: the process can read them, not change them.
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
+# Patient export files (EXPORTS_DIR): the only directory the process writes; compose
+# mounts a volume shared by web and worker here, which takes this owner.
+RUN mkdir -p /exports && chown app /exports && chmod 700 /exports
+ENV EXPORTS_DIR=/exports
 USER app
 
 EXPOSE 8000

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "patients",
     "programs",
     "rehab",
+    "rights",
 ]
 
 MIDDLEWARE = [
@@ -331,6 +332,8 @@ CELERY_BEAT_SCHEDULE = {
     # second beat, or a rerun, sends nothing twice).
     # Hourly, so that each patient is reminded in their own morning (REMINDER_LOCAL_HOURS);
     # the runs after a patient's reminder find it sent and send nothing.
+    # Data rights: re-enqueue export builds a lost message left owed; remove old files.
+    "rights-export-jobs-sweep": {"task": "rights.tasks.export_jobs_sweep_task", "schedule": 300.0},
     "safety-missed-log-reminders": {
         "task": "rehab.tasks.missed_log_reminders_task",
         "schedule": 3600.0,
@@ -341,6 +344,20 @@ CELERY_BEAT_SCHEDULE = {
 # --- Product settings ---
 INVITATION_TTL_DAYS: int = env.int("INVITATION_TTL_DAYS", default=14)
 PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="http://localhost:8000")
+
+# Data rights (docs/data-rights.md). Export files are written by the worker and read by the
+# web process: in production both must see EXPORTS_DIR (a shared volume).
+EXPORTS_DIR: str = env.str("EXPORTS_DIR", default=str(BASE_DIR / ".data" / "exports"))
+EXPORT_LINK_MAX_AGE: int = env.int("EXPORT_LINK_MAX_AGE", default=900)
+EXPORT_FILE_TTL_HOURS: int = env.int("EXPORT_FILE_TTL_HOURS", default=24)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "exports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": EXPORTS_DIR, "directory_permissions_mode": 0o700},
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("patients.urls")),
     path("", include("programs.urls")),
     path("", include("rehab.urls")),
+    path("", include("rights.urls")),
 ]
 
 urlpatterns = [

@@ -17,3 +17,15 @@ class IsPatient(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user.is_authenticated and hasattr(request.user, "patient"))
+
+
+class IsPatientAnyConsent(BasePermission):
+    """A patient, whether or not a consent acceptance is owed: for the endpoints a patient
+    must reach before accepting (the consents themselves) and for their data rights
+    (export, access log), which do not depend on accepting new terms
+    (docs/data-rights.md)."""
+
+    message = "Only patients can use this endpoint."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user.is_authenticated and hasattr(request.user, "patient"))

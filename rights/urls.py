@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver, path
+
+from rights import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("me/export/json/", views.MeExportJsonApi.as_view(), name="me-export-json"),
+    path("me/export/csv/", views.MeExportCsvApi.as_view(), name="me-export-csv"),
+    path("me/export/fhir/", views.MeExportFhirApi.as_view(), name="me-export-fhir"),
+    path("me/exports/", views.MeExportJobCreateApi.as_view(), name="me-export-jobs"),
+    path("me/exports/<uuid:job_id>/", views.MeExportJobDetailApi.as_view(), name="me-export-job"),
+    path("me/access-log/", views.MeAccessLogApi.as_view(), name="me-access-log"),
+    path(
+        "clinician/patients/<uuid:patient_id>/export/json/",
+        views.PatientExportJsonApi.as_view(),
+        name="clinician-patient-export-json",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/export/csv/",
+        views.PatientExportCsvApi.as_view(),
+        name="clinician-patient-export-csv",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/export/fhir/",
+        views.PatientExportFhirApi.as_view(),
+        name="clinician-patient-export-fhir",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/exports/",
+        views.PatientExportJobCreateApi.as_view(),
+        name="clinician-patient-export-jobs",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/exports/<uuid:job_id>/",
+        views.PatientExportJobDetailApi.as_view(),
+        name="clinician-patient-export-job",
+    ),
+    path(
+        "exports/download/<str:token>/", views.ExportDownloadApi.as_view(), name="export-download"
+    ),
+]

@@ -245,6 +245,7 @@ SPECTACULAR_SETTINGS = {
         "SexualFunctionAnswerEnum": "rehab.safety.vocab.SEXUAL_FUNCTION_ANSWERS",
         "LegPainSideEnum": "rehab.models.logs.DailyLog.LegPainSide",
         "SleepEnum": "rehab.models.logs.DailyLog.Sleep",
+        "ConsentKindEnum": "patients.consent_models.ConsentKind",
     },
 }
 

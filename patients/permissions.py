@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
+
+CONSENT_REQUIRED = "consent_required"
+
+
+def consent_required_error() -> PermissionDenied:
+    """The 403 a patient gets while an acceptance is owed; the app acts on `code`."""
+    return PermissionDenied(
+        {
+            "detail": "Please read and accept your clinic's updated terms to continue.",
+            "code": CONSENT_REQUIRED,
+            "consents": "/api/v1/me/consents/",
+        }
+    )
 
 
 class IsClinician(BasePermission):
@@ -13,10 +27,22 @@ class IsClinician(BasePermission):
 
 
 class IsPatient(BasePermission):
+    """A patient who owes no consent acceptance (docs/data-rights.md).
+
+    While one is owed the answer is 403 with `"code": "consent_required"`, which the app
+    acts on by showing the documents. The flag is a column of the patient row that the
+    token look-up loaded: no query here.
+    """
+
     message = "Only patients can use this endpoint."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user.is_authenticated and hasattr(request.user, "patient"))
+        patient = getattr(request.user, "patient", None) if request.user.is_authenticated else None
+        if patient is None:
+            return False
+        if patient.consent_owed:
+            raise consent_required_error()
+        return True
 
 
 class IsPatientAnyConsent(BasePermission):

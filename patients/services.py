@@ -436,7 +436,12 @@ def patient_register(
     except IntegrityError as exc:  # a concurrent registration of the same email
         raise ValidationError({"email": "An account with this email exists."}) from exc
     patient.user = user
-    patient.save(update_fields=["user", "updated_at"])
+    # Registration is where the clinic's current required consents are first owed: the
+    # app's next call answers 403 `consent_required` until they are accepted.
+    from patients.consent import consent_owed_compute
+
+    patient.consent_owed = consent_owed_compute(patient=patient)
+    patient.save(update_fields=["user", "consent_owed", "updated_at"])
     invitation.used_at = timezone.now()
     invitation.save(update_fields=["used_at"])
     audit_record(

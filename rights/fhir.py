@@ -416,9 +416,35 @@ def bundle_dict(data: PatientData) -> dict[str, Any]:
     }
 
 
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+CONSENT_STATUS = {"accepted": "active", "declined": "rejected", "withdrawn": "inactive"}
+
+
+def _consent(row: Mapping[str, Any], patient_id: str) -> dict[str, Any]:
+    accepted = row["decision"] == "accepted"
+    return {
+        "resourceType": "Consent",
+        "id": _derived_id("consent", patient_id, row["document_id"]),
+        "status": CONSENT_STATUS[row["decision"]],
+        "scope": _code(
+            CONSENT_SCOPE, "research" if row["kind"] == "research" else "patient-privacy"
+        ),
+        "category": [_code(LOINC, "59284-0", "Patient Consent")],
+        "patient": _ref(patient_id),
+        "dateTime": _instant(row["at"]),
+        "policy": [{"uri": f"{system_base()}/consent-documents/{row['document_id']}"}],
+        "policyRule": _code(code_system("consent-kind"), row["kind"], row["title"]),
+        "provision": {"type": "permit" if accepted else "deny"},
+    }
+
+
 def extra_resources(data: PatientData) -> list[dict[str, Any]]:
-    """Resources of sections added after the first mapping (consents)."""
-    return []
+    """One Consent per document version decided on, in its latest state (the JSON and
+    CSV exports keep every decision)."""
+    latest: dict[Any, Mapping[str, Any]] = {}
+    for row in data.sections.get("consent_decisions", []):  # oldest first
+        latest[row["document_id"]] = row
+    return [_consent(row, str(data.patient.pk)) for row in latest.values()]
 
 
 def bundle_build(data: PatientData) -> Bundle:

@@ -16,7 +16,7 @@ from django.db import models
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from patients.models import AuditEvent, Patient, User
+from patients.models import AuditEvent, ConsentDecision, Patient, User
 from programs.models import (
     AssignedExercise,
     AssignedPhase,
@@ -150,6 +150,22 @@ def patient_data_get(*, user: User, patient: Patient) -> PatientData:
         ),
         "exercise_logs": _rows(
             ExerciseLog.objects.visible_to(user).filter(**own), ("date", "created_at")
+        ),
+        # Every decision (the history), with the document it was on.
+        "consent_decisions": list(
+            ConsentDecision.objects.visible_to(user)
+            .filter(**own)
+            .order_by("at", "id")
+            .values(
+                "id",
+                "document_id",
+                "decision",
+                "at",
+                kind=models.F("document__kind"),
+                version=models.F("document__version"),
+                title=models.F("document__title"),
+                required=models.F("document__required"),
+            )
         ),
     }
     return PatientData(patient=patient, exported_at=timezone.now(), sections=sections)

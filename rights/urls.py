@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from rights import views
+from rights import views, views_consent
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("me/export/json/", views.MeExportJsonApi.as_view(), name="me-export-json"),
@@ -35,6 +35,35 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "clinician/patients/<uuid:patient_id>/exports/<uuid:job_id>/",
         views.PatientExportJobDetailApi.as_view(),
         name="clinician-patient-export-job",
+    ),
+    path("me/consents/", views_consent.MyConsentsApi.as_view(), name="me-consents"),
+    path(
+        "me/consents/history/",
+        views_consent.MyConsentHistoryApi.as_view(),
+        name="me-consent-history",
+    ),
+    path(
+        "me/consents/<uuid:document_id>/",
+        views_consent.MyConsentDecideApi.as_view(),
+        name="me-consent-decide",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/consents/",
+        views_consent.PatientConsentsApi.as_view(),
+        name="clinician-patient-consents",
+    ),
+    path(
+        "clinician/consent-documents/",
+        views_consent.ConsentDocumentListCreateApi.as_view(),
+        name="consent-documents",
+    ),
+    path(
+        "clinician/consent-documents/<uuid:document_id>/publish/",
+        views_consent.ConsentDocumentPublishApi.as_view(),
+        name="consent-document-publish",
+    ),
+    path(
+        "clinician/outcomes/csv/", views.ClinicOutcomesCsvApi.as_view(), name="clinic-outcomes-csv"
     ),
     path(
         "exports/download/<str:token>/", views.ExportDownloadApi.as_view(), name="export-download"

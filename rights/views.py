@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -19,6 +21,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,7 +33,7 @@ from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Patient, User
 from patients.permissions import IsClinician, IsPatientAnyConsent
 from patients.services import audit_record
-from rights import selectors, services
+from rights import formats, outcomes, selectors, services
 from rights.models import ExportFormat, ExportJob
 
 
@@ -174,8 +177,6 @@ class ExportJobOutputSerializer(serializers.Serializer):
 
 
 def _job_data(request: Request, job: ExportJob) -> Any:
-    from django.utils import timezone
-
     return ExportJobOutputSerializer(job, context={"request": request, "now": timezone.now()}).data
 
 
@@ -397,4 +398,61 @@ class MeAccessLogApi(APIView):
             patient=patient,
             request=request,
         )
+        return response
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+class ClinicOutcomesCsvApi(APIView):
+    permission_classes = [IsClinician]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "view",
+                enum=["patients", "summary"],
+                required=False,
+                description="`patients` (default): one de-identified row per patient; "
+                "`summary`: responders by condition and program.",
+            )
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            400: OpenApiResponse(description="Unknown view"),
+            403: OpenApiResponse(description="Not a clinic admin"),
+        },
+        tags=["clinician: clinic"],
+        description=(
+            "The clinic's outcomes for service audits, de-identified (no name, id, email or "
+            "date; age in ten-year bands; rows in no identifying order), streamed. "
+            "Responders reach the MCID of the progress figures (2 points and 30 %). When the "
+            "clinic publishes a `research` consent document, only patients who gave it are "
+            "included. Clinic admins only."
+        ),
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        clinician = _user(request).clinician
+        assert clinician is not None
+        if clinician.role != clinician.Role.CLINIC_ADMIN:
+            raise PermissionDenied("Only a clinic admin can export the clinic's outcomes.")
+        view = request.query_params.get("view", "patients")
+        if view not in ("patients", "summary"):
+            raise serializers.ValidationError({"view": ["Must be patients or summary."]})
+        rows = outcomes.OutcomeRows(clinic_id=clinician.clinic_id, today=timezone.now().date())
+        body = (
+            itertools.chain([outcomes.PATIENT_COLUMNS], rows.patient_rows())
+            if view == "patients"
+            else itertools.chain([outcomes.SUMMARY_COLUMNS], rows.summary_rows())
+        )
+        audit_record(
+            actor=_user(request),
+            action=AuditEvent.Action.READ,
+            object_type="clinic_outcomes",
+            changes={"view": view},
+            request=request,
+        )
+        response = StreamingHttpResponse(formats.csv_rows(body), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="outcomes-{view}.csv"'
+        response["Cache-Control"] = "no-store"
         return response

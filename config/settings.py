@@ -335,6 +335,8 @@ CELERY_BEAT_SCHEDULE = {
     # the runs after a patient's reminder find it sent and send nothing.
     # Data rights: re-enqueue export builds a lost message left owed; remove old files.
     "rights-export-jobs-sweep": {"task": "rights.tasks.export_jobs_sweep_task", "schedule": 300.0},
+    # Pseudonymise records past their clinic's retention period (docs/data-rights.md).
+    "rights-retention-sweep": {"task": "rights.tasks.retention_sweep_task", "schedule": 86400.0},
     "safety-missed-log-reminders": {
         "task": "rehab.tasks.missed_log_reminders_task",
         "schedule": 3600.0,
@@ -351,6 +353,8 @@ PUBLIC_BASE_URL: str = env.str("PUBLIC_BASE_URL", default="http://localhost:8000
 EXPORTS_DIR: str = env.str("EXPORTS_DIR", default=str(BASE_DIR / ".data" / "exports"))
 EXPORT_LINK_MAX_AGE: int = env.int("EXPORT_LINK_MAX_AGE", default=900)
 EXPORT_FILE_TTL_HOURS: int = env.int("EXPORT_FILE_TTL_HOURS", default=24)
+# Years a clinical record is kept after the last contact, for clinics that set none.
+RETENTION_YEARS_DEFAULT: int = env.int("RETENTION_YEARS_DEFAULT", default=8)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -5,9 +5,10 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from patients.models import Patient
-from rights.querysets import ExportJobQuerySet
+from rights.querysets import ErasureRequestQuerySet, ExportJobQuerySet
 
 
 class ExportFormat(models.TextChoices):
@@ -67,3 +68,72 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.format} export {self.id} ({self.status})"
+
+
+class ClinicRetention(models.Model):
+    """How long a clinic keeps a patient's clinical record after the last contact.
+
+    Without a row the default (`RETENTION_YEARS_DEFAULT`) applies. Records inside the
+    hold are kept (restricted: the account is closed) when erasure is asked for; past it,
+    the retention job pseudonymises them (docs/data-rights.md)."""
+
+    clinic = models.OneToOneField(
+        "patients.Clinic", on_delete=models.CASCADE, related_name="retention"
+    )
+    years_after_last_contact = models.PositiveSmallIntegerField(default=8)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.clinic}: {self.years_after_last_contact} years"
+
+
+class ErasureRequest(models.Model):
+    """A patient's request to erase their data, decided by a clinic admin."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a decision"
+        REJECTED = "rejected", "Rejected"
+        RESTRICTED = "restricted", "Account closed; records kept under the retention hold"
+        ERASED = "erased", "Erased (pseudonymised)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField(blank=True, max_length=2000)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, max_length=2000)
+    hold_until = models.DateField(null=True, blank=True)
+
+    objects = ErasureRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-requested_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("patient",),
+                condition=Q(status="pending"),
+                name="erasurerequest_one_pending_per_patient",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Erasure request {self.id} ({self.status})"
+
+
+class Erasure(models.Model):
+    """The tombstone of a pseudonymised patient: when and why, never what."""
+
+    class Reason(models.TextChoices):
+        REQUEST = "request", "The patient's request"
+        RETENTION = "retention", "Retention period ended"
+
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    erased_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} erased {self.erased_at:%Y-%m-%d} ({self.reason})"

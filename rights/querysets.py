@@ -7,3 +7,7 @@ from patients.querysets import ScopedQuerySet
 
 class ExportJobQuerySet(ScopedQuerySet):
     patient_path = "patient"
+
+
+class ErasureRequestQuerySet(ScopedQuerySet):
+    patient_path = "patient"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from patients.tasks import RobustOnCommitTask
-from rights import services
+from rights import erasure, services
 
 
 # Enqueued on commit; a broker outage then is logged, and the sweeper builds the job later.
@@ -23,3 +23,8 @@ def export_job_build_task(job_id: str) -> str:
 @shared_task
 def export_jobs_sweep_task() -> int:
     return services.export_jobs_sweep()
+
+
+@shared_task
+def retention_sweep_task() -> int:
+    return erasure.retention_sweep()

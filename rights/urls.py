@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from rights import views, views_consent
+from rights import views, views_consent, views_erasure
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("me/export/json/", views.MeExportJsonApi.as_view(), name="me-export-json"),
@@ -65,6 +65,22 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(
         "clinician/outcomes/csv/", views.ClinicOutcomesCsvApi.as_view(), name="clinic-outcomes-csv"
     ),
+    path(
+        "me/erasure-request/",
+        views_erasure.MyErasureRequestApi.as_view(),
+        name="me-erasure-request",
+    ),
+    path(
+        "clinician/erasure-requests/",
+        views_erasure.ErasureRequestListApi.as_view(),
+        name="erasure-requests",
+    ),
+    path(
+        "clinician/erasure-requests/<uuid:request_id>/decide/",
+        views_erasure.ErasureRequestDecideApi.as_view(),
+        name="erasure-request-decide",
+    ),
+    path("clinician/retention/", views_erasure.RetentionApi.as_view(), name="clinic-retention"),
     path(
         "exports/download/<str:token>/", views.ExportDownloadApi.as_view(), name="export-download"
     ),

@@ -36,7 +36,7 @@ def _logs(patient, pains):
 
 def _read(response) -> list[dict[str, str]]:
     assert isinstance(response, StreamingHttpResponse)
-    text = b"".join(response.streaming_content).decode()
+    text = b"".join(response.streaming_content).decode()  # type: ignore[arg-type]
     return list(csv.DictReader(io.StringIO(text)))
 
 

@@ -246,6 +246,9 @@ SPECTACULAR_SETTINGS = {
         "LegPainSideEnum": "rehab.models.logs.DailyLog.LegPainSide",
         "SleepEnum": "rehab.models.logs.DailyLog.Sleep",
         "ConsentKindEnum": "patients.consent_models.ConsentKind",
+        "ConsentDecisionEnum": "patients.consent_models.ConsentDecision.Decision",
+        "ErasureDecisionEnum": ["approve", "reject"],
+        "ErasureRequestStatusEnum": "rights.models.ErasureRequest.Status",
     },
 }
 

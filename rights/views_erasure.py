@@ -5,7 +5,12 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -100,7 +105,17 @@ class ErasureRequestListApi(APIView):
 
     @extend_schema(
         parameters=PAGE_PARAMETERS,
-        responses={200: ClinicErasureRequestSerializer(many=True)},
+        responses={
+            200: inline_serializer(
+                name="PaginatedClinicErasureRequestList",
+                fields={
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": ClinicErasureRequestSerializer(many=True),
+                },
+            )
+        },
         tags=["clinician: clinic"],
         description="The clinic's erasure requests, newest first.",
     )

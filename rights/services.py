@@ -171,7 +171,8 @@ def export_link_token(*, job: ExportJob) -> str:
 
 
 def export_download_get(*, token: str) -> ExportJob:
-    """The ready job a download token names; a bad, expired or spent token is a 404."""
+    """The ready job a download token names; a bad or expired token, or a file no longer
+    kept, is a 400 with a `code` the app can act on (ask for a new export)."""
     try:
         job_id = signing.TimestampSigner(salt=_LINK_SALT).unsign(
             token, max_age=settings.EXPORT_LINK_MAX_AGE

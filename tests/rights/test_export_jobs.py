@@ -151,3 +151,13 @@ def test_the_sweeper_re_enqueues_lost_jobs_and_removes_old_files(
     done.refresh_from_db()
     assert done.status == ExportJob.Status.EXPIRED
     assert not list(export_dir.iterdir())
+
+
+def test_a_link_to_a_removed_file_says_it_is_gone(patient_client, anon_client, record):
+    job = ExportJob.objects.create(patient=record, requested_by=record.user, format="json")
+    services.export_job_build(job_id=job.pk)
+    url = patient_client.get(f"/api/v1/me/exports/{job.pk}/").json()["download_url"]
+    ExportJob.objects.filter(pk=job.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = anon_client.get(url)
+    assert response.status_code == 400
+    assert response.json()["code"] == "export_gone"

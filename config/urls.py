@@ -16,6 +16,7 @@ api_v1 = [
 urlpatterns = [
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
+    path("dashboard/erasure-requests/", include("rights.urls_dashboard")),
     path("dashboard/", include("rehab.urls_dashboard")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

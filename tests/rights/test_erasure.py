@@ -143,3 +143,48 @@ def test_a_clinic_admin_sets_the_retention_period(admin_client, clinician_client
     assert clinician_client.put(url, {"years_after_last_contact": 1}).status_code == 403
     assert admin_client.put(url, {"years_after_last_contact": 0}).status_code == 400
     assert ClinicRetention.objects.get().years_after_last_contact == 10
+
+
+def _web(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+DASHBOARD = "/dashboard/erasure-requests/"
+
+
+def test_a_clinic_admin_decides_in_the_dashboard(patient_client, patient, clinic):
+    admin = ClinicianFactory.create(
+        clinic=clinic, role=Clinician.Role.CLINIC_ADMIN, user=UserFactory.create()
+    )
+    request_id = _request(patient_client)
+    web = _web(admin.user)
+    page = web.get(DASHBOARD)
+    assert page.status_code == 200
+    assert patient.full_name in page.content.decode()
+    assert AuditEvent.objects.filter(patient=patient, object_type="erasure_request_list").exists()
+    response = web.post(f"{DASHBOARD}{request_id}/decide/", {"decision": "approve"})
+    assert response.status_code == 302
+    assert ErasureRequest.objects.get().status == "restricted"
+    assert not AuthToken.objects.filter(user=patient.user).exists()
+
+
+def test_the_dashboard_page_is_for_the_clinics_admins_only(
+    patient_client, clinician, other_clinic_clinician
+):
+    request_id = _request(patient_client)
+    assert _web(clinician.user).get(DASHBOARD).status_code == 403
+    decide = f"{DASHBOARD}{request_id}/decide/"
+    assert _web(clinician.user).post(decide, {"decision": "approve"}).status_code == 403
+    other_admin = other_clinic_clinician
+    Clinician.objects.filter(pk=other_admin.pk).update(role=Clinician.Role.CLINIC_ADMIN)
+    other_admin.refresh_from_db()
+    assert _web(other_admin.user).post(decide, {"decision": "approve"}).status_code == 404
+    assert "Pat Doe" not in _web(other_admin.user).get(DASHBOARD).content.decode()
+    from django.test import Client
+
+    assert Client().get(DASHBOARD).status_code == 302  # to the sign-in page
+    assert ErasureRequest.objects.get().status == "pending"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import django_stubs_ext
 import environ
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "programs",
     "rehab",
     "dashboard",
+    "rights",
 ]
 
 MIDDLEWARE = [
@@ -201,7 +203,7 @@ STATICFILES_DIRS = [("pygaljs", pygaljs.path("2.0.x"))]
 # page names the exact version of its CSS, which browsers may then cache forever. Under
 # DEBUG (`make run`) Django's static tag serves the plain names, so no collectstatic is
 # needed there; tests use the plain storage (config/settings_test.py).
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
@@ -379,6 +381,10 @@ SPECTACULAR_SETTINGS = {
         "LegPainSideEnum": "rehab.models.logs.DailyLog.LegPainSide",
         "SleepEnum": "rehab.models.logs.DailyLog.Sleep",
         "SeverityEnum": "rehab.safety.vocab.SEVERITIES",
+        "ConsentKindEnum": "patients.consent_models.ConsentKind",
+        "ConsentDecisionEnum": "patients.consent_models.ConsentDecision.Decision",
+        "ErasureDecisionEnum": ["approve", "reject"],
+        "ErasureRequestStatusEnum": "rights.models.ErasureRequest.Status",
     },
 }
 
@@ -471,6 +477,10 @@ CELERY_BEAT_SCHEDULE = {
     # second beat, or a rerun, sends nothing twice).
     # Hourly, so that each patient is reminded in their own morning (REMINDER_LOCAL_HOURS);
     # the runs after a patient's reminder find it sent and send nothing.
+    # Data rights: re-enqueue export builds a lost message left owed; remove old files.
+    "rights-export-jobs-sweep": {"task": "rights.tasks.export_jobs_sweep_task", "schedule": 300.0},
+    # Pseudonymise records past their clinic's retention period (docs/data-rights.md).
+    "rights-retention-sweep": {"task": "rights.tasks.retention_sweep_task", "schedule": 86400.0},
     "safety-missed-log-reminders": {
         "task": "rehab.tasks.missed_log_reminders_task",
         "schedule": 3600.0,
@@ -485,6 +495,22 @@ INVITATION_TTL_DAYS: int = env.int("INVITATION_TTL_DAYS", default=14)
 PUBLIC_BASE_URL: str = env.str(
     "PUBLIC_BASE_URL", default=f"http://localhost:{env.int('PORT', default=8000)}"
 )
+
+# Data rights (docs/data-rights.md). Export files are written by the worker and read by the
+# web process: in production both must see EXPORTS_DIR (a shared volume).
+EXPORTS_DIR: str = env.str("EXPORTS_DIR", default=str(BASE_DIR / ".data" / "exports"))
+EXPORT_LINK_MAX_AGE: int = env.int("EXPORT_LINK_MAX_AGE", default=900)
+EXPORT_FILE_TTL_HOURS: int = env.int("EXPORT_FILE_TTL_HOURS", default=24)
+# Years a clinical record is kept after the last contact, for clinics that set none.
+RETENTION_YEARS_DEFAULT: int = env.int("RETENTION_YEARS_DEFAULT", default=8)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "exports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": EXPORTS_DIR, "directory_permissions_mode": 0o700},
+    },
+}
 
 LOGGING = {
     "version": 1,

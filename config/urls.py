@@ -15,11 +15,13 @@ api_v1 = [
     path("", include("patients.urls")),
     path("", include("programs.urls")),
     path("", include("rehab.urls")),
+    path("", include("rights.urls")),
 ]
 
 urlpatterns = [
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
+    path("dashboard/erasure-requests/", include("rights.urls_dashboard")),
     path("dashboard/", include("dashboard.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from a URL of its own, so the

@@ -14,6 +14,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from knox.models import AbstractAuthToken
 
+# Registered as this app's models by being imported here (and re-exported).
+from patients.consent_models import ConsentDecision, ConsentDocument, ConsentKind  # noqa: F401
 from patients.querysets import (
     AuditEventQuerySet,
     ClinicianQuerySet,
@@ -202,6 +204,12 @@ class Patient(models.Model):
     history_osteoporosis = models.BooleanField(default=False)
     history_long_term_steroids = models.BooleanField(default=False)
     history_previous_spine_surgery = models.BooleanField(default=False)
+
+    # True while the patient owes an acceptance of a required consent document of their
+    # clinic: every patient endpoint answers 403 `consent_required` until it is given. A
+    # column, kept by the consent services, because the token look-up loads this row
+    # anyway: the gate costs the log write no query (docs/data-rights.md).
+    consent_owed = models.BooleanField(default=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -63,3 +63,22 @@ class InvitationQuerySet(ScopedQuerySet):
 
 class AuditEventQuerySet(ScopedQuerySet):
     pass
+
+
+class ConsentDocumentQuerySet(models.QuerySet[Any]):
+    def visible_to(self, user: User | AnonymousUser) -> ConsentDocumentQuerySet:
+        """A clinician sees their clinic's documents, drafts included; a patient sees the
+        published documents of their own clinic; nobody else sees any."""
+        if not user.is_authenticated:
+            return self.none()
+        clinician = getattr(user, "clinician", None)
+        if clinician is not None:
+            return self.filter(clinic_id=clinician.clinic_id)
+        patient = getattr(user, "patient", None)
+        if patient is not None:
+            return self.filter(clinic_id=patient.clinic_id, published_at__isnull=False)
+        return self.none()
+
+
+class ConsentDecisionQuerySet(ScopedQuerySet):
+    pass

@@ -566,7 +566,12 @@ def patient_register(
     except IntegrityError as exc:  # a concurrent registration of the same email
         raise ValidationError({"code": "This code is unknown, expired or already used."}) from exc
     patient.user = user
-    patient.save(update_fields=["user", "updated_at"])
+    # Registration is where the clinic's current required consents are first owed: the
+    # app's next call answers 403 `consent_required` until they are accepted.
+    from patients.consent import consent_owed_compute
+
+    patient.consent_owed = consent_owed_compute(patient=patient)
+    patient.save(update_fields=["user", "consent_owed", "updated_at"])
     invitation.used_at = timezone.now()
     invitation.save(update_fields=["used_at"])
     audit_record(

@@ -10,6 +10,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
     inline_serializer,
 )
@@ -21,10 +22,17 @@ from rest_framework.views import APIView
 
 from config.pagination import paginate
 from config.serializers import StrictBooleanField, StrictSerializer
-from patients import selectors, services, two_factor
+from patients import consent, selectors, services, two_factor
 from patients.models import HISTORY_FLAGS, AuditEvent, AuthToken, Patient, validate_timezone
 from patients.permissions import IsClinician
 from patients.throttling import ScopedThrottle, client_ip
+
+
+def _with_required_field(fields: Any, **kwargs: Any) -> Any:
+    # `required` is also an attribute of every DRF field (a serializer is one): declared as
+    # a class attribute it would shadow it, so it is added to the fields instead.
+    fields["required"] = serializers.BooleanField(**kwargs)
+    return fields
 
 
 @extend_schema_serializer(component_name="AuthError")
@@ -320,6 +328,18 @@ class CareTeamMemberSerializer(serializers.Serializer[Any]):
     role = serializers.CharField()
 
 
+class PatientConsentSerializer(serializers.Serializer[Any]):
+    kind = serializers.CharField()
+    version = serializers.IntegerField()
+    title = serializers.CharField()
+
+    def get_fields(self) -> Any:
+        return _with_required_field(super().get_fields())
+
+    state = serializers.ChoiceField(choices=["accepted", "declined", "withdrawn", "pending"])
+    decided_at = serializers.DateTimeField(allow_null=True)
+
+
 class PatientDetailOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     first_name = serializers.CharField()
@@ -333,9 +353,28 @@ class PatientDetailOutputSerializer(serializers.Serializer[Any]):
     history = HistorySerializer()
     care_team = CareTeamMemberSerializer(many=True, source="care_team.all")
     created_at = serializers.DateTimeField()
+    consent_owed = serializers.BooleanField(
+        help_text="The patient must accept a required consent document before using the app."
+    )
+    consents = serializers.SerializerMethodField()
 
     def get_registered(self, patient: Patient) -> bool:
         return patient.user_id is not None
+
+    @extend_schema_field(PatientConsentSerializer(many=True))
+    def get_consents(self, patient: Patient) -> list[dict[str, Any]]:
+        """The current version of each consent document and the patient's decision."""
+        return [
+            {
+                "kind": s.document.kind,
+                "version": s.document.version,
+                "title": s.document.title,
+                "required": s.document.required,
+                "state": s.state,
+                "decided_at": s.decided_at,
+            }
+            for s in consent.consent_state_list(patient=patient)
+        ]
 
 
 class PatientDetailApi(APIView):

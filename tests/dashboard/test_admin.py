@@ -555,7 +555,7 @@ def test_it_resends_one_code_per_patient_however_many_invitations_are_selected(
 
 # --------------------------------------------------------------------------- registry
 
-ADMIN_APPS = ("patients", "programs", "rehab", "django_celery_beat")
+ADMIN_APPS = ("patients", "programs", "rehab", "rights", "django_celery_beat")
 # Shown only inside their parent's page (append-only history of the parent).
 INLINE_ONLY = {DailyLogRevision, AlertOccurrence, AlertEvent}
 # django-celery-beat's own "schedules changed" marker: one row, written by its signals.

@@ -503,13 +503,9 @@ EXPORT_LINK_MAX_AGE: int = env.int("EXPORT_LINK_MAX_AGE", default=900)
 EXPORT_FILE_TTL_HOURS: int = env.int("EXPORT_FILE_TTL_HOURS", default=24)
 # Years a clinical record is kept after the last contact, for clinics that set none.
 RETENTION_YEARS_DEFAULT: int = env.int("RETENTION_YEARS_DEFAULT", default=8)
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "exports": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": EXPORTS_DIR, "directory_permissions_mode": 0o700},
-    },
+STORAGES["exports"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": EXPORTS_DIR, "directory_permissions_mode": 0o700},
 }
 
 LOGGING = {

@@ -58,14 +58,17 @@ class AuditedAdmin(_AdminBase):
     object's page one read, a change or addition made by a form one event (the actions
     call services, which audit themselves). Objects of no patient are not recorded."""
 
-    # The lookup from this admin's model to the patient it belongs to.
-    audit_patient_path: str = "patient"
+    # The lookup from this admin's model to the patient it belongs to; None for a model of
+    # no patient (a clinic's consent documents, its retention period).
+    audit_patient_path: str | None = "patient"
 
     def _audit_object_type(self) -> str:
         return f"admin:{self.model._meta.model_name}"
 
     def audit_patient_ids(self, pks: list[Any]) -> dict[Any, Any]:
         """{object pk: its patient's id (None for none)}, in one query."""
+        if self.audit_patient_path is None:
+            return dict.fromkeys(pks)
         rows = self.model._default_manager.filter(pk__in=pks).values_list(
             "pk", self.audit_patient_path
         )

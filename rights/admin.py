@@ -14,6 +14,7 @@ from rights.models import ClinicRetention, Erasure, ErasureRequest, ExportJob
 
 @admin.register(ConsentDocument)
 class ConsentDocumentAdmin(ReadOnlyAdmin, admin.ModelAdmin[ConsentDocument]):
+    audit_patient_path = None
     list_display = ("clinic", "kind", "version", "required", "published_at")
     list_filter = ("kind", "required")
 
@@ -33,6 +34,7 @@ class ExportJobAdmin(ReadOnlyAdmin, admin.ModelAdmin[ExportJob]):
 
 @admin.register(ClinicRetention)
 class ClinicRetentionAdmin(ReadOnlyAdmin, admin.ModelAdmin[ClinicRetention]):
+    audit_patient_path = None
     list_display = ("clinic", "years_after_last_contact", "updated_at")
 
 

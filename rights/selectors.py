@@ -186,11 +186,21 @@ def export_job_get(*, user: User, patient: Patient, job_id: UUID | str) -> Expor
 
 
 def access_log_list(*, user: User, patient: Patient) -> models.QuerySet[AuditEvent]:
-    """The audit trail of `patient`'s data, newest first, for the patient's own eyes."""
+    """The audit trail of `patient`'s data, newest first, for the patient's own eyes:
+    who read or changed it. Sign-ins are not about their data, and a refused request
+    (`denied`: someone outside their care got a 404) read nothing; naming that person
+    would tell the patient about another clinic's staff."""
     return (
         AuditEvent.objects.visible_to(user)
         .filter(patient=patient)
-        .exclude(action__in=(AuditEvent.Action.LOGIN, AuditEvent.Action.LOGOUT))
+        .exclude(
+            action__in=(
+                AuditEvent.Action.LOGIN,
+                AuditEvent.Action.LOGOUT,
+                AuditEvent.Action.LOGIN_FAILED,
+                AuditEvent.Action.DENIED,
+            )
+        )
         .select_related("actor__clinician")
         .order_by("-at", "-id")
     )

@@ -172,6 +172,7 @@ def test_it_refuses_to_start_in_production_without_an_email_url():
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DATABASE_URL="postgres://x@h/db",
         REDIS_URL="redis://h:6379/0",
+        DJANGO_TRUSTED_PROXY_COUNT="0",
     )
     assert result.returncode != 0
     assert "EMAIL_URL is not set" in result.stderr
@@ -192,6 +193,7 @@ _PRODUCTION = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "REDIS_URL": "redis://h:6379/0",
     "EMAIL_URL": "smtp://h:25",
+    "DJANGO_TRUSTED_PROXY_COUNT": "0",
 }
 
 

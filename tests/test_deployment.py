@@ -46,14 +46,15 @@ def test_it_pins_postgres_redis_and_python_by_exact_version():
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-[a-z]+)?", base.group(1))
 
 
-def test_it_builds_one_image_that_web_worker_and_beat_all_run():
+def test_it_builds_one_image_that_migrate_web_worker_and_beat_all_run():
     services = _compose()["services"]
+    # The one-off `migrate` runs first (web waits for it), so it is the one that builds.
     builders = [name for name, service in services.items() if "build" in service]
-    assert builders == ["web"]
-    images = {services[name]["image"] for name in ("web", "worker", "beat")}
+    assert builders == ["migrate"]
+    images = {services[name]["image"] for name in ("migrate", "web", "worker", "beat")}
     assert len(images) == 1
     assert not images & {services["db"]["image"], services["redis"]["image"]}
-    for name in ("worker", "beat"):
+    for name in ("web", "worker", "beat"):
         # Never pulled: a registry image of that name would not be this build.
         assert services[name]["pull_policy"] == "never", name
 

@@ -79,28 +79,30 @@ def insert_unless_conflict(first: Model, *dependents: Model, using: str = DEFAUL
     finds out what was there instead and answers for it.
     """
     sql, params = _insert_sql(first, using, on_conflict=OnConflict.IGNORE)
+    pk = connections[using].ops.quote_name(first._meta.pk.column)
     all_params = list(params)
-    if dependents:
-        selects = []
-        for i, obj in enumerate(dependents):
-            dep_sql, dep_params = _insert_sql(obj, using)
-            match = _VALUES.search(dep_sql)
-            assert match, dep_sql
-            # Each dependent is a SELECT over the row `first` inserted: no row, no insert.
-            selects.append(
-                f"dep_{i} AS ({dep_sql[: match.start()]} SELECT {match.group('values')} FROM new_0)"  # noqa: S608
-            )
-            all_params.extend(dep_params)
-        sql = f"WITH new_0 AS ({sql} RETURNING 1), {', '.join(selects)} SELECT count(*) FROM new_0"  # noqa: S608
-    else:
-        sql = f"WITH new_0 AS ({sql} RETURNING 1) SELECT count(*) FROM new_0"  # noqa: S608
+    selects = []
+    for i, obj in enumerate(dependents):
+        dep_sql, dep_params = _insert_sql(obj, using)
+        match = _VALUES.search(dep_sql)
+        assert match, dep_sql
+        # Each dependent is a SELECT over the row `first` inserted: no row, no insert.
+        selects.append(
+            f"dep_{i} AS ({dep_sql[: match.start()]} SELECT {match.group('values')} FROM new_0)"  # noqa: S608
+        )
+        all_params.extend(dep_params)
+    # The key comes back, so that an auto-increment key is known as after save().
+    ctes = ", ".join([f"new_0 AS ({sql} RETURNING {pk})", *selects])
+    sql = f"WITH {ctes} SELECT {pk} FROM new_0"  # noqa: S608 - names from the model
     connection = connections[using]
     savepoint = transaction.atomic(using=using) if connection.in_atomic_block else nullcontext()
     with savepoint, connection.cursor() as cursor:
         cursor.execute(sql, all_params)
         row = cursor.fetchone()
-    inserted = bool(row and row[0])
+    inserted = row is not None
     if inserted:
+        assert row is not None
+        setattr(first, first._meta.pk.attname, row[0])
         for obj in (first, *dependents):
             obj._state.adding = False
             obj._state.db = using

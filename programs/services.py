@@ -626,25 +626,26 @@ def progression_proposals_generate(
                 continue
             if (assignment.pk, check.from_phase.id) in blocking:
                 continue
-            try:
-                with transaction.atomic():
-                    proposal = ProgressionProposal.objects.create(
-                        assignment=assignment,
-                        from_phase_id=check.from_phase.id,
-                        to_phase_id=check.to_phase.id,
-                        evaluated_on=on,
-                        basis=check.basis,
-                    )
-                    _audit(
-                        actor=None,
-                        action=AuditEvent.Action.CREATE,
-                        object_type="progression_proposal",
-                        object_id=proposal.pk,
-                        patient_id=patient_id,
-                        changes={"basis": check.basis},
-                    )
-            except IntegrityError:
-                continue  # another run created it first
+            proposal = ProgressionProposal(
+                assignment=assignment,
+                from_phase_id=check.from_phase.id,
+                to_phase_id=check.to_phase.id,
+                evaluated_on=on,
+                basis=check.basis,
+            )
+            with transaction.atomic():
+                # Another run may have created it first: nothing inserted, nothing failed
+                # (a unique violation would log the basis in the database server's log).
+                if not insert_unless_conflict(proposal):
+                    continue
+                _audit(
+                    actor=None,
+                    action=AuditEvent.Action.CREATE,
+                    object_type="progression_proposal",
+                    object_id=proposal.pk,
+                    patient_id=patient_id,
+                    changes={"basis": check.basis},
+                )
             created += 1
     return created
 

@@ -12,13 +12,14 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import DateField, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, Greatest
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
+from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import (
     AuditEvent,
@@ -102,22 +103,23 @@ def hold_until(*, patient: Patient) -> date:
 def erasure_request_create(
     *, patient: Patient, actor: User, reason: str = "", request: HttpRequest | None = None
 ) -> ErasureRequest:
-    try:
-        with transaction.atomic():
-            erasure_request = ErasureRequest.objects.create(patient=patient, reason=reason)
-            audit_record(
-                actor=actor,
-                action=AuditEvent.Action.CREATE,
-                object_type="erasure_request",
-                object_id=erasure_request.pk,
-                patient=patient,
-                request=request,
+    erasure_request = ErasureRequest(patient=patient, reason=reason)
+    with transaction.atomic():
+        # One pending request per patient (a unique index): a second one inserts nothing
+        # rather than failing, which would log the reason in the database server's log.
+        if not insert_unless_conflict(erasure_request):
+            raise ConflictError(
+                "An erasure request is already waiting for your clinic's decision.",
+                code="erasure_request_pending",
             )
-    except IntegrityError as exc:
-        raise ConflictError(
-            "An erasure request is already waiting for your clinic's decision.",
-            code="erasure_request_pending",
-        ) from exc
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.CREATE,
+            object_type="erasure_request",
+            object_id=erasure_request.pk,
+            patient=patient,
+            request=request,
+        )
     return erasure_request
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 
 from config import enqueue
+from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.services import audit_record
@@ -364,6 +365,25 @@ def provocative_tests_record(
         )
         for t in tests
     ]
+    # A second submission of the same examination (a double tap, a retry) is a normal
+    # path: asked first, under the patient's row lock so that two recordings of one
+    # patient take turns, never left to the unique index, whose violation PostgreSQL would
+    # log with the notes in it (docs/safety-path.md). The index stays the backstop.
+    list(Patient.objects.select_for_update(no_key=True).filter(pk=patient.pk).values("pk"))
+    pairs = [(row.test, row.side) for row in rows]
+    same_time = Q()
+    for test, side in set(pairs):
+        same_time |= Q(test=test, side=side)
+    if (
+        len(set(pairs)) < len(pairs)
+        or ProvocativeTest.objects.filter(
+            same_time, patient=patient, performed_at=performed_at
+        ).exists()
+    ):
+        raise ConflictError(
+            "A test in this list is already recorded for that side at that time.",
+            code="already_recorded",
+        )
     try:
         with transaction.atomic():
             ProvocativeTest.objects.bulk_create(rows)
@@ -530,16 +550,14 @@ def assessed_mark_create(
         .values_list("pk", flat=True)
     )
     AssessedMark.objects.filter(pk__in=replaced).update(revoked_at=now, revoked_by=clinician)
-    try:
-        with transaction.atomic():
-            mark = AssessedMark.objects.create(
-                patient=patient, symptom=symptom, until=until, note=note, created_by=clinician
-            )
-    except IntegrityError as exc:
+    mark = AssessedMark(
+        patient=patient, symptom=symptom, until=until, note=note, created_by=clinician
+    )
+    if not insert_unless_conflict(mark):
         # A concurrent request marked the same symptom between our read and our insert.
         raise ConflictError(
             "This symptom was marked a moment ago; reload and retry.", code="concurrent_change"
-        ) from exc
+        )
     _audit(
         actor=clinician.user,
         action=AuditEvent.Action.CREATE,

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from rehab.models import DailyLog
 from rehab.services import safety
@@ -37,7 +38,7 @@ def _server_log() -> Path:
 
 
 def test_retries_conflicts_races_and_edits_leave_no_patient_data_in_the_server_log(
-    patient, patient_client, api_client_for
+    patient, patient_client, api_client_for, clinician_client
 ):
     server_log = _server_log()
     start = server_log.stat().st_size
@@ -83,6 +84,17 @@ def test_retries_conflicts_races_and_edits_leave_no_patient_data_in_the_server_l
     for thread in threads:
         thread.join(30)
     assert sorted(statuses) == [200, 201]
+
+    # The same examination recorded twice (a double tap): a 409, not a failed INSERT.
+    exam = {
+        "performed_at": (timezone.now() - timedelta(hours=1)).isoformat(),
+        "tests": [
+            {"test": "fair", "side": "right", "result": "positive", "notes": f"{canary} exam"}
+        ],
+    }
+    exam_url = f"/api/v1/clinician/patients/{patient.pk}/provocative-tests/"
+    assert clinician_client.post(exam_url, exam).status_code == 201
+    assert clinician_client.post(exam_url, exam).status_code == 409
 
     # Evaluations run twice (a redelivered message, an operator's reset).
     for _ in range(2):

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
+from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError
 from patients import throttling
 from patients.models import (
@@ -432,10 +433,21 @@ def _invited_patient_save(*, clinic: Clinic, email: str, fields: Mapping[str, An
         if patient is not None and patient.user_id is not None:
             raise ValidationError({"email": "This patient already has an account at this clinic."})
         if patient is None:
-            patient = Patient(clinic=clinic, email=email)
+            new = Patient(clinic=clinic, email=email, **fields)
+            new.full_clean(validate_unique=False, validate_constraints=False)
+            # Uniqueness is the database's to decide, atomically: a second invitation of
+            # the same new email at the same instant (a double tap) inserts nothing and
+            # refreshes the first one's record below, rather than failing an INSERT that
+            # PostgreSQL would log with the patient's name and birth date in it.
+            if insert_unless_conflict(new):
+                return new
+            patient = Patient.objects.select_for_update().get(clinic=clinic, email=email)
+            if patient.user_id is not None:
+                raise ValidationError(
+                    {"email": "This patient already has an account at this clinic."}
+                )
         for name, value in fields.items():
             setattr(patient, name, value)
-        # Uniqueness is the database's to decide, atomically, on save.
         patient.full_clean(validate_unique=False, validate_constraints=False)
         patient.save()
         return patient
@@ -468,12 +480,7 @@ def invitation_create(
         "condition": condition,
         "affected_side": affected_side,
     }
-    try:
-        patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
-    except IntegrityError:
-        # Two invitations of a new email at once (a double-tapped button) both found no
-        # record and one insert won: refresh that record instead of answering 500.
-        patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
+    patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
     patient.care_team.add(clinician)
     return _issue_invitation(
         patient=patient, created_by=clinician, actor=clinician.user, request=request
@@ -561,10 +568,10 @@ def patient_register(
     except ValidationError as exc:
         raise ValidationError({"password": exc.messages}) from exc
     user.set_password(password)
-    try:
-        user.save()
-    except IntegrityError as exc:  # a concurrent registration of the same email
-        raise ValidationError({"code": "This code is unknown, expired or already used."}) from exc
+    # A concurrent registration of the same email (another clinic's invitation) inserts
+    # nothing rather than failing an INSERT that PostgreSQL would log, email included.
+    if not insert_unless_conflict(user):
+        raise ValidationError({"code": "This code is unknown, expired or already used."})
     patient.user = user
     # Registration is where the clinic's current required consents are first owed: the
     # app's next call answers 403 `consent_required` until they are accepted.

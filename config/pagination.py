@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from drf_spectacular.utils import inline_serializer
 from rest_framework import pagination, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -58,3 +59,18 @@ def paginate(
     page = list(paginator.paginate_queryset(items, request, view=view) or [])  # type: ignore[arg-type]
     data = serializer_class(page, many=True, context=context or {}).data
     return paginator.get_paginated_response(data), page
+
+
+def page_schema(name: str, results: serializers.BaseSerializer[Any]) -> serializers.Serializer[Any]:
+    """The OpenAPI shape of one page (`paginate`'s answer) of `results` (a `many=True`
+    serializer), named `name`: for a view whose page drf-spectacular cannot infer."""
+    page: serializers.Serializer[Any] = inline_serializer(
+        name=name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": results,
+        },
+    )
+    return page

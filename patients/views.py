@@ -12,7 +12,6 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
     extend_schema_serializer,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -20,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import page_schema, paginate
 from config.serializers import StrictBooleanField, StrictSerializer
 from patients import consent, selectors, services, two_factor
 from patients.models import HISTORY_FLAGS, AuditEvent, AuthToken, Patient, validate_timezone
@@ -180,15 +179,7 @@ class DeviceListApi(APIView):
             OpenApiParameter("page_size", type=int, required=False, description="1 to 200"),
         ],
         responses={
-            200: inline_serializer(
-                name="PaginatedDeviceList",
-                fields={
-                    "count": serializers.IntegerField(),
-                    "next": serializers.URLField(allow_null=True),
-                    "previous": serializers.URLField(allow_null=True),
-                    "results": DeviceOutputSerializer(many=True),
-                },
-            ),
+            200: page_schema("PaginatedDeviceList", DeviceOutputSerializer(many=True)),
             400: OpenApiResponse(description="Bad page_size"),
         },
         tags=["auth"],

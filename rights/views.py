@@ -18,7 +18,6 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
     extend_schema_serializer,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -27,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import page_schema, paginate
 from config.serializers import StrictSerializer
 from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Patient, User
@@ -362,15 +361,7 @@ class MeAccessLogApi(APIView):
             OpenApiParameter("page_size", type=int, required=False, description="1 to 200"),
         ],
         responses={
-            200: inline_serializer(
-                name="PaginatedAccessLog",
-                fields={
-                    "count": serializers.IntegerField(),
-                    "next": serializers.URLField(allow_null=True),
-                    "previous": serializers.URLField(allow_null=True),
-                    "results": AccessLogEntrySerializer(many=True),
-                },
-            ),
+            200: page_schema("PaginatedAccessLog", AccessLogEntrySerializer(many=True)),
             400: OpenApiResponse(description="Bad page_size"),
         },
         tags=["patient: data rights"],

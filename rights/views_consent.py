@@ -12,14 +12,13 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import page_schema, paginate
 from config.serializers import StrictBooleanField, StrictSerializer
 from patients import consent
 from patients import selectors as patient_selectors
@@ -167,15 +166,7 @@ class MyConsentHistoryApi(APIView):
     @extend_schema(
         parameters=PAGE_PARAMETERS,
         responses={
-            200: inline_serializer(
-                name="PaginatedConsentDecisionList",
-                fields={
-                    "count": serializers.IntegerField(),
-                    "next": serializers.URLField(allow_null=True),
-                    "previous": serializers.URLField(allow_null=True),
-                    "results": ConsentDecisionSerializer(many=True),
-                },
-            )
+            200: page_schema("PaginatedConsentDecisionList", ConsentDecisionSerializer(many=True))
         },
         tags=["patient: data rights"],
         description="Every consent decision the caller made, newest first.",
@@ -238,15 +229,7 @@ class ConsentDocumentListCreateApi(APIView):
     @extend_schema(
         parameters=PAGE_PARAMETERS,
         responses={
-            200: inline_serializer(
-                name="PaginatedConsentDocumentList",
-                fields={
-                    "count": serializers.IntegerField(),
-                    "next": serializers.URLField(allow_null=True),
-                    "previous": serializers.URLField(allow_null=True),
-                    "results": ConsentDocumentSerializer(many=True),
-                },
-            )
+            200: page_schema("PaginatedConsentDocumentList", ConsentDocumentSerializer(many=True))
         },
         tags=["clinician: consent documents"],
         description="Every version of the clinic's consent documents, drafts included.",

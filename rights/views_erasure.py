@@ -10,14 +10,13 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import page_schema, paginate
 from config.serializers import StrictSerializer
 from patients import selectors as patient_selectors
 from patients.models import Clinician, User
@@ -107,14 +106,8 @@ class ErasureRequestListApi(APIView):
     @extend_schema(
         parameters=PAGE_PARAMETERS,
         responses={
-            200: inline_serializer(
-                name="PaginatedClinicErasureRequestList",
-                fields={
-                    "count": serializers.IntegerField(),
-                    "next": serializers.URLField(allow_null=True),
-                    "previous": serializers.URLField(allow_null=True),
-                    "results": ClinicErasureRequestSerializer(many=True),
-                },
+            200: page_schema(
+                "PaginatedClinicErasureRequestList", ClinicErasureRequestSerializer(many=True)
             )
         },
         tags=["clinician: clinic"],

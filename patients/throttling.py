@@ -189,7 +189,7 @@ def _login_limit() -> tuple[int, timedelta]:
 
 def sign_in_blocked(*, email: str, ip: str | None) -> int | None:
     """Seconds to wait when this client, or this email from this client, has too many
-    recent failures (api-contract.md, login; docs/security.md).
+    recent failures (docs/app-developers.md, sign-in; docs/security.md).
 
     Never per email alone: then anyone, from anywhere, could lock the account's owner out
     with ten wrong passwords, possibly while an emergency alert waits for them. Failures

@@ -153,7 +153,7 @@ def second_factor_check(*, user: User, code: str, ip: str | None) -> Device:
 
 
 def login_second_factor(*, user: User, otp: str, ip: str | None) -> Device | None:
-    """The API sign-in's second factor, once the password was right (api-contract.md,
+    """The API sign-in's second factor, once the password was right (docs/app-developers.md,
     login): nothing to check for a user with no device; otherwise a valid `otp`, or 401
     mfa_required. An `otp` that was sent and is wrong counts as a failed sign-in; none at
     all does not (it is how a client learns it must ask for a code)."""

@@ -1,4 +1,4 @@
-"""Scoping of the rights app's rows, built on `patients.querysets` (STYLE.md)."""
+"""Scoping of the rights app's rows, built on `patients.querysets` (docs/architecture.md)."""
 
 from __future__ import annotations
 

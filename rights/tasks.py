@@ -1,4 +1,4 @@
-"""Celery tasks: fetch by id, call one service (STYLE.md)."""
+"""Celery tasks: fetch by id, call one service (docs/architecture.md)."""
 
 from __future__ import annotations
 

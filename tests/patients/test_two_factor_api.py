@@ -1,4 +1,4 @@
-"""API sign-in with a second factor (api-contract.md, login: the `otp` field)."""
+"""API sign-in with a second factor (docs/app-developers.md, sign-in: the `otp` field)."""
 
 from __future__ import annotations
 

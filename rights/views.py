@@ -29,25 +29,20 @@ from rest_framework.views import APIView
 from config.pagination import page_schema, paginate
 from config.serializers import StrictSerializer
 from patients import selectors as patient_selectors
-from patients.models import AuditEvent, Patient, User
+from patients.models import AuditEvent, Patient
 from patients.permissions import IsClinician, IsPatientAnyConsent
 from patients.services import audit_record
 from rights import formats, outcomes, selectors, services
 from rights.models import ExportFormat, ExportJob
-
-
-def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
+from rights.views_consent import request_user
 
 
 def _own_patient(request: Request) -> Patient:
-    return patient_selectors.patient_for_user(user=_user(request))
+    return patient_selectors.patient_for_user(user=request_user(request))
 
 
 def _clinic_patient(request: Request, patient_id: UUID) -> Patient:
-    return patient_selectors.patient_get(user=_user(request), patient_id=patient_id)
+    return patient_selectors.patient_get(user=request_user(request), patient_id=patient_id)
 
 
 # --------------------------------------------------------------------------- direct exports
@@ -73,7 +68,7 @@ _EXPORT_DESCRIPTIONS: dict[str, str] = {
 
 
 def _export_response(request: Request, patient: Patient, fmt: ExportFormat) -> HttpResponse:
-    user = _user(request)
+    user = request_user(request)
     rendered = services.export_render(user=user, patient=patient, fmt=fmt)
     services.export_audit(actor=user, patient=patient, fmt=fmt, request=request, how="direct")
     response = HttpResponse(rendered.content, content_type=rendered.content_type)
@@ -188,7 +183,7 @@ def _job_create(request: Request, patient: Patient) -> Response:
     serializer = ExportJobInputSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     job = services.export_job_create(
-        user=_user(request),
+        user=request_user(request),
         patient=patient,
         fmt=serializer.validated_data["format"],
         request=request,
@@ -197,9 +192,9 @@ def _job_create(request: Request, patient: Patient) -> Response:
 
 
 def _job_detail(request: Request, patient: Patient, job_id: UUID) -> Response:
-    job = selectors.export_job_get(user=_user(request), patient=patient, job_id=job_id)
+    job = selectors.export_job_get(user=request_user(request), patient=patient, job_id=job_id)
     audit_record(
-        actor=_user(request),
+        actor=request_user(request),
         action=AuditEvent.Action.READ,
         object_type="export_job",
         object_id=job.pk,
@@ -376,14 +371,14 @@ class MeAccessLogApi(APIView):
         response, _ = paginate(
             request=request,
             view=self,
-            items=selectors.access_log_list(user=_user(request), patient=patient),
+            items=selectors.access_log_list(user=request_user(request), patient=patient),
             serializer_class=AccessLogEntrySerializer,
             context={"patient": patient},
         )
         # Reading the log is itself a read of the patient's data; recorded after the page
         # is taken, so it shows up on the next read, not on this one.
         audit_record(
-            actor=_user(request),
+            actor=request_user(request),
             action=AuditEvent.Action.READ,
             object_type="access_log",
             patient=patient,
@@ -423,7 +418,7 @@ class ClinicOutcomesCsvApi(APIView):
         ),
     )
     def get(self, request: Request) -> StreamingHttpResponse:
-        clinician = _user(request).clinician
+        clinician = request_user(request).clinician
         assert clinician is not None
         if clinician.role != clinician.Role.CLINIC_ADMIN:
             raise PermissionDenied("Only a clinic admin can export the clinic's outcomes.")
@@ -437,7 +432,7 @@ class ClinicOutcomesCsvApi(APIView):
             else itertools.chain([outcomes.SUMMARY_COLUMNS], rows.summary_rows())
         )
         audit_record(
-            actor=_user(request),
+            actor=request_user(request),
             action=AuditEvent.Action.READ,
             object_type="clinic_outcomes",
             changes={"view": view},

@@ -47,14 +47,15 @@ def _with_required_field(fields: Any, **kwargs: Any) -> Any:
     return fields
 
 
-def _user(request: Request) -> User:
+def request_user(request: Request) -> User:
+    """The signed-in user of a request the permission classes let through."""
     user = request.user
     assert isinstance(user, User)
     return user
 
 
-def _clinician(request: Request) -> Clinician:
-    clinician = _user(request).clinician
+def request_clinician(request: Request) -> Clinician:
+    clinician = request_user(request).clinician
     assert isinstance(clinician, Clinician)
     return clinician
 
@@ -105,9 +106,9 @@ class MyConsentsApi(APIView):
         "caller's decision on it (`pending` until decided).",
     )
     def get(self, request: Request) -> Response:
-        patient = patient_selectors.patient_for_user(user=_user(request))
+        patient = patient_selectors.patient_for_user(user=request_user(request))
         audit_record(
-            actor=_user(request),
+            actor=request_user(request),
             action=AuditEvent.Action.READ,
             object_type="consents",
             patient=patient,
@@ -141,13 +142,13 @@ class MyConsentDecideApi(APIView):
     def post(self, request: Request, document_id: UUID) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        patient = patient_selectors.patient_for_user(user=_user(request))
-        document = consent.consent_document_get(user=_user(request), document_id=document_id)
+        patient = patient_selectors.patient_for_user(user=request_user(request))
+        document = consent.consent_document_get(user=request_user(request), document_id=document_id)
         state = consent.consent_decide(
             patient=patient,
             document=document,
             decision=serializer.validated_data["decision"],
-            actor=_user(request),
+            actor=request_user(request),
             request=request,
         )
         return Response(ConsentStateSerializer(state).data)
@@ -172,15 +173,15 @@ class MyConsentHistoryApi(APIView):
         description="Every consent decision the caller made, newest first.",
     )
     def get(self, request: Request) -> Response:
-        patient = patient_selectors.patient_for_user(user=_user(request))
+        patient = patient_selectors.patient_for_user(user=request_user(request))
         response, _ = paginate(
             request=request,
             view=self,
-            items=consent.consent_history(user=_user(request), patient=patient),
+            items=consent.consent_history(user=request_user(request), patient=patient),
             serializer_class=ConsentDecisionSerializer,
         )
         audit_record(
-            actor=_user(request),
+            actor=request_user(request),
             action=AuditEvent.Action.READ,
             object_type="consent_history",
             patient=patient,
@@ -201,9 +202,9 @@ class PatientConsentsApi(APIView):
         description="The patient's consent state, as the patient sees it.",
     )
     def get(self, request: Request, patient_id: UUID) -> Response:
-        patient = patient_selectors.patient_get(user=_user(request), patient_id=patient_id)
+        patient = patient_selectors.patient_get(user=request_user(request), patient_id=patient_id)
         audit_record(
-            actor=_user(request),
+            actor=request_user(request),
             action=AuditEvent.Action.READ,
             object_type="consents",
             patient=patient,
@@ -238,7 +239,9 @@ class ConsentDocumentListCreateApi(APIView):
         response, _ = paginate(
             request=request,
             view=self,
-            items=ConsentDocument.objects.visible_to(_user(request)).order_by("kind", "-version"),
+            items=ConsentDocument.objects.visible_to(request_user(request)).order_by(
+                "kind", "-version"
+            ),
             serializer_class=ConsentDocumentSerializer,
         )
         return response
@@ -257,7 +260,7 @@ class ConsentDocumentListCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         document = consent.consent_document_create(
-            clinician=_clinician(request), **serializer.validated_data
+            clinician=request_clinician(request), **serializer.validated_data
         )
         return Response(ConsentDocumentSerializer(document).data, status=status.HTTP_201_CREATED)
 
@@ -278,8 +281,8 @@ class ConsentDocumentPublishApi(APIView):
         "makes every patient of the clinic accept it before their next use of the app.",
     )
     def post(self, request: Request, document_id: UUID) -> Response:
-        document = consent.consent_document_get(user=_user(request), document_id=document_id)
+        document = consent.consent_document_get(user=request_user(request), document_id=document_id)
         document = consent.consent_document_publish(
-            clinician=_clinician(request), document=document, request=request
+            clinician=request_clinician(request), document=document, request=request
         )
         return Response(ConsentDocumentSerializer(document).data)

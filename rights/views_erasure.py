@@ -19,23 +19,10 @@ from rest_framework.views import APIView
 from config.pagination import page_schema, paginate
 from config.serializers import StrictSerializer
 from patients import selectors as patient_selectors
-from patients.models import Clinician, User
 from patients.permissions import IsClinician, IsPatientAnyConsent
 from rights import erasure
 from rights.models import ErasureRequest
-from rights.views_consent import PAGE_PARAMETERS
-
-
-def _user(request: Request) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
-def _clinician(request: Request) -> Clinician:
-    clinician = _user(request).clinician
-    assert isinstance(clinician, Clinician)
-    return clinician
+from rights.views_consent import PAGE_PARAMETERS, request_clinician, request_user
 
 
 @extend_schema_serializer(component_name="ErasureRequest")
@@ -71,10 +58,10 @@ class MyErasureRequestApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        patient = patient_selectors.patient_for_user(user=_user(request))
+        patient = patient_selectors.patient_for_user(user=request_user(request))
         created = erasure.erasure_request_create(
             patient=patient,
-            actor=_user(request),
+            actor=request_user(request),
             reason=serializer.validated_data.get("reason", ""),
             request=request,
         )
@@ -86,9 +73,9 @@ class MyErasureRequestApi(APIView):
         description="Your latest erasure request.",
     )
     def get(self, request: Request) -> Response:
-        patient = patient_selectors.patient_for_user(user=_user(request))
+        patient = patient_selectors.patient_for_user(user=request_user(request))
         latest = get_object_or_404(
-            ErasureRequest.objects.visible_to(_user(request))
+            ErasureRequest.objects.visible_to(request_user(request))
             .filter(patient=patient)
             .order_by("-requested_at")[:1]
         )
@@ -117,7 +104,9 @@ class ErasureRequestListApi(APIView):
         response, _ = paginate(
             request=request,
             view=self,
-            items=ErasureRequest.objects.visible_to(_user(request)).order_by("-requested_at"),
+            items=ErasureRequest.objects.visible_to(request_user(request)).order_by(
+                "-requested_at"
+            ),
             serializer_class=ClinicErasureRequestSerializer,
         )
         return response
@@ -147,11 +136,11 @@ class ErasureRequestDecideApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         found = get_object_or_404(
-            ErasureRequest.objects.visible_to(_user(request)).select_related("patient"),
+            ErasureRequest.objects.visible_to(request_user(request)).select_related("patient"),
             pk=request_id,
         )
         decided = erasure.erasure_request_decide(
-            clinician=_clinician(request),
+            clinician=request_clinician(request),
             erasure_request=found,
             approve=serializer.validated_data["decision"] == "approve",
             note=serializer.validated_data.get("note", ""),
@@ -173,7 +162,7 @@ class RetentionApi(APIView):
         description="How many years the clinic keeps a record after the last contact.",
     )
     def get(self, request: Request) -> Response:
-        years = erasure.retention_years(clinic_id=_clinician(request).clinic_id)
+        years = erasure.retention_years(clinic_id=request_clinician(request).clinic_id)
         return Response({"years_after_last_contact": years})
 
     @extend_schema(
@@ -185,7 +174,7 @@ class RetentionApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         row = erasure.retention_set(
-            clinician=_clinician(request),
+            clinician=request_clinician(request),
             years=serializer.validated_data["years_after_last_contact"],
             request=request,
         )

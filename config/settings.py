@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "rehab",
     "dashboard",
     "rights",
+    "notifications",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""Outgoing messages, their delivery records, and the devices they reach."""

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 import psycopg
 
-from bench import profiling
+from bench import data_rights, profiling
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the run writes its JSON, the servers' logs and the profiles (`BENCH_RESULTS`).
@@ -603,6 +603,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         ),
         ("sweep < 60 s", f"{results['sweep']['seconds']} s", results["sweep"]["seconds"] < 60),
     ]
+    checks.extend(results["data_rights"]["targets"])
     for role in ("gunicorn_child", "celery_main", "celery_child"):
         if role in mem:
             checks.append((f"{role} RSS < 150 MB", f"{mem[role]} MB", mem[role] < 150))
@@ -900,6 +901,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ["-m", "bench.probe", "--manifest", str(manifest_path), "--what", "sweep"], env
             )
         )
+        # In-process in a child, with the servers idle; rolled back (bench/data_rights.py).
+        results["data_rights"] = data_rights.section(scale=cfg.scale, env=env)
         # Last, so that its logs change no figure above (the sweep judges backfilled days).
         if cfg.py_spy:
             results["profiles"] = profile_run(cfg, procs, slots, m, db_url)

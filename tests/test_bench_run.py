@@ -30,6 +30,7 @@ TINY = {
     "BENCH_ROUNDS": "2",
     "BENCH_RED_FLAGS": "5",
     "BENCH_GETS": "5",
+    "BENCH_OUTCOMES_PATIENTS": "20",  # the outcomes CSV's clinic: 20, then 200 patients
 }
 
 
@@ -101,6 +102,14 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
     assert queries["progress_year"] == queries["progress_tiny"]
     assert report["sweep"]["seconds"] > 0
     assert {"gunicorn_child", "celery_main", "celery_child"} <= set(report["memory_mb"])
+    rights = report["data_rights"]
+    assert set(rights["export_year"]["formats"]) == {"json", "csv", "fhir"}
+    assert [row["patients"] for row in rights["outcomes_csv"]["sizes"]] == [20, 200]
+    # The outcomes file has a row per patient of the clinic, whatever the scale.
+    assert [row["rows"] for row in rights["outcomes_csv"]["sizes"]] == [20, 200]
+    names = [name for name, *_ in report["targets"]]
+    assert "a year of one patient exports < 2 s (worst format)" in names
+    assert "outcomes CSV constant memory (200 patients)" in names
     assert [name for name, *_ in report["targets"]][:2] == [
         "log POST >= plain DRF throughput (aim 1.5x)",
         "log POST p99 < 50 ms",

@@ -188,3 +188,19 @@ def test_the_dashboard_page_is_for_the_clinics_admins_only(
 
     assert Client().get(DASHBOARD).status_code == 302  # to the sign-in page
     assert ErasureRequest.objects.get().status == "pending"
+
+
+def test_the_dashboard_navigation_links_the_erasure_requests_for_clinic_admins_only(
+    clinic, clinician
+):
+    admin = ClinicianFactory.create(
+        clinic=clinic, role=Clinician.Role.CLINIC_ADMIN, user=UserFactory.create()
+    )
+    link = f'href="{DASHBOARD}"'
+    caseload = _web(admin.user).get("/dashboard/")
+    assert caseload.status_code == 200
+    assert link in caseload.content.decode()
+    # On its own page the link is marked as the current one.
+    page = _web(admin.user).get(DASHBOARD).content.decode()
+    assert f'{link} aria-current="page"' in page
+    assert link not in _web(clinician.user).get("/dashboard/").content.decode()

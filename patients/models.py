@@ -211,6 +211,12 @@ class Patient(models.Model):
     # anyway: the gate costs the log write no query (docs/data-rights.md).
     consent_owed = models.BooleanField(default=False)
 
+    # Set when the patient's account is closed by an approved erasure (the records kept
+    # under the clinic's retention hold, or pseudonymised): the record is only stored
+    # from then on. Lists, reminders and scheduled work leave it out
+    # (`PatientQuerySet.active`); a clinician still opens it by id (docs/data-rights.md).
+    restricted_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -226,6 +232,10 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.restricted_at is not None
 
     @property
     def full_name(self) -> str:

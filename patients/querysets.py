@@ -32,6 +32,18 @@ def patient_scope(user: User | AnonymousUser, prefix: str = "") -> Q:
     return Q(pk__in=[])
 
 
+# What `PatientQuerySet.active` means, for the set-based jobs written in SQL (the patient
+# table aliased `p`). A restricted patient's record is kept, not worked on: no list,
+# reminder, questionnaire, proposal or review rule (docs/data-rights.md § Restriction).
+ACTIVE_PATIENT_SQL = "p.restricted_at IS NULL"
+
+
+def active_patients(prefix: str = "") -> Q:
+    """A filter on patients (or on rows reached through `prefix`) not restricted."""
+    path = f"{prefix}__" if prefix else ""
+    return Q(**{f"{path}restricted_at__isnull": True})
+
+
 class ScopedQuerySet(models.QuerySet[Any]):
     """A queryset of rows that belong to a patient through `patient_path`."""
 
@@ -40,10 +52,21 @@ class ScopedQuerySet(models.QuerySet[Any]):
     def visible_to(self, user: User | AnonymousUser) -> ScopedQuerySet:
         return self.filter(patient_scope(user, self.patient_path))
 
+    def of_active_patients(self) -> ScopedQuerySet:
+        """Rows of patients whose record is not restricted (`PatientQuerySet.active`)."""
+        return self.filter(active_patients(self.patient_path))
+
 
 class PatientQuerySet(models.QuerySet[Any]):
     def visible_to(self, user: User | AnonymousUser) -> PatientQuerySet:
+        """Every patient `user` may open, restricted ones included: a restricted record
+        stays reachable by id for what the law still needs (an export, a legal claim)."""
         return self.filter(patient_scope(user))
+
+    def active(self) -> PatientQuerySet:
+        """Patients whose record is not restricted: what every list, reminder and
+        scheduled job works on."""
+        return self.filter(active_patients())
 
 
 class ClinicianQuerySet(models.QuerySet[Any]):

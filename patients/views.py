@@ -348,6 +348,13 @@ class PatientDetailOutputSerializer(serializers.Serializer[Any]):
         help_text="The patient must accept a required consent document before using the app."
     )
     consents = serializers.SerializerMethodField()
+    restricted_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text=(
+            "Set once an erasure was approved: the account is closed and the record only "
+            "kept (under the clinic's retention hold); it is on no list and gets no reminder."
+        ),
+    )
 
     def get_registered(self, patient: Patient) -> bool:
         return patient.user_id is not None

@@ -659,6 +659,9 @@ def proposal_list(
     *, user: User, patient_id: UUID | None = None, status: str | None = "pending"
 ) -> QuerySet[ProgressionProposal]:
     qs = _proposals().visible_to(user)
+    if patient_id is None:
+        # The clinic's inbox leaves restricted patients out (docs/data-rights.md).
+        qs = qs.of_active_patients()
     if status:
         qs = qs.filter(status=status)
     if patient_id is not None:

@@ -129,7 +129,12 @@ def _require_admin(clinician: Clinician) -> None:
 
 
 def account_close(*, patient: Patient) -> int:
-    """The patient can no longer sign in: every token revoked, the user deactivated."""
+    """The patient can no longer sign in: every token revoked, the user deactivated; and
+    the record is restricted: off every list, reminder and scheduled job, still opened by
+    id (docs/data-rights.md § Restriction)."""
+    Patient.objects.filter(pk=patient.pk, restricted_at__isnull=True).update(
+        restricted_at=timezone.now()
+    )
     if patient.user_id is None:
         return 0
     revoked, _ = AuthToken.objects.filter(user_id=patient.user_id).delete()

@@ -16,13 +16,15 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 
 from patients.consent import current_documents
 from patients.models import ConsentDecision, ConsentKind, Patient
+from patients.querysets import active_patients
 from programs.models import ProgramAssignment
 from rehab import progress
 from rehab.models import DailyLog
+from rights.models import Erasure
 
 CHUNK = 2000
 
@@ -62,7 +64,11 @@ def _patients(clinic_id: UUID) -> Any:  # annotated with `program`
         .order_by("-start_date", "-created_at")
         .values("name")[:1]
     )
-    patients = Patient.objects.filter(clinic_id=clinic_id)
+    # A restricted record (account closed under a retention hold) is only stored, not
+    # counted; once pseudonymised, its numbers are the clinic's again (docs/data-rights.md).
+    patients = Patient.objects.filter(clinic_id=clinic_id).filter(
+        active_patients() | Q(pk__in=Erasure.objects.values("patient_id"))
+    )
     research = [d for d in current_documents(clinic_id=clinic_id) if d.kind == ConsentKind.RESEARCH]
     if research:
         # The clinic asks for research consent: only those who gave it (and have not

@@ -177,7 +177,9 @@ def caseload_list(*, user: User, search: str = "") -> QuerySet[Patient]:
     """
     # Not `patient_selectors.patient_list`: a caseload row shows neither the clinic nor the
     # care team, and prefetching the team for every page was one query and a join wasted.
-    patients = Patient.objects.visible_to(user)
+    # Restricted patients (an approved erasure) are off the caseload; their record is still
+    # opened by id (docs/data-rights.md § Restriction).
+    patients = Patient.objects.visible_to(user).active()
     if search:
         patients = patients.filter(
             Q(first_name__icontains=search)

@@ -49,6 +49,7 @@ from uuid import UUID
 
 from django.db import connection
 
+from patients.querysets import ACTIVE_PATIENT_SQL
 from programs import rules as program_rules
 from programs.selectors import adherence_weeks_for_patients
 from rehab.safety.review import (
@@ -107,12 +108,17 @@ def _params(rule: ReviewRule, expected: type) -> Any:
     return rule.params
 
 
+# Restricted patients (an approved erasure, docs/data-rights.md) are judged by no rule:
+# their account is closed and nobody is to act on their record any more.
+_ACTIVE = ACTIVE_PATIENT_SQL
+
 # The patient's local today: the calendar date their logs are dated in.
 _LOCAL_TODAY = "(timezone(p.timezone, %(now)s::timestamptz))::date"
 
 # The days a detector judges, as `pt (id, today)`. Normally each patient's local today.
 _TODAY_PT = f"""pt AS MATERIALIZED (
     SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
+    WHERE {_ACTIVE}
 )"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
 
 # The rules that judge one day's log (NR-PAIN-01, NR-PAIN-03, NR-POST-01) must also judge
@@ -125,7 +131,7 @@ _TODAY_PT = f"""pt AS MATERIALIZED (
 # of the (patient_id, date) index per patient, as everywhere here.
 _CHANGED_PT = f"""pt AS MATERIALIZED (
     SELECT DISTINCT q.id, c.date + s.k AS today
-    FROM (SELECT p.id, {_LOCAL_TODAY} AS local_today FROM patients_patient p) AS q
+    FROM (SELECT p.id, {_LOCAL_TODAY} AS local_today FROM patients_patient p WHERE {_ACTIVE}) AS q
     CROSS JOIN LATERAL (
         SELECT l.date
         FROM rehab_dailylog l
@@ -250,6 +256,7 @@ def pain_spike_changed(*, now: dt.datetime, changed: Changed) -> Pairs:
 _TREND_SQL = f"""
 WITH pt AS MATERIALIZED (
     SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
+    WHERE {_ACTIVE}
 ),
 windows AS (
     SELECT pt.id AS patient_id, pt.today, w.*
@@ -371,6 +378,7 @@ _ON_PROGRAM = """
 _NO_IMPROVEMENT_SQL = f"""
 WITH pt AS MATERIALIZED (
     SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
+    WHERE {_ACTIVE}
 ),
 on_program AS MATERIALIZED (
     SELECT pt.id, pt.today, a.start_date
@@ -441,6 +449,7 @@ def no_improvement_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
 _ADHERENCE_CANDIDATES_SQL = f"""
 WITH pt AS MATERIALIZED (
     SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
+    WHERE {_ACTIVE}
 )
 SELECT pt.id, pt.today, a.start_date
 FROM pt
@@ -485,6 +494,7 @@ def non_adherence_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
 _RECOVERED_SQL = f"""
 WITH pt AS MATERIALIZED (
     SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
+    WHERE {_ACTIVE}
 )
 SELECT pt.id, pt.today, w.pains
 FROM pt
@@ -530,7 +540,7 @@ WITH pt AS MATERIALIZED (
     SELECT p.id, {_LOCAL_TODAY} AS today, (timezone(p.timezone, u.date_joined))::date AS since
     FROM patients_patient p
     JOIN patients_user u ON u.id = p.user_id
-    WHERE u.is_active
+    WHERE u.is_active AND {_ACTIVE}
 ),
 missed AS (
     SELECT pt.id AS patient_id, pt.today, last.date AS last_date,

@@ -28,6 +28,7 @@ def progression_proposals_run(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     zones = (
         ProgramAssignment.objects.filter(Q(ended_on__isnull=True) | Q(ended_on__gt=now.date()))
+        .of_active_patients()
         .values_list("patient__timezone", "patient_id")
         .distinct()
     )

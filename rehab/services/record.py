@@ -728,7 +728,8 @@ def questionnaires_schedule_baselines(*, now: datetime | None = None) -> int:
         .values("patient_id")
     )
     candidates = list(
-        Patient.objects.annotate(
+        Patient.objects.active()
+        .annotate(
             first_log=Subquery(
                 DailyLog.objects.filter(patient=OuterRef("pk")).order_by("date").values("date")[:1]
             ),
@@ -807,6 +808,7 @@ def questionnaires_schedule_programs(
     now = now or timezone.now()
     programs = (
         ProgramAssignment.objects.filter(ended_on__isnull=True)
+        .of_active_patients()
         .select_related("patient")
         .annotate(weeks=Sum("phases__length_weeks"))
     )

@@ -166,6 +166,88 @@ def consent_decide(
     return ConsentState(document=document, state=decision, decided_at=row.at)
 
 
+def _document_facts(document: ConsentDocument) -> dict[str, Any]:
+    return {
+        "id": str(document.pk),
+        "kind": document.kind,
+        "version": document.version,
+        "title": document.title,
+        "body": document.body,
+        "required": document.required,
+    }
+
+
+def consent_registration_documents(
+    *, clinic_id: UUID | Any, accepted: list[tuple[str, int]]
+) -> list[ConsentDocument]:
+    """The clinic's current documents named by `accepted` (`(kind, version)` pairs), or a
+    400 that lists the current documents: one of them not a current version
+    (`consent_document_superseded`), or a required one missing (`consent_required`).
+
+    What registration checks before it creates the account (docs/app-developers.md): the
+    app learns the documents to show from the first 400 and sends the acceptances again.
+    """
+    documents = current_documents(clinic_id=clinic_id)
+    by_kind = {d.kind: d for d in documents}
+    listed = {"documents": [_document_facts(d) for d in documents]}
+    chosen: list[ConsentDocument] = []
+    for kind, version in accepted:
+        document = by_kind.get(kind)
+        if document is None or document.version != version:
+            raise ApplicationError(
+                f"Version {version} of '{kind}' is not a current document of your clinic; "
+                "read the current one.",
+                code="consent_document_superseded",
+                extra=listed,
+            )
+        chosen.append(document)
+    missing = [d for d in documents if d.required and d not in chosen]
+    if missing:
+        raise ApplicationError(
+            "Your clinic's required documents must be accepted to register: "
+            + ", ".join(f"{d.kind} v{d.version}" for d in missing)
+            + ".",
+            code="consent_required",
+            extra=listed,
+        )
+    return chosen
+
+
+def consent_accept_at_registration(
+    *,
+    patient: Patient,
+    documents: list[ConsentDocument],
+    actor: User,
+    request: HttpRequest | None = None,
+) -> None:
+    """Record the acceptances given with the registration, in its transaction: the account
+    and its consents exist together or not at all."""
+    rows = ConsentDecision.objects.bulk_create(
+        ConsentDecision(
+            patient=patient,
+            document=document,
+            decision=ConsentDecision.Decision.ACCEPTED,
+            actor=actor,
+        )
+        for document in documents
+    )
+    for row, document in zip(rows, documents, strict=True):
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.CREATE,
+            object_type="consent_decision",
+            object_id=row.pk,
+            patient=patient,
+            changes={
+                "document": str(document.pk),
+                "kind": document.kind,
+                "decision": ConsentDecision.Decision.ACCEPTED,
+                "at_registration": True,
+            },
+            request=request,
+        )
+
+
 def _require_admin(clinician: Clinician) -> None:
     if clinician.role != Clinician.Role.CLINIC_ADMIN:
         raise PermissionDenied("Only a clinic admin can manage consent documents.")

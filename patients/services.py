@@ -540,10 +540,21 @@ def patient_register(
     code: str,
     email: str,
     password: str,
+    consents: Iterable[Mapping[str, Any]] = (),
     device: str = "",
     request: HttpRequest | None = None,
 ) -> IssuedToken:
-    """Create the patient's sign-in from an invitation code; the code works once."""
+    """Create the patient's sign-in from an invitation code; the code works once.
+
+    `consents` are the clinic's documents the patient accepted (`{"kind", "version"}`),
+    recorded with the account: every required one must be among them, each a current
+    version (docs/data-rights.md § Consent at registration)."""
+    from patients.consent import (
+        consent_accept_at_registration,
+        consent_owed_refresh,
+        consent_registration_documents,
+    )
+
     email = email.strip().lower()
     invitation = (
         Invitation.objects.select_for_update()
@@ -562,6 +573,12 @@ def patient_register(
         # Worded as an unusable code: whoever holds the code (the inviting clinician too)
         # must not learn that this address has an account elsewhere (docs/security.md).
         raise ValidationError({"code": "This code is unknown, expired or already used."})
+    # Checked once the code and email are known good: only an invited patient sees the
+    # clinic's documents in the answer.
+    accepted = consent_registration_documents(
+        clinic_id=patient.clinic_id,
+        accepted=[(str(c["kind"]), int(c["version"])) for c in consents],
+    )
     user = User(email=email, first_name=patient.first_name, last_name=patient.last_name)
     try:
         validate_password(password, user=user)
@@ -573,12 +590,7 @@ def patient_register(
     if not insert_unless_conflict(user):
         raise ValidationError({"code": "This code is unknown, expired or already used."})
     patient.user = user
-    # Registration is where the clinic's current required consents are first owed: the
-    # app's next call answers 403 `consent_required` until they are accepted.
-    from patients.consent import consent_owed_compute
-
-    patient.consent_owed = consent_owed_compute(patient=patient)
-    patient.save(update_fields=["user", "consent_owed", "updated_at"])
+    patient.save(update_fields=["user", "updated_at"])
     invitation.used_at = timezone.now()
     invitation.save(update_fields=["used_at"])
     audit_record(
@@ -589,6 +601,10 @@ def patient_register(
         object_id=user.pk,
         request=request,
     )
+    consent_accept_at_registration(patient=patient, documents=accepted, actor=user, request=request)
+    # Read after the acceptances: nothing is owed unless a required version was published
+    # meanwhile (its UPDATE of `consent_owed` waits for this transaction's row lock).
+    consent_owed_refresh(patient=patient)
     return _issue_token(user=user, device=device)
 
 

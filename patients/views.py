@@ -22,7 +22,14 @@ from rest_framework.views import APIView
 from config.pagination import page_schema, paginate
 from config.serializers import StrictBooleanField, StrictSerializer
 from patients import consent, selectors, services, two_factor
-from patients.models import HISTORY_FLAGS, AuditEvent, AuthToken, Patient, validate_timezone
+from patients.models import (
+    HISTORY_FLAGS,
+    AuditEvent,
+    AuthToken,
+    ConsentKind,
+    Patient,
+    validate_timezone,
+)
 from patients.permissions import IsClinician
 from patients.throttling import ScopedThrottle, client_ip
 
@@ -209,6 +216,14 @@ class DeviceRevokeApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class RegisterConsentSerializer(StrictSerializer):
+    """A consent document the patient accepted when registering: its kind and the version
+    they read (docs/app-developers.md)."""
+
+    kind = serializers.ChoiceField(choices=ConsentKind.choices)
+    version = serializers.IntegerField(min_value=1)
+
+
 class RegisterApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -220,10 +235,28 @@ class RegisterApi(APIView):
         code = serializers.CharField(max_length=40)
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(trim_whitespace=False, max_length=200)
+        consents = RegisterConsentSerializer(many=True, required=False, max_length=10)
+
+        def validate_consents(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            kinds = [item["kind"] for item in value]
+            if len(set(kinds)) != len(kinds):
+                raise serializers.ValidationError("Each kind of document at most once.")
+            return value
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: TokenOutputSerializer, 400: OpenApiResponse(description="Bad input")},
+        responses={
+            201: TokenOutputSerializer,
+            400: OpenApiResponse(
+                description=(
+                    "Bad input; or `consent_required` (a required document of the clinic "
+                    "is not in `consents`) or `consent_document_superseded` (a version "
+                    "that is not the current one), both with `documents`: the clinic's "
+                    "current documents (id, kind, version, title, body, required). "
+                    "Nothing is created."
+                )
+            ),
+        },
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:

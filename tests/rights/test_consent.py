@@ -131,8 +131,10 @@ def test_it_refuses_a_bad_decision_and_records_nothing(patient_client, admin_cli
     assert not ConsentDecision.objects.exists()
 
 
-def test_registration_owes_the_clinics_required_documents(admin_client, clinician, anon_client):
-    _publish(admin_client)
+REGISTER = "/api/v1/auth/register/"
+
+
+def _invited(clinician) -> str:
     issued = services.invitation_create(
         clinician=clinician,
         email="new@example.com",
@@ -141,14 +143,133 @@ def test_registration_owes_the_clinics_required_documents(admin_client, clinicia
         date_of_birth=date(1980, 1, 1),
         timezone_name="Europe/London",
     )
-    response = anon_client.post(
-        "/api/v1/auth/register/",
-        {"code": issued.code, "email": "new@example.com", "password": "a-long-pass-phrase-9"},
+    return issued.code
+
+
+def _register(client, code: str, consents: list[dict[str, Any]] | None = None):
+    body: dict[str, Any] = {
+        "code": code,
+        "email": "new@example.com",
+        "password": "a-long-pass-phrase-9",
+    }
+    if consents is not None:
+        body["consents"] = consents
+    return client.post(REGISTER, body, format="json")
+
+
+def _nothing_registered() -> None:
+    assert not Patient.objects.filter(email="new@example.com", user__isnull=False).exists()
+    assert not ConsentDecision.objects.exists()
+    assert not AuditEvent.objects.filter(object_type__in=("account", "consent_decision")).exists()
+
+
+def test_registration_needs_the_clinics_required_documents_accepted(
+    admin_client, clinician, anon_client
+):
+    _publish(admin_client)
+    _publish(admin_client, kind="research", required=False, title="Research")
+    code = _invited(clinician)
+    response = _register(anon_client, code)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "consent_required"
+    # What the app shows before it tries again: the current documents, texts included.
+    assert sorted((d["kind"], d["version"], d["required"]) for d in body["documents"]) == [
+        ("research", 1, False),
+        ("terms", 1, True),
+    ]
+    assert {d["body"] for d in body["documents"]} == {"Terms text", "Research text"}
+    # Accepting only the optional one is not enough either.
+    response = _register(anon_client, code, [{"kind": "research", "version": 1}])
+    assert response.json()["code"] == "consent_required"
+    _nothing_registered()
+    # The code still works.
+    assert _register(anon_client, code, [{"kind": "terms", "version": 1}]).status_code == 201
+
+
+def test_registration_refuses_a_version_that_is_not_current(admin_client, clinician, anon_client):
+    _publish(admin_client)
+    _publish(admin_client, title="Terms, second edition")  # version 2 is current
+    code = _invited(clinician)
+    for stale in (
+        [{"kind": "terms", "version": 1}],
+        [{"kind": "terms", "version": 3}],
+        [{"kind": "terms", "version": 2}, {"kind": "privacy", "version": 1}],  # not published
+    ):
+        response = _register(anon_client, code, stale)
+        assert response.status_code == 400, stale
+        assert response.json()["code"] == "consent_document_superseded"
+        assert [d["version"] for d in response.json()["documents"]] == [2]
+    _nothing_registered()
+
+
+@pytest.mark.parametrize(
+    "consents",
+    [
+        [{"kind": "terms", "version": 1}, {"kind": "terms", "version": 1}],
+        [{"kind": "cookies", "version": 1}],
+        [{"kind": "terms", "version": 0}],
+        [{"kind": "terms"}],
+        [{"kind": "terms", "version": 1, "decision": "declined"}],
+        "terms",
+    ],
+)
+def test_registration_refuses_malformed_consents(admin_client, clinician, anon_client, consents):
+    _publish(admin_client)
+    response = _register(anon_client, _invited(clinician), consents)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"].startswith("consents")
+    _nothing_registered()
+
+
+def test_registration_shows_no_document_to_a_wrong_code(admin_client, clinician, anon_client):
+    _publish(admin_client)
+    _invited(clinician)
+    response = _register(anon_client, "WRONG-CODE-1234", [{"kind": "terms", "version": 9}])
+    assert response.status_code == 400
+    assert "documents" not in response.json()
+    assert "Terms text" not in response.content.decode()
+
+
+def test_registration_records_the_acceptances_with_the_account(
+    admin_client, clinician, anon_client
+):
+    terms = _publish(admin_client)
+    research = _publish(admin_client, kind="research", required=False, title="Research")
+    _publish(admin_client, kind="sensitive_questions", required=False, title="Sensitive")
+    response = _register(
+        anon_client,
+        _invited(clinician),
+        [{"kind": "terms", "version": 1}, {"kind": "research", "version": 1}],
     )
-    assert response.status_code == 201
+    assert response.status_code == 201, response.json()
+    patient = Patient.objects.get(email="new@example.com")
+    assert patient.consent_owed is False
+    decisions = ConsentDecision.objects.filter(patient=patient)
+    assert sorted((str(d.document_id), d.decision, d.actor_id) for d in decisions) == sorted(
+        [
+            (terms["id"], "accepted", patient.user_id),
+            (research["id"], "accepted", patient.user_id),
+        ]
+    )
+    events = AuditEvent.objects.filter(patient=patient, object_type="consent_decision")
+    assert sorted(e.changes["kind"] for e in events) == ["research", "terms"]
+    assert consent.consent_given(patient=patient, kind="research")
+    assert not consent.consent_given(patient=patient, kind="sensitive_questions")
+    # The app works at once: nothing is owed.
     anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
-    assert anon_client.get(ME).json()["code"] == "consent_required"
-    assert anon_client.get(CONSENTS).json()["owed"] is True
+    assert anon_client.get(ME).status_code == 200
+    states = {
+        d["document"]["kind"]: d["state"] for d in anon_client.get(CONSENTS).json()["documents"]
+    }
+    assert states == {"terms": "accepted", "research": "accepted", "sensitive_questions": "pending"}
+
+
+def test_registration_without_consents_still_works_where_nothing_is_required(
+    clinician, anon_client
+):
+    assert _register(anon_client, _invited(clinician)).status_code == 201
+    assert not ConsentDecision.objects.exists()
 
 
 def test_only_a_clinic_admin_manages_documents(clinician_client, admin_client):

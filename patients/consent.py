@@ -86,6 +86,15 @@ def consent_given(*, patient: Patient, kind: str) -> bool:
     )
 
 
+def consent_allows(*, patient: Patient, kind: str) -> bool:
+    """Whether what depends on the optional purpose `kind` may be done for the patient:
+    always when the clinic publishes no document of that kind (it does not make it a
+    purpose of its own), else only while the patient's latest decision on the current
+    version is `accepted`."""
+    states = [s for s in consent_state_list(patient=patient) if s.document.kind == kind]
+    return not states or states[0].state == ConsentDecision.Decision.ACCEPTED
+
+
 def consent_history(*, user: User, patient: Patient) -> Any:
     return (
         ConsentDecision.objects.visible_to(user)

@@ -129,7 +129,10 @@ def test_it_documents_each_request_body_under_its_own_name(client):
     ]
     assert len(set(refs)) == len(refs)
     register = document["components"]["schemas"][refs[1].rsplit("/", 1)[-1]]
-    assert set(register["properties"]) == {"code", "email", "password"}
+    assert set(register["properties"]) == {"code", "email", "password", "consents"}
+    # The contract's three fields stay the required ones; consents are only needed where
+    # the clinic publishes required documents (docs/app-developers.md).
+    assert set(register["required"]) == {"code", "email", "password"}
 
 
 def test_it_generates_the_schema_without_warnings():

@@ -13,8 +13,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from config.db import insert_unless_conflict
-from config.exceptions import ConflictError
-from patients.models import AuditEvent, Patient, User
+from config.exceptions import ApplicationError, ConflictError
+from patients.models import AuditEvent, ConsentKind, Patient, User
 from patients.services import audit_event, audit_record
 from rehab.models import DailyLog, DailyLogRevision
 from rehab.safety import Evaluation, SafetyAnswers
@@ -25,6 +25,33 @@ from rehab.services import safety as safety_services
 MAX_BACKFILL_DAYS = 14
 
 CONTENT_FIELDS = DailyLog.CONTENT_FIELDS
+
+# The daily log's optional sensitive questions: asked, and their answers stored, only
+# while the patient consents to the clinic's `sensitive_questions` purpose (when the
+# clinic publishes one). "no" and an absent answer are the stored default, not an answer
+# (docs/data-rights.md § What depends on an optional consent).
+SENSITIVE_ANSWERS: tuple[str, ...] = ("sexual_function_change",)
+
+
+def sensitive_answers_check(*, patient: Patient, safety: Mapping[str, Any] | None) -> None:
+    """A 400 `consent_sensitive_questions` when the body answers a sensitive question the
+    patient has not consented to (withdrawn, declined or not yet decided): nothing of the
+    log is stored, and the app, told by `GET /api/v1/me/`, stops asking. Costs a query
+    only for a body that carries such an answer."""
+    answered = [n for n in SENSITIVE_ANSWERS if (safety or {}).get(n) not in (None, "no")]
+    if not answered:
+        return
+    from patients.consent import consent_allows
+
+    if consent_allows(patient=patient, kind=ConsentKind.SENSITIVE_QUESTIONS):
+        return
+    raise ApplicationError(
+        "You have not agreed to the optional sensitive questions: leave "
+        + ", ".join(answered)
+        + " out (or change your choice in the consents).",
+        code="consent_sensitive_questions",
+        extra={"fields": [f"safety.{n}" for n in answered]},
+    )
 
 
 def normalise(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,6 +171,7 @@ def log_create(
     on a duplicate (`ON CONFLICT DO NOTHING`), so no failed statement carrying the
     patient's answers reaches the database server's log.
     """
+    sensitive_answers_check(patient=patient, safety=data.get("safety"))
     content = normalise(data)
     log_id = log_id or uuid.uuid4()
     try:
@@ -206,6 +234,8 @@ def log_update(
             .select_related("patient")
             .get(pk=log.pk)
         )
+        # Only what this edit sends: an answer stored before a withdrawal stays (history).
+        sensitive_answers_check(patient=log.patient, safety=data.get("safety"))
         before = _stored_content(log)
         merged = {**before, **{k: v for k, v in data.items() if k != "safety"}}
         if "safety" in data:

@@ -31,7 +31,8 @@ from config.serializers import (
     StrictSerializer,
 )
 from patients import selectors as patient_selectors
-from patients.models import AuditEvent, Patient, User
+from patients.consent import consent_allows
+from patients.models import AuditEvent, ConsentKind, Patient, User
 from patients.permissions import IsClinician, IsPatient
 from patients.services import audit_record
 from patients.throttling import ScopedThrottle
@@ -322,6 +323,16 @@ class MeApi(APIView):
         affected_side = serializers.CharField()
         clinic = serializers.CharField(source="clinic.name")
         care_team = CareTeamNameSerializer(many=True, source="care_team.all")
+        sensitive_questions = serializers.SerializerMethodField(
+            help_text=(
+                "Whether the app asks the daily log's optional sensitive questions "
+                "(`safety.sexual_function_change`): false while the clinic asks for the "
+                "`sensitive_questions` consent and the patient has not given it."
+            )
+        )
+
+        def get_sensitive_questions(self, patient: Patient) -> bool:
+            return consent_allows(patient=patient, kind=ConsentKind.SENSITIVE_QUESTIONS)
 
     @extend_schema(responses={200: OutputSerializer}, tags=["patient: profile"])
     def get(self, request: Request) -> Response:

@@ -347,3 +347,63 @@ def test_the_dashboard_patient_page_says_when_consent_is_owed(clinician, patient
     assert "current required consent" not in web.get(url).content.decode()
     Patient.objects.filter(pk=patient.pk).update(consent_owed=True)
     assert "current required consent" in web.get(url).content.decode()
+
+
+# --------------------------------------------------------------------------- optional sensitive questions
+
+
+def _log(patient: Patient, days_ago: int, sexual_function: str | None) -> dict[str, Any]:
+    from datetime import timedelta
+
+    safety = {"saddle_numbness": "no"}
+    if sexual_function is not None:
+        safety["sexual_function_change"] = sexual_function
+    day = patient.local_today() - timedelta(days=days_ago)
+    return {"date": day.isoformat(), "pain": 4, "safety": safety}
+
+
+def test_the_sensitive_questions_follow_the_patients_consent(patient_client, admin_client, patient):
+    # A clinic without such a document asks them as before.
+    assert patient_client.get(ME).json()["sensitive_questions"] is True
+    sensitive = _publish(admin_client, kind="sensitive_questions", required=False, title="S")
+    url = f"{CONSENTS}{sensitive['id']}/"
+    # Not decided yet: not asked, and an answer is refused, nothing stored.
+    assert patient_client.get(ME).json()["sensitive_questions"] is False
+    refused = patient_client.post(
+        "/api/v1/logs/", _log(patient, 3, "prefer_not_to_say"), format="json"
+    )
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "consent_sensitive_questions"
+    assert refused.json()["fields"] == ["safety.sexual_function_change"]
+    assert not DailyLog.objects.exists()
+    # "no" is the stored default, not an answer: such a log goes in.
+    assert (
+        patient_client.post("/api/v1/logs/", _log(patient, 3, "no"), format="json").status_code
+        == 201
+    )
+
+    assert patient_client.post(url, {"decision": "accepted"}).status_code == 200
+    assert patient_client.get(ME).json()["sensitive_questions"] is True
+    given = patient_client.post(
+        "/api/v1/logs/", _log(patient, 2, "prefer_not_to_say"), format="json"
+    )
+    assert given.status_code == 201, given.json()
+
+    # Withdrawn: stops from then on; what was answered before is kept.
+    assert patient_client.post(url, {"decision": "withdrawn"}).status_code == 200
+    assert patient_client.get(ME).json()["sensitive_questions"] is False
+    later = patient_client.post("/api/v1/logs/", _log(patient, 1, "new_or_worse"), format="json")
+    assert later.status_code == 400
+    assert later.json()["code"] == "consent_sensitive_questions"
+    kept = DailyLog.objects.get(pk=given.json()["id"])
+    assert kept.safety["sexual_function_change"] == "prefer_not_to_say"
+    # An edit may not add an answer either; an edit that leaves it alone keeps it.
+    log_url = f"/api/v1/logs/{kept.pk}/"
+    edit = patient_client.patch(
+        log_url, {"safety": {"sexual_function_change": "new_or_worse"}}, format="json"
+    )
+    assert edit.status_code == 400
+    assert patient_client.patch(log_url, {"pain": 5}, format="json").status_code == 200
+    kept.refresh_from_db()
+    assert (kept.pain, kept.safety["sexual_function_change"]) == (5, "prefer_not_to_say")
+    assert DailyLog.objects.count() == 2

@@ -349,7 +349,7 @@ def test_the_dashboard_patient_page_says_when_consent_is_owed(clinician, patient
     assert "current required consent" in web.get(url).content.decode()
 
 
-# --------------------------------------------------------------------------- optional sensitive questions
+# ------------------------------------------------------------- optional sensitive questions
 
 
 def _log(patient: Patient, days_ago: int, sexual_function: str | None) -> dict[str, Any]:

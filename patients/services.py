@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -46,16 +47,76 @@ PASSWORD_MAX_LENGTH = 1024
 # --------------------------------------------------------------------------- audit
 
 
-def _request_facts(request: HttpRequest | None) -> dict[str, Any]:
+# The audit trail records who did what to which record, never the patient's data: it is
+# append-only (no UPDATE, even at erasure), so what it holds stays for good. Values of
+# these keys in `changes` (at any depth) are replaced by REDACTED: names, birth date,
+# email, free texts; the event still says which fields changed (docs/security.md § What
+# the audit trail stores, docs/data-rights.md § Erasure and retention).
+AUDIT_REDACTED_KEYS = frozenset(
+    {"first_name", "last_name", "email", "date_of_birth", "note", "notes", "reason_text"}
+)
+REDACTED = "changed (value not recorded)"
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if key in AUDIT_REDACTED_KEYS else _redacted(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
+
+
+def _path_without_values(request: HttpRequest) -> str:
+    # The query's names, not its values: a caseload search is often a patient's name.
+    names = dict.fromkeys(request.GET.keys())
+    query = "&".join(f"{name}=" for name in names)
+    return f"{request.path}?{query}" if query else request.path
+
+
+def _is_patient_account(user: User | None) -> bool:
+    """Whether `user` signs in as a patient, without a query where the request's
+    authentication already loaded the relations (tokens, dashboard sessions)."""
+    if user is None or not user.is_authenticated:
+        return False
+    if User.patient.is_cached(user):  # type: ignore[attr-defined]
+        return getattr(user, "patient", None) is not None
+    if User.clinician.is_cached(user) and getattr(user, "clinician", None) is not None:  # type: ignore[attr-defined]
+        return False
+    return Patient.objects.filter(user_id=user.pk).exists()
+
+
+def _network(ip: str | None) -> str | None:
+    """A patient's address cut to its network (IPv4 /24, IPv6 /48): enough to tell a
+    stolen token's use from elsewhere, not to single out a household."""
+    if not ip:
+        return ip
+    address = ipaddress.ip_address(ip)
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def _request_facts(request: HttpRequest | None, *, patient_actor: bool = False) -> dict[str, Any]:
     if request is None:
         return {}
+    ip = throttling.client_ip(request)
     return {
         "method": request.method or "",
         # PostgreSQL text cannot hold NUL; a header with one must not turn into a 500.
-        "path": request.get_full_path().replace("\x00", "")[:500],
-        "ip": throttling.client_ip(request),
+        "path": _path_without_values(request).replace("\x00", "")[:500],
+        "ip": _network(ip) if patient_actor else ip,
         "user_agent": request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300],
     }
+
+
+def _actor_email(actor: User | None, *, patient_actor: bool) -> str:
+    # A clinician's or an operator's sign-in names who acted, for good; a patient's
+    # email is their data (their user id stays, and says it was them).
+    if actor is None or patient_actor:
+        return ""
+    return getattr(actor, "email", "") or ""
 
 
 class AuditFields(TypedDict, total=False):
@@ -75,15 +136,16 @@ def audit_event(**fields: Unpack[AuditFields]) -> AuditEvent:
     """The audit event `audit_record` appends, not yet saved (for a caller that writes it
     in the same statement as what it records, `config.db.insert_together`)."""
     actor, patient = fields["actor"], fields.get("patient")
+    patient_actor = _is_patient_account(actor)
     return AuditEvent(
         actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_email=getattr(actor, "email", "") or "",
+        actor_email=_actor_email(actor, patient_actor=patient_actor),
         patient_id=patient.pk if patient is not None else fields.get("patient_id"),
         action=fields["action"],
         object_type=fields["object_type"],
         object_id=str(fields.get("object_id") or ""),
-        changes=dict(fields.get("changes") or {}),
-        **_request_facts(fields.get("request")),
+        changes=_redacted(dict(fields.get("changes") or {})),
+        **_request_facts(fields.get("request"), patient_actor=patient_actor),
     )
 
 
@@ -102,11 +164,12 @@ def audit_reads(
     request: HttpRequest | None = None,
 ) -> None:
     """One read event per patient shown, written in a single INSERT (list pages)."""
-    facts = _request_facts(request)
+    patient_actor = _is_patient_account(actor)
+    facts = _request_facts(request, patient_actor=patient_actor)
     AuditEvent.objects.bulk_create(
         AuditEvent(
             actor=actor,
-            actor_email=actor.email,
+            actor_email=_actor_email(actor, patient_actor=patient_actor),
             patient_id=pid,
             action=AuditEvent.Action.READ,
             object_type=object_type,
@@ -121,8 +184,9 @@ def audit_sign_in_failed(
 ) -> AuditEvent:
     """Record a failed sign-in (a wrong password, or refused by the throttle).
 
-    The email is recorded only when it names an account: what was typed into the email
-    field of a failed sign-in is sometimes a password.
+    The email is recorded only when it names a clinician's or an operator's account:
+    what was typed into the email field of a failed sign-in is sometimes a password, and
+    a patient's email is their data (the account's id says whose it was).
     """
     account = User.objects.filter(email=email.strip().lower()).only("pk", "email").first()
     patient_id = (
@@ -139,7 +203,11 @@ def audit_sign_in_failed(
         changes={"door": door, "throttled": throttled, "known_account": account is not None},
         request=request,
     )
-    event.actor_email = account.email if account is not None else ""
+    event.actor_email = account.email if account is not None and patient_id is None else ""
+    if patient_id is not None:
+        # As for the patient's own requests: whoever typed, the address is cut to its
+        # network (the sign-in throttle keeps full addresses, briefly, in its own table).
+        event.ip = _network(event.ip)
     event.save(force_insert=True)
     return event
 

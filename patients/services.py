@@ -81,9 +81,9 @@ def _is_patient_account(user: User | None) -> bool:
     authentication already loaded the relations (tokens, dashboard sessions)."""
     if user is None or not user.is_authenticated:
         return False
-    if User.patient.is_cached(user):  # type: ignore[attr-defined]
+    if User.patient.is_cached(user):
         return getattr(user, "patient", None) is not None
-    if User.clinician.is_cached(user) and getattr(user, "clinician", None) is not None:  # type: ignore[attr-defined]
+    if User.clinician.is_cached(user) and getattr(user, "clinician", None) is not None:
         return False
     return Patient.objects.filter(user_id=user.pk).exists()
 

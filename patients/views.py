@@ -235,7 +235,9 @@ class RegisterApi(APIView):
         code = serializers.CharField(max_length=40)
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(trim_whitespace=False, max_length=200)
-        consents = RegisterConsentSerializer(many=True, required=False, max_length=10)
+        consents = serializers.ListField(
+            child=RegisterConsentSerializer(), required=False, max_length=10
+        )
 
         def validate_consents(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kinds = [item["kind"] for item in value]

@@ -245,8 +245,15 @@ def test_it_audits_sign_in_and_sign_out(anon_client, patient: Patient):
 def test_it_records_where_a_sign_in_came_from(anon_client, patient: Patient):
     _login(anon_client, "pat@example.com", ip="10.1.2.3")
     event = AuditEvent.objects.get(action="login")
-    assert event.ip == "10.1.2.3"
+    # A patient's address is kept to its network (docs/security.md § What the audit
+    # trail stores); a clinician's whole.
+    assert event.ip == "10.1.2.0"
     assert event.path == LOGIN
+
+
+def test_it_records_a_clinicians_whole_address(anon_client, clinician):
+    _login(anon_client, clinician.user.email, ip="10.1.2.3")
+    assert AuditEvent.objects.get(action="login").ip == "10.1.2.3"
 
 
 def test_it_rejects_a_password_over_1024_characters_before_hashing_it(

@@ -9,6 +9,8 @@ import csv
 import datetime as dt
 import io
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
 import pytest
 import time_machine
@@ -38,7 +40,7 @@ def admin(clinic) -> Clinician:
     )
 
 
-def _approve(patient_client, admin_client) -> dict:
+def _approve(patient_client, admin_client) -> dict[str, Any]:
     asked = patient_client.post("/api/v1/me/erasure-request/", {"reason": "Moving on"})
     assert asked.status_code == 201, asked.json()
     decided = admin_client.post(
@@ -46,7 +48,8 @@ def _approve(patient_client, admin_client) -> dict:
         {"decision": "approve"},
     )
     assert decided.status_code == 200, decided.json()
-    return decided.json()
+    body: dict[str, Any] = decided.json()
+    return body
 
 
 def _caseload_ids(client) -> set[str]:
@@ -124,15 +127,15 @@ def test_no_review_rule_judges_a_restricted_patient(clinic):
                     patient=p, date=TODAY - dt.timedelta(days=8 - n), pain=pain, worst_pain=9
                 )
         Patient.objects.filter(pk=restricted.pk).update(restricted_at=timezone.now())
-        fired = set()
+        fired: set[UUID] = set()
         for rule_id, detect in REVIEW_DETECTORS.items():
             found = detect(now=NOW)
             assert restricted.pk not in found, rule_id
             fired |= set(found)
         changed = Changed(since=NOW - dt.timedelta(days=2), backfill_days=7)
-        for rule_id, detect in CHANGED_DAY_DETECTORS.items():
-            found = detect(now=NOW, changed=changed)
-            assert restricted.pk not in {pid for pid, _ in found}, rule_id
+        for rule_id, detect_changed in CHANGED_DAY_DETECTORS.items():
+            pairs = detect_changed(now=NOW, changed=changed)
+            assert restricted.pk not in {pid for pid, _ in pairs}, rule_id
         assert active.pk in fired  # the same history fires for an active patient
         review.review_rules_run(now=NOW)
         assert not Alert.objects.filter(patient=restricted).exists()
@@ -147,6 +150,7 @@ def test_a_restricted_patient_gets_no_missed_log_reminder(clinic):
         # The column alone: even an account somehow still active is not chased.
         Patient.objects.filter(pk=restricted.pk).update(restricted_at=timezone.now())
         assert review.missed_log_reminders_send() == 1
+        assert active.user is not None
         assert [m.to for m in mail.outbox] == [[active.user.email]]
 
 

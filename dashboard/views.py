@@ -37,6 +37,7 @@ from dashboard.forms import (
 )
 from dashboard.sections import PatientPage, patient_sections, resolve_dispositions
 from patients import two_factor
+from patients.consent import consent_state_list
 from patients.models import AuditEvent, User
 from patients.selectors import patient_get
 from patients.services import audit_reads, audit_record
@@ -308,6 +309,9 @@ def patient_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
             "range_form": range_form,
             "chosen_range": chosen,
             "sections": sections,
+            # Each current consent document of the clinic and the patient's decision on
+            # it (docs/data-rights.md § Consent): what the clinician may rely on.
+            "consents": consent_state_list(patient=patient),
         },
     )
 

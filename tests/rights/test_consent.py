@@ -407,3 +407,20 @@ def test_the_sensitive_questions_follow_the_patients_consent(patient_client, adm
     kept.refresh_from_db()
     assert (kept.pain, kept.safety["sexual_function_change"]) == (5, "prefer_not_to_say")
     assert DailyLog.objects.count() == 2
+
+
+def test_the_dashboard_patient_page_shows_each_consents_state(
+    patient_client, admin_client, clinician, patient
+):
+    from django.test import Client
+
+    terms = _publish(admin_client)
+    research = _publish(admin_client, kind="research", required=False, title="Research")
+    patient_client.post(f"{CONSENTS}{terms['id']}/", {"decision": "accepted"})
+    patient_client.post(f"{CONSENTS}{research['id']}/", {"decision": "accepted"})
+    patient_client.post(f"{CONSENTS}{research['id']}/", {"decision": "withdrawn"})
+    web = Client()
+    web.force_login(clinician.user)
+    page = web.get(f"/dashboard/patients/{patient.pk}/").content.decode()
+    assert "Terms of use v1 accepted" in page
+    assert "research and service audits v1 withdrawn" in page

@@ -93,9 +93,12 @@ def _network(ip: str | None) -> str | None:
     stolen token's use from elsewhere, not to single out a household."""
     if not ip:
         return ip
-    address = ipaddress.ip_address(ip)
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None  # not an address: nothing of it is worth keeping
     prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
 def _request_facts(request: HttpRequest | None, *, patient_actor: bool = False) -> dict[str, Any]:

@@ -119,7 +119,7 @@ _LOCAL_TODAY = "(timezone(p.timezone, %(now)s::timestamptz))::date"
 _TODAY_PT = f"""pt AS MATERIALIZED (
     SELECT p.id, {_LOCAL_TODAY} AS today FROM patients_patient p
     WHERE {_ACTIVE}
-)"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+)"""  # noqa: S608 - only the constants _LOCAL_TODAY and _ACTIVE
 
 # The rules that judge one day's log (NR-PAIN-01, NR-PAIN-03, NR-POST-01) must also judge
 # the earlier days whose logs changed since the previous runs: a log made after the last
@@ -141,7 +141,7 @@ _CHANGED_PT = f"""pt AS MATERIALIZED (
     ) AS c
     CROSS JOIN generate_series(0, %(spread)s::int - 1) AS s(k)
     WHERE c.date + s.k < q.local_today
-)"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+)"""  # noqa: S608 - only the constants _LOCAL_TODAY and _ACTIVE
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ FROM windows
 WHERE n_now >= %(min_logs)s AND n_before >= %(min_logs)s
   -- mean_now >= mean_before + min_rise, cross-multiplied: exact in integers.
   AND s_now * n_before >= (s_before + %(min_rise)s * n_before) * n_now
-"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+"""  # noqa: S608 - only the constants _LOCAL_TODAY and _ACTIVE
 
 
 def worsening_trend_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
@@ -410,7 +410,7 @@ WHERE b.n >= %(min_logs)s AND c.n >= %(min_logs)s
   AND b.s > 0  -- a baseline of 0 has nothing to improve on
   -- (baseline - current) / baseline x 100 < 30, cross-multiplied by n_b x n_c x baseline.
   AND (b.s * c.n - c.s * b.n) * 100 < %(min_reduction_pct)s * b.s * c.n
-"""  # noqa: S608 - the only interpolations are the constants _LOCAL_TODAY and _ON_PROGRAM
+"""  # noqa: S608 - only the constants _LOCAL_TODAY, _ACTIVE, _ON_PROGRAM
 
 
 def no_improvement_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
@@ -455,7 +455,7 @@ SELECT pt.id, pt.today, a.start_date
 FROM pt
 {_ON_PROGRAM}
 WHERE pt.today >= a.start_date + %(weeks)s * %(week)s
-"""  # noqa: S608 - the only interpolations are the constants _LOCAL_TODAY and _ON_PROGRAM
+"""  # noqa: S608 - only the constants _LOCAL_TODAY, _ACTIVE, _ON_PROGRAM
 
 
 def non_adherence_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
@@ -511,7 +511,7 @@ WHERE w.n = %(days)s
       WHERE a.patient_id = pt.id AND a.rule LIKE 'RF-%%' AND a.status <> 'resolved'
         AND a.severity IN ('urgent', 'emergency')
   )
-"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+"""  # noqa: S608 - only the constants _LOCAL_TODAY and _ACTIVE
 
 
 def recovered_firing(*, now: dt.datetime) -> dict[UUID, ReviewFinding]:
@@ -554,7 +554,7 @@ missed AS (
     ) AS last
 )
 SELECT patient_id, today, last_date, missed FROM missed WHERE missed >= %(at_least)s
-"""  # noqa: S608 - the only interpolation is the constant _LOCAL_TODAY
+"""  # noqa: S608 - only the constants _LOCAL_TODAY and _ACTIVE
 
 
 def missed_logs_findings(*, now: dt.datetime, at_least: int) -> dict[UUID, ReviewFinding]:

@@ -14,11 +14,11 @@ from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Max
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
+from config.audit import AuditContext
 from config.exceptions import ApplicationError
 from patients.consent_models import ConsentDecision, ConsentDocument
 from patients.models import AuditEvent, Clinic, Clinician, Patient, User
@@ -120,7 +120,7 @@ def consent_decide(
     document: ConsentDocument,
     decision: str,
     actor: User,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ConsentState:
     """Record the patient's decision on a current document of their clinic.
 
@@ -160,7 +160,7 @@ def consent_decide(
         object_id=row.pk,
         patient=patient,
         changes={"document": str(document.pk), "kind": document.kind, "decision": decision},
-        request=request,
+        context=context,
     )
     consent_owed_refresh(patient=patient)
     return ConsentState(document=document, state=decision, decided_at=row.at)
@@ -197,7 +197,7 @@ def consent_document_create(
 
 @transaction.atomic
 def consent_document_publish(
-    *, clinician: Clinician, document: ConsentDocument, request: HttpRequest | None = None
+    *, clinician: Clinician, document: ConsentDocument, context: AuditContext | None = None
 ) -> ConsentDocument:
     """Publish a draft: it becomes the current version of its kind. A required one makes
     every patient of the clinic owe an acceptance (their next call answers 403)."""
@@ -224,6 +224,6 @@ def consent_document_publish(
         object_type="consent_document",
         object_id=document.pk,
         changes={"published": True, "kind": document.kind, "version": document.version},
-        request=request,
+        context=context,
     )
     return document

@@ -17,11 +17,11 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Value
 from django.db.models.functions import Lower
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
+from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError
 from patients import throttling
@@ -46,15 +46,15 @@ PASSWORD_MAX_LENGTH = 1024
 # --------------------------------------------------------------------------- audit
 
 
-def _request_facts(request: HttpRequest | None) -> dict[str, Any]:
-    if request is None:
+def _context_facts(context: AuditContext | None) -> dict[str, Any]:
+    if context is None:
         return {}
     return {
-        "method": request.method or "",
-        # PostgreSQL text cannot hold NUL; a header with one must not turn into a 500.
-        "path": request.get_full_path().replace("\x00", "")[:500],
-        "ip": throttling.client_ip(request),
-        "user_agent": request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300],
+        "request_id": context.request_id,
+        "method": context.method,
+        "path": context.path,
+        "ip": context.ip,
+        "user_agent": context.user_agent,
     }
 
 
@@ -68,7 +68,7 @@ class AuditFields(TypedDict, total=False):
     patient: Patient | None
     patient_id: UUID | str | None
     changes: Mapping[str, Any] | None
-    request: HttpRequest | None
+    context: AuditContext | None
 
 
 def audit_event(**fields: Unpack[AuditFields]) -> AuditEvent:
@@ -83,7 +83,7 @@ def audit_event(**fields: Unpack[AuditFields]) -> AuditEvent:
         object_type=fields["object_type"],
         object_id=str(fields.get("object_id") or ""),
         changes=dict(fields.get("changes") or {}),
-        **_request_facts(fields.get("request")),
+        **_context_facts(fields.get("context")),
     )
 
 
@@ -99,10 +99,10 @@ def audit_reads(
     actor: User,
     object_type: str,
     patient_ids: Iterable[UUID | str],
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> None:
     """One read event per patient shown, written in a single INSERT (list pages)."""
-    facts = _request_facts(request)
+    facts = _context_facts(context)
     AuditEvent.objects.bulk_create(
         AuditEvent(
             actor=actor,
@@ -117,7 +117,7 @@ def audit_reads(
 
 
 def audit_sign_in_failed(
-    *, email: str, door: str, throttled: bool = False, request: HttpRequest | None = None
+    *, email: str, door: str, throttled: bool = False, context: AuditContext | None = None
 ) -> AuditEvent:
     """Record a failed sign-in (a wrong password, or refused by the throttle).
 
@@ -137,7 +137,7 @@ def audit_sign_in_failed(
         object_id=account.pk if account is not None else "",
         patient_id=patient_id,
         changes={"door": door, "throttled": throttled, "known_account": account is not None},
-        request=request,
+        context=context,
     )
     event.actor_email = account.email if account is not None else ""
     event.save(force_insert=True)
@@ -151,7 +151,7 @@ def audit_denied(
     status: int,
     object_id: str = "",
     patient_id: str | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> AuditEvent:
     """Record a request for patient data refused with 403 or 404 (out of the caller's
     scope, or no such object: the answer does not say which, the trail does not either)."""
@@ -164,7 +164,7 @@ def audit_denied(
         object_id=object_id[:64],
         patient_id=patient_id,
         changes={"status": status},
-        request=request,
+        context=context,
     )
 
 
@@ -191,7 +191,7 @@ def auth_login(
     password: str,
     ip: str | None,
     device: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
     otp: str = "",
 ) -> IssuedToken:
     """Sign in with email and password, and `otp` (a TOTP or recovery code) when the user
@@ -208,12 +208,12 @@ def auth_login(
     email = email.strip().lower()
     wait = throttling.sign_in_blocked(email=email, ip=ip)
     if wait is not None:
-        audit_sign_in_failed(email=email, door="api", throttled=True, request=request)
+        audit_sign_in_failed(email=email, door="api", throttled=True, context=context)
         raise Throttled(wait=wait, detail="Too many failed sign-ins. Try again later.")
     user = authenticate(username=email, password=password)
     if user is None or not isinstance(user, User):
         throttling.sign_in_failed(email=email, ip=ip)
-        audit_sign_in_failed(email=email, door="api", request=request)
+        audit_sign_in_failed(email=email, door="api", context=context)
         raise AuthenticationFailed("Email or password is incorrect.")
     if user.role is None:
         # Operators sign in to the admin with a session, not to the API.
@@ -227,19 +227,19 @@ def auth_login(
         action=AuditEvent.Action.LOGIN,
         object_type="auth_token",
         changes={"second_factor": two_factor.device_kind(second)} if second else None,
-        request=request,
+        context=context,
     )
     return issued
 
 
-def auth_logout(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
+def auth_logout(*, user: User, token: AuthToken, context: AuditContext | None = None) -> None:
     token.delete()
     audit_record(
-        actor=user, action=AuditEvent.Action.LOGOUT, object_type="auth_token", request=request
+        actor=user, action=AuditEvent.Action.LOGOUT, object_type="auth_token", context=context
     )
 
 
-def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
+def auth_logout_all(*, user: User, context: AuditContext | None = None) -> int:
     deleted: int
     deleted, _ = AuthToken.objects.filter(user=user).delete()
     audit_record(
@@ -247,7 +247,7 @@ def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
         action=AuditEvent.Action.LOGOUT,
         object_type="auth_token",
         changes={"all_devices": True, "tokens": deleted},
-        request=request,
+        context=context,
     )
     return deleted
 
@@ -267,7 +267,7 @@ def auth_sign_out_everywhere(*, user: User, reason: str) -> int:
     return int(deleted)
 
 
-def auth_token_revoke(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
+def auth_token_revoke(*, user: User, token: AuthToken, context: AuditContext | None = None) -> None:
     """Sign one of the user's devices out (a lost phone): its token stops working."""
     public_id, device = token.public_id, token.device
     AuthToken.objects.filter(pk=token.pk, user=user).delete()
@@ -277,7 +277,7 @@ def auth_token_revoke(*, user: User, token: AuthToken, request: HttpRequest | No
         object_type="auth_token",
         object_id=public_id,
         changes={"device": device},
-        request=request,
+        context=context,
     )
 
 
@@ -391,7 +391,7 @@ def _issue_invitation(
     patient: Patient,
     created_by: Clinician | None,
     actor: User | None,
-    request: HttpRequest | None,
+    context: AuditContext | None,
 ) -> IssuedInvitation:
     from patients.tasks import invitation_send_task
 
@@ -415,7 +415,7 @@ def _issue_invitation(
         object_type="invitation",
         object_id=invitation.pk,
         patient=patient,
-        request=request,
+        context=context,
     )
     # Emailed by a worker after commit: a rolled-back invitation sends no working-looking
     # code, and a slow or failing mail server never fails (or half-writes) the request.
@@ -464,7 +464,7 @@ def invitation_create(
     timezone_name: str,
     condition: str = "",
     affected_side: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> IssuedInvitation:
     """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
     email = email.strip().lower()
@@ -483,7 +483,7 @@ def invitation_create(
     patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
     patient.care_team.add(clinician)
     return _issue_invitation(
-        patient=patient, created_by=clinician, actor=clinician.user, request=request
+        patient=patient, created_by=clinician, actor=clinician.user, context=context
     )
 
 
@@ -493,7 +493,7 @@ def invitation_resend(
     invitation: Invitation,
     by: Clinician | None = None,
     actor: User | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> IssuedInvitation:
     """Send a fresh code (only hashes are stored, so the old code cannot be re-sent)."""
     if invitation.patient.user_id is not None:
@@ -502,7 +502,7 @@ def invitation_resend(
         patient=invitation.patient,
         created_by=by or invitation.created_by,
         actor=actor if actor is not None else (by.user if by is not None else None),
-        request=request,
+        context=context,
     )
 
 
@@ -511,7 +511,7 @@ def invitation_revoke(
     *,
     invitation_ids: Iterable[UUID | str],
     actor: User | None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> int:
     """Revoke the still-unused codes among `invitation_ids` (one audit event each); a code
     already used or revoked is left as it is. Returns how many were revoked."""
@@ -529,7 +529,7 @@ def invitation_revoke(
             object_id=pk,
             patient_id=patient_id,
             changes={"revoked": True},
-            request=request,
+            context=context,
         )
     return len(revoked)
 
@@ -541,7 +541,7 @@ def patient_register(
     email: str,
     password: str,
     device: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> IssuedToken:
     """Create the patient's sign-in from an invitation code; the code works once."""
     email = email.strip().lower()
@@ -587,7 +587,7 @@ def patient_register(
         object_type="account",
         patient=patient,
         object_id=user.pk,
-        request=request,
+        context=context,
     )
     return _issue_token(user=user, device=device)
 
@@ -606,7 +606,7 @@ PATIENT_EDITABLE = (
 
 @transaction.atomic
 def patient_update(
-    *, patient: Patient, actor: User, data: Mapping[str, Any], request: HttpRequest | None = None
+    *, patient: Patient, actor: User, data: Mapping[str, Any], context: AuditContext | None = None
 ) -> Patient:
     """Merge `data` into the patient: fields not sent keep their values, also in `history`."""
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
@@ -631,7 +631,7 @@ def patient_update(
         object_id=patient.pk,
         patient=patient,
         changes=changes,
-        request=request,
+        context=context,
     )
     return patient
 

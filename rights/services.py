@@ -13,9 +13,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.db.models import F, Q
-from django.http import HttpRequest
 from django.utils import timezone
 
+from config.audit import AuditContext
 from config.exceptions import ApplicationError
 from patients.models import AuditEvent, Patient, User
 from patients.services import audit_record
@@ -70,7 +70,7 @@ def _render(data: selectors.PatientData, fmt: str) -> str:
 
 
 def export_audit(
-    *, actor: User | None, patient: Patient, fmt: str, request: HttpRequest | None, how: str
+    *, actor: User | None, patient: Patient, fmt: str, context: AuditContext | None, how: str
 ) -> None:
     audit_record(
         actor=actor,
@@ -78,7 +78,7 @@ def export_audit(
         object_type="export",
         patient=patient,
         changes={"format": fmt, "how": how},
-        request=request,
+        context=context,
     )
 
 
@@ -87,7 +87,7 @@ def export_audit(
 
 @transaction.atomic
 def export_job_create(
-    *, user: User, patient: Patient, fmt: str, request: HttpRequest | None = None
+    *, user: User, patient: Patient, fmt: str, context: AuditContext | None = None
 ) -> ExportJob:
     """Ask a worker for an export file; the app polls the job for progress and the link."""
     from rights.tasks import export_job_build_task
@@ -100,7 +100,7 @@ def export_job_create(
         object_id=job.pk,
         patient=patient,
         changes={"format": fmt},
-        request=request,
+        context=context,
     )
     export_job_build_task.delay_on_commit(str(job.pk))
     return job

@@ -20,9 +20,9 @@ from rest_framework.exceptions import PermissionDenied
 
 from config.audit import AuditContext
 from config.exceptions import ApplicationError
+from patients.audit import audit_record
 from patients.consent_models import ConsentDecision, ConsentDocument
 from patients.models import AuditEvent, Clinic, Clinician, Patient, User
-from patients.services import audit_record
 
 # --------------------------------------------------------------------------- reads
 

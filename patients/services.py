@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Required, TypedDict, Unpack
+from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
@@ -21,10 +21,20 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
+from config import enqueue
 from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError
-from patients import throttling
+from patients import throttling, two_factor
+
+# The audit writer lives below the services (patients/audit.py); imported here under its
+# old names too, since every app's services reach it as `patients.services.audit_*`.
+from patients.audit import audit_denied as audit_denied
+from patients.audit import audit_event as audit_event
+from patients.audit import audit_reads as audit_reads
+from patients.audit import audit_record as audit_record
+from patients.audit import audit_sign_in_failed as audit_sign_in_failed
+from patients.consent import consent_owed_compute
 from patients.models import (
     HISTORY_FLAGS,
     AuditEvent,
@@ -42,131 +52,6 @@ logger = logging.getLogger(__name__)
 # so a multi-megabyte password must be refused before it (a 400 naming the field), and
 # no password longer than this can be set (registration allows fewer still).
 PASSWORD_MAX_LENGTH = 1024
-
-# --------------------------------------------------------------------------- audit
-
-
-def _context_facts(context: AuditContext | None) -> dict[str, Any]:
-    if context is None:
-        return {}
-    return {
-        "request_id": context.request_id,
-        "method": context.method,
-        "path": context.path,
-        "ip": context.ip,
-        "user_agent": context.user_agent,
-    }
-
-
-class AuditFields(TypedDict, total=False):
-    """What an audit event records: who did what to which object of which patient."""
-
-    actor: Required[User | None]
-    action: Required[str]
-    object_type: Required[str]
-    object_id: object
-    patient: Patient | None
-    patient_id: UUID | str | None
-    changes: Mapping[str, Any] | None
-    context: AuditContext | None
-
-
-def audit_event(**fields: Unpack[AuditFields]) -> AuditEvent:
-    """The audit event `audit_record` appends, not yet saved (for a caller that writes it
-    in the same statement as what it records, `config.db.insert_together`)."""
-    actor, patient = fields["actor"], fields.get("patient")
-    return AuditEvent(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_email=getattr(actor, "email", "") or "",
-        patient_id=patient.pk if patient is not None else fields.get("patient_id"),
-        action=fields["action"],
-        object_type=fields["object_type"],
-        object_id=str(fields.get("object_id") or ""),
-        changes=dict(fields.get("changes") or {}),
-        **_context_facts(fields.get("context")),
-    )
-
-
-def audit_record(**fields: Unpack[AuditFields]) -> AuditEvent:
-    """Append one audit event. Every patient-data endpoint calls this (or `audit_reads`)."""
-    event = audit_event(**fields)
-    event.save(force_insert=True)
-    return event
-
-
-def audit_reads(
-    *,
-    actor: User,
-    object_type: str,
-    patient_ids: Iterable[UUID | str],
-    context: AuditContext | None = None,
-) -> None:
-    """One read event per patient shown, written in a single INSERT (list pages)."""
-    facts = _context_facts(context)
-    AuditEvent.objects.bulk_create(
-        AuditEvent(
-            actor=actor,
-            actor_email=actor.email,
-            patient_id=pid,
-            action=AuditEvent.Action.READ,
-            object_type=object_type,
-            **facts,
-        )
-        for pid in dict.fromkeys(patient_ids)
-    )
-
-
-def audit_sign_in_failed(
-    *, email: str, door: str, throttled: bool = False, context: AuditContext | None = None
-) -> AuditEvent:
-    """Record a failed sign-in (a wrong password, or refused by the throttle).
-
-    The email is recorded only when it names an account: what was typed into the email
-    field of a failed sign-in is sometimes a password.
-    """
-    account = User.objects.filter(email=email.strip().lower()).only("pk", "email").first()
-    patient_id = (
-        Patient.objects.filter(user=account).values_list("pk", flat=True).first()
-        if account is not None
-        else None
-    )
-    event = audit_event(
-        actor=None,
-        action=AuditEvent.Action.LOGIN_FAILED,
-        object_type="sign_in",
-        object_id=account.pk if account is not None else "",
-        patient_id=patient_id,
-        changes={"door": door, "throttled": throttled, "known_account": account is not None},
-        context=context,
-    )
-    event.actor_email = account.email if account is not None else ""
-    event.save(force_insert=True)
-    return event
-
-
-def audit_denied(
-    *,
-    actor: User,
-    view: str,
-    status: int,
-    object_id: str = "",
-    patient_id: str | None = None,
-    context: AuditContext | None = None,
-) -> AuditEvent:
-    """Record a request for patient data refused with 403 or 404 (out of the caller's
-    scope, or no such object: the answer does not say which, the trail does not either)."""
-    if patient_id is not None and not Patient.objects.filter(pk=patient_id).exists():
-        patient_id = None
-    return audit_record(
-        actor=actor,
-        action=AuditEvent.Action.DENIED,
-        object_type=view[:64],
-        object_id=object_id[:64],
-        patient_id=patient_id,
-        changes={"status": status},
-        context=context,
-    )
-
 
 # --------------------------------------------------------------------------- sign-in
 
@@ -202,9 +87,6 @@ def auth_login(
     per (email, address): never per email alone, so nobody can lock the account's owner out.
     A wrong second-factor code is one, as a wrong password is.
     """
-    # Deferred: two_factor writes its audit events through this module.
-    from patients import two_factor
-
     email = email.strip().lower()
     wait = throttling.sign_in_blocked(email=email, ip=ip)
     if wait is not None:
@@ -393,8 +275,6 @@ def _issue_invitation(
     actor: User | None,
     context: AuditContext | None,
 ) -> IssuedInvitation:
-    from patients.tasks import invitation_send_task
-
     # A new invitation replaces any earlier one still usable: only the latest code works.
     patient.invitations.filter(used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
@@ -420,7 +300,7 @@ def _issue_invitation(
     # Emailed by a worker after commit: a rolled-back invitation sends no working-looking
     # code, and a slow or failing mail server never fails (or half-writes) the request.
     # The message carries the id only; the worker derives the code again.
-    invitation_send_task.delay_on_commit(str(invitation.pk))
+    enqueue.publish_on_commit("patients.tasks.invitation_send_task", str(invitation.pk))
     return IssuedInvitation(invitation=invitation, code=code)
 
 
@@ -575,7 +455,6 @@ def patient_register(
     patient.user = user
     # Registration is where the clinic's current required consents are first owed: the
     # app's next call answers 403 `consent_required` until they are accepted.
-    from patients.consent import consent_owed_compute
 
     patient.consent_owed = consent_owed_compute(patient=patient)
     patient.save(update_fields=["user", "consent_owed", "updated_at"])

@@ -26,8 +26,8 @@ from rest_framework.exceptions import AuthenticationFailed, Throttled
 from config.audit import AuditContext
 from config.exceptions import ApplicationError
 from patients import throttling
+from patients.audit import audit_record
 from patients.models import AuditEvent, Clinician, User
-from patients.services import audit_record
 
 RECOVERY_CODE_COUNT = 10
 TOTP_DEVICE_NAME = "Authenticator app"

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config import enqueue
 from config.audit import AuditContext
 from config.exceptions import ApplicationError
 from patients.models import AuditEvent, Patient, User
@@ -90,8 +91,6 @@ def export_job_create(
     *, user: User, patient: Patient, fmt: str, context: AuditContext | None = None
 ) -> ExportJob:
     """Ask a worker for an export file; the app polls the job for progress and the link."""
-    from rights.tasks import export_job_build_task
-
     job = ExportJob.objects.create(patient=patient, requested_by=user, format=fmt)
     audit_record(
         actor=user,
@@ -102,7 +101,7 @@ def export_job_create(
         changes={"format": fmt},
         context=context,
     )
-    export_job_build_task.delay_on_commit(str(job.pk))
+    enqueue.publish_on_commit("rights.tasks.export_job_build_task", str(job.pk))
     return job
 
 
@@ -199,8 +198,6 @@ def export_download_get(*, token: str) -> ExportJob:
 def export_jobs_sweep() -> int:
     """Beat: re-enqueue builds a lost message left owed, fail those that keep failing,
     and remove files past their expiry. Returns how many jobs it touched."""
-    from rights.tasks import export_job_build_task
-
     now = timezone.now()
     touched = 0
     owed = ExportJob.objects.filter(
@@ -213,7 +210,7 @@ def export_jobs_sweep() -> int:
                 status=ExportJob.Status.FAILED, finished_at=now, error="too many attempts"
             )
         else:
-            export_job_build_task.delay(str(job_id))
+            enqueue.task_publish("rights.tasks.export_job_build_task", str(job_id))
     storage = export_storage()
     for job_id, name in ExportJob.objects.filter(
         status=ExportJob.Status.READY, expires_at__lte=now

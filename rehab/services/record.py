@@ -198,9 +198,7 @@ def intervention_create(
 
 
 def _fever_recheck_enqueue(*, intervention_id: UUID) -> None:
-    from rehab.tasks import intervention_fever_recheck_task
-
-    if enqueue.task_publish(intervention_fever_recheck_task, str(intervention_id)):
+    if enqueue.task_publish("rehab.tasks.intervention_fever_recheck_task", str(intervention_id)):
         return
     # No broker: an emergency alert must not wait for one, and the re-check is quick.
     try:
@@ -305,11 +303,13 @@ def fever_rechecks_sweep(*, batch: int = 500, budget: float = enqueue.SWEEP_TIME
     them. A duplicate message is harmless: the re-check is claimed. Returns how many were
     enqueued.
     """
-    from rehab.tasks import intervention_fever_recheck_task
-
     owed = fever_rechecks_owed().filter(created_at__lt=timezone.now() - enqueue.SWEEP_GRACE)
     return enqueue.sweep_enqueue(
-        owed, task=intervention_fever_recheck_task, by="created_at", batch=batch, budget=budget
+        owed,
+        task="rehab.tasks.intervention_fever_recheck_task",
+        by="created_at",
+        batch=batch,
+        budget=budget,
     )
 
 

@@ -1,3 +1,13 @@
+"""Writes of the patients app: sign-in and tokens, invitations and registration, the
+patient's own details, clinicians.
+
+One module, though over 500 lines: every write here is about one person's account (who
+they are, how they sign in, how they were invited), and they share the sign-in throttle,
+the invitation codes and the audit writer's names; two-factor sign-in and consent, each
+one feature with one model, have modules of their own (two_factor.py, consent.py), and
+the audit writer sits below all of them (audit.py).
+"""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,5 +1,11 @@
 """Writes: building templates, assigning them, dosage changes, exercise logs, and phase
-progression proposals. Every write to patient data is audited in its own transaction."""
+progression proposals. Every write to patient data is audited in its own transaction.
+
+One module, though over 500 lines: every function writes one patient's program (its
+template, assignment, dosage versions, sessions and phase proposals), and they share the
+copy-on-assign rules and the dosage-in-force arithmetic; split by function, each part
+would import the others' helpers.
+"""
 
 from __future__ import annotations
 

@@ -35,6 +35,10 @@ NR-POST-01 reads the clinical record's interventions.
 `CHANGED_DAY_DETECTORS` runs the rules that judge one day's log (NR-PAIN-01, NR-PAIN-03,
 NR-POST-01) on the earlier days whose logs changed recently, from the same SQL with
 another `pt`: see `_CHANGED_PT`.
+
+One module, though over 500 lines: one detector per review rule, each a single statement,
+sharing the "patient's today" SQL and the finding builders; together they are the
+review job's one read.
 """
 
 from __future__ import annotations

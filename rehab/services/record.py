@@ -2,6 +2,11 @@
 
 Every write is audited here, in the same transaction as the write itself, so an audit
 event exists exactly when the change does.
+
+One module, though over 500 lines: the clinical record is one aggregate per patient, and
+its writes share the record's invariants (one diagnosis in force, marks that stand until
+revoked, questionnaires scheduled from interventions and programs) and the fever
+re-check a procedure triggers.
 """
 
 from __future__ import annotations

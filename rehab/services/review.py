@@ -30,6 +30,9 @@ Safe to run twice, and concurrently (two beats by mistake): `alert_raise` runs u
 patient's row lock and the (alert, fired_on) unique index drops a second occurrence; the
 resolving UPDATE is conditional on the alert still being unresolved, so a second run
 finds nothing left to resolve and writes no second event.
+
+One module, though over 500 lines: one job (detect, raise, auto-resolve, remind) whose
+steps share one run's bookkeeping.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@ patient's own questionnaires under /me/questionnaires/.
 
 Every view reads the patient through `patient_get` (404 outside the caller's clinic),
 audits what it shows, and leaves writes (and their audit events) to the services.
+
+One module, though over 500 lines: one thin view per operation of the clinical record
+API (interventions, tests, imaging, diagnoses, marks, questionnaires, timeline), sharing
+the patient look-up and the audit of reads.
 """
 
 from __future__ import annotations

@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import re
 from contextlib import nullcontext
-from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
-from django.db.models.sql import InsertQuery
+
+from config.django_private import insert_sql as _insert_sql
+from config.django_private import mark_saved
 
 
 def table(model: type[Model]) -> str:
     """The model's table, quoted for raw SQL."""
     return connections[DEFAULT_DB_ALIAS].ops.quote_name(model._meta.db_table)
+
+
+class SqlNames:
+    """A model's table and columns for raw SQL, quoted: `names.table`, and `names.pain`
+    (any field's column, a foreign key's by its field name or its `_id` attname)."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        self.table = table(model)
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        field_name = name.removesuffix("_id") if name.endswith("_id") else name
+        try:
+            return column(self.model, field_name)
+        except Exception:  # noqa: BLE001 - e.g. a field whose own name ends in _id
+            return column(self.model, name)
+
+
+def sql_names(model: type[Model]) -> SqlNames:
+    """The one way raw SQL names a model's table and columns: statements written by hand
+    follow the models (a renamed table or column changes them too), not copies of names."""
+    return SqlNames(model)
 
 
 def column(model: type[Model], name: str) -> str:
@@ -24,21 +49,6 @@ def column(model: type[Model], name: str) -> str:
     assert isinstance(field, Field)
     assert field.column
     return connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column)
-
-
-def _insert_sql(
-    obj: Model, using: str, *, on_conflict: OnConflict | None = None
-) -> tuple[str, tuple[Any, ...]]:
-    """The INSERT the ORM's `save()` would run for a new `obj` (its values prepared by
-    the fields, `auto_now` and defaults applied), without RETURNING."""
-    meta = obj._meta
-    fields = list(meta.local_concrete_fields)
-    if getattr(obj, meta.pk.attname) is None:
-        fields = [field for field in fields if field is not meta.auto_field]
-    query = InsertQuery(type(obj), on_conflict=on_conflict)
-    query.insert_values(fields, [obj])
-    ((sql, params),) = query.get_compiler(using=using).as_sql()
-    return sql, tuple(params)
 
 
 def insert_together(*objs: Model, using: str = DEFAULT_DB_ALIAS) -> None:
@@ -61,8 +71,7 @@ def insert_together(*objs: Model, using: str = DEFAULT_DB_ALIAS) -> None:
     with savepoint, connection.cursor() as cursor:
         cursor.execute(sql, params)
     for obj in objs:
-        obj._state.adding = False
-        obj._state.db = using
+        mark_saved(obj, using)
 
 
 _VALUES = re.compile(r" VALUES \((?P<values>.*)\)$", re.DOTALL)
@@ -104,6 +113,5 @@ def insert_unless_conflict(first: Model, *dependents: Model, using: str = DEFAUL
         assert row is not None
         setattr(first, first._meta.pk.attname, row[0])
         for obj in (first, *dependents):
-            obj._state.adding = False
-            obj._state.db = using
+            mark_saved(obj, using)
     return inserted

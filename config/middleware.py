@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
+from config import audit
 from config.parsers import unstorable_text
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,21 @@ def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": detail}, status=status)
     return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+
+
+class RequestContextMiddleware:
+    """Give every request its audit context (config/audit.py) once, before any view, and
+    echo the request's id in the X-Request-ID response header, so that a client's report
+    or a proxy's log line can be matched with the audit trail."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        context = audit.attach(request)
+        response = self.get_response(request)
+        response.headers[audit.REQUEST_ID_HEADER] = context.request_id
+        return response
 
 
 class InputGuardMiddleware:

@@ -70,6 +70,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response, a probe's included, carries its request's X-Request-ID, and
+    # every view finds the request's audit context (config/audit.py).
+    "config.middleware.RequestContextMiddleware",
     # First: /health/ answers probes before any host check (config/health.py).
     "config.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -239,6 +242,9 @@ if not DEBUG and "DJANGO_TRUSTED_PROXY_COUNT" not in env.ENVIRON:
 TRUSTED_PROXY_COUNT: int = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 if TRUSTED_PROXY_COUNT < 0:
     raise ImproperlyConfigured("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more.")
+# Whether the proxy in front sets X-Request-ID (then the audit trail and the response
+# carry its id); otherwise every request gets a new one (config/audit.py).
+TRUST_REQUEST_ID: bool = env.bool("DJANGO_TRUST_REQUEST_ID", default=False)
 SECURE_SSL_REDIRECT: bool = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Container and load-balancer probes talk plain HTTP to the process itself.
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]

@@ -13,6 +13,9 @@ The patient page's sections (dashboard/sections.py) read through the
 functions at the end of this module: each takes the viewer and the already scoped patient,
 reads through `visible_to(user)` and costs a fixed number of queries however long the
 record is.
+
+One module, though over 500 lines: the dashboard's reads (caseload, patient page, alert
+inbox) all start from the same scoped selectors and share the caseload's figures.
 """
 
 from __future__ import annotations

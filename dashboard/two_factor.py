@@ -21,6 +21,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from qrcode.image.svg import SvgPathImage
 from rest_framework.exceptions import Throttled
 
+from config.audit import audit_context
 from config.exceptions import ApplicationError
 from dashboard.forms import TwoFactorCodeForm
 from dashboard.views import (
@@ -85,7 +86,7 @@ def two_factor_setup_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             device, codes = two_factor.totp_enrolment_confirm(
-                user=user, code=form.cleaned_data["code"], request=request
+                user=user, code=form.cleaned_data["code"], context=audit_context(request)
             )
         except ApplicationError as exc:
             form.add_error("code", exc.message)
@@ -135,7 +136,7 @@ def two_factor_verify_view(request: HttpRequest) -> HttpResponse:
                 action=AuditEvent.Action.LOGIN,
                 object_type="dashboard_session",
                 changes={"second_factor": two_factor.device_kind(device)},
-                request=request,
+                context=audit_context(request),
             )
             if not isinstance(device, TOTPDevice):
                 left = two_factor.recovery_codes_left(user=user)
@@ -158,7 +159,9 @@ def two_factor_verify_view(request: HttpRequest) -> HttpResponse:
 @clinician_required
 def recovery_codes_view(request: HttpRequest) -> HttpResponse:
     try:
-        codes = two_factor.recovery_codes_regenerate(user=_clinician(request), request=request)
+        codes = two_factor.recovery_codes_regenerate(
+            user=_clinician(request), context=audit_context(request)
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:two-factor")
@@ -174,7 +177,7 @@ def two_factor_disable_view(request: HttpRequest) -> HttpResponse:
         return redirect("dashboard:two-factor")
     try:
         two_factor.two_factor_disable(
-            user=_clinician(request), code=form.cleaned_data["code"], request=request
+            user=_clinician(request), code=form.cleaned_data["code"], context=audit_context(request)
         )
     except ApplicationError as exc:
         messages.error(request, exc.message)

@@ -25,6 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from config.audit import audit_context
 from config.exceptions import ApplicationError
 from dashboard import charts, selectors
 from dashboard.forms import (
@@ -159,7 +160,7 @@ class DashboardLoginView(LoginView):
             actor=form.get_user(),
             action=AuditEvent.Action.LOGIN,
             object_type="dashboard_session",
-            request=self.request,
+            context=audit_context(self.request),
         )
         return response
 
@@ -171,7 +172,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
             actor=_clinician(request),
             action=AuditEvent.Action.LOGOUT,
             object_type="dashboard_session",
-            request=request,
+            context=audit_context(request),
         )
     logout(request)
     messages.success(request, "You have signed out.")
@@ -212,7 +213,7 @@ def caseload_view(request: HttpRequest) -> HttpResponse:
         actor=user,
         object_type="caseload_row",
         patient_ids=(row["patient"].pk for row in rows),
-        request=request,
+        context=audit_context(request),
     )
     query = request.GET.copy()
     query.pop("page", None)
@@ -252,7 +253,7 @@ def patient_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
         object_type="patient_dashboard",
         object_id=patient.pk,
         patient=patient,
-        request=request,
+        context=audit_context(request),
     )
     range_form = ChartRangeForm(request.GET or None)
     chosen = (range_form.cleaned_data.get("range") if range_form.is_valid() else "") or str(
@@ -333,7 +334,7 @@ def alert_inbox_view(request: HttpRequest) -> HttpResponse:
         actor=user,
         object_type="alert_list",
         patient_ids=(alert.patient_id for alert in page.object_list),
-        request=request,
+        context=audit_context(request),
     )
     query = request.GET.copy()
     query.pop("page", None)
@@ -391,7 +392,7 @@ def _audit_alert(request: HttpRequest, alert: Alert, action: str, **changes: Any
         object_id=alert.pk,
         patient_id=alert.patient_id,
         changes=changes,
-        request=request,
+        context=audit_context(request),
     )
 
 

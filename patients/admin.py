@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 
+from config.audit import audit_context
 from config.exceptions import ApplicationError
 from patients import services, two_factor
 from patients.admin_site import OperatorTwoFactorFormMixin
@@ -87,7 +88,7 @@ class AuditedAdmin(_AdminBase):
                     actor=request.user,  # type: ignore[arg-type]
                     object_type=self._audit_object_type(),
                     patient_ids=patient_ids,
-                    request=request,
+                    context=audit_context(request),
                 )
         return response
 
@@ -126,7 +127,7 @@ class AuditedAdmin(_AdminBase):
             object_id=obj.pk,
             patient_id=patient_id,
             changes=changes if isinstance(changes, dict) else None,
-            request=request,
+            context=audit_context(request),
         )
 
 
@@ -229,7 +230,7 @@ class ClinicianAdmin(admin.ModelAdmin[Clinician]):
                 object_type="clinician",
                 object_id=obj.pk,
                 changes={"role": {"from": form.initial.get("role"), "to": obj.role}},
-                request=request,
+                context=audit_context(request),
             )
 
 
@@ -309,7 +310,7 @@ class PatientAdmin(AuditedAdmin, admin.ModelAdmin[Patient]):
                     "added": sorted(str(pk) for pk in after - before),
                     "removed": sorted(str(pk) for pk in before - after),
                 },
-                request=request,
+                context=audit_context(request),
             )
 
 
@@ -341,7 +342,7 @@ class InvitationAdmin(ReadOnlyAdmin, admin.ModelAdmin[Invitation]):
                 services.invitation_resend(
                     invitation=invitation,
                     actor=request.user,  # type: ignore[arg-type]
-                    request=request,
+                    context=audit_context(request),
                 )
             except ApplicationError as exc:  # registered since the list was read
                 self.message_user(request, f"{invitation.email}: {exc.message}", messages.WARNING)
@@ -354,7 +355,7 @@ class InvitationAdmin(ReadOnlyAdmin, admin.ModelAdmin[Invitation]):
         revoked = services.invitation_revoke(
             invitation_ids=list(queryset.values_list("pk", flat=True)),
             actor=request.user,  # type: ignore[arg-type]
-            request=request,
+            context=audit_context(request),
         )
         self.message_user(request, f"Revoked {revoked} code(s).", messages.SUCCESS)
 

@@ -8,9 +8,6 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
-
-# The ORM's own select_related row-to-objects step (not in django-stubs).
-from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -19,6 +16,8 @@ from knox.crypto import hash_token
 from knox.models import get_token_model
 from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
+
+from config.django_private import CompiledSelect, compile_select
 
 
 class BearerTokenAuthentication(TokenAuthentication):
@@ -70,45 +69,26 @@ class CompiledTokenLookup:
     ~0.8 ms the ORM took per request, 0.45 went to building the query and its SQL. The
     SQL is the ORM's own, run through Django's cursor (so it is logged and counted as
     ever), and the rows become objects through the ORM's own select_related machinery
-    (`from_db` and the related populators), so the token, its user and the role rows,
+    (`config.django_private.compile_select`), so the token, its user and the role rows,
     and the cached relations (a missing role row cached as absent) are what the
     queryset gives; tests/patients/test_authentication.py compares the two.
     """
 
-    sql: str
-    token_columns: slice
-    init_list: tuple[str, ...]
-    populators: tuple[Any, ...]
+    compiled: CompiledSelect
 
     @classmethod
     def compile(cls) -> CompiledTokenLookup | None:
         """None when the rows would need converting (the ORM path handles that)."""
-        compiler = tokens_with_roles("").query.get_compiler(DEFAULT_DB_ALIAS)
-        sql, params = compiler.as_sql()
-        select, klass_info = compiler.select, compiler.klass_info
-        if params != ("",) or compiler.get_converters([col for col, *_ in select]):
+        compiled = compile_select(tokens_with_roles(""), DEFAULT_DB_ALIAS)
+        if compiled.params != ("",) or compiled.needs_converters:
             return None
-        first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1]
-        return cls(
-            sql=sql,
-            token_columns=slice(first, last + 1),
-            init_list=tuple(col.target.attname for col, *_ in select[first : last + 1]),
-            populators=tuple(get_related_populators(klass_info, select, DEFAULT_DB_ALIAS)),
-        )
+        return cls(compiled=compiled)
 
     def run(self, token_key: str) -> list[Any]:
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute(self.sql, [token_key])
+            cursor.execute(self.compiled.sql, [token_key])
             rows = cursor.fetchall()
-        tokens = []
-        for row in rows:
-            auth_token = get_token_model().from_db(
-                DEFAULT_DB_ALIAS, list(self.init_list), row[self.token_columns]
-            )
-            for populator in self.populators:
-                populator.populate(row, auth_token)
-            tokens.append(auth_token)
-        return tokens
+        return self.compiled.instances(get_token_model(), rows, DEFAULT_DB_ALIAS)
 
 
 class _OrmTokenLookup:

@@ -14,15 +14,15 @@ from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Max
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
+from config.audit import AuditContext
 from config.exceptions import ApplicationError
+from patients.audit import audit_record
 from patients.consent_models import ConsentDecision, ConsentDocument
 from patients.models import AuditEvent, Clinic, Clinician, Patient, User
-from patients.services import audit_record
 
 # --------------------------------------------------------------------------- reads
 
@@ -129,7 +129,7 @@ def consent_decide(
     document: ConsentDocument,
     decision: str,
     actor: User,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ConsentState:
     """Record the patient's decision on a current document of their clinic.
 
@@ -169,7 +169,7 @@ def consent_decide(
         object_id=row.pk,
         patient=patient,
         changes={"document": str(document.pk), "kind": document.kind, "decision": decision},
-        request=request,
+        context=context,
     )
     consent_owed_refresh(patient=patient)
     return ConsentState(document=document, state=decision, decided_at=row.at)
@@ -227,7 +227,7 @@ def consent_accept_at_registration(
     patient: Patient,
     documents: list[ConsentDocument],
     actor: User,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> None:
     """Record the acceptances given with the registration, in its transaction: the account
     and its consents exist together or not at all."""
@@ -253,7 +253,7 @@ def consent_accept_at_registration(
                 "decision": ConsentDecision.Decision.ACCEPTED,
                 "at_registration": True,
             },
-            request=request,
+            context=context,
         )
 
 
@@ -288,7 +288,7 @@ def consent_document_create(
 
 @transaction.atomic
 def consent_document_publish(
-    *, clinician: Clinician, document: ConsentDocument, request: HttpRequest | None = None
+    *, clinician: Clinician, document: ConsentDocument, context: AuditContext | None = None
 ) -> ConsentDocument:
     """Publish a draft: it becomes the current version of its kind. A required one makes
     every patient of the clinic owe an acceptance (their next call answers 403)."""
@@ -315,6 +315,6 @@ def consent_document_publish(
         object_type="consent_document",
         object_id=document.pk,
         changes={"published": True, "kind": document.kind, "version": document.version},
-        request=request,
+        context=context,
     )
     return document

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from config.audit import audit_context
 from patients import throttling
 from patients.services import PASSWORD_MAX_LENGTH, audit_sign_in_failed
 
@@ -36,11 +37,12 @@ class ThrottledSignInForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         email = (self.cleaned_data.get("username") or "").strip().lower()
         ip = throttling.client_ip(self.request) if self.request is not None else None
+        context = audit_context(self.request) if self.request is not None else None
         if email:
             wait = throttling.sign_in_blocked(email=email, ip=ip)
             if wait is not None:
                 audit_sign_in_failed(
-                    email=email, door=self.audit_door, throttled=True, request=self.request
+                    email=email, door=self.audit_door, throttled=True, context=context
                 )
                 raise ValidationError(
                     self.throttled_message,
@@ -52,6 +54,6 @@ class ThrottledSignInForm(forms.Form):
         except ValidationError as exc:
             if exc.code == "invalid_login" and email:
                 throttling.sign_in_failed(email=email, ip=ip)
-                audit_sign_in_failed(email=email, door=self.audit_door, request=self.request)
+                audit_sign_in_failed(email=email, door=self.audit_door, context=context)
             raise
         return cleaned if cleaned is not None else self.cleaned_data

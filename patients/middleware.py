@@ -14,6 +14,7 @@ from collections.abc import Callable
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
+from config.audit import audit_context
 from patients import services
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class DeniedRequestAuditMiddleware:
                 status=status,
                 object_id=next(iter(kwargs.values()), ""),
                 patient_id=kwargs.get("patient_id"),
-                request=request,
+                context=audit_context(request),
             )
         except DatabaseError:
             # The refusal stands either way; a failed audit write must not turn it into

@@ -350,6 +350,8 @@ class AuditEvent(models.Model):
     path = models.CharField(max_length=500, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # The request's id (config/audit.py), also in its X-Request-ID response header.
+    request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     # The hash chains, filled by the database's insert trigger whatever the INSERT says:
     # the event's chain (one of CHAINS, by connection), its position there and
     # sha256(previous hash || this event's content), so that an edited, deleted or

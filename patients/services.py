@@ -1,13 +1,22 @@
+"""Writes of the patients app: sign-in and tokens, invitations and registration, the
+patient's own details, clinicians.
+
+One module, though over 500 lines: every write here is about one person's account (who
+they are, how they sign in, how they were invited), and they share the sign-in throttle,
+the invitation codes and the audit writer's names; two-factor sign-in and consent, each
+one feature with one model, have modules of their own (two_factor.py, consent.py), and
+the audit writer sits below all of them (audit.py).
+"""
+
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Required, TypedDict, Unpack
+from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
@@ -18,14 +27,28 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Value
 from django.db.models.functions import Lower
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
+from config import enqueue
+from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError
-from patients import throttling
+from patients import throttling, two_factor
+
+# The audit writer lives below the services (patients/audit.py); imported here under its
+# old names too, since every app's services reach it as `patients.services.audit_*`.
+from patients.audit import audit_denied as audit_denied
+from patients.audit import audit_event as audit_event
+from patients.audit import audit_reads as audit_reads
+from patients.audit import audit_record as audit_record
+from patients.audit import audit_sign_in_failed as audit_sign_in_failed
+from patients.consent import (
+    consent_accept_at_registration,
+    consent_owed_refresh,
+    consent_registration_documents,
+)
 from patients.models import (
     HISTORY_FLAGS,
     AuditEvent,
@@ -43,201 +66,6 @@ logger = logging.getLogger(__name__)
 # so a multi-megabyte password must be refused before it (a 400 naming the field), and
 # no password longer than this can be set (registration allows fewer still).
 PASSWORD_MAX_LENGTH = 1024
-
-# --------------------------------------------------------------------------- audit
-
-
-# The audit trail records who did what to which record, never the patient's data: it is
-# append-only (no UPDATE, even at erasure), so what it holds stays for good. Values of
-# these keys in `changes` (at any depth) are replaced by REDACTED: names, birth date,
-# email, free texts; the event still says which fields changed (docs/security.md § What
-# the audit trail stores, docs/data-rights.md § Erasure and retention).
-AUDIT_REDACTED_KEYS = frozenset(
-    {"first_name", "last_name", "email", "date_of_birth", "note", "notes", "reason_text"}
-)
-REDACTED = "changed (value not recorded)"
-
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            key: REDACTED if key in AUDIT_REDACTED_KEYS else _redacted(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_redacted(item) for item in value]
-    return value
-
-
-def _path_without_values(request: HttpRequest) -> str:
-    # The query's names, not its values: a caseload search is often a patient's name.
-    names = dict.fromkeys(request.GET.keys())
-    query = "&".join(f"{name}=" for name in names)
-    return f"{request.path}?{query}" if query else request.path
-
-
-def _is_patient_account(user: User | None) -> bool:
-    """Whether `user` signs in as a patient, without a query where the request's
-    authentication already loaded the relations (tokens, dashboard sessions)."""
-    if user is None or not user.is_authenticated:
-        return False
-    if User.patient.is_cached(user):
-        return getattr(user, "patient", None) is not None
-    if User.clinician.is_cached(user) and getattr(user, "clinician", None) is not None:
-        return False
-    return Patient.objects.filter(user_id=user.pk).exists()
-
-
-def _network(ip: str | None) -> str | None:
-    """A patient's address cut to its network (IPv4 /24, IPv6 /48): enough to tell a
-    stolen token's use from elsewhere, not to single out a household."""
-    if not ip:
-        return ip
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None  # not an address: nothing of it is worth keeping
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
-
-
-def _request_facts(request: HttpRequest | None, *, patient_actor: bool = False) -> dict[str, Any]:
-    if request is None:
-        return {}
-    ip = throttling.client_ip(request)
-    return {
-        "method": request.method or "",
-        # PostgreSQL text cannot hold NUL; a header with one must not turn into a 500.
-        "path": _path_without_values(request).replace("\x00", "")[:500],
-        "ip": _network(ip) if patient_actor else ip,
-        "user_agent": request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300],
-    }
-
-
-def _actor_email(actor: User | None, *, patient_actor: bool) -> str:
-    # A clinician's or an operator's sign-in names who acted, for good; a patient's
-    # email is their data (their user id stays, and says it was them).
-    if actor is None or patient_actor:
-        return ""
-    return getattr(actor, "email", "") or ""
-
-
-class AuditFields(TypedDict, total=False):
-    """What an audit event records: who did what to which object of which patient."""
-
-    actor: Required[User | None]
-    action: Required[str]
-    object_type: Required[str]
-    object_id: object
-    patient: Patient | None
-    patient_id: UUID | str | None
-    changes: Mapping[str, Any] | None
-    request: HttpRequest | None
-
-
-def audit_event(**fields: Unpack[AuditFields]) -> AuditEvent:
-    """The audit event `audit_record` appends, not yet saved (for a caller that writes it
-    in the same statement as what it records, `config.db.insert_together`)."""
-    actor, patient = fields["actor"], fields.get("patient")
-    patient_actor = _is_patient_account(actor)
-    return AuditEvent(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_email=_actor_email(actor, patient_actor=patient_actor),
-        patient_id=patient.pk if patient is not None else fields.get("patient_id"),
-        action=fields["action"],
-        object_type=fields["object_type"],
-        object_id=str(fields.get("object_id") or ""),
-        changes=_redacted(dict(fields.get("changes") or {})),
-        **_request_facts(fields.get("request"), patient_actor=patient_actor),
-    )
-
-
-def audit_record(**fields: Unpack[AuditFields]) -> AuditEvent:
-    """Append one audit event. Every patient-data endpoint calls this (or `audit_reads`)."""
-    event = audit_event(**fields)
-    event.save(force_insert=True)
-    return event
-
-
-def audit_reads(
-    *,
-    actor: User,
-    object_type: str,
-    patient_ids: Iterable[UUID | str],
-    request: HttpRequest | None = None,
-) -> None:
-    """One read event per patient shown, written in a single INSERT (list pages)."""
-    patient_actor = _is_patient_account(actor)
-    facts = _request_facts(request, patient_actor=patient_actor)
-    AuditEvent.objects.bulk_create(
-        AuditEvent(
-            actor=actor,
-            actor_email=_actor_email(actor, patient_actor=patient_actor),
-            patient_id=pid,
-            action=AuditEvent.Action.READ,
-            object_type=object_type,
-            **facts,
-        )
-        for pid in dict.fromkeys(patient_ids)
-    )
-
-
-def audit_sign_in_failed(
-    *, email: str, door: str, throttled: bool = False, request: HttpRequest | None = None
-) -> AuditEvent:
-    """Record a failed sign-in (a wrong password, or refused by the throttle).
-
-    The email is recorded only when it names a clinician's or an operator's account:
-    what was typed into the email field of a failed sign-in is sometimes a password, and
-    a patient's email is their data (the account's id says whose it was).
-    """
-    account = User.objects.filter(email=email.strip().lower()).only("pk", "email").first()
-    patient_id = (
-        Patient.objects.filter(user=account).values_list("pk", flat=True).first()
-        if account is not None
-        else None
-    )
-    event = audit_event(
-        actor=None,
-        action=AuditEvent.Action.LOGIN_FAILED,
-        object_type="sign_in",
-        object_id=account.pk if account is not None else "",
-        patient_id=patient_id,
-        changes={"door": door, "throttled": throttled, "known_account": account is not None},
-        request=request,
-    )
-    event.actor_email = account.email if account is not None and patient_id is None else ""
-    if patient_id is not None:
-        # As for the patient's own requests: whoever typed, the address is cut to its
-        # network (the sign-in throttle keeps full addresses, briefly, in its own table).
-        event.ip = _network(event.ip)
-    event.save(force_insert=True)
-    return event
-
-
-def audit_denied(
-    *,
-    actor: User,
-    view: str,
-    status: int,
-    object_id: str = "",
-    patient_id: str | None = None,
-    request: HttpRequest | None = None,
-) -> AuditEvent:
-    """Record a request for patient data refused with 403 or 404 (out of the caller's
-    scope, or no such object: the answer does not say which, the trail does not either)."""
-    if patient_id is not None and not Patient.objects.filter(pk=patient_id).exists():
-        patient_id = None
-    return audit_record(
-        actor=actor,
-        action=AuditEvent.Action.DENIED,
-        object_type=view[:64],
-        object_id=object_id[:64],
-        patient_id=patient_id,
-        changes={"status": status},
-        request=request,
-    )
-
 
 # --------------------------------------------------------------------------- sign-in
 
@@ -262,7 +90,7 @@ def auth_login(
     password: str,
     ip: str | None,
     device: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
     otp: str = "",
 ) -> IssuedToken:
     """Sign in with email and password, and `otp` (a TOTP or recovery code) when the user
@@ -273,18 +101,15 @@ def auth_login(
     per (email, address): never per email alone, so nobody can lock the account's owner out.
     A wrong second-factor code is one, as a wrong password is.
     """
-    # Deferred: two_factor writes its audit events through this module.
-    from patients import two_factor
-
     email = email.strip().lower()
     wait = throttling.sign_in_blocked(email=email, ip=ip)
     if wait is not None:
-        audit_sign_in_failed(email=email, door="api", throttled=True, request=request)
+        audit_sign_in_failed(email=email, door="api", throttled=True, context=context)
         raise Throttled(wait=wait, detail="Too many failed sign-ins. Try again later.")
     user = authenticate(username=email, password=password)
     if user is None or not isinstance(user, User):
         throttling.sign_in_failed(email=email, ip=ip)
-        audit_sign_in_failed(email=email, door="api", request=request)
+        audit_sign_in_failed(email=email, door="api", context=context)
         raise AuthenticationFailed("Email or password is incorrect.")
     if user.role is None:
         # Operators sign in to the admin with a session, not to the API.
@@ -298,19 +123,19 @@ def auth_login(
         action=AuditEvent.Action.LOGIN,
         object_type="auth_token",
         changes={"second_factor": two_factor.device_kind(second)} if second else None,
-        request=request,
+        context=context,
     )
     return issued
 
 
-def auth_logout(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
+def auth_logout(*, user: User, token: AuthToken, context: AuditContext | None = None) -> None:
     token.delete()
     audit_record(
-        actor=user, action=AuditEvent.Action.LOGOUT, object_type="auth_token", request=request
+        actor=user, action=AuditEvent.Action.LOGOUT, object_type="auth_token", context=context
     )
 
 
-def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
+def auth_logout_all(*, user: User, context: AuditContext | None = None) -> int:
     deleted: int
     deleted, _ = AuthToken.objects.filter(user=user).delete()
     audit_record(
@@ -318,7 +143,7 @@ def auth_logout_all(*, user: User, request: HttpRequest | None = None) -> int:
         action=AuditEvent.Action.LOGOUT,
         object_type="auth_token",
         changes={"all_devices": True, "tokens": deleted},
-        request=request,
+        context=context,
     )
     return deleted
 
@@ -338,7 +163,7 @@ def auth_sign_out_everywhere(*, user: User, reason: str) -> int:
     return int(deleted)
 
 
-def auth_token_revoke(*, user: User, token: AuthToken, request: HttpRequest | None = None) -> None:
+def auth_token_revoke(*, user: User, token: AuthToken, context: AuditContext | None = None) -> None:
     """Sign one of the user's devices out (a lost phone): its token stops working."""
     public_id, device = token.public_id, token.device
     AuthToken.objects.filter(pk=token.pk, user=user).delete()
@@ -348,7 +173,7 @@ def auth_token_revoke(*, user: User, token: AuthToken, request: HttpRequest | No
         object_type="auth_token",
         object_id=public_id,
         changes={"device": device},
-        request=request,
+        context=context,
     )
 
 
@@ -462,10 +287,8 @@ def _issue_invitation(
     patient: Patient,
     created_by: Clinician | None,
     actor: User | None,
-    request: HttpRequest | None,
+    context: AuditContext | None,
 ) -> IssuedInvitation:
-    from patients.tasks import invitation_send_task
-
     # A new invitation replaces any earlier one still usable: only the latest code works.
     patient.invitations.filter(used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
@@ -486,12 +309,12 @@ def _issue_invitation(
         object_type="invitation",
         object_id=invitation.pk,
         patient=patient,
-        request=request,
+        context=context,
     )
     # Emailed by a worker after commit: a rolled-back invitation sends no working-looking
     # code, and a slow or failing mail server never fails (or half-writes) the request.
     # The message carries the id only; the worker derives the code again.
-    invitation_send_task.delay_on_commit(str(invitation.pk))
+    enqueue.publish_on_commit("patients.tasks.invitation_send_task", str(invitation.pk))
     return IssuedInvitation(invitation=invitation, code=code)
 
 
@@ -535,7 +358,7 @@ def invitation_create(
     timezone_name: str,
     condition: str = "",
     affected_side: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> IssuedInvitation:
     """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
     email = email.strip().lower()
@@ -554,7 +377,7 @@ def invitation_create(
     patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
     patient.care_team.add(clinician)
     return _issue_invitation(
-        patient=patient, created_by=clinician, actor=clinician.user, request=request
+        patient=patient, created_by=clinician, actor=clinician.user, context=context
     )
 
 
@@ -564,7 +387,7 @@ def invitation_resend(
     invitation: Invitation,
     by: Clinician | None = None,
     actor: User | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> IssuedInvitation:
     """Send a fresh code (only hashes are stored, so the old code cannot be re-sent)."""
     if invitation.patient.user_id is not None:
@@ -573,7 +396,7 @@ def invitation_resend(
         patient=invitation.patient,
         created_by=by or invitation.created_by,
         actor=actor if actor is not None else (by.user if by is not None else None),
-        request=request,
+        context=context,
     )
 
 
@@ -582,7 +405,7 @@ def invitation_revoke(
     *,
     invitation_ids: Iterable[UUID | str],
     actor: User | None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> int:
     """Revoke the still-unused codes among `invitation_ids` (one audit event each); a code
     already used or revoked is left as it is. Returns how many were revoked."""
@@ -600,7 +423,7 @@ def invitation_revoke(
             object_id=pk,
             patient_id=patient_id,
             changes={"revoked": True},
-            request=request,
+            context=context,
         )
     return len(revoked)
 
@@ -613,19 +436,13 @@ def patient_register(
     password: str,
     consents: Iterable[Mapping[str, Any]] = (),
     device: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> IssuedToken:
     """Create the patient's sign-in from an invitation code; the code works once.
 
     `consents` are the clinic's documents the patient accepted (`{"kind", "version"}`),
     recorded with the account: every required one must be among them, each a current
     version (docs/data-rights.md § Consent at registration)."""
-    from patients.consent import (
-        consent_accept_at_registration,
-        consent_owed_refresh,
-        consent_registration_documents,
-    )
-
     email = email.strip().lower()
     invitation = (
         Invitation.objects.select_for_update()
@@ -670,9 +487,9 @@ def patient_register(
         object_type="account",
         patient=patient,
         object_id=user.pk,
-        request=request,
+        context=context,
     )
-    consent_accept_at_registration(patient=patient, documents=accepted, actor=user, request=request)
+    consent_accept_at_registration(patient=patient, documents=accepted, actor=user, context=context)
     # Read after the acceptances: nothing is owed unless a required version was published
     # meanwhile (its UPDATE of `consent_owed` waits for this transaction's row lock).
     consent_owed_refresh(patient=patient)
@@ -693,7 +510,7 @@ PATIENT_EDITABLE = (
 
 @transaction.atomic
 def patient_update(
-    *, patient: Patient, actor: User, data: Mapping[str, Any], request: HttpRequest | None = None
+    *, patient: Patient, actor: User, data: Mapping[str, Any], context: AuditContext | None = None
 ) -> Patient:
     """Merge `data` into the patient: fields not sent keep their values, also in `history`."""
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
@@ -718,7 +535,7 @@ def patient_update(
         object_id=patient.pk,
         patient=patient,
         changes=changes,
-        request=request,
+        context=context,
     )
     return patient
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import uuid
 from dataclasses import dataclass
@@ -11,13 +10,13 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import HttpRequest
 from django.utils import timezone
 from redis.commands.core import Script
 from rest_framework.request import Request
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
+from config.audit import client_ip
 from config.rates import parse_rate
 from patients.models import SignInFailure
 
@@ -152,34 +151,6 @@ class ScopedThrottle(ScopedRateThrottle, AtomicWindowThrottle):
         except Exception:
             logger.warning("throttle cache unavailable; allowing request", exc_info=True)
             return True
-
-
-def client_ip(request: HttpRequest | Request) -> str | None:
-    """The caller's address, as the outermost of our trusted proxies saw it.
-
-    Each of the `TRUSTED_PROXY_COUNT` proxies in front appends the address it saw to
-    X-Forwarded-For, so the entry the outermost one added (counting from the right) is the
-    last one a client cannot forge; entries left of it are whatever the client sent, and
-    trusting them would let anyone dodge the per-client sign-in limit by rotating the
-    header. With no proxy (0) the header is ignored. A value that is not an IP address (a
-    broken proxy, a forged header) must not reach the `inet` columns either, where it
-    would be a 500: the socket's address is used instead.
-    """
-    trusted: int = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    candidates: list[str] = []
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "") if trusted else ""
-    if forwarded:
-        entries = [entry.strip() for entry in forwarded.split(",")]
-        # Fewer entries than proxies: the outer ones were bypassed or did not append, and
-        # the leftmost entry is then the one a trusted proxy added.
-        candidates.append(entries[-min(trusted, len(entries))])
-    candidates.append(request.META.get("REMOTE_ADDR") or "")
-    for candidate in candidates:
-        try:
-            return str(ipaddress.ip_address(candidate))
-        except ValueError:
-            continue
-    return None
 
 
 def _login_limit() -> tuple[int, timedelta]:

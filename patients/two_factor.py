@@ -17,17 +17,17 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef
-from django.http import HttpRequest
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework import status
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
+from config.audit import AuditContext
 from config.exceptions import ApplicationError
 from patients import throttling
+from patients.audit import audit_record
 from patients.models import AuditEvent, Clinician, User
-from patients.services import audit_record
 
 RECOVERY_CODE_COUNT = 10
 TOTP_DEVICE_NAME = "Authenticator app"
@@ -188,7 +188,7 @@ def totp_enrolment_start(*, user: User) -> TOTPDevice:
 
 
 def totp_enrolment_confirm(
-    *, user: User, code: str, request: HttpRequest | None = None
+    *, user: User, code: str, context: AuditContext | None = None
 ) -> tuple[TOTPDevice, list[str]]:
     """Confirm the pending device with a first code from the app; returns it and a fresh
     set of recovery codes, shown once (only django-otp's table keeps them)."""
@@ -214,7 +214,7 @@ def totp_enrolment_confirm(
             object_type="two_factor",
             object_id=device.pk,
             changes={"device": "totp", "recovery_codes": len(codes)},
-            request=request,
+            context=context,
         )
     return device, codes
 
@@ -231,7 +231,7 @@ def _recovery_codes_replace(*, user: User) -> list[str]:
     return codes
 
 
-def recovery_codes_regenerate(*, user: User, request: HttpRequest | None = None) -> list[str]:
+def recovery_codes_regenerate(*, user: User, context: AuditContext | None = None) -> list[str]:
     """New recovery codes for an enrolled user; every earlier one stops working."""
     with transaction.atomic():
         if not TOTPDevice.objects.filter(user_id=user.pk, confirmed=True).exists():
@@ -242,12 +242,12 @@ def recovery_codes_regenerate(*, user: User, request: HttpRequest | None = None)
             action=AuditEvent.Action.UPDATE,
             object_type="two_factor",
             changes={"recovery_codes": len(codes)},
-            request=request,
+            context=context,
         )
     return codes
 
 
-def two_factor_disable(*, user: User, code: str, request: HttpRequest | None = None) -> None:
+def two_factor_disable(*, user: User, code: str, context: AuditContext | None = None) -> None:
     """Remove the user's app and recovery codes, given a current code (a session left open
     on a shared computer must not be enough). A clinic that requires two-factor sign-in
     sends them straight back to set it up again (a new phone)."""
@@ -260,5 +260,5 @@ def two_factor_disable(*, user: User, code: str, request: HttpRequest | None = N
             actor=user,
             action=AuditEvent.Action.DELETE,
             object_type="two_factor",
-            request=request,
+            context=context,
         )

@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.audit import audit_context
 from config.pagination import page_schema, paginate
 from config.serializers import StrictBooleanField, StrictSerializer
 from patients import consent, selectors, services, two_factor
@@ -136,7 +137,7 @@ class LoginApi(APIView):
             **serializer.validated_data,
             ip=client_ip(request),
             device=request.META.get("HTTP_USER_AGENT", ""),
-            request=request,
+            context=audit_context(request),
         )
         return _token_response(issued, status.HTTP_200_OK)
 
@@ -149,7 +150,7 @@ class LogoutApi(APIView):
     @extend_schema(request=None, responses={204: None}, tags=["auth"])
     def post(self, request: Request) -> Response:
         NoBodySerializer(data=request.data).is_valid(raise_exception=True)
-        services.auth_logout(user=request.user, token=request.auth, request=request)  # type: ignore[arg-type]
+        services.auth_logout(user=request.user, token=request.auth, context=audit_context(request))  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -162,7 +163,7 @@ class LogoutAllApi(APIView):
     )
     def post(self, request: Request) -> Response:
         NoBodySerializer(data=request.data).is_valid(raise_exception=True)
-        services.auth_logout_all(user=request.user, request=request)  # type: ignore[arg-type]
+        services.auth_logout_all(user=request.user, context=audit_context(request))  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -212,7 +213,7 @@ class DeviceRevokeApi(APIView):
     )
     def delete(self, request: Request, device_id: UUID) -> Response:
         token = selectors.auth_token_get(user=request.user, token_id=device_id)  # type: ignore[arg-type]
-        services.auth_token_revoke(user=request.user, token=token, request=request)  # type: ignore[arg-type]
+        services.auth_token_revoke(user=request.user, token=token, context=audit_context(request))  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -267,7 +268,7 @@ class RegisterApi(APIView):
         issued = services.patient_register(
             **serializer.validated_data,
             device=request.META.get("HTTP_USER_AGENT", ""),
-            request=request,
+            context=audit_context(request),
         )
         return _token_response(issued, status.HTTP_201_CREATED)
 
@@ -324,7 +325,7 @@ class InvitationCreateApi(APIView):
             timezone_name=data["timezone"],
             condition=data.get("condition") or "",
             affected_side=data.get("affected_side") or "",
-            request=request,
+            context=audit_context(request),
         )
         out = self.OutputSerializer(
             {
@@ -432,7 +433,7 @@ class PatientDetailApi(APIView):
             object_type="patient",
             object_id=patient.pk,
             patient=patient,
-            request=request,
+            context=audit_context(request),
         )
         return Response(PatientDetailOutputSerializer(patient).data)
 
@@ -449,7 +450,7 @@ class PatientDetailApi(APIView):
             patient=patient,
             actor=request.user,  # type: ignore[arg-type]
             data=serializer.validated_data,
-            request=request,
+            context=audit_context(request),
         )
         patient = selectors.patient_get(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
         return Response(PatientDetailOutputSerializer(patient).data)

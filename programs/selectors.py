@@ -1,6 +1,11 @@
 """Reads for views, tasks and other apps. The caseload functions are set-based: they answer
 for any number of patients in a constant number of queries (the rehab dashboards call
-them with a whole caseload)."""
+them with a whole caseload).
+
+One module, though over 500 lines: the reads of one model family (templates, assignments,
+sessions, adherence), whose set-based caseload functions share the same window and
+dosage-in-force helpers.
+"""
 
 from __future__ import annotations
 

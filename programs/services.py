@@ -1,5 +1,11 @@
 """Writes: building templates, assigning them, dosage changes, exercise logs, and phase
-progression proposals. Every write to patient data is audited in its own transaction."""
+progression proposals. Every write to patient data is audited in its own transaction.
+
+One module, though over 500 lines: every function writes one patient's program (its
+template, assignment, dosage versions, sessions and phase proposals), and they share the
+copy-on-assign rules and the dosage-in-force arithmetic; split by function, each part
+would import the others' helpers.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,9 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
+from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
@@ -72,7 +78,7 @@ def _audit(
     object_id: object,
     patient_id: UUID | str | None,
     changes: Mapping[str, Any] | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> None:
     audit_record(
         actor=actor,
@@ -81,7 +87,7 @@ def _audit(
         object_id=object_id,
         patient_id=patient_id,
         changes=changes,
-        request=request,
+        context=context,
     )
 
 
@@ -96,7 +102,7 @@ def template_create(
     phases: Sequence[Mapping[str, Any]],
     condition: str = "",
     description: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ProgramTemplate:
     """A clinic-owned template with ordered phases of prescribed exercises.
 
@@ -167,7 +173,7 @@ def template_create(
             "phases": len(phases),
             "exercises": sum(len(phase["exercises"]) for phase in phases),
         },
-        request=request,
+        context=context,
     )
     return template
 
@@ -184,7 +190,7 @@ def assignment_create(
     start_date: date | None = None,
     pain_ceiling: int | None = None,
     today: date | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ProgramAssignment:
     """Give `patient` their own copy of `template` from `start_date` (default: their today).
 
@@ -288,7 +294,7 @@ def assignment_create(
         object_id=assignment.pk,
         patient_id=patient.pk,
         changes={"template_id": str(template.pk), "start_date": start_date.isoformat()},
-        request=request,
+        context=context,
     )
     return assignment
 
@@ -299,7 +305,7 @@ def assignment_update(
     assignment: ProgramAssignment,
     by: Clinician,
     pain_ceiling: int,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ProgramAssignment:
     """Per-assignment override of the progression pain ceiling."""
     assignment = ProgramAssignment.objects.select_for_update().get(pk=assignment.pk)
@@ -315,7 +321,7 @@ def assignment_update(
         object_id=assignment.pk,
         patient_id=assignment.patient_id,
         changes=changes,
-        request=request,
+        context=context,
     )
     return assignment
 
@@ -327,7 +333,7 @@ def assignment_end(
     by: Clinician | None,
     on: date | None = None,
     today: date | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ProgramAssignment:
     """Stop the program from `on` (the first day off it; default the patient's today).
 
@@ -362,7 +368,7 @@ def assignment_end(
         object_id=assignment.pk,
         patient_id=assignment.patient_id,
         changes={"ended_on": assignment.ended_on.isoformat()},
-        request=request,
+        context=context,
     )
     return assignment
 
@@ -375,7 +381,7 @@ def dosage_change(
     effective_from: date,
     changes: Mapping[str, Any],
     today: date | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> DosageVersion:
     """Change one patient's dosage from `effective_from` on; earlier days keep theirs.
 
@@ -424,7 +430,7 @@ def dosage_change(
                 if before[name] != values[name]
             },
         },
-        request=request,
+        context=context,
     )
     return version
 
@@ -478,7 +484,7 @@ def exercise_log_create(
     data: Mapping[str, Any],
     log_id: UUID | None = None,
     today: date | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> tuple[ExerciseLog, bool]:
     """Store one session; returns (log, created).
 
@@ -523,7 +529,7 @@ def exercise_log_create(
                 object_type="exercise_log",
                 object_id=log.pk,
                 patient_id=patient.pk,
-                request=request,
+                context=context,
             )
     if not created:
         log = _same_or_conflict(
@@ -667,7 +673,7 @@ def proposal_accept(
     on: date | None = None,
     note: str = "",
     today: date | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ProgressionProposal:
     """Move the assignment to the proposed phase from `on` (default the patient's today).
 
@@ -711,7 +717,7 @@ def proposal_accept(
         object_id=proposal.pk,
         patient_id=assignment.patient_id,
         changes={"status": "accepted", "effective_from": on.isoformat(), "note": note},
-        request=request,
+        context=context,
     )
     return proposal
 
@@ -722,7 +728,7 @@ def proposal_decline(
     proposal: ProgressionProposal,
     by: Clinician,
     note: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ProgressionProposal:
     """The patient stays in their phase. Declining again returns it unchanged."""
     proposal = _locked_proposal(proposal)
@@ -742,6 +748,6 @@ def proposal_decline(
         object_id=proposal.pk,
         patient_id=proposal.assignment.patient_id,
         changes={"status": "declined", "note": note},
-        request=request,
+        context=context,
     )
     return proposal

@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.audit import audit_context
 from config.exceptions import ApplicationError
 from patients.admin import ReadOnlyAdmin
 from patients.models import AuditEvent
@@ -101,7 +102,7 @@ class DailyLogAdmin(ReadOnlyAdmin, admin.ModelAdmin[DailyLog]):
                 object_id=log_id,
                 patient_id=patients[log_id],
                 changes={"retried": True},
-                request=request,
+                context=audit_context(request),
             )
         skipped = len(patients) - len(retried)
         self.message_user(
@@ -145,7 +146,7 @@ class SafetySubmissionAdmin(ReadOnlyAdmin, admin.ModelAdmin[SafetySubmission]):
                 object_id=submission_id,
                 patient_id=patients[submission_id],
                 changes={"retried": True},
-                request=request,
+                context=audit_context(request),
             )
         self.message_user(
             request, f"Queued {len(retried)} submission(s) for evaluation.", messages.SUCCESS
@@ -232,7 +233,7 @@ class AlertAdmin(ReadOnlyAdmin, admin.ModelAdmin[Alert]):
                 object_id=alert.pk,
                 patient_id=alert.patient_id,
                 changes={"status": "resolved", "disposition": alert.disposition},
-                request=request,
+                context=audit_context(request),
             )
             resolved += 1
         self.message_user(request, f"Resolved {resolved} alert(s).", messages.SUCCESS)

@@ -14,6 +14,9 @@ alone. Rows are written directly rather than through the services, because these
 not clinical acts to audit and they lie in the past, where the services' "not in the
 future / not more than 14 days back" guards rightly refuse them; questionnaire scores
 still come from `rehab.scoring`, and windows still ahead are scheduled by the services.
+
+One module, though over 500 lines: two patients' stories told in full, each read top to
+bottom; splitting a story would make it harder to check against the clinical narrative.
 """
 
 from __future__ import annotations

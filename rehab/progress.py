@@ -1,5 +1,11 @@
 """Progress figures (docs/clinical-record.md § Progress figures). Pure: no Django.
 
+The one definition of the baseline (the mean pain of the first BASELINE_DAYS days from
+the first log), the 7-day mean (the CURRENT_DAYS days ending the patient's today), the
+change, the percent change and the MCID responder. SQL that restates one for speed (the
+caseload's figures and order, the dashboard's MCID filter, the review rule NR-PROG-01) is
+held to these functions over generated data by tests/rehab/test_figures_sql.py.
+
 Means are exact fractions so that rounding happens once, at the end, half away from zero
 ("computed from unrounded values, then rounded to one decimal"); binary floats would
 round 2.25 down.
@@ -45,36 +51,62 @@ def _mean(values: list[int]) -> Fraction | None:
     return Fraction(sum(values), len(values)) if len(values) >= MIN_LOGS else None
 
 
-def figures(baseline: Fraction | None, current: Fraction | None, days_logged: int) -> Progress:
-    """Change, percent change and MCID from unrounded baseline and current means."""
-    change = current - baseline if current is not None and baseline is not None else None
-    percent = 100 * change / baseline if change is not None and baseline else None
-    mcid = (
-        change is not None
+def change(baseline: Fraction | None, current: Fraction | None) -> Fraction | None:
+    """Current less baseline (negative: better), exact; None unless both are known."""
+    return current - baseline if current is not None and baseline is not None else None
+
+
+def percent_change(baseline: Fraction | None, current: Fraction | None) -> Fraction | None:
+    """The change as a percentage of the baseline, exact; None for a baseline of 0."""
+    delta = change(baseline, current)
+    return 100 * delta / baseline if delta is not None and baseline else None
+
+
+def mcid_reached(baseline: Fraction | None, current: Fraction | None) -> bool:
+    """The meaningful change: down at least 2 points AND at least 30 %."""
+    delta, percent = change(baseline, current), percent_change(baseline, current)
+    return (
+        delta is not None
         and percent is not None
-        and change <= MCID_POINTS
+        and delta <= MCID_POINTS
         and percent <= MCID_PERCENT
     )
+
+
+def figures(baseline: Fraction | None, current: Fraction | None, days_logged: int) -> Progress:
+    """Change, percent change and MCID from unrounded baseline and current means."""
+    delta, percent = change(baseline, current), percent_change(baseline, current)
+    mcid = mcid_reached(baseline, current)
     return Progress(
         baseline_pain=round1(baseline),
         current_pain_7d=round1(current),
-        change=round1(change),
+        change=round1(delta),
         percent_change=round1(percent),
         mcid_reached=mcid,
         days_logged=days_logged,
     )
 
 
-def progress(pains: Iterable[tuple[date, int]], *, today: date) -> Progress:
-    """Figures from every (date, pain) of one patient; `today` is their local today."""
+def means(
+    pains: Iterable[tuple[date, int]], *, today: date
+) -> tuple[Fraction | None, Fraction | None]:
+    """The exact baseline and current (7-day) means of one patient's (date, pain) logs,
+    each None under MIN_LOGS logs in its window; `today` is the patient's local today."""
     logs = sorted(pains)
     if not logs:
-        return figures(None, None, 0)
+        return None, None
     first = logs[0][0]
     baseline_end = first + timedelta(days=BASELINE_DAYS - 1)
     current_start = today - timedelta(days=CURRENT_DAYS - 1)
     baseline = _mean([pain for day, pain in logs if day <= baseline_end])
     current = _mean([pain for day, pain in logs if current_start <= day <= today])
+    return baseline, current
+
+
+def progress(pains: Iterable[tuple[date, int]], *, today: date) -> Progress:
+    """Figures from every (date, pain) of one patient; `today` is their local today."""
+    logs = list(pains)
+    baseline, current = means(logs, today=today)
     return figures(baseline, current, len(logs))
 
 

@@ -15,10 +15,10 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.db.models import DateField, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, Greatest
-from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
+from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import (
@@ -101,7 +101,7 @@ def hold_until(*, patient: Patient) -> date:
 
 
 def erasure_request_create(
-    *, patient: Patient, actor: User, reason: str = "", request: HttpRequest | None = None
+    *, patient: Patient, actor: User, reason: str = "", context: AuditContext | None = None
 ) -> ErasureRequest:
     erasure_request = ErasureRequest(patient=patient, reason=reason)
     with transaction.atomic():
@@ -118,7 +118,7 @@ def erasure_request_create(
             object_type="erasure_request",
             object_id=erasure_request.pk,
             patient=patient,
-            request=request,
+            context=context,
         )
     return erasure_request
 
@@ -149,7 +149,7 @@ def erasure_request_decide(
     erasure_request: ErasureRequest,
     approve: bool,
     note: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ErasureRequest:
     """Reject, or approve: the account is closed at once; the records are pseudonymised
     now when no retention hold applies, else kept (restricted) until the hold ends."""
@@ -181,7 +181,7 @@ def erasure_request_decide(
         object_id=erasure_request.pk,
         patient_id=patient.pk,
         changes={"status": erasure_request.status, "tokens_revoked": tokens},
-        request=request,
+        context=context,
     )
     return erasure_request
 
@@ -281,7 +281,7 @@ def retention_sweep(*, today: date | None = None) -> int:
 
 @transaction.atomic
 def retention_set(
-    *, clinician: Clinician, years: int, request: HttpRequest | None = None
+    *, clinician: Clinician, years: int, context: AuditContext | None = None
 ) -> ClinicRetention:
     if clinician.role != Clinician.Role.CLINIC_ADMIN:
         raise PermissionDenied("Only a clinic admin can set the retention period.")
@@ -295,6 +295,6 @@ def retention_set(
         object_type="clinic_retention",
         object_id=clinic.pk,
         changes={"years_after_last_contact": years},
-        request=request,
+        context=context,
     )
     return row

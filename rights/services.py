@@ -13,9 +13,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.db.models import F, Q
-from django.http import HttpRequest
 from django.utils import timezone
 
+from config import enqueue
+from config.audit import AuditContext
 from config.exceptions import ApplicationError
 from patients.models import AuditEvent, Patient, User
 from patients.services import audit_record
@@ -70,7 +71,7 @@ def _render(data: selectors.PatientData, fmt: str) -> str:
 
 
 def export_audit(
-    *, actor: User | None, patient: Patient, fmt: str, request: HttpRequest | None, how: str
+    *, actor: User | None, patient: Patient, fmt: str, context: AuditContext | None, how: str
 ) -> None:
     audit_record(
         actor=actor,
@@ -78,7 +79,7 @@ def export_audit(
         object_type="export",
         patient=patient,
         changes={"format": fmt, "how": how},
-        request=request,
+        context=context,
     )
 
 
@@ -87,11 +88,9 @@ def export_audit(
 
 @transaction.atomic
 def export_job_create(
-    *, user: User, patient: Patient, fmt: str, request: HttpRequest | None = None
+    *, user: User, patient: Patient, fmt: str, context: AuditContext | None = None
 ) -> ExportJob:
     """Ask a worker for an export file; the app polls the job for progress and the link."""
-    from rights.tasks import export_job_build_task
-
     job = ExportJob.objects.create(patient=patient, requested_by=user, format=fmt)
     audit_record(
         actor=user,
@@ -100,9 +99,9 @@ def export_job_create(
         object_id=job.pk,
         patient=patient,
         changes={"format": fmt},
-        request=request,
+        context=context,
     )
-    export_job_build_task.delay_on_commit(str(job.pk))
+    enqueue.publish_on_commit("rights.tasks.export_job_build_task", str(job.pk))
     return job
 
 
@@ -199,8 +198,6 @@ def export_download_get(*, token: str) -> ExportJob:
 def export_jobs_sweep() -> int:
     """Beat: re-enqueue builds a lost message left owed, fail those that keep failing,
     and remove files past their expiry. Returns how many jobs it touched."""
-    from rights.tasks import export_job_build_task
-
     now = timezone.now()
     touched = 0
     owed = ExportJob.objects.filter(
@@ -213,7 +210,7 @@ def export_jobs_sweep() -> int:
                 status=ExportJob.Status.FAILED, finished_at=now, error="too many attempts"
             )
         else:
-            export_job_build_task.delay(str(job_id))
+            enqueue.task_publish("rights.tasks.export_job_build_task", str(job_id))
     storage = export_storage()
     for job_id, name in ExportJob.objects.filter(
         status=ExportJob.Status.READY, expires_at__lte=now

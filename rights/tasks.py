@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from patients.tasks import RobustOnCommitTask
 from rights import erasure, services
 
 
-# Enqueued on commit; a broker outage then is logged, and the sweeper builds the job later.
+# Published on commit (config/enqueue.py); after a broker outage the sweeper builds the
+# job later.
 @shared_task(
-    base=RobustOnCommitTask,
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=120,

@@ -26,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.audit import audit_context
 from config.pagination import page_schema, paginate
 from config.serializers import StrictSerializer
 from patients import selectors as patient_selectors
@@ -70,7 +71,9 @@ _EXPORT_DESCRIPTIONS: dict[str, str] = {
 def _export_response(request: Request, patient: Patient, fmt: ExportFormat) -> HttpResponse:
     user = request_user(request)
     rendered = services.export_render(user=user, patient=patient, fmt=fmt)
-    services.export_audit(actor=user, patient=patient, fmt=fmt, request=request, how="direct")
+    services.export_audit(
+        actor=user, patient=patient, fmt=fmt, context=audit_context(request), how="direct"
+    )
     response = HttpResponse(rendered.content, content_type=rendered.content_type)
     response["Content-Disposition"] = f'attachment; filename="{rendered.file_name}"'
     response["Cache-Control"] = "no-store"
@@ -186,7 +189,7 @@ def _job_create(request: Request, patient: Patient) -> Response:
         user=request_user(request),
         patient=patient,
         fmt=serializer.validated_data["format"],
-        request=request,
+        context=audit_context(request),
     )
     return Response(_job_data(request, job), status=status.HTTP_202_ACCEPTED)
 
@@ -199,7 +202,7 @@ def _job_detail(request: Request, patient: Patient, job_id: UUID) -> Response:
         object_type="export_job",
         object_id=job.pk,
         patient=patient,
-        request=request,
+        context=audit_context(request),
     )
     return Response(_job_data(request, job))
 
@@ -282,7 +285,7 @@ class ExportDownloadApi(APIView):
             actor=job.requested_by,
             patient=job.patient,
             fmt=job.format,
-            request=request,
+            context=audit_context(request),
             how="download",
         )
         handle = services.export_storage().open(job.file_name, "rb")
@@ -382,7 +385,7 @@ class MeAccessLogApi(APIView):
             action=AuditEvent.Action.READ,
             object_type="access_log",
             patient=patient,
-            request=request,
+            context=audit_context(request),
         )
         return response
 
@@ -436,7 +439,7 @@ class ClinicOutcomesCsvApi(APIView):
             action=AuditEvent.Action.READ,
             object_type="clinic_outcomes",
             changes={"view": view},
-            request=request,
+            context=audit_context(request),
         )
         response = StreamingHttpResponse(formats.csv_rows(body), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="outcomes-{view}.csv"'

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.audit import audit_context
 from config.pagination import page_schema, paginate
 from config.serializers import StrictBooleanField, StrictSerializer
 from patients import consent
@@ -112,7 +113,7 @@ class MyConsentsApi(APIView):
             action=AuditEvent.Action.READ,
             object_type="consents",
             patient=patient,
-            request=request,
+            context=audit_context(request),
         )
         return Response(_consents_data(patient))
 
@@ -149,7 +150,7 @@ class MyConsentDecideApi(APIView):
             document=document,
             decision=serializer.validated_data["decision"],
             actor=request_user(request),
-            request=request,
+            context=audit_context(request),
         )
         return Response(ConsentStateSerializer(state).data)
 
@@ -185,7 +186,7 @@ class MyConsentHistoryApi(APIView):
             action=AuditEvent.Action.READ,
             object_type="consent_history",
             patient=patient,
-            request=request,
+            context=audit_context(request),
         )
         return response
 
@@ -208,7 +209,7 @@ class PatientConsentsApi(APIView):
             action=AuditEvent.Action.READ,
             object_type="consents",
             patient=patient,
-            request=request,
+            context=audit_context(request),
         )
         return Response(_consents_data(patient))
 
@@ -283,6 +284,6 @@ class ConsentDocumentPublishApi(APIView):
     def post(self, request: Request, document_id: UUID) -> Response:
         document = consent.consent_document_get(user=request_user(request), document_id=document_id)
         document = consent.consent_document_publish(
-            clinician=request_clinician(request), document=document, request=request
+            clinician=request_clinician(request), document=document, context=audit_context(request)
         )
         return Response(ConsentDocumentSerializer(document).data)

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from config.audit import audit_context
 from config.exceptions import ApplicationError
 from dashboard.views import clinician_required, page_context
 from patients.models import Clinician, User
@@ -46,7 +47,7 @@ def erasure_requests_view(request: HttpRequest) -> HttpResponse:
         actor=admin.user,
         object_type="erasure_request_list",
         patient_ids=(r.patient_id for r in requests),
-        request=request,
+        context=audit_context(request),
     )
     return render(
         request,
@@ -72,7 +73,7 @@ def erasure_request_decide_view(request: HttpRequest, request_id: UUID) -> HttpR
                 erasure_request=found,
                 approve=form.cleaned_data["decision"] == "approve",
                 note=form.cleaned_data["note"],
-                request=request,
+                context=audit_context(request),
             )
         except ApplicationError as exc:
             messages.error(request, exc.message)

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.audit import audit_context
 from config.pagination import page_schema, paginate
 from config.serializers import StrictSerializer
 from patients import selectors as patient_selectors
@@ -63,7 +64,7 @@ class MyErasureRequestApi(APIView):
             patient=patient,
             actor=request_user(request),
             reason=serializer.validated_data.get("reason", ""),
-            request=request,
+            context=audit_context(request),
         )
         return Response(ErasureRequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
@@ -144,7 +145,7 @@ class ErasureRequestDecideApi(APIView):
             erasure_request=found,
             approve=serializer.validated_data["decision"] == "approve",
             note=serializer.validated_data.get("note", ""),
-            request=request,
+            context=audit_context(request),
         )
         return Response(ClinicErasureRequestSerializer(decided).data)
 
@@ -176,6 +177,6 @@ class RetentionApi(APIView):
         row = erasure.retention_set(
             clinician=request_clinician(request),
             years=serializer.validated_data["years_after_last_contact"],
-            request=request,
+            context=audit_context(request),
         )
         return Response({"years_after_last_contact": row.years_after_last_contact})

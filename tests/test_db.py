@@ -71,3 +71,38 @@ def test_one_row_needs_no_cte():
     with CaptureQueriesContext(connection) as ctx:
         insert_together(_event(patient, "alone"))
     assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["SAVEPOINT", "INSERT", "RELEASE"]
+
+
+def test_sql_names_give_the_models_quoted_table_and_columns():
+    from config.db import sql_names
+    from rehab.models import DailyLog
+
+    names = sql_names(DailyLog)
+
+    assert names.table == f'"{DailyLog._meta.db_table}"'
+    assert names.pain == '"pain"'
+    assert names.patient == names.patient_id == '"patient_id"'
+    with pytest.raises(Exception, match="no_such_field"):
+        _ = names.no_such_field
+
+
+def test_no_raw_sql_of_the_product_hard_codes_a_table_name():
+    # Hand-written SQL names tables through config.db (sql_names, table, column), so that
+    # it follows the models; migrations are history and keep their names.
+    import re
+
+    from django.apps import apps
+
+    from tests.processes import BASE_DIR
+
+    tables = {model._meta.db_table for model in apps.get_models()}
+    ours = {t for t in tables if t.split("_")[0] in {"patients", "programs", "rehab", "rights"}}
+    pattern = re.compile(r"\b(" + "|".join(sorted(ours, key=len, reverse=True)) + r")\b")
+    offenders = [
+        f"{path.relative_to(BASE_DIR)}: {match}"
+        for path in BASE_DIR.glob("*/**/*.py")
+        if not {".venv", "tests", "bench", "migrations"} & set(path.parts)
+        for match in pattern.findall(path.read_text())
+    ]
+    assert ours
+    assert offenders == []

@@ -15,6 +15,10 @@ be true. So, on the inline path (`recent_logs=None`, `baseline_back_pain=None`):
   branch needs `baseline_back_pain`;
 - RF-NP-01 needs `recent_logs` (and the caller's `open_alert_rules`).
 A rule that could still fire on the missing branch is listed in `Evaluation.undecided`.
+
+One module, though over 500 lines: one evaluation (three-valued logic, precedence between
+rules, the inline/background split) and the catalogue that publishes exactly that logic
+to the app; apart, the two could drift.
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ Interpretations of §3, each a product decision [D] until a clinician says other
   mean is the mean `pain` of the logs in the 7 days before the injection date, at least 3
   of them. It compares today's `pain` (strictly above), for up to 42 days [D] after the
   injection; after that the general pain rules take over.
+
+One module, though over 500 lines: the review rules' definitions and their reference
+functions, the oracle the SQL detectors are tested against, kept beside each other.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ Each rule's condition is a tree of small predicates. Every predicate can
 
 Changing what a rule fires on means bumping its `version`: alerts store the version, and
 an audit replays a firing with the definition of that version.
+
+One module, though over 500 lines: the rule set is read and reviewed as one document (the
+reference is generated from it), and its predicates and messages are only meaningful
+beside the rules that use them.
 """
 
 from __future__ import annotations

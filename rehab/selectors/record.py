@@ -22,6 +22,9 @@ A patient's whole record is small (a year is 52 weekly log summaries and some te
 clinical entries), so the sources read all of it and the page is cut in Python; this is
 cheaper and much simpler than a SQL UNION across tables of different shapes. If a record
 ever grows past a few thousand entries, give the sources a date window.
+
+One module, though over 500 lines: the reads of the one clinical record, which the
+timeline merges from every part of it; the parts share the scoping and the score series.
 """
 
 from __future__ import annotations

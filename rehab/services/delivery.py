@@ -104,9 +104,7 @@ def _send(*, subject: str, body: str, recipients: list[str]) -> None:
 
 
 def alert_notify_enqueue(*, alert_id: UUID) -> None:
-    from rehab.tasks import alert_notify_task
-
-    task_publish(alert_notify_task, str(alert_id))
+    task_publish("rehab.tasks.alert_notify_task", str(alert_id))
 
 
 def _emails(clinicians: Any) -> list[str]:

@@ -10,8 +10,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 
+from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, ConsentKind, Patient, User
@@ -93,7 +93,7 @@ def _conflict(
     actor: User,
     log_id: uuid.UUID,
     content: dict[str, Any],
-    request: HttpRequest | None,
+    context: AuditContext | None,
     evaluation: Evaluation | None = None,
 ) -> LogWrite:
     """Decide what an insert that met an existing row was: a retry, or a conflict.
@@ -116,7 +116,7 @@ def _conflict(
             object_id=same_id.pk,
             patient=patient,
             changes={"retry": True},
-            request=request,
+            context=context,
         )
         return LogWrite(log=same_id, created=False)
     if same_id is not None:
@@ -143,7 +143,7 @@ def _conflict(
             object_id=submission.pk,
             patient=patient,
             changes={"kind": submission.kind, "log": str(own.pk) if own else None},
-            request=request,
+            context=context,
         )
     raise ConflictError(
         message,
@@ -161,7 +161,7 @@ def log_create(
     actor: User,
     data: Mapping[str, Any],
     log_id: uuid.UUID | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> LogWrite:
     """Store one daily log exactly once, whatever the phone's retries.
 
@@ -184,7 +184,7 @@ def log_create(
         if not DailyLog.objects.filter(pk=log_id).exists():
             raise
         return _conflict(
-            patient=patient, actor=actor, log_id=log_id, content=content, request=request
+            patient=patient, actor=actor, log_id=log_id, content=content, context=context
         )
     # No look-up of the id first: a retry (or a clash) inserts nothing and is sorted out
     # by `_conflict`, so a new log, by far the common case, saves a query. The log and its
@@ -204,7 +204,7 @@ def log_create(
         object_type="daily_log",
         object_id=log.pk,
         patient=patient,
-        request=request,
+        context=context,
     )
     if not insert_unless_conflict(log, event):
         return _conflict(
@@ -212,7 +212,7 @@ def log_create(
             actor=actor,
             log_id=log_id,
             content=content,
-            request=request,
+            context=context,
             evaluation=evaluation,
         )
     # After the commit (at once outside a transaction, at its end inside one).
@@ -225,7 +225,7 @@ def log_update(
     log: DailyLog,
     actor: User,
     data: Mapping[str, Any],
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> DailyLog:
     """Edit a log: the previous version is kept, and the safety rules run again."""
     with transaction.atomic():
@@ -254,7 +254,7 @@ def log_update(
                 object_id=log.pk,
                 patient=log.patient,
                 changes={"unchanged_edit": True},
-                request=request,
+                context=context,
             )
             return log
         if "date" in changed:
@@ -308,7 +308,7 @@ def log_update(
             object_id=log.pk,
             patient=log.patient,
             changes={"fields": changed, "version": log.version},
-            request=request,
+            context=context,
         )
         safety_services.log_evaluation_enqueue(log=log)
     return log

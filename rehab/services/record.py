@@ -2,6 +2,11 @@
 
 Every write is audited here, in the same transaction as the write itself, so an audit
 event exists exactly when the change does.
+
+One module, though over 500 lines: the clinical record is one aggregate per patient, and
+its writes share the record's invariants (one diagnosis in force, marks that stand until
+revoked, questionnaires scheduled from interventions and programs) and the fever
+re-check a procedure triggers.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
-from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
 
 from config import enqueue
+from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
@@ -68,7 +73,7 @@ def _audit(
     obj: models.Model,
     patient: Patient,
     changes: dict[str, Any] | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> None:
     audit_record(
         actor=actor,
@@ -77,7 +82,7 @@ def _audit(
         object_id=obj.pk,
         patient=patient,
         changes=changes,
-        request=request,
+        context=context,
     )
 
 
@@ -112,7 +117,7 @@ def intervention_create(
     performed_by: str = "",
     course_id: UUID | None = None,
     session_number: int | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
     now: datetime | None = None,
 ) -> Intervention:
     """Record a procedure and, in the same transaction, its questionnaire schedule.
@@ -188,7 +193,7 @@ def intervention_create(
         obj=intervention,
         patient=patient,
         changes={"date": date.isoformat(), "kind": kind, "course_id": str(intervention.course_id)},
-        request=request,
+        context=context,
     )
     questionnaires_schedule_for_intervention(intervention=intervention, now=now)
     if kind in PROCEDURE_KINDS:
@@ -198,9 +203,7 @@ def intervention_create(
 
 
 def _fever_recheck_enqueue(*, intervention_id: UUID) -> None:
-    from rehab.tasks import intervention_fever_recheck_task
-
-    if enqueue.task_publish(intervention_fever_recheck_task, str(intervention_id)):
+    if enqueue.task_publish("rehab.tasks.intervention_fever_recheck_task", str(intervention_id)):
         return
     # No broker: an emergency alert must not wait for one, and the re-check is quick.
     try:
@@ -305,11 +308,13 @@ def fever_rechecks_sweep(*, batch: int = 500, budget: float = enqueue.SWEEP_TIME
     them. A duplicate message is harmless: the re-check is claimed. Returns how many were
     enqueued.
     """
-    from rehab.tasks import intervention_fever_recheck_task
-
     owed = fever_rechecks_owed().filter(created_at__lt=timezone.now() - enqueue.SWEEP_GRACE)
     return enqueue.sweep_enqueue(
-        owed, task=intervention_fever_recheck_task, by="created_at", batch=batch, budget=budget
+        owed,
+        task="rehab.tasks.intervention_fever_recheck_task",
+        by="created_at",
+        batch=batch,
+        budget=budget,
     )
 
 
@@ -335,7 +340,7 @@ def provocative_tests_record(
     performed_at: datetime,
     tests: Sequence[ProvocativeTestData],
     examiner_id: UUID | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> list[ProvocativeTest]:
     """Record one examination: one row per test per side (docs/clinical-record.md)."""
     if performed_at > timezone.now() + EXAMINATION_CLOCK_SKEW:
@@ -402,7 +407,7 @@ def provocative_tests_record(
             "tests": [f"{r.test}/{r.side}/{r.result}" for r in rows],
             "ids": [str(r.pk) for r in rows],
         },
-        request=request,
+        context=context,
     )
     return rows
 
@@ -419,7 +424,7 @@ def imaging_finding_create(
     date: date,
     body_region: str,
     finding: str,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> ImagingFinding:
     _not_after_today(patient, "date", date)
     imaging = ImagingFinding.objects.create(
@@ -436,7 +441,7 @@ def imaging_finding_create(
         obj=imaging,
         patient=patient,
         changes={"modality": modality, "date": date.isoformat(), "body_region": body_region},
-        request=request,
+        context=context,
     )
     return imaging
 
@@ -450,7 +455,7 @@ def diagnosis_create(
     date_from: date,
     date_to: date | None = None,
     notes: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> Diagnosis:
     _not_after_today(patient, "date_from", date_from)
     if date_to is not None:
@@ -470,7 +475,7 @@ def diagnosis_create(
         obj=diagnosis,
         patient=patient,
         changes={"name": name, "date_from": date_from.isoformat()},
-        request=request,
+        context=context,
     )
     return diagnosis
 
@@ -487,7 +492,7 @@ def diagnosis_end(
     clinician: Clinician,
     date_to: date,
     notes: str | None = None,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> Diagnosis:
     """Close a working diagnosis (resolved, or excluded as a re-herniation can be)."""
     diagnosis = Diagnosis.objects.select_for_update().select_related("patient").get(pk=diagnosis.pk)
@@ -511,7 +516,7 @@ def diagnosis_end(
         obj=diagnosis,
         patient=diagnosis.patient,
         changes={"date_to": {"from": None, "to": date_to.isoformat()}},
-        request=request,
+        context=context,
     )
     return diagnosis
 
@@ -527,7 +532,7 @@ def assessed_mark_create(
     symptom: str,
     until: date,
     note: str = "",
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
 ) -> AssessedMark:
     """Mark a safety symptom assessed and stable until a date (docs/clinical-record.md).
 
@@ -568,14 +573,14 @@ def assessed_mark_create(
             "until": until.isoformat(),
             "replaces": [str(pk) for pk in replaced],
         },
-        request=request,
+        context=context,
     )
     return mark
 
 
 @transaction.atomic
 def assessed_mark_revoke(
-    *, mark: AssessedMark, clinician: Clinician, request: HttpRequest | None = None
+    *, mark: AssessedMark, clinician: Clinician, context: AuditContext | None = None
 ) -> bool:
     """Revoke a mark (DELETE in the API; the row stays). False if it was already revoked."""
     # Conditional UPDATE: of two concurrent revocations, exactly one wins and is audited.
@@ -590,7 +595,7 @@ def assessed_mark_revoke(
         obj=mark,
         patient=mark.patient,
         changes={"symptom": mark.symptom, "until": mark.until.isoformat(), "revoked": True},
-        request=request,
+        context=context,
     )
     return True
 
@@ -874,7 +879,7 @@ def questionnaire_response_submit(
     due: QuestionnaireDue,
     answers: Any,
     user: User,
-    request: HttpRequest | None = None,
+    context: AuditContext | None = None,
     now: datetime | None = None,
 ) -> tuple[QuestionnaireResponse, bool]:
     """Score and store the answers to a due questionnaire; returns (response, created).
@@ -951,6 +956,6 @@ def questionnaire_response_submit(
             "score": str(scored.score),
             "completes": [str(pk) for pk in completed],
         },
-        request=request,
+        context=context,
     )
     return response, True

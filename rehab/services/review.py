@@ -30,6 +30,9 @@ Safe to run twice, and concurrently (two beats by mistake): `alert_raise` runs u
 patient's row lock and the (alert, fired_on) unique index drops a second occurrence; the
 resolving UPDATE is conditional on the alert still being unresolved, so a second run
 finds nothing left to resolve and writes no second event.
+
+One module, though over 500 lines: one job (detect, raise, auto-resolve, remind) whose
+steps share one run's bookkeeping.
 """
 
 from __future__ import annotations
@@ -48,8 +51,16 @@ from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
+from config.db import sql_names
 from patients.models import Patient
-from rehab.models import Alert, AlertEvent, AlertOccurrence, MissedLogReminder, Severity
+from rehab.models import (
+    Alert,
+    AlertEvent,
+    AlertOccurrence,
+    DailyLog,
+    MissedLogReminder,
+    Severity,
+)
 from rehab.safety import Firing
 from rehab.safety.review import REVIEW_RULES, ReviewFinding, ReviewRule
 from rehab.selectors.review import (
@@ -316,42 +327,45 @@ def _record(rule: ReviewRule, *, patient_id: UUID, finding: ReviewFinding) -> bo
     return raised.created
 
 
-_AUTO_RESOLVE_SQL = """
-UPDATE rehab_alert AS a
+# The tables of the hand-written SQL below, named through the models (config.db).
+_ALERTS, _PATIENTS, _LOGS = (sql_names(model).table for model in (Alert, Patient, DailyLog))
+
+_AUTO_RESOLVE_SQL = f"""
+UPDATE {_ALERTS} AS a
 SET status = %(resolved)s, disposition = %(disposition)s, resolved_at = %(at)s,
     updated_at = %(at)s
-FROM patients_patient AS p
+FROM {_PATIENTS} AS p
 WHERE p.id = a.patient_id
   AND a.rule = %(rule)s
   AND a.severity = %(routine)s
   AND a.status <> %(resolved)s
   AND NOT (a.patient_id = ANY(%(firing)s::uuid[]))
   AND EXISTS (
-      SELECT 1 FROM rehab_dailylog l
+      SELECT 1 FROM {_LOGS} l
       WHERE l.patient_id = a.patient_id
         AND l.date = (timezone(p.timezone, %(now)s::timestamptz))::date
   )
 RETURNING a.id
-"""
+"""  # noqa: S608 - the only interpolations are the models' table names
 
 
 # Amendment 8.4: "consider discharge" (NR-PROG-03) never stands beside a red flag being
 # dealt with. The run resolves it, open or acknowledged, whatever the patient logged today.
 RESOLVED_BESIDE_RED_FLAGS = frozenset({"NR-PROG-03"})
 
-_RESOLVE_BESIDE_RED_FLAGS_SQL = """
-UPDATE rehab_alert AS a
+_RESOLVE_BESIDE_RED_FLAGS_SQL = f"""
+UPDATE {_ALERTS} AS a
 SET status = %(resolved)s, disposition = %(disposition)s, resolved_at = %(at)s,
     updated_at = %(at)s
 WHERE a.rule = %(rule)s
   AND a.status <> %(resolved)s
   AND EXISTS (
-      SELECT 1 FROM rehab_alert r
+      SELECT 1 FROM {_ALERTS} r
       WHERE r.patient_id = a.patient_id AND r.rule LIKE 'RF-%%' AND r.status <> %(resolved)s
         AND r.severity IN (%(urgent)s, %(emergency)s)
   )
 RETURNING a.id
-"""
+"""  # noqa: S608 - the only interpolations are the models' table names
 
 
 def _resolve_beside_red_flags(rule: ReviewRule) -> int:

@@ -116,8 +116,6 @@ def quiet_logs_request() -> bool:
     sweeper has it.
     """
     global _quiet_flag_trusted_until
-    from rehab.tasks import quiet_logs_evaluate_task
-
     asked = time.monotonic()
     if publishing_paused():
         return False
@@ -131,7 +129,7 @@ def quiet_logs_request() -> bool:
         pause_publishing()
         logger.warning("could not reach the broker for the quiet logs; the sweeper will")
         return False
-    if task_publish(quiet_logs_evaluate_task):
+    if task_publish("rehab.tasks.quiet_logs_evaluate_task"):
         _quiet_flag_trusted_until = asked + QUIET_FLAG_TRUST
         return True
     try:
@@ -150,13 +148,11 @@ def log_evaluation_enqueue(*, log: DailyLog) -> None:
     If the broker is down the publish fails after the commit; the log is already stored
     with `evaluated_at` NULL, so the sweeper delivers it later. The request still answers.
     """
-    from rehab.tasks import log_evaluate_task
-
     if log.safety_advice is None:
         transaction.on_commit(quiet_logs_request)
         return
     log_id = str(log.pk)
-    publish_on_commit(log_evaluate_task, log_id)
+    publish_on_commit("rehab.tasks.log_evaluate_task", log_id)
 
 
 @dataclass(frozen=True)
@@ -229,11 +225,9 @@ def _evaluate_alone_later(log_ids: Iterable[UUID]) -> int:
     """Claimed logs a batch did not evaluate (it failed, or someone held their patient):
     a message each, so each is evaluated alone (a retry) without waiting for the sweeper,
     which still has them if the broker is down. Returns how many were handed on."""
-    from rehab.tasks import log_evaluate_task
-
     handed = 0
     for log_id in log_ids:
-        task_publish(log_evaluate_task, str(log_id))
+        task_publish("rehab.tasks.log_evaluate_task", str(log_id))
         handed += 1
     return handed
 
@@ -260,8 +254,6 @@ def quiet_logs_evaluate() -> int:
     A round that fails, and a log whose patient someone holds, get messages of their
     own (each then evaluated alone).
     """
-    from rehab.tasks import quiet_logs_evaluate_task
-
     started = time.monotonic()
     evaluated = 0
     flag_held = True
@@ -286,7 +278,7 @@ def quiet_logs_evaluate() -> int:
             time.sleep(QUIET_GATHER)
         if time.monotonic() - started > QUIET_TASK_BUDGET:
             # Hand over; if the message is lost, the flag expires and the sweeper has them.
-            task_publish(quiet_logs_evaluate_task)
+            task_publish("rehab.tasks.quiet_logs_evaluate_task")
             return evaluated
 
 
@@ -532,9 +524,7 @@ def submission_refuse(
 
 
 def _submission_enqueue(submission: SafetySubmission) -> None:
-    from rehab.tasks import submission_evaluate_task
-
-    publish_on_commit(submission_evaluate_task, str(submission.pk))
+    publish_on_commit("rehab.tasks.submission_evaluate_task", str(submission.pk))
 
 
 def submission_evaluate(*, submission_id: UUID | str) -> EvaluationOutcome:
@@ -624,21 +614,19 @@ def log_evaluation_retry(*, log_ids: Iterable[UUID | str]) -> list[UUID]:
     """An operator's retry of logs still owed an evaluation (failed, or never run): clear
     the failure bookkeeping, so that `log_evaluate` claims them again, and enqueue each on
     commit. An evaluated log is left alone. Returns the ids retried."""
-    from rehab.tasks import log_evaluate_task
-
-    return _evaluation_retry(DailyLog, ids=log_ids, task=log_evaluate_task)
+    return _evaluation_retry(DailyLog, ids=log_ids, task="rehab.tasks.log_evaluate_task")
 
 
 def submission_evaluation_retry(*, submission_ids: Iterable[UUID | str]) -> list[UUID]:
     """An operator's retry of submissions still owed their evaluation, as
     `log_evaluation_retry` does for logs. Returns the ids retried."""
-    from rehab.tasks import submission_evaluate_task
-
-    return _evaluation_retry(SafetySubmission, ids=submission_ids, task=submission_evaluate_task)
+    return _evaluation_retry(
+        SafetySubmission, ids=submission_ids, task="rehab.tasks.submission_evaluate_task"
+    )
 
 
 def _evaluation_retry(
-    model: type[DailyLog] | type[SafetySubmission], *, ids: Iterable[UUID | str], task: Any
+    model: type[DailyLog] | type[SafetySubmission], *, ids: Iterable[UUID | str], task: str
 ) -> list[UUID]:
     # `partial` binds each id now, not the loop variable at commit time.
 

@@ -35,28 +35,30 @@ def unevaluated_logs_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDG
     broker being back" must not wait for one batch per beat. The batches walk the owed
     logs by (updated_at, id), since those just enqueued stay owed until a worker runs them.
     """
-    from rehab.tasks import log_evaluate_task
-
     owed = DailyLog.objects.filter(
         evaluated_at__isnull=True,
         evaluation_failed_at__isnull=True,
         updated_at__lt=timezone.now() - SWEEP_GRACE,
     )
-    return sweep_enqueue(owed, task=log_evaluate_task, by="updated_at", batch=batch, budget=budget)
+    return sweep_enqueue(
+        owed, task="rehab.tasks.log_evaluate_task", by="updated_at", batch=batch, budget=budget
+    )
 
 
 def unevaluated_submissions_sweep(*, batch: int = 1000, budget: float = SWEEP_TIME_BUDGET) -> int:
     """Re-enqueue every submission still owed its evaluation (a lost message, a dead
     worker, a broker outage), oldest first, as `unevaluated_logs_sweep` does for logs."""
-    from rehab.tasks import submission_evaluate_task
-
     owed = SafetySubmission.objects.filter(
         evaluated_at__isnull=True,
         evaluation_failed_at__isnull=True,
         created_at__lt=timezone.now() - SWEEP_GRACE,
     )
     return sweep_enqueue(
-        owed, task=submission_evaluate_task, by="created_at", batch=batch, budget=budget
+        owed,
+        task="rehab.tasks.submission_evaluate_task",
+        by="created_at",
+        batch=batch,
+        budget=budget,
     )
 
 

@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.audit import audit_context
 from config.conditional import CONDITIONAL_GET_PARAMETERS, NOT_MODIFIED
 from config.pagination import PageNumberPagination
 from config.serializers import StrictSerializer
@@ -125,7 +126,7 @@ def _audit_alert(request: Request, alert: Alert, action: str, **changes: Any) ->
         object_id=alert.pk,
         patient_id=alert.patient_id,
         changes=changes,
-        request=request,
+        context=audit_context(request),
     )
 
 
@@ -164,7 +165,7 @@ class AlertListApi(APIView):
             actor=_user(request),
             object_type="alert_list",
             patient_ids=(a.patient_id for a in page),
-            request=request,
+            context=audit_context(request),
         )
         return paginator.get_paginated_response(AlertSerializer(page, many=True).data)
 

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.audit import audit_context
 from config.pagination import PageNumberPagination, query_text
 from patients.models import Patient, User
 from patients.permissions import IsClinician
@@ -99,7 +100,7 @@ class CaseloadApi(APIView):
             actor=user,
             object_type="caseload_row",
             patient_ids=(p.pk for p in page),
-            request=request,
+            context=audit_context(request),
         )
         # Program figures for the page only, in a constant number of queries; each row's
         # local date comes from the caseload query itself (no query for the time zones).

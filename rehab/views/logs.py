@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.audit import audit_context
 from config.conditional import (
     CONDITIONAL_GET_PARAMETERS,
     EDITED_ETAG_HEADER,
@@ -225,7 +226,11 @@ class LogListCreateApi(APIView):
         data = dict(serializer.validated_data)
         log_id = data.pop("id", None)
         result = services.log_create(
-            patient=patient, actor=_user(request), data=data, log_id=log_id, request=request
+            patient=patient,
+            actor=_user(request),
+            data=data,
+            log_id=log_id,
+            context=audit_context(request),
         )
         return Response(
             LogOutputSerializer(result.log).data,
@@ -248,7 +253,7 @@ class LogListCreateApi(APIView):
             action=AuditEvent.Action.READ,
             object_type="daily_log_list",
             patient=patient,
-            request=request,
+            context=audit_context(request),
         )
         return response
 
@@ -273,7 +278,7 @@ class LogDetailApi(APIView):
             object_type="daily_log",
             object_id=log.pk,
             patient=log.patient,
-            request=request,
+            context=audit_context(request),
         )
         return Response(LogOutputSerializer(log).data, headers={"ETag": version_etag(log.version)})
 
@@ -297,7 +302,10 @@ class LogDetailApi(APIView):
             current = DailyLog.objects.select_for_update(of=("self",)).get(pk=log.pk)
             check_if_match(request, version=current.version)
             log = services.log_update(
-                log=log, actor=_user(request), data=serializer.validated_data, request=request
+                log=log,
+                actor=_user(request),
+                data=serializer.validated_data,
+                context=audit_context(request),
             )
         return Response(LogOutputSerializer(log).data, headers={"ETag": version_etag(log.version)})
 
@@ -342,7 +350,7 @@ class MeApi(APIView):
             action=AuditEvent.Action.READ,
             object_type="profile",
             patient=patient,
-            request=request,
+            context=audit_context(request),
         )
         return Response(self.OutputSerializer(patient).data)
 
@@ -371,7 +379,7 @@ def _progress_response(request: Request, patient: Patient, **window: Any) -> Res
         action=AuditEvent.Action.READ,
         object_type="progress",
         patient=patient,
-        request=request,
+        context=audit_context(request),
     )
     return Response(ProgressOutputSerializer(summary).data)
 
@@ -412,7 +420,7 @@ class PatientLogListApi(APIView):
             action=AuditEvent.Action.READ,
             object_type="daily_log_list",
             patient=patient,
-            request=request,
+            context=audit_context(request),
         )
         return response
 

@@ -210,6 +210,36 @@ def test_it_detects_an_edited_event():
 
 
 @pytest.mark.db_owner
+@pytest.mark.parametrize(
+    ("before", "after"), [("", "forged-id"), ("req-1", ""), ("req-1", "req-2")]
+)
+def test_it_detects_an_edited_request_id(before, after):
+    # The request id joins the chained content only when there is one (migration 0009),
+    # so adding, removing or changing it all break the event's link.
+    events = _events(3)
+    _sql("ALTER TABLE patients_auditevent DISABLE TRIGGER patients_auditevent_append_only")
+    _sql("UPDATE patients_auditevent SET request_id = %s WHERE id = %s", [before, events[1].pk])
+    _sql(
+        "UPDATE patients_auditevent e SET chain_hash ="
+        " patients_auditevent_chain_hash(p.chain_hash, e)"
+        " FROM patients_auditevent p WHERE e.id = %s AND p.id = %s",
+        [events[1].pk, events[0].pk],
+    )
+    _sql(
+        "UPDATE patients_auditevent e SET chain_hash ="
+        " patients_auditevent_chain_hash(p.chain_hash, e)"
+        " FROM patients_auditevent p WHERE e.id = %s AND p.id = %s",
+        [events[2].pk, events[1].pk],
+    )
+    assert audit_chain_verify().breaks == []
+    _sql("UPDATE patients_auditevent SET request_id = %s WHERE id = %s", [after, events[1].pk])
+
+    (broken,) = audit_chain_verify().breaks
+
+    assert broken.id == events[1].pk
+
+
+@pytest.mark.db_owner
 def test_it_detects_an_edited_event_whose_hash_was_recomputed():
     events = _events(4)
     _sql("ALTER TABLE patients_auditevent DISABLE TRIGGER patients_auditevent_append_only")

@@ -17,7 +17,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
-from patients import services
+from patients import audit, services
 from patients.dbroles import audit_chain_verify
 from patients.models import AuditEvent, Clinician, Patient
 from tests.factories import ClinicianFactory, UserFactory
@@ -112,7 +112,7 @@ def test_the_audit_trail_never_holds_a_patients_identifying_values(clinic, clini
     update = events.get(object_type="patient", action="update")
     assert update.actor_email == clinician.user.email  # a clinician is named
     assert update.changes["condition"] == {"from": "", "to": "Sciatica"}
-    assert update.changes["first_name"] == services.REDACTED
+    assert update.changes["first_name"] == audit.REDACTED
     paths = set(events.filter(object_type="caseload_row").values_list("path", flat=True))
     assert paths == {"/api/v1/clinician/patients/?search=", "/dashboard/?q="}
     assert _leaks() == []
@@ -137,7 +137,7 @@ def test_the_audit_trail_never_holds_a_patients_identifying_values(clinic, clini
 
 def test_it_keeps_the_values_that_are_not_the_patients(clinician, patient):
     # Clinical facts and settings are not redacted: only the keys that identify or hold
-    # free text are (patients.services.AUDIT_REDACTED_KEYS), at any depth.
+    # free text are (patients.audit.AUDIT_REDACTED_KEYS), at any depth.
     event = services.audit_record(
         actor=clinician.user,
         action=AuditEvent.Action.UPDATE,
@@ -152,6 +152,6 @@ def test_it_keeps_the_values_that_are_not_the_patients(clinician, patient):
     event.refresh_from_db()
     assert event.changes == {
         "pain_ceiling": {"from": 5, "to": 6},
-        "nested": [{"note": services.REDACTED}, {"email": services.REDACTED}],
-        "first_name": services.REDACTED,
+        "nested": [{"note": audit.REDACTED}, {"email": audit.REDACTED}],
+        "first_name": audit.REDACTED,
     }

@@ -24,6 +24,9 @@ and closes on the first later day with a log on which the rule does not fire. Th
 exactly the review job's auto-resolution for routine review rules; for the rules only a
 clinician resolves (red flags, NR-PAIN-03) it assumes the clinician resolves the alert
 once its trigger is gone, since a replay cannot know when they did.
+
+One module, though over 500 lines: one command replaying both rule families over the
+same read of the logs, with its report.
 """
 
 from __future__ import annotations

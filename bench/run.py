@@ -960,9 +960,12 @@ def main(argv: Sequence[str] | None = None) -> int:
              "--concurrency", "2", "--pool", "prefork"],
             env,
         )  # fmt: skip
+        # Niced, as docs/deployment.md advises where both pools share cores: under a burst
+        # the default pool takes what the safety pool leaves.
         procs.start(
             "celery_default",
-            [str(BIN / "celery"), "-A", "config", "worker", "-Q", "default",
+            ["nice", "-n", "10",
+             str(BIN / "celery"), "-A", "config", "worker", "-Q", "default",
              "--hostname", "default@%h", "--loglevel", "WARNING",
              "--concurrency", "2", "--pool", "prefork"],
             env,

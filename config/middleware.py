@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.messages.middleware import MessageMiddleware
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from config.parsers import unstorable_text
@@ -163,12 +163,13 @@ class PageCSPMiddleware(CSPMiddleware):
         if not request.path_info.startswith(JSON_API_PREFIX):
             super().process_request(request)
 
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
         if request.path_info.startswith(JSON_API_PREFIX):
             response.headers.setdefault("Content-Security-Policy", JSON_API_CSP)
             return response
-        result: HttpResponse = super().process_response(request, response)
-        return result
+        return super().process_response(request, response)
 
 
 class PageMessageMiddleware(MessageMiddleware):

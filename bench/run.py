@@ -9,6 +9,8 @@ runs as that owner role (one role, as the benchmark always has). The benchmark g
 (`BENCH_DB`, default rehab_bench, dropped and created fresh) and its own Redis database
 number (`BENCH_REDIS_DB`, default 13), so it never touches the product's or a test's data.
 
+The log POST's yardstick is the honest peer: a separate plain DRF project (bench/peer/),
+its own database on the same server and its own gunicorn, loaded in the same rounds.
 Every figure comes from this one run, side by side, so the ratios survive a noisy machine.
 Everything started here is stopped in `finally` blocks (process groups).
 """

@@ -9,6 +9,8 @@ runs as that owner role (one role, as the benchmark always has). The benchmark g
 (`BENCH_DB`, default rehab_bench, dropped and created fresh) and its own Redis database
 number (`BENCH_REDIS_DB`, default 13), so it never touches the product's or a test's data.
 
+The log POST's yardstick is the honest peer: a separate plain DRF project (bench/peer/),
+its own database on the same server and its own gunicorn, loaded in the same rounds.
 Every figure comes from this one run, side by side, so the ratios survive a noisy machine.
 Everything started here is stopped in `finally` blocks (process groups).
 """
@@ -31,7 +33,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +61,7 @@ SCALES: dict[str, dict[str, int]] = {
         "requests": 1500,
         "red_flags": 200,
         "gets": 60,
+        "burst": 5000,
     },
     "full": {
         "patients": 10_000,
@@ -68,6 +71,7 @@ SCALES: dict[str, dict[str, int]] = {
         "requests": 4000,
         "red_flags": 250,
         "gets": 150,
+        "burst": 5000,
     },
 }
 
@@ -106,6 +110,7 @@ class Config:
     requests: int
     red_flags: int
     gets: int
+    burst: int
     clients: int
     web_workers: int
     rounds: int
@@ -113,6 +118,7 @@ class Config:
     db_name: str
     redis_db: int
     port: int
+    peer_port: int
     random_page_cost: str
     keep_db: bool
     py_spy: bool
@@ -162,6 +168,7 @@ def parse_config(argv: Sequence[str] | None) -> Config:
         db_name=args.db,
         redis_db=args.redis_db,
         port=args.port or _free_port(),
+        peer_port=_free_port(),
         random_page_cost=args.random_page_cost,
         keep_db=args.keep_db,
         py_spy=args.py_spy,
@@ -225,9 +232,38 @@ class Processes:
             out.close()
 
 
-def cpu_seconds(procs: Processes) -> dict[str, float]:
+@dataclass(frozen=True)
+class Servers:
+    """The PostgreSQL and Redis servers this run uses, by process id: on a machine shared
+    with other engineers' servers, only these count (read from /proc through psutil)."""
+
+    postmaster: int | None
+    redis: int | None
+    peer_db: str
+
+
+def find_servers(db_url: str, redis_url: str, peer_db: str) -> Servers:
+    import redis
+
+    postmaster = None
+    with (
+        contextlib.suppress(psycopg.Error, psutil.Error),
+        psycopg.connect(db_url, autocommit=True) as conn,
+    ):
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        parent = psutil.Process(row[0]).parent() if row else None
+        postmaster = parent.pid if parent else None
+    redis_pid = None
+    with contextlib.suppress(redis.RedisError, KeyError, ValueError):
+        found = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
+        redis_pid = found if psutil.pid_exists(found) else None
+    return Servers(postmaster=postmaster, redis=redis_pid, peer_db=peer_db)
+
+
+def cpu_seconds(procs: Processes, servers: Servers) -> dict[str, float]:
     """CPU seconds used so far by each part of the stack on this machine: the gunicorn and
-    Celery process trees, PostgreSQL's and Redis's processes, and this load generator.
+    Celery process trees, this run's PostgreSQL server (the peer's backends apart, by the
+    database in their process title) and Redis server, and this load generator.
     Differences over a phase, per request, show where a saturated machine's cores went."""
     used: dict[str, float] = defaultdict(float)
 
@@ -245,10 +281,16 @@ def cpu_seconds(procs: Processes) -> dict[str, float]:
             add(name, main)
             for child in main.children(recursive=True):
                 add(name, child)
-    for process in psutil.process_iter(["name"]):
-        name = process.info["name"] or ""
-        if name.startswith(("postgres", "redis-server")):
-            add("postgres" if name.startswith("postgres") else "redis", process)
+    with contextlib.suppress(psutil.Error):
+        if servers.postmaster is not None:
+            postmaster = psutil.Process(servers.postmaster)
+            add("postgres", postmaster)
+            for child in postmaster.children():
+                title = " ".join(child.cmdline())
+                add("postgres_peer" if f" {servers.peer_db} " in title else "postgres", child)
+    with contextlib.suppress(psutil.Error):
+        if servers.redis is not None:
+            add("redis", psutil.Process(servers.redis))
     add("load_generator", psutil.Process())
     return dict(used)
 
@@ -406,12 +448,17 @@ def post_calls(kind: str, slots: Iterator[dict[str, str]], n: int, m: dict[str, 
         elif kind == "drf":
             headers = {**JSON, "Authorization": f"Token {m['drf_tokens'][slot['patient']]}"}
             calls.append(Call("POST", "/bench/drf/logs/", headers, body))
+        elif kind == "peer":
+            headers = {**JSON, "Authorization": f"Token {m['peer_tokens'][slot['patient']]}"}
+            calls.append(Call("POST", "/api/logs/", headers, body))
         else:
             calls.append(Call("POST", "/bench/bare/", dict(JSON), body))
     return calls
 
 
-KINDS = ["drf", "product", "bare", "product_worker_paused"]
+# "peer" is the yardstick (the separate plain DRF service, bench/peer/); "drf" and "bare"
+# are served by the product's own gunicorn, for diagnosis (BENCHMARKS.md).
+KINDS = ["peer", "product", "drf", "bare", "product_worker_paused"]
 
 
 def wait_drained(db_url: str, seconds: float = 180) -> float:
@@ -429,14 +476,24 @@ def wait_drained(db_url: str, seconds: float = 180) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def red_flag_run(cfg: Config, m: dict[str, Any], db_url: str) -> dict[str, Any]:
+def red_flag_run(
+    cfg: Config,
+    m: dict[str, Any],
+    db_url: str,
+    slots: Sequence[dict[str, str]],
+    *,
+    while_true: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """POST red-flag logs one after another; after each response, poll (every 5 ms, on
-    a separate connection) until the worker's alert row for that log is committed."""
+    a separate connection) until the worker's alert row for that log is committed.
+    With `while_true`, stop as soon as it answers False (the burst has drained)."""
     after_response: list[float] = []
     from_request: list[float] = []
     timeouts = 0
     with psycopg.connect(db_url, autocommit=True) as conn:
-        for slot in m["red_flag_slots"][: cfg.red_flags]:
+        for slot in slots:
+            if while_true is not None and not while_true():
+                break
             body = _log_body(slot["date"], {**SAFE_ANSWERS, "saddle_numbness": "new_or_worse"})
             headers = {**JSON, "Authorization": f"Bearer {m['knox_tokens'][slot['patient']]}"}
             sent = time.perf_counter()
@@ -529,6 +586,92 @@ def wait_http(port: int, seconds: float = 30) -> None:
     raise RuntimeError("gunicorn did not answer; see bench/results/gunicorn.log")
 
 
+# --------------------------------------------------------------------------- the peer
+
+PEER_DIR = BASE_DIR / "bench" / "peer"
+
+
+def peer_env(env: dict[str, str], peer_db_url: str) -> dict[str, str]:
+    """The peer's environment: its own settings module and database, the same server."""
+    return {
+        **env,
+        "DATABASE_URL": peer_db_url,
+        "DJANGO_SETTINGS_MODULE": "peer.settings",
+        "PYTHONPATH": str(PEER_DIR),
+    }
+
+
+def peer_setup(peer_db_url: str, env: dict[str, str], patients: Sequence[str]) -> dict[str, str]:
+    """Migrate the peer's database with its own manage.py, then give each posting patient
+    a user and a DRF token there (COPY: setup, not measured). Returns patient -> token."""
+    subprocess.run(  # noqa: S603 - our own fixed command line
+        [PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=PEER_DIR, env=env, check=True
+    )
+    now = datetime.now(UTC)
+    tokens = {patient: secrets.token_hex(20) for patient in patients}
+    with psycopg.connect(peer_db_url) as conn, conn.cursor() as cursor:
+        with cursor.copy(
+            "COPY auth_user (password, is_superuser, username, first_name, last_name, email,"
+            " is_staff, is_active, date_joined) FROM STDIN"
+        ) as copy:
+            for patient in patients:
+                copy.write_row(("!", False, patient, "", "", "", False, True, now))
+        cursor.execute("SELECT username, id FROM auth_user")
+        ids: dict[str, int] = dict(cursor.fetchall())
+        with cursor.copy("COPY authtoken_token (key, user_id, created) FROM STDIN") as copy:
+            for patient, key in tokens.items():
+                copy.write_row((key, ids[patient], now))
+        cursor.execute("ANALYZE")
+    return tokens
+
+
+# --------------------------------------------------------------------------- the burst
+
+
+def burst_run(
+    cfg: Config, procs: Processes, m: dict[str, Any], db_url: str, redis_url: str,
+    env: dict[str, str], slots: Iterator[dict[str, str]],
+) -> dict[str, Any]:  # fmt: skip
+    """`cfg.burst` default-queue tasks enqueued at once (bench/burst.py), then red flags
+    posted one after another for as long as default tasks are still waiting, each timed
+    to its alert row: with a worker pool per queue, the burst must not delay them.
+
+    The default workers are paused while the burst is enqueued, so that all of it is
+    waiting when the first red flag is posted, however fast or slow the machine."""
+    import redis
+
+    broker = redis.Redis.from_url(redis_url)
+    # Patients who never posted a red flag, one slot each: each log raises a new alert.
+    flagged = {slot["patient"] for slot in m["red_flag_slots"]}
+    fresh: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for slot in slots:
+        if slot["patient"] not in flagged and slot["patient"] not in seen:
+            seen.add(slot["patient"])
+            fresh.append(slot)
+        if len(fresh) == cfg.red_flags:
+            break
+    procs.signal("celery_default", signal.SIGSTOP)
+    try:
+        enqueued = json.loads(run_django(["-m", "bench.burst", "--tasks", str(cfg.burst)], env))
+        waiting_at_start = int(broker.llen("default"))
+    finally:
+        procs.signal("celery_default", signal.SIGCONT)
+    started = time.monotonic()
+    flags = red_flag_run(cfg, m, db_url, fresh, while_true=lambda: int(broker.llen("default")) > 0)
+    waiting_at_end = int(broker.llen("default"))
+    while broker.llen("default") and time.monotonic() - started < 300:
+        time.sleep(0.1)
+    return {
+        **flags,
+        "tasks": cfg.burst,
+        "enqueue_seconds": round(enqueued["enqueue_seconds"], 2),
+        "default_waiting_at_start": waiting_at_start,
+        "default_waiting_at_end": waiting_at_end,
+        "default_drained_seconds": round(time.monotonic() - started, 1),
+    }
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -539,22 +682,22 @@ def run_django(args: list[str], env: dict[str, str]) -> str:
     return result.stdout.decode()
 
 
-def create_database(admin_url: str, cfg: Config) -> None:
+def create_database(admin_url: str, cfg: Config, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{cfg.db_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{cfg.db_name}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
         if cfg.random_page_cost != "default":
             # SSD storage: random reads cost about as much as sequential ones. With the
             # default 4.0 the planner picks BRIN/hash plans for the caseload that are
             # 3.5-11x slower (docs/architecture.md § Facts measured). Operators: ALTER
             # DATABASE <db> SET random_page_cost.
             cost = float(cfg.random_page_cost)
-            conn.execute(f'ALTER DATABASE "{cfg.db_name}" SET random_page_cost = {cost}')
+            conn.execute(f'ALTER DATABASE "{name}" SET random_page_cost = {cost}')
 
 
-def drop_database(admin_url: str, cfg: Config) -> None:
+def drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{cfg.db_name}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -562,14 +705,20 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     q = results["queries"]
     rf = results["red_flag"]
     mem = results["memory_mb"]
+    burst = results["burst"]
     checks = [
         (
-            "log POST >= plain DRF throughput (aim 1.5x)",
-            f"{post['ratio_to_drf']}x",
-            post["ratio_to_drf"] >= 1.0,
+            "log POST >= the plain DRF peer (aim 1.5x)",
+            f"{post['ratio_to_peer']}x (CPU {post['cpu_ratio_to_peer']}x)",
+            post["ratio_to_peer"] >= 1.0,
         ),
         ("log POST p99 < 50 ms", f"{post['product']['p99_ms']} ms", post["product"]["p99_ms"] < 50),
         ("red-flag p99 < 250 ms", f"{rf['p99_ms']} ms", rf["p99_ms"] < 250 and not rf["timeouts"]),
+        (
+            f"red-flag p99 < 250 ms during a burst of {burst['tasks']} default tasks",
+            f"{burst['p99_ms']} ms over {burst['logs']} logs",
+            burst["logs"] > 0 and burst["p99_ms"] < 250 and not burst["timeouts"],
+        ),
         (
             "caseload p95 < 100 ms",
             f"{results['caseload']['p95_ms']} ms",
@@ -648,6 +797,18 @@ def print_table(results: dict[str, Any]) -> None:
         f"p99 {rf['p99_ms']} ms, max {rf['max_ms']} ms over {rf['logs']} logs "
         f"({rf['timeouts']} timeouts)"
     )
+    burst = results["burst"]
+    print(
+        f"red flag -> alert during a burst of {burst['tasks']} default-queue tasks: p50 "
+        f"{burst['p50_ms']} ms, p99 {burst['p99_ms']} ms, max {burst['max_ms']} ms over "
+        f"{burst['logs']} logs ({burst['timeouts']} timeouts); default tasks waiting "
+        f"{burst['default_waiting_at_start']} -> {burst['default_waiting_at_end']}, "
+        f"drained in {burst['default_drained_seconds']} s"
+    )
+    print(
+        f"log POST vs the peer: {post['ratio_to_peer']}x req/s, CPU {post['cpu_ratio_to_peer']}x"
+        "; round by round: " + ", ".join(f"{r}x" for r in post["round_ratios_to_peer"])
+    )
     print(
         f"log POST ratios: {post['ratio_to_drf']}x plain DRF, {post['ratio_to_bare']}x bare "
         f"Django; worker paused: {post['paused_ratio_to_drf']}x plain DRF; round by round: "
@@ -658,6 +819,7 @@ def print_table(results: dict[str, Any]) -> None:
         cpu = post[kind].get("cpu_ms_per_request", {})
         total = post[kind].get("cpu_ms_per_request_total")
         print(f"  {kind:26s} {total} = " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
+    print(f"  the peer's CPU per request / the product's: {post.get('cpu_ratio_to_peer')}x")
     print(f"  plain DRF's CPU per request / the product's: {post.get('cpu_ratio_to_drf')}x")
     drained = post.get("drain_seconds_after", {})
     print(
@@ -727,7 +889,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         row = conn.execute("SHOW server_version").fetchone()
         results["machine"]["postgresql"] = row[0] if row else "?"
     log(f"scale {cfg.scale}: {cfg.patients} patients x {cfg.days} days into {cfg.db_name}")
-    create_database(admin_url, cfg)
+    # The peer's own database on the same server (bench/peer/), dropped with the bench's.
+    peer_db = f"{cfg.db_name}_peer"
+    peer_url = _with_path(base_db, f"/{peer_db}")
+    penv = peer_env(env, peer_url)
+    create_database(admin_url, cfg, cfg.db_name)
+    create_database(admin_url, cfg, peer_db)
     procs = Processes()
     sampler = MemorySampler(procs)
     try:
@@ -746,6 +913,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             env,
         )  # fmt: skip
         m = json.loads(manifest_path.read_text())
+        m["peer_tokens"] = peer_setup(peer_url, penv, list(m["drf_tokens"]))
         results["data"] = {
             k: m[k]
             for k in (
@@ -778,20 +946,46 @@ def main(argv: Sequence[str] | None = None) -> int:
              "--bind", f"{HOST}:{cfg.port}", "--log-level", "warning"],
             env,
         )  # fmt: skip
+        # The peer, served the same way: gunicorn, the same sync worker count.
+        procs.start(
+            "peer",
+            [str(BIN / "gunicorn"), "peer.wsgi", "--chdir", str(PEER_DIR),
+             "--workers", str(cfg.web_workers), "--worker-class", "sync",
+             "--bind", f"{HOST}:{cfg.peer_port}", "--log-level", "warning"],
+            penv,
+        )  # fmt: skip
+        # One worker pool per queue, as deployed (docs/deployment.md § Queues): the log
+        # POST's evaluations go to `safety`; `default` only sees the burst below.
         procs.start(
             "celery",
-            [str(BIN / "celery"), "-A", "config", "worker", "--loglevel", "WARNING",
+            [str(BIN / "celery"), "-A", "config", "worker", "-Q", "safety",
+             "--hostname", "safety@%h", "--loglevel", "WARNING",
+             "--concurrency", "2", "--pool", "prefork"],
+            env,
+        )  # fmt: skip
+        # Niced, as docs/deployment.md advises where both pools share cores: under a burst
+        # the default pool takes what the safety pool leaves.
+        procs.start(
+            "celery_default",
+            ["nice", "-n", "10",
+             str(BIN / "celery"), "-A", "config", "worker", "-Q", "default",
+             "--hostname", "default@%h", "--loglevel", "WARNING",
              "--concurrency", "2", "--pool", "prefork"],
             env,
         )  # fmt: skip
         sampler.start()
         wait_http(cfg.port)
+        wait_http(cfg.peer_port)
+        port_of = {kind: cfg.peer_port if kind == "peer" else cfg.port for kind in KINDS}
+        servers = find_servers(db_url, redis_url, peer_db)
+        if servers.postmaster is None or servers.redis is None:
+            log("PostgreSQL or Redis runs elsewhere: their CPU is not counted")
 
-        # --- log POST: product vs plain DRF vs bare Django, interleaved in rounds ---
+        # --- log POST: product vs the peer (and the in-process baselines), in rounds ---
         slots = iter(m["slots"])
-        warm = {k: post_calls(k, slots, 100, m) for k in ("product", "drf", "bare")}
-        for calls in warm.values():
-            load(cfg.port, calls, clients=cfg.clients, max_seconds=30)
+        warm = {k: post_calls(k, slots, 100, m) for k in ("peer", "product", "drf", "bare")}
+        for kind, calls in warm.items():
+            load(port_of[kind], calls, clients=cfg.clients, max_seconds=30)
         per_round = cfg.requests // cfg.rounds
         totals = {k: Sample() for k in KINDS}
         # Each phase starts with the worker's queue empty: the evaluations a paused phase
@@ -818,23 +1012,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 paused = kind == "product_worker_paused"
                 if paused:
                     procs.signal("celery", signal.SIGSTOP)
-                before = cpu_seconds(procs)
+                before = cpu_seconds(procs, servers)
                 try:
                     phase = load(
-                        cfg.port, calls, clients=cfg.clients, max_seconds=cfg.phase_seconds
+                        port_of[kind], calls, clients=cfg.clients, max_seconds=cfg.phase_seconds
                     )
                     totals[kind].add(phase)
                     round_rps[kind].append(summary(phase)["throughput_rps"])
                 finally:
                     if paused:
                         procs.signal("celery", signal.SIGCONT)
-                for role, seconds in cpu_seconds(procs).items():
+                for role, seconds in cpu_seconds(procs, servers).items():
                     cpu_used[kind][role] += seconds - before.get(role, 0.0)
                 log(
                     f"round {round_no + 1} {kind}: "
                     f"{summary(totals[kind])['throughput_rps']} req/s so far"
                 )
         post: dict[str, Any] = {k: summary(v) for k, v in totals.items()}
+        # The yardstick (issue 21): the separate plain DRF service, same run, same load.
+        post["ratio_to_peer"] = round(
+            post["product"]["throughput_rps"] / max(post["peer"]["throughput_rps"], 0.1), 2
+        )
+        post["round_ratios_to_peer"] = [
+            round(product / max(peer, 0.1), 2)
+            for product, peer in zip(round_rps["product"], round_rps["peer"], strict=True)
+        ]
         post["ratio_to_drf"] = round(
             post["product"]["throughput_rps"] / max(post["drf"]["throughput_rps"], 0.1), 2
         )
@@ -871,12 +1073,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             / max(post["product"]["cpu_ms_per_request_total"], 0.01),
             2,
         )
+        post["cpu_ratio_to_peer"] = round(
+            post["peer"]["cpu_ms_per_request_total"]
+            / max(post["product"]["cpu_ms_per_request_total"], 0.01),
+            2,
+        )
         results["log_post"] = post
 
         # --- red flag -> alert, with the worker running, once it has caught up ---
         results["drain_seconds"] = wait_drained(db_url)
-        results["red_flag"] = red_flag_run(cfg, m, db_url)
+        results["red_flag"] = red_flag_run(cfg, m, db_url, m["red_flag_slots"][: cfg.red_flags])
         log(f"red flag p99 {results['red_flag']['p99_ms']} ms")
+
+        # --- a burst on the default queue while red flags are posted ---
+        results["burst"] = burst_run(cfg, procs, m, db_url, redis_url, env, slots)
+        log(f"red flag p99 during a burst of {cfg.burst}: {results['burst']['p99_ms']} ms")
 
         # --- reads ---
         results["caseload"] = get_latency(
@@ -910,8 +1121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sampler.stopping.set()
         procs.stop_all()
         if not cfg.keep_db:
-            with contextlib.suppress(psycopg.Error):
-                drop_database(admin_url, cfg)
+            for name in (cfg.db_name, peer_db):
+                with contextlib.suppress(psycopg.Error):
+                    drop_database(admin_url, name)
     results["memory_mb"] = {k: round(v, 1) for k, v in sorted(sampler.peaks.items())}
     results["targets"] = targets(results)
     results["wall_seconds"] = round(time.monotonic() - started, 1)

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import task_prerun
+from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -44,8 +46,65 @@ class DjangoCelerySettings(Mapping[str, Any]):
         return len(self._read())
 
 
+# Two queues, each with its own workers (docs/deployment.md § Queues): `safety` carries
+# what stands between a red flag and a clinician (evaluations, alert delivery and
+# escalation, fever re-checks, and the sweeps that find their lost messages); `default`
+# carries everything else (reminders, exports, reports, review rules, questionnaires,
+# housekeeping). A burst of default work then never waits in front of an alert.
+SAFETY = "safety"
+DEFAULT = "default"
+
+# Task name patterns (fnmatch, case-sensitive) -> queue; the first pattern that matches
+# wins, so the precise ones come first. A new task needs a line here (or a pattern that
+# already covers it): tests/test_celery_queues.py fails for a task no pattern names.
+TASK_QUEUE_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("rehab.tasks.log_evaluate_task", SAFETY),
+    ("rehab.tasks.quiet_logs_evaluate_task", SAFETY),
+    ("rehab.tasks.unevaluated_logs_sweep_task", SAFETY),
+    ("rehab.tasks.submission_evaluate_task", SAFETY),
+    ("rehab.tasks.alert_notify_task", SAFETY),
+    ("rehab.tasks.notifications_sweep_task", SAFETY),
+    ("rehab.tasks.escalations_sweep_task", SAFETY),
+    ("rehab.tasks.intervention_fever_recheck_task", SAFETY),
+    ("rehab.tasks.fever_rechecks_sweep_task", SAFETY),
+    # Delivery of clinicians' alerts and escalations from the notifications app.
+    ("notifications.tasks.*alert*", SAFETY),
+    ("notifications.tasks.*escalation*", SAFETY),
+    ("rehab.tasks.review_rules_task", DEFAULT),
+    ("rehab.tasks.missed_log_reminders_task", DEFAULT),
+    ("rehab.tasks.progression_proposals_task", DEFAULT),
+    ("rehab.tasks.questionnaires_*", DEFAULT),
+    ("notifications.tasks.*", DEFAULT),
+    ("patients.tasks.*", DEFAULT),
+    ("rights.tasks.*", DEFAULT),
+)
+
+
+def queue_for(task_name: str) -> str | None:
+    """The queue `TASK_QUEUE_PATTERNS` gives a task, None when no pattern names it."""
+    for pattern, queue in TASK_QUEUE_PATTERNS:
+        if fnmatchcase(task_name, pattern):
+            return queue
+    return None
+
+
+def route_task(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+) -> dict[str, str]:
+    """Celery's router: every task by its name; one no pattern names goes to `default`
+    (never dropped), and the test above makes sure there is none."""
+    return {"queue": queue_for(name) or DEFAULT}
+
+
 app = Celery("config")
 app.config_from_object(DjangoCelerySettings(), namespace="CELERY")
+app.conf.update(
+    task_routes=(route_task,),
+    task_default_queue=DEFAULT,
+    # Both declared: a worker started without -Q (tests, a one-box install) consumes both;
+    # production runs one worker pool per queue (`-Q safety`, `-Q default`).
+    task_queues=(Queue(SAFETY), Queue(DEFAULT)),
+)
 app.autodiscover_tasks()
 
 

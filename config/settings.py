@@ -91,11 +91,13 @@ MIDDLEWARE = [
     "config.middleware.SessionInactivityMiddleware",
     # Denied requests for patient data (403/404 from a view) are audited.
     "patients.middleware.DeniedRequestAuditMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's messages and django-csp's policy, for pages; the JSON API (/api/v1/) gets
+    # no message storage and a constant `default-src 'none'` policy (config/middleware.py).
+    "config.middleware.PageMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy (CONTENT_SECURITY_POLICY below), and Cache-Control: no-store
     # with Permissions-Policy on every response (docs/security.md).
-    "csp.middleware.CSPMiddleware",
+    "config.middleware.PageCSPMiddleware",
     "config.middleware.BrowserHardeningMiddleware",
 ]
 

@@ -31,6 +31,7 @@ TINY = {
     "BENCH_RED_FLAGS": "5",
     "BENCH_GETS": "5",
     "BENCH_OUTCOMES_PATIENTS": "20",  # the outcomes CSV's clinic: 20, then 200 patients
+    "BENCH_BURST": "200",
 }
 
 
@@ -84,6 +85,7 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
     post = report["log_post"]
     for kind, status in (
         ("product", "201"),
+        ("peer", "201"),
         ("drf", "201"),
         ("bare", "201"),
         ("product_worker_paused", "201"),
@@ -91,8 +93,21 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
         assert post[kind]["statuses"] == {status: 80}, (kind, post[kind])
         assert post[kind]["cpu_ms_per_request_total"] > 0
     assert len(post["round_ratios_to_drf"]) == 2  # BENCH_ROUNDS
+    assert len(post["round_ratios_to_peer"]) == 2
+    # The peer's CPU is its own gunicorn's and its own database backends'.
+    assert post["peer"]["cpu_ms_per_request"]["peer"] > 0
+    assert (
+        post["peer"]["cpu_ms_per_request"].get("gunicorn", 0)
+        < post["peer"]["cpu_ms_per_request"]["peer"]
+    )
     assert report["red_flag"]["logs"] == 5
     assert report["red_flag"]["timeouts"] == 0
+    burst = report["burst"]
+    assert burst["tasks"] == 200
+    # The default workers were paused meanwhile: all of it waited but what their pending
+    # fetches (one per process) took off the list as it arrived.
+    assert burst["default_waiting_at_start"] >= 190
+    assert burst["timeouts"] == 0
     for read in ("caseload", "caseload_big_clinic", "dashboard", "progress"):
         assert set(report[read]["statuses"]) == {"200"}, (read, report[read])
     queries = {name: q["queries"] for name, q in report["queries"].items()}
@@ -101,7 +116,9 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
     assert queries["dashboard_500"] == queries["dashboard_tiny"]
     assert queries["progress_year"] == queries["progress_tiny"]
     assert report["sweep"]["seconds"] > 0
-    assert {"gunicorn_child", "celery_main", "celery_child"} <= set(report["memory_mb"])
+    assert {"gunicorn_child", "celery_main", "celery_child", "peer_child"} <= set(
+        report["memory_mb"]
+    )
     rights = report["data_rights"]
     assert set(rights["export_year"]["formats"]) == {"json", "csv", "fhir"}
     assert [row["patients"] for row in rights["outcomes_csv"]["sizes"]] == [20, 200]
@@ -111,7 +128,7 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
     assert "a year of one patient exports < 2 s (worst format)" in names
     assert "outcomes CSV constant memory (200 patients)" in names
     assert [name for name, *_ in report["targets"]][:2] == [
-        "log POST >= plain DRF throughput (aim 1.5x)",
+        "log POST >= the plain DRF peer (aim 1.5x)",
         "log POST p99 < 50 ms",
     ]
     if profile:
@@ -123,6 +140,82 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
         assert report["profiles"]["post_gunicorn"]["samples"] > 0
         assert report["profiles"]["reads_gunicorn"]["samples"] > 0
     assert "PASS" in run.stdout or "MISS" in run.stdout
-    # Its own database, dropped at the end; nothing left running.
-    assert db_name not in _databases(_admin_url())
+    # Its own databases, dropped at the end; nothing left running.
+    assert not {db_name, f"{db_name}_peer"} & _databases(_admin_url())
     assert not list(results.glob("*.pid"))
+
+
+# --------------------------------------------------------------------------- the peer
+
+PEER_PROBE = """
+import json
+import django
+from django.conf import settings
+from django.test.utils import setup_test_environment
+
+django.setup()
+setup_test_environment()
+from django.test import Client
+from logs.models import DailyLog
+
+body = json.dumps({"date": "2026-12-01", "pain": 4, "notes": "ok", "safety": {"fever": False}})
+client = Client()
+unauthenticated = client.post("/api/logs/", body, content_type="application/json")
+created = client.post(
+    "/api/logs/", body, content_type="application/json", HTTP_AUTHORIZATION="Token " + TOKEN
+)
+print(json.dumps({
+    "middleware": settings.MIDDLEWARE,
+    "authentication": settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"],
+    "unauthenticated": unauthenticated.status_code,
+    "created": created.status_code,
+    "stored": list(DailyLog.objects.values_list("patient__username", "pain", "notes")),
+}))
+"""
+
+
+def _startproject_middleware() -> list[str]:
+    """MIDDLEWARE as `django-admin startproject` writes it, read from Django's template."""
+    import re
+
+    import django
+
+    template = Path(django.__file__).parent / "conf/project_template/project_name/settings.py-tpl"
+    block = re.search(r"^MIDDLEWARE = \[(.*?)^\]", template.read_text(), re.M | re.S)
+    assert block is not None
+    return re.findall(r"'([\w.]+)'", block.group(1))
+
+
+def test_the_peer_is_a_plain_drf_project_that_answers_a_log_post() -> None:
+    from bench.run import PEER_DIR, _with_path, peer_env, peer_setup
+
+    base = os.environ.get("DATABASE_MIGRATE_URL") or _admin_url()
+    name = f"peer_test_{os.getpid()}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = _with_path(base, f"/{name}")
+        env = peer_env({**os.environ, "DJANGO_SECRET_KEY": "peer-test-key"}, url)
+        tokens = peer_setup(url, env, ["patient-1"])
+        probe = subprocess.run(
+            [sys.executable, "-c", f"TOKEN = {tokens['patient-1']!r}\n{PEER_PROBE}"],
+            cwd=PEER_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert probe.returncode == 0, probe.stderr[-3000:]
+        answer = json.loads(probe.stdout)
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    # Built the plain way: startproject's middleware as it is, DRF's token authentication.
+    assert answer["middleware"] == _startproject_middleware()
+    assert answer["authentication"] == ["rest_framework.authentication.TokenAuthentication"]
+    assert answer["unauthenticated"] == 401
+    assert answer["created"] == 201
+    assert answer["stored"] == [["patient-1", 4, "ok"]]

@@ -561,10 +561,10 @@ def _compose() -> dict[str, Any]:
 
 def test_it_defines_the_full_stack_in_compose():
     services = _compose()["services"]
-    assert set(services) >= {"web", "worker", "beat", "db", "redis"}
+    assert set(services) >= {"web", "worker-safety", "worker-default", "beat", "db", "redis"}
     assert services["db"]["image"].startswith("postgres:16.")
     assert services["redis"]["image"].startswith("redis:7.")
-    for name in ("web", "worker", "beat", "db", "redis"):
+    for name in ("web", "worker-safety", "worker-default", "beat", "db", "redis"):
         check = services[name].get("healthcheck")
         assert check, f"{name} has no healthcheck"
         assert check["test"], f"{name} healthcheck has no test"
@@ -572,7 +572,7 @@ def test_it_defines_the_full_stack_in_compose():
 
 def test_it_starts_the_app_services_only_once_db_and_redis_are_healthy():
     services = _compose()["services"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker-safety", "worker-default", "beat"):
         depends = services[name]["depends_on"]
         assert depends["db"]["condition"] == "service_healthy", name
         assert depends["redis"]["condition"] == "service_healthy", name
@@ -591,13 +591,15 @@ def test_it_runs_the_contract_processes_in_compose():
     assert "migrate" not in command("web")
     depends = services["web"]["depends_on"]["migrate"]
     assert depends["condition"] == "service_completed_successfully"
-    assert "celery -A config worker" in command("worker")
+    # One worker pool per queue (docs/deployment.md § Queues).
+    assert "celery -A config worker -Q safety " in command("worker-safety")
+    assert "celery -A config worker -Q default " in command("worker-default")
     assert "celery -A config beat" in command("beat")
 
 
 def test_it_gives_the_owner_role_to_the_migrations_only_in_compose():
     services = _compose()["services"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker-safety", "worker-default", "beat"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://rehab_app:"), name
         assert "DATABASE_MIGRATE_URL" not in env, name
@@ -613,7 +615,7 @@ def test_it_gives_the_owner_role_to_the_migrations_only_in_compose():
 
 def test_it_configures_compose_services_through_the_documented_variables():
     services = _compose()["services"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker-safety", "worker-default", "beat"):
         text = json.dumps(services[name])
         for variable in ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"):
             assert variable in text, f"{name} does not set {variable}"
@@ -788,7 +790,9 @@ def test_it_gives_celery_every_celery_setting_of_django():
         assert app.conf[name.removeprefix("CELERY_").lower()] == getattr(settings, name), name
     # Unset ones keep Celery's defaults.
     assert app.conf.task_always_eager is False
-    assert app.conf.task_default_queue == "celery"
+    assert app.conf.task_default_priority is None
+    # The queues are config/celery.py's own (docs/deployment.md § Queues).
+    assert app.conf.task_default_queue == "default"
 
 
 def test_it_schedules_the_safety_sweeps_with_beat(settings):

@@ -51,10 +51,13 @@ def test_it_builds_one_image_that_migrate_web_worker_and_beat_all_run():
     # The one-off `migrate` runs first (web waits for it), so it is the one that builds.
     builders = [name for name, service in services.items() if "build" in service]
     assert builders == ["migrate"]
-    images = {services[name]["image"] for name in ("migrate", "web", "worker", "beat")}
+    images = {
+        services[name]["image"]
+        for name in ("migrate", "web", "worker-safety", "worker-default", "beat")
+    }
     assert len(images) == 1
     assert not images & {services["db"]["image"], services["redis"]["image"]}
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker-safety", "worker-default", "beat"):
         # Never pulled: a registry image of that name would not be this build.
         assert services[name]["pull_policy"] == "never", name
 

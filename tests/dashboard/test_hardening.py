@@ -113,6 +113,35 @@ def test_it_runs_the_charts_inline_script_with_the_pages_nonce(web, patient):
         assert f'nonce="{nonce}"' in tag, tag
 
 
+def test_it_gives_the_json_api_the_strictest_fixed_policy(patient_client, patient):
+    for response in (
+        patient_client.get("/api/v1/me/"),
+        patient_client.post("/api/v1/logs/", {"date": "not a date", "pain": 5}),
+        patient_client.get("/api/v1/no-such-thing/"),
+    ):
+        assert _csp(response) == {"default-src": ["'none'"], "frame-ancestors": ["'none'"]}
+        assert response["X-Frame-Options"] == "DENY"
+        assert _no_store(response)
+
+
+def test_it_keeps_the_full_policy_on_the_api_documentation(anon_client):
+    response = anon_client.get("/api/docs/")
+    assert response.status_code == 200
+    policy = _csp(response)
+    assert policy["default-src"] == ["'self'"]
+    assert "'unsafe-inline'" not in policy["script-src"]
+
+
+def test_it_sets_up_flash_messages_for_pages_only(web, patient_client):
+    # The JSON API shows no flash messages: no message storage is set up for it.
+    api = patient_client.get("/api/v1/me/")
+    assert api.status_code == 200
+    assert not hasattr(api.wsgi_request, "_messages")
+    page = web.get("/dashboard/")
+    assert page.status_code == 200
+    assert hasattr(page.wsgi_request, "_messages")
+
+
 @pytest.mark.parametrize("path", ["/dashboard/", "/api/v1/me/", "/admin/login/"])
 def test_it_sends_referrer_and_permissions_policies(web, patient_client, path):
     client = patient_client if path.startswith("/api/") else web

@@ -140,7 +140,7 @@ def test_it_puts_no_code_in_the_celery_message(
 
     monkeypatch.delattr(tasks.invitation_send_task, "delay")  # this module's stand-in
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    queue = "celery"
+    queue = "default"  # invitations travel on the default queue (config/celery.py)
     before = broker.llen(queue)
     with django_capture_on_commit_callbacks(execute=True):
         code = clinician_client.post(INVITE, _invite_body()).json()["code"]

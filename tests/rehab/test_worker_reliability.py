@@ -56,7 +56,7 @@ pytestmark = [
 LOGS = "/api/v1/logs/"
 RULE = "RF-CES-01"
 RED_FLAG = {"saddle_numbness": "new_or_worse"}
-QUEUE = "celery"
+QUEUE = "safety"  # the evaluations' queue (config/celery.py)
 # "Within seconds" (issue 6); measured p99 is ~40 ms, the bound is for a loaded 2-core box.
 ALERT_WITHIN = 5.0
 # "Answers within a second" with Redis down; 2 s keeps a slow CI machine from flaking while

@@ -1,0 +1,9 @@
+"""URL configuration of the plain peer."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include("logs.urls")),
+]

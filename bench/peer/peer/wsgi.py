@@ -1,0 +1,9 @@
+"""WSGI config of the plain peer."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "peer.settings")
+
+application = get_wsgi_application()

@@ -251,6 +251,12 @@ class TemplatePhaseSerializer(serializers.Serializer[Any]):
     goals = serializers.CharField()
     length_weeks = serializers.IntegerField()
     exercises = TemplateExerciseSerializer(many=True, source="exercises.all")
+    education_card_ids = serializers.PrimaryKeyRelatedField(  # type: ignore[var-annotated]
+        many=True,
+        read_only=True,
+        source="education_cards",
+        help_text="The education cards a patient is given with this phase.",
+    )
 
 
 class TemplateListOutputSerializer(serializers.Serializer[Any]):
@@ -271,6 +277,9 @@ class TemplateDetailOutputSerializer(serializers.Serializer[Any]):
     description = serializers.CharField()
     citation = serializers.CharField(source="source", help_text="Where the shape comes from.")
     clinic_id = serializers.UUIDField(allow_null=True)
+    pain_ceiling = serializers.IntegerField(
+        help_text="The progression pain ceiling (0-10) a patient's copy starts with."
+    )
     phases = TemplatePhaseSerializer(many=True, source="phases.all")
     created_at = serializers.DateTimeField()
 
@@ -297,6 +306,12 @@ class TemplateInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     condition = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)
+    pain_ceiling = StrictIntegerField(
+        min_value=0,
+        max_value=10,
+        required=False,
+        help_text="Progression pain ceiling (0-10) for patients' copies; default 3.",
+    )
     phases = PhaseInputSerializer(many=True, allow_empty=False)
 
     def validate_phases(self, value: list[Any]) -> list[Any]:

@@ -18,10 +18,10 @@ from django.db.models import Q
 from patients.models import Clinic, Clinician, Patient
 from programs.querysets import (
     AssignedExerciseQuerySet,
-    CardAssignmentQuerySet,
-    CardReadQuerySet,
     AssignedPhaseQuerySet,
     AssignmentQuerySet,
+    CardAssignmentQuerySet,
+    CardReadQuerySet,
     ExerciseLogQuerySet,
     LibraryQuerySet,
     ProposalQuerySet,
@@ -582,9 +582,7 @@ class CardAssignment(models.Model):
     """A card given to one patient: with a program (`program_phase` set) or by hand."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    patient = models.ForeignKey(
-        Patient, on_delete=models.PROTECT, related_name="card_assignments"
-    )
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="card_assignments")
     card = models.ForeignKey(EducationCard, on_delete=models.PROTECT, related_name="+")
     program_phase = models.ForeignKey(
         AssignedPhase, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -277,9 +277,7 @@ def template_phases_of(template: ProgramTemplate) -> list[dict[str, Any]]:
     ]
 
 
-def template_copy(
-    *, template: ProgramTemplate, clinician: Clinician, name: str
-) -> ProgramTemplate:
+def template_copy(*, template: ProgramTemplate, clinician: Clinician, name: str) -> ProgramTemplate:
     """The clinic's own editable copy of a template (a seeded one, usually)."""
     if template.clinic_id not in (None, clinician.clinic_id):
         raise ValidationError({"template": "Unknown template."})

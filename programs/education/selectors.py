@@ -63,6 +63,10 @@ class LibraryCard:
     def title(self) -> str:
         return version_in(self.versions, DEFAULT_LANGUAGE).title
 
+    @property
+    def latest_list(self) -> list[EducationCardVersion]:
+        return sorted(self.versions.values(), key=lambda v: v.language)
+
 
 def card_list(*, user: User) -> list[LibraryCard]:
     """The cards a clinician may give: the global ones and their clinic's own."""
@@ -188,6 +192,10 @@ class CardReceipts:
     @property
     def title(self) -> str:
         return version_in(self.latest, DEFAULT_LANGUAGE).title
+
+    @property
+    def latest_list(self) -> list[EducationCardVersion]:
+        return sorted(self.latest.values(), key=lambda v: v.language)
 
     @property
     def read_latest(self) -> bool:

@@ -31,7 +31,7 @@ def language_of(code: str | None) -> str:
     return base if base in Language.values else DEFAULT_LANGUAGE
 
 
-def _latest_versions(card_ids: list[UUID]) -> dict[UUID, dict[str, EducationCardVersion]]:
+def latest_versions(card_ids: list[UUID]) -> dict[UUID, dict[str, EducationCardVersion]]:
     """Per card, the latest version in each language (one query)."""
     latest: dict[UUID, dict[str, EducationCardVersion]] = defaultdict(dict)
     for version in (
@@ -71,7 +71,7 @@ class LibraryCard:
 def card_list(*, user: User) -> list[LibraryCard]:
     """The cards a clinician may give: the global ones and their clinic's own."""
     cards = list(EducationCard.objects.visible_to(user).order_by("created_at", "id"))
-    latest = _latest_versions([card.pk for card in cards])
+    latest = latest_versions([card.pk for card in cards])
     return [LibraryCard(card, latest[card.pk]) for card in cards if latest.get(card.pk)]
 
 
@@ -82,7 +82,7 @@ def card_get(*, user: User, card_id: UUID | str) -> EducationCard:
 
 def library_card_get(*, user: User, card_id: UUID | str) -> LibraryCard:
     card = card_get(user=user, card_id=card_id)
-    return LibraryCard(card, _latest_versions([card.pk])[card.pk])
+    return LibraryCard(card, latest_versions([card.pk])[card.pk])
 
 
 def card_history(*, card: EducationCard) -> list[EducationCardVersion]:
@@ -135,7 +135,7 @@ def patient_cards(*, user: User, patient: Patient, language: str) -> list[Patien
         .select_related("card", "program_phase")
         .order_by("assigned_at", "id")
     )
-    latest = _latest_versions([a.card_id for a in assignments])
+    latest = latest_versions([a.card_id for a in assignments])
     reads: dict[UUID, list[CardRead]] = defaultdict(list)
     for read in (
         CardRead.objects.visible_to(user)
@@ -213,7 +213,7 @@ def patient_receipts(*, user: User, patient: Patient) -> list[CardReceipts]:
         .select_related("card", "assigned_by__user", "program_phase")
         .order_by("assigned_at", "id")
     )
-    latest = _latest_versions([a.card_id for a in assignments])
+    latest = latest_versions([a.card_id for a in assignments])
     reads: dict[UUID, list[Receipt]] = defaultdict(list)
     for read in (
         CardRead.objects.visible_to(user)

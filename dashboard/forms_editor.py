@@ -61,7 +61,7 @@ class PhaseForm(forms.Form):
         cards = self.fields["cards"]
         assert isinstance(cards, forms.ModelMultipleChoiceField)
         cards.queryset = education_selectors.assignable_cards(user=user).order_by("created_at")
-        cards.label_from_instance = lambda card: card_labels.get(card.pk, str(card))  # type: ignore[method-assign]
+        cards.label_from_instance = lambda obj: card_labels.get(obj.pk, str(obj))  # type: ignore[method-assign]
 
 
 class DosageFields(forms.Form):
@@ -121,9 +121,7 @@ class TemplateEditor:
         template: ProgramTemplate | None = None,
     ) -> None:  # fmt: skip
         self.user = user
-        labels = {
-            item.card.pk: item.title for item in education_selectors.card_list(user=user)
-        }
+        labels = {item.card.pk: item.title for item in education_selectors.card_list(user=user)}
         header_initial: dict[str, Any] = {}
         phases_initial: list[dict[str, Any]] = []
         exercises_initial: list[list[dict[str, Any]]] = []
@@ -274,9 +272,7 @@ class CardAssignForm(forms.Form):
         label="Education card", queryset=EducationCard.objects.none(), empty_label="Choose…"
     )
 
-    def __init__(
-        self, *args: Any, user: User, exclude: Sequence[Any] = (), **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, user: User, exclude: Sequence[Any] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         labels = {item.card.pk: item.title for item in education_selectors.card_list(user=user)}
         field = self.fields["card"]
@@ -288,4 +284,4 @@ class CardAssignForm(forms.Form):
             .order_by("created_at")
         )
         field.queryset = queryset
-        field.label_from_instance = lambda card: labels.get(card.pk, str(card))  # type: ignore[method-assign]
+        field.label_from_instance = lambda obj: labels.get(obj.pk, str(obj))  # type: ignore[method-assign]

@@ -37,7 +37,6 @@ from programs import selectors, services
 from programs.education import selectors as education_selectors
 from programs.education.render import render_markdown
 from programs.models import Dosage, Language, ProgramTemplate
-from programs.rules import week_number
 
 # --------------------------------------------------------------------------- previews
 
@@ -232,7 +231,9 @@ def template_edit_view(request: HttpRequest, template_id: UUID) -> HttpResponse:
             {**_base_context(request), "template": template},
         )
     if request.method != "POST":
-        return _editor_page(request, TemplateEditor(user=user, template=template), template=template)
+        return _editor_page(
+            request, TemplateEditor(user=user, template=template), template=template
+        )
     editor = TemplateEditor(user=user, data=request.POST, template=template)
     if editor.is_valid() and (saved := _save_template(request, editor, template)) is not None:
         messages.success(
@@ -328,7 +329,9 @@ def patient_plan_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
         if assign_form.is_valid():
             try:
                 services.assignment_create(
-                    patient=patient, template=assign_form.cleaned_data["template"], by=user.clinician
+                    patient=patient,
+                    template=assign_form.cleaned_data["template"],
+                    by=user.clinician,
                 )
             except ValidationError as exc:
                 errors = [str(m) for m in exc.messages]

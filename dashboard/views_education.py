@@ -48,15 +48,14 @@ def card_list_view(request: HttpRequest) -> HttpResponse:
 def card_new_view(request: HttpRequest) -> HttpResponse:
     user = _clinician(request)
     form = CardCreateForm(request.POST or None)
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                card = services.card_create(clinician=user.clinician, **form.cleaned_data)
-            except ValidationError as exc:
-                _form_errors(form, exc)
-            else:
-                messages.success(request, "Card created.")
-                return redirect("dashboard:education-card", card.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            card = services.card_create(clinician=user.clinician, **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Card created.")
+            return redirect("dashboard:education-card", card.pk)
     return render(
         request,
         "dashboard/education/card_new.html",

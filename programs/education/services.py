@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -51,7 +52,7 @@ def _audit(
     action: str,
     object_type: str,
     object_id: object,
-    patient_id: object = None,
+    patient_id: UUID | None = None,
     changes: Mapping[str, Any] | None = None,
 ) -> None:
     audit_record(
@@ -59,7 +60,7 @@ def _audit(
         action=action,
         object_type=object_type,
         object_id=object_id,
-        patient_id=patient_id,  # type: ignore[typeddict-item]  # a UUID
+        patient_id=patient_id,
         changes=changes,
     )
 

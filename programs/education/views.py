@@ -48,13 +48,13 @@ def _language() -> str:
     return selectors.language_of(translation.get_language())
 
 
-def _audit_read(request: Request, *, object_id: object, patient_id: object) -> None:
+def _audit_read(request: Request, *, object_id: object, patient_id: UUID) -> None:
     audit_record(
         actor=_user(request),
         action=AuditEvent.Action.READ,
         object_type="education_card",
         object_id=object_id,
-        patient_id=patient_id,  # type: ignore[typeddict-item]  # a UUID
+        patient_id=patient_id,
         request=request,
     )
 

@@ -165,7 +165,7 @@ def test_it_edits_a_template_without_changing_a_patient_already_on_it(
     template.refresh_from_db()
     assert (template.name, template.pain_ceiling) == ("Clinic program v2", 4)
     (phase,) = TemplatePhase.objects.filter(template=template)
-    assert phase.exercises.order_by("position").first().sets == 5
+    assert phase.exercises.order_by("position")[0].sets == 5
     assert list(phase.education_cards.all()) == [card]
     # The patient's program is their own copy: untouched.
     after = list(
@@ -230,7 +230,9 @@ def test_it_refuses_a_blank_name_and_a_taken_one(web, template, clinic) -> None:
 
 
 def test_another_clinics_template_is_a_404(other_web, template, other_clinic_clinician) -> None:
-    data = editor_data(name="Mine", phases=_rows_of(template), initial_phases=2, initial_rows=[2, 1])
+    data = editor_data(
+        name="Mine", phases=_rows_of(template), initial_phases=2, initial_rows=[2, 1]
+    )
     assert other_web.get(f"/dashboard/templates/{template.pk}/").status_code == 404
     assert other_web.post(f"/dashboard/templates/{template.pk}/", data).status_code == 404
     assert other_web.get(f"/dashboard/templates/{template.pk}/preview/").status_code == 404
@@ -243,12 +245,14 @@ def test_another_clinics_template_is_a_404(other_web, template, other_clinic_cli
 def test_a_seeded_template_is_read_only_and_copied_to_edit(web, clinician) -> None:
     seeded = make_template(clinic=None, name="Seeded one", phases=[(2, [7])])
     page = web.get(f"/dashboard/templates/{seeded.pk}/")
-    assert page.status_code == 200 and b"Copy to my clinic" in page.content
+    assert page.status_code == 200
+    assert b"Copy to my clinic" in page.content
     data = editor_data(name="Hacked", phases=_rows_of(seeded), initial_phases=1, initial_rows=[1])
     assert web.post(f"/dashboard/templates/{seeded.pk}/", data).status_code == 403
     response = web.post(f"/dashboard/templates/{seeded.pk}/copy/")
     copy = ProgramTemplate.objects.get(clinic=clinician.clinic)
-    assert response.status_code == 302 and response["Location"].endswith(f"/{copy.pk}/")
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"/{copy.pk}/")
     assert copy.name == "Seeded one (our copy)"
     assert PrescribedExercise.objects.filter(phase__template=copy).count() == 1
     seeded.refresh_from_db()
@@ -264,9 +268,11 @@ def test_it_previews_a_phase_with_its_cards_sanitised(web, template, clinician) 
     )
     template.phases.get(position=1).education_cards.add(card)
     page = web.get(f"/dashboard/templates/{template.pk}/preview/?phase=1").content.decode()
-    assert "P1 exercise 1" in page and "3 sets of 10 reps, every day" in page
+    assert "P1 exercise 1" in page
+    assert "3 sets of 10 reps, every day" in page
     assert "<strong>slowly</strong>" in page
-    assert "<script>alert" not in page and 'href="javascript' not in page
+    assert "<script>alert" not in page
+    assert 'href="javascript' not in page
     assert web.get(f"/dashboard/templates/{template.pk}/preview/?phase=9").status_code == 404
 
 
@@ -318,14 +324,18 @@ def test_it_changes_a_patients_dosage_from_today_and_keeps_the_past(
         f"/dashboard/patients/{patient.pk}/plan/", plan_data(on_program, {0: {"sets": 4}})
     )
     assert response.status_code == 302
-    first = AssignedExercise.objects.get(phase__assignment=on_program, phase__position=1, position=1)
+    first = AssignedExercise.objects.get(
+        phase__assignment=on_program, phase__position=1, position=1
+    )
     versions = list(first.dosage_versions.order_by("effective_from"))
     assert [(v.effective_from, v.sets) for v in versions] == [
         (on_program.start_date, 3),
         (patient.local_today(), 4),
     ]
     # The other exercises were not touched.
-    assert DosageVersion.objects.filter(assigned_exercise__phase__assignment=on_program).count() == 4
+    assert (
+        DosageVersion.objects.filter(assigned_exercise__phase__assignment=on_program).count() == 4
+    )
     event = AuditEvent.objects.get(object_type="dosage", action="update")
     assert event.changes["sets"] == {"from": 3, "to": 4}
 
@@ -344,7 +354,9 @@ def test_it_refuses_a_bad_dosage_and_changes_nothing(web, on_program, patient, c
     data = plan_data(on_program, {0: {"sets": 5}, 1: change})
     response = web.post(f"/dashboard/patients/{patient.pk}/plan/", data)
     assert response.status_code == 400
-    assert DosageVersion.objects.filter(assigned_exercise__phase__assignment=on_program).count() == 3
+    assert (
+        DosageVersion.objects.filter(assigned_exercise__phase__assignment=on_program).count() == 3
+    )
     assert not AuditEvent.objects.filter(object_type="dosage").exists()
 
 
@@ -361,9 +373,7 @@ def test_it_gives_a_program_from_the_plan_page(web, patient, template) -> None:
     assert bad.status_code == 400
 
 
-def test_it_previews_the_patients_day_with_their_cards(
-    web, on_program, patient, clinician
-) -> None:
+def test_it_previews_the_patients_day_with_their_cards(web, on_program, patient, clinician) -> None:
     card = education_services.card_create(
         clinician=clinician, language="en", title="Sleeping", body="A *pillow* helps."
     )
@@ -383,7 +393,10 @@ def test_it_previews_the_patients_day_with_their_cards(
 
 
 def test_another_clinics_patient_plan_is_a_404(other_web, on_program, patient) -> None:
-    for url in (f"/dashboard/patients/{patient.pk}/plan/", f"/dashboard/patients/{patient.pk}/plan/preview/"):
+    for url in (
+        f"/dashboard/patients/{patient.pk}/plan/",
+        f"/dashboard/patients/{patient.pk}/plan/preview/",
+    ):
         assert other_web.get(url).status_code == 404
     response = other_web.post(
         f"/dashboard/patients/{patient.pk}/plan/", plan_data(on_program, {0: {"sets": 9}})

@@ -59,7 +59,8 @@ def test_it_lists_my_cards_with_their_read_state(patient_client, given, card, pa
     assert item["title"] == "Sleeping positions"
     assert item["language"] == "en"
     assert item["version"] == 1
-    assert item["read"] is False and item["read_at"] is None
+    assert item["read"] is False
+    assert item["read_at"] is None
     assert item["with_program"] is False
     assert _events(object_type="education_card", action="read", patient_id=patient.pk)
 
@@ -118,7 +119,8 @@ def test_it_shows_a_card_in_my_language_and_falls_back_to_english(
     with translation.override("es"):
         (item,) = patient_client.get(ME).json()["results"]
         detail = patient_client.get(f"{ME}{card.pk}/").json()
-    assert item["language"] == "es" and item["title"] == "Posturas para dormir"
+    assert item["language"] == "es"
+    assert item["title"] == "Posturas para dormir"
     assert "almohada" in detail["html"]
     with translation.override("fr"):
         (item,) = patient_client.get(ME).json()["results"]
@@ -234,14 +236,16 @@ def test_it_gives_a_card_once_and_shows_the_receipts(
     assert clinician_client.post(url, {"card_id": str(card.pk)}, format="json").status_code == 200
     assert CardAssignment.objects.filter(patient=patient).count() == 1
     (event,) = _events(object_type="card_assignment", patient_id=patient.pk)
-    assert event.actor_id == clinician.user_id and event.changes == {"card_id": str(card.pk)}
+    assert event.actor_id == clinician.user_id
+    assert event.changes == {"card_id": str(card.pk)}
 
     patient_client.post(f"{ME}{card.pk}/read/", {}, format="json")
     (row,) = clinician_client.get(url).json()["results"]
     assert row["card_id"] == str(card.pk)
     assert row["read_latest"] is True
     (receipt,) = row["reads"]
-    assert receipt["version"] == 1 and receipt["language"] == "en"
+    assert receipt["version"] == 1
+    assert receipt["language"] == "en"
     assert _events(object_type="card_receipts", action="read", patient_id=patient.pk)
 
 

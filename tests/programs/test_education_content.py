@@ -25,7 +25,7 @@ def _seed() -> None:
 
 
 def test_it_repeats_the_safety_engines_cauda_equina_advice_word_for_word() -> None:
-    assert content.CES_ADVICE_EN == MESSAGES["ces"]
+    assert MESSAGES["ces"] == content.CES_ADVICE_EN
     body = content.CARDS[ED_CARD]["texts"]["en"]["body"]
     assert MESSAGES["ces"] in body
     # Every cauda equina sign the safety check asks about (RF-CES-01..05) is named.
@@ -37,15 +37,17 @@ def test_it_repeats_the_fall_safety_net() -> None:
     assert content.FALL_REMINDER_EN == FALL_REMINDER
     assert FALL_REMINDER in content.CARDS["after-a-fall"]["texts"]["en"]["body"]
     assert MESSAGES["major_injury"].split(". ")[1].startswith("If you can't move safely")
-    assert "stay still and call the emergency number" in (
-        content.CARDS["after-a-fall"]["texts"]["en"]["body"]
+    assert (
+        "stay still and call the emergency number"
+        in (content.CARDS["after-a-fall"]["texts"]["en"]["body"])
     )
 
 
 def test_it_gives_the_emergency_advice_in_spanish_too() -> None:
     body = content.CARDS[ED_CARD]["texts"]["es"]["body"]
     assert content.CES_ADVICE_ES in body
-    assert "Urgencias" in body and "número de emergencias" in body
+    assert "Urgencias" in body
+    assert "número de emergencias" in body
 
 
 def test_it_seeds_every_card_in_every_language_the_product_ships() -> None:

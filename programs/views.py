@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
@@ -251,12 +252,13 @@ class TemplatePhaseSerializer(serializers.Serializer[Any]):
     goals = serializers.CharField()
     length_weeks = serializers.IntegerField()
     exercises = TemplateExerciseSerializer(many=True, source="exercises.all")
-    education_card_ids = serializers.PrimaryKeyRelatedField(  # type: ignore[var-annotated]
-        many=True,
-        read_only=True,
-        source="education_cards",
-        help_text="The education cards a patient is given with this phase.",
+    education_card_ids = serializers.SerializerMethodField(
+        help_text="The education cards a patient is given with this phase."
     )
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_education_card_ids(self, phase: Any) -> list[str]:
+        return [str(card.pk) for card in phase.education_cards.all()]
 
 
 class TemplateListOutputSerializer(serializers.Serializer[Any]):

@@ -141,6 +141,14 @@ class MyCardDetailApi(APIView):
         return Response(MyCardDetailSerializer(item).data)
 
 
+class CardReadSerializer(serializers.Serializer[Any]):
+    card_id = serializers.UUIDField(source="version.card_id")
+    version_id = serializers.UUIDField()
+    version = serializers.IntegerField(source="version.number")
+    language = serializers.CharField(source="version.language")
+    read_at = serializers.DateTimeField()
+
+
 class MyCardReadApi(APIView):
     permission_classes = [IsPatient]
 
@@ -152,18 +160,11 @@ class MyCardReadApi(APIView):
             "the card shows now.",
         )
 
-    class OutputSerializer(serializers.Serializer[Any]):
-        card_id = serializers.UUIDField(source="version.card_id")
-        version_id = serializers.UUIDField()
-        version = serializers.IntegerField(source="version.number")
-        language = serializers.CharField(source="version.language")
-        read_at = serializers.DateTimeField()
-
     @extend_schema(
         request=InputSerializer,
         responses={
-            201: OutputSerializer,
-            200: OpenApiResponse(OutputSerializer, description="Already marked read"),
+            201: CardReadSerializer,
+            200: OpenApiResponse(CardReadSerializer, description="Already marked read"),
             400: OpenApiResponse(description="Bad input, naming each field"),
         },
         tags=[TAG_PATIENT],
@@ -189,7 +190,7 @@ class MyCardReadApi(APIView):
         read, created = services.card_mark_read(patient=patient, version=version)
         read.version = version
         return Response(
-            self.OutputSerializer(read).data,
+            CardReadSerializer(read).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 

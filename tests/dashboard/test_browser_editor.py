@@ -29,7 +29,7 @@ from tests.dashboard.test_browser import VIEWPORTS, Shots, _axe_violations, brow
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "a-long-test-password-2026"  # noqa: S105 - a test account's
+PASSWORD = "a-long-test-password-2026"
 
 
 @pytest.fixture

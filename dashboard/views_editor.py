@@ -297,9 +297,9 @@ def _audit_plan_read(request: HttpRequest, patient: Patient, object_id: object) 
     )
 
 
-def _plan_rows(view: selectors.ProgramView) -> list[tuple[Any, Any, Any]]:
+def _plan_rows(view: selectors.ProgramView) -> list[tuple[Any, Any]]:
     """(phase view, exercise view) in page order, the order the formset's rows follow."""
-    return [(phase, exercise, None) for phase in view.phases for exercise in phase.exercises]
+    return [(phase, exercise) for phase in view.phases for exercise in phase.exercises]
 
 
 def _dosage_initial(spec: Any) -> dict[str, Any]:
@@ -315,7 +315,7 @@ def patient_plan_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
     view = selectors.program_for_patient(patient=patient, on=today)
     active = view if view is not None and view.assignment.ended_on is None else None
     rows = _plan_rows(active) if active else []
-    initial = [_dosage_initial(exercise.dosage) for _, exercise, _ in rows]
+    initial = [_dosage_initial(exercise.dosage) for _, exercise in rows]
     assign_form = AssignTemplateForm(user=user)
     formset = DosageRowFormSet(initial=initial, prefix="dosage")
     ceiling = PainCeilingForm(
@@ -377,7 +377,7 @@ def patient_plan_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
             "ended": view if active is None else None,
             "rows": [
                 (phase, exercise, form)
-                for (phase, exercise, _), form in zip(rows, formset.forms, strict=False)
+                for (phase, exercise), form in zip(rows, formset.forms, strict=False)
             ],
             "formset": formset,
             "ceiling": ceiling,
@@ -402,7 +402,7 @@ def _save_plan(
     request: HttpRequest,
     *,
     active: selectors.ProgramView,
-    rows: list[tuple[Any, Any, Any]],
+    rows: list[tuple[Any, Any]],
     formset: Any,
     ceiling: PainCeilingForm,
     errors: list[str],
@@ -414,7 +414,7 @@ def _save_plan(
     changed = 0
     try:
         with transaction.atomic():
-            for (_, exercise, _), form in zip(rows, formset.forms, strict=True):
+            for (_, exercise), form in zip(rows, formset.forms, strict=True):
                 if not form.has_changed():
                     continue
                 try:

@@ -151,6 +151,13 @@ class CardReadSerializer(serializers.Serializer[Any]):
 
 class MyCardReadApi(APIView):
     permission_classes = [IsPatient]
+    # A patient's write: rate-limited per patient like their logs (docs/app-developers.md).
+    throttle_scope = "logs"
+
+    def get_throttles(self) -> list[Any]:
+        from patients.throttling import ScopedThrottle
+
+        return [ScopedThrottle()]
 
     @extend_schema_serializer(component_name="CardReadInput")
     class InputSerializer(StrictSerializer):

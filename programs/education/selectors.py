@@ -94,13 +94,6 @@ def card_history(*, card: EducationCard) -> list[EducationCardVersion]:
     )
 
 
-def card_versions_by_id(*, card: EducationCard, version_id: UUID | str) -> EducationCardVersion:
-    version: EducationCardVersion = get_object_or_404(
-        EducationCardVersion.objects.filter(card=card), pk=version_id
-    )
-    return version
-
-
 # --------------------------------------------------------------------------- a patient's cards
 
 
@@ -227,18 +220,6 @@ def patient_receipts(*, user: User, patient: Patient) -> list[CardReceipts]:
         for a in assignments
         if latest.get(a.card_id)
     ]
-
-
-def phase_cards(*, template_phase_ids: list[UUID]) -> dict[UUID, list[EducationCard]]:
-    """The cards given with each template phase."""
-    result: dict[UUID, list[EducationCard]] = defaultdict(list)
-    through = EducationCard.template_phases.through
-    links = through.objects.filter(templatephase_id__in=template_phase_ids).select_related(
-        "educationcard"
-    )
-    for link in links.order_by("educationcard__created_at"):
-        result[link.templatephase_id].append(link.educationcard)
-    return result
 
 
 def assignable_cards(*, user: User) -> QuerySet[EducationCard]:

@@ -65,9 +65,11 @@ def test_it_lists_my_cards_with_their_read_state(patient_client, given, card, pa
     assert _events(object_type="education_card", action="read", patient_id=patient.pk)
 
 
-def test_it_shows_one_card_as_markdown_and_safe_html(patient_client, given, card) -> None:
+def test_it_shows_one_card_as_markdown_and_safe_html(patient_client, given, card, patient) -> None:
     response = patient_client.get(f"{ME}{card.pk}/")
     assert response.status_code == 200
+    (event,) = _events(object_type="education_card", action="read", object_id=str(card.pk))
+    assert event.patient_id == patient.pk
     body = response.json()
     assert body["body_markdown"] == "Try a **pillow** between your knees."
     assert body["html"] == "<p>Try a <strong>pillow</strong> between your knees.</p>\n"

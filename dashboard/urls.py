@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from dashboard import two_factor, views
+from dashboard import two_factor, views, views_editor, views_education
 
 app_name = "dashboard"
 
@@ -30,4 +30,31 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="alert-acknowledge",
     ),
     path("alerts/<uuid:alert_id>/resolve/", views.alert_resolve_view, name="alert-resolve"),
+    # The template editor, one patient's plan and the previews (views_editor.py)
+    path("templates/", views_editor.template_list_view, name="templates"),
+    path("templates/new/", views_editor.template_new_view, name="template-new"),
+    path("templates/<uuid:template_id>/", views_editor.template_edit_view, name="template-edit"),
+    path(
+        "templates/<uuid:template_id>/copy/", views_editor.template_copy_view, name="template-copy"
+    ),
+    path(
+        "templates/<uuid:template_id>/preview/",
+        views_editor.template_preview_view,
+        name="template-preview",
+    ),
+    path("patients/<uuid:patient_id>/plan/", views_editor.patient_plan_view, name="patient-plan"),
+    path(
+        "patients/<uuid:patient_id>/plan/preview/",
+        views_editor.patient_preview_view,
+        name="patient-preview",
+    ),
+    # Education cards (views_education.py)
+    path("education/", views_education.card_list_view, name="education"),
+    path("education/new/", views_education.card_new_view, name="education-new"),
+    path("education/<uuid:card_id>/", views_education.card_view, name="education-card"),
+    path(
+        "patients/<uuid:patient_id>/education/",
+        views_education.patient_education_view,
+        name="patient-education",
+    ),
 ]

@@ -14,7 +14,11 @@ from patients.admin import ReadOnlyAdmin
 from programs.models import (
     AssignedExercise,
     AssignedPhase,
+    CardAssignment,
+    CardRead,
     DosageVersion,
+    EducationCard,
+    EducationCardVersion,
     Exercise,
     ExerciseLog,
     PrescribedExercise,
@@ -203,3 +207,53 @@ class ProgressionProposalAdmin(ReadOnlyAdmin, admin.ModelAdmin[ProgressionPropos
     )
     search_fields = ("assignment__patient__last_name", "note")
     date_hierarchy = "created_at"
+
+
+# --------------------------------------------------------------------------- education
+# Read-only: a card's text changes only as a new version (the dashboard's education pages
+# and the API), so that a read receipt always names the words read.
+
+
+class EducationCardVersionInline(
+    ReadOnlyAdmin, admin.TabularInline[EducationCardVersion, EducationCard]
+):
+    model = EducationCardVersion
+    extra = 0
+    show_change_link = True
+    fields = ("language", "number", "title", "created_by", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(EducationCard)
+class EducationCardAdmin(ReadOnlyAdmin, admin.ModelAdmin[EducationCard]):
+    audit_patient_path = None
+    list_display = ("__str__", "condition", "clinic", "created_at")
+    list_filter = ("clinic",)
+    list_select_related = ("clinic",)
+    search_fields = ("slug", "condition", "versions__title")
+    inlines = [EducationCardVersionInline]
+
+
+@admin.register(EducationCardVersion)
+class EducationCardVersionAdmin(ReadOnlyAdmin, admin.ModelAdmin[EducationCardVersion]):
+    audit_patient_path = None
+    list_display = ("title", "language", "number", "card", "created_at")
+    list_filter = ("language",)
+    list_select_related = ("card",)
+    search_fields = ("title", "body", "card__slug")
+
+
+@admin.register(CardAssignment)
+class CardAssignmentAdmin(ReadOnlyAdmin, admin.ModelAdmin[CardAssignment]):
+    list_display = ("card", "patient", "assigned_by", "assigned_at")
+    list_select_related = ("card", "patient", "assigned_by__user", "assigned_by__clinic")
+    search_fields = ("patient__last_name", "card__slug")
+    date_hierarchy = "assigned_at"
+
+
+@admin.register(CardRead)
+class CardReadAdmin(ReadOnlyAdmin, admin.ModelAdmin[CardRead]):
+    list_display = ("version", "patient", "read_at")
+    list_select_related = ("version", "patient")
+    search_fields = ("patient__last_name", "version__title")
+    date_hierarchy = "read_at"

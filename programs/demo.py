@@ -18,7 +18,16 @@ from django.db import transaction
 
 from patients.models import Clinician, Patient
 from programs import rules, selectors, services
-from programs.models import ExerciseLog, ProgramAssignment, ProgramTemplate, ProgressionProposal
+from programs.education import content as education_content
+from programs.education import selectors as education_selectors
+from programs.education import services as education_services
+from programs.models import (
+    EducationCard,
+    ExerciseLog,
+    ProgramAssignment,
+    ProgramTemplate,
+    ProgressionProposal,
+)
 
 TEMPLATE_SLUGS = ("deep-gluteal-syndrome", "sciatica")
 # Share of due sessions each demo patient does: mostly adherent, some not.
@@ -84,6 +93,8 @@ def seed_programs_demo(
     first; patients without it get an easing series for the progression rule.
     """
     templates = _templates()
+    # The seeded cards, as migration 0005 left them (a flushed database has lost them).
+    education_content.seed_cards(apps)
     taken = set(
         ProgramAssignment.objects.filter(patient__in=patients).values_list("patient_id", flat=True)
     )
@@ -125,6 +136,7 @@ def seed_programs_demo(
             careful=pending_demo,
             pain=pain,
         )
+        _demo_cards(patient=patient, clinician=clinician, slug=slug, rng=rng)
         if pending_demo:
             first_candidate = first_candidate or (patient, start)
             pending_made = bool(
@@ -190,3 +202,16 @@ def _simulate(
                     )
                 )
     ExerciseLog.objects.bulk_create(pending)
+
+
+def _demo_cards(*, patient: Patient, clinician: Clinician, slug: str, rng: random.Random) -> None:
+    """The program brought its phases' cards; a deep gluteal syndrome patient is also given
+    the prolotherapy card by hand, and most cards have been read (receipts to look at)."""
+    if slug == "deep-gluteal-syndrome":
+        card = EducationCard.objects.get(clinic__isnull=True, slug="after-prolotherapy")
+        education_services.card_assign(patient=patient, card=card, by=clinician)
+    for item in education_selectors.patient_cards(
+        user=clinician.user, patient=patient, language="en"
+    ):
+        if rng.random() < 0.7:
+            education_services.card_mark_read(patient=patient, version=item.version)

@@ -20,6 +20,8 @@ from programs.querysets import (
     AssignedExerciseQuerySet,
     AssignedPhaseQuerySet,
     AssignmentQuerySet,
+    CardAssignmentQuerySet,
+    CardReadQuerySet,
     ExerciseLogQuerySet,
     LibraryQuerySet,
     ProposalQuerySet,
@@ -158,6 +160,12 @@ class ProgramTemplate(models.Model):
     condition = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
     source = models.CharField(max_length=300, blank=True, help_text="Where the shape comes from.")
+    # The progression ceiling a patient's copy starts with (ProgramAssignment.pain_ceiling).
+    pain_ceiling = models.PositiveSmallIntegerField(
+        default=DEFAULT_PAIN_CEILING,
+        validators=[MaxValueValidator(10)],
+        help_text="Highest pain during exercise (0-10) that still counts towards progression.",
+    )
     created_by = models.ForeignKey(
         Clinician, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -183,6 +191,9 @@ class ProgramTemplate(models.Model):
                 fields=("clinic", "name"),
                 condition=Q(clinic__isnull=False),
                 name="programtemplate_unique_clinic_name",
+            ),
+            models.CheckConstraint(
+                condition=Q(pain_ceiling__lte=10), name="programtemplate_pain_ceiling"
             ),
         ]
 
@@ -484,3 +495,136 @@ class ProgressionProposal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.assignment}: phase {self.from_phase.position} -> {self.to_phase.position}"
+
+
+# --------------------------------------------------------------------------- education
+# Short Markdown cards for patients (docs/clinical-record.md § Education cards). A card's
+# text lives in versions, one series per language: an edit adds a version and never
+# rewrites one, so a read receipt always names the exact words the patient read.
+
+
+class Language(models.TextChoices):
+    # The languages the product ships; a card may have versions in any of them.
+    ENGLISH = "en", "English"
+    SPANISH = "es", "Spanish"
+
+
+CARD_BODY_MAX = 20_000
+
+
+class EducationCard(models.Model):
+    """A topic (e.g. "pacing and flare-ups"). Global when `clinic` is null (seeded)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.CASCADE, null=True, blank=True, related_name="education_cards"
+    )
+    # A stable key for seeded cards, so seeding can be re-run safely.
+    slug = models.SlugField(max_length=80, blank=True)
+    condition = models.CharField(
+        max_length=200, blank=True, help_text="The condition it is about; empty for any."
+    )
+    # Cards given with a program: a patient assigned a template gets the cards of its phases.
+    template_phases = models.ManyToManyField(
+        TemplatePhase, blank=True, related_name="education_cards"
+    )
+    created_by = models.ForeignKey(
+        Clinician, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LibraryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("slug", "created_at")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("slug",),
+                condition=Q(clinic__isnull=True) & ~Q(slug=""),
+                name="educationcard_unique_global_slug",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug or str(self.pk)
+
+
+class EducationCardVersion(models.Model):
+    """One language's text of a card as it stood from `created_at`; never edited."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    card = models.ForeignKey(EducationCard, on_delete=models.CASCADE, related_name="versions")
+    language = models.CharField(max_length=8, choices=Language.choices)
+    number = models.PositiveIntegerField(help_text="1 for the first version in this language.")
+    title = models.CharField(max_length=200)
+    body = models.TextField(help_text="Markdown; rendered to sanitised HTML for the app.")
+    created_by = models.ForeignKey(
+        Clinician, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("card", "language", "number")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("card", "language", "number"), name="educationcardversion_unique_number"
+            ),
+            models.CheckConstraint(
+                condition=Q(language__in=["en", "es"]), name="educationcardversion_language"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.language} v{self.number})"
+
+
+class CardAssignment(models.Model):
+    """A card given to one patient: with a program (`program_phase` set) or by hand."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="card_assignments")
+    card = models.ForeignKey(EducationCard, on_delete=models.PROTECT, related_name="+")
+    program_phase = models.ForeignKey(
+        AssignedPhase, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    assigned_by = models.ForeignKey(
+        Clinician, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CardAssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("assigned_at",)
+        constraints = [
+            # Giving a card twice (by hand and with a program, or a retried request) is
+            # one assignment.
+            models.UniqueConstraint(
+                fields=("patient", "card"), name="cardassignment_unique_patient_card"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.card} for {self.patient}"
+
+
+class CardRead(models.Model):
+    """A read receipt: this patient marked this version read."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="card_reads")
+    version = models.ForeignKey(EducationCardVersion, on_delete=models.PROTECT, related_name="+")
+    read_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CardReadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("read_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("patient", "version"), name="cardread_unique_patient_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} read by {self.patient}"

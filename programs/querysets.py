@@ -53,3 +53,11 @@ class ProposalQuerySet(ScopedQuerySet):
 
     def pending(self) -> ProposalQuerySet:
         return self.filter(status="pending")
+
+
+class CardAssignmentQuerySet(ScopedQuerySet):
+    patient_path = "patient"
+
+
+class CardReadQuerySet(ScopedQuerySet):
+    patient_path = "patient"

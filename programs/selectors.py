@@ -63,7 +63,7 @@ def template_get(*, user: User, template_id: UUID | str) -> ProgramTemplate:
         Prefetch(
             "phases",
             queryset=TemplatePhase.objects.order_by("position").prefetch_related(
-                "exercises__exercise"
+                "exercises__exercise", "education_cards"
             ),
         )
     )

@@ -26,6 +26,7 @@ from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.services import audit_record
 from programs import rules, selectors
+from programs.education import services as education_services
 from programs.models import (
     DEFAULT_PAIN_CEILING,
     AssignedExercise,
@@ -102,25 +103,16 @@ def template_create(
     phases: Sequence[Mapping[str, Any]],
     condition: str = "",
     description: str = "",
+    pain_ceiling: int = DEFAULT_PAIN_CEILING,
     context: AuditContext | None = None,
 ) -> ProgramTemplate:
     """A clinic-owned template with ordered phases of prescribed exercises.
 
-    `phases`: [{name, goals?, length_weeks, exercises: [{exercise, sets, reps | hold_seconds
-    | duration_minutes, sessions_per_week, notes?}]}], in order.
+    `phases`: [{name, goals?, length_weeks, cards?, exercises: [{exercise, sets, reps |
+    hold_seconds | duration_minutes, sessions_per_week, notes?}]}], in order; `cards`:
+    the education cards given with the phase.
     """
-    if not phases:
-        raise ValidationError({"phases": "A program needs at least one phase."})
-    for p, phase in enumerate(phases, start=1):
-        if not phase.get("exercises"):
-            raise ValidationError({"phases": f"Phase {p} has no exercises."})
-        for e, item in enumerate(phase["exercises"], start=1):
-            exercise: Exercise = item["exercise"]
-            if exercise.clinic_id not in (None, clinician.clinic_id):
-                raise ValidationError({"phases": f"Phase {p}, exercise {e}: unknown exercise."})
-            if errors := dosage_errors(item):
-                raise ValidationError({"phases": f"Phase {p}, exercise {e}: {errors}"})
-
+    _check_phases(clinician=clinician, phases=phases)
     existing = ProgramTemplate.objects.filter(clinic=clinician.clinic, name=name).first()
     if existing is not None:
         raise ConflictError(
@@ -135,6 +127,7 @@ def template_create(
                 name=name,
                 condition=condition,
                 description=description,
+                pain_ceiling=pain_ceiling,
                 created_by=clinician,
             )
     except IntegrityError as exc:  # the same name created concurrently
@@ -144,6 +137,42 @@ def template_create(
             code="duplicate_name",
             extra={"existing_id": str(existing.pk)},
         ) from exc
+    _build_phases(template=template, phases=phases)
+    # Not patient data, but what a clinic prescribes from: who built it is audited too.
+    _audit(
+        actor=clinician.user,
+        action=AuditEvent.Action.CREATE,
+        object_type="program_template",
+        object_id=template.pk,
+        patient_id=None,
+        changes={
+            "name": name,
+            "phases": len(phases),
+            "exercises": sum(len(phase["exercises"]) for phase in phases),
+        },
+        context=context,
+    )
+    return template
+
+
+def _check_phases(*, clinician: Clinician, phases: Sequence[Mapping[str, Any]]) -> None:
+    if not phases:
+        raise ValidationError({"phases": "A program needs at least one phase."})
+    for p, phase in enumerate(phases, start=1):
+        if not phase.get("exercises"):
+            raise ValidationError({"phases": f"Phase {p} has no exercises."})
+        for e, item in enumerate(phase["exercises"], start=1):
+            exercise: Exercise = item["exercise"]
+            if exercise.clinic_id not in (None, clinician.clinic_id):
+                raise ValidationError({"phases": f"Phase {p}, exercise {e}: unknown exercise."})
+            if errors := dosage_errors(item):
+                raise ValidationError({"phases": f"Phase {p}, exercise {e}: {errors}"})
+        for card in phase.get("cards") or ():
+            if card.clinic_id not in (None, clinician.clinic_id):
+                raise ValidationError({"phases": f"Phase {p}: unknown education card."})
+
+
+def _build_phases(*, template: ProgramTemplate, phases: Sequence[Mapping[str, Any]]) -> None:
     for p, phase in enumerate(phases, start=1):
         template_phase = TemplatePhase.objects.create(
             template=template,
@@ -161,21 +190,120 @@ def template_create(
             )
             for e, item in enumerate(phase["exercises"], start=1)
         )
-    # Not patient data, but what a clinic prescribes from: who built it is audited too.
+        if phase.get("cards"):
+            template_phase.education_cards.set(phase["cards"])
+
+
+def _name_taken(template: ProgramTemplate) -> ConflictError:
+    return ConflictError(
+        "Your clinic already has a template with this name.",
+        code="duplicate_name",
+        extra={"existing_id": str(template.pk)},
+    )
+
+
+@transaction.atomic
+def template_update(
+    *,
+    template: ProgramTemplate,
+    clinician: Clinician,
+    name: str,
+    phases: Sequence[Mapping[str, Any]],
+    condition: str = "",
+    description: str = "",
+    pain_ceiling: int = DEFAULT_PAIN_CEILING,
+    context: AuditContext | None = None,
+) -> ProgramTemplate:
+    """Rewrite a clinic template: its details and all its phases (as `template_create`).
+
+    Patients already on it are not touched: their program is a copy made when it was
+    assigned (`assignment_create`), with its own dated dosage. Only the clinic's own
+    templates can be edited; a seeded one is copied first (`template_copy`).
+    """
+    template = ProgramTemplate.objects.select_for_update().get(pk=template.pk)
+    if template.clinic_id != clinician.clinic_id:
+        raise ValidationError({"template": "Seeded templates are copied before editing."})
+    _check_phases(clinician=clinician, phases=phases)
+    clash = (
+        ProgramTemplate.objects.filter(clinic=clinician.clinic, name=name)
+        .exclude(pk=template.pk)
+        .first()
+    )
+    if clash is not None:
+        raise _name_taken(clash)
+    before = {
+        "name": template.name,
+        "condition": template.condition,
+        "description": template.description,
+        "pain_ceiling": template.pain_ceiling,
+        "phases": TemplatePhase.objects.filter(template=template).count(),
+        "exercises": PrescribedExercise.objects.filter(phase__template=template).count(),
+    }
+    template.name, template.condition, template.description = name, condition, description
+    template.pain_ceiling = pain_ceiling
+    template.save()
+    TemplatePhase.objects.filter(template=template).delete()
+    _build_phases(template=template, phases=phases)
+    after = {
+        "name": name,
+        "condition": condition,
+        "description": description,
+        "pain_ceiling": pain_ceiling,
+        "phases": len(phases),
+        "exercises": sum(len(phase["exercises"]) for phase in phases),
+    }
     _audit(
         actor=clinician.user,
-        action=AuditEvent.Action.CREATE,
+        action=AuditEvent.Action.UPDATE,
         object_type="program_template",
         object_id=template.pk,
         patient_id=None,
         changes={
-            "name": name,
-            "phases": len(phases),
-            "exercises": sum(len(phase["exercises"]) for phase in phases),
+            key: {"from": before[key], "to": after[key]}
+            for key in after
+            if before[key] != after[key] or key in ("phases", "exercises")
         },
         context=context,
     )
     return template
+
+
+def template_phases_of(template: ProgramTemplate) -> list[dict[str, Any]]:
+    """A template's phases in the shape `template_create` and `template_update` take."""
+    return [
+        {
+            "name": phase.name,
+            "goals": phase.goals,
+            "length_weeks": phase.length_weeks,
+            "cards": list(phase.education_cards.all()),
+            "exercises": [
+                {"exercise": item.exercise, **item.dosage_dict()}
+                for item in phase.exercises.order_by("position").select_related("exercise")
+            ],
+        }
+        for phase in TemplatePhase.objects.filter(template=template).order_by("position")
+    ]
+
+
+def template_copy(
+    *,
+    template: ProgramTemplate,
+    clinician: Clinician,
+    name: str,
+    context: AuditContext | None = None,
+) -> ProgramTemplate:
+    """The clinic's own editable copy of a template (a seeded one, usually)."""
+    if template.clinic_id not in (None, clinician.clinic_id):
+        raise ValidationError({"template": "Unknown template."})
+    return template_create(
+        clinician=clinician,
+        name=name,
+        phases=template_phases_of(template),
+        condition=template.condition,
+        description=template.description,
+        pain_ceiling=template.pain_ceiling,
+        context=context,
+    )
 
 
 # --------------------------------------------------------------------------- assignments
@@ -239,7 +367,7 @@ def assignment_create(
                 name=template.name,
                 condition=template.condition,
                 start_date=start_date,
-                pain_ceiling=DEFAULT_PAIN_CEILING if pain_ceiling is None else pain_ceiling,
+                pain_ceiling=template.pain_ceiling if pain_ceiling is None else pain_ceiling,
                 assigned_by=by,
             )
     except IntegrityError as exc:
@@ -287,6 +415,8 @@ def assignment_create(
             )
     AssignedExercise.objects.bulk_create(exercises)
     DosageVersion.objects.bulk_create(versions)
+    # The education cards of the template's phases come with the program.
+    education_services.program_cards_assign(assignment=assignment, by=by)
     _audit(
         actor=by.user,
         action=AuditEvent.Action.CREATE,

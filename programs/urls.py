@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, path
 
 from config.conditional import conditional_get
 from programs import views
+from programs.education import views as education_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     # Patient (the app)
@@ -14,6 +15,39 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "exercise-logs/<uuid:log_id>/",
         views.ExerciseLogDetailApi.as_view(),
         name="exercise-log-detail",
+    ),
+    # Patient: education cards
+    path("me/education/", education_views.MyCardListApi.as_view(), name="me-education"),
+    path(
+        "me/education/<uuid:card_id>/",
+        education_views.MyCardDetailApi.as_view(),
+        name="me-education-card",
+    ),
+    path(
+        "me/education/<uuid:card_id>/read/",
+        education_views.MyCardReadApi.as_view(),
+        name="me-education-card-read",
+    ),
+    # Clinician: education cards
+    path(
+        "clinician/education-cards/",
+        education_views.CardListCreateApi.as_view(),
+        name="clinician-education-cards",
+    ),
+    path(
+        "clinician/education-cards/<uuid:card_id>/",
+        education_views.CardDetailApi.as_view(),
+        name="clinician-education-card",
+    ),
+    path(
+        "clinician/education-cards/<uuid:card_id>/versions/",
+        education_views.CardVersionCreateApi.as_view(),
+        name="clinician-education-card-versions",
+    ),
+    path(
+        "clinician/patients/<uuid:patient_id>/education/",
+        education_views.PatientCardsApi.as_view(),
+        name="clinician-patient-education",
     ),
     # Clinician: library and templates
     path("clinician/exercises/", views.ExerciseListApi.as_view(), name="clinician-exercises"),

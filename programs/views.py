@@ -19,6 +19,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
@@ -257,6 +258,13 @@ class TemplatePhaseSerializer(serializers.Serializer[Any]):
     goals = serializers.CharField()
     length_weeks = serializers.IntegerField()
     exercises = TemplateExerciseSerializer(many=True, source="exercises.all")
+    education_card_ids = serializers.SerializerMethodField(
+        help_text="The education cards a patient is given with this phase."
+    )
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_education_card_ids(self, phase: Any) -> list[str]:
+        return [str(card.pk) for card in phase.education_cards.all()]
 
 
 class TemplateListOutputSerializer(serializers.Serializer[Any]):
@@ -277,6 +285,9 @@ class TemplateDetailOutputSerializer(serializers.Serializer[Any]):
     description = serializers.CharField()
     citation = serializers.CharField(source="source", help_text="Where the shape comes from.")
     clinic_id = serializers.UUIDField(allow_null=True)
+    pain_ceiling = serializers.IntegerField(
+        help_text="The progression pain ceiling (0-10) a patient's copy starts with."
+    )
     phases = TemplatePhaseSerializer(many=True, source="phases.all")
     created_at = serializers.DateTimeField()
 
@@ -303,6 +314,12 @@ class TemplateInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     condition = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)
+    pain_ceiling = StrictIntegerField(
+        min_value=0,
+        max_value=10,
+        required=False,
+        help_text="Progression pain ceiling (0-10) for patients' copies; default 3.",
+    )
     phases = PhaseInputSerializer(many=True, allow_empty=False)
 
     def validate_phases(self, value: list[Any]) -> list[Any]:

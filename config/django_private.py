@@ -24,7 +24,7 @@ from django.db.models.query import get_related_populators  # type: ignore[attr-d
 from django.db.models.sql import InsertQuery
 
 
-def relation_cached(instance: Model, name: str) -> bool:
+def relation_cached(instance: Model, name: str, *, model: type[Model] | None = None) -> bool:
     """Whether the one-to-one relation `name` of `instance` is already loaded (by
     `select_related`, or an earlier access), so that reading it costs no query.
 
@@ -32,7 +32,8 @@ def relation_cached(instance: Model, name: str) -> bool:
     `user.role` on an operator's admin request cost two queries per page (no clinician
     row, no patient row). The descriptors' `is_cached` is not documented.
     """
-    descriptor = getattr(type(instance), name)
+    # `model` where `instance` may be a lazy proxy (`request.user`): its type is the proxy's.
+    descriptor = getattr(model or type(instance), name)
     return bool(descriptor.is_cached(instance))
 
 

@@ -45,9 +45,12 @@ def _is_patient_account(user: User | None) -> bool:
     authentication already loaded the relations (tokens, dashboard sessions)."""
     if user is None or not user.is_authenticated:
         return False
-    if relation_cached(user, "patient"):
+    if relation_cached(user, "patient", model=User):
         return getattr(user, "patient", None) is not None
-    if relation_cached(user, "clinician") and getattr(user, "clinician", None) is not None:
+    if (
+        relation_cached(user, "clinician", model=User)
+        and getattr(user, "clinician", None) is not None
+    ):
         return False
     return Patient.objects.filter(user_id=user.pk).exists()
 

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from celery import current_app
 from django.db import transaction
 from django.db.models import Q
 
@@ -45,15 +46,23 @@ def pause_publishing() -> None:
 
 
 def task_publish(task: Any, *args: str) -> bool:
-    """Send one task message, or give up at once; what is owed stays in its column."""
+    """Send one task message, or give up at once; what is owed stays in its column.
+
+    `task` is a task, or a task's name: a lower app hands work to a higher one by name
+    (rehab's alerts to `notifications.tasks...`), so that it imports nothing of it
+    (docs/architecture.md § Layers)."""
+    name = task if isinstance(task, str) else task.name
     if publishing_paused():
-        logger.info("broker recently failed; %s%s left to the sweeper", task.name, args)
+        logger.info("broker recently failed; %s%s left to the sweeper", name, args)
         return False
     try:
-        task.delay(*args)
+        if isinstance(task, str):
+            current_app.send_task(task, args=list(args))
+        else:
+            task.delay(*args)
     except Exception:  # noqa: BLE001 - broker outage; the sweeper has it
         pause_publishing()
-        logger.warning("could not enqueue %s%s; the sweeper will", task.name, args)
+        logger.warning("could not enqueue %s%s; the sweeper will", name, args)
         return False
     return True
 

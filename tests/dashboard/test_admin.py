@@ -104,7 +104,9 @@ def populate(rows: int) -> None:
         Notification.objects.create(clinician=clinician, alert=alert, kind="alert", message="x")
         interval = IntervalSchedule.objects.create(every=100 * k + i + 1, period="minutes")
         PeriodicTask.objects.create(
-            name=f"task {k}-{i}", task="rehab.tasks.notifications_sweep_task", interval=interval
+            name=f"task {k}-{i}",
+            task="notifications.tasks.alert_notifications_sweep_task",
+            interval=interval,
         )
         CrontabSchedule.objects.create(minute=str(i % 60), hour=str(k % 24))
         SolarSchedule.objects.create(event="sunrise", latitude=51 + i, longitude=k % 180)

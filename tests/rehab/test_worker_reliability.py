@@ -28,10 +28,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from config import enqueue
+from notifications import services as notification_services
+from notifications import tasks as notification_tasks
 from patients.models import AuditEvent, Clinician, Patient
 from rehab import tasks
 from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
-from rehab.services import delivery as delivery_services
 from rehab.services import safety
 from rehab.services import sweeps as sweep_services
 from rehab.services.logs import log_create, log_update
@@ -344,7 +345,7 @@ def test_it_loses_and_doubles_nothing_when_the_worker_is_killed_mid_burst(
 
     # Beat's notification sweep, run by the worker, delivers whatever email is still owed.
     beat_until(
-        tasks.notifications_sweep_task,
+        notification_tasks.alert_notifications_sweep_task,
         lambda: (
             not Alert.objects.filter(notified_at__isnull=True).exists()
             and len(smtp.received) >= burst
@@ -535,10 +536,10 @@ def test_it_escalates_and_notifies_once_when_two_beats_sweep_at_once(clinician, 
 
     # Whatever one sweep skipped because the other held it is the next beat's (a minute
     # later); after that, every alert must have been handled once, by one of them.
-    notified = _twice_at_once(delivery_services.notifications_sweep)
-    assert sum(notified) + delivery_services.notifications_sweep() == 20
-    escalated = _twice_at_once(delivery_services.escalations_sweep)
-    assert sum(escalated) + delivery_services.escalations_sweep() == 20
+    notified = _twice_at_once(notification_services.alert_notifications_sweep)
+    assert sum(notified) + notification_services.alert_notifications_sweep() == 20
+    escalated = _twice_at_once(notification_services.escalations_sweep)
+    assert sum(escalated) + notification_services.escalations_sweep() == 20
     print(f"notified per beat: {notified}, escalated per beat: {escalated}")
 
     alert_ids = {str(pk) for pk in Alert.objects.values_list("pk", flat=True)}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,7 +52,6 @@ BACKOFF_MAX = alert_delivery.DELIVERY_BACKOFF_MAX
 # How long a claimed delivery is a worker's: past the email tasks' hard time limit, so a
 # live worker never loses its lease mid-send; a dead one's row is claimable after it.
 LEASE = timedelta(seconds=120)
-SEND_BATCH = 50
 
 Kind = Delivery.Kind
 Status = Delivery.Status
@@ -149,8 +149,10 @@ def _alert_deliver(alert_id: UUID | str, *, kind: str) -> bool:
     notified (or escalated)."""
     if not _alert_plan(alert_id, kind=kind, now=timezone.now()):
         return False
-    claimed = _claim(Delivery.objects.filter(alert_id=alert_id, kind=kind), limit=SEND_BATCH)
-    return any([_send(delivery).marked for delivery in claimed])
+    marked = False
+    for delivery in _claimed_one_by_one(Delivery.objects.filter(alert_id=alert_id, kind=kind)):
+        marked = _send(delivery).marked or marked
+    return marked
 
 
 def alert_notify(*, alert_id: UUID | str) -> bool:
@@ -241,6 +243,13 @@ def _claimable(now: datetime) -> Q:
     # A worker that died mid-send: its lease ran out.
     abandoned = Q(status=Status.SENDING, sending_until__lte=now)
     return waiting | abandoned
+
+
+def _claimed_one_by_one(deliveries: QuerySet[Delivery]) -> Iterator[Delivery]:
+    """Each due delivery of `deliveries`, claimed just before it is sent: a batch claimed
+    at once would hold later rows' leases while earlier sends are slow."""
+    while claimed := _claim(deliveries, limit=1):
+        yield claimed[0]
 
 
 def _claim(deliveries: QuerySet[Delivery], *, limit: int) -> list[Delivery]:
@@ -472,34 +481,17 @@ def deliveries_sweep(*, limit: int = 500, budget: float = SWEEP_TIME_BUDGET) -> 
     for delivery_id in _invitations_plan(now=now, limit=limit):
         publish_on_commit(DELIVERY_SEND_TASK, str(delivery_id))
     sent = 0
-    handled = 0
-    while handled < limit:
-        batch = _claim(Delivery.objects.all(), limit=min(SEND_BATCH, limit - handled))
-        if not batch:
-            break
-        for index, delivery in enumerate(batch):
-            try:
-                sent += _send(delivery).sent
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception:
-                # Its lease runs out and a later sweep tries again.
-                logger.exception("could not send delivery %s", delivery.pk)
-            handled += 1
-            if time.monotonic() - started > budget:
-                _release(batch[index + 1 :])
-                return sent
+    for handled, delivery in enumerate(_claimed_one_by_one(Delivery.objects.all()), start=1):
+        try:
+            sent += _send(delivery).sent
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            # Its lease runs out and a later sweep tries again.
+            logger.exception("could not send delivery %s", delivery.pk)
+        if handled >= limit or time.monotonic() - started > budget:
+            break  # at least one per run, whatever the budget
     return sent
-
-
-def _release(rows: list[Delivery]) -> None:
-    """Hand back claimed rows not sent (the budget ran out), uncounted."""
-    for row in rows:
-        Delivery.objects.filter(pk=row.pk, status=Status.SENDING).update(
-            status=Status.RETRYING if row.attempts > 1 else Status.QUEUED,
-            attempts=row.attempts - 1,
-            sending_until=None,
-        )
 
 
 DELIVERY_SEND_TASK = "notifications.tasks.delivery_send_task"

@@ -379,8 +379,12 @@ def _send(delivery: Delivery) -> Sent:
         logger.exception("channel %s raised for delivery %s", delivery.channel, delivery.pk)
         result = SendResult(Outcome.RETRY, detail=f"{type(exc).__name__} in the channel")
     now = timezone.now()
+    # The owning row is written first, then the delivery, in every transaction that
+    # writes both: a planner holds the alert's lock while it inserts deliveries, and would
+    # wait on a delivery updated here while this waited on its alert (a deadlock).
     with transaction.atomic():
         if result.outcome == Outcome.SENT:
+            marked = _owner_sent(delivery)
             Delivery.objects.filter(pk=delivery.pk).update(
                 status=Status.SENT,
                 sent_at=now,
@@ -390,7 +394,7 @@ def _send(delivery: Delivery) -> Sent:
                 last_error="",
                 updated_at=now,
             )
-            return Sent(sent=True, marked=_owner_sent(delivery))
+            return Sent(sent=True, marked=marked)
         _failed(delivery, result, now=now)
     return Sent()
 
@@ -403,6 +407,14 @@ def _failed(delivery: Delivery, result: SendResult, *, now: datetime) -> None:
     else:
         status = Status.FAILED
     detail = result.detail[:1000]
+    if delivery.kind in SAFETY_KINDS and delivery.alert_id is not None:
+        # First the alert, then the delivery (see `_send`).
+        alert_delivery.alert_delivery_failed(
+            alert_id=delivery.alert_id,
+            prefix="notify" if delivery.kind == Kind.ALERT else "escalation",
+            error=f"{result.outcome.value}: {detail}",
+            now=now,
+        )
     Delivery.objects.filter(pk=delivery.pk).update(
         status=status,
         sending_until=None,
@@ -428,13 +440,6 @@ def _failed(delivery: Delivery, result: SendResult, *, now: datetime) -> None:
         status,
         detail,
     )
-    if delivery.kind in SAFETY_KINDS and delivery.alert_id is not None:
-        alert_delivery.alert_delivery_failed(
-            alert_id=delivery.alert_id,
-            prefix="notify" if delivery.kind == Kind.ALERT else "escalation",
-            error=f"{result.outcome.value}: {detail}",
-            now=now,
-        )
 
 
 def delivery_send(*, delivery_id: UUID | str) -> bool:

@@ -149,9 +149,13 @@ def _alert_deliver(alert_id: UUID | str, *, kind: str) -> bool:
     notified (or escalated)."""
     if not _alert_plan(alert_id, kind=kind, now=timezone.now()):
         return False
+    # The due rows are listed first and claimed one by one, so that nothing runs after
+    # the last send's commit: once the alert shows notified, its task is done.
+    owed = Delivery.objects.filter(_claimable(timezone.now()), alert_id=alert_id, kind=kind)
     marked = False
-    for delivery in _claimed_one_by_one(Delivery.objects.filter(alert_id=alert_id, kind=kind)):
-        marked = _send(delivery).marked or marked
+    for delivery_id in list(owed.order_by("next_attempt_at").values_list("pk", flat=True)):
+        for delivery in _claim(Delivery.objects.filter(pk=delivery_id), limit=1):
+            marked = _send(delivery).marked or marked
     return marked
 
 

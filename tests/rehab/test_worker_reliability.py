@@ -38,6 +38,7 @@ from rehab.services import sweeps as sweep_services
 from rehab.services.logs import log_create, log_update
 from tests.factories import PatientFactory
 from tests.rehab.worker_support import (
+    SECRET_KEY,
     RedisServer,
     SmtpSink,
     Worker,
@@ -768,3 +769,63 @@ def test_it_retries_at_once_a_safety_task_whose_connection_dropped_mid_task(
     stored = DailyLog.objects.get(pk=log.pk)
     assert stored.evaluated_at is not None
     assert stored.evaluation_failed_at is None
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+@pytest.mark.parametrize("smtp", [30.0], indirect=True)
+def test_it_sends_again_what_a_worker_killed_mid_send_held_as_the_same_message(
+    clinician, workers, smtp, settings
+):
+    # Invitations ride the same delivery machinery as the safety emails (notifications/):
+    # one delivery row, claimed under a lease, its id the email's Message-ID.
+    from datetime import date
+
+    from notifications.models import Delivery
+    from patients import services as patient_services
+    from patients.models import Invitation
+
+    # The worker derives the invitation's code from its own secret key.
+    settings.SECRET_KEY = SECRET_KEY
+    # The worker derives the invitation's code from its own secret key.
+    settings.SECRET_KEY = SECRET_KEY
+    doomed = workers(name="doomed")
+    # Committed at once (transactional test): the task is published by name to the broker.
+    patient_services.invitation_create(
+        clinician=clinician,
+        email="sam.new@example.com",
+        first_name="Sam",
+        last_name="New",
+        date_of_birth=date(1980, 3, 14),
+        timezone_name="Europe/London",
+    )
+    # The mail server holds the message (30 s): the worker is mid-send.
+    wait_until(
+        lambda: Delivery.objects.filter(status="sending").exists(),
+        timeout=20,
+        what="the worker to claim the invitation's delivery",
+    )
+    time.sleep(0.5)  # into the SMTP conversation
+    doomed.kill()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sending", 1)
+    assert Invitation.objects.get().last_sent_at is None
+
+    # Its lease has run out (two minutes, brought forward here): a sweep claims it again.
+    Delivery.objects.update(sending_until=timezone.now())
+    smtp.delay = 0.0
+    workers(name="survivor")
+    beat_until(
+        notification_tasks.deliveries_sweep_task,
+        lambda: Delivery.objects.filter(status="sent").exists(),
+        timeout=20,
+        what="the sweep to send the abandoned delivery",
+    )
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert Invitation.objects.get().last_sent_at is not None
+    # Whatever reached the server is one message: the delivery's id is its Message-ID.
+    assert smtp.received
+    assert {str(r.message["Message-ID"]) for r in smtp.received} == {delivery.provider_id}
+    assert delivery.provider_id.startswith(f"<{delivery.pk}@")

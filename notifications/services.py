@@ -56,6 +56,8 @@ LEASE = timedelta(seconds=120)
 Kind = Delivery.Kind
 Status = Delivery.Status
 SAFETY_KINDS = (Kind.ALERT, Kind.ESCALATION)
+# The per-delivery task (by name: tasks import this module).
+DELIVERY_SEND_TASK = "notifications.tasks.delivery_send_task"
 # Retried: the provider may answer later, or an operator may fix our credentials.
 RETRIED = (Outcome.RETRY, Outcome.AUTH_FAILED)
 
@@ -501,9 +503,6 @@ def deliveries_sweep(*, limit: int = 500, budget: float = SWEEP_TIME_BUDGET) -> 
         if handled >= limit or time.monotonic() - started > budget:
             break  # at least one per run, whatever the budget
     return sent
-
-
-DELIVERY_SEND_TASK = "notifications.tasks.delivery_send_task"
 
 
 def deliveries_failing() -> dict[str, Any]:

@@ -394,3 +394,22 @@ def test_it_lists_deliveries_read_only_in_the_admin_with_filters(clinician, publ
     assert change.status_code == 403
     delivery.refresh_from_db()
     assert delivery.status == "sent"
+
+
+# --------------------------------------------------------------------------- hand-over
+
+
+def test_it_is_handed_an_alert_by_task_name_after_the_commit(
+    clinician, published, django_capture_on_commit_callbacks
+):
+    # rehab imports nothing of notifications: it publishes the task by name, on commit.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        alert = emergency(clinician)
+    assert published == []
+    for callback in callbacks:
+        callback()
+    assert published == [("notifications.tasks.alert_notify_task", (str(alert.pk),))]
+    # Running it (as the worker would) emails the care team once.
+    assert services.alert_notify(alert_id=alert.pk) is True
+    assert services.alert_notify(alert_id=alert.pk) is False
+    assert [m.to for m in mail.outbox] == [[clinician.user.email]]

@@ -62,14 +62,15 @@ TASK_QUEUE_PATTERNS: tuple[tuple[str, str], ...] = (
     ("rehab.tasks.quiet_logs_evaluate_task", SAFETY),
     ("rehab.tasks.unevaluated_logs_sweep_task", SAFETY),
     ("rehab.tasks.submission_evaluate_task", SAFETY),
-    ("rehab.tasks.alert_notify_task", SAFETY),
-    ("rehab.tasks.notifications_sweep_task", SAFETY),
-    ("rehab.tasks.escalations_sweep_task", SAFETY),
     ("rehab.tasks.intervention_fever_recheck_task", SAFETY),
     ("rehab.tasks.fever_rechecks_sweep_task", SAFETY),
-    # Delivery of clinicians' alerts and escalations from the notifications app.
+    # Delivery of clinicians' alerts and escalations from the notifications app; and the
+    # retries and lease recoveries of every delivery, alert emails among them (few: only
+    # failed or abandoned sends), so that a retried alert email never waits behind a burst.
     ("notifications.tasks.*alert*", SAFETY),
     ("notifications.tasks.*escalation*", SAFETY),
+    ("notifications.tasks.delivery_send_task", SAFETY),
+    ("notifications.tasks.deliveries_sweep_task", SAFETY),
     ("rehab.tasks.review_rules_task", DEFAULT),
     ("rehab.tasks.missed_log_reminders_task", DEFAULT),
     ("rehab.tasks.progression_proposals_task", DEFAULT),

@@ -306,6 +306,25 @@ _email = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(_email)
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Rehab <no-reply@rehab.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Notification channels (docs/deployment.md, "Notification channels") ---
+# Each channel is an adapter behind notifications/channels/base.py, by name.
+NOTIFICATION_CHANNELS: dict[str, str] = {
+    "email": "notifications.channels.email.EmailChannel",
+    "console": "notifications.channels.console.ConsoleChannel",
+}
+# The channel for messages to an email address: "email" (Django's backend, EMAIL_URL) or,
+# in development only, "console" (prints them, invitation codes included).
+NOTIFICATION_EMAIL_CHANNEL: str = env.str("NOTIFICATION_EMAIL_CHANNEL", default="email")
+if NOTIFICATION_EMAIL_CHANNEL not in NOTIFICATION_CHANNELS:
+    raise ImproperlyConfigured(
+        f"NOTIFICATION_EMAIL_CHANNEL {NOTIFICATION_EMAIL_CHANNEL!r} is unknown"
+    )
+if not DEBUG and NOTIFICATION_EMAIL_CHANNEL == "console":
+    raise ImproperlyConfigured(
+        "NOTIFICATION_EMAIL_CHANNEL=console prints every message to the log; a production "
+        "start (DJANGO_DEBUG false) must send them."
+    )
 # Seconds an SMTP connection may block. Without it a hung mail server holds a worker (and
 # the alert's row lock) forever; with it the send fails, and the alert is retried later.
 EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
@@ -437,11 +456,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rehab.tasks.unevaluated_logs_sweep_task",
         "schedule": 30.0,
     },
+    # Outgoing messages (docs/architecture.md, "Notifications"): the care team's emails
+    # still owed (a lost message, an SMTP outage), RF-META-01's escalations, and every
+    # other due delivery (retries after a back-off, rows a dead worker left, invitations
+    # whose message was lost). Each claims with SKIP LOCKED: a second beat doubles nothing.
     "safety-notifications-sweep": {
-        "task": "rehab.tasks.notifications_sweep_task",
+        "task": "notifications.tasks.alert_notifications_sweep_task",
         "schedule": 60.0,
     },
-    "safety-escalations-sweep": {"task": "rehab.tasks.escalations_sweep_task", "schedule": 60.0},
+    "safety-escalations-sweep": {
+        "task": "notifications.tasks.escalations_sweep_task",
+        "schedule": 60.0,
+    },
+    "notifications-deliveries-sweep": {
+        "task": "notifications.tasks.deliveries_sweep_task",
+        "schedule": 60.0,
+    },
     # RF-INF-02's re-check of fevers after a procedure recorded late: an emergency.
     "safety-fever-rechecks-sweep": {
         "task": "rehab.tasks.fever_rechecks_sweep_task",

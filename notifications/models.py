@@ -1,1 +1,95 @@
-"""Outgoing messages, their delivery records, and the devices they reach."""
+"""Outgoing messages, their delivery records, and the devices they reach.
+
+`Delivery` is one message to one address through one channel, whatever it is about
+(docs/architecture.md, "Notifications"). It holds no message text: the text is composed
+from the row it is about when it is sent, so a delivery record carries no patient data
+beyond the address it goes to.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from patients.models import Invitation, Patient
+from rehab.models import Alert
+
+
+class Delivery(models.Model):
+    class Kind(models.TextChoices):
+        ALERT = "alert", "Alert to the care team"
+        ESCALATION = "escalation", "Escalation (RF-META-01)"
+        INVITATION = "invitation", "Invitation"
+        MISSED_LOG_REMINDER = "missed_log_reminder", "Missed-log reminder (NR-LOG-01)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        # Claimed by a worker until `sending_until`; past it, claimable again (the worker
+        # died mid-send).
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        RETRYING = "retrying", "Failed, to be retried"
+        # Refused for good (a dead address, a malformed request): never retried.
+        FAILED = "failed", "Failed"
+        GIVEN_UP = "given_up", "Given up after the last attempt"
+        # No longer owed when its turn came (the alert was acknowledged before its
+        # escalation went out, the invitation was replaced).
+        CANCELLED = "cancelled", "No longer owed"
+
+    # Handed to the channel as the provider's idempotency or collapse key.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    channel = models.CharField(max_length=20)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    address = models.TextField()
+    # What it is about; the one that matches `kind` is set.
+    alert = models.ForeignKey(
+        Alert, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    invitation = models.ForeignKey(
+        Invitation, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # The missed-log reminder's id (rehab.MissedLogReminder), or another owner without a
+    # foreign key here.
+    object_id = models.BigIntegerField(null=True, blank=True)
+    # What makes this message this one: two sweeps, two beats or a redelivered task that
+    # plan the same message meet on this key and only one row exists (docs/architecture.md).
+    idempotency_key = models.CharField(max_length=200, unique=True)
+
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    sending_until = models.DateTimeField(null=True, blank=True)
+    # The last failure's outcome (`channels.base.Outcome`) and the provider's reason: status
+    # codes and exception names, never the message's text.
+    last_outcome = models.CharField(max_length=16, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    provider_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name_plural = "deliveries"
+        indexes = [
+            # The sweep's claim: what may be sent now, oldest first.
+            models.Index(
+                fields=("next_attempt_at",),
+                name="delivery_claimable",
+                condition=Q(status__in=("queued", "retrying", "sending")),
+            ),
+            models.Index(fields=("status", "updated_at"), name="delivery_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} via {self.channel}: {self.status}"

@@ -23,7 +23,6 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Value
 from django.db.models.functions import Lower
@@ -31,9 +30,9 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
-from config import enqueue
 from config.audit import AuditContext
 from config.db import insert_unless_conflict
+from config.enqueue import publish_on_commit
 from config.exceptions import ApplicationError
 from patients import throttling, two_factor
 
@@ -216,21 +215,35 @@ class IssuedInvitation:
     code: str
 
 
-def invitation_send(*, invitation_id: UUID | str) -> bool:
-    """Email an invitation's code; idempotent (the async boundary may deliver it twice).
+# The notifications app's task that emails an invitation (published by name: `patients`
+# imports no other app).
+INVITATION_SEND_TASK = "notifications.tasks.invitation_send_task"
 
-    An invitation already sent, or no longer usable (a newer code replaced it, it was used
-    or it expired), is skipped: its code would not work. So is one whose code cannot be
-    derived again (the secret key changed since): the clinician resends it. Raises what
-    the email backend raises, so that the task retries.
-    """
+
+@dataclass(frozen=True)
+class InvitationMessage:
+    """What an invitation's email says; `code` None when the address already has an
+    account (then the email says how to go on, without a code)."""
+
+    invitation: Invitation
+    clinic: str
+    first_name: str
+    code: str | None
+
+
+def invitation_message(*, invitation_id: UUID | str) -> InvitationMessage | None:
+    """The email an invitation still owes, or None: already sent, or no longer usable (a
+    newer code replaced it, it was used or it expired: its code would not work), or its
+    code cannot be derived again (the secret key changed since: the clinician resends).
+    The notifications app sends it and calls `invitation_sent` in the same transaction
+    as its delivery record (docs/architecture.md, "Notifications")."""
     invitation = (
         Invitation.objects.select_related("patient__clinic")
         .filter(pk=invitation_id, last_sent_at__isnull=True)
         .first()
     )
     if invitation is None or not invitation.is_usable:
-        return False
+        return None
     # A key rotated since the invitation (the old one kept in SECRET_KEY_FALLBACKS).
     candidates = (
         _invitation_code(invitation.pk, secret=key)
@@ -246,40 +259,26 @@ def invitation_send(*, invitation_id: UUID | str) -> bool:
             "(rotated?); resend it",
             invitation.pk,
         )
-        return False
+        return None
     patient = invitation.patient
-    if User.objects.filter(email__iexact=invitation.email).exists():
-        # Registration makes a new account, which this address cannot have: no code, but
-        # the way forward, told only to the address's owner (see `invitation_create`).
-        send_mail(
-            subject=f"{patient.clinic.name} invites you to track your rehab",
-            message=(
-                f"Hello {patient.first_name},\n\n"
-                f"{patient.clinic.name} has invited you to log your recovery in the rehab "
-                "app, but this email address already has an account, and an account "
-                "belongs to one clinic. Please give your clinic another email address to "
-                "invite.\n\nIf you were not expecting this, you can ignore this email."
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[invitation.email],
-        )
-        Invitation.objects.filter(pk=invitation.pk).update(last_sent_at=timezone.now())
-        return True
-    send_mail(
-        subject=f"{patient.clinic.name} invites you to track your rehab",
-        message=(
-            f"Hello {patient.first_name},\n\n"
-            f"{patient.clinic.name} has invited you to log your recovery in the rehab app.\n"
-            f'Open the app, choose "I have a code" and enter:\n\n    {code}\n\n'
-            f"with this email address ({invitation.email}). The code works once and expires "
-            f"on {invitation.expires_at:%d %B %Y}.\n\n"
-            "If you were not expecting this, you can ignore this email."
-        ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[invitation.email],
+    # Registration makes a new account, which this address cannot have: no code, but
+    # the way forward, told only to the address's owner (see `invitation_create`).
+    registered = User.objects.filter(email__iexact=invitation.email).exists()
+    return InvitationMessage(
+        invitation=invitation,
+        clinic=patient.clinic.name,
+        first_name=patient.first_name,
+        code=None if registered else code,
     )
-    Invitation.objects.filter(pk=invitation.pk).update(last_sent_at=timezone.now())
-    return True
+
+
+def invitation_sent(*, invitation_id: UUID | str) -> bool:
+    """Stamp the invitation emailed, once; in the caller's transaction."""
+    return bool(
+        Invitation.objects.filter(pk=invitation_id, last_sent_at__isnull=True).update(
+            last_sent_at=timezone.now()
+        )
+    )
 
 
 def _issue_invitation(
@@ -313,8 +312,9 @@ def _issue_invitation(
     )
     # Emailed by a worker after commit: a rolled-back invitation sends no working-looking
     # code, and a slow or failing mail server never fails (or half-writes) the request.
-    # The message carries the id only; the worker derives the code again.
-    enqueue.publish_on_commit("patients.tasks.invitation_send_task", str(invitation.pk))
+    # The message carries the id only; the worker derives the code again. A lost message
+    # leaves `last_sent_at` NULL, which the notifications sweep finds.
+    publish_on_commit(INVITATION_SEND_TASK, str(invitation.pk))
     return IssuedInvitation(invitation=invitation, code=code)
 
 
@@ -364,7 +364,7 @@ def invitation_create(
     email = email.strip().lower()
     # An email with an account elsewhere (a patient at another clinic, a clinician) is
     # invited like any other: refusing it would tell the clinician that the address has an
-    # account somewhere. Its owner is told by email instead (`invitation_send`), and the
+    # account somewhere. Its owner is told by email instead (`invitation_message`), and the
     # code cannot register a second account (`patient_register`). docs/security.md.
     fields = {
         "first_name": first_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config.enqueue import task_publish
 from patients import services
 from patients.throttling import purge_sign_in_failures
 
@@ -19,17 +20,10 @@ def purge_expired_tokens_task() -> int:
     return services.auth_tokens_purge_expired()
 
 
-# SMTP errors are OSErrors, as are refused connections and timeouts. Bounded: six retries
-# over about half an hour; past that the clinician re-invites (they saw the code in the
-# response, and a new invitation replaces the unsent one).
-@shared_task(
-    autoretry_for=(OSError,),
-    max_retries=6,
-    retry_backoff=30,
-    retry_backoff_max=1200,
-    retry_jitter=True,
-)
+# Invitation emails are the notifications app's (`notifications.tasks.invitation_send_task`).
+# Messages queued under this name before the upgrade are handed on to it by name, the
+# invitation's id only: an older message also carried the code, which is ignored (and
+# never logged); the code is derived from the id (docs/security.md § Secrets).
+@shared_task
 def invitation_send_task(invitation_id: str, *_legacy: str) -> bool:
-    # `_legacy`: messages queued before the upgrade also carried the code; it is ignored
-    # (and never logged), the code is derived from the id (docs/security.md § Secrets).
-    return services.invitation_send(invitation_id=invitation_id)
+    return task_publish(services.INVITATION_SEND_TASK, invitation_id)

@@ -10,7 +10,6 @@ import psycopg
 from celery import shared_task
 from django import db
 
-from rehab.services import delivery as delivery_services
 from rehab.services import safety
 from rehab.services import sweeps as sweep_services
 
@@ -44,23 +43,6 @@ def quiet_logs_evaluate_task() -> int:
     return safety.quiet_logs_evaluate()
 
 
-# Email can hang (EMAIL_TIMEOUT bounds each connection): the soft limit ends a stuck task
-# with what is owed still in its column, the hard limit frees the pool slot regardless.
-EMAIL_SOFT_TIME_LIMIT = 60
-EMAIL_TIME_LIMIT = 90
-
-
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=EMAIL_SOFT_TIME_LIMIT,
-    time_limit=EMAIL_TIME_LIMIT,
-    **RETRY_AT_ONCE,
-)
-def alert_notify_task(alert_id: str) -> bool:
-    return delivery_services.alert_notify(alert_id=alert_id)
-
-
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def submission_evaluate_task(submission_id: str) -> str:
     """A superseded version or a refused submission: its red flags, as a log's."""
@@ -71,16 +53,6 @@ def submission_evaluate_task(submission_id: str) -> str:
 def unevaluated_logs_sweep_task() -> int:
     """Logs, and the superseded versions and refused submissions, still owed."""
     return sweep_services.unevaluated_logs_sweep() + sweep_services.unevaluated_submissions_sweep()
-
-
-@shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT, time_limit=EMAIL_TIME_LIMIT)
-def notifications_sweep_task() -> int:
-    return delivery_services.notifications_sweep()
-
-
-@shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT, time_limit=EMAIL_TIME_LIMIT)
-def escalations_sweep_task() -> int:
-    return delivery_services.escalations_sweep()
 
 
 @shared_task
@@ -94,9 +66,10 @@ def review_rules_task() -> int:
     return sum(stats.firing for stats in review.review_rules_run().values())
 
 
-@shared_task(soft_time_limit=EMAIL_SOFT_TIME_LIMIT * 5, time_limit=EMAIL_TIME_LIMIT * 5)
+@shared_task
 def missed_log_reminders_task() -> int:
-    """NR-LOG-01's patient reminders; for beat, daily. Idempotent (one per streak)."""
+    """NR-LOG-01's patient reminders, recorded and handed to the notifications app; for
+    beat, hourly. Idempotent (one per streak)."""
     from rehab.services import review
 
     return review.missed_log_reminders_send()

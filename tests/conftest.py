@@ -82,19 +82,41 @@ def frozen(time_machine: Any) -> Any:
 
 
 @pytest.fixture
-def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """Stands in for the broker and a worker for invitation emails: each task enqueued is
-    recorded and run in-process, as a worker would run it (its failures stay in the
+def run_published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
+    """Stands in for the broker and a worker for tasks published by name
+    (`config.enqueue.task_publish("notifications.tasks...", id)`): each is recorded as
+    (name, args) and run in-process, as a worker would run it (its failures stay in the
     worker)."""
-    from patients import tasks
+    import notifications.tasks  # noqa: F401 - registers the tasks by name
+    from config.celery import app
 
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    def send_task(name: str, args: Any = (), **kwargs: Any) -> None:
+        sent.append((name, tuple(args)))
+        app.tasks[name].apply(args=args)
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    return sent
+
+
+@pytest.fixture
+def enqueued(
+    run_published: list[tuple[str, tuple[Any, ...]]], monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[Any, ...]]:
+    """Stands in for the broker and a worker for invitation emails: the arguments of each
+    invitation task published are recorded, and the task run in-process."""
+    from config.celery import app
+
+    run = app.send_task  # run_published's stand-in
     sent: list[tuple[Any, ...]] = []
 
-    def delay(*args: Any) -> None:
-        sent.append(args)
-        tasks.invitation_send_task.apply(args=args)
+    def send_task(name: str, args: Any = (), **kwargs: Any) -> None:
+        if name == "notifications.tasks.invitation_send_task":
+            sent.append(tuple(args))
+        run(name, args, **kwargs)
 
-    monkeypatch.setattr(tasks.invitation_send_task, "delay", delay)
+    monkeypatch.setattr(app, "send_task", send_task)
     return sent
 
 

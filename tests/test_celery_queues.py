@@ -19,9 +19,11 @@ SAFETY_TASKS = {
     "rehab.tasks.quiet_logs_evaluate_task",
     "rehab.tasks.unevaluated_logs_sweep_task",
     "rehab.tasks.submission_evaluate_task",
-    "rehab.tasks.alert_notify_task",
-    "rehab.tasks.notifications_sweep_task",
-    "rehab.tasks.escalations_sweep_task",
+    "notifications.tasks.alert_notify_task",
+    "notifications.tasks.alert_notifications_sweep_task",
+    "notifications.tasks.escalations_sweep_task",
+    "notifications.tasks.delivery_send_task",
+    "notifications.tasks.deliveries_sweep_task",
     "rehab.tasks.intervention_fever_recheck_task",
     "rehab.tasks.fever_rechecks_sweep_task",
 }
@@ -49,7 +51,7 @@ def test_it_sends_the_safety_path_to_safety_and_the_rest_to_default():
 
 def test_it_routes_every_beat_entry_to_its_queue():
     names = [str(entry["task"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()]
-    assert "rehab.tasks.escalations_sweep_task" in names
+    assert "notifications.tasks.escalations_sweep_task" in names
     for name in names:
         assert queue_for(name) == (SAFETY if name in SAFETY_TASKS else DEFAULT), name
 
@@ -84,13 +86,14 @@ def _queued(server: RedisServer, queue: str) -> list[str]:
 
 
 def test_a_published_evaluation_lands_in_the_safety_list_of_a_real_broker(broker: RedisServer):
-    from rehab.tasks import alert_notify_task, log_evaluate_task
+    from notifications.tasks import alert_notify_task
+    from rehab.tasks import log_evaluate_task
 
     log_evaluate_task.apply_async(args=["00000000-0000-0000-0000-000000000001"])
     alert_notify_task.apply_async(args=["00000000-0000-0000-0000-000000000002"])
 
     assert _queued(broker, SAFETY) == [
-        "rehab.tasks.alert_notify_task",
+        "notifications.tasks.alert_notify_task",
         "rehab.tasks.log_evaluate_task",
     ]
     assert _queued(broker, DEFAULT) == []

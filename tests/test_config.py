@@ -803,8 +803,9 @@ def test_it_schedules_the_safety_sweeps_with_beat(settings):
     # "Within 2 minutes of the broker being back", and RF-META-01 on the minute.
     for task, at_most in (
         ("rehab.tasks.unevaluated_logs_sweep_task", 30.0),
-        ("rehab.tasks.notifications_sweep_task", 60.0),
-        ("rehab.tasks.escalations_sweep_task", 60.0),
+        ("notifications.tasks.alert_notifications_sweep_task", 60.0),
+        ("notifications.tasks.escalations_sweep_task", 60.0),
+        ("notifications.tasks.deliveries_sweep_task", 60.0),
         ("rehab.tasks.review_rules_task", 3600.0),
         ("rehab.tasks.missed_log_reminders_task", 24 * 3600.0),
     ):

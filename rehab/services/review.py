@@ -44,14 +44,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from config.db import sql_names
+from config.enqueue import task_publish
 from patients.models import Patient
 from rehab.models import (
     Alert,
@@ -433,14 +433,21 @@ def _resolve_automatically(sql: str, params: dict[str, Any], *, disposition: str
 REMINDER_LOCAL_HOURS = (9, 21)
 
 
+# The notifications app's task that sends one missed-log reminder (published by name).
+MISSED_LOG_REMINDER_TASK = "notifications.tasks.missed_log_reminder_task"
+
+
 def missed_log_reminders_send(*, now: dt.datetime | None = None) -> int:
     """NR-LOG-01's first step: remind each patient 3 to 6 days without a log, once per
-    streak (from 7 days their clinician is alerted instead). Returns reminders sent.
+    streak (from 7 days their clinician is alerted instead). Returns the reminders handed
+    to the notifications app now.
 
-    Who is owed one is one set-based query; each reminder is claimed under its row's
-    lock (SKIP LOCKED) and stamped `sent_at` in the same transaction as the send, so a
-    second run or a second beat sends nothing twice, and a failed send is tried again
-    by the next run while the streak lasts.
+    Who is owed one is one set-based query, recorded as a `MissedLogReminder` row per
+    streak (`sent_at` NULL: owed). Each reminder owed in the patient's own daytime is
+    published by id to the notifications app, which sends it exactly once (its delivery
+    record has the reminder's id as key) and stamps `sent_at` in the same transaction; a
+    lost message or a failed send is picked up again by the next run while the streak
+    lasts (docs/architecture.md, "Notifications").
     """
     now = now or timezone.now()
     findings = missed_logs_reminder_list(now=now)
@@ -460,47 +467,35 @@ def missed_log_reminders_send(*, now: dt.datetime | None = None) -> int:
     )
     owed = MissedLogReminder.objects.filter(
         patient_id__in=list(streaks), sent_at__isnull=True
-    ).values_list("pk", "patient_id", "streak_from")
-    sent = 0
-    for reminder_id, patient_id, streak_from in owed:
-        if streaks[patient_id][0] != streak_from:
+    ).values_list("pk", "patient_id", "streak_from", "patient__timezone")
+    first, last = REMINDER_LOCAL_HOURS
+    published = 0
+    for reminder_id, patient_id, streak_from, tz_name in owed:
+        start, missed = streaks[patient_id]
+        if start != streak_from:
             continue  # an older streak, ended since: nothing more to say about it
-        try:
-            sent += _send_reminder(reminder_id, missed=streaks[patient_id][1])
-        except Exception:
-            logger.exception("could not send the missed-log reminder %s", reminder_id)
-    return sent
+        if not first <= now.astimezone(ZoneInfo(tz_name)).hour < last:
+            continue  # owed still: a later hourly run sends it in the patient's day
+        MissedLogReminder.objects.filter(pk=reminder_id, sent_at__isnull=True).update(
+            missed_days=missed
+        )
+        published += task_publish(MISSED_LOG_REMINDER_TASK, str(reminder_id))
+    return published
 
 
-def _send_reminder(reminder_id: int, *, missed: int) -> bool:
-    with transaction.atomic():
-        reminder = (
-            MissedLogReminder.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("patient")
-            .filter(pk=reminder_id, sent_at__isnull=True)
-            .first()
+def missed_log_reminder_owed(*, reminder_id: int | str) -> MissedLogReminder | None:
+    """The reminder, with its patient, if it is still owed."""
+    return (
+        MissedLogReminder.objects.select_related("patient")
+        .filter(pk=reminder_id, sent_at__isnull=True)
+        .first()
+    )
+
+
+def missed_log_reminder_sent(*, reminder_id: int | str) -> bool:
+    """Stamp the reminder sent, once; in the caller's transaction (the delivery's)."""
+    return bool(
+        MissedLogReminder.objects.filter(pk=reminder_id, sent_at__isnull=True).update(
+            sent_at=timezone.now()
         )
-        if reminder is None:
-            return False
-        patient = reminder.patient
-        first, last = REMINDER_LOCAL_HOURS
-        if not first <= timezone.now().astimezone(patient.tz).hour < last:
-            return False  # owed still: a later hourly run sends it in the patient's day
-        # No clinical content: a nudge to open the app, where the safety check is.
-        send_mail(
-            subject="A quick check-in on how you are doing",
-            message=(
-                f"Hello {patient.first_name},\n\n"
-                f"We have not had your daily log for {missed} days. It takes a minute, "
-                "and it helps your physio follow how you are doing. Please open the app "
-                "and fill in today's log, including the safety questions.\n\n"
-                "If you have new numbness between your legs, bladder or bowel changes, or "
-                "weakness in both legs, go to the Emergency Department now.\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[patient.email],
-        )
-        reminder.sent_at = timezone.now()
-        reminder.missed_days = missed
-        reminder.save(update_fields=["sent_at", "missed_days"])
-    return True
+    )

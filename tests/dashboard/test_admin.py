@@ -34,6 +34,7 @@ from django_celery_beat.models import (
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from notifications.models import Delivery
 from patients.models import AuditEvent, AuthToken, Clinic, Invitation, Patient, SignInFailure
 from patients.services import audit_record
 from programs import services as program_services
@@ -102,9 +103,22 @@ def populate(rows: int) -> None:
         AlertOccurrence.objects.create(alert=alert, log=log, fired_on=log.date, rule_version=1)
         AlertEvent.objects.create(alert=alert, kind="created", actor=clinician.user)
         Notification.objects.create(clinician=clinician, alert=alert, kind="alert", message="x")
+        Delivery.objects.create(
+            kind="alert",
+            channel="email",
+            recipient=clinician.user,
+            address=clinician.user.email,
+            alert=alert,
+            patient=patient,
+            idempotency_key=f"alert:{alert.pk}:{k}-{i}",
+            due_at=now,
+            next_attempt_at=now,
+        )
         interval = IntervalSchedule.objects.create(every=100 * k + i + 1, period="minutes")
         PeriodicTask.objects.create(
-            name=f"task {k}-{i}", task="rehab.tasks.notifications_sweep_task", interval=interval
+            name=f"task {k}-{i}",
+            task="notifications.tasks.alert_notifications_sweep_task",
+            interval=interval,
         )
         CrontabSchedule.objects.create(minute=str(i % 60), hour=str(k % 24))
         SolarSchedule.objects.create(event="sunrise", latitude=51 + i, longitude=k % 180)
@@ -188,6 +202,7 @@ def test_every_changelist_opens_in_the_same_queries_with_more_rows(operator_clie
         "patients.User",
         "patients.Patient",
         "rehab.Alert",
+        "notifications.Delivery",
         "rehab.DailyLog",
         "django_celery_beat.PeriodicTask",
         "programs.ProgramAssignment",

@@ -15,10 +15,10 @@ import time_machine
 from django.core import mail
 
 from config import enqueue
+from notifications import services as notification_services
 from patients.models import AuditEvent
 from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
 from rehab.services import alerts as alert_services
-from rehab.services import delivery as delivery_services
 from rehab.services import safety
 from rehab.services import sweeps as sweep_services
 from tests.factories import ClinicianFactory
@@ -535,16 +535,11 @@ def test_a_lost_quiet_logs_message_holds_nothing_up_past_the_flag(
 
 
 def test_it_notifies_the_care_team_of_an_emergency_in_app_and_by_email(
-    patient_client, clinician, django_capture_on_commit_callbacks, monkeypatch
+    patient_client, clinician, django_capture_on_commit_callbacks, monkeypatch, run_published
 ):
     from rehab import tasks
 
     monkeypatch.setattr(tasks.log_evaluate_task, "delay", lambda log_id: None)
-    monkeypatch.setattr(
-        tasks.alert_notify_task,
-        "delay",
-        lambda alert_id: delivery_services.alert_notify(alert_id=alert_id),
-    )
     post_log(patient_client, **SADDLE)
     with django_capture_on_commit_callbacks(execute=True):
         evaluate_all()
@@ -557,8 +552,8 @@ def test_it_notifies_the_care_team_of_an_emergency_in_app_and_by_email(
     assert "saddle" not in mail.outbox[0].body.lower()
     assert alert.events.filter(kind="notified").exists()
     # Exactly once: a second delivery (redelivered message, sweeper) sends nothing.
-    assert delivery_services.alert_notify(alert_id=alert.pk) is False
-    assert delivery_services.notifications_sweep() == 0
+    assert notification_services.alert_notify(alert_id=alert.pk) is False
+    assert notification_services.alert_notifications_sweep() == 0
     assert len(mail.outbox) == 1
 
 
@@ -566,7 +561,7 @@ def test_it_sends_owed_notifications_from_the_sweeper(patient_client):
     post_log(patient_client, safety={"weakness": "foot_drop"})
     evaluate_all()  # on_commit callbacks are not run: the message is "lost"
     assert len(mail.outbox) == 0
-    assert delivery_services.notifications_sweep() == 1
+    assert notification_services.alert_notifications_sweep() == 1
     assert len(mail.outbox) == 1
 
 
@@ -578,20 +573,20 @@ def test_it_does_not_email_about_routine_alerts(patient, clinician):
         rule_id="RF-NP-01", version=1, severity="routine", basis={}, message_key="routine"
     )
     alert_services.alert_raise(patient=patient, firing=firing, log=log, fired_on=TODAY)
-    assert delivery_services.notifications_sweep() == 0
+    assert notification_services.alert_notifications_sweep() == 0
     assert not Notification.objects.exists()
 
 
 def test_it_escalates_an_unacknowledged_emergency_after_an_hour_once(patient_client, clinic):
     post_log(patient_client, **SADDLE)
     evaluate_all()
-    delivery_services.notifications_sweep()
+    notification_services.alert_notifications_sweep()
     mail.outbox.clear()
     with time_machine.travel(NOW + timedelta(minutes=59), tick=False):
-        assert delivery_services.escalations_sweep() == 0
+        assert notification_services.escalations_sweep() == 0
     with time_machine.travel(NOW + timedelta(minutes=60), tick=False):
-        assert delivery_services.escalations_sweep() == 1
-        assert delivery_services.escalations_sweep() == 0
+        assert notification_services.escalations_sweep() == 1
+        assert notification_services.escalations_sweep() == 0
     assert [m.to for m in mail.outbox] == [[clinic.escalation_email]]
     alert = Alert.objects.get()
     assert alert.escalated_at is not None
@@ -603,9 +598,9 @@ def test_it_escalates_an_urgent_alert_after_four_hours(patient_client):
     post_log(patient_client, safety={"weakness": "foot_drop"})
     evaluate_all()
     with time_machine.travel(NOW + timedelta(hours=3, minutes=59), tick=False):
-        assert delivery_services.escalations_sweep() == 0
+        assert notification_services.escalations_sweep() == 0
     with time_machine.travel(NOW + timedelta(hours=4), tick=False):
-        assert delivery_services.escalations_sweep() == 1
+        assert notification_services.escalations_sweep() == 1
 
 
 def test_it_does_not_escalate_an_acknowledged_alert(patient_client, clinician):
@@ -613,7 +608,7 @@ def test_it_does_not_escalate_an_acknowledged_alert(patient_client, clinician):
     evaluate_all()
     alert_services.alert_acknowledge(alert=Alert.objects.get(), actor=clinician.user)
     with time_machine.travel(NOW + timedelta(hours=2), tick=False):
-        assert delivery_services.escalations_sweep() == 0
+        assert notification_services.escalations_sweep() == 0
 
 
 # --------------------------------------------------------------------------- API

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import pytest
 import time_machine
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -1040,7 +1041,7 @@ def test_it_judges_a_late_log_after_an_injection(patient):
 # --------------------------------------------------------------------------- NR-LOG-01 reminders
 
 
-def test_it_reminds_a_patient_once_per_missed_log_streak(patient, clinic):
+def test_it_reminds_a_patient_once_per_missed_log_streak(patient, clinic, run_published):
     from django.core import mail
 
     from rehab.models import MissedLogReminder
@@ -1070,21 +1071,31 @@ def test_it_reminds_a_patient_once_per_missed_log_streak(patient, clinic):
     assert len(mail.outbox) == 2
 
 
-def test_it_tries_a_failed_reminder_again_at_the_next_run(patient, monkeypatch):
+def test_it_tries_a_failed_reminder_again_at_the_next_run(patient, settings, run_published):
     from django.core import mail
 
-    from rehab.services import review as review_services
+    from rehab.models import MissedLogReminder
 
     DailyLog.objects.create(patient=patient, date=days_ago(5), pain=3)
 
-    def refuse(**_: Any) -> int:
-        raise OSError("smtp down")
-
-    monkeypatch.setattr(review_services, "send_mail", refuse)
-    assert review.missed_log_reminders_send() == 0
-    monkeypatch.undo()
-    assert review.missed_log_reminders_send() == 1
+    settings.EMAIL_BACKEND = "tests.rehab.test_review_jobs.DownEmailBackend"
+    assert review.missed_log_reminders_send() == 1  # handed over, and failed
+    assert MissedLogReminder.objects.get().sent_at is None
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
+        assert review.missed_log_reminders_send() == 1
     assert len(mail.outbox) == 1
+    assert MissedLogReminder.objects.get().sent_at == NOW + timedelta(hours=1)
+    # Sent: the next run finds nothing owed.
+    with time_machine.travel(NOW + timedelta(hours=2), tick=False):
+        assert review.missed_log_reminders_send() == 0
+
+
+class DownEmailBackend(BaseEmailBackend):
+    """A mail server that is down."""
+
+    def send_messages(self, email_messages: Any) -> int:
+        raise OSError("smtp down")
 
 
 def test_it_schedules_the_reminders_daily(settings):
@@ -1093,7 +1104,7 @@ def test_it_schedules_the_reminders_daily(settings):
     assert entry["schedule"] == 3600.0  # hourly: each patient's own morning
 
 
-def test_it_reminds_a_patient_in_their_own_day_not_at_night(patient, clinic):
+def test_it_reminds_a_patient_in_their_own_day_not_at_night(patient, clinic, run_published):
     from django.core import mail
 
     night = PatientFactory.create(clinic=clinic, timezone="Pacific/Auckland")  # 01:00 there

@@ -19,8 +19,10 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.locmem import EmailBackend
 
 from config import enqueue
+from notifications import services as notification_services
+from notifications import tasks
 from patients.models import Clinic, Clinician, Patient
-from rehab import tasks
+from rehab import tasks as rehab_tasks
 from rehab.models import Alert, DailyLog
 from rehab.safety import Firing
 from rehab.services import alerts as alert_services
@@ -37,14 +39,15 @@ BACKEND = "tests.rehab.test_safety_delivery.RefusingBackend"
 
 
 class RefusingBackend(EmailBackend):
-    """locmem, except that a message to any address in `refused` raises as SMTP would."""
+    """locmem, except that a message to any address in `refused` raises as SMTP would for
+    a mailbox unavailable for now (450: try again later)."""
 
     refused: ClassVar[set[str]] = set()
 
     def send_messages(self, messages: Sequence[EmailMessage]) -> int:
         for message in messages:
             if self.refused & set(message.recipients()):
-                raise smtplib.SMTPRecipientsRefused({r: (550, b"no") for r in self.refused})
+                raise smtplib.SMTPRecipientsRefused({r: (450, b"try later") for r in self.refused})
         return super().send_messages(messages)
 
 
@@ -95,9 +98,9 @@ def test_it_escalates_the_other_alerts_when_one_escalation_email_fails(refusing,
     refusing.add("oncall@broken.example")
 
     with later(62):
-        assert delivery_services.escalations_sweep() == 1
+        assert notification_services.escalations_sweep() == 1
         # Waiting out its back-off, the failing alert does not come round again.
-        assert delivery_services.escalations_sweep() == 0
+        assert notification_services.escalations_sweep() == 0
         health = client.get("/health/").json()
 
     first.refresh_from_db()
@@ -107,14 +110,18 @@ def test_it_escalates_the_other_alerts_when_one_escalation_email_fails(refusing,
     assert first.escalated_at is None
     assert first.escalation_attempts == 1
     assert first.escalation_retry_at == NOW + timedelta(minutes=63)
-    assert "SMTPRecipientsRefused" in first.delivery_error
+    assert "recipient refused" in first.delivery_error
     assert not first.events.filter(kind="escalated").exists()
     assert (health["status"], health["safety"]["undelivered_alerts"]) == ("degraded", 1)
 
     refusing.clear()
     with later(63):
-        assert delivery_services.escalations_sweep() == 1
-        assert client.get("/health/").json()["status"] == "ok"
+        assert notification_services.escalations_sweep() == 1
+        # The safety line clears. (The notifications line still reports the care-team
+        # emails owed: this test never ran their sweep.)
+        health = client.get("/health/").json()
+        assert health["safety"]["ok"] is True
+        assert health["notifications"]["owed_safety_deliveries"] == 2
     first.refresh_from_db()
     assert first.escalated_at is not None
     assert first.delivery_error == ""
@@ -126,7 +133,7 @@ def test_it_gives_up_on_an_escalation_after_a_bounded_number_of_attempts(refusin
     minutes = 61.0
     for _ in range(delivery_services.MAX_DELIVERY_ATTEMPTS + 3):
         with later(minutes):
-            delivery_services.escalations_sweep()
+            notification_services.escalations_sweep()
         minutes += 31  # past the longest back-off
     alert.refresh_from_db()
     assert alert.escalation_attempts == delivery_services.MAX_DELIVERY_ATTEMPTS
@@ -143,15 +150,17 @@ def test_it_notifies_the_other_care_teams_when_one_email_fails(refusing, clinic)
     with later(1):
         emergency(good)
         refusing.add("bad@riverside.example")
-        assert delivery_services.notifications_sweep() == 1
-        assert delivery_services.notifications_sweep() == 0  # the failing one waits its back-off
+        assert notification_services.alert_notifications_sweep() == 1
+        assert (
+            notification_services.alert_notifications_sweep() == 0
+        )  # the failing one waits its back-off
     assert [m.to for m in mail.outbox] == [["good@riverside.example"]]
     failing.refresh_from_db()
     assert (failing.notified_at, failing.notify_attempts) == (None, 1)
 
     refusing.clear()
     with later(3):
-        assert delivery_services.notifications_sweep() == 1
+        assert notification_services.alert_notifications_sweep() == 1
     failing.refresh_from_db()
     assert failing.notified_at is not None
 
@@ -169,20 +178,23 @@ def test_it_bounds_how_long_email_may_block(settings):
     assert settings.EMAIL_TIMEOUT == 10
     for task in (
         tasks.alert_notify_task,
-        tasks.notifications_sweep_task,
+        tasks.alert_notifications_sweep_task,
         tasks.escalations_sweep_task,
+        tasks.deliveries_sweep_task,
     ):
-        assert task.soft_time_limit == tasks.EMAIL_SOFT_TIME_LIMIT
-        assert task.time_limit == tasks.EMAIL_TIME_LIMIT
-    # The sweeps stop taking work well before the soft limit ends them.
-    assert enqueue.SWEEP_TIME_BUDGET < tasks.EMAIL_SOFT_TIME_LIMIT
+        assert task.soft_time_limit == tasks.SEND_SOFT_TIME_LIMIT
+        assert task.time_limit == tasks.SEND_TIME_LIMIT
+    # The sweeps stop taking work well before the soft limit ends them, and a delivery's
+    # lease outlives the task that holds it.
+    assert enqueue.SWEEP_TIME_BUDGET < tasks.SEND_SOFT_TIME_LIMIT
+    assert notification_services.LEASE.total_seconds() > tasks.SEND_TIME_LIMIT
 
 
 def test_it_stops_a_sweep_when_its_time_budget_is_spent(clinic):
     for _ in range(3):
         emergency(patient_of(clinic, clinician_of(clinic, f"{_}@riverside.example")))
-    assert delivery_services.notifications_sweep(budget=0.0) == 1
-    assert delivery_services.notifications_sweep() == 2
+    assert notification_services.alert_notifications_sweep(budget=0.0) == 1
+    assert notification_services.alert_notifications_sweep() == 2
 
 
 # --------------------------------------------------------------------------- nobody to tell
@@ -194,7 +206,7 @@ def test_it_escalates_to_the_clinic_admins_without_an_escalation_contact(clinic)
     clinician_of(clinic, "admin@riverside.example", role="clinic_admin")
     emergency(patient_of(clinic))
     with later(60):
-        assert delivery_services.escalations_sweep() == 1
+        assert notification_services.escalations_sweep() == 1
     assert [m.to for m in mail.outbox] == [["admin@riverside.example"]]
 
 
@@ -204,15 +216,24 @@ def test_it_escalates_to_every_clinician_without_contact_or_admin(clinic, clinic
     clinician_of(clinic, "bea@riverside.example")
     emergency(patient_of(clinic))
     with later(60):
-        assert delivery_services.escalations_sweep() == 1
-    assert [m.to for m in mail.outbox] == [["alice@riverside.example", "bea@riverside.example"]]
+        assert notification_services.escalations_sweep() == 1
+    # One delivery (and one email) per clinician: each is retried on its own, and no
+    # recipient sees the others' addresses.
+    assert sorted(m.to for m in mail.outbox) == [
+        ["alice@riverside.example"],
+        ["bea@riverside.example"],
+    ]
+    events = Alert.objects.get().events.filter(kind="escalated")
+    assert [e.data["recipients"] for e in events] == [
+        ["alice@riverside.example", "bea@riverside.example"]
+    ]
 
 
 def test_it_never_records_an_escalation_to_nobody(client, caplog):
     empty = ClinicFactory.create(escalation_email="")
     alert = emergency(patient_of(empty))
-    with later(60), caplog.at_level(logging.ERROR, logger="rehab.services.safety"):
-        assert delivery_services.escalations_sweep() == 0
+    with later(60), caplog.at_level(logging.ERROR, logger="rehab.services.delivery"):
+        assert notification_services.escalations_sweep() == 0
         health = client.get("/health/")
     alert.refresh_from_db()
     assert alert.escalated_at is None
@@ -228,8 +249,8 @@ def test_it_never_records_an_escalation_to_nobody(client, caplog):
 def test_it_never_records_a_notification_to_nobody(caplog):
     empty = ClinicFactory.create(escalation_email="")
     alert = emergency(patient_of(empty))
-    with caplog.at_level(logging.ERROR, logger="rehab.services.safety"):
-        assert delivery_services.alert_notify(alert_id=alert.pk) is False
+    with caplog.at_level(logging.ERROR, logger="rehab.services.delivery"):
+        assert notification_services.alert_notify(alert_id=alert.pk) is False
     alert.refresh_from_db()
     assert alert.notified_at is None
     assert alert.notify_attempts == 1
@@ -238,7 +259,7 @@ def test_it_never_records_a_notification_to_nobody(caplog):
     # A clinician joins the clinic: the next try after the back-off reaches them.
     clinician_of(empty, "new@empty.example")
     with later(1):
-        assert delivery_services.notifications_sweep() == 1
+        assert notification_services.alert_notifications_sweep() == 1
     assert [m.to for m in mail.outbox] == [["new@empty.example"]]
 
 
@@ -246,13 +267,8 @@ def test_it_never_records_a_notification_to_nobody(caplog):
 
 
 def test_it_emails_the_care_team_again_when_an_acknowledged_alert_fires_again(
-    patient, clinician, django_capture_on_commit_callbacks, monkeypatch
+    patient, clinician, django_capture_on_commit_callbacks, run_published
 ):
-    monkeypatch.setattr(
-        tasks.alert_notify_task,
-        "delay",
-        lambda alert_id: delivery_services.alert_notify(alert_id=alert_id),
-    )
     with django_capture_on_commit_callbacks(execute=True):
         alert = emergency(patient)
     alert_services.alert_acknowledge(alert=alert, actor=clinician.user, note="phoned, going to ED")
@@ -277,11 +293,11 @@ def test_it_emails_the_care_team_again_when_an_acknowledged_alert_fires_again(
 
 def test_it_sweeps_a_reopened_alert_whose_message_was_lost(patient, clinician):
     alert = emergency(patient)
-    assert delivery_services.notifications_sweep() == 1
+    assert notification_services.alert_notifications_sweep() == 1
     alert_services.alert_acknowledge(alert=alert, actor=clinician.user)
     with later(60):
         emergency(patient, day=TODAY - timedelta(days=1))  # on_commit not run: "lost"
-        assert delivery_services.notifications_sweep() == 1
+        assert notification_services.alert_notifications_sweep() == 1
     assert len(mail.outbox) == 2
 
 
@@ -302,7 +318,7 @@ def test_it_starts_the_escalation_clock_when_the_patient_submitted(patient):
     alert = Alert.objects.get(rule="RF-CES-01")
     assert alert.escalation_due_at == NOW + timedelta(minutes=60)
     with later(60):
-        assert delivery_services.escalations_sweep() == 1
+        assert notification_services.escalations_sweep() == 1
 
 
 def test_it_starts_the_clock_at_the_edit_that_brought_the_red_flag(patient):
@@ -367,7 +383,7 @@ def test_it_counts_an_acknowledged_red_flag_as_open_for_night_pain(patient, stat
 
 def test_it_sweeps_every_owed_log_in_batches(clinic, monkeypatch):
     sent: list[str] = []
-    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    monkeypatch.setattr(rehab_tasks.log_evaluate_task, "delay", sent.append)
     owed = []
     for i in range(7):
         p = patient_of(clinic)
@@ -381,7 +397,7 @@ def test_it_sweeps_every_owed_log_in_batches(clinic, monkeypatch):
 
 def test_it_stops_sweeping_logs_when_its_time_budget_is_spent(clinic, monkeypatch):
     sent: list[str] = []
-    monkeypatch.setattr(tasks.log_evaluate_task, "delay", sent.append)
+    monkeypatch.setattr(rehab_tasks.log_evaluate_task, "delay", sent.append)
     with later(-10):
         for _ in range(5):
             DailyLog.objects.create(patient=patient_of(clinic), date=TODAY, pain=3)

@@ -28,15 +28,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from config import enqueue
+from notifications import services as notification_services
+from notifications import tasks as notification_tasks
 from patients.models import AuditEvent, Clinician, Patient
 from rehab import tasks
 from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
-from rehab.services import delivery as delivery_services
 from rehab.services import safety
 from rehab.services import sweeps as sweep_services
 from rehab.services.logs import log_create, log_update
 from tests.factories import PatientFactory
 from tests.rehab.worker_support import (
+    SECRET_KEY,
     RedisServer,
     SmtpSink,
     Worker,
@@ -344,7 +346,7 @@ def test_it_loses_and_doubles_nothing_when_the_worker_is_killed_mid_burst(
 
     # Beat's notification sweep, run by the worker, delivers whatever email is still owed.
     beat_until(
-        tasks.notifications_sweep_task,
+        notification_tasks.alert_notifications_sweep_task,
         lambda: (
             not Alert.objects.filter(notified_at__isnull=True).exists()
             and len(smtp.received) >= burst
@@ -535,10 +537,10 @@ def test_it_escalates_and_notifies_once_when_two_beats_sweep_at_once(clinician, 
 
     # Whatever one sweep skipped because the other held it is the next beat's (a minute
     # later); after that, every alert must have been handled once, by one of them.
-    notified = _twice_at_once(delivery_services.notifications_sweep)
-    assert sum(notified) + delivery_services.notifications_sweep() == 20
-    escalated = _twice_at_once(delivery_services.escalations_sweep)
-    assert sum(escalated) + delivery_services.escalations_sweep() == 20
+    notified = _twice_at_once(notification_services.alert_notifications_sweep)
+    assert sum(notified) + notification_services.alert_notifications_sweep() == 20
+    escalated = _twice_at_once(notification_services.escalations_sweep)
+    assert sum(escalated) + notification_services.escalations_sweep() == 20
     print(f"notified per beat: {notified}, escalated per beat: {escalated}")
 
     alert_ids = {str(pk) for pk in Alert.objects.values_list("pk", flat=True)}
@@ -767,3 +769,63 @@ def test_it_retries_at_once_a_safety_task_whose_connection_dropped_mid_task(
     stored = DailyLog.objects.get(pk=log.pk)
     assert stored.evaluated_at is not None
     assert stored.evaluation_failed_at is None
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+@pytest.mark.parametrize("smtp", [30.0], indirect=True)
+def test_it_sends_again_what_a_worker_killed_mid_send_held_as_the_same_message(
+    clinician, workers, smtp, settings
+):
+    # Invitations ride the same delivery machinery as the safety emails (notifications/):
+    # one delivery row, claimed under a lease, its id the email's Message-ID.
+    from datetime import date
+
+    from notifications.models import Delivery
+    from patients import services as patient_services
+    from patients.models import Invitation
+
+    # The worker derives the invitation's code from its own secret key.
+    settings.SECRET_KEY = SECRET_KEY
+    # The worker derives the invitation's code from its own secret key.
+    settings.SECRET_KEY = SECRET_KEY
+    doomed = workers(name="doomed")
+    # Committed at once (transactional test): the task is published by name to the broker.
+    patient_services.invitation_create(
+        clinician=clinician,
+        email="sam.new@example.com",
+        first_name="Sam",
+        last_name="New",
+        date_of_birth=date(1980, 3, 14),
+        timezone_name="Europe/London",
+    )
+    # The mail server holds the message (30 s): the worker is mid-send.
+    wait_until(
+        lambda: Delivery.objects.filter(status="sending").exists(),
+        timeout=20,
+        what="the worker to claim the invitation's delivery",
+    )
+    time.sleep(0.5)  # into the SMTP conversation
+    doomed.kill()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sending", 1)
+    assert Invitation.objects.get().last_sent_at is None
+
+    # Its lease has run out (two minutes, brought forward here): a sweep claims it again.
+    Delivery.objects.update(sending_until=timezone.now())
+    smtp.delay = 0.0
+    workers(name="survivor")
+    beat_until(
+        notification_tasks.deliveries_sweep_task,
+        lambda: Delivery.objects.filter(status="sent").exists(),
+        timeout=20,
+        what="the sweep to send the abandoned delivery",
+    )
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert Invitation.objects.get().last_sent_at is not None
+    # Whatever reached the server is one message: the delivery's id is its Message-ID.
+    assert smtp.received
+    assert {str(r.message["Message-ID"]) for r in smtp.received} == {delivery.provider_id}
+    assert delivery.provider_id.startswith(f"<{delivery.pk}@")

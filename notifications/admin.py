@@ -1,0 +1,29 @@
+"""Operators' view of deliveries: read-only (a delivery is written only by the sending
+machinery), filtered by kind, channel and status, audited as every admin read of a
+patient's rows is."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from notifications.models import Delivery
+from patients.admin import ReadOnlyAdmin
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin[Delivery]):
+    list_display = (
+        "created_at",
+        "kind",
+        "channel",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "last_outcome",
+        "last_error",
+    )
+    list_filter = ("status", "kind", "channel", "last_outcome")
+    search_fields = ("id", "alert__id", "invitation__id", "provider_id")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in Delivery._meta.fields]

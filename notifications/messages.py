@@ -1,0 +1,82 @@
+"""Every text this app sends, in one place (the texts are the product's, the channels
+only carry them). Each function takes the facts of one message and returns its subject
+and body. No clinical detail leaves by email beyond a rule's id: links lead to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Text:
+    subject: str
+    body: str
+
+
+def alert_text(
+    *,
+    severity: str,
+    rule: str,
+    rule_version: int,
+    first_name: str,
+    last_initial: str,
+    raised_at: datetime,
+    link: str,
+    escalation: bool,
+) -> Text:
+    if escalation:
+        subject = f"[ESCALATED {severity.upper()}] {rule} not acknowledged"
+        lead = (
+            f"This {severity} alert has not been acknowledged in time and is escalated to "
+            "you (RF-META-01)."
+        )
+    else:
+        subject = f"[{severity.upper()}] {rule} for a patient needs review"
+        lead = f"A new {severity} safety alert was raised for a patient in your care."
+    body = (
+        f"{lead}\n\nRule: {rule} (version {rule_version})\n"
+        f"Patient: {first_name} {last_initial}.\n"
+        f"Raised: {raised_at:%Y-%m-%d %H:%M} UTC\n\nReview it: {link}\n"
+    )
+    return Text(subject, body)
+
+
+def invitation_text(
+    *, clinic: str, first_name: str, email: str, code: str | None, expires_at: datetime
+) -> Text:
+    """The invitation; without a code when the address already has an account."""
+    subject = f"{clinic} invites you to track your rehab"
+    if code is None:
+        # Registration makes a new account, which this address cannot have: no code, but
+        # the way forward, told only to the address's owner.
+        return Text(
+            subject,
+            f"Hello {first_name},\n\n"
+            f"{clinic} has invited you to log your recovery in the rehab "
+            "app, but this email address already has an account, and an account "
+            "belongs to one clinic. Please give your clinic another email address to "
+            "invite.\n\nIf you were not expecting this, you can ignore this email.",
+        )
+    return Text(
+        subject,
+        f"Hello {first_name},\n\n"
+        f"{clinic} has invited you to log your recovery in the rehab app.\n"
+        f'Open the app, choose "I have a code" and enter:\n\n    {code}\n\n'
+        f"with this email address ({email}). The code works once and expires "
+        f"on {expires_at:%d %B %Y}.\n\n"
+        "If you were not expecting this, you can ignore this email.",
+    )
+
+
+def missed_log_reminder_text(*, first_name: str, missed_days: int) -> Text:
+    # No clinical content: a nudge to open the app, where the safety check is.
+    return Text(
+        "A quick check-in on how you are doing",
+        f"Hello {first_name},\n\n"
+        f"We have not had your daily log for {missed_days} days. It takes a minute, "
+        "and it helps your physio follow how you are doing. Please open the app "
+        "and fill in today's log, including the safety questions.\n\n"
+        "If you have new numbness between your legs, bladder or bowel changes, or "
+        "weakness in both legs, go to the Emergency Department now.\n",
+    )

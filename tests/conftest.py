@@ -92,9 +92,9 @@ def run_published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any,
 
     sent: list[tuple[str, tuple[Any, ...]]] = []
 
-    def send_task(name: str, args: Any = (), **kwargs: Any) -> None:
+    def send_task(name: str, args: Any = (), kwargs: Any = None, **options: Any) -> None:
         sent.append((name, tuple(args)))
-        app.tasks[name].apply(args=args)
+        app.tasks[name].apply(args=args, kwargs=kwargs)
 
     monkeypatch.setattr(app, "send_task", send_task)
     return sent
@@ -111,10 +111,10 @@ def enqueued(
     run = app.send_task  # run_published's stand-in
     sent: list[tuple[Any, ...]] = []
 
-    def send_task(name: str, args: Any = (), **kwargs: Any) -> None:
+    def send_task(name: str, args: Any = (), kwargs: Any = None, **options: Any) -> None:
         if name == "notifications.tasks.invitation_send_task":
             sent.append(tuple(args))
-        run(name, args, **kwargs)
+        run(name, args, kwargs, **options)
 
     monkeypatch.setattr(app, "send_task", send_task)
     return sent

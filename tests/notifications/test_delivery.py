@@ -69,7 +69,7 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...
     """The broker: tasks published by name are recorded, not run."""
     sent: list[tuple[str, tuple[Any, ...]]] = []
 
-    def send_task(name: str, args: Any = (), **kwargs: Any) -> None:
+    def send_task(name: str, args: Any = (), kwargs: Any = None, **options: Any) -> None:
         sent.append((name, tuple(args)))
 
     monkeypatch.setattr(celery_app, "send_task", send_task)

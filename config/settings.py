@@ -556,5 +556,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The HTTP clients of the push channels log every request's URL at INFO, and the
+        # URL holds a device token (APNs) or a Web Push endpoint: an address of a person.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "hpack": {"level": "WARNING"},
     },
 }

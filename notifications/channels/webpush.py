@@ -45,14 +45,16 @@ class WebPushChannel:
         subject: str,
         allowed_hosts: list[str] | tuple[str, ...],
         timeout: float = 10.0,
-        verify: bool | str = True,
+        ca_file: str | None = None,
     ) -> None:
         self._vapid = load_vapid_key(vapid_private_key)
         self._subject = subject
         self._allowed_hosts = tuple(allowed_hosts)
         self._timeout = timeout
         self._session = requests.Session()
-        self._session.verify = verify
+        self._session.verify = ca_file or True
+        # requests lets REQUESTS_CA_BUNDLE override a session's own CA file.
+        self._session.trust_env = not ca_file
         # A push service answers, it never redirects: a redirect would send the payload
         # and our VAPID signature to a host nobody checked.
         self._session.max_redirects = 0

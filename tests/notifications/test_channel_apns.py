@@ -46,7 +46,7 @@ def _channel(apns, certificates, closing, key=None, **overrides) -> ApnsChannel:
         "private_key": key,
         "topic": TOPIC,
         "base_url": apns.base_url,
-        "verify": certificates.context(),
+        "ca_file": str(certificates.ca_file),
         "timeout": 5.0,
         **overrides,
     }
@@ -167,7 +167,7 @@ def test_a_server_down_is_a_retry(certificates, closing, signing_key):
         private_key=_p8(signing_key),
         topic=TOPIC,
         base_url="https://localhost:9",
-        verify=certificates.context(),
+        ca_file=str(certificates.ca_file),
         timeout=2.0,
     )
     closing.append(channel)

@@ -154,11 +154,15 @@ class FakeProvider:
     def handle(self, request: Request) -> Reply:
         raise NotImplementedError
 
+    def scriptable(self, request: Request) -> bool:
+        """Whether a scripted reply may answer `request` (not, say, a token request)."""
+        return True
+
     def _answer(self, request: Request) -> Reply:
         self.requests.append(request)
         reply = self.handle(request)
         # A scripted reply replaces a success only: the checks of `handle` still run.
-        if self.scripted and 200 <= reply.status < 300:
+        if self.scripted and 200 <= reply.status < 300 and self.scriptable(request):
             return self.scripted.popleft()
         return reply
 
@@ -229,6 +233,7 @@ def serving(app: FakeProvider, certificates: Certificates) -> Iterator[str]:
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
+        assert not thread.is_alive(), "the fake server did not stop"
         loop.close()
         # hypercorn closed the descriptor with its own socket object.
         sock.detach()

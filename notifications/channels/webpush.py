@@ -125,6 +125,9 @@ class WebPushChannel:
         assert isinstance(response, requests.Response)
         return _result(response)
 
+    def close(self) -> None:
+        self._session.close()
+
 
 def _result(response: requests.Response) -> SendResult:
     status = response.status_code

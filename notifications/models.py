@@ -13,7 +13,6 @@ from django.db.models import Q
 from notifications.querysets import DeviceQuerySet
 from patients.models import validate_timezone
 
-
 # --------------------------------------------------------------------------- devices
 # The push addresses of signed-in devices (docs/architecture.md, "Notifications";
 # docs/app-developers.md, "Push notifications"). Each belongs to exactly one sign-in, an
@@ -76,7 +75,9 @@ class Device(models.Model):
             models.UniqueConstraint(
                 fields=["auth_token"], name="notifications_device_one_per_auth_token"
             ),
-            models.UniqueConstraint(fields=["session"], name="notifications_device_one_per_session"),
+            models.UniqueConstraint(
+                fields=["session"], name="notifications_device_one_per_session"
+            ),
             models.CheckConstraint(
                 condition=Q(auth_token__isnull=False, session__isnull=True)
                 | Q(auth_token__isnull=True, session__isnull=False),

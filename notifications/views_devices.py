@@ -62,9 +62,8 @@ class IsPatientOrClinician(BasePermission):
         )
 
 
-class DeviceApiMixin:
-    authentication_classes = [BearerTokenAuthentication, DashboardSessionAuthentication]
-    permission_classes = [IsPatientOrClinician]
+# The app signs in with its API token, the dashboard's browser with its session.
+DEVICE_AUTHENTICATION: list[Any] = [BearerTokenAuthentication, DashboardSessionAuthentication]
 
 
 def _user(request: Request) -> User:
@@ -104,7 +103,7 @@ class DeviceOutputSerializer(serializers.Serializer[Any]):
         if sign_in is None:
             return False
         if sign_in.auth_token is not None:
-            return device.auth_token_id == sign_in.auth_token.pk
+            return bool(device.auth_token_id == sign_in.auth_token.pk)
         return device.session_id is not None and device.session_id == sign_in.session_key
 
 
@@ -114,7 +113,10 @@ def _sign_in(request: Request) -> devices.SignIn:
     return devices.SignIn(session_key=request.session.session_key)
 
 
-class DeviceListCreateApi(DeviceApiMixin, APIView):
+class DeviceListCreateApi(APIView):
+    authentication_classes = DEVICE_AUTHENTICATION
+    permission_classes = [IsPatientOrClinician]
+
     class InputSerializer(StrictSerializer):
         platform = serializers.ChoiceField(choices=Device.Platform.choices)
         token = serializers.CharField(
@@ -209,7 +211,10 @@ class DeviceListCreateApi(DeviceApiMixin, APIView):
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class DeviceDeleteApi(DeviceApiMixin, APIView):
+class DeviceDeleteApi(APIView):
+    authentication_classes = DEVICE_AUTHENTICATION
+    permission_classes = [IsPatientOrClinician]
+
     @extend_schema(
         request=None,
         responses={204: None, 404: OpenApiResponse(description="Not one of your devices")},

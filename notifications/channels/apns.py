@@ -14,7 +14,7 @@ import httpx
 import jwt
 from django.conf import settings
 
-from notifications.channels.base import OutgoingMessage, Outcome, SendResult
+from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 from notifications.channels.httputil import retry_after_seconds
 
 _TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
@@ -110,7 +110,9 @@ class ApnsChannel:
         for attempt in range(2):
             try:
                 response = self._client.post(
-                    url, content=body, headers={**headers, "authorization": f"bearer {provider_token}"}
+                    url,
+                    content=body,
+                    headers={**headers, "authorization": f"bearer {provider_token}"},
                 )
             except httpx.HTTPError as exc:
                 return SendResult(Outcome.RETRY, detail=f"network: {type(exc).__name__}")

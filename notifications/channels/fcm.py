@@ -17,7 +17,7 @@ from django.conf import settings
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
-from notifications.channels.base import OutgoingMessage, Outcome, SendResult
+from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 from notifications.channels.httputil import retry_after_seconds
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -39,7 +39,7 @@ class FcmChannel:
         ca_file: str | None = None,
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
-        self._credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+        self._credentials = service_account.Credentials.from_service_account_info(
             service_account_info, scopes=[SCOPE]
         )
         # The token endpoint (the service account's `token_uri`) is called by google-auth
@@ -73,7 +73,7 @@ class FcmChannel:
     def _access_token(self, *, renew: bool = False) -> str:
         with self._lock:
             if renew or not self._credentials.valid:
-                self._credentials.refresh(self._auth_request)  # type: ignore[no-untyped-call]
+                self._credentials.refresh(self._auth_request)
             token = self._credentials.token
             assert isinstance(token, str)
             return token

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
-from py_vapid import Vapid, VapidException
-from pywebpush import WebPusher, WebPushException
+from py_vapid import Vapid, VapidException  # type: ignore[import-untyped]
+from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
 
-from notifications.channels.base import OutgoingMessage, Outcome, SendResult
+from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 from notifications.channels.httputil import host_allowed, retry_after_seconds
 
 

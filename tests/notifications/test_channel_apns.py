@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from notifications.channels.apns import ApnsChannel
-from notifications.channels.base import OutgoingMessage, Outcome
+from notifications.channels.base import Outcome, OutgoingMessage
 from tests.notifications.fakes.apns import FakeApns
 from tests.notifications.fakes.server import Reply, serving
 
@@ -66,7 +66,9 @@ def _message(**overrides) -> OutgoingMessage:
     return OutgoingMessage(**{**values, **overrides})
 
 
-def test_it_delivers_over_http2_with_a_signed_provider_token(apns, certificates, closing, signing_key):
+def test_it_delivers_over_http2_with_a_signed_provider_token(
+    apns, certificates, closing, signing_key
+):
     channel = _channel(apns, certificates, closing, _p8(signing_key))
     message = _message(urgent=True, ttl_seconds=600)
     result = channel.send(message)

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from notifications.channels.base import OutgoingMessage, Outcome
+from notifications.channels.base import Outcome, OutgoingMessage
 from notifications.channels.fcm import FcmChannel
 from tests.notifications.fakes.fcm import FakeFcm, fcm_error
 from tests.notifications.fakes.server import serving

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from notifications.channels.base import OutgoingMessage, Outcome
+from notifications.channels.base import Outcome, OutgoingMessage
 from notifications.channels.webpush import WebPushChannel, vapid_public_key
 from notifications.devices import device_forget_dead
 from notifications.models import Device
@@ -90,9 +90,10 @@ def test_it_delivers_an_encrypted_payload_signed_with_vapid(
 
 def test_routine_messages_go_at_normal_urgency(push_service, certificates, closing, vapid_key):
     address = _subscribe(push_service, vapid_key)
-    assert _channel(push_service, certificates, closing, vapid_key).send(
-        _message(address)
-    ).outcome is Outcome.SENT
+    assert (
+        _channel(push_service, certificates, closing, vapid_key).send(_message(address)).outcome
+        is Outcome.SENT
+    )
     assert push_service.delivered[0][1]["urgency"] == "normal"
 
 
@@ -186,5 +187,8 @@ def test_a_registered_browser_is_reached_and_forgotten_when_gone(
     push_service.gone.update(push_service.browsers)
     result = channel.send(_message(device.address))
     assert result.outcome is Outcome.DEAD_ADDRESS
-    assert device_forget_dead(channel=device.channel, address=device.address, detail=result.detail) == 1
+    assert (
+        device_forget_dead(channel=device.channel, address=device.address, detail=result.detail)
+        == 1
+    )
     assert not Device.objects.exists()

@@ -7,6 +7,7 @@ import json
 import re
 import time
 import uuid
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,7 +22,9 @@ def _reason(status: int, reason: str, **extra: object) -> Reply:
 
 
 class FakeApns(FakeProvider):
-    def __init__(self, *, team_id: str, key_id: str, public_key: ec.EllipticCurvePublicKey, topic: str) -> None:
+    def __init__(
+        self, *, team_id: str, key_id: str, public_key: ec.EllipticCurvePublicKey, topic: str
+    ) -> None:
         super().__init__()
         self.team_id, self.key_id, self.public_key, self.topic = team_id, key_id, public_key, topic
         self.unregistered: set[str] = set()
@@ -61,7 +64,7 @@ class FakeApns(FakeProvider):
         return Reply(200, b"", {"apns-id": apns_id})
 
     @staticmethod
-    def payload(request: Request) -> dict[str, object]:
+    def payload(request: Request) -> dict[str, Any]:
         value = json.loads(request.body)
         assert isinstance(value, dict)
         return value

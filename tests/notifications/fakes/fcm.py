@@ -26,7 +26,14 @@ def fcm_error(status_code: int, status: str, code: str = "", **headers: str) -> 
     )
     return Reply.json(
         status_code,
-        {"error": {"code": status_code, "message": status.lower(), "status": status, "details": details}},
+        {
+            "error": {
+                "code": status_code,
+                "message": status.lower(),
+                "status": status,
+                "details": details,
+            }
+        },
         headers,
     )
 
@@ -70,8 +77,13 @@ class FakeFcm(FakeProvider):
             )
         except jwt.PyJWTError as exc:
             self.refusals.append(repr(exc))
-            return Reply.json(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
-        if claims.get("iss") != self.client_email or SCOPE not in str(claims.get("scope", "")).split():
+            return Reply.json(
+                400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+            )
+        if (
+            claims.get("iss") != self.client_email
+            or SCOPE not in str(claims.get("scope", "")).split()
+        ):
             return Reply.json(400, {"error": "invalid_scope"})
         if not claims["iat"] <= time.time() + 60 < claims["exp"] + 60:
             return Reply.json(400, {"error": "invalid_grant", "error_description": "Bad time."})

@@ -100,7 +100,9 @@ def make_certificates(directory: Path) -> Certificates:
         .sign(ca_key, hashes.SHA256())
     )
     files = Certificates(
-        ca_file=directory / "ca.pem", cert_file=directory / "cert.pem", key_file=directory / "key.pem"
+        ca_file=directory / "ca.pem",
+        cert_file=directory / "cert.pem",
+        key_file=directory / "key.pem",
     )
     files.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -135,7 +137,9 @@ class Reply:
     @classmethod
     def json(cls, status: int, value: Any, headers: dict[str, str] | None = None) -> Reply:
         return cls(
-            status, json.dumps(value).encode(), {"content-type": "application/json", **(headers or {})}
+            status,
+            json.dumps(value).encode(),
+            {"content-type": "application/json", **(headers or {})},
         )
 
 

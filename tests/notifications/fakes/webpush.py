@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import Any
 
-import http_ece
+import http_ece  # type: ignore[import-untyped]
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 

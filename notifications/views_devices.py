@@ -8,6 +8,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.http import HttpRequest
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -47,6 +48,19 @@ class DashboardSessionAuthentication(SessionAuthentication):
             return None
         self.enforce_csrf(request)
         return user, None
+
+
+class DashboardSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "notifications.views_devices.DashboardSessionAuthentication"
+    name = "dashboardSession"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": settings.SESSION_COOKIE_NAME,
+            "description": "A clinician's dashboard session (with the X-CSRFToken header).",
+        }
 
 
 class IsPatientOrClinician(BasePermission):
@@ -232,6 +246,7 @@ class WebPushKeyApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
+    @extend_schema_serializer(component_name="WebPushKey")
     class OutputSerializer(serializers.Serializer[Any]):
         public_key = serializers.CharField(
             allow_null=True,

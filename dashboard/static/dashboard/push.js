@@ -21,6 +21,23 @@
     return input ? input.value : "";
   }
 
+  // The worker's scope is its static folder, not the dashboard's pages, so
+  // `navigator.serviceWorker.ready` (which waits for a worker controlling this page) would
+  // never resolve: wait for this registration's own worker to be active instead.
+  function activated(registration) {
+    if (registration.active) {
+      return Promise.resolve(registration);
+    }
+    const worker = registration.installing || registration.waiting;
+    return new Promise((resolve) => {
+      worker.addEventListener("statechange", () => {
+        if (worker.state === "activated") {
+          resolve(registration);
+        }
+      });
+    });
+  }
+
   async function publicKey() {
     const response = await fetch(button.dataset.keyUrl, { credentials: "same-origin" });
     return response.ok ? (await response.json()).public_key : null;
@@ -33,8 +50,9 @@
       return;
     }
     // Its scope is its own static folder: it serves no page, it only shows messages.
-    const registration = await navigator.serviceWorker.register(button.dataset.sw);
-    await navigator.serviceWorker.ready;
+    const registration = await activated(
+      await navigator.serviceWorker.register(button.dataset.sw)
+    );
     const subscription = await registration.pushManager.subscribe({
       userVisibleOnly: true,
       applicationServerKey: keyBytes(key),

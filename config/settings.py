@@ -329,6 +329,43 @@ if not DEBUG and NOTIFICATION_EMAIL_CHANNEL == "console":
 # the alert's row lock) forever; with it the send fails, and the alert is retried later.
 EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 
+# --- Push notifications (docs/deployment.md § Push notifications) ---
+# Each channel is on when its credentials are set. Seconds one request to a provider may
+# take before the send counts as a network failure (retried later).
+PUSH_TIMEOUT: float = env.float("PUSH_TIMEOUT", default=10.0)
+# FCM HTTP v1: the Firebase project and a service account allowed to send (its JSON key,
+# as a file or inline). FCM_BASE_URL changes only for tests.
+FCM_PROJECT_ID: str = env.str("FCM_PROJECT_ID", default="")
+FCM_SERVICE_ACCOUNT_FILE: str = env.str("FCM_SERVICE_ACCOUNT_FILE", default="")
+FCM_SERVICE_ACCOUNT_JSON: str = env.str("FCM_SERVICE_ACCOUNT_JSON", default="")
+FCM_BASE_URL: str = env.str("FCM_BASE_URL", default="https://fcm.googleapis.com")
+# APNs with token (.p8) authentication: the team, the key's id, the key itself (a file
+# or inline PEM) and the app's bundle id (the topic). APNS_BASE_URL is Apple's
+# production server; the sandbox is https://api.sandbox.push.apple.com.
+APNS_TEAM_ID: str = env.str("APNS_TEAM_ID", default="")
+APNS_KEY_ID: str = env.str("APNS_KEY_ID", default="")
+APNS_PRIVATE_KEY_FILE: str = env.str("APNS_PRIVATE_KEY_FILE", default="")
+APNS_PRIVATE_KEY: str = env.str("APNS_PRIVATE_KEY", default="", multiline=True)
+APNS_TOPIC: str = env.str("APNS_TOPIC", default="")
+APNS_BASE_URL: str = env.str("APNS_BASE_URL", default="https://api.push.apple.com")
+# Web Push: the VAPID key pair's private half (base64url or PEM) and a contact for the
+# push services. Browsers subscribe with the public half (GET /api/v1/push/webpush-key/).
+WEBPUSH_VAPID_PRIVATE_KEY: str = env.str("WEBPUSH_VAPID_PRIVATE_KEY", default="", multiline=True)
+WEBPUSH_VAPID_SUBJECT: str = env.str("WEBPUSH_VAPID_SUBJECT", default="mailto:ops@rehab.local")
+# The only hosts a Web Push endpoint may name: the server POSTs to whatever URL a
+# subscription gives, so anything else would let a client aim it at any URL
+# (docs/security.md § Web Push endpoints). Chrome/Edge-Chromium/Opera/Samsung (FCM),
+# Firefox (Mozilla), Edge on Windows (WNS), Safari (Apple).
+WEBPUSH_ALLOWED_HOSTS: list[str] = env.list(
+    "WEBPUSH_ALLOWED_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        "*.notify.windows.com",
+        "web.push.apple.com",
+    ],
+)
+
 # --- REST framework ---
 _DEFAULT_THROTTLE_RATES = {
     # Failed sign-ins per client address and per (email, address) (docs/app-developers.md: 10 in
@@ -557,5 +594,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The HTTP clients of the push channels log every request's URL at INFO, and the
+        # URL holds a device token (APNs) or a Web Push endpoint: an address of a person.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "hpack": {"level": "WARNING"},
     },
 }

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("programs.urls")),
     path("", include("rehab.urls")),
     path("", include("rights.urls")),
+    path("", include("notifications.urls")),
 ]
 
 urlpatterns = [

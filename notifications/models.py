@@ -8,13 +8,16 @@ beyond the address it goes to.
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from patients.models import Invitation, Patient
+from notifications.querysets import DeviceQuerySet
+from patients.models import Invitation, Patient, validate_timezone
 from rehab.models import Alert
 
 
@@ -93,3 +96,100 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} via {self.channel}: {self.status}"
+
+
+# --------------------------------------------------------------------------- devices
+# The push addresses of signed-in devices (docs/architecture.md, "Notifications";
+# docs/app-developers.md, "Push notifications"). Each belongs to exactly one sign-in, an
+# API token (the app) or a dashboard session (a clinician's browser), and goes with it.
+
+
+class Device(models.Model):
+    """One signed-in device's push address: an FCM or APNs token, or a browser's Web Push
+    subscription."""
+
+    class Platform(models.TextChoices):
+        IOS = "ios", "iOS (APNs)"
+        ANDROID = "android", "Android (FCM)"
+        WEB = "web", "Web browser (Web Push)"
+
+    # Which channel adapter (notifications/channels/) reaches each platform.
+    CHANNELS: ClassVar[dict[str, str]] = {
+        Platform.IOS: "apns",
+        Platform.ANDROID: "fcm",
+        Platform.WEB: "webpush",
+    }
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_devices"
+    )
+    # The sign-in the device registered from: revoking it (sign-out, "sign out everywhere",
+    # a password change, expiry) deletes the device with it, so a phone handed on never
+    # receives the previous user's messages.
+    auth_token = models.ForeignKey(
+        "patients.AuthToken", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    session = models.ForeignKey(
+        "sessions.Session", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    platform = models.CharField(max_length=7, choices=Platform.choices)
+    # The FCM registration token, the APNs device token (hex), or the Web Push endpoint.
+    token = models.CharField(max_length=1024)
+    # Web Push only: the browser's ECDH public key and auth secret (base64url).
+    p256dh = models.CharField(max_length=100, blank=True)
+    auth = models.CharField(max_length=50, blank=True)
+    app_version = models.CharField(max_length=50, blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeviceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "push device"
+        ordering = ("-updated_at",)
+        constraints = [
+            # A token reaches one device: registering it again (maybe after another user
+            # signed in on the same phone) replaces the old row.
+            models.UniqueConstraint(
+                fields=["platform", "token"], name="notifications_device_one_per_token"
+            ),
+            # One push address per sign-in: a new token from the same sign-in replaces it.
+            models.UniqueConstraint(
+                fields=["auth_token"], name="notifications_device_one_per_auth_token"
+            ),
+            models.UniqueConstraint(
+                fields=["session"], name="notifications_device_one_per_session"
+            ),
+            models.CheckConstraint(
+                condition=Q(auth_token__isnull=False, session__isnull=True)
+                | Q(auth_token__isnull=True, session__isnull=False),
+                name="notifications_device_one_sign_in",
+            ),
+            models.CheckConstraint(
+                condition=Q(platform="web", p256dh__gt="", auth__gt="")
+                | (~Q(platform="web") & Q(p256dh="", auth="")),
+                name="notifications_device_web_keys",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()} device {self.id}"
+
+    @property
+    def channel(self) -> str:
+        """The name of the channel adapter that reaches this device."""
+        return self.CHANNELS[self.platform]
+
+    @property
+    def address(self) -> str:
+        """`OutgoingMessage.address` for this device: the token, or for Web Push the
+        subscription as the browser gave it (JSON)."""
+        if self.platform == self.Platform.WEB:
+            return json.dumps(
+                {"endpoint": self.token, "keys": {"p256dh": self.p256dh, "auth": self.auth}},
+                separators=(",", ":"),
+            )
+        return self.token

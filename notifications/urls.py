@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver, path
+
+from notifications import views_devices
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("me/devices/", views_devices.DeviceListCreateApi.as_view(), name="me-devices"),
+    path(
+        "me/devices/<uuid:device_id>/",
+        views_devices.DeviceDeleteApi.as_view(),
+        name="me-device-delete",
+    ),
+    path("push/webpush-key/", views_devices.WebPushKeyApi.as_view(), name="webpush-key"),
+]

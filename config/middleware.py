@@ -13,8 +13,10 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils import translation
+from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
 
+from config.i18n import DEFAULT_LANGUAGE, accept_language
 from config.parsers import unstorable_text
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,33 @@ class InputGuardMiddleware:
         ):
             return _error(request, 400, "Query parameters may not contain NUL characters.")
         return self.get_response(request)
+
+
+class ApiLanguageMiddleware:
+    """Answer /api/ in the caller's language (docs/app-developers.md § Languages).
+
+    Activates the `Accept-Language` header's language (English when it names none we
+    speak) for the request; the bearer-token authentication then switches to a patient's
+    profile language, which wins over the phone's (patients/authentication.py). Django's
+    LocaleMiddleware is not used: it would also switch the clinicians' dashboard, and it
+    reads session and cookie state the API does not have. The answer varies on the header.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        header = request.META.get("HTTP_ACCEPT_LANGUAGE", "")
+        translation.activate((accept_language(header) if header else None) or DEFAULT_LANGUAGE)
+        try:
+            response = self.get_response(request)
+        finally:
+            # The activation is per thread: the next request on it starts from scratch.
+            translation.deactivate()
+        patch_vary_headers(response, ("Accept-Language",))
+        return response
 
 
 class BrowserHardeningMiddleware:

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 # The ORM's own select_related row-to-objects step (not in django-stubs).
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from knox.auth import TokenAuthentication
@@ -48,8 +48,18 @@ class BearerTokenAuthentication(TokenAuthentication):
                 if knox_settings.AUTO_REFRESH and auth_token.expiry:
                     self.renew_token(auth_token)
                 user_and_token: tuple[Any, Any] = self.validate_user(auth_token)
+                _activate_patient_language(user_and_token[0])
                 return user_and_token
         raise exceptions.AuthenticationFailed(msg)
+
+
+def _activate_patient_language(user: Any) -> None:
+    """A patient's profile language wins over their phone's Accept-Language, which
+    config.middleware.ApiLanguageMiddleware activated (and deactivates after the
+    response). The patient row came with the token: no query."""
+    patient = getattr(user, "patient", None)
+    if patient is not None and patient.language:
+        translation.activate(patient.language)
 
 
 def tokens_with_roles(token_key: str) -> QuerySet[Any]:

@@ -123,7 +123,7 @@ def _conflict(
         extra={
             "existing_id": str(existing.pk) if existing else None,
             "safety_advice": safety_services.advice_json(evaluation),
-            "safety_reminder": evaluation.reminder,
+            "safety_reminder": safety_services.reminder_text(evaluation),
         },
     )
 
@@ -167,7 +167,7 @@ def log_create(
         id=log_id,
         patient=patient,
         safety_advice=safety_services.advice_json(evaluation),
-        safety_reminder=evaluation.reminder,
+        safety_reminder=safety_services.reminder_text(evaluation),
         **content,
     )
     event = audit_event(
@@ -255,7 +255,7 @@ def log_update(
         for name in CONTENT_FIELDS:
             setattr(log, name, content[name])
         log.safety_advice = safety_services.advice_json(evaluation)
-        log.safety_reminder = evaluation.reminder
+        log.safety_reminder = safety_services.reminder_text(evaluation)
         log.version += 1
         # An edit is a new set of answers: the background rules owe it a fresh evaluation.
         log.evaluated_at = None

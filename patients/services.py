@@ -18,8 +18,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Value
 from django.db.models.functions import Lower
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from config.db import insert_unless_conflict
@@ -352,33 +354,39 @@ def invitation_send(*, invitation_id: UUID | str) -> bool:
         )
         return False
     patient = invitation.patient
-    if User.objects.filter(email__iexact=invitation.email).exists():
-        # Registration makes a new account, which this address cannot have: no code, but
-        # the way forward, told only to the address's owner (see `invitation_create`).
-        send_mail(
-            subject=f"{patient.clinic.name} invites you to track your rehab",
-            message=(
-                f"Hello {patient.first_name},\n\n"
-                f"{patient.clinic.name} has invited you to log your recovery in the rehab "
-                "app, but this email address already has an account, and an account "
-                "belongs to one clinic. Please give your clinic another email address to "
-                "invite.\n\nIf you were not expecting this, you can ignore this email."
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[invitation.email],
-        )
-        Invitation.objects.filter(pk=invitation.pk).update(last_sent_at=timezone.now())
-        return True
+    # In the patient's language (the clinician may set it when inviting), else English.
+    with translation.override(patient.language or "en"):
+        subject = gettext("%(clinic)s invites you to track your rehab") % {
+            "clinic": patient.clinic.name
+        }
+        if User.objects.filter(email__iexact=invitation.email).exists():
+            # Registration makes a new account, which this address cannot have: no code,
+            # but the way forward, told only to the address's owner (`invitation_create`).
+            message = gettext(
+                "Hello %(first_name)s,\n\n"
+                "%(clinic)s has invited you to log your recovery in the rehab app, but this "
+                "email address already has an account, and an account belongs to one "
+                "clinic. Please give your clinic another email address to invite.\n\n"
+                "If you were not expecting this, you can ignore this email."
+            ) % {"first_name": patient.first_name, "clinic": patient.clinic.name}
+        else:
+            message = gettext(
+                "Hello %(first_name)s,\n\n"
+                "%(clinic)s has invited you to log your recovery in the rehab app.\n"
+                'Open the app, choose "I have a code" and enter:\n\n    %(code)s\n\n'
+                "with this email address (%(email)s). The code works once and expires on "
+                "%(expires)s.\n\n"
+                "If you were not expecting this, you can ignore this email."
+            ) % {
+                "first_name": patient.first_name,
+                "clinic": patient.clinic.name,
+                "code": code,
+                "email": invitation.email,
+                "expires": date_format(invitation.expires_at, "d F Y"),
+            }
     send_mail(
-        subject=f"{patient.clinic.name} invites you to track your rehab",
-        message=(
-            f"Hello {patient.first_name},\n\n"
-            f"{patient.clinic.name} has invited you to log your recovery in the rehab app.\n"
-            f'Open the app, choose "I have a code" and enter:\n\n    {code}\n\n'
-            f"with this email address ({invitation.email}). The code works once and expires "
-            f"on {invitation.expires_at:%d %B %Y}.\n\n"
-            "If you were not expecting this, you can ignore this email."
-        ),
+        subject=subject,
+        message=message,
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[invitation.email],
     )

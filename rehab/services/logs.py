@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext
 
 from config.db import insert_unless_conflict
 from config.exceptions import ConflictError
@@ -47,10 +48,18 @@ def _stored_content(log: DailyLog) -> dict[str, Any]:
 def _check_date(*, patient: Patient, day: date) -> None:
     today = patient.local_today()
     if day > today:
-        raise ValidationError({"date": f"Date is after your local today ({today.isoformat()})."})
+        raise ValidationError(
+            {
+                "date": gettext("Date is after your local today (%(today)s).")
+                % {"today": today.isoformat()}
+            }
+        )
     if day < today - timedelta(days=MAX_BACKFILL_DAYS):
         raise ValidationError(
-            {"date": f"Logs can be added up to {MAX_BACKFILL_DAYS} days back, not earlier."}
+            {
+                "date": gettext("Logs can be added up to %(days)s days back, not earlier.")
+                % {"days": MAX_BACKFILL_DAYS}
+            }
         )
 
 
@@ -93,10 +102,10 @@ def _conflict(
         )
         return LogWrite(log=same_id, created=False)
     if same_id is not None:
-        message = "A log with this id already exists with different content."
+        message = gettext("A log with this id already exists with different content.")
         existing: DailyLog | None = same_id
     else:
-        message = "A log already exists for this date; edit it instead."
+        message = gettext("A log already exists for this date; edit it instead.")
         existing = DailyLog.objects.filter(patient=patient, date=content["date"]).first()
     if evaluation is None:
         evaluation = safety_services.evaluate_inline(patient=patient, content=content)
@@ -239,7 +248,8 @@ def log_update(
             )
             if other is not None:
                 raise ConflictError(
-                    "A log already exists for this date.", extra={"existing_id": str(other)}
+                    gettext("A log already exists for this date."),
+                    extra={"existing_id": str(other)},
                 )
         # The version being replaced, if no worker has evaluated it yet, stays owed: the
         # patient was shown its advice, so its red flags must become alerts.
@@ -268,7 +278,7 @@ def log_update(
         except IntegrityError as exc:
             other = DailyLog.objects.filter(patient=log.patient, date=content["date"]).first()
             raise ConflictError(
-                "A log already exists for this date.",
+                gettext("A log already exists for this date."),
                 extra={"existing_id": str(other.pk) if other else None},
             ) from exc
         audit_record(

@@ -46,7 +46,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Subquery
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from patients.models import Patient
 from rehab.models import Alert, AlertEvent, AlertOccurrence, MissedLogReminder, Severity
@@ -472,17 +473,21 @@ def _send_reminder(reminder_id: int, *, missed: int) -> bool:
         first, last = REMINDER_LOCAL_HOURS
         if not first <= timezone.now().astimezone(patient.tz).hour < last:
             return False  # owed still: a later hourly run sends it in the patient's day
-        # No clinical content: a nudge to open the app, where the safety check is.
-        send_mail(
-            subject="A quick check-in on how you are doing",
-            message=(
-                f"Hello {patient.first_name},\n\n"
-                f"We have not had your daily log for {missed} days. It takes a minute, "
+        # No clinical content: a nudge to open the app, where the safety check is. In the
+        # patient's language, else English (docs/app-developers.md § Languages).
+        with translation.override(patient.language or "en"):
+            subject = gettext("A quick check-in on how you are doing")
+            message = gettext(
+                "Hello %(first_name)s,\n\n"
+                "We have not had your daily log for %(missed)s days. It takes a minute, "
                 "and it helps your physio follow how you are doing. Please open the app "
                 "and fill in today's log, including the safety questions.\n\n"
                 "If you have new numbness between your legs, bladder or bowel changes, or "
                 "weakness in both legs, go to the Emergency Department now.\n"
-            ),
+            ) % {"first_name": patient.first_name, "missed": missed}
+        send_mail(
+            subject=subject,
+            message=message,
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[patient.email],
         )

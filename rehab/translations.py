@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from django.conf import settings
 from django.utils import translation
 
 from config.i18n import DEFAULT_LANGUAGE, current_language
@@ -105,3 +106,31 @@ def localized_catalogue_texts(language: str) -> tuple[dict[str, str], dict[str, 
 def english_beside(language: str) -> dict[str, str]:
     """The English of every text whose translation in `language` is unreviewed."""
     return {key: SAFETY_TEXTS[key] for key in sorted(unreviewed_keys(language, SAFETY_TEXTS))}
+
+
+def translation_status() -> list[dict[str, Any]]:
+    """Every safety text in every language but English: its translation and whether a
+    clinician reviewed it (what the admin lists)."""
+    rows = []
+    for language, _name in settings.LANGUAGES:
+        if language == DEFAULT_LANGUAGE:
+            continue
+        unreviewed = unreviewed_keys(language, SAFETY_TEXTS)
+        for key, source in SAFETY_TEXTS.items():
+            translated = is_translated(key, language)
+            rows.append(
+                {
+                    "language": language,
+                    "key": key,
+                    "source": source,
+                    "translation": safety_text(key, language) if translated else "",
+                    "state": (
+                        "untranslated"
+                        if not translated
+                        else "unreviewed"
+                        if key in unreviewed
+                        else "reviewed"
+                    ),
+                }
+            )
+    return rows

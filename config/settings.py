@@ -395,6 +395,8 @@ SPECTACULAR_SETTINGS = {
         "ConsentKindEnum": "patients.consent_models.ConsentKind",
         "ConsentDecisionEnum": "patients.consent_models.ConsentDecision.Decision",
         "ErasureDecisionEnum": ["approve", "reject"],
+        # settings.LANGUAGES; a patient's setting may also be blank (the phone's language).
+        "LanguageEnum": LANGUAGES,
         "ErasureRequestStatusEnum": "rights.models.ErasureRequest.Status",
     },
 }

@@ -13,8 +13,10 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import URLPattern, path
 
 from config.exceptions import ApplicationError
 from patients.admin import ReadOnlyAdmin
@@ -397,10 +399,27 @@ class TranslationReviewAdmin(admin.ModelAdmin[TranslationReview]):
         except KeyError:  # a text the rules no longer have
             return False
 
-    def add_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        """Reviews are recorded from the list of unreviewed translations, never typed in."""
-        if request.method != "POST" or not self.has_add_permission(request):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Reviews are recorded from the list of unreviewed translations, never typed in.
+        return False
+
+    def _can_review(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rehab.add_translationreview")
+
+    def get_urls(self) -> list[URLPattern]:
+        review = path(
+            "review/",
+            self.admin_site.admin_view(self.review_view),
+            name="rehab_translationreview_review",
+        )
+        return [review, *super().get_urls()]
+
+    def review_view(self, request: HttpRequest) -> HttpResponse:
+        """Mark the translations ticked on the list reviewed, by the signed-in clinician."""
+        if request.method != "POST":
             return redirect("admin:rehab_translationreview_changelist")
+        if not self._can_review(request):
+            raise PermissionDenied
         marked = []
         for item in request.POST.getlist("translation"):
             language, _sep, key = item.partition(":")
@@ -424,6 +443,6 @@ class TranslationReviewAdmin(admin.ModelAdmin[TranslationReview]):
             **(extra_context or {}),
             "unreviewed": [row for row in status if row["state"] == "unreviewed"],
             "untranslated": [row for row in status if row["state"] == "untranslated"],
-            "can_review": self.has_add_permission(request),
+            "can_review": self._can_review(request),
         }
         return super().changelist_view(request, extra_context=context)

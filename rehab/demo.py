@@ -169,7 +169,7 @@ STORIES: tuple[Story, ...] = (
         "left",
         21,
         _trend(6.5, 4.5, 21),
-        {19: {"injury": "minor"}, 20: {"weakness": "new_or_worse"}},
+        {19: {"injury": "minor"}, 20: {"weakness": "one_leg_new"}},
         {},
         language="es",
         timezone="Europe/Madrid",

@@ -370,7 +370,7 @@ class SafetyCatalogueSerializer(serializers.Serializer[Any]):
     vocabulary = _CatalogueVocabularySerializer()
     rules = _CatalogueRuleSerializer(many=True)
     language = serializers.ChoiceField(
-        choices=[code for code, _name in settings.LANGUAGES],
+        choices=settings.LANGUAGES,
         help_text="The language of `messages` and the reminders.",
     )
     messages = serializers.DictField(child=serializers.CharField())
@@ -387,9 +387,7 @@ class SafetyCatalogueSerializer(serializers.Serializer[Any]):
 
 
 class _CatalogueQuerySerializer(serializers.Serializer[Any]):
-    lang = serializers.ChoiceField(
-        choices=[code for code, _name in settings.LANGUAGES], required=False
-    )
+    lang = serializers.ChoiceField(choices=settings.LANGUAGES, required=False)
 
 
 class SafetyRulesApi(APIView):

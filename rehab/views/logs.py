@@ -113,6 +113,10 @@ class SafetyAdviceSerializer(serializers.Serializer[Any]):
     # told, and what an app may look up in its own copy of the rule catalogue.
     message_key = serializers.CharField(required=False)
     language = serializers.CharField(required=False)
+    # The English of `message` (and `note`) when their translation is not reviewed yet by a
+    # clinician: the app shows it beside (docs/app-developers.md § Languages).
+    message_en = serializers.CharField(required=False)
+    note_en = serializers.CharField(required=False)
 
 
 class LogConflictSerializer(ConflictErrorSerializer):

@@ -109,7 +109,7 @@ def problems() -> list[str]:
     found: list[str] = []
     for path in po_files():
         catalog = read(path)
-        name = path.relative_to(ROOT)
+        name = path.relative_to(LOCALE.parent)
         present = {message.id for message in catalog if message.id}
         for msgid in sorted(wanted - present, key=str):
             found.append(f"{name}: missing {str(msgid)[:60]!r} (run bin/translations.py update)")

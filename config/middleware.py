@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
 
-from config.i18n import DEFAULT_LANGUAGE, accept_language
+from config.i18n import ACTIVATED_ATTRIBUTE, DEFAULT_LANGUAGE, accept_language, activate_for_request
 from config.parsers import unstorable_text
 
 logger = logging.getLogger(__name__)
@@ -73,14 +73,21 @@ class ApiLanguageMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith("/api/"):
             return self.get_response(request)
-        header = request.META.get("HTTP_ACCEPT_LANGUAGE", "")
-        translation.activate((accept_language(header) if header else None) or DEFAULT_LANGUAGE)
+        header = request.META.get("HTTP_ACCEPT_LANGUAGE")
+        language = accept_language(header) if header else None
+        # English is what nothing activated means (LANGUAGE_CODE): no activation to pay for.
+        if language is not None and language != DEFAULT_LANGUAGE:
+            activate_for_request(request, language)
         try:
             response = self.get_response(request)
         finally:
             # The activation is per thread: the next request on it starts from scratch.
-            translation.deactivate()
-        patch_vary_headers(response, ("Accept-Language",))
+            if getattr(request, ACTIVATED_ATTRIBUTE, False):
+                translation.deactivate()
+        if "Vary" in response:
+            patch_vary_headers(response, ("Accept-Language",))
+        else:
+            response["Vary"] = "Accept-Language"
         return response
 
 

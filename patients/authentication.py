@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 # The ORM's own select_related row-to-objects step (not in django-stubs).
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from knox.auth import TokenAuthentication
@@ -19,6 +19,9 @@ from knox.crypto import hash_token
 from knox.models import get_token_model
 from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
+from rest_framework.request import Request
+
+from config.i18n import ACTIVATED_ATTRIBUTE, DEFAULT_LANGUAGE, activate_for_request
 
 
 class BearerTokenAuthentication(TokenAuthentication):
@@ -32,6 +35,21 @@ class BearerTokenAuthentication(TokenAuthentication):
     purged by a beat task (`patients.tasks.purge_expired_tokens_task`) instead.
     Knox still hashes, compares and expires the tokens exactly as it does.
     """
+
+    def authenticate(self, request: Request) -> Any:
+        """As knox's; then a patient's profile language wins over their phone's
+        Accept-Language, which config.middleware.ApiLanguageMiddleware activated (and
+        ends after the response). The patient row came with the token: no query."""
+        found = super().authenticate(request)
+        patient = getattr(found[0], "patient", None) if found else None
+        if patient is not None and patient.language:
+            http_request = request._request
+            english_already = patient.language == DEFAULT_LANGUAGE and not getattr(
+                http_request, ACTIVATED_ATTRIBUTE, False
+            )
+            if not english_already:
+                activate_for_request(http_request, patient.language)
+        return found
 
     def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
         msg = _("Invalid token.")
@@ -48,18 +66,8 @@ class BearerTokenAuthentication(TokenAuthentication):
                 if knox_settings.AUTO_REFRESH and auth_token.expiry:
                     self.renew_token(auth_token)
                 user_and_token: tuple[Any, Any] = self.validate_user(auth_token)
-                _activate_patient_language(user_and_token[0])
                 return user_and_token
         raise exceptions.AuthenticationFailed(msg)
-
-
-def _activate_patient_language(user: Any) -> None:
-    """A patient's profile language wins over their phone's Accept-Language, which
-    config.middleware.ApiLanguageMiddleware activated (and deactivates after the
-    response). The patient row came with the token: no query."""
-    patient = getattr(user, "patient", None)
-    if patient is not None and patient.language:
-        translation.activate(patient.language)
 
 
 def tokens_with_roles(token_key: str) -> QuerySet[Any]:

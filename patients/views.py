@@ -6,7 +6,6 @@ from uuid import UUID
 
 from django.conf import settings
 from django.utils import timezone as dj_timezone
-from django.utils import translation
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -21,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.i18n import current_language
+from config.i18n import activate_for_request, current_language
 from config.pagination import page_schema, paginate
 from config.serializers import StrictBooleanField, StrictSerializer
 from patients import consent, selectors, services, two_factor
@@ -492,5 +491,6 @@ class MeSettingsApi(APIView):
             patient=patient, actor=user, data=serializer.validated_data, request=request
         )
         # This answer is already in the new language.
-        translation.activate(patient.language or current_language())
+        if patient.language:
+            activate_for_request(request._request, patient.language)
         return self._answer(patient)

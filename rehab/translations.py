@@ -12,12 +12,13 @@ the translation, so a changed text or translation is unreviewed again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from django.conf import settings
-from django.utils import translation
+from django.utils.translation import trans_real
 
 from config.i18n import DEFAULT_LANGUAGE, current_language
 from rehab.safety import MESSAGES, REMINDERS, Evaluation
@@ -28,12 +29,17 @@ SAFETY_TEXTS: Final[Mapping[str, str]] = {**MESSAGES, **REMINDERS}
 assert len(SAFETY_TEXTS) == len(MESSAGES) + len(REMINDERS), "a reminder key names a message"
 
 
+@functools.cache
 def safety_text(key: str, language: str) -> str:
-    """The text of `key` in `language`; the English when it has no translation yet."""
-    with translation.override(language):
-        return translation.gettext(SAFETY_TEXTS[key])
+    """The text of `key` in `language`; the English when it has no translation yet.
+
+    Read from that language's catalogue without activating it (activating costs a
+    thread-local write each way), and cached: the catalogues are fixed while the process
+    runs."""
+    return trans_real.translation(language).gettext(SAFETY_TEXTS[key])
 
 
+@functools.cache
 def translation_hash(key: str, language: str) -> str:
     """What a review is tied to: the English and its translation, both."""
     source = SAFETY_TEXTS[key]

@@ -113,7 +113,8 @@ def test_it_falls_back_to_accept_language_then_english(patient_client, patient):
         response = patient_client.post(LOGS, body, **headers)
         assert response.status_code == 201, response.json()
         assert "Accept-Language" in response["Vary"]
-        return response.json()["safety_advice"]
+        given: dict[str, Any] = response.json()["safety_advice"]
+        return given
 
     assert advice(HTTP_ACCEPT_LANGUAGE="es-MX,es;q=0.9,en;q=0.5")["language"] == "es"
     assert advice(HTTP_ACCEPT_LANGUAGE="fr-FR,fr;q=0.9")["language"] == "en"

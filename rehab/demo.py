@@ -313,6 +313,7 @@ def seed_demo(*, today: date | None = None, seed: int = 7) -> dict[str, Any]:
         "clinician": PHYSIO_EMAIL,
         "admin": ADMIN_EMAIL,
         "patients": [*(s.email for s in STORIES), DGS_EMAIL, POST_OP_EMAIL],
+        "languages": {s.email: s.language for s in STORIES if s.language},
         "password": DEMO_PASSWORD,
         "created": len(created),
         # From MFA_REQUIRED_DEFAULT when the clinic was made: off with DJANGO_DEBUG=true.

@@ -321,6 +321,9 @@ class MeApi(APIView):
         last_name = serializers.CharField()
         date_of_birth = serializers.DateField()
         timezone = serializers.CharField()
+        language = serializers.CharField(
+            help_text="The patient's language setting (`/me/settings/`); blank: the phone's."
+        )
         local_today = serializers.DateField()
         condition = serializers.CharField()
         affected_side = serializers.CharField()

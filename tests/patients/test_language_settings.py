@@ -29,6 +29,7 @@ def test_it_shows_and_sets_the_patients_language(patient_client, patient):
     assert (event.action, event.patient_id) == (AuditEvent.Action.UPDATE, patient.pk)
     assert event.changes == {"language": {"from": "", "to": "es"}}
 
+    assert patient_client.get("/api/v1/me/").json()["language"] == "es"
     # Blank again: the phone's language decides.
     response = patient_client.patch(SETTINGS, {"language": ""}, HTTP_ACCEPT_LANGUAGE="es")
     assert response.json() == {"language": "", "language_shown": "es"}

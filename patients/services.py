@@ -382,7 +382,8 @@ def invitation_send(*, invitation_id: UUID | str) -> bool:
                 "clinic": patient.clinic.name,
                 "code": code,
                 "email": invitation.email,
-                "expires": date_format(invitation.expires_at, "d F Y"),
+                # Translators: a date format (Django's `date` filter), e.g. 07 December 2026.
+                "expires": date_format(invitation.expires_at, gettext("d F Y")),
             }
     send_mail(
         subject=subject,

@@ -3,6 +3,7 @@ clinician's invitation and patient edit, and the invitation email in that langua
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -101,6 +102,8 @@ def test_the_invitation_is_emailed_by_the_worker_in_the_patients_language(
     assert message.subject.endswith("le invita a seguir su rehabilitación")
     assert message.body.startswith("Hola, Lucía:")
     assert 'elija "Tengo un código"' in message.body
+    # Spanish dates: "7 de diciembre de 2026".
+    assert re.search(r"caduca el \d{1,2} de [a-z]+ de \d{4}\.", message.body), message.body
     assert response.json()["code"] in message.body
 
 

@@ -103,7 +103,7 @@ def test_the_invitation_is_emailed_by_the_worker_in_the_patients_language(
     assert message.body.startswith("Hola, Lucía:")
     assert 'elija "Tengo un código"' in message.body
     # Spanish dates: "7 de diciembre de 2026".
-    assert re.search(r"caduca el \d{1,2} de [a-z]+ de \d{4}\.", message.body), message.body
+    assert re.search(r"caduca el \d{1,2} de [a-z]+ de \d{4}\.", str(message.body)), message.body
     assert response.json()["code"] in message.body
 
 

@@ -140,6 +140,17 @@ def test_it_translates_the_fall_reminder_with_the_english_after_it(patient_clien
     assert reminder == f"{spanish}\n\n{FALL_REMINDER}"
 
 
+def test_the_advice_note_is_translated_with_its_english_beside(patient_client, patient):
+    _speaks(patient, "es")
+    response = patient_client.post(LOGS, _log(injury="minor", unexplained_weight_loss=True))
+    advice = response.json()["safety_advice"]
+    assert (advice["message_key"], advice["language"]) == ("weight_loss", "es")
+    assert advice["message"] == safety_text("weight_loss", "es")
+    assert advice["note"] == safety_text("fall_reminder", "es")
+    assert advice["note_en"] == FALL_REMINDER
+    assert advice["message_en"] == MESSAGES["weight_loss"]
+
+
 def test_a_request_in_spanish_leaves_the_next_one_in_english(patient_client, patient):
     _speaks(patient, "es")
     patient_client.post(LOGS, _log(saddle_numbness="new_or_worse"))

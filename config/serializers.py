@@ -59,6 +59,11 @@ class FieldsOnceMixin:
 
     @property
     def fields(self) -> Any:
+        # Looked up once per instance: reading the active language costs a few us, and
+        # DRF asks for `fields` several times while it validates or represents.
+        mine = self.__dict__.get("_fields_once")
+        if mine is not None:
+            return mine
         key = (type(self), bool(self.partial), translation.get_language())
         shared = FieldsOnceMixin._shared_fields.get(key)
         if shared is None:
@@ -66,6 +71,7 @@ class FieldsOnceMixin:
             first = cls(partial=key[1])
             shared = serializers.Serializer.fields.func(first)  # type: ignore[attr-defined]
             FieldsOnceMixin._shared_fields[key] = shared
+        self.__dict__["_fields_once"] = shared
         return shared
 
 

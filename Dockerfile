@@ -17,6 +17,10 @@ RUN pip install -r requirements.txt
 
 COPY . .
 
+# The translations' .mo files are build output (docs/adding-things.md): compiled here, with
+# Babel, as the slim image has no GNU msgfmt.
+RUN python bin/translations.py compile
+
 # Static files get content-hashed names (WhiteNoise's manifest storage), so browsers may
 # cache them forever and a deploy never serves a stale CSS with a new page.
 # Settings refuse to load without a secret key, a database URL, a Redis URL, a mail URL

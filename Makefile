@@ -22,7 +22,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+# Compiled translations (build output, never committed): Babel in pure Python, as GNU
+# msgfmt is not on every machine (bin/translations.py).
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+%.mo: %.po $(VENV)/.installed
+	$(PY) bin/translations.py compile
+
+install: $(VENV)/.installed $(MO_FILES)
 
 chromium:
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \

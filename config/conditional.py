@@ -13,6 +13,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import get_conditional_response, patch_cache_control, set_response_etag
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.request import Request
@@ -100,6 +101,6 @@ def check_if_match(request: Request, *, version: int) -> None:
     sent = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     if version_etag(version) not in sent:
         raise PreconditionFailed(
-            "This log was changed since you fetched it; nothing was saved.",
+            gettext("This log was changed since you fetched it; nothing was saved."),
             extra={"current_etag": version_etag(version)},
         )

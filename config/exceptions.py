@@ -22,6 +22,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext, gettext_lazy
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,7 +36,10 @@ logger = logging.getLogger(__name__)
 # of registration) is reported in `errors` only, so that the keys keep one type.
 RESERVED_KEYS = frozenset({"code", "detail", "errors"})
 
-SERVER_ERROR_DETAIL = "Internal server error. Nothing was saved; please retry."
+# `detail` and the messages are in the caller's language (docs/app-developers.md §
+# Languages): DRF's and Django's own are translated by them, ours through gettext where they
+# are raised; `code` never is.
+SERVER_ERROR_DETAIL = gettext_lazy("Internal server error. Nothing was saved; please retry.")
 
 
 class ApplicationError(Exception):
@@ -112,8 +116,9 @@ def _field_errors(detail: Any, path: str | None = None) -> list[dict[str, Any]]:
 def _validation_body(detail: Any) -> dict[str, Any]:
     errors = _field_errors(detail)
     fields = detail if isinstance(detail, dict) else {api_settings.NON_FIELD_ERRORS_KEY: detail}
-    first = errors[0]["message"] if errors else "Invalid input."
-    summary = first if len(errors) == 1 and errors[0]["field"] is None else "Invalid input."
+    invalid = gettext("Invalid input.")
+    first = errors[0]["message"] if errors else invalid
+    summary = first if len(errors) == 1 and errors[0]["field"] is None else invalid
     return error_body(code="invalid", detail=summary, errors=errors, extra=fields)
 
 
@@ -126,7 +131,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.PermissionDenied()
 
     if isinstance(exc, ApplicationError):
-        body = error_body(code=exc.code, detail=exc.message, extra=exc.extra)
+        body = error_body(code=exc.code, detail=str(exc.message), extra=exc.extra)
         return Response(body, status=exc.status_code)
 
     response = drf_exception_handler(exc, context)
@@ -134,7 +139,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # Unexpected: still answer JSON (docs/app-developers.md § Errors: 5xx with a JSON body).
         logger.exception("unhandled error in %s", context.get("view"), exc_info=exc)
         return Response(
-            error_body(code="server_error", detail=SERVER_ERROR_DETAIL),
+            error_body(code="server_error", detail=str(SERVER_ERROR_DETAIL)),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     assert isinstance(exc, exceptions.APIException)
@@ -167,7 +172,8 @@ def register_not_found_page(prefix: str, page: NotFoundPage) -> None:
 
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     return JsonResponse(
-        error_body(code="not_found", detail="Not found."), status=status.HTTP_404_NOT_FOUND
+        error_body(code="not_found", detail=gettext("Not found.")),
+        status=status.HTTP_404_NOT_FOUND,
     )
 
 
@@ -183,7 +189,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(
-            error_body(code="server_error", detail=SERVER_ERROR_DETAIL),
+            error_body(code="server_error", detail=str(SERVER_ERROR_DETAIL)),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     return defaults.server_error(request)

@@ -15,9 +15,11 @@ from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.messages.middleware import MessageMiddleware
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils import translation
+from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
 
 from config import audit
+from config.i18n import ACTIVATED_ATTRIBUTE, DEFAULT_LANGUAGE, accept_language, activate_for_request
 from config.parsers import unstorable_text
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,40 @@ class InputGuardMiddleware:
         ):
             return _error(request, 400, "Query parameters may not contain NUL characters.")
         return self.get_response(request)
+
+
+class ApiLanguageMiddleware:
+    """Answer /api/ in the caller's language (docs/app-developers.md § Languages).
+
+    Activates the `Accept-Language` header's language (English when it names none we
+    speak) for the request; the bearer-token authentication then switches to a patient's
+    profile language, which wins over the phone's (patients/authentication.py). Django's
+    LocaleMiddleware is not used: it would also switch the clinicians' dashboard, and it
+    reads session and cookie state the API does not have. The answer varies on the header.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        header = request.META.get("HTTP_ACCEPT_LANGUAGE")
+        language = accept_language(header) if header else None
+        # English is what nothing activated means (LANGUAGE_CODE): no activation to pay for.
+        if language is not None and language != DEFAULT_LANGUAGE:
+            activate_for_request(request, language)
+        try:
+            response = self.get_response(request)
+        finally:
+            # The activation is per thread: the next request on it starts from scratch.
+            if getattr(request, ACTIVATED_ATTRIBUTE, False):
+                translation.deactivate()
+        if "Vary" in response:
+            patch_vary_headers(response, ("Accept-Language",))
+        else:
+            response["Vary"] = "Accept-Language"
+        return response
 
 
 class BrowserHardeningMiddleware:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
@@ -17,7 +19,7 @@ class StrictSerializer(serializers.Serializer[Any]):
     def to_internal_value(self, data: Any) -> Any:
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
         errors: dict[str, Any] = {
-            name: [ErrorDetail("Unknown field.", code="unknown_field")] for name in unknown
+            name: [ErrorDetail(gettext("Unknown field."), code="unknown_field")] for name in unknown
         }
         try:
             value = super().to_internal_value(data)
@@ -47,26 +49,36 @@ class FieldsOnceMixin:
     # Only for the root serializer of a request (nested ones follow their root), with
     # fields that do not read `context` (the shared set's is empty: no hyperlinks, no
     # request), and never for a serializer that adds fields per instance.
+    #
+    # One set per language too: DRF formats some messages once per field and keeps them
+    # (`lazy_format` in the min/max validators), so a set shared across languages would
+    # answer every patient in the language of the first request it served.
 
     partial: bool
-    _shared_fields: ClassVar[dict[tuple[type, bool], Any]] = {}
+    _shared_fields: ClassVar[dict[tuple[type, bool, str | None], Any]] = {}
 
     @property
     def fields(self) -> Any:
-        key = (type(self), bool(self.partial))
+        # Looked up once per instance: reading the active language costs a few us, and
+        # DRF asks for `fields` several times while it validates or represents.
+        mine = self.__dict__.get("_fields_once")
+        if mine is not None:
+            return mine
+        key = (type(self), bool(self.partial), translation.get_language())
         shared = FieldsOnceMixin._shared_fields.get(key)
         if shared is None:
             cls: Any = type(self)
             first = cls(partial=key[1])
             shared = serializers.Serializer.fields.func(first)  # type: ignore[attr-defined]
             FieldsOnceMixin._shared_fields[key] = shared
+        self.__dict__["_fields_once"] = shared
         return shared
 
 
 class StrictBooleanField(serializers.BooleanField):
     """JSON `true`/`false` only: "yes" or 1 in a clinical answer is a client bug, not a yes."""
 
-    default_error_messages = {"invalid": "Must be true or false."}
+    default_error_messages = {"invalid": gettext_lazy("Must be true or false.")}
 
     def to_internal_value(self, data: Any) -> bool:
         if isinstance(data, bool):
@@ -78,7 +90,7 @@ class StrictBooleanField(serializers.BooleanField):
 class StrictIntegerField(serializers.IntegerField):
     """An integer, never a string or a float: 6.5 is not a pain score."""
 
-    default_error_messages = {"invalid": "Must be a whole number."}
+    default_error_messages = {"invalid": gettext_lazy("Must be a whole number.")}
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
@@ -89,7 +101,7 @@ class StrictIntegerField(serializers.IntegerField):
 class StrictFloatField(serializers.FloatField):
     """A JSON number, never a string: "38" for a temperature is a client bug."""
 
-    default_error_messages = {"invalid": "Must be a number."}
+    default_error_messages = {"invalid": gettext_lazy("Must be a number.")}
 
     def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):

@@ -85,6 +85,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # /api/ answers in the caller's language: Accept-Language here, a patient's profile
+    # language once the token is authenticated (patients/authentication.py).
+    "config.middleware.ApiLanguageMiddleware",
     # request.user.is_verified(): whether this session passed its second factor.
     "django_otp.middleware.OTPMiddleware",
     # Signs a dashboard or admin session out after SESSION_INACTIVITY_TIMEOUT.
@@ -199,6 +202,13 @@ SESSION_COOKIE_AGE: int = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The languages a patient can read the app in (docs/app-developers.md § Languages): their
+# profile's choice, else the phone's Accept-Language, else English. The dashboard and
+# clinicians' emails stay English (LANGUAGE_CODE's British formats on the dashboard).
+LANGUAGES = [("en", "English"), ("es", "Spanish")]
+# Our catalogue; the .mo beside it is build output (`bin/translations.py compile`, run by
+# `make install` and the Dockerfile), never committed.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -449,6 +459,8 @@ SPECTACULAR_SETTINGS = {
         "ConsentKindEnum": "patients.consent_models.ConsentKind",
         "ConsentDecisionEnum": "patients.consent_models.ConsentDecision.Decision",
         "ErasureDecisionEnum": ["approve", "reject"],
+        # settings.LANGUAGES; a patient's setting may also be blank (the phone's language).
+        "LanguageEnum": LANGUAGES,
         "ErasureRequestStatusEnum": "rights.models.ErasureRequest.Status",
     },
 }

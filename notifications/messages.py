@@ -7,6 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils import translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext
+
 
 @dataclass(frozen=True)
 class Text:
@@ -43,40 +47,60 @@ def alert_text(
 
 
 def invitation_text(
-    *, clinic: str, first_name: str, email: str, code: str | None, expires_at: datetime
+    *,
+    clinic: str,
+    first_name: str,
+    email: str,
+    code: str | None,
+    expires_at: datetime,
+    language: str = "",
 ) -> Text:
-    """The invitation; without a code when the address already has an account."""
-    subject = f"{clinic} invites you to track your rehab"
-    if code is None:
-        # Registration makes a new account, which this address cannot have: no code, but
-        # the way forward, told only to the address's owner.
+    """The invitation, in the patient's language (else English); without a code when the
+    address already has an account."""
+    with translation.override(language or "en"):
+        subject = gettext("%(clinic)s invites you to track your rehab") % {"clinic": clinic}
+        if code is None:
+            # Registration makes a new account, which this address cannot have: no code,
+            # but the way forward, told only to the address's owner.
+            body = gettext(
+                "Hello %(first_name)s,\n\n"
+                "%(clinic)s has invited you to log your recovery in the rehab app, but this "
+                "email address already has an account, and an account belongs to one "
+                "clinic. Please give your clinic another email address to invite.\n\n"
+                "If you were not expecting this, you can ignore this email."
+            ) % {"first_name": first_name, "clinic": clinic}
+            return Text(subject, body)
+        body = gettext(
+            "Hello %(first_name)s,\n\n"
+            "%(clinic)s has invited you to log your recovery in the rehab app.\n"
+            'Open the app, choose "I have a code" and enter:\n\n    %(code)s\n\n'
+            "with this email address (%(email)s). The code works once and expires on "
+            "%(expires)s.\n\n"
+            "If you were not expecting this, you can ignore this email."
+        ) % {
+            "first_name": first_name,
+            "clinic": clinic,
+            "code": code,
+            "email": email,
+            # Translators: a date format (Django's `date` filter), e.g. 07 December 2026.
+            "expires": date_format(expires_at, gettext("d F Y")),
+        }
+        return Text(subject, body)
+
+
+def missed_log_reminder_text(*, first_name: str, missed_days: int, language: str = "") -> Text:
+    # No clinical content: a nudge to open the app, where the safety check is. In the
+    # patient's language, else English.
+    with translation.override(language or "en"):
         return Text(
-            subject,
-            f"Hello {first_name},\n\n"
-            f"{clinic} has invited you to log your recovery in the rehab "
-            "app, but this email address already has an account, and an account "
-            "belongs to one clinic. Please give your clinic another email address to "
-            "invite.\n\nIf you were not expecting this, you can ignore this email.",
+            gettext("A quick check-in on how you are doing"),
+            gettext(
+                "Hello %(first_name)s,\n\n"
+                "We have not had your daily log for %(missed)s days. It takes a minute, "
+                "and it helps your physio follow how you are doing. Please open the app "
+                "and fill in today's log, including the safety questions.\n\n"
+                "If you have new numbness between your legs, bladder or bowel changes, or "
+                "weakness in both legs, go to the Emergency Department now.\n"
+            )
+            % {"first_name": first_name, "missed": missed_days},
         )
-    return Text(
-        subject,
-        f"Hello {first_name},\n\n"
-        f"{clinic} has invited you to log your recovery in the rehab app.\n"
-        f'Open the app, choose "I have a code" and enter:\n\n    {code}\n\n'
-        f"with this email address ({email}). The code works once and expires "
-        f"on {expires_at:%d %B %Y}.\n\n"
-        "If you were not expecting this, you can ignore this email.",
-    )
-
-
-def missed_log_reminder_text(*, first_name: str, missed_days: int) -> Text:
-    # No clinical content: a nudge to open the app, where the safety check is.
-    return Text(
-        "A quick check-in on how you are doing",
-        f"Hello {first_name},\n\n"
-        f"We have not had your daily log for {missed_days} days. It takes a minute, "
-        "and it helps your physio follow how you are doing. Please open the app "
-        "and fill in today's log, including the safety questions.\n\n"
-        "If you have new numbness between your legs, bladder or bowel changes, or "
-        "weakness in both legs, go to the Emergency Department now.\n",
-    )

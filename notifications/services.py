@@ -307,6 +307,7 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
             email=message.invitation.email,
             code=message.code,
             expires_at=message.invitation.expires_at,
+            language=message.language,
         )
         return text, {"kind": str(kind)}
     if kind == Kind.MISSED_LOG_REMINDER:
@@ -315,7 +316,9 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
         if reminder is None:
             return None
         text = messages.missed_log_reminder_text(
-            first_name=reminder.patient.first_name, missed_days=reminder.missed_days
+            first_name=reminder.patient.first_name,
+            missed_days=reminder.missed_days,
+            language=reminder.patient.language,
         )
         return text, {"kind": str(kind)}
     raise ValueError(f"unknown delivery kind {kind!r}")

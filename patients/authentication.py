@@ -16,8 +16,10 @@ from knox.crypto import hash_token
 from knox.models import get_token_model
 from knox.settings import CONSTANTS, knox_settings
 from rest_framework import exceptions
+from rest_framework.request import Request
 
 from config.django_private import CompiledSelect, compile_select
+from config.i18n import ACTIVATED_ATTRIBUTE, DEFAULT_LANGUAGE, activate_for_request
 
 
 class BearerTokenAuthentication(TokenAuthentication):
@@ -31,6 +33,21 @@ class BearerTokenAuthentication(TokenAuthentication):
     purged by a beat task (`patients.tasks.purge_expired_tokens_task`) instead.
     Knox still hashes, compares and expires the tokens exactly as it does.
     """
+
+    def authenticate(self, request: Request) -> Any:
+        """As knox's; then a patient's profile language wins over their phone's
+        Accept-Language, which config.middleware.ApiLanguageMiddleware activated (and
+        ends after the response). The patient row came with the token: no query."""
+        found = super().authenticate(request)
+        patient = getattr(found[0], "patient", None) if found else None
+        if patient is not None and patient.language:
+            http_request = request._request
+            english_already = patient.language == DEFAULT_LANGUAGE and not getattr(
+                http_request, ACTIVATED_ATTRIBUTE, False
+            )
+            if not english_already:
+                activate_for_request(http_request, patient.language)
+        return found
 
     def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
         msg = _("Invalid token.")

@@ -195,6 +195,11 @@ class Patient(models.Model):
     timezone = models.CharField(max_length=64, validators=[validate_timezone])
     condition = models.CharField(max_length=200, blank=True)
     affected_side = models.CharField(max_length=5, choices=Side.choices, blank=True)
+    # What the patient reads the app and their emails in (docs/app-developers.md §
+    # Languages); blank: their phone's Accept-Language, else English.
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, blank=True, default="", db_default=""
+    )
 
     # Clinician-confirmed history read by the safety rules (docs/clinical-record.md).
     # Columns rather than JSON so that set-based rule jobs can filter on them in SQL.

@@ -229,6 +229,8 @@ class InvitationMessage:
     clinic: str
     first_name: str
     code: str | None
+    # The patient's language ("" for English).
+    language: str = ""
 
 
 def invitation_message(*, invitation_id: UUID | str) -> InvitationMessage | None:
@@ -269,6 +271,7 @@ def invitation_message(*, invitation_id: UUID | str) -> InvitationMessage | None
         clinic=patient.clinic.name,
         first_name=patient.first_name,
         code=None if registered else code,
+        language=patient.language,
     )
 
 
@@ -358,6 +361,7 @@ def invitation_create(
     timezone_name: str,
     condition: str = "",
     affected_side: str = "",
+    language: str = "",
     context: AuditContext | None = None,
 ) -> IssuedInvitation:
     """Invite a patient to the clinician's clinic, creating (or refreshing) their record."""
@@ -373,6 +377,7 @@ def invitation_create(
         "timezone": timezone_name,
         "condition": condition,
         "affected_side": affected_side,
+        "language": language,
     }
     patient = _invited_patient_save(clinic=clinician.clinic, email=email, fields=fields)
     patient.care_team.add(clinician)
@@ -505,6 +510,7 @@ PATIENT_EDITABLE = (
     "timezone",
     "condition",
     "affected_side",
+    "language",
 )
 
 
@@ -537,6 +543,36 @@ def patient_update(
         changes=changes,
         context=context,
     )
+    return patient
+
+
+# What a patient may change of their own record (GET/PATCH /api/v1/me/settings/).
+PATIENT_SETTINGS = ("language",)
+
+
+def patient_settings_update(
+    *, patient: Patient, actor: User, data: Mapping[str, Any], context: AuditContext | None = None
+) -> Patient:
+    """The patient's own settings (their language); fields not sent keep their values."""
+    with transaction.atomic():
+        patient = Patient.objects.select_for_update().get(pk=patient.pk)
+        changes: dict[str, Any] = {}
+        for name in PATIENT_SETTINGS:
+            if name in data and getattr(patient, name) != data[name]:
+                changes[name] = {"from": getattr(patient, name), "to": data[name]}
+                setattr(patient, name, data[name])
+        if changes:
+            patient.full_clean()
+            patient.save(update_fields=[*changes])
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE if changes else AuditEvent.Action.READ,
+            object_type="patient_settings",
+            object_id=patient.pk,
+            patient=patient,
+            changes=changes,
+            context=context,
+        )
     return patient
 
 

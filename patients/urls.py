@@ -15,6 +15,7 @@ urlpatterns = [
         views.DeviceRevokeApi.as_view(),
         name="auth-device-revoke",
     ),
+    path("me/settings/", views.MeSettingsApi.as_view(), name="me-settings"),
     path(
         "clinician/invitations/",
         views.InvitationCreateApi.as_view(),

@@ -4,6 +4,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.utils import timezone as dj_timezone
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -20,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.audit import audit_context
+from config.i18n import activate_for_request, current_language
 from config.pagination import page_schema, paginate
 from config.serializers import StrictBooleanField, StrictSerializer
 from patients import consent, selectors, services, two_factor
@@ -29,10 +31,14 @@ from patients.models import (
     AuthToken,
     ConsentKind,
     Patient,
+    User,
     validate_timezone,
 )
-from patients.permissions import IsClinician
+from patients.permissions import IsClinician, IsPatient
 from patients.throttling import ScopedThrottle, client_ip
+
+# A patient's language: one of settings.LANGUAGES, or blank for "the phone's, else English".
+LANGUAGE_CHOICES = [("", "The phone's language, else English"), *settings.LANGUAGES]
 
 
 def _with_required_field(fields: Any, **kwargs: Any) -> Any:
@@ -302,6 +308,12 @@ class InvitationCreateApi(APIView):
         affected_side = serializers.ChoiceField(
             choices=Patient.Side.choices, required=False, allow_null=True
         )
+        language = serializers.ChoiceField(
+            choices=LANGUAGE_CHOICES,
+            required=False,
+            help_text="What the patient reads the app and the invitation in; blank: their "
+            "phone's language, else English.",
+        )
 
     @extend_schema_serializer(component_name="Invitation")
     class OutputSerializer(serializers.Serializer[Any]):
@@ -325,6 +337,7 @@ class InvitationCreateApi(APIView):
             timezone_name=data["timezone"],
             condition=data.get("condition") or "",
             affected_side=data.get("affected_side") or "",
+            language=data.get("language") or "",
             context=audit_context(request),
         )
         out = self.OutputSerializer(
@@ -376,6 +389,7 @@ class PatientDetailOutputSerializer(serializers.Serializer[Any]):
     timezone = serializers.CharField()
     condition = serializers.CharField()
     affected_side = serializers.CharField()
+    language = serializers.CharField()
     registered = serializers.SerializerMethodField()
     history = HistorySerializer()
     care_team = CareTeamMemberSerializer(many=True, source="care_team.all")
@@ -422,6 +436,7 @@ class PatientDetailApi(APIView):
         timezone = TimezoneField(required=False)
         condition = serializers.CharField(max_length=200, required=False, allow_blank=True)
         affected_side = serializers.ChoiceField(choices=[*Patient.Side.values, ""], required=False)
+        language = serializers.ChoiceField(choices=LANGUAGE_CHOICES, required=False)
         history = HistorySerializer(required=False)
 
     @extend_schema(responses={200: PatientDetailOutputSerializer}, tags=["clinician: patients"])
@@ -454,3 +469,68 @@ class PatientDetailApi(APIView):
         )
         patient = selectors.patient_get(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
         return Response(PatientDetailOutputSerializer(patient).data)
+
+
+class MeSettingsApi(APIView):
+    """The patient's own settings (docs/app-developers.md § Languages)."""
+
+    permission_classes = [IsPatient]
+
+    @extend_schema_serializer(component_name="PatientSettingsUpdate")
+    class InputSerializer(StrictSerializer):
+        language = serializers.ChoiceField(
+            choices=LANGUAGE_CHOICES,
+            required=False,
+            help_text="`en` or `es`; blank to follow the phone's `Accept-Language`.",
+        )
+
+    @extend_schema_serializer(component_name="PatientSettings")
+    class OutputSerializer(serializers.Serializer[Any]):
+        language = serializers.CharField(
+            help_text="The patient's choice; blank: the phone's `Accept-Language`, else English."
+        )
+        language_shown = serializers.CharField(
+            help_text="The language this answer, and the app's texts now, are in."
+        )
+
+    def _answer(self, patient: Patient) -> Response:
+        return Response(
+            self.OutputSerializer(
+                {"language": patient.language, "language_shown": current_language()}
+            ).data
+        )
+
+    @extend_schema(responses={200: OutputSerializer}, tags=["patient: profile"])
+    def get(self, request: Request) -> Response:
+        user = request.user
+        assert isinstance(user, User)
+        patient = selectors.patient_for_user(user=user)
+        services.audit_record(
+            actor=user,
+            action=AuditEvent.Action.READ,
+            object_type="patient_settings",
+            object_id=patient.pk,
+            patient=patient,
+            context=audit_context(request),
+        )
+        return self._answer(patient)
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer}, tags=["patient: profile"]
+    )
+    def patch(self, request: Request) -> Response:
+        user = request.user
+        assert isinstance(user, User)
+        patient = selectors.patient_for_user(user=user)
+        serializer = self.InputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        patient = services.patient_settings_update(
+            patient=patient,
+            actor=user,
+            data=serializer.validated_data,
+            context=audit_context(request),
+        )
+        # This answer is already in the new language.
+        if patient.language:
+            activate_for_request(request._request, patient.language)
+        return self._answer(patient)

@@ -19,6 +19,7 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from config.audit import AuditContext
 from config.db import insert_unless_conflict
@@ -671,9 +672,9 @@ def exercise_log_create(
 
 # The amount done is counted in the unit of the dosage in force that day.
 DONE_FIELD_BY_UNIT = {
-    "reps": ("reps_done", "reps"),
-    "hold_seconds": ("hold_seconds_done", "hold seconds"),
-    "duration_minutes": ("duration_minutes_done", "minutes"),
+    "reps": ("reps_done", gettext_lazy("reps")),
+    "hold_seconds": ("hold_seconds_done", gettext_lazy("hold seconds")),
+    "duration_minutes": ("duration_minutes_done", gettext_lazy("minutes")),
 }
 
 
@@ -687,16 +688,18 @@ def _validate_log(
 ) -> None:
     today = today or patient.local_today()
     if day > today:
-        raise ValidationError({"date": "This date is in the future for you."})
+        raise ValidationError({"date": gettext("This date is in the future for you.")})
     if day < today - timedelta(days=LOG_PAST_DAYS):
-        raise ValidationError({"date": f"Logs can be at most {LOG_PAST_DAYS} days old."})
+        raise ValidationError(
+            {"date": gettext("Logs can be at most %(days)s days old.") % {"days": LOG_PAST_DAYS}}
+        )
     assignment = assigned_exercise.phase.assignment
     if assignment.patient_id != patient.pk:
-        raise ValidationError({"exercise": "Unknown exercise."})
+        raise ValidationError({"exercise": gettext("Unknown exercise.")})
     if day < assignment.start_date or (
         assignment.ended_on is not None and day >= assignment.ended_on
     ):
-        raise ValidationError({"date": "Your program does not cover this date."})
+        raise ValidationError({"date": gettext("Your program does not cover this date.")})
     # Only what was prescribed that day can be logged for it: an exercise of another phase
     # would count as a session of a phase the patient was not in (adherence, progression).
     program = selectors.assignments_between([patient.pk], start=day, end=day).get(patient.pk, [])
@@ -707,16 +710,22 @@ def _validate_log(
     )
     dosage = exercise_plan.dosage_on(day) if exercise_plan is not None else None
     if dosage is None:
-        raise ValidationError({"exercise": "This exercise is not in your plan on this date."})
+        raise ValidationError(
+            {"exercise": gettext("This exercise is not in your plan on this date.")}
+        )
     unit = next(name for name in DONE_FIELD_BY_UNIT if getattr(dosage, name) is not None)
     done_field, unit_name = DONE_FIELD_BY_UNIT[unit]
     errors = {
-        field: f"This exercise is counted in {unit_name}, not {name}."
+        field: gettext("This exercise is counted in %(unit)s, not %(other)s.")
+        % {"unit": unit_name, "other": name}
         for other, (field, name) in DONE_FIELD_BY_UNIT.items()
         if other != unit and values.get(field) is not None
     }
     if values.get(done_field) is None:
-        errors[done_field] = f"This exercise is counted in {unit_name}: send {done_field}."
+        errors[done_field] = gettext("This exercise is counted in %(unit)s: send %(field)s.") % {
+            "unit": unit_name,
+            "field": done_field,
+        }
     if errors:
         raise ValidationError(errors)
 

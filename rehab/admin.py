@@ -12,8 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import URLPattern, path
 
 from config.audit import audit_context
 from config.exceptions import ApplicationError
@@ -29,9 +32,12 @@ from rehab.models import (
     MissedLogReminder,
     Notification,
     SafetySubmission,
+    TranslationReview,
 )
 from rehab.services import alerts as alert_services
 from rehab.services import safety as safety_services
+from rehab.services.translations import translations_mark_reviewed
+from rehab.translations import translation_hash, translation_status
 
 # --- daily logs ---
 
@@ -352,3 +358,92 @@ class MissedLogReminderAdmin(ReadOnlyAdmin, admin.ModelAdmin[MissedLogReminder])
     list_filter = (("sent_at", admin.EmptyFieldListFilter),)
     search_fields = ("patient__last_name", "patient__email")
     date_hierarchy = "created_at"
+
+
+# --- translations ---
+
+
+@admin.register(TranslationReview)
+class TranslationReviewAdmin(admin.ModelAdmin[TranslationReview]):
+    """Clinicians' reviews of the translated safety texts (docs/app-developers.md §
+    Languages). The page lists first every translation nobody has reviewed (the patient
+    sees its English beside it until then), with a form to mark the ones read reviewed;
+    below, the reviews recorded. Marking needs the "add translation review" permission,
+    which operators give to the clinicians who review translations."""
+
+    change_list_template = "admin/rehab/translationreview/change_list.html"
+    list_display = ("message_key", "language", "current", "reviewed_by", "reviewed_at")
+    list_filter = ("language",)
+    search_fields = ("message_key",)
+    readonly_fields = (
+        "language",
+        "message_key",
+        "translation_hash",
+        "source_text",
+        "translated_text",
+        "reviewed_by",
+        "reviewed_at",
+    )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="still the current translation")
+    def current(self, review: TranslationReview) -> bool:
+        try:
+            return translation_hash(review.message_key, review.language) == (
+                review.translation_hash
+            )
+        except KeyError:  # a text the rules no longer have
+            return False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Reviews are recorded from the list of unreviewed translations, never typed in.
+        return False
+
+    def _can_review(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rehab.add_translationreview")
+
+    def get_urls(self) -> list[URLPattern]:
+        review = path(
+            "review/",
+            self.admin_site.admin_view(self.review_view),
+            name="rehab_translationreview_review",
+        )
+        return [review, *super().get_urls()]
+
+    def review_view(self, request: HttpRequest) -> HttpResponse:
+        """Mark the translations ticked on the list reviewed, by the signed-in clinician."""
+        if request.method != "POST":
+            return redirect("admin:rehab_translationreview_changelist")
+        if not self._can_review(request):
+            raise PermissionDenied
+        marked = []
+        for item in request.POST.getlist("translation"):
+            language, _sep, key = item.partition(":")
+            marked += translations_mark_reviewed(
+                reviewer=request.user,  # type: ignore[arg-type]
+                language=language,
+                keys=[key],
+            )
+        for review in marked:
+            self.log_addition(request, review, [{"added": {}}])
+        self.message_user(
+            request, f"Marked {len(marked)} translation(s) reviewed.", messages.SUCCESS
+        )
+        return redirect("admin:rehab_translationreview_changelist")
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        status = translation_status()
+        context = {
+            **(extra_context or {}),
+            "unreviewed": [row for row in status if row["state"] == "unreviewed"],
+            "untranslated": [row for row in status if row["state"] == "untranslated"],
+            "can_review": self._can_review(request),
+        }
+        return super().changelist_view(request, extra_context=context)

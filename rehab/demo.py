@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from patients.models import Clinic, Clinician, Patient, User
 from patients.services import clinician_create_or_update
@@ -43,6 +43,9 @@ class Story:
     pain: Callable[[int, random.Random], int | None]
     safety_on: dict[int, dict[str, Any]]
     history: dict[str, bool]
+    # The patient's profile language (docs/app-developers.md § Languages); blank: English.
+    language: str = ""
+    timezone: str = "Europe/London"
 
 
 def _trend(start: float, end: float, days: int, noise: float = 0.8) -> Callable[..., int | None]:
@@ -155,6 +158,22 @@ STORIES: tuple[Story, ...] = (
         {26: {"thoracic_or_band_pain": True}},
         {"cancer": True},
     ),
+    # Reads the app in Spanish: her advice, reminders and emails are in Spanish, with the
+    # English beside each safety text until a clinician marks its translation reviewed.
+    Story(
+        "lucia@patient.demo",
+        "Lucía",
+        "Fernández",
+        date(1980, 2, 17),
+        "Sciatica, L5 radiculopathy",
+        "left",
+        21,
+        _trend(6.5, 4.5, 21),
+        {19: {"injury": "minor"}, 20: {"weakness": "one_leg_new"}},
+        {},
+        language="es",
+        timezone="Europe/Madrid",
+    ),
 )
 
 
@@ -176,7 +195,8 @@ def _patient(story: Story, clinic: Clinic, physio: Clinician, today: date) -> Pa
         first_name=story.first_name,
         last_name=story.last_name,
         date_of_birth=story.born,
-        timezone="Europe/London",
+        timezone=story.timezone,
+        language=story.language,
         condition=story.condition,
         affected_side=story.side,
         **{f"history_{flag}": value for flag, value in story.history.items()},
@@ -212,9 +232,13 @@ def _logs(patient: Patient, story: Story, today: date, rng: random.Random) -> li
                 safety=safety.SafetyAnswers.from_mapping(answers).as_dict(),
             )
         )
-    for log in logs:
-        evaluation = safety.evaluate_inline(patient=patient, content=safety_inputs.log_content(log))
-        log.safety_advice = safety.advice_json(evaluation)
+    # As the app would have been answered: in the patient's language.
+    with translation.override(patient.language or "en"):
+        for log in logs:
+            content = safety_inputs.log_content(log)
+            evaluation = safety.evaluate_inline(patient=patient, content=content)
+            log.safety_advice = safety.advice_json(evaluation)
+            log.safety_reminder = safety.reminder_text(evaluation)
     return DailyLog.objects.bulk_create(logs)
 
 
@@ -289,6 +313,7 @@ def seed_demo(*, today: date | None = None, seed: int = 7) -> dict[str, Any]:
         "clinician": PHYSIO_EMAIL,
         "admin": ADMIN_EMAIL,
         "patients": [*(s.email for s in STORIES), DGS_EMAIL, POST_OP_EMAIL],
+        "languages": {s.email: s.language for s in STORIES if s.language},
         "password": DEMO_PASSWORD,
         "created": len(created),
         # From MFA_REQUIRED_DEFAULT when the clinic was made: off with DJANGO_DEBUG=true.

@@ -489,7 +489,7 @@ def _falls_again(patient: Patient, clinician: Clinician, today: date) -> None:
         log.safety = SafetyAnswers.from_mapping(safety_answers).as_dict()
         evaluation = safety.evaluate_inline(patient=patient, content=safety_inputs.log_content(log))
         log.safety_advice = safety.advice_json(evaluation)
-        log.safety_reminder = evaluation.reminder
+        log.safety_reminder = safety.reminder_text(evaluation)
         log.save(update_fields=["safety", "safety_advice", "safety_reminder"])
         safety.log_evaluate(log_id=log.pk)
     notes = {

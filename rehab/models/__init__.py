@@ -16,6 +16,7 @@ from rehab.models.record import (
     QuestionnaireDue,
     QuestionnaireResponse,
 )
+from rehab.models.translations import TranslationReview
 
 # --- end clinical record ---
 
@@ -29,6 +30,7 @@ __all__ = [
     "Notification",
     "SafetySubmission",
     "Severity",
+    "TranslationReview",
 ]
 
 # --- clinical record ---

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from rehab.safety.engine import (
     EARLIER_LOG_FIELDS,
+    FALL_REMINDER_KEY,
     MESSAGE_LANGUAGE,
+    REMINDER_KEY,
+    REMINDERS,
     Advice,
     EarlierLog,
     Evaluation,
@@ -43,9 +46,12 @@ __all__ = [
     "EARLIER_LOG_FIELDS",
     "ESCALATION",
     "FALL_REMINDER",
+    "FALL_REMINDER_KEY",
     "MESSAGES",
     "MESSAGE_LANGUAGE",
     "PREVIOUS_LOGS",
+    "REMINDERS",
+    "REMINDER_KEY",
     "RULES",
     "SUPPRESSED_REMINDER",
     "Advice",

@@ -328,9 +328,17 @@ class Suppression:
     until: dt.date
 
 
-# The language every message is written in; an alert records it beside the message key
-# (what the patient was shown), ready for the day messages are translated.
+# The language every message is written in here; the translations are Django's, done at
+# the edge (docs/app-developers.md § Languages), which records the language it showed.
 MESSAGE_LANGUAGE: Final = "en"
+
+# The reminders by their key in the catalogue, beside the messages' keys.
+REMINDER_KEY: Final = "reminder"
+FALL_REMINDER_KEY: Final = "fall_reminder"
+REMINDERS: Final[Mapping[str, str]] = {
+    REMINDER_KEY: SUPPRESSED_REMINDER,
+    FALL_REMINDER_KEY: FALL_REMINDER,
+}
 
 
 @dataclass(frozen=True)
@@ -379,15 +387,21 @@ class Evaluation:
         return tuple(f.rule_id for f in self.firings)
 
     @property
-    def reminder(self) -> str | None:
-        """Every reminder owed, as one text (§4 and §8.3 both may apply); None if none."""
-        owed = []
+    def reminder_keys(self) -> tuple[str, ...]:
+        """The reminders owed, by their key in the catalogue (`reminder`, `fall_reminder`),
+        in the order they are shown; a translation looks each one up by its key."""
+        owed: list[str] = []
         if self.suppressed:
-            owed.append(SUPPRESSED_REMINDER)
+            owed.append(REMINDER_KEY)
         emergency = any(f.severity == "emergency" for f in self.firings)
         if self.fall and not emergency:
-            owed.append(FALL_REMINDER)
-        return " ".join(owed) or None
+            owed.append(FALL_REMINDER_KEY)
+        return tuple(owed)
+
+    @property
+    def reminder(self) -> str | None:
+        """Every reminder owed, as one text (§4 and §8.3 both may apply); None if none."""
+        return " ".join(REMINDERS[key] for key in self.reminder_keys) or None
 
 
 def evaluate(log: LogFacts, ctx: PatientContext, *, rules: Sequence[Rule] = RULES) -> Evaluation:
@@ -500,11 +514,21 @@ CONVENTIONS: dict[str, JsonValue] = {
 }
 
 
-def catalogue(rules: Sequence[Rule] = RULES, messages: Mapping[str, str] = MESSAGES) -> JsonObject:
+def catalogue(
+    rules: Sequence[Rule] = RULES,
+    messages: Mapping[str, str] = MESSAGES,
+    *,
+    reminders: Mapping[str, str] = REMINDERS,
+    language: str = MESSAGE_LANGUAGE,
+    english_beside: Mapping[str, str] | None = None,
+) -> JsonObject:
     """The inline-evaluable rules in a JSON form the app can evaluate offline.
 
-    `version` is a sha256 of the canonical JSON of everything else, so it changes exactly
-    when a definition, a message or a convention changes: usable as the ETag.
+    `messages` and `reminders` are the texts in `language` (the caller translates);
+    `english_beside` holds the English of those whose translation is not reviewed yet, by
+    key, which the app shows beside them. `version` is a sha256 of the canonical JSON of
+    everything else, so it changes exactly when a definition, a message, a translation or
+    a convention changes, and differs between languages: usable as the ETag.
     """
     check_rules(rules, messages)
     published = [r for r in rules if not r.needs_history]
@@ -519,10 +543,17 @@ def catalogue(rules: Sequence[Rule] = RULES, messages: Mapping[str, str] = MESSA
             "temperature_c": {"min": TEMPERATURE_MIN_C, "max": TEMPERATURE_MAX_C},
         },
         "rules": [r.to_json(inline=True) for r in published],
+        "language": language,
         "messages": {key: messages[key] for key in used},
-        "reminder": SUPPRESSED_REMINDER,
-        "fall_reminder": FALL_REMINDER,
+        "reminder": reminders[REMINDER_KEY],
+        "fall_reminder": reminders[FALL_REMINDER_KEY],
     }
+    if english_beside:
+        body["english_beside"] = {
+            key: text
+            for key, text in sorted(english_beside.items())
+            if key in used or key in reminders
+        }
     digest = hashlib.sha256(canonical_json(body).encode()).hexdigest()
     return {"version": f"sha256:{digest}", **body}
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from config.audit import AuditContext
 from config.db import insert_unless_conflict
@@ -74,10 +75,18 @@ def _stored_content(log: DailyLog) -> dict[str, Any]:
 def _check_date(*, patient: Patient, day: date) -> None:
     today = patient.local_today()
     if day > today:
-        raise ValidationError({"date": f"Date is after your local today ({today.isoformat()})."})
+        raise ValidationError(
+            {
+                "date": gettext("Date is after your local today (%(today)s).")
+                % {"today": today.isoformat()}
+            }
+        )
     if day < today - timedelta(days=MAX_BACKFILL_DAYS):
         raise ValidationError(
-            {"date": f"Logs can be added up to {MAX_BACKFILL_DAYS} days back, not earlier."}
+            {
+                "date": gettext("Logs can be added up to %(days)s days back, not earlier.")
+                % {"days": MAX_BACKFILL_DAYS}
+            }
         )
 
 
@@ -120,10 +129,10 @@ def _conflict(
         )
         return LogWrite(log=same_id, created=False)
     if same_id is not None:
-        message = "A log with this id already exists with different content."
+        message = gettext("A log with this id already exists with different content.")
         existing: DailyLog | None = same_id
     else:
-        message = "A log already exists for this date; edit it instead."
+        message = gettext("A log already exists for this date; edit it instead.")
         existing = DailyLog.objects.filter(patient=patient, date=content["date"]).first()
     if evaluation is None:
         evaluation = safety_services.evaluate_inline(patient=patient, content=content)
@@ -150,7 +159,7 @@ def _conflict(
         extra={
             "existing_id": str(existing.pk) if existing else None,
             "safety_advice": safety_services.advice_json(evaluation),
-            "safety_reminder": evaluation.reminder,
+            "safety_reminder": safety_services.reminder_text(evaluation),
         },
     )
 
@@ -195,7 +204,7 @@ def log_create(
         id=log_id,
         patient=patient,
         safety_advice=safety_services.advice_json(evaluation),
-        safety_reminder=evaluation.reminder,
+        safety_reminder=safety_services.reminder_text(evaluation),
         **content,
     )
     event = audit_event(
@@ -269,7 +278,8 @@ def log_update(
             )
             if other is not None:
                 raise ConflictError(
-                    "A log already exists for this date.", extra={"existing_id": str(other)}
+                    gettext("A log already exists for this date."),
+                    extra={"existing_id": str(other)},
                 )
         # The version being replaced, if no worker has evaluated it yet, stays owed: the
         # patient was shown its advice, so its red flags must become alerts.
@@ -285,7 +295,7 @@ def log_update(
         for name in CONTENT_FIELDS:
             setattr(log, name, content[name])
         log.safety_advice = safety_services.advice_json(evaluation)
-        log.safety_reminder = evaluation.reminder
+        log.safety_reminder = safety_services.reminder_text(evaluation)
         log.version += 1
         # An edit is a new set of answers: the background rules owe it a fresh evaluation.
         log.evaluated_at = None
@@ -298,7 +308,7 @@ def log_update(
         except IntegrityError as exc:
             other = DailyLog.objects.filter(patient=log.patient, date=content["date"]).first()
             raise ConflictError(
-                "A log already exists for this date.",
+                gettext("A log already exists for this date."),
                 extra={"existing_id": str(other.pk) if other else None},
             ) from exc
         audit_record(

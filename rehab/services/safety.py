@@ -56,6 +56,7 @@ from rehab.selectors.safety_inputs import (
     log_facts,
 )
 from rehab.services.alerts import Told, alert_raise
+from rehab.translations import localized_advice, localized_reminder
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,14 @@ def evaluate_inline(*, patient: Patient, content: dict[str, Any]) -> Evaluation:
 
 
 def advice_json(evaluation: Evaluation) -> dict[str, Any] | None:
-    return evaluation.advice.as_dict() if evaluation.advice is not None else None
+    """`safety_advice` as the patient is shown it: in the active language (the request's),
+    stored so, with the language it was shown in (rehab/translations.py)."""
+    return localized_advice(evaluation)
+
+
+def reminder_text(evaluation: Evaluation) -> str | None:
+    """`safety_reminder` in the active language, as `advice_json`."""
+    return localized_reminder(evaluation)
 
 
 # The flag "a task is evaluating the quiet logs, or is on its way": set by the first

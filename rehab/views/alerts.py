@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 from uuid import UUID
 
 import django_filters
+from django.conf import settings
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -25,6 +28,7 @@ from rest_framework.views import APIView
 
 from config.audit import audit_context
 from config.conditional import CONDITIONAL_GET_PARAMETERS, NOT_MODIFIED
+from config.i18n import current_language
 from config.pagination import PageNumberPagination
 from config.serializers import StrictSerializer
 from patients.models import AuditEvent, User
@@ -34,6 +38,7 @@ from rehab.models import Alert, Notification, Severity
 from rehab.safety import canonical_json, catalogue
 from rehab.selectors import alerts as selectors
 from rehab.services import alerts as services
+from rehab.translations import SAFETY_TEXTS, localized_catalogue_texts, unreviewed_keys
 
 
 def _user(request: Request) -> User:
@@ -295,15 +300,27 @@ class NotificationReadApi(APIView):
 # --------------------------------------------------------------------------- rules
 
 
-_CATALOGUE = catalogue()
-_ETAG = '"' + hashlib.sha256(canonical_json(_CATALOGUE).encode()).hexdigest()[:32] + '"'
+@functools.lru_cache(maxsize=16)
+def _catalogue(language: str, unreviewed: frozenset[str]) -> tuple[dict[str, Any], str]:
+    """The catalogue in `language` and its ETag. Keyed by which translations are still
+    unreviewed too, as that changes the body (`english_beside`) while the process runs;
+    the translations themselves are fixed for the life of the process."""
+    messages, reminders = localized_catalogue_texts(language)
+    body = catalogue(
+        messages=messages,
+        reminders=reminders,
+        language=language,
+        english_beside={key: SAFETY_TEXTS[key] for key in unreviewed},
+    )
+    etag = '"' + hashlib.sha256(canonical_json(body).encode()).hexdigest()[:32] + '"'
+    return body, etag
 
 
-def _etag_matches(header: str) -> bool:
+def _etag_matches(header: str, etag: str) -> bool:
     """If-None-Match per RFC 9110 §13.1.2: a list of tags or `*`, compared weakly (a proxy
     that compresses the body may hand the app back W/"...")."""
     tags = parse_etags(header)
-    return "*" in tags or any(tag.removeprefix("W/") == _ETAG for tag in tags)
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
 
 
 class _CatalogueTemperatureSerializer(serializers.Serializer[Any]):
@@ -353,8 +370,25 @@ class SafetyCatalogueSerializer(serializers.Serializer[Any]):
     conventions = serializers.DictField(child=serializers.CharField())
     vocabulary = _CatalogueVocabularySerializer()
     rules = _CatalogueRuleSerializer(many=True)
+    language = serializers.ChoiceField(
+        choices=settings.LANGUAGES,
+        help_text="The language of `messages` and the reminders.",
+    )
     messages = serializers.DictField(child=serializers.CharField())
     reminder = serializers.CharField()
+    fall_reminder = serializers.CharField()
+    english_beside = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text=(
+            "By key, the English of each message or reminder whose translation no "
+            "clinician has reviewed yet: show it beside the translation."
+        ),
+    )
+
+
+class _CatalogueQuerySerializer(serializers.Serializer[Any]):
+    lang = serializers.ChoiceField(choices=settings.LANGUAGES, required=False)
 
 
 class SafetyRulesApi(APIView):
@@ -364,7 +398,16 @@ class SafetyRulesApi(APIView):
     authentication_classes: list[Any] = []
 
     @extend_schema(
-        parameters=CONDITIONAL_GET_PARAMETERS,
+        parameters=[
+            *CONDITIONAL_GET_PARAMETERS,
+            OpenApiParameter(
+                "lang",
+                type=str,
+                enum=[code for code, _name in settings.LANGUAGES],
+                description="The language of the texts; without it, `Accept-Language`, "
+                "else English.",
+            ),
+        ],
         responses={
             200: OpenApiResponse(SafetyCatalogueSerializer, description="The rule catalogue"),
             304: NOT_MODIFIED,
@@ -372,15 +415,24 @@ class SafetyRulesApi(APIView):
         tags=["safety"],
         description=(
             "The red-flag rules the server evaluates in the request, as declarative data with "
-            "their patient messages and a `version`. Send `If-None-Match` with the ETag to "
-            "get 304 when nothing changed."
+            "their patient messages and a `version`, per language (each with its own "
+            "`version` and ETag). Send `If-None-Match` with the ETag to get 304 when nothing "
+            "changed."
         ),
     )
     def get(self, request: Request) -> Response:
-        if _etag_matches(request.headers.get("If-None-Match", "")):
+        query = _CatalogueQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        # Without `lang`, the Accept-Language the middleware activated (English if none).
+        language = query.validated_data.get("lang") or current_language()
+        unreviewed = frozenset(unreviewed_keys(language, SAFETY_TEXTS))
+        body, etag = _catalogue(language, unreviewed)
+        if _etag_matches(request.headers.get("If-None-Match", ""), etag):
             response = Response(status=304)
         else:
-            response = Response(_CATALOGUE)
-        response["ETag"] = _ETAG
+            response = Response(body)
+        response["ETag"] = etag
         response["Cache-Control"] = "public, max-age=300"
+        response["Content-Language"] = language
+        patch_vary_headers(response, ("Accept-Language",))
         return response

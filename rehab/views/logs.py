@@ -115,6 +115,10 @@ class SafetyAdviceSerializer(serializers.Serializer[Any]):
     # told, and what an app may look up in its own copy of the rule catalogue.
     message_key = serializers.CharField(required=False)
     language = serializers.CharField(required=False)
+    # The English of `message` (and `note`) when their translation is not reviewed yet by a
+    # clinician: the app shows it beside (docs/app-developers.md § Languages).
+    message_en = serializers.CharField(required=False)
+    note_en = serializers.CharField(required=False)
 
 
 class LogConflictSerializer(ConflictErrorSerializer):
@@ -326,6 +330,9 @@ class MeApi(APIView):
         last_name = serializers.CharField()
         date_of_birth = serializers.DateField()
         timezone = serializers.CharField()
+        language = serializers.CharField(
+            help_text="The patient's language setting (`/me/settings/`); blank: the phone's."
+        )
         local_today = serializers.DateField()
         condition = serializers.CharField()
         affected_side = serializers.CharField()

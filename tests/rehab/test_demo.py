@@ -21,6 +21,15 @@ def test_it_seeds_a_demo_clinic_idempotently_with_stories_and_alerts(capsys, cli
     assert Alert.objects.filter(rule="RF-CES-01", status="resolved").exists()
     assert Alert.objects.filter(rule="RF-NEU-01", status="open").exists()
     assert Alert.objects.filter(rule__startswith="NR-").exists()  # review rules ran
+    # A Spanish-speaking patient, whose stored advice is in Spanish (English beside it).
+    lucia = Patient.objects.get(email="lucia@patient.demo")
+    assert lucia.language == "es"
+    assert "lucia@patient.demo   (reads the app in es)" in out
+    advised = [
+        log.safety_advice for log in DailyLog.objects.filter(patient=lucia) if log.safety_advice
+    ]
+    assert advised
+    assert all(a["language"] == "es" and "message_en" in a for a in advised)
 
     from programs.models import ExerciseLog, ProgramAssignment, ProgressionProposal
 

@@ -26,7 +26,15 @@ class Command(BaseCommand):
                     "Demo sign-ins (password for all: " + result["password"] + ")",
                     f"  physiotherapist  {result['clinician']}   dashboard/API",
                     f"  operator         {result['admin']}    http://localhost:{port}/admin/",
-                    *(f"  patient          {email}" for email in result["patients"]),
+                    *(
+                        f"  patient          {email}"
+                        + (
+                            f"   (reads the app in {result['languages'][email]})"
+                            if email in result["languages"]
+                            else ""
+                        )
+                        for email in result["patients"]
+                    ),
                     "",
                     "Two-factor sign-in: "
                     + (

@@ -239,7 +239,7 @@ def test_a_clinicians_errors_stay_in_english(clinician_client, patient):
 # --------------------------------------------------------------------------- emails
 
 
-def test_the_missed_log_reminder_is_emailed_in_the_patients_language(patient):
+def test_the_missed_log_reminder_is_emailed_in_the_patients_language(patient, run_published):
     _speaks(patient, "es")
     DailyLog.objects.create(patient=patient, date=date(2026, 11, 16), pain=3)  # 3 days missed
     assert tasks.missed_log_reminders_task() == 1

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from config.parsers import unstorable_text
@@ -25,6 +26,25 @@ def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": detail}, status=status)
     return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+
+
+# Views that take file uploads, by URL name ("namespace:name"), with the largest body each
+# may receive; registered by the apps that own them (their AppConfig.ready), since config
+# imports no app. The size is read when a request comes, so settings changes apply.
+_UPLOAD_LIMITS: dict[str, Callable[[], int]] = {}
+
+
+def register_upload_limit(view_name: str, limit: Callable[[], int]) -> None:
+    _UPLOAD_LIMITS[view_name] = limit
+
+
+def _upload_limit(request: HttpRequest) -> int | None:
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return None
+    limit = _UPLOAD_LIMITS.get(match.view_name)
+    return limit() if limit is not None else None
 
 
 class InputGuardMiddleware:
@@ -45,6 +65,9 @@ class InputGuardMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0  # as Django reads it: no body
+        if limit is not None and length > limit:
+            # Only oversized bodies pay for the URL look-up: an upload view's own limit.
+            limit = max(limit, _upload_limit(request) or 0)
         if limit is not None and length > limit:
             return _error(request, 413, f"The request body is larger than {limit // 1024} KB.")
         if any(

@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, path
 
 from config.conditional import conditional_get
 from programs import views
+from programs.media import views as media_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     # Patient (the app)
@@ -15,6 +16,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.ExerciseLogDetailApi.as_view(),
         name="exercise-log-detail",
     ),
+    # Exercise media: a signed, expiring link is the credential (docs/app-developers.md)
+    path("media/<str:token>/", media_views.MediaFileApi.as_view(), name="media-file"),
     # Clinician: library and templates
     path("clinician/exercises/", views.ExerciseListApi.as_view(), name="clinician-exercises"),
     path(

@@ -164,6 +164,9 @@ def _reencode(image: Image.Image, *, poster: bool) -> tuple[bytes, str, int, int
     oriented = _to_srgb(oriented)
     side = settings.MEDIA_IMAGE_MAX_SIDE
     oriented.thumbnail((side, side), Image.Resampling.LANCZOS)
+    # Pillow's writers carry some of `info` over (a JPEG's comment, the ICC profile):
+    # the stored file starts from no metadata at all.
+    oriented.info = {}
     target = "JPEG" if poster else IMAGE_FORMATS[source_format][0]
     out = io.BytesIO()
     if target == "PNG":

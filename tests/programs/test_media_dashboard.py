@@ -10,13 +10,11 @@ from django.urls import reverse
 from patients.models import AuditEvent
 from programs.media.services import media_create
 from programs.models import ExerciseMedia
-from tests.dashboard.conftest import other_web, web  # noqa: F401  (fixtures)
 from tests.factories import UserFactory
 from tests.programs.factories import ExerciseFactory
 from tests.programs.media_support import (
     PHP,
     jpeg_with_gps,
-    media_root,  # noqa: F401  (fixture)
     mp4,
     png,
     png_bomb,
@@ -24,6 +22,20 @@ from tests.programs.media_support import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def web(clinician) -> Client:
+    client = Client()
+    client.force_login(clinician.user)
+    return client
+
+
+@pytest.fixture
+def other_web(other_clinic_clinician) -> Client:
+    client = Client()
+    client.force_login(other_clinic_clinician.user)
+    return client
 
 
 @pytest.fixture
@@ -52,14 +64,18 @@ def test_it_stores_an_uploaded_image_without_its_exif_and_audits_it(
     assert response.status_code == 302
     media = ExerciseMedia.objects.get()
     assert (media.clinic_id, media.kind, media.content_type) == (clinic.pk, "image", "image/jpeg")
-    assert media.alt_text == "Start position" and media.uploaded_by == clinician.user
+    assert media.alt_text == "Start position"
+    assert media.uploaded_by == clinician.user
     (path,) = stored_files(media_root)
     content = path.read_bytes()
-    assert b"Secret Camera" not in content and len(content) == media.size_bytes
+    assert b"Secret Camera" not in content
+    assert len(content) == media.size_bytes
     assert path.name == f"{media.pk}.jpg"  # the server's name, never the uploader's
     event = AuditEvent.objects.get(object_type="exercise_media", action="create")
-    assert event.actor == clinician.user and event.object_id == str(media.pk)
-    assert event.changes["sha256"] == media.sha256 and event.patient_id is None
+    assert event.actor == clinician.user
+    assert event.object_id == str(media.pk)
+    assert event.changes["sha256"] == media.sha256
+    assert event.patient_id is None
     assert event.path == _url(shared_exercise)
 
 
@@ -67,7 +83,8 @@ def test_it_refuses_a_php_file_named_jpg_and_stores_nothing(web, shared_exercise
     response = _upload(web, shared_exercise, "photo.jpg", PHP)
     assert response.status_code == 400
     assert b"not a JPEG, PNG or WebP image" in response.content
-    assert not ExerciseMedia.objects.exists() and stored_files(media_root) == []
+    assert not ExerciseMedia.objects.exists()
+    assert stored_files(media_root) == []
     assert not AuditEvent.objects.filter(object_type="exercise_media").exists()
 
 
@@ -75,7 +92,8 @@ def test_it_refuses_a_decompression_bomb_with_a_400(web, shared_exercise, media_
     response = _upload(web, shared_exercise, "bomb.png", png_bomb())
     assert response.status_code == 400
     assert b"million pixels" in response.content
-    assert not ExerciseMedia.objects.exists() and stored_files(media_root) == []
+    assert not ExerciseMedia.objects.exists()
+    assert stored_files(media_root) == []
 
 
 def test_it_refuses_an_oversized_video_and_stores_nothing(web, shared_exercise, media_root):
@@ -83,7 +101,8 @@ def test_it_refuses_an_oversized_video_and_stores_nothing(web, shared_exercise, 
         response = _upload(web, shared_exercise, "demo.mp4", mp4(payload_size=3000))
     assert response.status_code == 400
     assert b"Videos may be at most" in response.content
-    assert not ExerciseMedia.objects.exists() and stored_files(media_root) == []
+    assert not ExerciseMedia.objects.exists()
+    assert stored_files(media_root) == []
 
 
 def test_it_answers_413_to_a_body_past_the_upload_limit_before_reading_it(
@@ -117,7 +136,8 @@ def test_it_stores_a_video_with_its_poster(web, shared_exercise, media_root):
     )
     assert response.status_code == 302
     media = ExerciseMedia.objects.get()
-    assert media.kind == "video" and media.poster_name.endswith("-poster.jpg")
+    assert media.kind == "video"
+    assert media.poster_name.endswith("-poster.jpg")
     assert (media_root / media.file_name).read_bytes() == video
 
 
@@ -130,7 +150,8 @@ def test_it_refuses_a_poster_that_is_not_an_image(web, shared_exercise, media_ro
         },
     )
     assert response.status_code == 400
-    assert not ExerciseMedia.objects.exists() and stored_files(media_root) == []
+    assert not ExerciseMedia.objects.exists()
+    assert stored_files(media_root) == []
 
 
 def test_the_page_lists_the_media_with_signed_links(web, shared_exercise, clinic, media_root):
@@ -180,7 +201,8 @@ def test_it_moves_and_removes_the_clinics_own_media_with_audit(
             ).values_list("action", flat=True)
         )
 
-    assert actions(first) == {"create", "delete"} and actions(second) == {"create", "update"}
+    assert actions(first) == {"create", "delete"}
+    assert actions(second) == {"create", "update"}
 
 
 # --------------------------------------------------------------------------- scope
@@ -192,7 +214,8 @@ def test_another_clinic_cannot_see_or_upload_to_a_clinics_own_exercise(
     assert other_web.get(_url(own_exercise)).status_code == 404
     response = _upload(other_web, own_exercise, "a.png", png())
     assert response.status_code == 404
-    assert not ExerciseMedia.objects.exists() and stored_files(media_root) == []
+    assert not ExerciseMedia.objects.exists()
+    assert stored_files(media_root) == []
 
 
 def test_another_clinic_does_not_see_a_clinics_media_of_a_shared_exercise(
@@ -200,7 +223,8 @@ def test_another_clinic_does_not_see_a_clinics_media_of_a_shared_exercise(
 ):
     media = _create(shared_exercise, clinic)
     page = other_web.get(_url(shared_exercise))
-    assert page.status_code == 200 and str(media.pk).encode() not in page.content
+    assert page.status_code == 200
+    assert str(media.pk).encode() not in page.content
     for name in ("exercise-media-delete", "exercise-media-move"):
         url = reverse(f"dashboard:{name}", args=[shared_exercise.pk, media.pk])
         assert other_web.post(url, {"direction": "up"}).status_code == 404
@@ -239,8 +263,10 @@ def test_an_operator_adds_shared_media_in_the_admin_through_the_same_checks(
         url,
         {"exercise": shared_exercise.pk, "upload": SimpleUploadedFile("x.jpg", PHP)},
     )
-    assert bad.status_code == 200 and b"not a JPEG, PNG or WebP image" in bad.content
-    assert not ExerciseMedia.objects.exists() and stored_files(media_root) == []
+    assert bad.status_code == 200
+    assert b"not a JPEG, PNG or WebP image" in bad.content
+    assert not ExerciseMedia.objects.exists()
+    assert stored_files(media_root) == []
 
     good = operator_web.post(
         url,
@@ -252,14 +278,17 @@ def test_an_operator_adds_shared_media_in_the_admin_through_the_same_checks(
     )
     assert good.status_code == 302
     media = ExerciseMedia.objects.get()
-    assert media.clinic_id is None and media.alt_text == "Lying on the back"
+    assert media.clinic_id is None
+    assert media.alt_text == "Lying on the back"
     assert AuditEvent.objects.filter(
         object_type="exercise_media", action="create", object_id=str(media.pk)
     ).exists()
     change = operator_web.get(reverse("admin:programs_exercisemedia_change", args=[media.pk]))
-    assert change.status_code == 200 and b"/api/v1/media/" in change.content
+    assert change.status_code == 200
+    assert b"/api/v1/media/" in change.content
 
     delete = reverse("admin:programs_exercisemedia_delete", args=[media.pk])
     with django_capture_on_commit_callbacks(execute=True):
         assert operator_web.post(delete, {"post": "yes"}).status_code == 302
-    assert not ExerciseMedia.objects.exists() and stored_files(media_root) == []
+    assert not ExerciseMedia.objects.exists()
+    assert stored_files(media_root) == []

@@ -280,9 +280,7 @@ class ExerciseMediaAdmin(admin.ModelAdmin[ExerciseMedia]):
             kwargs["form"] = ExerciseMediaAddForm
         return super().get_form(request, obj, change, **kwargs)
 
-    def get_fields(
-        self, request: HttpRequest, obj: ExerciseMedia | None = None
-    ) -> tuple[str, ...]:
+    def get_fields(self, request: HttpRequest, obj: ExerciseMedia | None = None) -> tuple[str, ...]:
         if obj is None:
             return ("exercise", "clinic", "upload", "poster", "alt_text")
         return (*self.readonly_fields, "alt_text", "position")

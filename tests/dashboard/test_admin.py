@@ -37,7 +37,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from patients.models import AuditEvent, AuthToken, Clinic, Invitation, Patient, SignInFailure
 from patients.services import audit_record
 from programs import services as program_services
-from programs.models import AssignedExercise, ExerciseLog, ProgressionProposal
+from programs.models import AssignedExercise, ExerciseLog, ExerciseMedia, ProgressionProposal
 from rehab.models import (
     Alert,
     AlertEvent,
@@ -138,6 +138,15 @@ def _programs_and_record(patient: Any, clinician: Any) -> None:
     ProgressionProposal.objects.create(
         assignment=assignment, from_phase=one, to_phase=two, evaluated_on=today
     )
+    ExerciseMedia.objects.create(
+        exercise=AssignedExercise.objects.filter(phase=one)[0].exercise,
+        clinic=patient.clinic,
+        kind="image",
+        file_name="exercise-media/admin-test.png",
+        content_type="image/png",
+        size_bytes=1,
+        sha256="0" * 64,
+    )
     intervention = InterventionFactory.create(patient=patient, created_by=clinician)
     ProvocativeTestFactory.create(patient=patient, examiner=clinician, created_by=clinician)
     ImagingFindingFactory.create(patient=patient, created_by=clinician)
@@ -194,6 +203,7 @@ def test_every_changelist_opens_in_the_same_queries_with_more_rows(operator_clie
         "programs.ExerciseLog",
         "programs.ProgressionProposal",
         "programs.DosageVersion",
+        "programs.ExerciseMedia",
         "rehab.Intervention",
         "rehab.ProvocativeTest",
         "rehab.QuestionnaireResponse",

@@ -13,6 +13,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -49,9 +50,23 @@ class _Slice:
         return iter(lambda: self.read(CHUNK), b"")
 
 
+class _AnyAccept(BaseContentNegotiation):
+    """Players and image views send `Accept: video/mp4`, `image/*` and the like; the answer
+    is the file whatever they accept (errors are still JSON)."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: Any, format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
+
+
 class MediaFileApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    content_negotiation_class = _AnyAccept
 
     @extend_schema(
         parameters=[

@@ -15,6 +15,11 @@ from tests.programs.media_support import mp4, png
 
 pytestmark = pytest.mark.django_db
 
+
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
 PLAN = "/api/v1/me/plan/"
 
 
@@ -68,7 +73,7 @@ def test_each_exercise_lists_its_media_with_signed_links(
     # The links work without the API token.
     fetched = Client().get(shown_image["url"])
     assert fetched.status_code == 200
-    assert b"".join(fetched.streaming_content) == (media_root / image.file_name).read_bytes()
+    assert _body(fetched) == (media_root / image.file_name).read_bytes()
 
 
 def test_a_patient_never_gets_another_clinics_media(

@@ -144,3 +144,23 @@ def test_an_image_has_no_poster_link(media_root):
     assert media_view(image).poster_url is None
     poster = links.link(media_id=image.pk, variant=links.POSTER).path
     assert Client().get(poster).status_code == 404
+
+
+def test_it_answers_whatever_the_player_accepts(video):
+    response = Client().get(media_view(video).url, HTTP_ACCEPT="video/mp4")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "video/mp4"
+
+
+def test_a_dashboard_session_does_not_put_media_tokens_in_the_audit_trail(
+    video, clinician, django_capture_on_commit_callbacks
+):
+    from patients.models import AuditEvent
+
+    url = media_view(video).url
+    with django_capture_on_commit_callbacks(execute=True):
+        media_delete(media=video, actor=None)
+    client = Client()
+    client.force_login(clinician.user)
+    assert client.get(url).status_code == 404
+    assert not AuditEvent.objects.filter(action="denied").exists()

@@ -625,6 +625,8 @@ DELETABLE = {
     "patients.SignInFailure",
     "patients.Clinic",
     "programs.Exercise",
+    # Its images and videos: removed through `media_delete` (audited, files too).
+    "programs.ExerciseMedia",
     "programs.ProgramTemplate",
     "programs.TemplatePhase",
     "programs.PrescribedExercise",

@@ -199,6 +199,33 @@ class WeeksQuerySerializer(serializers.Serializer[Any]):
 # --------------------------------------------------------------------------- library
 
 
+class MediaOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=ExerciseMedia.Kind.choices)
+    content_type = serializers.CharField(
+        help_text="`image/jpeg`, `image/png`, `video/mp4`, `video/webm`."
+    )
+    url = serializers.SerializerMethodField(help_text="Signed link to the file; no token needed.")
+    poster_url = serializers.SerializerMethodField(
+        help_text="Videos: signed link to a still (JPEG) to show before playing; else null."
+    )
+    expires_at = serializers.DateTimeField(help_text="When `url` and `poster_url` stop working.")
+    width = serializers.IntegerField(source="media.width", allow_null=True)
+    height = serializers.IntegerField(source="media.height", allow_null=True)
+    size_bytes = serializers.IntegerField(source="media.size_bytes")
+    alt_text = serializers.CharField(source="media.alt_text", help_text="For screen readers.")
+
+    @extend_schema_field(serializers.URLField())
+    def get_url(self, view: MediaView) -> str:
+        return str(self.context["request"].build_absolute_uri(view.url))
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_poster_url(self, view: MediaView) -> str | None:
+        if view.poster_url is None:
+            return None
+        return str(self.context["request"].build_absolute_uri(view.poster_url))
+
+
 class ExerciseOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     slug = serializers.CharField()
@@ -209,6 +236,14 @@ class ExerciseOutputSerializer(serializers.Serializer[Any]):
     media_url = serializers.CharField()
     clinic_id = serializers.UUIDField(allow_null=True, help_text="Null for the global library.")
     default_dosage = DosageSerializer(source="*")
+    media = serializers.SerializerMethodField(
+        help_text="Images and videos your clinic's patients see with it, in order."
+    )
+
+    @extend_schema_field(MediaOutputSerializer(many=True))
+    def get_media(self, exercise: Exercise) -> list[dict[str, Any]]:
+        views = [media_selectors.media_view(media) for media in exercise.media.all()]
+        return list(MediaOutputSerializer(views, many=True, context=self.context).data)
 
 
 class ExerciseListApi(APIView):
@@ -231,9 +266,16 @@ class ExerciseListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        qs = selectors.exercise_list(user=_user(request), **filters.validated_data)
+        qs = media_selectors.with_media(
+            selectors.exercise_list(user=_user(request), **filters.validated_data),
+            clinic_id=_clinician(request).clinic_id,
+        )
         response, _ = paginate(
-            request=request, view=self, items=qs, serializer_class=ExerciseOutputSerializer
+            request=request,
+            view=self,
+            items=qs,
+            serializer_class=ExerciseOutputSerializer,
+            context={"request": request},
         )
         return response
 
@@ -390,33 +432,6 @@ class PlanPhaseSerializer(serializers.Serializer[Any]):
     goals = serializers.CharField()
     length_weeks = serializers.IntegerField()
     started_on = serializers.DateField()
-
-
-class MediaOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.UUIDField()
-    kind = serializers.ChoiceField(choices=ExerciseMedia.Kind.choices)
-    content_type = serializers.CharField(
-        help_text="`image/jpeg`, `image/png`, `video/mp4`, `video/webm`."
-    )
-    url = serializers.SerializerMethodField(help_text="Signed link to the file; no token needed.")
-    poster_url = serializers.SerializerMethodField(
-        help_text="Videos: signed link to a still (JPEG) to show before playing; else null."
-    )
-    expires_at = serializers.DateTimeField(help_text="When `url` and `poster_url` stop working.")
-    width = serializers.IntegerField(source="media.width", allow_null=True)
-    height = serializers.IntegerField(source="media.height", allow_null=True)
-    size_bytes = serializers.IntegerField(source="media.size_bytes")
-    alt_text = serializers.CharField(source="media.alt_text", help_text="For screen readers.")
-
-    @extend_schema_field(serializers.URLField())
-    def get_url(self, view: MediaView) -> str:
-        return str(self.context["request"].build_absolute_uri(view.url))
-
-    @extend_schema_field(serializers.URLField(allow_null=True))
-    def get_poster_url(self, view: MediaView) -> str | None:
-        if view.poster_url is None:
-            return None
-        return str(self.context["request"].build_absolute_uri(view.poster_url))
 
 
 class PlanExerciseSerializer(serializers.Serializer[Any]):

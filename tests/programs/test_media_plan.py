@@ -111,3 +111,21 @@ def test_reading_the_plan_is_audited(patient_client, patient, library, media_roo
     assert AuditEvent.objects.filter(
         object_type="program_plan", patient_id=patient.pk, action="read"
     ).exists()
+
+
+def test_the_clinicians_library_lists_media_their_patients_see(
+    clinician_client, other_clinic_clinician_client, clinic, media_root
+):
+    from tests.programs.factories import ExerciseFactory
+
+    exercise = ExerciseFactory.create(clinic=None, name="A shared exercise")
+    shared = _add(exercise, None, png())
+    own = _add(exercise, clinic, png())
+
+    def media_ids(client):
+        body = client.get("/api/v1/clinician/exercises/", {"page_size": 100}).json()
+        (item,) = [e for e in body["results"] if e["id"] == str(exercise.pk)]
+        return [m["id"] for m in item["media"]]
+
+    assert media_ids(clinician_client) == [str(shared.pk), str(own.pk)]
+    assert media_ids(other_clinic_clinician_client) == [str(shared.pk)]

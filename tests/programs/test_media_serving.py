@@ -164,3 +164,24 @@ def test_a_dashboard_session_does_not_put_media_tokens_in_the_audit_trail(
     client.force_login(clinician.user)
     assert client.get(url).status_code == 404
     assert not AuditEvent.objects.filter(action="denied").exists()
+
+
+def test_files_written_for_an_upload_that_fails_later_are_removed(media_root, monkeypatch):
+    from programs.media import services
+    from programs.models import ExerciseMedia
+    from tests.programs.media_support import stored_files
+
+    def broken_audit(**fields):
+        raise RuntimeError("the audit trail is down")
+
+    monkeypatch.setattr(services, "audit_record", broken_audit)
+    with pytest.raises(RuntimeError):
+        media_create(
+            exercise=ExerciseFactory.create(clinic=None),
+            clinic=None,
+            upload=BytesIO(mp4()),
+            poster=BytesIO(png()),
+            actor=None,
+        )
+    assert not ExerciseMedia.objects.exists()
+    assert stored_files(media_root) == []

@@ -27,6 +27,8 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 # stay crisp, transparency is kept); JPEG and WebP are stored as JPEG.
 IMAGE_FORMATS = {
     "JPEG": ("JPEG", "image/jpeg", "jpg"),
+    # What Pillow calls many phone cameras' JPEGs (with a second, hidden picture).
+    "MPO": ("JPEG", "image/jpeg", "jpg"),
     "PNG": ("PNG", "image/png", "png"),
     "WEBP": ("JPEG", "image/jpeg", "jpg"),
 }

@@ -145,3 +145,16 @@ def test_it_sends_the_whole_file_for_ranges_it_does_not_serve(header):
 def test_it_calls_a_range_past_the_end_unsatisfiable(header):
     with pytest.raises(ranges.Unsatisfiable):
         ranges.parse(header, 100)
+
+
+def test_it_takes_a_phone_cameras_multi_picture_jpeg():
+    out = io.BytesIO()
+    first, second = Image.new("RGB", (40, 30), "red"), Image.new("RGB", (40, 30), "blue")
+    first.save(out, "MPO", save_all=True, append_images=[second])
+    with Image.open(io.BytesIO(out.getvalue())) as check:
+        assert check.format == "MPO"
+    processed = process_upload(io.BytesIO(out.getvalue()))
+    assert processed.content_type == "image/jpeg"
+    assert processed.content is not None
+    with Image.open(io.BytesIO(processed.content)) as stored:
+        assert stored.format == "JPEG"

@@ -39,10 +39,13 @@ RUN DJANGO_SECRET_KEY=collectstatic-only-not-a-real-secret-key-0123456789abcdef 
 # (Kubernetes' runAsNonRoot).
 RUN groupadd --gid 10001 app \
     && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin app
-# Patient export files (EXPORTS_DIR): the only directory the process writes; compose
+# Patient export files (EXPORTS_DIR), one of the two directories the process writes; compose
 # mounts a volume shared by web and worker here, which takes this owner.
 RUN mkdir -p /exports && chown 10001:10001 /exports && chmod 700 /exports
 ENV EXPORTS_DIR=/exports
+# Exercise media on the file system (MEDIA_ROOT), unless MEDIA_S3_BUCKET names a store.
+RUN mkdir -p /media && chown 10001:10001 /media && chmod 750 /media
+ENV MEDIA_ROOT=/media
 USER 10001:10001
 
 EXPOSE 8000

@@ -15,6 +15,7 @@ from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.messages.middleware import MessageMiddleware
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.urls import Resolver404, resolve
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
 
@@ -47,6 +48,25 @@ class RequestContextMiddleware:
         return response
 
 
+# Views that take file uploads, by URL name ("namespace:name"), with the largest body each
+# may receive; registered by the apps that own them (their AppConfig.ready), since config
+# imports no app. The size is read when a request comes, so settings changes apply.
+_UPLOAD_LIMITS: dict[str, Callable[[], int]] = {}
+
+
+def register_upload_limit(view_name: str, limit: Callable[[], int]) -> None:
+    _UPLOAD_LIMITS[view_name] = limit
+
+
+def _upload_limit(request: HttpRequest) -> int | None:
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return None
+    limit = _UPLOAD_LIMITS.get(match.view_name)
+    return limit() if limit is not None else None
+
+
 class InputGuardMiddleware:
     """Refuse, before any view runs, a body larger than Django reads
     (`DATA_UPLOAD_MAX_MEMORY_SIZE`: 413) and a query parameter holding a NUL (400).
@@ -65,6 +85,9 @@ class InputGuardMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0  # as Django reads it: no body
+        if limit is not None and length > limit:
+            # Only oversized bodies pay for the URL look-up: an upload view's own limit.
+            limit = max(limit, _upload_limit(request) or 0)
         if limit is not None and length > limit:
             return _error(request, 413, f"The request body is larger than {limit // 1024} KB.")
         if any(

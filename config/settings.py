@@ -596,6 +596,48 @@ STORAGES["exports"] = {
     "OPTIONS": {"location": EXPORTS_DIR, "directory_permissions_mode": 0o700},
 }
 
+# Exercise media (docs/architecture.md § Exercise media): images and short videos of the
+# exercise library, in the "media" storage. The file system under MEDIA_ROOT by default;
+# any S3-compatible store when MEDIA_S3_BUCKET is set (django-storages). Files are private
+# either way: the API hands out short-lived signed links (MEDIA_URL_MAX_AGE seconds).
+MEDIA_ROOT: str = env.str("MEDIA_ROOT", default=str(BASE_DIR / ".data" / "media"))
+MEDIA_S3_BUCKET: str = env.str("MEDIA_S3_BUCKET", default="")
+MEDIA_URL_MAX_AGE: int = env.int("MEDIA_URL_MAX_AGE", default=900)
+MEDIA_IMAGE_MAX_BYTES: int = env.int("MEDIA_IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
+MEDIA_VIDEO_MAX_BYTES: int = env.int("MEDIA_VIDEO_MAX_BYTES", default=100 * 1024 * 1024)
+# An image with more pixels is refused before it is decoded (a decompression bomb: a small
+# file that expands to gigabytes); stored images are scaled down to MEDIA_IMAGE_MAX_SIDE.
+MEDIA_IMAGE_MAX_PIXELS: int = env.int("MEDIA_IMAGE_MAX_PIXELS", default=40_000_000)
+MEDIA_IMAGE_MAX_SIDE: int = env.int("MEDIA_IMAGE_MAX_SIDE", default=1600)
+if MEDIA_S3_BUCKET:
+    STORAGES["media"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "endpoint_url": env.str("MEDIA_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("MEDIA_S3_REGION", default="") or None,
+            # Unset: boto3's own chain (AWS_* variables, an instance role).
+            "access_key": env.str("MEDIA_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("MEDIA_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("MEDIA_S3_PREFIX", default=""),
+            "addressing_style": env.str("MEDIA_S3_ADDRESSING_STYLE", default="") or None,
+            "signature_version": "s3v4",
+            # Private objects, reached only through presigned URLs; never overwritten.
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    STORAGES["media"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "directory_permissions_mode": 0o750},
+    }
+# With S3, the media link answers with a redirect to a presigned URL of the object (the
+# store then serves the bytes and the ranges); false streams it through this service
+# instead, for a bucket the phones cannot reach.
+MEDIA_S3_REDIRECT: bool = env.bool("MEDIA_S3_REDIRECT", default=True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -18,3 +18,8 @@ class DashboardConfig(AppConfig):
         from dashboard.views import not_found_page
 
         register_not_found_page("/dashboard/", not_found_page)
+
+        from config.middleware import register_upload_limit
+        from programs.media.files import upload_body_limit
+
+        register_upload_limit("dashboard:exercise-media", upload_body_limit)

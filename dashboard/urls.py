@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from dashboard import two_factor, views, views_editor, views_education
+from dashboard import two_factor, views, views_editor, views_education, views_media
 
 app_name = "dashboard"
 
@@ -56,5 +56,22 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "patients/<uuid:patient_id>/education/",
         views_education.patient_education_view,
         name="patient-education",
+    ),
+    # Exercise library and its media (dashboard/views_media.py)
+    path("exercises/", views_media.exercise_library_view, name="exercises"),
+    path(
+        "exercises/<uuid:exercise_id>/media/",
+        views_media.exercise_media_view,
+        name="exercise-media",
+    ),
+    path(
+        "exercises/<uuid:exercise_id>/media/<uuid:media_id>/delete/",
+        views_media.exercise_media_delete_view,
+        name="exercise-media-delete",
+    ),
+    path(
+        "exercises/<uuid:exercise_id>/media/<uuid:media_id>/move/",
+        views_media.exercise_media_move_view,
+        name="exercise-media-move",
     ),
 ]

@@ -23,7 +23,9 @@ _DENIED = frozenset({403, 404})
 # Only where patient data lives; sign-in and device routes are about the caller's own
 # account, and the admin has its own permission model.
 _PREFIXES = ("/api/v1/", "/dashboard/")
-_NOT_PATIENT_DATA = ("auth-",)
+# Sign-in, and the exercise media links (library content; the token is a credential that
+# has no place in the audit trail).
+_NOT_PATIENT_DATA = ("auth-", "media-")
 
 
 class DeniedRequestAuditMiddleware:

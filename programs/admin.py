@@ -7,10 +7,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
 
+from config.audit import audit_context
 from patients.admin import ReadOnlyAdmin
+from patients.models import AuditEvent, User
+from patients.services import audit_record
+from programs.media.files import process_image, process_upload
+from programs.media.selectors import media_view
+from programs.media.services import OBJECT_TYPE, media_create, media_delete
 from programs.models import (
     AssignedExercise,
     AssignedPhase,
@@ -21,6 +32,7 @@ from programs.models import (
     EducationCardVersion,
     Exercise,
     ExerciseLog,
+    ExerciseMedia,
     PrescribedExercise,
     ProgramAssignment,
     ProgramTemplate,
@@ -257,3 +269,125 @@ class CardReadAdmin(ReadOnlyAdmin, admin.ModelAdmin[CardRead]):
     list_select_related = ("version", "patient")
     search_fields = ("patient__last_name", "version__title")
     date_hierarchy = "read_at"
+
+
+# --------------------------------------------------------------------------- exercise media
+
+
+class ExerciseMediaAddForm(forms.ModelForm[ExerciseMedia]):
+    """Adding media: the file (its kind comes from its bytes), a video's poster, and whose
+    it is (no clinic: shared with every clinic). Checked here as the dashboard checks it;
+    stored by `media_create` in `save_model`."""
+
+    upload = forms.FileField(label="Image or video", help_text="JPEG, PNG or WebP; MP4 or WebM.")
+    poster = forms.FileField(required=False, help_text="Videos only: a still shown before playing.")
+
+    class Meta:
+        model = ExerciseMedia
+        fields = ("exercise", "clinic", "alt_text")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        upload, poster = data.get("upload"), data.get("poster")
+        try:
+            if upload is not None:
+                processed = process_upload(upload, field="upload")
+                if poster is not None and processed.kind != "video":
+                    raise ValidationError({"poster": "Only a video has a poster image."})
+                upload.seek(0)
+            if poster is not None:
+                process_image(poster, field="poster", poster=True)
+                poster.seek(0)
+        except ValidationError as exc:
+            self.add_error(None, exc)
+        return data
+
+
+@admin.register(ExerciseMedia)
+class ExerciseMediaAdmin(admin.ModelAdmin[ExerciseMedia]):
+    list_display = ("exercise", "kind", "clinic", "position", "content_type", "size_bytes")
+    list_filter = ("kind", "clinic")
+    list_select_related = ("exercise", "clinic")
+    search_fields = ("exercise__name", "alt_text")
+    autocomplete_fields = ("exercise",)
+    readonly_fields = (
+        "preview",
+        "exercise",
+        "clinic",
+        "kind",
+        "content_type",
+        "size_bytes",
+        "sha256",
+        "width",
+        "height",
+        "uploaded_by",
+        "created_at",
+    )
+
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: ExerciseMedia | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[forms.ModelForm[ExerciseMedia]]:
+        if obj is None:
+            kwargs["form"] = ExerciseMediaAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: ExerciseMedia | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("exercise", "clinic", "upload", "poster", "alt_text")
+        return (*self.readonly_fields, "alt_text", "position")
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ExerciseMedia | None = None
+    ) -> tuple[str, ...]:
+        return self.readonly_fields if obj is not None else ()
+
+    @admin.display(description="Preview")
+    def preview(self, obj: ExerciseMedia) -> str:
+        view = media_view(obj)
+        if obj.kind == ExerciseMedia.Kind.IMAGE:
+            return format_html('<img src="{}" alt="" style="max-width:320px">', view.url)
+        return format_html(
+            '<video src="{}" controls preload="metadata" style="max-width:320px"></video>',
+            view.url,
+        )
+
+    def save_model(self, request: HttpRequest, obj: ExerciseMedia, form: Any, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["alt_text", "position"])
+            audit_record(
+                actor=request.user if isinstance(request.user, User) else None,
+                action=AuditEvent.Action.UPDATE,
+                object_type=OBJECT_TYPE,
+                object_id=obj.pk,
+                changes={name: getattr(obj, name) for name in form.changed_data},
+                context=audit_context(request),
+            )
+            return
+        created = media_create(
+            exercise=form.cleaned_data["exercise"],
+            clinic=form.cleaned_data.get("clinic"),
+            upload=form.cleaned_data["upload"],
+            poster=form.cleaned_data.get("poster"),
+            alt_text=form.cleaned_data.get("alt_text") or "",
+            actor=request.user if isinstance(request.user, User) else None,
+            context=audit_context(request),
+        )
+        # The admin goes on with `obj` (its history entry, the redirect): make it the row.
+        for field in ExerciseMedia._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: ExerciseMedia) -> None:
+        media_delete(
+            media=obj,
+            actor=request.user if isinstance(request.user, User) else None,
+            context=audit_context(request),
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExerciseMedia]) -> None:
+        for media in queryset:
+            self.delete_model(request, media)

@@ -1,6 +1,7 @@
 """Demo data for `make run`: the demo patients follow the seeded programs.
 
-`seed_programs_demo` is called by the project's `seed_demo` command. It runs the real
+`seed_programs_demo` is called by the project's `seed_demo` command. It draws the seeded
+exercises' demonstration figures (`seed_exercise_media`, programs/demo_figures.py) and runs the real
 services in simulated time (assigning, logging, proposing, accepting), so the demo shows
 what the product would have recorded, including at least one pending proposal.
 """
@@ -8,6 +9,7 @@ what the product would have recorded, including at least one pending proposal.
 from __future__ import annotations
 
 import importlib
+import io
 import random
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
@@ -18,12 +20,17 @@ from django.db import transaction
 
 from patients.models import Clinician, Patient
 from programs import rules, selectors, services
+from programs.demo_figures import figure_png
 from programs.education import content as education_content
 from programs.education import selectors as education_selectors
 from programs.education import services as education_services
+from programs.media.services import media_create
 from programs.models import (
     EducationCard,
+    Exercise,
     ExerciseLog,
+    ExerciseMedia,
+    PrescribedExercise,
     ProgramAssignment,
     ProgramTemplate,
     ProgressionProposal,
@@ -47,6 +54,28 @@ def _templates() -> dict[str, ProgramTemplate]:
         importlib.import_module("programs.migrations.0003_seed_templates_source_ranges").apply(apps)
         return _templates()
     return found
+
+
+def seed_exercise_media() -> int:
+    """A line drawing of every exercise of the seeded templates that has no shared image
+    yet, stored as shared media through the same checks as an upload. Returns how many."""
+    exercise_ids = PrescribedExercise.objects.filter(
+        phase__template__clinic__isnull=True, phase__template__slug__in=TEMPLATE_SLUGS
+    ).values("exercise_id")
+    illustrated = ExerciseMedia.objects.filter(
+        clinic__isnull=True, kind=ExerciseMedia.Kind.IMAGE
+    ).values("exercise_id")
+    made = 0
+    for exercise in Exercise.objects.filter(pk__in=exercise_ids).exclude(pk__in=illustrated):
+        media_create(
+            exercise=exercise,
+            clinic=None,
+            upload=io.BytesIO(figure_png(exercise.slug, exercise.name)),
+            alt_text=f"Line drawing of the {exercise.name.lower()} exercise.",
+            actor=None,
+        )
+        made += 1
+    return made
 
 
 def _clinician_for(patient: Patient) -> Clinician | None:
@@ -95,6 +124,7 @@ def seed_programs_demo(
     templates = _templates()
     # The seeded cards, as migration 0005 left them (a flushed database has lost them).
     education_content.seed_cards(apps)
+    seed_exercise_media()
     taken = set(
         ProgramAssignment.objects.filter(patient__in=patients).values_list("patient_id", flat=True)
     )

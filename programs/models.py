@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -23,6 +24,7 @@ from programs.querysets import (
     CardAssignmentQuerySet,
     CardReadQuerySet,
     ExerciseLogQuerySet,
+    ExerciseMediaQuerySet,
     LibraryQuerySet,
     ProposalQuerySet,
 )
@@ -146,6 +148,64 @@ class Exercise(Dosage):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ExerciseMedia(models.Model):
+    """An image or a short video demonstrating a library exercise (docs/architecture.md §
+    Exercise media).
+
+    Scoped like the library: `clinic` null is shared media (seeded, or added by operators),
+    seen by every clinic; otherwise only that clinic's staff and patients see it, whether
+    the exercise is the clinic's own or a global one. The file is never replaced: a new
+    version is a new row, so a link handed out always names the bytes it was signed for.
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    exercise = models.ForeignKey(Exercise, on_delete=models.CASCADE, related_name="media")
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.CASCADE, null=True, blank=True, related_name="exercise_media"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Names in the "media" storage (settings.STORAGES), chosen by the server, never by the
+    # uploader: `exercise-media/<exercise>/<media id>.<ext>`.
+    file_name = models.CharField(max_length=300)
+    content_type = models.CharField(max_length=100)
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="Of the stored bytes.")
+    width = models.PositiveIntegerField(null=True, blank=True, help_text="Images and posters.")
+    height = models.PositiveIntegerField(null=True, blank=True)
+    # Videos only: the still shown before playing (always a re-encoded JPEG).
+    poster_name = models.CharField(max_length=300, blank=True)
+    alt_text = models.CharField(
+        max_length=300, blank=True, help_text="What it shows, for screen readers."
+    )
+    position = models.PositiveSmallIntegerField(default=1, help_text="Order within the exercise.")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ExerciseMediaQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("exercise", "position", "created_at")
+        verbose_name_plural = "exercise media"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["image", "video"]), name="exercisemedia_kind"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="video") | Q(poster_name=""), name="exercisemedia_poster_video"
+            ),
+        ]
+        indexes = [models.Index(fields=("exercise", "position"))]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.exercise_id}"
 
 
 class ProgramTemplate(models.Model):

@@ -29,6 +29,24 @@ class LibraryQuerySet(models.QuerySet[Any]):
         return self.filter(clinic_id=clinic_id)
 
 
+class ExerciseMediaQuerySet(models.QuerySet[Any]):
+    """Media follows the library's rule: a clinician sees the shared media and their own
+    clinic's, of exercises they can see. Patients get media only through their plan
+    (`for_patient_exercises`), never by listing the library."""
+
+    def visible_to(self, user: User | AnonymousUser) -> ExerciseMediaQuerySet:
+        clinician = getattr(user, "clinician", None) if user.is_authenticated else None
+        if clinician is None:
+            return self.none()
+        clinic = Q(clinic__isnull=True) | Q(clinic_id=clinician.clinic_id)
+        exercise = Q(exercise__clinic__isnull=True) | Q(exercise__clinic_id=clinician.clinic_id)
+        return self.filter(clinic & exercise)
+
+    def for_clinic(self, clinic_id: object) -> ExerciseMediaQuerySet:
+        """What a clinic's patients may be shown: shared media and that clinic's."""
+        return self.filter(Q(clinic__isnull=True) | Q(clinic_id=clinic_id))
+
+
 class AssignmentQuerySet(ScopedQuerySet):
     patient_path = "patient"
 

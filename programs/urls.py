@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, path
 from config.conditional import conditional_get
 from programs import views
 from programs.education import views as education_views
+from programs.media import views as media_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     # Patient (the app)
@@ -49,6 +50,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
         education_views.PatientCardsApi.as_view(),
         name="clinician-patient-education",
     ),
+    # Exercise media: a signed, expiring link is the credential (docs/app-developers.md)
+    path("media/<str:token>/", media_views.MediaFileApi.as_view(), name="media-file"),
     # Clinician: library and templates
     path("clinician/exercises/", views.ExerciseListApi.as_view(), name="clinician-exercises"),
     path(

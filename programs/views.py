@@ -36,6 +36,8 @@ from patients.models import AuditEvent, Clinician, Patient, User
 from patients.permissions import IsClinician, IsPatient
 from patients.services import audit_reads, audit_record
 from programs import selectors, services
+from programs.media import selectors as media_selectors
+from programs.media.selectors import MediaView
 from programs.models import (
     MAX_DURATION_MINUTES,
     MAX_HOLD_SECONDS,
@@ -45,6 +47,7 @@ from programs.models import (
     BodyRegion,
     Category,
     Exercise,
+    ExerciseMedia,
     ProgramTemplate,
     ProgressionProposal,
 )
@@ -202,6 +205,33 @@ class WeeksQuerySerializer(serializers.Serializer[Any]):
 # --------------------------------------------------------------------------- library
 
 
+class MediaOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=ExerciseMedia.Kind.choices)
+    content_type = serializers.CharField(
+        help_text="`image/jpeg`, `image/png`, `video/mp4`, `video/webm`."
+    )
+    url = serializers.SerializerMethodField(help_text="Signed link to the file; no token needed.")
+    poster_url = serializers.SerializerMethodField(
+        help_text="Videos: signed link to a still (JPEG) to show before playing; else null."
+    )
+    expires_at = serializers.DateTimeField(help_text="When `url` and `poster_url` stop working.")
+    width = serializers.IntegerField(source="media.width", allow_null=True)
+    height = serializers.IntegerField(source="media.height", allow_null=True)
+    size_bytes = serializers.IntegerField(source="media.size_bytes")
+    alt_text = serializers.CharField(source="media.alt_text", help_text="For screen readers.")
+
+    @extend_schema_field(serializers.URLField())
+    def get_url(self, view: MediaView) -> str:
+        return str(self.context["request"].build_absolute_uri(view.url))
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_poster_url(self, view: MediaView) -> str | None:
+        if view.poster_url is None:
+            return None
+        return str(self.context["request"].build_absolute_uri(view.poster_url))
+
+
 class ExerciseOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     slug = serializers.CharField()
@@ -212,6 +242,14 @@ class ExerciseOutputSerializer(serializers.Serializer[Any]):
     media_url = serializers.CharField()
     clinic_id = serializers.UUIDField(allow_null=True, help_text="Null for the global library.")
     default_dosage = DosageSerializer(source="*")
+    media = serializers.SerializerMethodField(
+        help_text="Images and videos your clinic's patients see with it, in order."
+    )
+
+    @extend_schema_field(MediaOutputSerializer(many=True))
+    def get_media(self, exercise: Exercise) -> list[dict[str, Any]]:
+        views = [media_selectors.media_view(media) for media in exercise.media.all()]
+        return list(MediaOutputSerializer(views, many=True, context=self.context).data)
 
 
 class ExerciseListApi(APIView):
@@ -234,9 +272,16 @@ class ExerciseListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        qs = selectors.exercise_list(user=_user(request), **filters.validated_data)
+        qs = media_selectors.with_media(
+            selectors.exercise_list(user=_user(request), **filters.validated_data),
+            clinic_id=_clinician(request).clinic_id,
+        )
         response, _ = paginate(
-            request=request, view=self, items=qs, serializer_class=ExerciseOutputSerializer
+            request=request,
+            view=self,
+            items=qs,
+            serializer_class=ExerciseOutputSerializer,
+            context={"request": request},
         )
         return response
 
@@ -421,11 +466,33 @@ class PlanExerciseSerializer(serializers.Serializer[Any]):
     instructions = serializers.CharField(source="exercise.instructions")
     category = serializers.ChoiceField(choices=Category.choices, source="exercise.category")
     body_region = serializers.ChoiceField(choices=BodyRegion.choices, source="exercise.body_region")
-    media_url = serializers.CharField(source="exercise.media_url")
+    media_url = serializers.SerializerMethodField(
+        help_text=(
+            "A link to the first demonstration image (signed, expires like `media[].url`), "
+            "else a link the clinic gave, else empty."
+        )
+    )
+    media = serializers.SerializerMethodField(
+        help_text="Demonstration images and videos, in order (docs/app-developers.md)."
+    )
     dosage = DosageVersionSerializer(help_text="The dosage in force that day.")
     due = serializers.BooleanField(help_text="Scheduled that day (see the due-day rule).")
     done = serializers.BooleanField(help_text="At least one exercise log that day.")
     log_ids = serializers.ListField(child=serializers.UUIDField())
+
+    def _media(self, item: Any) -> list[MediaView]:
+        media: dict[UUID, list[MediaView]] = self.context.get("media", {})
+        return media.get(item.exercise.exercise_id, [])
+
+    def get_media_url(self, item: Any) -> str:
+        for view in self._media(item):
+            if view.kind == ExerciseMedia.Kind.IMAGE:
+                return str(self.context["request"].build_absolute_uri(view.url))
+        return str(item.exercise.media_url)
+
+    @extend_schema_field(MediaOutputSerializer(many=True))
+    def get_media(self, item: Any) -> list[dict[str, Any]]:
+        return list(MediaOutputSerializer(self._media(item), many=True, context=self.context).data)
 
 
 class PlanOutputSerializer(serializers.Serializer[Any]):
@@ -458,13 +525,18 @@ class MyPlanApi(APIView):
         patient = _me(request)
         day = query.validated_data.get("date") or patient.local_today()
         plan = selectors.day_plan(patient=patient, day=day)
+        media = media_selectors.media_for_patient_plan(
+            patient=patient, exercise_ids=[item.exercise.exercise_id for item in plan.items]
+        )
         _audit_read(
             request,
             object_type="program_plan",
             object_id=plan.assignment.pk if plan.assignment else "",
             patient_id=patient.pk,
         )
-        return Response(PlanOutputSerializer(plan).data)
+        return Response(
+            PlanOutputSerializer(plan, context={"request": request, "media": media}).data
+        )
 
 
 # --------------------------------------------------------------------------- adherence

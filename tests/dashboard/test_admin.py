@@ -38,7 +38,7 @@ from notifications.models import Delivery
 from patients.models import AuditEvent, AuthToken, Clinic, Invitation, Patient, SignInFailure
 from patients.services import audit_record
 from programs import services as program_services
-from programs.models import AssignedExercise, ExerciseLog, ProgressionProposal
+from programs.models import AssignedExercise, ExerciseLog, ExerciseMedia, ProgressionProposal
 from rehab.models import (
     Alert,
     AlertEvent,
@@ -152,6 +152,15 @@ def _programs_and_record(patient: Any, clinician: Any) -> None:
     ProgressionProposal.objects.create(
         assignment=assignment, from_phase=one, to_phase=two, evaluated_on=today
     )
+    ExerciseMedia.objects.create(
+        exercise=AssignedExercise.objects.filter(phase=one)[0].exercise,
+        clinic=patient.clinic,
+        kind="image",
+        file_name="exercise-media/admin-test.png",
+        content_type="image/png",
+        size_bytes=1,
+        sha256="0" * 64,
+    )
     intervention = InterventionFactory.create(patient=patient, created_by=clinician)
     ProvocativeTestFactory.create(patient=patient, examiner=clinician, created_by=clinician)
     ImagingFindingFactory.create(patient=patient, created_by=clinician)
@@ -209,6 +218,7 @@ def test_every_changelist_opens_in_the_same_queries_with_more_rows(operator_clie
         "programs.ExerciseLog",
         "programs.ProgressionProposal",
         "programs.DosageVersion",
+        "programs.ExerciseMedia",
         "rehab.Intervention",
         "rehab.ProvocativeTest",
         "rehab.QuestionnaireResponse",
@@ -630,6 +640,8 @@ DELETABLE = {
     "patients.SignInFailure",
     "patients.Clinic",
     "programs.Exercise",
+    # Its images and videos: removed through `media_delete` (audited, files too).
+    "programs.ExerciseMedia",
     "programs.ProgramTemplate",
     "programs.TemplatePhase",
     "programs.PrescribedExercise",

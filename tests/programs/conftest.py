@@ -13,6 +13,7 @@ from patients.models import Clinician, Patient
 from programs import services
 from programs.models import AssignedExercise, ProgramAssignment, ProgramTemplate
 from tests.programs.factories import make_template
+from tests.programs.media_support import media_root  # noqa: F401  (a fixture)
 
 # A Monday. Phase 1 runs 2 weeks (2026-03-02..15), so phase 2 may start 2026-03-16.
 START = date(2026, 3, 2)

@@ -52,6 +52,8 @@ def _is_patient_account(user: User | None) -> bool:
         and getattr(user, "clinician", None) is not None
     ):
         return False
+    if user.is_staff:
+        return False  # operators' accounts (the admin's) are never a patient's
     return Patient.objects.filter(user_id=user.pk).exists()
 
 

@@ -93,6 +93,10 @@ def test_it_reads_clinician_progress_from_the_lagging_replica(
     # The replica has not replayed the log yet: the progress read came from it.
     assert _progress(clinician_client, patient)["days_logged"] == 0
 
+    # Read as the application role, as on the primary (docs/security.md).
+    with connections["replica"].cursor() as cursor:
+        cursor.execute("SELECT session_user, pg_is_in_recovery()")
+        assert cursor.fetchone() == (connections["replica"].settings_dict["USER"], True)
     lag = routed.catch_up()
     assert lag < 5
     assert _progress(clinician_client, patient)["days_logged"] == 1

@@ -157,7 +157,9 @@ if DATABASE_REPLICA_ENABLED:
     DATABASES["replica"] = {
         **env.db_url("DATABASE_REPLICA_URL"),
         "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
-        "CONN_HEALTH_CHECKS": True,
+        # config/replica.py checks the kept connection before each marked view (and falls
+        # back to the primary); Django's own check would repeat it at the first query.
+        "CONN_HEALTH_CHECKS": False,
         "ATOMIC_REQUESTS": False,
         # Tests never create or migrate a database through this alias.
         "TEST": {"MIRROR": "default"},

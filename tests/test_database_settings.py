@@ -67,3 +67,27 @@ def test_it_refuses_an_unknown_pooler() -> None:
     result = _load(DATABASE_POOLER="pgpool")
     assert result.returncode != 0
     assert "DATABASE_POOLER" in result.stderr
+
+
+def test_it_has_a_valid_compose_override_behind_pgbouncer() -> None:
+    from importlib.resources import files
+
+    import jsonschema
+    import yaml
+
+    pooled = yaml.safe_load((BASE_DIR / "docker-compose.pgbouncer.yml").read_text())
+    vendored = files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(vendored.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(pooled)]
+    assert not errors, "\n".join(errors)
+    services = pooled["services"]
+    for name in ("web", "worker", "beat"):
+        env = services[name]["environment"]
+        assert "@pgbouncer:6432/" in env["DATABASE_URL"]
+        assert env["DATABASE_URL"].startswith("postgres://rehab_app:")
+        assert env["DATABASE_POOLER"] == "pgbouncer"
+    # Migrations keep their direct connection (compose's own `migrate`).
+    assert "migrate" not in services
+    ini = (BASE_DIR / "docker" / "pgbouncer" / "pgbouncer.ini").read_text()
+    assert "pool_mode = transaction" in ini

@@ -132,18 +132,22 @@ def replica_reads(view: F) -> F:
 
 def streamed_from_replica(items: Iterable[Any]) -> Iterator[Any]:
     """The body of a streaming response, read where the view's reads went: it is consumed
-    after the view returned, outside `@replica_reads`."""
-    alias = _read_alias.get()
-    iterator = iter(items)
-    while True:
-        token = _read_alias.set(alias)
-        try:
-            item = next(iterator)
-        except StopIteration:
-            return
-        finally:
-            _read_alias.reset(token)
-        yield item
+    after the view returned, outside `@replica_reads`. Call it inside the view."""
+    alias = _read_alias.get()  # now, in the view: the generator below runs later
+
+    def body() -> Iterator[Any]:
+        iterator = iter(items)
+        while True:
+            token = _read_alias.set(alias)
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                _read_alias.reset(token)
+            yield item
+
+    return body()
 
 
 class ReplicaRouter:

@@ -14,13 +14,16 @@ from typing import Any
 
 import pytest
 from django.db import connections, router
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config import replica as replica_routing
-from patients.models import Patient
+from patients.models import Clinic, Clinician, Patient
 from rehab.models import Alert, DailyLog
 from rehab.models.alerts import Severity
+from tests.factories import ClinicianFactory, UserFactory
 from tests.pgreplica import Replica, pg_bin, streaming_replica
 
 pytestmark = [
@@ -193,3 +196,40 @@ def test_it_falls_back_to_the_primary_when_the_replica_is_down(
 def test_it_never_migrates_the_replica() -> None:
     assert router.allow_migrate("replica", "rehab", model_name="dailylog") is False
     assert router.allow_migrate("default", "rehab", model_name="dailylog") is not False
+
+
+def _queries_on_replica(request: Any) -> int:
+    with CaptureQueriesContext(connections["replica"]) as replica_queries:
+        response = request()
+        assert response.status_code == 200, response.status_code
+        # A streamed body is read after the view returned, still from the replica.
+        if getattr(response, "streaming", False):
+            b"".join(response.streaming_content)
+    return len(replica_queries)
+
+
+def test_it_runs_the_dashboard_and_report_queries_on_the_replica_and_no_others(
+    routed: Replica,
+    clinic: Clinic,
+    clinician: Clinician,
+    patient: Patient,
+    api_client_for: Any,
+) -> None:
+    routed.catch_up()
+    web = Client()
+    web.force_login(clinician.user)
+    admin = ClinicianFactory.create(
+        clinic=clinic,
+        role=Clinician.Role.CLINIC_ADMIN,
+        user=UserFactory.create(email="carol@riverside.example"),
+    )
+    admin_api = api_client_for(admin.user)
+    routed.catch_up()
+
+    assert _queries_on_replica(lambda: web.get("/dashboard/")) > 0
+    assert _queries_on_replica(lambda: web.get(f"/dashboard/patients/{patient.pk}/")) > 0
+    assert _queries_on_replica(lambda: admin_api.get("/api/v1/clinician/outcomes/csv/")) > 0
+    assert _queries_on_replica(lambda: admin_api.get("/api/v1/clinician/patients/")) > 0
+    # Not marked: the alert inbox and list, where alerts are handled.
+    assert _queries_on_replica(lambda: web.get("/dashboard/alerts/")) == 0
+    assert _queries_on_replica(lambda: admin_api.get("/api/v1/clinician/alerts/")) == 0

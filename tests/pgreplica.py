@@ -92,8 +92,10 @@ class Replica:
 def streaming_replica(*, primary_host: str, primary_port: int, database: str) -> Iterator[Replica]:
     bin_path = pg_bin()
     assert bin_path is not None
+    # A replica an interrupted run left behind is stopped and removed first.
+    for stale in (BASE_DIR / ".data").glob("pg-replica-*"):
+        _stop(bin_path, stale)
     data_dir = BASE_DIR / ".data" / f"pg-replica-{os.getpid()}"
-    shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True, mode=0o700)
     user = _system_user()
     if user is not None:
@@ -137,9 +139,17 @@ def streaming_replica(*, primary_host: str, primary_port: int, database: str) ->
             time.sleep(0.05)
         yield replica
     finally:
+        _stop(bin_path, data_dir)
+
+
+def _stop(bin_path: Path, data_dir: Path) -> None:
+    if (data_dir / "postmaster.pid").exists():
+        run: dict[str, Any] = {"capture_output": True, "timeout": 60}
+        if _system_user() is not None:
+            run["user"] = _system_user()
         with contextlib.suppress(subprocess.SubprocessError):
             subprocess.run(
                 [str(bin_path / "pg_ctl"), "-w", "-D", str(data_dir), "-m", "immediate", "stop"],
                 **run,
             )
-        shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.rmtree(data_dir, ignore_errors=True)

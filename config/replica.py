@@ -11,7 +11,8 @@ Nothing goes to the replica unless a view says so. A view opts in with `@replica
 - the read is inside a transaction on the primary (it may depend on what that transaction
   wrote);
 - the signed-in user wrote something in the last `DATABASE_REPLICA_PIN_SECONDS` (read
-  your own writes: `ReplicaPinMiddleware` pins them to the primary for that window);
+  your own writes: `ReplicaPinMiddleware` pins them to the primary for that window), or
+  Redis, which holds the pins, cannot say;
 - the replica cannot be reached: the read falls back to the primary (and the replica is
   not tried again for `REPLICA_RETRY_SECONDS`), so a replica outage slows the dashboards
   but never takes them down.
@@ -52,16 +53,24 @@ def replica_enabled() -> bool:
 
 
 def _pin_key(user_pk: Any) -> str:
-    return f"replica-pin:{user_pk}"
+    return cache.make_key(f"replica-pin:{user_pk}")
+
+
+def _redis() -> Any:
+    """The cache's own Redis client. The cache API fails open (a Redis error reads as a
+    miss, config/settings.py § CACHES), which here would mean "not pinned": a stale read.
+    The client raises instead, and an error means "pinned"."""
+    # Duck-typed: `django.core.cache.cache` is a proxy to django-redis' backend.
+    return cache.client.get_client(write=True)  # type: ignore[attr-defined]
 
 
 def _pinned(user: Any) -> bool:
-    """Whether `user` wrote recently, so their reads must see the primary. When the cache
-    cannot answer, the answer is yes: the primary is always right, only slower."""
+    """Whether `user` wrote recently, so their reads must see the primary. When Redis
+    cannot answer, the answer is yes: the primary is always right, only busier."""
     if user is None or not getattr(user, "is_authenticated", False):
         return False
     try:
-        return bool(cache.get(_pin_key(user.pk)))
+        return bool(_redis().exists(_pin_key(user.pk)))
     except Exception:  # noqa: BLE001 (any cache failure: read the primary)
         logger.warning("replica: read-your-writes pin unreadable, reading the primary")
         return True
@@ -72,9 +81,9 @@ def pin_to_primary(user: Any) -> None:
     if user is None or not getattr(user, "is_authenticated", False):
         return
     try:
-        cache.set(_pin_key(user.pk), 1, settings.DATABASE_REPLICA_PIN_SECONDS)
+        _redis().set(_pin_key(user.pk), 1, ex=settings.DATABASE_REPLICA_PIN_SECONDS)
     except Exception:  # noqa: BLE001 (the write is done; its pin is best effort)
-        # With the cache down, _pinned() answers "pinned" for everyone anyway.
+        # With Redis down, _pinned() answers "pinned" for everyone anyway.
         logger.warning("replica: could not pin a writer to the primary")
 
 

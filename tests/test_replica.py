@@ -5,6 +5,7 @@ and a dead replica falls back to the primary."""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -233,3 +234,31 @@ def test_it_runs_the_dashboard_and_report_queries_on_the_replica_and_no_others(
     # Not marked: the alert inbox and list, where alerts are handled.
     assert _queries_on_replica(lambda: web.get("/dashboard/alerts/")) == 0
     assert _queries_on_replica(lambda: admin_api.get("/api/v1/clinician/alerts/")) == 0
+
+
+def test_everyone_reads_the_primary_while_redis_cannot_say_who_wrote(
+    routed: Replica,
+    settings: Any,
+    patient_client: APIClient,
+    clinician_client: APIClient,
+    patient: Patient,
+) -> None:
+    routed.catch_up()
+    routed.pause()
+    _log_on_primary(patient, date(2026, 11, 5))
+    # The pins live in Redis; a Redis nobody listens on cannot say who wrote recently.
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
+        }
+    }
+
+    assert patient_client.get("/api/v1/me/progress/").json()["days_logged"] == 1
+    assert _progress(clinician_client, patient)["days_logged"] == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -91,3 +91,12 @@ def test_it_has_a_valid_compose_override_behind_pgbouncer() -> None:
     assert "migrate" not in services
     ini = (BASE_DIR / "docker" / "pgbouncer" / "pgbouncer.ini").read_text()
     assert "pool_mode = transaction" in ini
+
+
+def test_it_names_real_models_as_the_safety_paths_primary_only_reads() -> None:
+    from django.apps import apps
+    from django.conf import settings
+
+    assert settings.DATABASE_REPLICA_PRIMARY_MODELS
+    for label in settings.DATABASE_REPLICA_PRIMARY_MODELS:
+        assert apps.get_model(label)._meta.label_lower == label

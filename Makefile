@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: install chromium run test lint typecheck check bench clean
+.PHONY: install chromium pgbouncer run test lint typecheck check bench clean
 
 # Debian's Chromium drives the browser tests (tests/dashboard/test_browser.py; never a
 # Playwright browser download). A fresh machine gets it here, from `make test`, as in CI.
@@ -37,11 +37,22 @@ chromium:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium >/dev/null; \
 	}
 
+# Debian's PgBouncer, for the transaction-pooling test (tests/test_pgbouncer.py): installed
+# here as chromium is, so the test never skips in CI.
+PGBOUNCER ?= pgbouncer
+
+pgbouncer:
+	@command -v $(PGBOUNCER) >/dev/null 2>&1 || [ -x /usr/sbin/$(PGBOUNCER) ] || { \
+		echo "Installing Debian's pgbouncer for the connection-pooling test"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq pgbouncer >/dev/null; \
+	}
+
 run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bin/embedded.py -- \
 		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && exec honcho -f Procfile.dev start'
 
-test: install chromium
+test: install chromium pgbouncer
 	$(PY) bin/embedded.py -- $(PY) -m pytest $(ARGS)
 
 lint: install

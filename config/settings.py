@@ -155,6 +155,54 @@ if env.str("DATABASE_MIGRATE_URL", default=""):
 DATABASE_APP_ROLE: str | None = DATABASES["default"]["USER"] if DATABASE_OWNER else None
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+
+# --- Read replica and connection pooling (docs/deployment.md § Read replica, § Pooling) ---
+# Optional: when DATABASE_REPLICA_URL is set, dashboards, progress, exports and reports
+# read from it (config/replica.py); writes and the safety path stay on the primary.
+DATABASE_ROUTERS = ["config.replica.ReplicaRouter"]
+DATABASE_REPLICA_ENABLED = bool(env.str("DATABASE_REPLICA_URL", default=""))
+if DATABASE_REPLICA_ENABLED:
+    DATABASES["replica"] = {
+        **env.db_url("DATABASE_REPLICA_URL"),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        # config/replica.py checks the kept connection before each marked view (and falls
+        # back to the primary); Django's own check would repeat it at the first query.
+        "CONN_HEALTH_CHECKS": False,
+        "ATOMIC_REQUESTS": False,
+        # Tests never create or migrate a database through this alias.
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASES["replica"].setdefault("OPTIONS", {})
+    # A dead replica costs one short connect attempt, then reads fall back to the primary.
+    DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", 2)
+    if DATABASE_OWNER and DATABASES["replica"]["USER"] == DATABASE_OWNER["USER"]:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL names the owner role: read the replica as the application "
+            "role of DATABASE_URL (docs/security.md § Database roles and audit trail)."
+        )
+# After a user's write, their marked reads go to the primary this long (read your writes).
+DATABASE_REPLICA_PIN_SECONDS = env.int("DATABASE_REPLICA_PIN_SECONDS", default=15)
+# Models the safety path reads: never from the replica, whichever view reads them.
+DATABASE_REPLICA_PRIMARY_MODELS = frozenset(
+    {
+        "rehab.alert",
+        "rehab.alertoccurrence",
+        "rehab.alertevent",
+        "rehab.notification",
+        "rehab.safetysubmission",
+    }
+)
+MIDDLEWARE = [*MIDDLEWARE, "config.replica.ReplicaPinMiddleware"]
+# Behind PgBouncer in transaction mode a transaction may run on any server connection: no
+# server-side (named) cursors, no server-side prepared statements.
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured("DATABASE_POOLER must be empty or 'pgbouncer'.")
+if DATABASE_POOLER == "pgbouncer":
+    for _alias in DATABASES.values():
+        _alias["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _alias.setdefault("OPTIONS", {})["prepare_threshold"] = None
+# --- end read replica and pooling ---
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Likewise for Redis (README.md § Configuration): a production start without it would

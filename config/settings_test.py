@@ -46,3 +46,13 @@ if DATABASE_OWNER:  # noqa: F405
         "PASSWORD": DATABASES["default"].get("PASSWORD") or "",  # noqa: F405
     }
     DATABASES["default"].update(DATABASE_OWNER)  # noqa: F405
+
+# The ordinary suite reads everything from the primary; the replica tests
+# (tests/test_replica.py) configure a replica alias pointing at a real streaming replica
+# and turn the routing on. The alias exists (a mirror of the test database) so that they
+# can.
+DATABASE_REPLICA_ENABLED = False
+DATABASES.setdefault(  # noqa: F405
+    "replica",
+    {**DATABASES["default"], "TEST": {"MIRROR": "default"}},  # noqa: F405
+)

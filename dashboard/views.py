@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.audit import audit_context
 from config.exceptions import ApplicationError
+from config.replica import replica_reads
 from dashboard import charts, selectors
 from dashboard.forms import (
     AcknowledgeForm,
@@ -184,6 +185,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @clinician_required
+@replica_reads
 def caseload_view(request: HttpRequest) -> HttpResponse:
     user = _clinician(request)
     form = CaseloadFilterForm(request.GET or None)
@@ -244,6 +246,7 @@ def _days_since(patient: Any) -> int | None:
 
 @require_GET
 @clinician_required
+@replica_reads
 def patient_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
     user = _clinician(request)
     patient = patient_get(user=user, patient_id=patient_id)  # 404 outside the clinic

@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from config.audit import audit_context
 from config.pagination import page_schema, paginate
+from config.replica import replica_reads, streamed_from_replica
 from config.serializers import StrictSerializer
 from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Patient
@@ -95,6 +96,7 @@ class MeExportJsonApi(APIView):
     permission_classes = [IsPatientAnyConsent]
 
     @_schema(ExportFormat.JSON, clinician=False)
+    @replica_reads
     def get(self, request: Request) -> HttpResponse:
         return _export_response(request, _own_patient(request), ExportFormat.JSON)
 
@@ -103,6 +105,7 @@ class MeExportCsvApi(APIView):
     permission_classes = [IsPatientAnyConsent]
 
     @_schema(ExportFormat.CSV, clinician=False)
+    @replica_reads
     def get(self, request: Request) -> HttpResponse:
         return _export_response(request, _own_patient(request), ExportFormat.CSV)
 
@@ -111,6 +114,7 @@ class MeExportFhirApi(APIView):
     permission_classes = [IsPatientAnyConsent]
 
     @_schema(ExportFormat.FHIR, clinician=False)
+    @replica_reads
     def get(self, request: Request) -> HttpResponse:
         return _export_response(request, _own_patient(request), ExportFormat.FHIR)
 
@@ -119,6 +123,7 @@ class PatientExportJsonApi(APIView):
     permission_classes = [IsClinician]
 
     @_schema(ExportFormat.JSON, clinician=True)
+    @replica_reads
     def get(self, request: Request, patient_id: UUID) -> HttpResponse:
         return _export_response(request, _clinic_patient(request, patient_id), ExportFormat.JSON)
 
@@ -127,6 +132,7 @@ class PatientExportCsvApi(APIView):
     permission_classes = [IsClinician]
 
     @_schema(ExportFormat.CSV, clinician=True)
+    @replica_reads
     def get(self, request: Request, patient_id: UUID) -> HttpResponse:
         return _export_response(request, _clinic_patient(request, patient_id), ExportFormat.CSV)
 
@@ -135,6 +141,7 @@ class PatientExportFhirApi(APIView):
     permission_classes = [IsClinician]
 
     @_schema(ExportFormat.FHIR, clinician=True)
+    @replica_reads
     def get(self, request: Request, patient_id: UUID) -> HttpResponse:
         return _export_response(request, _clinic_patient(request, patient_id), ExportFormat.FHIR)
 
@@ -420,6 +427,7 @@ class ClinicOutcomesCsvApi(APIView):
             "included. Clinic admins only."
         ),
     )
+    @replica_reads
     def get(self, request: Request) -> StreamingHttpResponse:
         clinician = request_user(request).clinician
         assert clinician is not None
@@ -441,7 +449,9 @@ class ClinicOutcomesCsvApi(APIView):
             changes={"view": view},
             context=audit_context(request),
         )
-        response = StreamingHttpResponse(formats.csv_rows(body), content_type="text/csv")
+        response = StreamingHttpResponse(
+            streamed_from_replica(formats.csv_rows(body)), content_type="text/csv"
+        )
         response["Content-Disposition"] = f'attachment; filename="outcomes-{view}.csv"'
         response["Cache-Control"] = "no-store"
         return response

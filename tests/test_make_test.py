@@ -73,3 +73,37 @@ def test_it_is_what_ci_runs():
     ci = (BASE_DIR / ".ci" / "run").read_text()
     assert "make chromium" in ci
     assert "apt-get" not in ci
+
+
+# Debian's PgBouncer for tests/test_pgbouncer.py, installed the same way.
+
+
+def test_it_makes_test_depend_on_the_pgbouncer_check():
+    printed = _make("-n", "test", "VENV=.venv").stdout
+    check = printed.index("command -v pgbouncer")
+    assert check < printed.index("-m pytest"), printed
+
+
+def test_it_installs_pgbouncer_with_apt_get_when_it_is_missing(tmp_path):
+    apt_get, calls = _apt_get_stand_in(tmp_path)
+
+    result = _make("pgbouncer", "PGBOUNCER=no-such-pooler-here", f"APT_GET={apt_get}", "SUDO=")
+
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines() == [
+        "noninteractive update -qq",
+        "noninteractive install -y -qq pgbouncer",
+    ]
+
+
+def test_it_installs_nothing_when_pgbouncer_is_there(tmp_path):
+    apt_get, calls = _apt_get_stand_in(tmp_path)
+
+    result = _make("pgbouncer", "PGBOUNCER=sh", f"APT_GET={apt_get}", "SUDO=")
+
+    assert result.returncode == 0, result.stderr
+    assert not calls.exists()
+
+
+def test_it_installs_pgbouncer_in_ci_too():
+    assert "make pgbouncer" in (BASE_DIR / ".ci" / "run").read_text()

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from config.audit import audit_context
 from config.pagination import PageNumberPagination, query_text
+from config.replica import replica_reads
 from patients.models import Patient, User
 from patients.permissions import IsClinician
 from patients.services import audit_reads
@@ -89,6 +90,7 @@ class CaseloadApi(APIView):
         tags=["clinician: patients"],
         description="The clinician's clinic's patients, most urgent first.",
     )
+    @replica_reads
     def get(self, request: Request) -> Response:
         user = request.user
         assert isinstance(user, User)

@@ -23,6 +23,7 @@ from config.conditional import (
     version_etag,
 )
 from config.pagination import PageNumberPagination, paginate
+from config.replica import replica_reads
 from config.schema import ConflictErrorSerializer
 from config.serializers import (
     FieldsOnceMixin,
@@ -399,6 +400,7 @@ class MeProgressApi(APIView):
         responses={200: ProgressOutputSerializer, 304: NOT_MODIFIED},
         tags=["patient: profile"],
     )
+    @replica_reads
     def get(self, request: Request) -> Response:
         patient = patient_selectors.patient_for_user(user=_user(request))
         return _progress_response(request, patient)
@@ -416,6 +418,7 @@ class PatientLogListApi(APIView):
         responses={200: LogOutputSerializer(many=True)},
         tags=["clinician: patients"],
     )
+    @replica_reads
     def get(self, request: Request, patient_id: UUID) -> Response:
         patient = patient_selectors.patient_get(user=_user(request), patient_id=patient_id)
         logs = selectors.log_list(user=_user(request), patient=patient, **_date_range(request))
@@ -441,6 +444,7 @@ class PatientProgressApi(APIView):
         tags=["clinician: patients"],
         description="As /me/progress/; `from`/`to` window the series (figures use all logs).",
     )
+    @replica_reads
     def get(self, request: Request, patient_id: UUID) -> Response:
         patient = patient_selectors.patient_get(user=_user(request), patient_id=patient_id)
         window = _date_range(request)

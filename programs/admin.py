@@ -10,12 +10,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, router
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from config.audit import audit_context
+from config.django_private import mark_saved
 from patients.admin import ReadOnlyAdmin
 from patients.models import AuditEvent, User
 from patients.services import audit_record
@@ -379,7 +380,7 @@ class ExerciseMediaAdmin(admin.ModelAdmin[ExerciseMedia]):
         # The admin goes on with `obj` (its history entry, the redirect): make it the row.
         for field in ExerciseMedia._meta.concrete_fields:
             setattr(obj, field.attname, getattr(created, field.attname))
-        obj._state.adding = False
+        mark_saved(obj, router.db_for_write(ExerciseMedia))
 
     def delete_model(self, request: HttpRequest, obj: ExerciseMedia) -> None:
         media_delete(

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils.translation import gettext as _
+
 
 @dataclass(frozen=True)
 class Text:
@@ -80,3 +82,47 @@ def missed_log_reminder_text(*, first_name: str, missed_days: int) -> Text:
         "If you have new numbness between your legs, bladder or bowel changes, or "
         "weakness in both legs, go to the Emergency Department now.\n",
     )
+
+
+def alert_push_text(*, severity: str, rule: str, escalation: bool) -> Text:
+    """The push about an alert, shown on a lock screen: no patient's name, the rule only;
+    opening it leads to the alert page, which checks who may see it."""
+    if escalation:
+        return Text(
+            f"[ESCALATED {severity.upper()}] {rule}",
+            "An alert for a patient in your clinic has not been acknowledged in time.",
+        )
+    return Text(f"[{severity.upper()}] {rule}", "A patient in your care needs review.")
+
+
+def missed_log_reminder_push_text(*, missed_days: int) -> Text:
+    return Text(
+        _("A quick check-in"),
+        _("We have not had your daily log for %(days)s days. It takes a minute.")
+        % {"days": missed_days},
+    )
+
+
+def follow_up_text(*, first_name: str, severity: str) -> Text:
+    """Asked a few hours after the app showed emergency or urgent advice
+    (docs/safety-path.md, "Safety follow-up"). It repeats the way forward, because the
+    patient may not have gone yet."""
+    if severity == "emergency":
+        advice = _("If you have not been seen yet, please go to the Emergency Department now.")
+    else:
+        advice = _(
+            "If you have not been seen yet, please contact your GP or an urgent care clinic today."
+        )
+    return Text(
+        _("Were you seen?"),
+        _(
+            "Hello %(name)s, earlier the app advised you to get medical help. "
+            "Were you seen? Please tell us in the app. %(advice)s"
+        )
+        % {"name": first_name, "advice": advice},
+    )
+
+
+def generic_text() -> Text:
+    """A feed item of a kind this version cannot word (written by a newer one)."""
+    return Text(_("A message from your care team"), _("Open the app to see it."))

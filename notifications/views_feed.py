@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_serializer,
 )
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -40,6 +41,7 @@ class FollowUpChoiceSerializer(serializers.Serializer[Any]):
     label = serializers.CharField()
 
 
+@extend_schema_serializer(component_name="SafetyFollowUp")
 class FollowUpSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     severity = serializers.CharField(help_text="The advice's severity: `emergency` or `urgent`.")
@@ -54,6 +56,7 @@ class FollowUpSerializer(serializers.Serializer[Any]):
         return [{"value": value, "label": str(label)} for value, label in choices]
 
 
+@extend_schema_serializer(component_name="FeedItem")
 class FeedItemSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     kind = serializers.CharField(
@@ -142,6 +145,7 @@ class FollowUpAnswerApi(APIView):
     # held back behind a form (docs/safety-path.md, "Safety follow-up").
     permission_classes = [IsPatientAnyConsent]
 
+    @extend_schema_serializer(component_name="FollowUpAnswer")
     class InputSerializer(StrictSerializer):
         seen_by = serializers.ChoiceField(choices=SafetyFollowUp.SeenBy.choices)
 

@@ -146,7 +146,7 @@ def patient_message_plan(
     kind: str,
     key: str,
     patient_id: UUID,
-    user_id: int,
+    user_id: int | None,
     email: str = "",
     alert_id: UUID | None = None,
     follow_up_id: UUID | None = None,
@@ -183,7 +183,8 @@ def patient_message_plan(
     if email:
         emailed = delivery_plan(kind=kind, key=key, address=email, recipient_id=user_id, **about)
         planned += [emailed] if emailed is not None else []
-    planned += devices_plan(kind=kind, key=key, user_ids=[user_id], **about)
+    if user_id is not None:
+        planned += devices_plan(kind=kind, key=key, user_ids=[user_id], **about)
     return feed_item_id, planned
 
 
@@ -442,6 +443,8 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
 def _follow_up_of(delivery: Delivery) -> SafetyFollowUp | None:
     """The follow-up a delivery asks, while it may still be asked: never of a patient
     whose record was restricted meanwhile."""
+    if delivery.feed_item_id is None:
+        return None
     return (
         SafetyFollowUp.objects.select_related("patient")
         .filter(
@@ -670,6 +673,10 @@ def deliveries_failing() -> dict[str, Any]:
     day = now - timedelta(days=1)
     recent_failures = Delivery.objects.filter(
         status__in=(Status.FAILED, Status.GIVEN_UP), updated_at__gte=day
+    ).exclude(
+        # An uninstalled app's token: the device is forgotten, nothing for an operator.
+        channel__in=PUSH_CHANNELS,
+        last_outcome=Outcome.DEAD_ADDRESS.value,
     )
     auth = Delivery.objects.filter(
         last_outcome=Outcome.AUTH_FAILED.value, updated_at__gte=day

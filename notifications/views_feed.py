@@ -38,7 +38,9 @@ def _user(request: Request) -> User:
 
 class FollowUpChoiceSerializer(serializers.Serializer[Any]):
     value = serializers.CharField()
-    label = serializers.CharField()
+    # The output's key is `label`; DRF's Field has a `label` attribute of its own, which
+    # this declared field shadows on purpose, as DRF allows.
+    label = serializers.CharField()  # type: ignore[assignment]
 
 
 @extend_schema_serializer(component_name="SafetyFollowUp")

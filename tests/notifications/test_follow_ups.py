@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 import pytest
 import time_machine
@@ -27,7 +28,12 @@ RAISED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 FEED = "/api/v1/me/notifications/"
 
 
-def raise_alert(patient: Patient, *, severity: str = "emergency", advice: str = "rf_ces") -> Alert:
+def raise_alert(
+    patient: Patient,
+    *,
+    severity: Literal["emergency", "urgent"] = "emergency",
+    advice: str = "rf_ces",
+) -> Alert:
     log = DailyLog.objects.create(patient=patient, date=date(2026, 11, 20), pain=5)
     firing = Firing(
         rule_id="RF-CES-01" if severity == "emergency" else "RF-INF-01",
@@ -52,6 +58,7 @@ def at(hours: float) -> time_machine.travel:
 
 
 def phone(patient: Patient) -> None:
+    assert patient.user is not None
     token, _ = AuthToken.objects.create(user=patient.user)
     patient.user.push_devices.create(auth_token=token, platform="android", token=ANDROID_TOKEN)
 

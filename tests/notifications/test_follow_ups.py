@@ -216,3 +216,25 @@ def test_another_patients_or_an_unasked_follow_up_is_not_found(
         follow_ups.follow_ups_sweep()
     assert other_patient_client.post(url, {"seen_by": "gp"}, format="json").status_code == 404
     assert SafetyFollowUp.objects.get().seen_by == ""
+
+
+@pytest.mark.db_owner
+def test_operators_see_follow_ups_read_only_in_the_admin(patient):
+    from django.test import Client
+
+    raise_alert(patient)
+    with at(4):
+        follow_ups.follow_ups_sweep()
+    operator = UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(operator)
+
+    listed = client.get("/admin/notifications/safetyfollowup/?status__exact=asked")
+
+    assert listed.status_code == 200
+    assert "1 safety follow up" in listed.content.decode()
+    follow_up = SafetyFollowUp.objects.get()
+    change = client.post(
+        f"/admin/notifications/safetyfollowup/{follow_up.pk}/change/", {"status": "due"}
+    )
+    assert change.status_code == 403

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 
@@ -95,34 +96,39 @@ def alert_push_text(*, severity: str, rule: str, escalation: bool) -> Text:
     return Text(f"[{severity.upper()}] {rule}", "A patient in your care needs review.")
 
 
-def missed_log_reminder_push_text(*, missed_days: int) -> Text:
-    return Text(
-        _("A quick check-in"),
-        _("We have not had your daily log for %(days)s days. It takes a minute.")
-        % {"days": missed_days},
-    )
+def missed_log_reminder_push_text(*, missed_days: int, language: str = "") -> Text:
+    """The reminder's push: short, and nothing clinical on a lock screen."""
+    with translation.override(language or "en"):
+        return Text(
+            _("A quick check-in"),
+            _("We have not had your daily log for %(days)s days. It takes a minute.")
+            % {"days": missed_days},
+        )
 
 
-def follow_up_text(*, first_name: str, severity: str) -> Text:
+def follow_up_text(*, first_name: str, severity: str, language: str = "") -> Text:
     """Asked a few hours after the app showed emergency or urgent advice
-    (docs/safety-path.md, "Safety follow-up"). It repeats the way forward, because the
-    patient may not have gone yet."""
-    if severity == "emergency":
-        advice = _("If you have not been seen yet, please go to the Emergency Department now.")
-    else:
-        advice = _(
-            "If you have not been seen yet, please contact your GP or an urgent care clinic today."
+    (docs/safety-path.md, "Safety follow-up"), in the patient's language (else English).
+    It repeats the way forward, because the patient may not have gone yet."""
+    with translation.override(language or "en"):
+        if severity == "emergency":
+            advice = _("If you have not been seen yet, please go to the Emergency Department now.")
+        else:
+            advice = _(
+                "If you have not been seen yet, please contact your GP or an urgent care "
+                "clinic today."
+            )
+        return Text(
+            _("Were you seen?"),
+            _(
+                "Hello %(name)s, earlier the app advised you to get medical help. "
+                "Were you seen? Please tell us in the app. %(advice)s"
+            )
+            % {"name": first_name, "advice": advice},
         )
-    return Text(
-        _("Were you seen?"),
-        _(
-            "Hello %(name)s, earlier the app advised you to get medical help. "
-            "Were you seen? Please tell us in the app. %(advice)s"
-        )
-        % {"name": first_name, "advice": advice},
-    )
 
 
-def generic_text() -> Text:
+def generic_text(*, language: str = "") -> Text:
     """A feed item of a kind this version cannot word (written by a newer one)."""
-    return Text(_("A message from your care team"), _("Open the app to see it."))
+    with translation.override(language or "en"):
+        return Text(_("A message from your care team"), _("Open the app to see it."))

@@ -11,9 +11,11 @@ from uuid import UUID
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
+from django.utils import translation
 
 from notifications import messages
 from notifications.models import Delivery, Device, FeedItem, SafetyFollowUp
+from notifications.services import patient_language
 from patients.models import User
 from rehab.models import Alert, MissedLogReminder
 
@@ -48,16 +50,21 @@ def feed_item_get(*, user: User | AnonymousUser, item_id: UUID) -> FeedItem:
 def feed_item_text(item: FeedItem) -> messages.Text:
     """What the feed shows of an item, composed from what it is about (like a delivery,
     the item holds no text)."""
+    # The patient's own language, else the one the request asked for (Accept-Language).
+    language = patient_language(item.patient) or translation.get_language() or ""
     if item.kind == Delivery.Kind.SAFETY_FOLLOW_UP and item.follow_up is not None:
         return messages.follow_up_text(
-            first_name=item.patient.first_name, severity=item.follow_up.severity
+            first_name=item.patient.first_name,
+            severity=item.follow_up.severity,
+            language=language,
         )
     if item.kind == Delivery.Kind.MISSED_LOG_REMINDER:
         days: Any = getattr(item, "missed_days", None)
-        return messages.missed_log_reminder_text(
+        text: messages.Text = messages.missed_log_reminder_text(
             first_name=item.patient.first_name, missed_days=int(days or 0)
         )
-    return messages.generic_text()
+        return text
+    return messages.generic_text(language=language)
 
 
 @dataclass(frozen=True)

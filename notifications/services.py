@@ -423,7 +423,9 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
         if reminder is None:
             return None
         if delivery.channel in PUSH_CHANNELS:
-            text = messages.missed_log_reminder_push_text(missed_days=reminder.missed_days)
+            text = messages.missed_log_reminder_push_text(
+                missed_days=reminder.missed_days, language=patient_language(reminder.patient)
+            )
         else:
             text = messages.missed_log_reminder_text(
                 first_name=reminder.patient.first_name, missed_days=reminder.missed_days
@@ -434,7 +436,9 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
         if follow_up is None:
             return None
         text = messages.follow_up_text(
-            first_name=follow_up.patient.first_name, severity=follow_up.severity
+            first_name=follow_up.patient.first_name,
+            severity=follow_up.severity,
+            language=patient_language(follow_up.patient),
         )
         return text, {**_feed_data(delivery), "follow_up": str(follow_up.pk)}
     raise ValueError(f"unknown delivery kind {kind!r}")
@@ -454,6 +458,13 @@ def _follow_up_of(delivery: Delivery) -> SafetyFollowUp | None:
         )
         .first()
     )
+
+
+def patient_language(patient: Patient) -> str:
+    """The language the patient chose in their profile, "" while they chose none (the
+    texts then fall back to English; the feed to the request's language). Read by name:
+    the profile's language setting comes with the translations (docs/architecture.md)."""
+    return str(getattr(patient, "language", "") or "")
 
 
 def _feed_data(delivery: Delivery) -> dict[str, str]:

@@ -705,4 +705,9 @@ def deliveries_failing() -> dict[str, Any]:
         "given_up_deliveries": recent_failures.filter(status=Status.GIVEN_UP).count(),
         "auth_failed_deliveries": auth.count(),
         "owed_safety_deliveries": owed_safety,
+        # "Were you seen?" questions due longer than a sweep takes and not asked (beat
+        # down, the sweep failing): docs/safety-path.md, "Safety follow-up".
+        "overdue_follow_ups": SafetyFollowUp.objects.filter(
+            status=SafetyFollowUp.Status.DUE, due_at__lt=late
+        ).count(),
     }

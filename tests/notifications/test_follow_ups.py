@@ -238,3 +238,18 @@ def test_operators_see_follow_ups_read_only_in_the_admin(patient):
         f"/admin/notifications/safetyfollowup/{follow_up.pk}/change/", {"status": "due"}
     )
     assert change.status_code == 403
+
+
+def test_a_follow_up_left_unasked_shows_on_health(patient, client):
+    raise_alert(patient)
+    with at(1):
+        follow_ups.follow_ups_plan(now=RAISED)
+
+    with at(4.01):
+        assert client.get("/health/").json()["notifications"]["overdue_follow_ups"] == 0
+    with at(4.5):
+        health = client.get("/health/").json()["notifications"]
+        assert health["overdue_follow_ups"] == 1
+        assert health["ok"] is False
+        follow_ups.follow_ups_sweep()
+        assert client.get("/health/").json()["notifications"]["overdue_follow_ups"] == 0

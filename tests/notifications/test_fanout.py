@@ -17,6 +17,7 @@ from patients.models import AuditEvent, AuthToken, Patient, User
 from rehab.models import Alert, AlertEvent, DailyLog, MissedLogReminder
 from rehab.safety import Firing
 from rehab.services import alerts as alert_services
+from tests.factories import PatientFactory
 from tests.notifications.conftest import PushProviders
 
 pytestmark = pytest.mark.django_db
@@ -214,3 +215,30 @@ def test_the_alert_page_shows_no_other_clinics_alert(other_clinic_clinician, pat
     client.force_login(other_clinic_clinician.user)
 
     assert client.get(f"/dashboard/alerts/{alert.pk}/").status_code == 404
+
+
+def test_an_expired_browser_subscription_is_forgotten_with_what_was_queued_for_it(
+    push_providers, clinician, patient
+):
+    browser = dashboard_browser(clinician.user, push_providers)
+    first, second = (
+        emergency(patient),
+        emergency(PatientFactory.create(clinic=patient.clinic, care_team=[clinician])),
+    )
+    now = timezone.now()
+    services._alert_plan(first.pk, kind="alert", now=now)
+    services._alert_plan(second.pk, kind="alert", now=now)
+    push_providers.webpush.gone.update(push_providers.webpush.browsers)
+
+    pushed = Delivery.objects.get(alert=first, channel="webpush")
+    assert services.delivery_send(delivery_id=pushed.pk) is False
+
+    assert not Device.objects.filter(pk=browser.pk).exists()
+    pushed.refresh_from_db()
+    assert (pushed.status, pushed.last_outcome) == ("failed", "dead_address")
+    queued = Delivery.objects.get(alert=second, channel="webpush")
+    assert queued.status == "cancelled"
+    # The emails are untouched.
+    assert set(Delivery.objects.filter(channel="email").values_list("status", flat=True)) == {
+        "queued"
+    }

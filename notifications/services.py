@@ -251,8 +251,12 @@ def _alert_deliver(alert_id: UUID | str, *, kind: str) -> bool:
     # The due rows are listed first and claimed one by one, so that nothing runs after
     # the last send's commit: once the alert shows notified, its task is done.
     owed = Delivery.objects.filter(_claimable(timezone.now()), alert_id=alert_id, kind=kind)
+    # The emails first: they are the alert's record, and a slow push provider must not
+    # hold them up (docs/architecture.md, "Push fan-out").
+    rows = list(owed.order_by("next_attempt_at", "pk").values_list("pk", "channel"))
+    rows.sort(key=lambda row: row[1] in PUSH_CHANNELS)
     marked = False
-    for delivery_id in list(owed.order_by("next_attempt_at").values_list("pk", flat=True)):
+    for delivery_id, _channel in rows:
         for delivery in _claim(Delivery.objects.filter(pk=delivery_id), limit=1):
             marked = _send(delivery).marked or marked
     return marked

@@ -423,6 +423,22 @@ WEBPUSH_ALLOWED_HOSTS: list[str] = env.list(
         "web.push.apple.com",
     ],
 )
+# A private CA bundle to trust for the push providers instead of the system's (a TLS
+# proxy in front of them; the tests' local fake providers). Empty: the system's CAs.
+PUSH_CA_FILE: str = env.str("PUSH_CA_FILE", default="")
+# A push channel is registered only when its credentials are set (each adapter's
+# `from_settings()`): planning sends nothing to a device whose channel is absent, and
+# the feed still has every message (docs/architecture.md, "Notifications").
+if FCM_PROJECT_ID and (FCM_SERVICE_ACCOUNT_FILE or FCM_SERVICE_ACCOUNT_JSON):
+    NOTIFICATION_CHANNELS["fcm"] = "notifications.channels.fcm.FcmChannel"
+if APNS_TEAM_ID and APNS_KEY_ID and APNS_TOPIC and (APNS_PRIVATE_KEY or APNS_PRIVATE_KEY_FILE):
+    NOTIFICATION_CHANNELS["apns"] = "notifications.channels.apns.ApnsChannel"
+if WEBPUSH_VAPID_PRIVATE_KEY:
+    NOTIFICATION_CHANNELS["webpush"] = "notifications.channels.webpush.WebPushChannel"
+
+# Hours after the app showed emergency or urgent advice that the patient is asked whether
+# they were seen (docs/safety-path.md, "Safety follow-up").
+SAFETY_FOLLOW_UP_HOURS: float = env.float("SAFETY_FOLLOW_UP_HOURS", default=4.0)
 
 # --- REST framework ---
 _DEFAULT_THROTTLE_RATES = {
@@ -567,6 +583,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "notifications-deliveries-sweep": {
         "task": "notifications.tasks.deliveries_sweep_task",
+        "schedule": 60.0,
+    },
+    # "Were you seen?" a few hours after emergency or urgent advice (docs/safety-path.md).
+    "safety-follow-ups-sweep": {
+        "task": "notifications.tasks.follow_ups_sweep_task",
         "schedule": 60.0,
     },
     # RF-INF-02's re-check of fevers after a procedure recorded late: an emergency.

@@ -38,6 +38,7 @@ from dashboard.forms import (
     ResolveForm,
 )
 from dashboard.sections import PatientPage, patient_sections, resolve_dispositions
+from notifications import selectors as notification_selectors
 from patients import two_factor
 from patients.consent import consent_state_list
 from patients.models import AuditEvent, User
@@ -370,6 +371,8 @@ def _alert_page(
             **_base_context(request),
             "alert": alert,
             "stories": alert_selectors.alert_submission_stories(alert),
+            "deliveries": notification_selectors.alert_deliveries(alert=alert),
+            "follow_ups": notification_selectors.alert_follow_ups(alert=alert),
             "acknowledge_form": acknowledge_form,
             "resolve_form": resolve_form,
             "next": _safe_next(request, reverse("dashboard:alert", args=[alert.pk])),

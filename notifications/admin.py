@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from notifications.models import Delivery
+from notifications.models import Delivery, SafetyFollowUp
 from patients.admin import ReadOnlyAdmin
 
 
@@ -27,3 +27,15 @@ class DeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin[Delivery]):
     search_fields = ("id", "alert__id", "invitation__id", "provider_id")
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Delivery._meta.fields]
+
+
+@admin.register(SafetyFollowUp)
+class SafetyFollowUpAdmin(ReadOnlyAdmin, admin.ModelAdmin[SafetyFollowUp]):
+    """The safety follow-ups: which are due, asked, answered or skipped
+    (docs/safety-path.md, "Safety follow-up")."""
+
+    list_display = ("due_at", "severity", "status", "asked_at", "seen_by", "answered_at")
+    list_filter = ("status", "severity", "seen_by")
+    search_fields = ("id", "alert__id")
+    date_hierarchy = "due_at"
+    readonly_fields = [field.name for field in SafetyFollowUp._meta.fields]

@@ -104,3 +104,54 @@ def missed_log_reminder_text(*, first_name: str, missed_days: int, language: str
             )
             % {"first_name": first_name, "missed": missed_days},
         )
+
+
+def alert_push_text(*, severity: str, rule: str, escalation: bool) -> Text:
+    """The push about an alert, shown on a lock screen: no patient's name, the rule only;
+    opening it leads to the alert page, which checks who may see it."""
+    if escalation:
+        return Text(
+            f"[ESCALATED {severity.upper()}] {rule}",
+            "An alert for a patient in your clinic has not been acknowledged in time.",
+        )
+    return Text(f"[{severity.upper()}] {rule}", "A patient in your care needs review.")
+
+
+def missed_log_reminder_push_text(*, missed_days: int, language: str = "") -> Text:
+    """The reminder's push: short, and nothing clinical on a lock screen."""
+    with translation.override(language or "en"):
+        return Text(
+            gettext("A quick check-in"),
+            gettext("We have not had your daily log for %(days)s days. It takes a minute.")
+            % {"days": missed_days},
+        )
+
+
+def follow_up_text(*, first_name: str, severity: str, language: str = "") -> Text:
+    """Asked a few hours after the app showed emergency or urgent advice
+    (docs/safety-path.md, "Safety follow-up"), in the patient's language (else English).
+    It repeats the way forward, because the patient may not have gone yet."""
+    with translation.override(language or "en"):
+        if severity == "emergency":
+            advice = gettext(
+                "If you have not been seen yet, please go to the Emergency Department now."
+            )
+        else:
+            advice = gettext(
+                "If you have not been seen yet, please contact your GP or an urgent care "
+                "clinic today."
+            )
+        return Text(
+            gettext("Were you seen?"),
+            gettext(
+                "Hello %(name)s, earlier the app advised you to get medical help. "
+                "Were you seen? Please tell us in the app. %(advice)s"
+            )
+            % {"name": first_name, "advice": advice},
+        )
+
+
+def generic_text(*, language: str = "") -> Text:
+    """A feed item of a kind this version cannot word (written by a newer one)."""
+    with translation.override(language or "en"):
+        return Text(gettext("A message from your care team"), gettext("Open the app to see it."))

@@ -15,6 +15,8 @@ from typing import ClassVar
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from notifications.querysets import DeviceQuerySet
 from patients.models import Invitation, Patient, validate_timezone
@@ -27,6 +29,7 @@ class Delivery(models.Model):
         ESCALATION = "escalation", "Escalation (RF-META-01)"
         INVITATION = "invitation", "Invitation"
         MISSED_LOG_REMINDER = "missed_log_reminder", "Missed-log reminder (NR-LOG-01)"
+        SAFETY_FOLLOW_UP = "safety_follow_up", "Safety follow-up: were you seen?"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -59,6 +62,11 @@ class Delivery(models.Model):
     )
     patient = models.ForeignKey(
         Patient, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # The patient's feed item this delivery carries (a message to a patient: one feed
+    # item, one delivery per channel and address).
+    feed_item = models.ForeignKey(
+        "FeedItem", on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
     )
     # The missed-log reminder's id (rehab.MissedLogReminder), or another owner without a
     # foreign key here.
@@ -96,6 +104,92 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} via {self.channel}: {self.status}"
+
+
+# --------------------------------------------------------------------------- feed
+
+
+class FeedItem(models.Model):
+    """One message to a patient, as their in-app feed shows it (`GET /api/v1/me/
+    notifications/`), whichever channels carried it, if any: a patient with push turned
+    off still sees everything. Like a delivery it holds no text: the text is composed
+    from what it is about when the feed is read."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=24, choices=Delivery.Kind.choices)
+    alert = models.ForeignKey(
+        Alert, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # What it is about besides an alert: the safety follow-up it asks, or the id of a
+    # reminder row of another app (the missed-log reminder's).
+    follow_up = models.ForeignKey(
+        "SafetyFollowUp", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    object_id = models.BigIntegerField(null=True, blank=True)
+    # The message's own key (as a delivery's, without the address): planned once.
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=("patient", "-created_at"), name="feeditem_patient_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.patient_id}"
+
+
+class SafetyFollowUp(models.Model):
+    """ "Were you seen?": asked a few hours after the app showed emergency or urgent advice
+    (docs/safety-path.md, "Safety follow-up"); the answer goes on the alert's timeline.
+
+    One per alert episode (`opened_at`): a reopened alert is a new episode and may be
+    followed up again. `due_at` is claimed by the beat sweep with SKIP LOCKED."""
+
+    class Status(models.TextChoices):
+        DUE = "due", "Due"
+        ASKED = "asked", "Asked"
+        ANSWERED = "answered", "Answered"
+        # The record was restricted, or the alert resolved as no action needed before it
+        # was due: nothing is asked.
+        SKIPPED = "skipped", "Not asked"
+
+    class SeenBy(models.TextChoices):
+        EMERGENCY_DEPARTMENT = "emergency_department", _("Emergency Department")
+        GP = "gp", _("My GP or an urgent care clinic")
+        PHYSIO = "physio", _("My physiotherapist or care team")
+        NOT_YET = "not_yet", _("Not yet")
+        NOT_GOING = "not_going", _("I decided not to go")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    # The alert episode, and what the patient was told then (docs/safety-path.md § 8.6).
+    opened_at = models.DateTimeField()
+    severity = models.CharField(max_length=10)
+    advice_message_key = models.CharField(max_length=40)
+    advised_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DUE)
+    asked_at = models.DateTimeField(null=True, blank=True)
+    seen_by = models.CharField(max_length=24, choices=SeenBy.choices, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-due_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("alert", "opened_at"), name="safetyfollowup_once_per_episode"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=("due_at",), name="safetyfollowup_due", condition=Q(status="due")),
+        ]
+
+    def __str__(self) -> str:
+        return f"follow-up of {self.alert_id}: {self.status}"
 
 
 # --------------------------------------------------------------------------- devices

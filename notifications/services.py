@@ -20,6 +20,7 @@ failed at once. Both show on /health/ (notifications/health.py) and in the admin
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -37,11 +38,12 @@ from config.db import insert_unless_conflict
 from config.enqueue import SWEEP_GRACE, SWEEP_TIME_BUDGET, publish_on_commit
 from notifications import messages
 from notifications.channels.base import Outcome, OutgoingMessage, SendResult
-from notifications.channels.registry import channel_get, email_channel_name
-from notifications.models import Delivery
+from notifications.channels.registry import channel_configured, channel_get, email_channel_name
+from notifications.devices import device_forget_dead
+from notifications.models import Delivery, Device, FeedItem, SafetyFollowUp
 from patients import services as patient_services
-from patients.models import Invitation
-from rehab.models import Alert
+from patients.models import Invitation, Patient
+from rehab.models import Alert, MissedLogReminder
 from rehab.services import delivery as alert_delivery
 from rehab.services import review as review_services
 
@@ -60,6 +62,9 @@ SAFETY_KINDS = (Kind.ALERT, Kind.ESCALATION)
 DELIVERY_SEND_TASK = "notifications.tasks.delivery_send_task"
 # Retried: the provider may answer later, or an operator may fix our credentials.
 RETRIED = (Outcome.RETRY, Outcome.AUTH_FAILED)
+# The channels that reach a registered device (`Device.platform`); the others reach an
+# email address.
+PUSH_CHANNELS = frozenset(Device.CHANNELS.values())
 
 
 def backoff_until(attempts: int, now: datetime, retry_after: float | None = None) -> datetime:
@@ -83,6 +88,7 @@ def delivery_plan(
     invitation_id: UUID | None = None,
     patient_id: UUID | None = None,
     object_id: int | None = None,
+    feed_item_id: UUID | None = None,
     due_at: datetime | None = None,
 ) -> UUID | None:
     """Record one message owed to one address, unless a row with `key` exists; returns
@@ -97,11 +103,89 @@ def delivery_plan(
         invitation_id=invitation_id,
         patient_id=patient_id,
         object_id=object_id,
+        feed_item_id=feed_item_id,
         idempotency_key=key,
         due_at=due_at,
         next_attempt_at=due_at,
     )
     return delivery.pk if insert_unless_conflict(delivery) else None
+
+
+def _address_digest(address: str) -> str:
+    """A device's address in a key: tokens and Web Push subscriptions are long, and a key
+    names the address without spelling it out."""
+    return hashlib.sha256(address.encode()).hexdigest()[:32]
+
+
+def devices_plan(*, kind: str, key: str, user_ids: list[int], **about: Any) -> list[UUID]:
+    """Plan the message `key` to every registered device of `user_ids` whose channel is
+    configured here: one delivery per device, keyed by message and address (the channel
+    and a digest of the address), so a second planner finds each there. Returns the
+    deliveries planned now."""
+    planned = []
+    devices = Device.objects.filter(user_id__in=user_ids).order_by("user_id", "created_at")
+    for device in devices:
+        if not channel_configured(device.channel):
+            continue  # the feed, the email and the dashboard still have it
+        address = device.address
+        delivery_id = delivery_plan(
+            kind=kind,
+            key=f"{key}:{device.channel}:{_address_digest(address)}",
+            address=address,
+            channel=device.channel,
+            recipient_id=device.user_id,
+            **about,
+        )
+        if delivery_id is not None:
+            planned.append(delivery_id)
+    return planned
+
+
+def patient_message_plan(
+    *,
+    kind: str,
+    key: str,
+    patient_id: UUID,
+    user_id: int | None,
+    email: str = "",
+    alert_id: UUID | None = None,
+    follow_up_id: UUID | None = None,
+    object_id: int | None = None,
+    due_at: datetime | None = None,
+) -> tuple[UUID, list[UUID]]:
+    """One message to a patient: its item in the patient's feed (whatever the channels),
+    an email when `email` is given, and one push per registered device. Planned once per
+    `key`, however often it is called; returns the feed item's id and the deliveries
+    planned by this call."""
+    created = due_at or timezone.now()
+    insert_unless_conflict(
+        FeedItem(
+            patient_id=patient_id,
+            kind=kind,
+            alert_id=alert_id,
+            follow_up_id=follow_up_id,
+            object_id=object_id,
+            idempotency_key=key,
+            created_at=created,
+        )
+    )
+    feed_item_id: UUID = (
+        FeedItem.objects.filter(idempotency_key=key).values_list("pk", flat=True).get()
+    )
+    about: dict[str, Any] = {
+        "patient_id": patient_id,
+        "alert_id": alert_id,
+        "object_id": object_id,
+        "feed_item_id": feed_item_id,
+        "due_at": due_at,
+    }
+    planned = []
+    if email:
+        emailed = delivery_plan(kind=kind, key=key, address=email, recipient_id=user_id, **about)
+        planned += [emailed] if emailed is not None else []
+    if user_id is not None:
+        planned += devices_plan(kind=kind, key=key, user_ids=[user_id], **about)
+    return feed_item_id, planned
 
 
 def _alert_plan(alert_id: UUID | str, *, kind: str, now: datetime) -> bool:
@@ -143,6 +227,19 @@ def _alert_plan(alert_id: UUID | str, *, kind: str, now: datetime) -> bool:
                 alert_id=alert.pk,
                 patient_id=alert.patient_id,
             )
+        # Besides the email, a push to each of their signed-in phones and dashboard
+        # browsers; an escalation reaches the care team's devices too (RF-META-01 is
+        # about them not having seen it).
+        users = {r.user_id for r in recipients if r.user_id is not None}
+        if kind == Kind.ESCALATION:
+            users.update(alert.patient.care_team.values_list("user_id", flat=True))
+        devices_plan(
+            kind=kind,
+            key=f"{kind}:{alert.pk}:{round_}",
+            user_ids=sorted(users),
+            alert_id=alert.pk,
+            patient_id=alert.patient_id,
+        )
     return True
 
 
@@ -154,8 +251,12 @@ def _alert_deliver(alert_id: UUID | str, *, kind: str) -> bool:
     # The due rows are listed first and claimed one by one, so that nothing runs after
     # the last send's commit: once the alert shows notified, its task is done.
     owed = Delivery.objects.filter(_claimable(timezone.now()), alert_id=alert_id, kind=kind)
+    # The emails first: they are the alert's record, and a slow push provider must not
+    # hold them up (docs/architecture.md, "Push fan-out").
+    rows = list(owed.order_by("next_attempt_at", "pk").values_list("pk", "channel"))
+    rows.sort(key=lambda row: row[1] in PUSH_CHANNELS)
     marked = False
-    for delivery_id in list(owed.order_by("next_attempt_at").values_list("pk", flat=True)):
+    for delivery_id, _channel in rows:
         for delivery in _claim(Delivery.objects.filter(pk=delivery_id), limit=1):
             marked = _send(delivery).marked or marked
     return marked
@@ -227,18 +328,18 @@ def invitation_send(*, invitation_id: UUID | str) -> bool:
 def missed_log_reminder_send(*, reminder_id: int | str) -> bool:
     """Email one NR-LOG-01 reminder once; True when it was sent by this call."""
     reminder = review_services.missed_log_reminder_owed(reminder_id=reminder_id)
-    if reminder is None or not reminder.patient.email:
+    if reminder is None:
         return False
-    delivery_plan(
+    patient_message_plan(
         kind=Kind.MISSED_LOG_REMINDER,
         key=f"missed_log_reminder:{reminder.pk}",
-        address=reminder.patient.email,
-        recipient_id=reminder.patient.user_id,
         patient_id=reminder.patient_id,
+        user_id=reminder.patient.user_id,
+        email=reminder.patient.email,
         object_id=reminder.pk,
     )
     owned = Delivery.objects.filter(kind=Kind.MISSED_LOG_REMINDER, object_id=reminder.pk)
-    return any([_send(delivery).marked for delivery in _claim(owned, limit=1)])
+    return any([_send(delivery).marked for delivery in _claimed_one_by_one(owned)])
 
 
 # --------------------------------------------------------------------------- send
@@ -293,8 +394,14 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
         ):
             return None  # acknowledged meanwhile
         alert = Alert.objects.select_related("patient").get(pk=delivery.alert_id)
-        facts = alert_delivery.alert_email_facts(alert)
-        text = messages.alert_text(**facts, escalation=kind == Kind.ESCALATION)
+        escalation = kind == Kind.ESCALATION
+        if delivery.channel in PUSH_CHANNELS:
+            text = messages.alert_push_text(
+                severity=alert.severity, rule=alert.rule, escalation=escalation
+            )
+        else:
+            facts = alert_delivery.alert_email_facts(alert)
+            text = messages.alert_text(**facts, escalation=escalation)
         return text, {"kind": str(kind), "alert": str(alert.pk)}
     if kind == Kind.INVITATION:
         assert delivery.invitation_id is not None
@@ -312,31 +419,84 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
         return text, {"kind": str(kind)}
     if kind == Kind.MISSED_LOG_REMINDER:
         assert delivery.object_id is not None
-        reminder = review_services.missed_log_reminder_owed(reminder_id=delivery.object_id)
+        # Each channel's copy is owed until it is sent, whichever went out first.
+        reminder = (
+            MissedLogReminder.objects.select_related("patient")
+            .filter(pk=delivery.object_id)
+            .first()
+        )
         if reminder is None:
             return None
-        text = messages.missed_log_reminder_text(
-            first_name=reminder.patient.first_name,
-            missed_days=reminder.missed_days,
-            language=reminder.patient.language,
+        if delivery.channel in PUSH_CHANNELS:
+            text = messages.missed_log_reminder_push_text(
+                missed_days=reminder.missed_days, language=patient_language(reminder.patient)
+            )
+        else:
+            text = messages.missed_log_reminder_text(
+                first_name=reminder.patient.first_name,
+                missed_days=reminder.missed_days,
+                language=patient_language(reminder.patient),
+            )
+        return text, _feed_data(delivery)
+    if kind == Kind.SAFETY_FOLLOW_UP:
+        follow_up = _follow_up_of(delivery)
+        if follow_up is None:
+            return None
+        text = messages.follow_up_text(
+            first_name=follow_up.patient.first_name,
+            severity=follow_up.severity,
+            language=patient_language(follow_up.patient),
         )
-        return text, {"kind": str(kind)}
+        return text, {**_feed_data(delivery), "follow_up": str(follow_up.pk)}
     raise ValueError(f"unknown delivery kind {kind!r}")
 
 
+def _follow_up_of(delivery: Delivery) -> SafetyFollowUp | None:
+    """The follow-up a delivery asks, while it may still be asked: never of a patient
+    whose record was restricted meanwhile."""
+    if delivery.feed_item_id is None:
+        return None
+    return (
+        SafetyFollowUp.objects.select_related("patient")
+        .filter(
+            pk__in=FeedItem.objects.filter(pk=delivery.feed_item_id).values("follow_up_id"),
+            status__in=(SafetyFollowUp.Status.ASKED, SafetyFollowUp.Status.ANSWERED),
+            patient__in=Patient.objects.active(),
+        )
+        .first()
+    )
+
+
+def patient_language(patient: Patient) -> str:
+    """The language the patient chose in their profile, "" while they chose none (the
+    texts then fall back to English; the feed to the request's language)."""
+    return patient.language
+
+
+def _feed_data(delivery: Delivery) -> dict[str, str]:
+    data = {"kind": str(delivery.kind)}
+    if delivery.feed_item_id is not None:
+        data["feed_item"] = str(delivery.feed_item_id)
+    return data
+
+
 def _addresses(delivery: Delivery) -> list[str]:
-    """Every address of the same message (an alert's round): the alert's event names
-    whom the care team's email went to."""
+    """Every email address of the same message (an alert's round): the alert's event
+    names whom the care team's email went to (never a device's token)."""
     prefix = delivery.idempotency_key.rpartition(":")[0] + ":"
     rows = Delivery.objects.filter(
-        kind=delivery.kind, idempotency_key__startswith=prefix
+        kind=delivery.kind, idempotency_key__startswith=prefix, channel=delivery.channel
     ).values_list("address", flat=True)
     return sorted(set(rows))
 
 
 def _owner_sent(delivery: Delivery) -> bool:
-    """Mark the owning row, in the delivery's transaction; True when this marked it."""
+    """Mark the owning row, in the delivery's transaction; True when this marked it.
+    An alert is marked notified (or escalated) by its email: the push to a phone is
+    besides it, and the alert's record names whom the care team's email reached."""
     kind = delivery.kind
+    if kind in SAFETY_KINDS and delivery.channel in PUSH_CHANNELS:
+        return False
     if kind == Kind.ALERT:
         assert delivery.alert_id is not None
         return alert_delivery.alert_notified(
@@ -405,7 +565,20 @@ def _send(delivery: Delivery) -> Sent:
             )
             return Sent(sent=True, marked=marked)
         _failed(delivery, result, now=now)
+    if result.outcome == Outcome.DEAD_ADDRESS and delivery.channel in PUSH_CHANNELS:
+        _forget_address(delivery, result)
     return Sent()
+
+
+def _forget_address(delivery: Delivery, result: SendResult) -> None:
+    """The provider says the device is gone (uninstalled, token expired, subscription
+    ended): drop it, and the other messages still queued for it."""
+    device_forget_dead(channel=delivery.channel, address=delivery.address, detail=result.detail)
+    Delivery.objects.filter(
+        channel=delivery.channel,
+        address=delivery.address,
+        status__in=(Status.QUEUED, Status.RETRYING),
+    ).update(status=Status.CANCELLED, last_outcome=result.outcome.value, updated_at=timezone.now())
 
 
 def _failed(delivery: Delivery, result: SendResult, *, now: datetime) -> None:
@@ -416,7 +589,9 @@ def _failed(delivery: Delivery, result: SendResult, *, now: datetime) -> None:
     else:
         status = Status.FAILED
     detail = result.detail[:1000]
-    if delivery.kind in SAFETY_KINDS and delivery.alert_id is not None:
+    push = delivery.channel in PUSH_CHANNELS
+    if delivery.kind in SAFETY_KINDS and delivery.alert_id is not None and not push:
+        # A phone's push failing is no failure to tell the care team: their email is.
         # First the alert, then the delivery (see `_send`).
         alert_delivery.alert_delivery_failed(
             alert_id=delivery.alert_id,
@@ -434,7 +609,7 @@ def _failed(delivery: Delivery, result: SendResult, *, now: datetime) -> None:
     )
     log = (
         logger.error
-        if delivery.kind in SAFETY_KINDS or result.outcome == Outcome.AUTH_FAILED
+        if (delivery.kind in SAFETY_KINDS and not push) or result.outcome == Outcome.AUTH_FAILED
         else logger.warning
     )
     # Ids, kind, channel and the provider's reason: never the address or the text.
@@ -515,6 +690,10 @@ def deliveries_failing() -> dict[str, Any]:
     day = now - timedelta(days=1)
     recent_failures = Delivery.objects.filter(
         status__in=(Status.FAILED, Status.GIVEN_UP), updated_at__gte=day
+    ).exclude(
+        # An uninstalled app's token: the device is forgotten, nothing for an operator.
+        channel__in=PUSH_CHANNELS,
+        last_outcome=Outcome.DEAD_ADDRESS.value,
     )
     auth = Delivery.objects.filter(
         last_outcome=Outcome.AUTH_FAILED.value, updated_at__gte=day
@@ -532,4 +711,9 @@ def deliveries_failing() -> dict[str, Any]:
         "given_up_deliveries": recent_failures.filter(status=Status.GIVEN_UP).count(),
         "auth_failed_deliveries": auth.count(),
         "owed_safety_deliveries": owed_safety,
+        # "Were you seen?" questions due longer than a sweep takes and not asked (beat
+        # down, the sweep failing): docs/safety-path.md, "Safety follow-up".
+        "overdue_follow_ups": SafetyFollowUp.objects.filter(
+            status=SafetyFollowUp.Status.DUE, due_at__lt=late
+        ).count(),
     }

@@ -65,6 +65,7 @@ class ApnsChannel:
             topic=settings.APNS_TOPIC,
             base_url=settings.APNS_BASE_URL,
             timeout=settings.PUSH_TIMEOUT,
+            ca_file=settings.PUSH_CA_FILE or None,
         )
 
     def _provider_token(self, *, renew: bool = False) -> str:

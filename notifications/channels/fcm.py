@@ -68,6 +68,7 @@ class FcmChannel:
             service_account_info=json.loads(raw),
             base_url=settings.FCM_BASE_URL,
             timeout=settings.PUSH_TIMEOUT,
+            ca_file=settings.PUSH_CA_FILE or None,
         )
 
     def _access_token(self, *, renew: bool = False) -> str:

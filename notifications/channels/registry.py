@@ -1,5 +1,9 @@
 """Channels by name, as configured (`NOTIFICATION_CHANNELS`, `NOTIFICATION_EMAIL_CHANNEL`;
-docs/deployment.md, "Notification channels")."""
+docs/deployment.md, "Notification channels").
+
+Email and console are always there; each push channel (`fcm`, `apns`, `webpush`) is in
+`NOTIFICATION_CHANNELS` only when its credentials are set, and is built by its adapter's
+`from_settings()`."""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from django.utils.module_loading import import_string
 
 from notifications.channels.base import Channel
 
+# The settings a channel is built from: changing one (in a test) builds it again.
+_CHANNEL_SETTINGS = ("NOTIFICATION_", "FCM_", "APNS_", "WEBPUSH_", "PUSH_", "EMAIL_")
+
 
 @cache
 def channel_get(name: str) -> Channel:
@@ -25,8 +32,18 @@ def channel_get(name: str) -> Channel:
         raise ImproperlyConfigured(
             f"no notification channel {name!r} in NOTIFICATION_CHANNELS"
         ) from None
-    channel: Channel = import_string(path)()
+    adapter = import_string(path)
+    from_settings = getattr(adapter, "from_settings", None)
+    channel: Channel | None = from_settings() if from_settings is not None else adapter()
+    if channel is None:
+        raise ImproperlyConfigured(f"notification channel {name!r} has no credentials set")
     return channel
+
+
+def channel_configured(name: str) -> bool:
+    """Whether messages can go out through `name` here (a push channel whose credentials
+    are not set is absent)."""
+    return name in settings.NOTIFICATION_CHANNELS
 
 
 def email_channel_name() -> str:
@@ -37,5 +54,5 @@ def email_channel_name() -> str:
 
 @receiver(setting_changed)
 def _forget_channels(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"NOTIFICATION_CHANNELS", "NOTIFICATION_EMAIL_CHANNEL"}:
+    if setting.startswith(_CHANNEL_SETTINGS):
         channel_get.cache_clear()

@@ -69,6 +69,7 @@ class WebPushChannel:
             subject=settings.WEBPUSH_VAPID_SUBJECT,
             allowed_hosts=settings.WEBPUSH_ALLOWED_HOSTS,
             timeout=settings.PUSH_TIMEOUT,
+            ca_file=settings.PUSH_CA_FILE or None,
         )
 
     def send(self, message: OutgoingMessage) -> SendResult:

@@ -185,6 +185,8 @@ class AlertEvent(models.Model):
         AUTO_RESOLVED = "auto_resolved", "Resolved automatically"
         NOTIFIED = "notified", "Care team emailed"
         ESCALATED = "escalated", "Escalated (RF-META-01)"
+        # The patient's answer to the safety follow-up ("were you seen?"), in `data`.
+        FOLLOW_UP = "follow_up", "Patient answered the follow-up"
 
     id = models.BigAutoField(primary_key=True)
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")

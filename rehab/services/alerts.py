@@ -285,3 +285,18 @@ def alert_resolve(*, alert: Alert, actor: Any, disposition: str, note: str = "")
             data={"disposition": disposition},
         )
     return alert
+
+
+def alert_follow_up_answered(
+    *, alert_id: Any, actor: Any, seen_by: str, answer: str, asked_at: datetime
+) -> AlertEvent:
+    """Put the patient's answer to the safety follow-up ("were you seen?") on the alert's
+    timeline, for the clinician (docs/safety-path.md, "Safety follow-up"); in the
+    caller's transaction. `answer` is the choice as the patient read it."""
+    return AlertEvent.objects.create(
+        alert_id=alert_id,
+        kind=AlertEvent.Kind.FOLLOW_UP,
+        actor=actor,
+        note=answer,
+        data={"seen_by": seen_by, "asked_at": asked_at.isoformat()},
+    )

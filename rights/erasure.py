@@ -139,8 +139,8 @@ def account_close(*, patient: Patient) -> int:
     if patient.user_id is None:
         return 0
     # Each token's push device goes with it (the foreign key cascades).
-    revoked = AuthToken.objects.filter(user_id=patient.user_id).delete()[1].get(
-        AuthToken._meta.label, 0
+    revoked = (
+        AuthToken.objects.filter(user_id=patient.user_id).delete()[1].get(AuthToken._meta.label, 0)
     )
     User.objects.filter(pk=patient.user_id).update(is_active=False)
     notifications_data.account_closed(user_id=patient.user_id)

@@ -33,7 +33,8 @@ OTHER_ADDRESS = "olly-private@hilltop.example"
 CARE_TEAM_ADDRESS = "alice@riverside.example"
 
 
-def _device(user: User, token: str, **extra: Any) -> Device:
+def _device(user: User | None, token: str, **extra: Any) -> Device:
+    assert user is not None
     instance, _ = AuthToken.objects.create(user=user, device="RehabApp/3.0")
     return Device.objects.create(
         user=user, auth_token=instance, platform="ios", token=token, **extra
@@ -50,6 +51,7 @@ def _deliveries(patient: Patient, *, address: str, status: str = "sent") -> Deli
         patient_id=patient.pk,
         object_id=1,
     )
+    assert reminder_id is not None
     Delivery.objects.filter(pk=reminder_id).update(status=status, provider_id="<msg-1@smtp>")
     alert = Alert.objects.create(
         patient=patient,
@@ -120,7 +122,8 @@ def test_the_json_export_holds_the_new_tables_and_nothing_of_another_patient(
     assert sent["status"] == "sent"
     assert {"channel", "due_at", "sent_at", "created_at"} <= set(sent)
     # The sending machinery's bookkeeping is not about the patient.
-    assert "provider_id" not in sent and "idempotency_key" not in sent
+    assert "provider_id" not in sent
+    assert "idempotency_key" not in sent
 
     (device,) = data["push_devices"]
     assert device == {**device, "platform": "ios", "app_version": "3.0.1", "locale": "es-ES"}
@@ -243,6 +246,7 @@ def test_pseudonymising_erases_the_addresses_and_cancels_what_is_owed(held, othe
         patient_id=held.pk,
         object_id=2,
     )
+    assert owed is not None
     assert erasure.patient_pseudonymise(patient_id=held.pk, reason=Erasure.Reason.REQUEST)
 
     mine = Delivery.objects.filter(patient=held, recipient=held.user)

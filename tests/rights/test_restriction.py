@@ -142,7 +142,7 @@ def test_no_review_rule_judges_a_restricted_patient(clinic):
         assert Alert.objects.filter(patient=active).exists()
 
 
-def test_a_restricted_patient_gets_no_missed_log_reminder(clinic):
+def test_a_restricted_patient_gets_no_missed_log_reminder(clinic, run_published):
     with time_machine.travel(NOW, tick=False):
         restricted, active = (PatientFactory.create(clinic=clinic) for _ in range(2))
         for p in (restricted, active):

@@ -100,11 +100,14 @@ def _typed_value(value: Any) -> dict[str, Any]:
 
 
 def bcp47(code: str) -> str:
-    """Django's language code as a BCP-47 tag: `pt-br` -> `pt-BR`."""
-    language, _, region = code.partition("-")
-    if not region:
-        return language.lower()
-    return f"{language.lower()}-{region.upper() if len(region) == 2 else region}"
+    """Django's language code as a BCP-47 tag: `pt-br` -> `pt-BR`, `zh-hans` -> `zh-Hans`
+    (a region in capitals, a script capitalised; RFC 5646 § 2.1.1)."""
+    language, *subtags = code.split("-")
+    cased = [
+        tag.upper() if len(tag) == 2 else tag.title() if len(tag) == 4 else tag.lower()
+        for tag in subtags
+    ]
+    return "-".join([language.lower(), *cased])
 
 
 def _communication(code: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from rest_framework.exceptions import PermissionDenied
 from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
+from notifications import patient_data as notifications_data
 from patients.models import (
     AuditEvent,
     AuthToken,
@@ -137,8 +138,12 @@ def account_close(*, patient: Patient) -> int:
     )
     if patient.user_id is None:
         return 0
-    revoked, _ = AuthToken.objects.filter(user_id=patient.user_id).delete()
+    # Each token's push device goes with it (the foreign key cascades).
+    revoked = (
+        AuthToken.objects.filter(user_id=patient.user_id).delete()[1].get(AuthToken._meta.label, 0)
+    )
     User.objects.filter(pk=patient.user_id).update(is_active=False)
+    notifications_data.account_closed(user_id=patient.user_id)
     return int(revoked)
 
 
@@ -240,7 +245,13 @@ def patient_pseudonymise(*, patient_id: UUID | str, reason: str) -> bool:
     for response in QuestionnaireResponse.objects.filter(**own, instrument="psfs"):
         response.answers = _pseudonymise_questionnaire_answers(response.answers)
         response.save(update_fields=["answers"])
+    # Education assignments and read receipts stay, like the exercise logs: which card,
+    # which version, when; no free text and nothing that names the patient.
+    # The invitation goes, and its delivery record with it (the foreign key cascades).
     Invitation.objects.filter(**own).delete()
+    # The apps above the clinical record erase their own tables here, in this transaction
+    # (docs/data-rights.md, "Adding a table that holds patient data").
+    notifications_data.patient_pseudonymise(patient=patient)
     storage = export_storage()
     for name in (
         ExportJob.objects.filter(**own).exclude(file_name="").values_list("file_name", flat=True)

@@ -25,6 +25,8 @@ PAIN_NRS_LOINC = "72514-3"  # Pain severity - 0-10 verbal numeric rating [Score]
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
+# FHIR's value set for a language (Patient.communication.language) is BCP-47.
+BCP47 = "urn:ietf:bcp:47"
 
 # Derived resources (one Observation per answer of a log) get stable ids: the same log
 # exports to the same ids every time, so an importer can update rather than duplicate.
@@ -97,8 +99,28 @@ def _typed_value(value: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- resources
 
 
+def bcp47(code: str) -> str:
+    """Django's language code as a BCP-47 tag: `pt-br` -> `pt-BR`, `zh-hans` -> `zh-Hans`
+    (a region in capitals, a script capitalised; RFC 5646 § 2.1.1)."""
+    language, *subtags = code.split("-")
+    cased = [
+        tag.upper() if len(tag) == 2 else tag.title() if len(tag) == 4 else tag.lower()
+        for tag in subtags
+    ]
+    return "-".join([language.lower(), *cased])
+
+
+def _communication(code: str) -> list[dict[str, Any]]:
+    """The patient's preferred language, when they chose one (blank: their phone's)."""
+    if not code:
+        return []
+    names = dict(settings.LANGUAGES)
+    return [{"language": _code(BCP47, bcp47(code), str(names.get(code, code))), "preferred": True}]
+
+
 def _patient(data: PatientData) -> dict[str, Any]:
     p = data.patient
+    communication = _communication(p.language)
     return {
         "resourceType": "Patient",
         "id": str(p.pk),
@@ -108,6 +130,7 @@ def _patient(data: PatientData) -> dict[str, Any]:
         "telecom": [{"system": "email", "value": p.email}],
         "birthDate": p.date_of_birth.isoformat(),
         "managingOrganization": {"display": p.clinic.name},
+        **({"communication": communication} if communication else {}),
     }
 
 

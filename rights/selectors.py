@@ -16,10 +16,13 @@ from django.db import models
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from notifications import patient_data as notifications_data
 from patients.models import AuditEvent, ConsentDecision, Patient, User
 from programs.models import (
     AssignedExercise,
     AssignedPhase,
+    CardAssignment,
+    CardRead,
     DosageVersion,
     ExerciseLog,
     ProgramAssignment,
@@ -151,6 +154,34 @@ def patient_data_get(*, user: User, patient: Patient) -> PatientData:
         "exercise_logs": _rows(
             ExerciseLog.objects.visible_to(user).filter(**own), ("date", "created_at")
         ),
+        # Which education cards the patient was given, and which versions they read.
+        "education_assignments": list(
+            CardAssignment.objects.visible_to(user)
+            .filter(**own)
+            .order_by("assigned_at", "id")
+            .values(
+                "id",
+                "card_id",
+                "program_phase_id",
+                "assigned_by_id",
+                "assigned_at",
+                card_slug=models.F("card__slug"),
+            )
+        ),
+        "education_reads": list(
+            CardRead.objects.visible_to(user)
+            .filter(**own)
+            .order_by("read_at", "id")
+            .values(
+                "id",
+                "version_id",
+                "read_at",
+                card_id=models.F("version__card_id"),
+                version_number=models.F("version__number"),
+                version_language=models.F("version__language"),
+                version_title=models.F("version__title"),
+            )
+        ),
         # Every decision (the history), with the document it was on.
         "consent_decisions": list(
             ConsentDecision.objects.visible_to(user)
@@ -168,6 +199,11 @@ def patient_data_get(*, user: User, patient: Patient) -> PatientData:
             )
         ),
     }
+    # Each app that holds patient data above the clinical record lists its own tables
+    # (docs/data-rights.md, "Adding a table that holds patient data"). `patient` was
+    # fetched in `user`'s scope; this re-checks it, so no other patient's row can follow.
+    if Patient.objects.visible_to(user).filter(pk=patient.pk).exists():
+        sections.update(notifications_data.patient_sections(patient=patient))
     return PatientData(patient=patient, exported_at=timezone.now(), sections=sections)
 
 

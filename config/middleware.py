@@ -17,8 +17,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils import translation
-from django.utils.translation import gettext, gettext_noop
 from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
+from django.utils.translation import gettext, gettext_noop
 
 from config import audit
 from config.i18n import ACTIVATED_ATTRIBUTE, DEFAULT_LANGUAGE, accept_language, activate_for_request

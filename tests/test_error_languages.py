@@ -15,8 +15,6 @@ from tests.rehab.factories_record import QuestionnaireDueFactory
 
 pytestmark = pytest.mark.django_db
 
-SPANISH = {"HTTP_ACCEPT_LANGUAGE": "es"}
-
 
 def _speaks(patient: Any, language: str) -> None:
     patient.language = language
@@ -67,7 +65,7 @@ def test_program_errors_are_in_spanish_with_the_same_code(patient_client, patien
 
 def test_a_bad_media_link_is_refused_in_the_phones_language():
     english = Client().get("/api/v1/media/not-a-link/")
-    spanish = Client().get("/api/v1/media/not-a-link/", **SPANISH)
+    spanish = Client().get("/api/v1/media/not-a-link/", HTTP_ACCEPT_LANGUAGE="es")
     assert english.status_code == spanish.status_code == 400
     assert english.json()["code"] == spanish.json()["code"] == "media_link_invalid"
     assert spanish.json()["detail"] == (
@@ -125,7 +123,7 @@ def test_data_rights_errors_are_in_spanish_with_the_same_code(patient_client, pa
         "Ya hay una solicitud de supresión pendiente de la decisión de su clínica."
     )
 
-    link = Client().get("/api/v1/exports/download/not-a-token/", **SPANISH)
+    link = Client().get("/api/v1/exports/download/not-a-token/", HTTP_ACCEPT_LANGUAGE="es")
     assert link.status_code == 400
     assert link.json()["code"] == "export_link_invalid"
     assert link.json()["detail"] == (
@@ -168,13 +166,15 @@ def test_consent_errors_are_in_spanish_with_the_same_code(patient_client, patien
 def test_the_guards_before_any_token_follow_accept_language(patient_client, patient):
     big = "x" * 2048
     english = Client().post("/api/v1/logs/", big, content_type="application/json")
-    spanish = Client().post("/api/v1/logs/", big, content_type="application/json", **SPANISH)
+    spanish = Client().post(
+        "/api/v1/logs/", big, content_type="application/json", HTTP_ACCEPT_LANGUAGE="es"
+    )
     assert english.status_code == spanish.status_code == 413
     assert english.json()["detail"] == "The request body is larger than 1 KB."
     assert spanish.json()["detail"] == "El cuerpo de la solicitud supera 1 KB."
     assert "Accept-Language" in spanish["Vary"]
 
-    nul = Client().get("/api/v1/safety/rules/", {"lang": "a\x00"}, **SPANISH)
+    nul = Client().get("/api/v1/safety/rules/", {"lang": "a\x00"}, HTTP_ACCEPT_LANGUAGE="es")
     assert nul.status_code == 400
     assert (
         nul.json()["detail"] == "Los parámetros de la consulta no pueden contener caracteres NUL."

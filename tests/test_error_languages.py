@@ -159,6 +159,20 @@ def test_consent_errors_are_in_spanish_with_the_same_code(patient_client, patien
     assert declined.json()["detail"].startswith("Este documento es obligatorio")
 
 
+def test_registration_errors_follow_the_phones_language():
+    body = {"code": "NOPE-NOPE", "email": "sam.new@example.com", "password": "a long passphrase 7"}
+    english = Client().post("/api/v1/auth/register/", body, content_type="application/json")
+    spanish = Client().post(
+        "/api/v1/auth/register/", body, content_type="application/json", HTTP_ACCEPT_LANGUAGE="es"
+    )
+    assert english.status_code == spanish.status_code == 400
+    assert english.json()["errors"][0]["code"] == spanish.json()["errors"][0]["code"] == "invalid"
+    assert _message(english.json(), "code") == "This code is unknown, expired or already used."
+    assert _message(spanish.json(), "code") == (
+        "Este código no existe, ha caducado o ya se ha usado."
+    )
+
+
 # --------------------------------------------------------------------------- guards
 
 

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.urls import Resolver404, resolve
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
+from django.utils.translation import gettext, gettext_noop
 
 from config import audit
 from config.i18n import ACTIVATED_ATTRIBUTE, DEFAULT_LANGUAGE, accept_language, activate_for_request
@@ -26,11 +27,22 @@ from config.parsers import unstorable_text
 logger = logging.getLogger(__name__)
 
 
-def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+def _error(request: HttpRequest, status: int, message: str, **params: object) -> HttpResponse:
     # The API's JSON error shape under /api/ (config/exceptions.py), plain text elsewhere.
+    # This runs before any language is active (no token is read yet): `message` (marked
+    # with gettext_noop) is translated into the `Accept-Language` header's language
+    # (docs/app-developers.md § Languages). Only this refusal path pays for it.
+    header = request.META.get("HTTP_ACCEPT_LANGUAGE")
+    language = (accept_language(header) if header else None) or DEFAULT_LANGUAGE
+    with translation.override(language):
+        detail = gettext(message) % params if params else gettext(message)
+    response: HttpResponse
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": detail}, status=status)
-    return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+        response = JsonResponse({"detail": detail}, status=status)
+    else:
+        response = HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+    patch_vary_headers(response, ("Accept-Language",))
+    return response
 
 
 class RequestContextMiddleware:
@@ -89,12 +101,19 @@ class InputGuardMiddleware:
             # Only oversized bodies pay for the URL look-up: an upload view's own limit.
             limit = max(limit, _upload_limit(request) or 0)
         if limit is not None and length > limit:
-            return _error(request, 413, f"The request body is larger than {limit // 1024} KB.")
+            return _error(
+                request,
+                413,
+                gettext_noop("The request body is larger than %(size)s KB."),
+                size=limit // 1024,
+            )
         if any(
             unstorable_text(key) or any(unstorable_text(value) for value in values)
             for key, values in request.GET.lists()
         ):
-            return _error(request, 400, "Query parameters may not contain NUL characters.")
+            return _error(
+                request, 400, gettext_noop("Query parameters may not contain NUL characters.")
+            )
         return self.get_response(request)
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils.translation import gettext
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
@@ -40,9 +41,14 @@ class StrictJSONParser(JSONParser):
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
-            raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.") from exc
+            raise ParseError(_too_deep()) from exc
         _check(data)
         return data
+
+
+def _too_deep() -> str:
+    # Translated: the parser runs in the view, after the patient's language is active.
+    return gettext("JSON nested deeper than %(depth)s levels.") % {"depth": MAX_DEPTH}
 
 
 def _check(data: Any) -> None:
@@ -56,12 +62,12 @@ def _check(data: Any) -> None:
             texts.append(value)
         elif isinstance(value, dict):
             if depth > MAX_DEPTH:
-                raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.")
+                raise ParseError(_too_deep())
             texts.extend(value)  # keys are strings in JSON
             stack.extend((item, depth + 1) for item in value.values())
         elif isinstance(value, list):
             if depth > MAX_DEPTH:
-                raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.")
+                raise ParseError(_too_deep())
             stack.extend((item, depth + 1) for item in value)
     if unstorable_text("".join(texts)):
-        raise ParseError("Text may not contain NUL characters or lone surrogates.")
+        raise ParseError(gettext("Text may not contain NUL characters or lone surrogates."))

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework.exceptions import PermissionDenied
 
 from config.audit import AuditContext
@@ -142,13 +143,17 @@ def consent_decide(
     current = states.get(document.pk)
     if current is None or document.clinic_id != patient.clinic_id:
         raise ApplicationError(
-            "This is not a current version of your clinic's documents; read the current one.",
+            gettext(
+                "This is not a current version of your clinic's documents; read the current one."
+            ),
             code="consent_document_superseded",
         )
     if document.required and decision != ConsentDecision.Decision.ACCEPTED:
         raise ApplicationError(
-            "This document is required to use the app; to stop, ask your clinic to close "
-            "your account.",
+            gettext(
+                "This document is required to use the app; to stop, ask your clinic to close "
+                "your account."
+            ),
             code="consent_required_document",
         )
     if (
@@ -156,7 +161,7 @@ def consent_decide(
         and current.state != ConsentDecision.Decision.ACCEPTED
     ):
         raise ApplicationError(
-            "Only a consent you have given can be withdrawn.",
+            gettext("Only a consent you have given can be withdrawn."),
             code="consent_not_given",
         )
     row = ConsentDecision.objects.create(
@@ -204,8 +209,11 @@ def consent_registration_documents(
         document = by_kind.get(kind)
         if document is None or document.version != version:
             raise ApplicationError(
-                f"Version {version} of '{kind}' is not a current document of your clinic; "
-                "read the current one.",
+                gettext(
+                    "Version %(version)s of '%(kind)s' is not a current document of your "
+                    "clinic; read the current one."
+                )
+                % {"version": version, "kind": kind},
                 code="consent_document_superseded",
                 extra=listed,
             )
@@ -213,9 +221,8 @@ def consent_registration_documents(
     missing = [d for d in documents if d.required and d not in chosen]
     if missing:
         raise ApplicationError(
-            "Your clinic's required documents must be accepted to register: "
-            + ", ".join(f"{d.kind} v{d.version}" for d in missing)
-            + ".",
+            gettext("Your clinic's required documents must be accepted to register: %(documents)s.")
+            % {"documents": ", ".join(f"{d.kind} v{d.version}" for d in missing)},
             code="consent_required",
             extra=listed,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 
 class NotOnlyWhitespaceValidator:
@@ -19,10 +20,12 @@ class NotOnlyWhitespaceValidator:
 
     def validate(self, password: str, user: Any = None) -> None:
         if not password.strip():
-            raise ValidationError("This password is only spaces.", code="password_only_whitespace")
+            raise ValidationError(
+                gettext("This password is only spaces."), code="password_only_whitespace"
+            )
 
     def get_help_text(self) -> str:
-        return "Your password can't be only spaces."
+        return gettext("Your password can't be only spaces.")
 
 
 class SignOutEverywhereOnPasswordChange:

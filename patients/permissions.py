@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -19,7 +20,7 @@ class ConsentRequired(ApplicationError):
 
 def consent_required_error() -> ConsentRequired:
     return ConsentRequired(
-        "Please read and accept your clinic's updated terms to continue.",
+        gettext("Please read and accept your clinic's updated terms to continue."),
         extra={"consents": "/api/v1/me/consents/"},
     )
 

@@ -28,6 +28,7 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from config.audit import AuditContext
@@ -456,16 +457,18 @@ def patient_register(
         .first()
     )
     if invitation is None or not invitation.is_usable:
-        raise ValidationError({"code": "This code is unknown, expired or already used."})
+        raise ValidationError({"code": gettext("This code is unknown, expired or already used.")})
     if invitation.email.lower() != email:
-        raise ValidationError({"email": "This is not the email address the code was sent to."})
+        raise ValidationError(
+            {"email": gettext("This is not the email address the code was sent to.")}
+        )
     patient = invitation.patient
     if patient.user_id is not None:
-        raise ValidationError({"code": "This code is unknown, expired or already used."})
+        raise ValidationError({"code": gettext("This code is unknown, expired or already used.")})
     if User.objects.filter(email=email).exists():
         # Worded as an unusable code: whoever holds the code (the inviting clinician too)
         # must not learn that this address has an account elsewhere (docs/security.md).
-        raise ValidationError({"code": "This code is unknown, expired or already used."})
+        raise ValidationError({"code": gettext("This code is unknown, expired or already used.")})
     # Checked once the code and email are known good: only an invited patient sees the
     # clinic's documents in the answer.
     accepted = consent_registration_documents(
@@ -481,7 +484,7 @@ def patient_register(
     # A concurrent registration of the same email (another clinic's invitation) inserts
     # nothing rather than failing an INSERT that PostgreSQL would log, email included.
     if not insert_unless_conflict(user):
-        raise ValidationError({"code": "This code is unknown, expired or already used."})
+        raise ValidationError({"code": gettext("This code is unknown, expired or already used.")})
     patient.user = user
     patient.save(update_fields=["user", "updated_at"])
     invitation.used_at = timezone.now()

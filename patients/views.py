@@ -6,6 +6,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.utils import timezone as dj_timezone
+from django.utils.translation import gettext
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -249,7 +250,7 @@ class RegisterApi(APIView):
         def validate_consents(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kinds = [item["kind"] for item in value]
             if len(set(kinds)) != len(kinds):
-                raise serializers.ValidationError("Each kind of document at most once.")
+                raise serializers.ValidationError(gettext("Each kind of document at most once."))
             return value
 
     @extend_schema(

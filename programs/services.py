@@ -600,7 +600,7 @@ def _same_or_conflict(
     )
     if not same:
         raise ConflictError(
-            "An exercise log with this id exists with different content.",
+            gettext("An exercise log with this id exists with different content."),
             code="id_reused",
             extra={"existing_id": str(log_id)},
         )

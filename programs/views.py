@@ -14,6 +14,7 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -165,7 +166,7 @@ class DateRangeSerializer(serializers.Serializer[Any]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("date_from"), attrs.get("date_to")
         if start and end and start > end:
-            raise serializers.ValidationError({"from": "Must not be after `to`."})
+            raise serializers.ValidationError({"from": gettext("Must not be after `to`.")})
         return attrs
 
 
@@ -189,7 +190,8 @@ class BoundedDateField(serializers.DateField):
         latest = timezone.localdate() + timedelta(days=LATEST_DAYS_AHEAD)
         if not EARLIEST_DATE <= day <= latest:
             raise serializers.ValidationError(
-                f"Must be from {EARLIEST_DATE.isoformat()} to {latest.isoformat()}."
+                gettext("Must be from %(first)s to %(last)s.")
+                % {"first": EARLIEST_DATE.isoformat(), "last": latest.isoformat()}
             )
         return day
 

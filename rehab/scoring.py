@@ -55,6 +55,31 @@ def _round(value: Decimal) -> Decimal:
     return value.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
+def gettext_noop(text: str) -> str:
+    """Marks an English message for the translation catalogue (bin/translations.py
+    collects it); the module stays free of Django. `Message` carries it to the edge."""
+    return text
+
+
+class Message(str):
+    """An English error message that remembers its msgid and placeholders, so that the
+    caller can translate it (`rehab.services.record`; docs/adding-things.md § A translated
+    text). As a `str` it is the English text."""
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, **params: Any) -> Message:
+        message = super().__new__(cls, msgid % params if params else msgid)
+        message.msgid = msgid
+        message.params = params
+        return message
+
+
+def _m(msgid: str, **params: Any) -> list[str]:
+    return [Message(msgid, **params)]
+
+
 class InvalidAnswers(ValueError):
     """The answers do not fit the instrument; `errors` maps an answer path to messages."""
 
@@ -119,12 +144,12 @@ def _is_int(value: Any) -> bool:
 
 def _require_object(answers: Any, keys: set[str], required: set[str]) -> dict[str, Any]:
     if not isinstance(answers, dict):
-        raise InvalidAnswers({"answers": ["Must be an object."]})
+        raise InvalidAnswers({"answers": _m(gettext_noop("Must be an object."))})
     errors: dict[str, list[str]] = {}
     for key in sorted(set(answers) - keys):
-        errors[key] = ["Unknown field."]
+        errors[key] = _m(gettext_noop("Unknown field."))
     for key in sorted(required - set(answers)):
-        errors[key] = ["This field is required (send null to skip an item)."]
+        errors[key] = _m(gettext_noop("This field is required (send null to skip an item)."))
     if errors:
         raise InvalidAnswers(errors)
     return answers
@@ -150,7 +175,13 @@ def score_psfs(answers: Any) -> Scored:
         PSFS_MIN_ACTIVITIES <= len(activities) <= PSFS_MAX_ACTIVITIES
     ):
         raise InvalidAnswers(
-            {"activities": [f"Name {PSFS_MIN_ACTIVITIES} to {PSFS_MAX_ACTIVITIES} activities."]}
+            {
+                "activities": _m(
+                    gettext_noop("Name %(min)s to %(max)s activities."),
+                    min=PSFS_MIN_ACTIVITIES,
+                    max=PSFS_MAX_ACTIVITIES,
+                )
+            }
         )
     errors: dict[str, list[str]] = {}
     normalised: list[dict[str, Any]] = []
@@ -158,21 +189,25 @@ def score_psfs(answers: Any) -> Scored:
     for i, item in enumerate(activities):
         path = f"activities.{i}"
         if not isinstance(item, dict) or set(item) != {"activity", "score"}:
-            errors[path] = ['Must be {"activity": text, "score": 0-10 or null}.']
+            errors[path] = _m(gettext_noop('Must be {"activity": text, "score": 0-10 or null}.'))
             continue
         name, value = item["activity"], item["score"]
         if not isinstance(name, str) or not name.strip():
-            errors[f"{path}.activity"] = ["Name the activity."]
+            errors[f"{path}.activity"] = _m(gettext_noop("Name the activity."))
         elif len(name.strip()) > PSFS_ACTIVITY_MAX_LENGTH:
-            errors[f"{path}.activity"] = [
-                f"At most {PSFS_ACTIVITY_MAX_LENGTH} characters.",
-            ]
+            errors[f"{path}.activity"] = _m(
+                gettext_noop("At most %(max)s characters."), max=PSFS_ACTIVITY_MAX_LENGTH
+            )
         elif psfs_activity_key(name) in seen:
-            errors[f"{path}.activity"] = ["Each activity may be named once."]
+            errors[f"{path}.activity"] = _m(gettext_noop("Each activity may be named once."))
         else:
             seen.add(psfs_activity_key(name))
         if value is not None and not (_is_int(value) and 0 <= value <= 10):
-            errors[f"{path}.score"] = ["Must be a whole number from 0 to 10, or null."]
+            errors[f"{path}.score"] = _m(
+                gettext_noop("Must be a whole number from %(min)s to %(max)s, or null."),
+                min=0,
+                max=10,
+            )
         if path + ".activity" not in errors and path + ".score" not in errors:
             normalised.append({"activity": " ".join(name.split()), "score": value})
     if errors:
@@ -180,7 +215,12 @@ def score_psfs(answers: Any) -> Scored:
     rated = [item["score"] for item in normalised if item["score"] is not None]
     if len(rated) < PSFS_MIN_ACTIVITIES:
         raise InvalidAnswers(
-            {"activities": [f"Rate at least {PSFS_MIN_ACTIVITIES} activities to get a score."]}
+            {
+                "activities": _m(
+                    gettext_noop("Rate at least %(min)s activities to get a score."),
+                    min=PSFS_MIN_ACTIVITIES,
+                )
+            }
         )
     return Scored(
         score=_round(Decimal(sum(rated)) / len(rated)),
@@ -207,7 +247,9 @@ def score_sbi(answers: Any) -> Scored:
     keys = [key for key, _ in SBI_ITEMS]
     data = _require_object(answers, set(keys), set(keys))
     errors = {
-        key: ["Must be a whole number from 0 to 6, or null."]
+        key: _m(
+            gettext_noop("Must be a whole number from %(min)s to %(max)s, or null."), min=0, max=6
+        )
         for key in keys
         if data[key] is not None and not (_is_int(data[key]) and 0 <= data[key] <= 6)
     }
@@ -217,7 +259,13 @@ def score_sbi(answers: Any) -> Scored:
     missing = len(keys) - len(answered)
     if missing > SBI_MAX_MISSING:
         raise InvalidAnswers(
-            {"answers": [f"At most {SBI_MAX_MISSING} item may be skipped; {missing} were."]}
+            {
+                "answers": _m(
+                    gettext_noop("At most %(max)s item may be skipped; %(missing)s were."),
+                    max=SBI_MAX_MISSING,
+                    missing=missing,
+                )
+            }
         )
     total = Decimal(sum(answered)) * len(keys) / len(answered)
     return Scored(
@@ -236,10 +284,12 @@ RMDQ_MAX_UNANSWERED = 2
 
 def _statement_numbers(value: Any, field: str, errors: dict[str, list[str]]) -> list[int]:
     if not isinstance(value, list) or not all(_is_int(n) and 1 <= n <= RMDQ_ITEMS for n in value):
-        errors[field] = [f"Must be a list of statement numbers from 1 to {RMDQ_ITEMS}."]
+        errors[field] = _m(
+            gettext_noop("Must be a list of statement numbers from 1 to %(max)s."), max=RMDQ_ITEMS
+        )
         return []
     if len(set(value)) != len(value):
-        errors[field] = ["Each statement may be listed once."]
+        errors[field] = _m(gettext_noop("Each statement may be listed once."))
     return sorted(set(value))
 
 
@@ -250,11 +300,13 @@ def score_rmdq(answers: Any) -> Scored:
     ticked = _statement_numbers(data["ticked"], "ticked", errors)
     unanswered = _statement_numbers(data.get("unanswered", []), "unanswered", errors)
     if not errors and set(ticked) & set(unanswered):
-        errors["unanswered"] = ["A statement cannot be both ticked and unanswered."]
+        errors["unanswered"] = _m(gettext_noop("A statement cannot be both ticked and unanswered."))
     if not errors and len(unanswered) > RMDQ_MAX_UNANSWERED:
-        errors["unanswered"] = [
-            f"At most {RMDQ_MAX_UNANSWERED} statements may be skipped; {len(unanswered)} were."
-        ]
+        errors["unanswered"] = _m(
+            gettext_noop("At most %(max)s statements may be skipped; %(missing)s were."),
+            max=RMDQ_MAX_UNANSWERED,
+            missing=len(unanswered),
+        )
     if errors:
         raise InvalidAnswers(errors)
     answered = RMDQ_ITEMS - len(unanswered)

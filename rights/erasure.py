@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import DateField, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework.exceptions import PermissionDenied
 
 from config.audit import AuditContext
@@ -110,7 +111,7 @@ def erasure_request_create(
         # rather than failing, which would log the reason in the database server's log.
         if not insert_unless_conflict(erasure_request):
             raise ConflictError(
-                "An erasure request is already waiting for your clinic's decision.",
+                gettext("An erasure request is already waiting for your clinic's decision."),
                 code="erasure_request_pending",
             )
         audit_record(

@@ -14,6 +14,7 @@ from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from config import enqueue
 from config.audit import AuditContext
@@ -178,7 +179,7 @@ def export_download_get(*, token: str) -> ExportJob:
         )
     except signing.BadSignature as exc:  # SignatureExpired is a BadSignature
         raise ApplicationError(
-            "This download link is invalid or has expired; ask for a new one.",
+            gettext("This download link is invalid or has expired; ask for a new one."),
             code="export_link_invalid",
         ) from exc
     job = (
@@ -188,7 +189,7 @@ def export_download_get(*, token: str) -> ExportJob:
     )
     if job is None or (job.expires_at is not None and job.expires_at <= timezone.now()):
         raise ApplicationError(
-            "This export is no longer available; ask for a new one.",
+            gettext("This export is no longer available; ask for a new one."),
             code="export_gone",
         )
     ready: ExportJob = job

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -330,15 +331,15 @@ def _who(event: AuditEvent, patient: Patient) -> dict[str, str]:
     """Role and display name of whoever acted; never another patient's identity."""
     actor = event.actor
     if actor is None:
-        return {"role": "system", "name": "Rehab service"}
+        return {"role": "system", "name": gettext("Rehab service")}
     if actor.pk == patient.user_id:
-        return {"role": "patient", "name": "You"}
+        return {"role": "patient", "name": gettext("You")}
     clinician = getattr(actor, "clinician", None)
     if clinician is not None:
         return {"role": clinician.role, "name": actor.get_full_name()}
     if actor.is_staff:
         return {"role": "operator", "name": actor.get_full_name()}
-    return {"role": "other", "name": "Another account"}
+    return {"role": "other", "name": gettext("Another account")}
 
 
 @extend_schema_serializer(component_name="AccessLogEntry")

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from config.audit import AuditContext
 from config.db import insert_unless_conflict
@@ -214,7 +215,7 @@ def card_mark_read(
     """A read receipt for this version; returns (receipt, created). Idempotent: marking
     it again answers the first receipt and its time."""
     if not CardAssignment.objects.filter(patient=patient, card_id=version.card_id).exists():
-        raise ValidationError({"card": "This card is not assigned to you."})
+        raise ValidationError({"card": gettext("This card is not assigned to you.")})
     read = CardRead(patient=patient, version=version, read_at=timezone.now())
     event = audit_event(
         actor=patient.user,

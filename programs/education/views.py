@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from django.utils import translation
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -193,7 +194,9 @@ class MyCardReadApi(APIView):
         if wanted is not None:
             found = EducationCardVersion.objects.filter(card_id=item.card.pk, pk=wanted).first()
             if found is None:
-                raise serializers.ValidationError({"version_id": ["Not a version of this card."]})
+                raise serializers.ValidationError(
+                    {"version_id": [gettext("Not a version of this card.")]}
+                )
             version = found
         read, created = services.card_mark_read(
             patient=patient, version=version, context=audit_context(request)

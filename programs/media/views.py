@@ -10,6 +10,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound
@@ -99,7 +100,7 @@ class MediaFileApi(APIView):
         signed = links.read(token)
         if signed is None:
             raise ApplicationError(
-                "This media link is invalid or has expired; fetch the plan again.",
+                gettext("This media link is invalid or has expired; fetch the plan again."),
                 code="media_link_invalid",
             )
         media = selectors.media_for_link(media_id=signed.media_id)

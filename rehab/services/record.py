@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework import exceptions
 
 from config import enqueue
@@ -873,6 +874,13 @@ def questionnaires_expire(*, now: datetime | None = None) -> int:
 # --------------------------------------------------------------------------- questionnaire answers
 
 
+def _translated(message: str) -> str:
+    """A scoring message (rehab/scoring.py, pure) in the active language, by its msgid."""
+    if isinstance(message, scoring.Message):
+        return gettext(message.msgid) % message.params if message.params else gettext(message.msgid)
+    return message
+
+
 @transaction.atomic
 def questionnaire_response_submit(
     *,
@@ -893,7 +901,9 @@ def questionnaire_response_submit(
     try:
         scored = instrument.score(answers)
     except scoring.InvalidAnswers as exc:
-        raise exceptions.ValidationError({"answers": exc.errors}) from exc
+        raise exceptions.ValidationError(
+            {"answers": {path: [_translated(m) for m in ms] for path, ms in exc.errors.items()}}
+        ) from exc
 
     # Lock this item and every other waiting one of the instrument, in id order, so that
     # two devices answering overlapping occasions cannot deadlock.
@@ -916,18 +926,20 @@ def questionnaire_response_submit(
         if existing.answers == scored.answers:
             return existing, False
         raise ConflictError(
-            "This questionnaire has already been answered with different answers.",
+            gettext("This questionnaire has already been answered with different answers."),
             code="already_answered",
             extra={"existing_id": str(existing.pk)},
         )
     state = due.state(now)
     if state == "expired":
         raise ApplicationError(
-            "This questionnaire's window has closed.", code="window_closed", extra={"state": state}
+            gettext("This questionnaire's window has closed."),
+            code="window_closed",
+            extra={"state": state},
         )
     if state == "upcoming":
         raise ApplicationError(
-            "This questionnaire is not open yet.",
+            gettext("This questionnaire is not open yet."),
             code="not_open_yet",
             extra={"state": state, "due_from": due.due_from.isoformat()},
         )

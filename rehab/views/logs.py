@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -171,7 +172,7 @@ class DateRangeSerializer(serializers.Serializer[Any]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("from"), attrs.get("to")
         if start and end and start > end:
-            raise serializers.ValidationError({"from": "Must be on or before `to`."})
+            raise serializers.ValidationError({"from": gettext("Must be on or before `to`.")})
         return attrs
 
 

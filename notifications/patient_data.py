@@ -15,7 +15,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
-from notifications.models import Delivery, Device
+from notifications.models import Delivery, Device, FeedItem, SafetyFollowUp
 from patients.models import Patient
 
 # The columns of a delivery that tell the patient what was sent to them and when; the
@@ -42,6 +42,22 @@ _DEVICE_COLUMNS = (
     "time_zone",
     "created_at",
     "updated_at",
+)
+
+# The patient's feed: which message, when, and whether they opened it (its words are
+# composed when shown, from the kind).
+_FEED_COLUMNS = ("id", "kind", "alert_id", "created_at", "read_at")
+# "Were you seen?" after emergency or urgent advice, and the patient's answer.
+_FOLLOW_UP_COLUMNS = (
+    "id",
+    "alert_id",
+    "severity",
+    "advised_at",
+    "due_at",
+    "status",
+    "asked_at",
+    "seen_by",
+    "answered_at",
 )
 
 # What an erased delivery's address becomes. Blank rather than a made-up address, so no
@@ -74,7 +90,22 @@ def patient_sections(*, patient: Patient) -> dict[str, list[dict[str, Any]]]:
             .order_by("created_at", "id")
             .values(*_DEVICE_COLUMNS)
         )
-    return {"notification_deliveries": deliveries, "push_devices": devices}
+    feed = list(
+        FeedItem.objects.filter(patient_id=patient.pk)
+        .order_by("created_at", "id")
+        .values(*_FEED_COLUMNS)
+    )
+    follow_ups = list(
+        SafetyFollowUp.objects.filter(patient_id=patient.pk)
+        .order_by("created_at", "id")
+        .values(*_FOLLOW_UP_COLUMNS)
+    )
+    return {
+        "notification_deliveries": deliveries,
+        "push_devices": devices,
+        "notification_feed": feed,
+        "safety_follow_ups": follow_ups,
+    }
 
 
 def account_closed(*, user_id: int) -> int:
@@ -103,3 +134,8 @@ def patient_pseudonymise(*, patient: Patient) -> None:
         )
     ).update(status=Delivery.Status.CANCELLED, sending_until=None)
     deliveries.update(address=ERASED_ADDRESS, provider_id="", last_error="")
+    # A follow-up not yet asked is never asked of an erased patient; the feed and the
+    # answers given stay, as the alerts they belong to do (they name no one).
+    SafetyFollowUp.objects.filter(patient_id=patient.pk, status=SafetyFollowUp.Status.DUE).update(
+        status=SafetyFollowUp.Status.SKIPPED
+    )

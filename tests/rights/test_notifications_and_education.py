@@ -16,7 +16,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from fhir.resources.R4B.patient import Patient as FhirPatient
 
-from notifications.models import Delivery, Device
+from notifications.models import Delivery, Device, FeedItem, SafetyFollowUp
+from notifications.patient_data import patient_pseudonymise
 from notifications.services import delivery_plan
 from patients.models import AuthToken, Patient, User
 from programs.education import services as education_services
@@ -324,3 +325,51 @@ def test_a_clinicians_reads_of_the_receipts_show_in_the_access_log(
     reads = [e for e in entries if e["what"] == "card_receipts"]
     assert {e["via"] for e in reads} == {"api", "dashboard"}
     assert all(e["who"]["name"] == "Alice Physio" for e in reads)
+
+
+def _follow_up(patient: Patient) -> SafetyFollowUp:
+    alert = Alert.objects.create(
+        patient=patient,
+        rule="RF-CES-01",
+        rule_version=1,
+        severity="emergency",
+        title="Possible cauda equina",
+        last_fired_at=patient.created_at,
+        opened_at=patient.created_at,
+    )
+    follow_up = SafetyFollowUp.objects.create(
+        alert=alert,
+        patient=patient,
+        opened_at=alert.opened_at,
+        severity="emergency",
+        advice_message_key="ces",
+        advised_at=alert.opened_at,
+        due_at=alert.opened_at,
+    )
+    FeedItem.objects.create(
+        patient=patient,
+        kind=Delivery.Kind.SAFETY_FOLLOW_UP,
+        alert=alert,
+        follow_up=follow_up,
+        idempotency_key=f"follow_up:{follow_up.pk}",
+    )
+    return follow_up
+
+
+def test_the_export_holds_the_feed_and_the_follow_ups_of_the_patient_only(
+    patient_client, patient, other_patient
+):
+    mine = _follow_up(patient)
+    _follow_up(other_patient)
+    data = json.loads(patient_client.get("/api/v1/me/export/json/").content)
+    assert [row["id"] for row in data["safety_follow_ups"]] == [str(mine.pk)]
+    assert [row["kind"] for row in data["notification_feed"]] == ["safety_follow_up"]
+    assert len(data["notification_feed"]) == 1
+
+
+def test_pseudonymising_skips_a_follow_up_not_yet_asked(patient, other_patient):
+    mine, theirs = _follow_up(patient), _follow_up(other_patient)
+    patient_pseudonymise(patient=patient)
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.status, theirs.status) == ("skipped", "due")

@@ -308,11 +308,13 @@ def seed_cards(apps: object) -> int:
         for language, text in spec["texts"].items():
             if not Version.objects.filter(card=card, language=language).exists():
                 Version.objects.create(card=card, language=language, number=1, **text)
-        if was_created:
-            for template_slug, position in spec["phases"]:
-                phase = TemplatePhase.objects.filter(
-                    template__clinic__isnull=True, template__slug=template_slug, position=position
-                ).first()
-                if phase is not None:
-                    card.template_phases.add(phase)
+        # The seeded templates' phases are linked whenever they exist (re-created after a
+        # flush, or seeded after the cards); adding a link twice changes nothing, and the
+        # seeded templates cannot be edited (a clinic edits its copy).
+        for template_slug, position in spec["phases"]:
+            phase = TemplatePhase.objects.filter(
+                template__clinic__isnull=True, template__slug=template_slug, position=position
+            ).first()
+            if phase is not None:
+                card.template_phases.add(phase)
     return created

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from config.db import insert_unless_conflict
 from config.enqueue import SWEEP_GRACE, SWEEP_TIME_BUDGET, publish_on_commit
-from notifications import messages
+from notifications import messages, reminders
 from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 from notifications.channels.registry import channel_get, email_channel_name
 from notifications.models import Delivery
@@ -313,14 +313,19 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
     if kind == Kind.MISSED_LOG_REMINDER:
         assert delivery.object_id is not None
         reminder = review_services.missed_log_reminder_owed(reminder_id=delivery.object_id)
-        if reminder is None:
+        if reminder is None or not reminders.missed_log_email_wanted(patient=reminder.patient):
             return None
+        link = reminders.unsubscribe_url(patient_id=reminder.patient_id, what="missed_log_email")
         text = messages.missed_log_reminder_text(
             first_name=reminder.patient.first_name,
             missed_days=reminder.missed_days,
             language=reminder.patient.language,
+            unsubscribe_link=link,
         )
+        text = messages.Text(text.subject, text.body, reminders.unsubscribe_headers(link))
         return text, {"kind": str(kind)}
+    if kind == Kind.REMINDER:
+        return reminders.reminder_compose(delivery)
     raise ValueError(f"unknown delivery kind {kind!r}")
 
 
@@ -379,6 +384,7 @@ def _send(delivery: Delivery) -> Sent:
         body=text.body,
         data=data,
         urgent=delivery.kind in SAFETY_KINDS,
+        headers=text.headers,
     )
     try:
         result = channel_get(delivery.channel).send(message)

@@ -348,6 +348,14 @@ def unsubscribe_read(token: str) -> tuple[UUID, str]:
     return patient_id, what
 
 
+def patient_language(*, patient_id: UUID) -> str:
+    """The language of the patient a token names; BadToken when there is none."""
+    language = Patient.objects.filter(pk=patient_id).values_list("language", flat=True).first()
+    if language is None:
+        raise BadToken("no such patient")
+    return str(language)
+
+
 def unsubscribe(*, token: str, context: AuditContext | None = None) -> tuple[Patient, str]:
     """Switch off what the token names; idempotent. Raises BadToken."""
     patient_id, what = unsubscribe_read(token)

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -106,26 +108,51 @@ WHAT = {
 }
 
 
+def _page(request: HttpRequest, *, title: str, message: str, ask: bool, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "notifications/unsubscribe.html",
+        {"title": title, "message": message, "ask": ask, "button": gettext("Unsubscribe")},
+        status=status,
+    )
+
+
 @csrf_exempt  # RFC 8058: mail providers POST without our cookies; the token is the proof
 @require_http_methods(["GET", "POST"])
 def unsubscribe_page(request: HttpRequest, token: str) -> HttpResponse:
     """GET: a confirmation page (link scanners follow GETs, so a GET changes nothing);
-    POST: switch the kind off, from the page's button or the mail client's one click."""
+    POST: switch the kind off, from the page's button or the mail client's one click. In
+    the patient's language, else the browser's."""
     try:
         patient_id, what = reminders.unsubscribe_read(token)
+        language = reminders.patient_language(patient_id=patient_id)
     except reminders.BadToken:
-        return render(request, "notifications/unsubscribe.html", {"invalid": True}, status=400)
-    done = False
-    if request.method == "POST":
-        try:
+        return _page(
+            request,
+            title=gettext("This link does not work"),
+            message=gettext(
+                "The unsubscribe link has expired or is damaged. You can change your "
+                "reminders in the app, under Settings."
+            ),
+            ask=False,
+            status=400,
+        )
+    with translation.override(language or translation.get_language()):
+        if request.method == "POST":
             reminders.unsubscribe(token=token, context=audit_context(request))
-        except reminders.BadToken:
-            return render(
-                request, "notifications/unsubscribe.html", {"invalid": True}, status=400
+            return _page(
+                request,
+                title=gettext("You are unsubscribed"),
+                message=gettext(
+                    "You will no longer receive %(what)s. You can turn them back on in the "
+                    "app, under Settings."
+                )
+                % {"what": WHAT[what]},
+                ask=False,
             )
-        done = True
-    return render(
-        request,
-        "notifications/unsubscribe.html",
-        {"what": WHAT[what], "done": done, "token": token},
-    )
+        return _page(
+            request,
+            title=gettext("Unsubscribe"),
+            message=gettext("Stop receiving %(what)s?") % {"what": WHAT[what]},
+            ask=True,
+        )

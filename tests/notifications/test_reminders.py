@@ -212,7 +212,16 @@ def test_it_reminds_of_exercises_on_a_day_of_the_program(patient):
     phase = AssignedPhase.objects.create(
         assignment=assignment, position=1, name="One", length_weeks=2, started_on=assignment.start_date
     )
-    exercise = Exercise.objects.first() or pytest.skip("no exercise library")
+    exercise = Exercise.objects.create(
+        slug="bridge",
+        name="Bridge",
+        instructions="Lift.",
+        body_region="lumbar_spine",
+        category="strength",
+        sets=2,
+        reps=10,
+        sessions_per_week=7,
+    )
     AssignedExercise.objects.create(
         phase=phase,
         exercise=exercise,

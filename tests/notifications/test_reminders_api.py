@@ -170,3 +170,11 @@ def test_the_missed_log_email_has_an_unsubscribe_link_that_works(client, patient
     )
     assert services.missed_log_reminder_send(reminder_id=second.pk) is False
     assert len(mail.outbox) == 1
+
+
+def test_the_unsubscribe_page_speaks_the_patients_language(client, patient):
+    patient.language = "es"
+    patient.save()
+    token = reminders.unsubscribe_token(patient_id=patient.pk, what="daily_log")
+    response = client.get(_path(token))
+    assert "¿Dejar de recibir los recordatorios del registro diario?" in response.content.decode()

@@ -122,8 +122,9 @@ def _plain(value: Any) -> Any:
 def _withdraw_planned(*, patient_id: UUID) -> int:
     """Cancel the patient's planned reminders no worker has claimed and forget them, so
     the next plan follows the new settings (the delivery rows are locked first: a claim
-    running now either got them, and the reminder stays, or finds them cancelled). A reminder already sent or being sent stays: its key keeps today's from
-    being planned twice."""
+    running now either got them, and the reminder stays, or finds them cancelled). A
+    reminder already sent or being sent stays: its key keeps today's from being planned
+    twice."""
     now = timezone.now()
     planned = Reminder.objects.filter(patient_id=patient_id, due_at__gt=now - CATCH_UP)
     withdrawn = 0
@@ -156,26 +157,28 @@ class Schedule:
 
 def _patients() -> QuerySet[Patient]:
     """Who may get reminders: active records with a sign-in."""
-    return (
+    patients: QuerySet[Patient] = (
         Patient.objects.active()
         .filter(user__isnull=False)
         .annotate(
             remind_at_=Coalesce("reminder_settings__remind_at", Value(DEFAULT_REMIND_AT)),
         )
     )
+    return patients
+
+
+# The annotation `_patients` adds (a name the type checker's plugin cannot see).
+REMIND_AT = "remind_at_"
 
 
 def _schedules() -> list[Schedule]:
-    rows = (
-        _patients()
-        .values_list(
-            "timezone",
-            "remind_at_",
-            "reminder_settings__quiet_start",
-            "reminder_settings__quiet_end",
-        )
-        .distinct()
+    fields = (
+        "timezone",
+        REMIND_AT,
+        "reminder_settings__quiet_start",
+        "reminder_settings__quiet_end",
     )
+    rows = _patients().values_list(*fields).distinct()
     return [Schedule(*row) for row in rows]
 
 
@@ -188,7 +191,7 @@ def _on_schedule(schedule: Schedule) -> QuerySet[Patient]:
             reminder_settings__quiet_end=schedule.quiet_end,
         )
     )
-    return _patients().filter(quiet, timezone=schedule.timezone, remind_at_=schedule.remind_at)
+    return _patients().filter(quiet, Q(remind_at_=schedule.remind_at), timezone=schedule.timezone)
 
 
 def _owed(kind: str, *, day: date, tz: ZoneInfo) -> Q:
@@ -197,7 +200,7 @@ def _owed(kind: str, *, day: date, tz: ZoneInfo) -> Q:
     wanted = Q(**{f"reminder_settings__{field}": True}) | Q(reminder_settings__isnull=True)
     if kind == Reminder.Kind.DAILY_LOG:
         logged = DailyLog.objects.filter(patient=OuterRef("pk"), date=day)
-        return wanted & ~Exists(logged)
+        return wanted & Q(~Exists(logged))
     start = datetime.combine(day, time(0), tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
     if kind == Reminder.Kind.QUESTIONNAIRE_DUE:
@@ -206,7 +209,7 @@ def _owed(kind: str, *, day: date, tz: ZoneInfo) -> Q:
             Q(due_from__gte=start, due_from__lt=end) | Q(expires_at__gt=start, expires_at__lte=end),
             patient=OuterRef("pk"),
         )
-        return wanted & Exists(edge)
+        return wanted & Q(Exists(edge))
     # A day of the patient's program with a started phase that prescribes exercises.
     program = ProgramAssignment.objects.filter(
         Q(ended_on__isnull=True) | Q(ended_on__gt=day),
@@ -215,7 +218,7 @@ def _owed(kind: str, *, day: date, tz: ZoneInfo) -> Q:
         phases__started_on__lte=day,
         phases__exercises__isnull=False,
     )
-    return wanted & Exists(program)
+    return wanted & Q(Exists(program))
 
 
 _DELIVERY_COLUMNS = (
@@ -269,7 +272,7 @@ def _plan_one(kind: str, *, schedule: Schedule, day: date, due_at: datetime) -> 
     ON CONFLICT (idempotency_key) DO NOTHING
     )
     SELECT count(*) FROM new
-    """
+    """  # noqa: S608 - identifiers from the models, values as parameters
     params = [
         str(kind),
         day,

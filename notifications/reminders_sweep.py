@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from uuid import UUID
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
@@ -62,7 +63,7 @@ def _claim_batch(*, limit: int) -> list[Delivery]:
 
 def _send_batch(batch: list[Delivery]) -> int:
     sent: list[Delivery] = []
-    cancelled: list[int] = []
+    cancelled: list[UUID] = []
     for delivery in batch:
         try:
             composed = reminders.reminder_compose(delivery)
@@ -100,8 +101,15 @@ def _send_batch(batch: list[Delivery]) -> int:
             delivery.updated_at = now
         Delivery.objects.bulk_update(
             sent,
-            ["status", "sent_at", "sending_until", "provider_id", "last_outcome", "last_error",
-             "updated_at"],
+            [
+                "status",
+                "sent_at",
+                "sending_until",
+                "provider_id",
+                "last_outcome",
+                "last_error",
+                "updated_at",
+            ],
         )
         Delivery.objects.filter(pk__in=cancelled).update(
             status=Status.CANCELLED, sending_until=None, updated_at=now

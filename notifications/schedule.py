@@ -65,11 +65,14 @@ def reminder_due(
 ) -> datetime | None:
     """The instant of the reminder for local date `day` at local time `at`, moved out of
     the quiet hours; None when it is skipped."""
-    if quiet_start is not None and quiet_end is not None:
-        if in_quiet_hours(at, quiet_start, quiet_end):
-            # The quiet hours end later today only if they do not run past midnight, or
-            # `at` is in their after-midnight part.
-            if quiet_start < quiet_end or at < quiet_end:
-                return local_instant(day, quiet_end, tz)
-            return None
+    if (
+        quiet_start is not None
+        and quiet_end is not None
+        and in_quiet_hours(at, quiet_start, quiet_end)
+    ):
+        # The quiet hours end later today only if they do not run past midnight, or `at`
+        # is in their after-midnight part.
+        if quiet_start < quiet_end or at < quiet_end:
+            return local_instant(day, quiet_end, tz)
+        return None
     return local_instant(day, at, tz)

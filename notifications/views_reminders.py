@@ -108,7 +108,9 @@ WHAT = {
 }
 
 
-def _page(request: HttpRequest, *, title: str, message: str, ask: bool, status: int = 200) -> HttpResponse:
+def _page(
+    request: HttpRequest, *, title: str, message: str, ask: bool, status: int = 200
+) -> HttpResponse:
     return render(
         request,
         "notifications/unsubscribe.html",

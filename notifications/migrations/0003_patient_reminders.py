@@ -5,49 +5,108 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0002_push_devices'),
-        ('patients', '0011_patient_language'),
+        ("notifications", "0002_push_devices"),
+        ("patients", "0011_patient_language"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='delivery',
-            name='kind',
-            field=models.CharField(choices=[('alert', 'Alert to the care team'), ('escalation', 'Escalation (RF-META-01)'), ('invitation', 'Invitation'), ('missed_log_reminder', 'Missed-log reminder (NR-LOG-01)'), ('reminder', 'Patient reminder')], max_length=24),
+            model_name="delivery",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("alert", "Alert to the care team"),
+                    ("escalation", "Escalation (RF-META-01)"),
+                    ("invitation", "Invitation"),
+                    ("missed_log_reminder", "Missed-log reminder (NR-LOG-01)"),
+                    ("reminder", "Patient reminder"),
+                ],
+                max_length=24,
+            ),
         ),
         migrations.CreateModel(
-            name='ReminderSettings',
+            name="ReminderSettings",
             fields=[
-                ('patient', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='reminder_settings', serialize=False, to='patients.patient')),
-                ('remind_at', models.TimeField(default='19:00')),
-                ('daily_log', models.BooleanField(default=True)),
-                ('questionnaire_due', models.BooleanField(default=True)),
-                ('exercise_days', models.BooleanField(default=True)),
-                ('missed_log_email', models.BooleanField(default=True)),
-                ('channels', models.CharField(choices=[('push', "Push to the patient's devices"), ('email', 'Email'), ('both', 'Push and email')], default='both', max_length=5)),
-                ('quiet_start', models.TimeField(blank=True, null=True)),
-                ('quiet_end', models.TimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "patient",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="reminder_settings",
+                        serialize=False,
+                        to="patients.patient",
+                    ),
+                ),
+                ("remind_at", models.TimeField(default="19:00")),
+                ("daily_log", models.BooleanField(default=True)),
+                ("questionnaire_due", models.BooleanField(default=True)),
+                ("exercise_days", models.BooleanField(default=True)),
+                ("missed_log_email", models.BooleanField(default=True)),
+                (
+                    "channels",
+                    models.CharField(
+                        choices=[
+                            ("push", "Push to the patient's devices"),
+                            ("email", "Email"),
+                            ("both", "Push and email"),
+                        ],
+                        default="both",
+                        max_length=5,
+                    ),
+                ),
+                ("quiet_start", models.TimeField(blank=True, null=True)),
+                ("quiet_end", models.TimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'reminder settings',
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('quiet_end__isnull', True), ('quiet_start__isnull', True)), models.Q(('quiet_end__isnull', False), ('quiet_start__isnull', False)), _connector='OR'), name='remindersettings_quiet_both_or_neither')],
+                "verbose_name_plural": "reminder settings",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("quiet_end__isnull", True), ("quiet_start__isnull", True)),
+                            models.Q(("quiet_end__isnull", False), ("quiet_start__isnull", False)),
+                            _connector="OR",
+                        ),
+                        name="remindersettings_quiet_both_or_neither",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Reminder',
+            name="Reminder",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('daily_log', 'Daily log'), ('questionnaire_due', 'Questionnaire due'), ('exercise_day', 'Exercise day')], max_length=20)),
-                ('local_date', models.DateField()),
-                ('due_at', models.DateTimeField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='patients.patient')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("daily_log", "Daily log"),
+                            ("questionnaire_due", "Questionnaire due"),
+                            ("exercise_day", "Exercise day"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("local_date", models.DateField()),
+                ("due_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="patients.patient",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('patient', 'kind', 'local_date'), name='reminder_one_per_kind_and_day')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("patient", "kind", "local_date"),
+                        name="reminder_one_per_kind_and_day",
+                    )
+                ],
             },
         ),
     ]

@@ -10,11 +10,10 @@ import time_machine
 from django.core import mail, signing
 from django.utils import timezone
 
-from notifications import reminders
+from notifications import reminders, services
 from notifications.models import ReminderSettings
 from patients.models import AuditEvent
 from rehab.models import MissedLogReminder
-from notifications import services
 
 pytestmark = pytest.mark.django_db
 

@@ -61,9 +61,7 @@ def test_it_moves_a_reminder_in_quiet_hours_to_their_end_the_same_day():
         date(2027, 6, 1), time(19), LONDON, quiet_start=time(18), quiet_end=time(20, 30)
     )
     assert due == datetime(2027, 6, 1, 19, 30, tzinfo=UTC)
-    early = reminder_due(
-        date(2027, 6, 1), time(6), LONDON, quiet_start=time(22), quiet_end=time(7)
-    )
+    early = reminder_due(date(2027, 6, 1), time(6), LONDON, quiet_start=time(22), quiet_end=time(7))
     assert early == datetime(2027, 6, 1, 6, 0, tzinfo=UTC)
 
 

@@ -378,26 +378,46 @@ def _wants(prefs: ReminderSettings, delivery: Delivery) -> bool:
     return prefs.channels != ReminderSettings.Channels.EMAIL
 
 
-def reminder_compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
-    """The text of a claimed reminder delivery; None when the reminder is no longer owed
-    (checked now, at send time: a log written since planning cancels it)."""
-    reminder = (
-        Reminder.objects.select_related("patient").filter(pk=delivery.object_id).first()
-        if delivery.object_id is not None
-        else None
+Composed = tuple[messages.Text, dict[str, str]] | None
+
+
+def reminders_compose(deliveries: list[Delivery]) -> dict[UUID, Composed]:
+    """The text of each claimed reminder delivery, by delivery id; None for one no longer
+    owed (checked now, at send time: a log written since planning cancels it). Three
+    queries, however many deliveries."""
+    ids = {d.object_id for d in deliveries if d.object_id is not None}
+    found = {
+        r.pk: r
+        for r in Reminder.objects.select_related("patient", "patient__reminder_settings").filter(
+            pk__in=ids
+        )
+    }
+    logged = set(
+        DailyLog.objects.filter(
+            patient_id__in={r.patient_id for r in found.values()},
+            date__in={r.local_date for r in found.values()},
+        ).values_list("patient_id", "date")
     )
-    if reminder is None:
-        return None
+    composed: dict[UUID, Composed] = {}
+    for delivery in deliveries:
+        reminder = found.get(delivery.object_id) if delivery.object_id is not None else None
+        composed[delivery.pk] = (
+            None if reminder is None else _compose(delivery, reminder, logged=logged)
+        )
+    return composed
+
+
+def _compose(delivery: Delivery, reminder: Reminder, *, logged: set[tuple[UUID, date]]) -> Composed:
     patient = reminder.patient
-    prefs = reminder_settings_get(patient=patient)
+    try:
+        prefs = patient.reminder_settings
+    except ReminderSettings.DoesNotExist:
+        prefs = ReminderSettings(patient=patient)
     if patient.is_restricted or patient.user_id is None:
         return None
     if not getattr(prefs, KIND_OPT_OUT[reminder.kind]) or not _wants(prefs, delivery):
         return None
-    if (
-        reminder.kind == Reminder.Kind.DAILY_LOG
-        and DailyLog.objects.filter(patient=patient, date=reminder.local_date).exists()
-    ):
+    if reminder.kind == Reminder.Kind.DAILY_LOG and (patient.pk, reminder.local_date) in logged:
         return None
     email = delivery.idempotency_key.endswith(":email")
     link = (
@@ -412,6 +432,11 @@ def reminder_compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]]
     if link:
         text = messages.Text(text.subject, text.body, unsubscribe_headers(link))
     return text, {"kind": "reminder", "reminder": str(reminder.kind)}
+
+
+def reminder_compose(delivery: Delivery) -> Composed:
+    """One claimed reminder delivery's text (the generic sweep's path)."""
+    return reminders_compose([delivery])[delivery.pk]
 
 
 def missed_log_email_wanted(*, patient: Patient) -> bool:

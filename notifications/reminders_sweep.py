@@ -64,9 +64,10 @@ def _claim_batch(*, limit: int) -> list[Delivery]:
 def _send_batch(batch: list[Delivery]) -> int:
     sent: list[Delivery] = []
     cancelled: list[UUID] = []
+    texts = reminders.reminders_compose(batch)
     for delivery in batch:
         try:
-            composed = reminders.reminder_compose(delivery)
+            composed = texts[delivery.pk]
             if composed is None:
                 cancelled.append(delivery.pk)
                 continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -178,7 +179,8 @@ def _schedules() -> list[Schedule]:
         "reminder_settings__quiet_start",
         "reminder_settings__quiet_end",
     )
-    rows = _patients().values_list(*fields).distinct()
+    # No ordering: the model's default would make every patient a distinct row.
+    rows = _patients().order_by().values_list(*fields).distinct()
     return [Schedule(*row) for row in rows]
 
 
@@ -321,9 +323,17 @@ def unsubscribe_token(*, patient_id: UUID | str, what: str) -> str:
     return signing.dumps({"p": str(patient_id), "k": what}, salt=UNSUBSCRIBE_SALT, compress=True)
 
 
+@cache
+def _unsubscribe_path(placeholder: str) -> str:
+    # Reversed once per process: a reverse() costs milliseconds here, and a burst of
+    # reminders composes thousands of links a second.
+    return reverse("reminders-unsubscribe", kwargs={"token": placeholder})
+
+
 def unsubscribe_url(*, patient_id: UUID | str, what: str) -> str:
     token = unsubscribe_token(patient_id=patient_id, what=what)
-    path = reverse("reminders-unsubscribe", kwargs={"token": token})
+    # Signed tokens are URL-safe (base64url and colons): nothing to quote.
+    path = _unsubscribe_path("TOKEN").replace("TOKEN", token)
     return f"{settings.PUBLIC_BASE_URL}{path}"
 
 

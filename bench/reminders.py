@@ -22,9 +22,11 @@ import argparse
 import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -144,6 +146,7 @@ def run(patients: int, senders: int, budget: float = 55.0) -> dict[str, Any]:
         context = multiprocessing.get_context("fork")
         results = context.Queue()
         procs = [context.Process(target=_sender, args=(budget, results)) for _ in range(senders)]
+        print("BURST", flush=True)  # bench/run.py starts its red flags now
         for proc in procs:
             proc.start()
         finished = [results.get(timeout=budget + 60) for _ in procs]
@@ -169,6 +172,61 @@ def run(patients: int, senders: int, budget: float = 55.0) -> dict[str, Any]:
         }
     finally:
         _delete(clinic_id)
+
+
+def section(
+    cfg: Any,
+    m: dict[str, Any],
+    db_url: str,
+    env: dict[str, str],
+    slots: Iterator[dict[str, str]],
+    *,
+    patients: int,
+    red_flag_run: Callable[..., dict[str, Any]],
+) -> dict[str, Any]:
+    """bench/run.py's section: the burst in a child process, and red flags posted one
+    after another while its senders run, each timed to its alert (the safety queue's
+    workers are not the reminders' default ones)."""
+    flagged = {slot["patient"] for slot in m["red_flag_slots"]}
+    fresh: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for slot in slots:
+        if slot["patient"] not in flagged and slot["patient"] not in seen:
+            seen.add(slot["patient"])
+            fresh.append(slot)
+        if len(fresh) == cfg.red_flags:
+            break
+    proc = subprocess.Popen(  # noqa: S603 - our own fixed command line
+        [sys.executable, "-m", "bench.reminders", "--patients", str(patients)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "BURST":
+            break
+    flags = red_flag_run(cfg, m, db_url, fresh, while_true=lambda: proc.poll() is None)
+    out, _ = proc.communicate(timeout=600)
+    burst = json.loads(out.strip().splitlines()[-1])
+    p99_ok = flags["logs"] > 0 and flags["p99_ms"] < 250 and not flags["timeouts"]
+    return {
+        **burst,
+        "red_flags": flags,
+        "targets": [
+            (
+                f"{patients} reminders due in one minute all handed over within it",
+                f"{burst['handed_over']} in {burst['handover_seconds']} s "
+                f"(planned in {burst['plan_seconds']} s)",
+                bool(burst["within_the_minute"]),
+            ),
+            (
+                "red-flag p99 < 250 ms during the reminder burst",
+                f"{flags['p99_ms']} ms over {flags['logs']} logs",
+                p99_ok,
+            ),
+        ],
+    }
 
 
 def main() -> int:

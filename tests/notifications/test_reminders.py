@@ -286,3 +286,16 @@ def test_it_sends_again_what_a_worker_killed_mid_send_left_once(patient):
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("sent", 2)
     assert len(mail.outbox) == 1
+
+
+def test_the_demo_reminders_fall_due_in_the_first_minutes():
+    from notifications.demo import seed_demo_reminders
+    from rehab.demo_record import DGS_EMAIL
+
+    demo = PatientFactory.create(email=DGS_EMAIL, timezone="America/New_York")
+    start = datetime(2027, 6, 1, 12, 0, 30, tzinfo=UTC)
+    with at(start):
+        assert seed_demo_reminders() == [(DGS_EMAIL, "08:02")]
+    assert plan_and_send(start + timedelta(minutes=1)) == 0
+    assert plan_and_send(start + timedelta(minutes=2)) == 1
+    assert mail.outbox[0].to == [demo.email]

@@ -94,6 +94,10 @@ class Delivery(models.Model):
                 condition=Q(status__in=("queued", "retrying", "sending")),
             ),
             models.Index(fields=("status", "updated_at"), name="delivery_status"),
+            # A reminder's deliveries (a settings change withdraws the unsent ones).
+            models.Index(
+                fields=("object_id",), name="delivery_reminder", condition=Q(kind="reminder")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -224,7 +224,7 @@ def test_it_reminds_of_exercises_on_a_day_of_the_program(patient):
         started_on=assignment.start_date,
     )
     exercise = Exercise.objects.create(
-        slug="bridge",
+        slug="reminder-test-bridge",
         name="Bridge",
         instructions="Lift.",
         body_region="lumbar_spine",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from notifications.models import Delivery
+from notifications.models import Delivery, Reminder
 from patients.admin import ReadOnlyAdmin
 
 
@@ -27,3 +27,15 @@ class DeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin[Delivery]):
     search_fields = ("id", "alert__id", "invitation__id", "provider_id")
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Delivery._meta.fields]
+
+
+@admin.register(Reminder)
+class ReminderAdmin(ReadOnlyAdmin, admin.ModelAdmin[Reminder]):
+    """Patient reminders owed or sent (docs/architecture.md, "Patient reminders"); their
+    sends are the deliveries of kind `reminder`."""
+
+    list_display = ("due_at", "kind", "local_date", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("id", "patient__id")
+    date_hierarchy = "due_at"
+    readonly_fields = [field.name for field in Reminder._meta.fields]

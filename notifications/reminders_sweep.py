@@ -82,53 +82,69 @@ def _record_sent(sent: list[Delivery], *, now: datetime) -> None:
         )
 
 
-def _send_batch(batch: list[Delivery]) -> int:
+def _send_batch(batch: list[Delivery], *, deadline: float) -> int:
+    """Send a claimed batch; what is sent is recorded even when the task's time limit
+    interrupts it, and the rows not reached by `deadline` are handed back (queued again,
+    the attempt not counted), so a slow channel never leaves sent messages unrecorded
+    (they would be sent again when their lease ran out)."""
     sent: list[Delivery] = []
     cancelled: list[UUID] = []
+    handed_back: list[UUID] = []
     texts = reminders.reminders_compose(batch)
-    for delivery in batch:
-        try:
-            composed = texts[delivery.pk]
-            if composed is None:
-                cancelled.append(delivery.pk)
+    try:
+        for delivery in batch:
+            if time.monotonic() > deadline:
+                handed_back.append(delivery.pk)
                 continue
-            text, data = composed
-            message = OutgoingMessage(
-                delivery_id=delivery.pk,
-                address=delivery.address,
-                subject=text.subject,
-                body=text.body,
-                data=data,
-                headers=text.headers,
+            try:
+                composed = texts[delivery.pk]
+                if composed is None:
+                    cancelled.append(delivery.pk)
+                    continue
+                text, data = composed
+                message = OutgoingMessage(
+                    delivery_id=delivery.pk,
+                    address=delivery.address,
+                    subject=text.subject,
+                    body=text.body,
+                    data=data,
+                    headers=text.headers,
+                )
+                result = channel_get(delivery.channel).send(message)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception as exc:
+                logger.exception("channel %s raised for delivery %s", delivery.channel, delivery.pk)
+                result = SendResult(Outcome.RETRY, detail=f"{type(exc).__name__} in the channel")
+            if result.outcome == Outcome.SENT:
+                delivery.provider_id = result.provider_id[:200]
+                sent.append(delivery)
+            else:
+                services._failed(delivery, result, now=timezone.now())
+    finally:
+        now = timezone.now()
+        with transaction.atomic():
+            _record_sent(sent, now=now)
+            Delivery.objects.filter(pk__in=cancelled).update(
+                status=Status.CANCELLED, sending_until=None, updated_at=now
             )
-            result = channel_get(delivery.channel).send(message)
-        except SoftTimeLimitExceeded:
-            raise
-        except Exception as exc:
-            logger.exception("channel %s raised for delivery %s", delivery.channel, delivery.pk)
-            result = SendResult(Outcome.RETRY, detail=f"{type(exc).__name__} in the channel")
-        if result.outcome == Outcome.SENT:
-            delivery.provider_id = result.provider_id[:200]
-            sent.append(delivery)
-        else:
-            services._failed(delivery, result, now=timezone.now())
-    now = timezone.now()
-    with transaction.atomic():
-        _record_sent(sent, now=now)
-        Delivery.objects.filter(pk__in=cancelled).update(
-            status=Status.CANCELLED, sending_until=None, updated_at=now
-        )
+            Delivery.objects.filter(pk__in=handed_back, status=Status.SENDING).update(
+                status=Status.QUEUED,
+                attempts=F("attempts") - 1,
+                sending_until=None,
+                updated_at=now,
+            )
     return len(sent)
 
 
 def reminders_send_due(*, batch: int = BATCH, budget: float = SWEEP_TIME_BUDGET) -> int:
     """Send every due reminder delivery, a batch at a time, until none is left or
     `budget` seconds are spent; returns how many were sent."""
-    started = time.monotonic()
+    deadline = time.monotonic() + budget
     sent = 0
     while claimed := _claim_batch(limit=batch):
-        sent += _send_batch(claimed)
-        if time.monotonic() - started > budget:
+        sent += _send_batch(claimed, deadline=deadline)
+        if time.monotonic() > deadline:
             break
     return sent
 

@@ -299,3 +299,19 @@ def test_the_demo_reminders_fall_due_in_the_first_minutes():
     assert plan_and_send(start + timedelta(minutes=1)) == 0
     assert plan_and_send(start + timedelta(minutes=2)) == 1
     assert mail.outbox[0].to == [demo.email]
+
+
+def test_a_sweep_out_of_time_hands_back_what_it_did_not_reach(patient, settings):
+    settings.EMAIL_BACKEND = "tests.notifications.test_delivery.SlowBackend"  # 20 ms each
+    for _ in range(9):
+        PatientFactory.create(clinic=patient.clinic)
+    with at(DUE):
+        reminders.reminders_plan()
+        first = reminders_sweep.reminders_send_due(budget=0.05)
+        assert 0 < first < 10
+        waiting = Delivery.objects.filter(status="queued")
+        assert waiting.count() == 10 - first
+        assert set(waiting.values_list("attempts", flat=True)) == {0}
+        assert reminders_sweep.reminders_send_due() == 10 - first
+    assert len(mail.outbox) == 10
+    assert len({m.to[0] for m in mail.outbox}) == 10

@@ -50,7 +50,7 @@ pgbouncer:
 
 run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bin/embedded.py -- \
-		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && exec honcho -f Procfile.dev start'
+		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && python manage.py seed_demo_reminders && exec honcho -f Procfile.dev start'
 
 test: install chromium pgbouncer
 	$(PY) bin/embedded.py -- $(PY) -m pytest $(ARGS)

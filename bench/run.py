@@ -44,6 +44,7 @@ import psutil
 import psycopg
 
 from bench import data_rights, profiling
+from bench import reminders as reminders_bench
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the run writes its JSON, the servers' logs and the profiles (`BENCH_RESULTS`).
@@ -62,6 +63,7 @@ SCALES: dict[str, dict[str, int]] = {
         "red_flags": 200,
         "gets": 60,
         "burst": 5000,
+        "reminders": 5000,
     },
     "full": {
         "patients": 10_000,
@@ -72,6 +74,7 @@ SCALES: dict[str, dict[str, int]] = {
         "red_flags": 250,
         "gets": 150,
         "burst": 5000,
+        "reminders": 100_000,
     },
 }
 
@@ -111,6 +114,7 @@ class Config:
     red_flags: int
     gets: int
     burst: int
+    reminders: int
     clients: int
     web_workers: int
     rounds: int
@@ -753,6 +757,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         ("sweep < 60 s", f"{results['sweep']['seconds']} s", results["sweep"]["seconds"] < 60),
     ]
     checks.extend(results["data_rights"]["targets"])
+    checks.extend(results.get("reminders", {}).get("targets", []))
     for role in ("gunicorn_child", "celery_main", "celery_child"):
         if role in mem:
             checks.append((f"{role} RSS < 150 MB", f"{mem[role]} MB", mem[role] < 150))
@@ -1088,6 +1093,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # --- a burst on the default queue while red flags are posted ---
         results["burst"] = burst_run(cfg, procs, m, db_url, redis_url, env, slots)
         log(f"red flag p99 during a burst of {cfg.burst}: {results['burst']['p99_ms']} ms")
+
+        # --- reminders due in one minute, red flags during their hand-over ---
+        results["reminders"] = reminders_bench.section(
+            cfg, m, db_url, env, slots, patients=cfg.reminders, red_flag_run=red_flag_run
+        )
+        log(f"reminders: {results['reminders']['handover_seconds']} s to hand over")
 
         # --- reads ---
         results["caseload"] = get_latency(

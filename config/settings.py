@@ -590,6 +590,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.follow_ups_sweep_task",
         "schedule": 60.0,
     },
+    # Patient reminders (docs/architecture.md, "Patient reminders"): plan the ones due in
+    # the next minutes, send the due ones. Set-based and SKIP LOCKED: two beats double
+    # nothing.
+    "notifications-reminders-sweep": {
+        "task": "notifications.tasks.reminders_sweep_task",
+        "schedule": 30.0,
+    },
     # RF-INF-02's re-check of fevers after a procedure recorded late: an emergency.
     "safety-fever-rechecks-sweep": {
         "task": "rehab.tasks.fever_rechecks_sweep_task",

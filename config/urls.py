@@ -24,6 +24,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/erasure-requests/", include("rights.urls_dashboard")),
     path("dashboard/", include("dashboard.urls")),
+    path("unsubscribe/", include("notifications.urls_pages")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from a URL of its own, so the
     # Content-Security-Policy needs no inline script for it (docs/security.md).

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from notifications.models import Delivery, SafetyFollowUp
+from notifications.models import Delivery, Reminder, SafetyFollowUp
 from patients.admin import ReadOnlyAdmin
 
 
@@ -39,3 +39,15 @@ class SafetyFollowUpAdmin(ReadOnlyAdmin, admin.ModelAdmin[SafetyFollowUp]):
     search_fields = ("id", "alert__id")
     date_hierarchy = "due_at"
     readonly_fields = [field.name for field in SafetyFollowUp._meta.fields]
+
+
+@admin.register(Reminder)
+class ReminderAdmin(ReadOnlyAdmin, admin.ModelAdmin[Reminder]):
+    """Patient reminders owed or sent (docs/architecture.md, "Patient reminders"); their
+    sends are the deliveries of kind `reminder`."""
+
+    list_display = ("due_at", "kind", "local_date", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("id", "patient__id")
+    date_hierarchy = "due_at"
+    readonly_fields = [field.name for field in Reminder._meta.fields]

@@ -4,7 +4,8 @@ and body. No clinical detail leaves by email beyond a rule's id: links lead to i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.utils import translation
@@ -16,6 +17,8 @@ from django.utils.translation import gettext
 class Text:
     subject: str
     body: str
+    # Extra email headers (List-Unsubscribe); other channels ignore them.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def alert_text(
@@ -88,11 +91,19 @@ def invitation_text(
         return Text(subject, body)
 
 
-def missed_log_reminder_text(*, first_name: str, missed_days: int, language: str = "") -> Text:
+def _unsubscribe_line(link: str | None) -> str:
+    if not link:
+        return ""
+    return "\n" + gettext("To stop these emails, open: %(link)s") % {"link": link} + "\n"
+
+
+def missed_log_reminder_text(
+    *, first_name: str, missed_days: int, language: str = "", unsubscribe_link: str | None = None
+) -> Text:
     # No clinical content: a nudge to open the app, where the safety check is. In the
     # patient's language, else English.
     with translation.override(language or "en"):
-        return Text(
+        text = Text(
             gettext("A quick check-in on how you are doing"),
             gettext(
                 "Hello %(first_name)s,\n\n"
@@ -104,6 +115,38 @@ def missed_log_reminder_text(*, first_name: str, missed_days: int, language: str
             )
             % {"first_name": first_name, "missed": missed_days},
         )
+        return Text(text.subject, text.body + _unsubscribe_line(unsubscribe_link))
+
+
+def reminder_text(
+    *, kind: str, first_name: str, language: str = "", unsubscribe_link: str | None = None
+) -> Text:
+    """A patient reminder (notifications/reminders.py): no clinical content, in the
+    patient's language, else English; with an unsubscribe link when emailed."""
+    with translation.override(language or "en"):
+        if kind == "questionnaire_due":
+            subject = gettext("A questionnaire is waiting for you")
+            body = gettext(
+                "Hello %(first_name)s,\n\n"
+                "Your clinic has asked you to fill in a short questionnaire. Please open "
+                "the app to answer it before its window closes.\n"
+            )
+        elif kind == "exercise_day":
+            subject = gettext("Today's exercises")
+            body = gettext(
+                "Hello %(first_name)s,\n\n"
+                "Your exercises are planned for today. Open the app to see them and record "
+                "what you did.\n"
+            )
+        else:
+            subject = gettext("Time for today's log")
+            body = gettext(
+                "Hello %(first_name)s,\n\n"
+                "It takes a minute: please open the app and fill in today's log, including "
+                "the safety questions.\n"
+            )
+        body = body % {"first_name": first_name}
+        return Text(subject, body + _unsubscribe_line(unsubscribe_link))
 
 
 def alert_push_text(*, severity: str, rule: str, escalation: bool) -> Text:

@@ -30,6 +30,8 @@ class Delivery(models.Model):
         INVITATION = "invitation", "Invitation"
         MISSED_LOG_REMINDER = "missed_log_reminder", "Missed-log reminder (NR-LOG-01)"
         SAFETY_FOLLOW_UP = "safety_follow_up", "Safety follow-up: were you seen?"
+        # A `Reminder` (its id in `object_id`): notifications/reminders.py.
+        REMINDER = "reminder", "Patient reminder"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -100,6 +102,10 @@ class Delivery(models.Model):
                 condition=Q(status__in=("queued", "retrying", "sending")),
             ),
             models.Index(fields=("status", "updated_at"), name="delivery_status"),
+            # A reminder's deliveries (a settings change withdraws the unsent ones).
+            models.Index(
+                fields=("object_id",), name="delivery_reminder", condition=Q(kind="reminder")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -287,3 +293,74 @@ class Device(models.Model):
                 separators=(",", ":"),
             )
         return self.token
+
+
+# --------------------------------------------------------------------------- reminders
+# The patient's reminders (docs/architecture.md, "Patient reminders"): what they want
+# (`ReminderSettings`, defaults when no row) and what is owed (`Reminder`, one per
+# patient, kind and local date; each sent through `Delivery` rows).
+
+
+class ReminderSettings(models.Model):
+    """One patient's reminder choices; a patient without a row has the defaults."""
+
+    class Channels(models.TextChoices):
+        PUSH = "push", "Push to the patient's devices"
+        EMAIL = "email", "Email"
+        BOTH = "both", "Push and email"
+
+    patient = models.OneToOneField(
+        Patient, on_delete=models.CASCADE, primary_key=True, related_name="reminder_settings"
+    )
+    # The patient's local wall-clock time of the day's reminders.
+    remind_at = models.TimeField(default="19:00")
+    daily_log = models.BooleanField(default=True)
+    questionnaire_due = models.BooleanField(default=True)
+    exercise_days = models.BooleanField(default=True)
+    missed_log_email = models.BooleanField(default=True)
+    channels = models.CharField(max_length=5, choices=Channels.choices, default=Channels.BOTH)
+    # Local times; both set or both empty. A reminder falling inside is moved to
+    # `quiet_end` when that is the same local day, else skipped.
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "reminder settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quiet_start__isnull=True, quiet_end__isnull=True)
+                | Q(quiet_start__isnull=False, quiet_end__isnull=False),
+                name="remindersettings_quiet_both_or_neither",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"reminder settings of patient {self.patient_id}"
+
+
+class Reminder(models.Model):
+    """One reminder owed to one patient for one of their local dates. The unique key is
+    what makes planning safe to run twice at once, or after the schedule was edited."""
+
+    class Kind(models.TextChoices):
+        DAILY_LOG = "daily_log", "Daily log"
+        QUESTIONNAIRE_DUE = "questionnaire_due", "Questionnaire due"
+        EXERCISE_DAY = "exercise_day", "Exercise day"
+
+    id = models.BigAutoField(primary_key=True)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    local_date = models.DateField()
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=("patient", "kind", "local_date"), name="reminder_one_per_kind_and_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} reminder for {self.local_date}"

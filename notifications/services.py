@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from config.db import insert_unless_conflict
 from config.enqueue import SWEEP_GRACE, SWEEP_TIME_BUDGET, publish_on_commit
-from notifications import messages
+from notifications import messages, reminders
 from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 from notifications.channels.registry import channel_configured, channel_get, email_channel_name
 from notifications.devices import device_forget_dead
@@ -432,11 +432,18 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
                 missed_days=reminder.missed_days, language=patient_language(reminder.patient)
             )
         else:
+            if not reminders.missed_log_email_wanted(patient=reminder.patient):
+                return None
+            link = reminders.unsubscribe_url(
+                patient_id=reminder.patient_id, what="missed_log_email"
+            )
             text = messages.missed_log_reminder_text(
                 first_name=reminder.patient.first_name,
                 missed_days=reminder.missed_days,
                 language=patient_language(reminder.patient),
+                unsubscribe_link=link,
             )
+            text = messages.Text(text.subject, text.body, reminders.unsubscribe_headers(link))
         return text, _feed_data(delivery)
     if kind == Kind.SAFETY_FOLLOW_UP:
         follow_up = _follow_up_of(delivery)
@@ -448,6 +455,8 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
             language=patient_language(follow_up.patient),
         )
         return text, {**_feed_data(delivery), "follow_up": str(follow_up.pk)}
+    if kind == Kind.REMINDER:
+        return reminders.reminder_compose(delivery)
     raise ValueError(f"unknown delivery kind {kind!r}")
 
 
@@ -539,6 +548,7 @@ def _send(delivery: Delivery) -> Sent:
         body=text.body,
         data=data,
         urgent=delivery.kind in SAFETY_KINDS,
+        headers=text.headers,
     )
     try:
         result = channel_get(delivery.channel).send(message)

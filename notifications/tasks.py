@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import shared_task
 
-from notifications import follow_ups, services
+from notifications import follow_ups, reminders_sweep, services
 from rehab.tasks import RETRY_AT_ONCE
 
 # A send can hang (EMAIL_TIMEOUT bounds each connection): the soft limit ends a stuck
@@ -63,3 +63,8 @@ def deliveries_sweep_task() -> int:
 @shared_task(**SWEEPING)
 def follow_ups_sweep_task() -> int:
     return follow_ups.follow_ups_sweep()
+
+
+@shared_task(**SWEEPING)
+def reminders_sweep_task() -> int:
+    return reminders_sweep.reminders_sweep(budget=reminders_sweep.SWEEP_BUDGET)

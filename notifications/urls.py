@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from notifications import views_devices, views_feed
+from notifications import views_devices, views_feed, views_reminders
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("me/devices/", views_devices.DeviceListCreateApi.as_view(), name="me-devices"),
@@ -22,5 +22,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views_feed.FollowUpAnswerApi.as_view(),
         name="me-follow-up-answer",
     ),
+    path("me/reminders/", views_reminders.MeRemindersApi.as_view(), name="me-reminders"),
     path("push/webpush-key/", views_devices.WebPushKeyApi.as_view(), name="webpush-key"),
 ]

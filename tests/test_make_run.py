@@ -54,10 +54,12 @@ def _alive(pid: int) -> bool:
 
 def test_it_stops_what_make_run_started_on_sigterm(tmp_path):
     script = _run_script()
-    assert script.count("&&") == 2, script  # migrate, demo data, then the processes
+    # migrate, demo data, the demo's reminders, then the processes
+    assert script.count("&&") == 3, script
     pidfile = tmp_path / "honcho.pid"
     stand_in = (
         script.replace("python manage.py migrate --noinput", "true")
+        .replace("python manage.py seed_demo_reminders", "true")
         .replace("python manage.py seed_demo", "true")
         .replace("honcho -f Procfile.dev start", f"sh -c 'echo $$ > {pidfile}; exec sleep 60'")
     )

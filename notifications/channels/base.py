@@ -29,6 +29,8 @@ class OutgoingMessage:
     data: Mapping[str, str] = field(default_factory=dict)
     urgent: bool = False
     ttl_seconds: int = 24 * 3600
+    # Extra email headers (List-Unsubscribe, RFC 8058); push channels ignore them.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Outcome(enum.Enum):

@@ -35,7 +35,7 @@ class EmailChannel:
             body=message.body,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[message.address],
-            headers={"Message-ID": message_id},
+            headers={**message.headers, "Message-ID": message_id},
         )
         try:
             connection = get_connection(self.backend, fail_silently=False)

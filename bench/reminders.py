@@ -1,0 +1,244 @@
+"""The reminder burst: N patients whose daily-log reminder falls due in the same minute
+(BENCHMARKS.md, "Reminders").
+
+    python -m bench.reminders --patients 5000            # bench settings, a migrated DB
+    BENCH_SCALE=small python bin/embedded.py -- sh -c \\
+        'python manage.py migrate -v0 && python -m bench.reminders --patients 5000'
+
+Creates N patients in a clinic of its own (time zone UTC, reminder at the next minute,
+email only), plans their reminders with the product's planner (set-based, as beat's task
+does a few minutes ahead: timed), then at the due instant starts `--senders` processes
+each running the product's sweep (`reminders_send_due`: batches claimed with SKIP LOCKED,
+composed, handed to the channel, recorded) and times from the due instant to the last
+hand-over. The channel is an in-memory one that accepts every message (the console
+channel's contract without the printing): what is measured is ours, not an SMTP server.
+The rows are deleted at the end. bench/run.py runs it while it posts red flags, to time
+the safety path during the burst (the safety queue has its own workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import django
+
+from notifications.channels.base import Outcome, OutgoingMessage, SendResult
+
+CHANNEL = "bench_memory"
+
+
+class MemoryChannel:
+    """Accepts every message, keeping nothing: the hand-over is the measured part."""
+
+    name = CHANNEL
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        return SendResult(Outcome.SENT, provider_id=str(message.delivery_id))
+
+
+def _configure() -> None:
+    from django.conf import settings
+
+    settings.NOTIFICATION_CHANNELS = {
+        **settings.NOTIFICATION_CHANNELS,
+        CHANNEL: "bench.reminders.MemoryChannel",
+    }
+    settings.NOTIFICATION_EMAIL_CHANNEL = CHANNEL
+
+
+def _create(n: int, due: datetime) -> uuid.UUID:
+    from notifications.models import ReminderSettings
+    from patients.models import Clinic, Patient, User
+
+    clinic = Clinic.objects.create(name=f"Reminder bench {uuid.uuid4().hex[:8]}")
+    tag = clinic.pk.hex[:8]
+    batch = 5000
+    for start in range(0, n, batch):
+        count = min(batch, n - start)
+        users = User.objects.bulk_create(
+            User(email=f"rb-{tag}-{start + i}@bench.example", password="!")  # noqa: S106
+            for i in range(count)
+        )
+        patients = Patient.objects.bulk_create(
+            Patient(
+                user=user,
+                clinic=clinic,
+                email=user.email,
+                first_name="Bench",
+                last_name=str(start + i),
+                date_of_birth=datetime(1970, 1, 1).date(),
+                timezone="UTC",
+            )
+            for i, user in enumerate(users)
+        )
+        ReminderSettings.objects.bulk_create(
+            ReminderSettings(
+                patient=patient,
+                remind_at=due.time(),
+                channels="email",
+                questionnaire_due=False,
+                exercise_days=False,
+            )
+            for patient in patients
+        )
+    return clinic.pk
+
+
+def _delete(clinic_id: uuid.UUID) -> None:
+    from notifications.models import Delivery, Reminder
+    from patients.models import Clinic, Patient, User
+
+    patients = Patient.objects.filter(clinic_id=clinic_id)
+    Delivery.objects.filter(patient__in=patients).delete()
+    Reminder.objects.filter(patient__in=patients).delete()
+    user_ids = list(patients.values_list("user_id", flat=True))
+    patients.delete()
+    User.objects.filter(pk__in=user_ids).delete()
+    Clinic.objects.filter(pk=clinic_id).delete()
+
+
+def _sender(budget: float, results: Any) -> None:
+    from django.db import connections
+
+    from notifications import reminders_sweep
+
+    _configure()
+    sent = reminders_sweep.reminders_send_due(budget=budget)
+    results.put((sent, time.time()))
+    connections.close_all()
+
+
+def run(patients: int, senders: int, budget: float = 55.0) -> dict[str, Any]:
+    from django.db import connections
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from notifications import reminders
+    from notifications.models import Delivery, Reminder
+
+    _configure()
+    now = timezone.now()
+    # The next minute that leaves time to create the patients (about 20,000 a second).
+    due = (now + timedelta(seconds=60 + patients / 5000)).replace(second=0, microsecond=0)
+    created = time.perf_counter()
+    clinic_id = _create(patients, due)
+    create_seconds = time.perf_counter() - created
+    try:
+        started = time.perf_counter()
+        reminders.reminders_plan()
+        plan_seconds = time.perf_counter() - started
+        ours = Reminder.objects.filter(patient__clinic_id=clinic_id)
+        planned = ours.count()
+        connections.close_all()  # the senders are forked: each opens its own
+        wait = due.timestamp() - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        procs = [context.Process(target=_sender, args=(budget, results)) for _ in range(senders)]
+        print("BURST", flush=True)  # bench/run.py starts its red flags now
+        for proc in procs:
+            proc.start()
+        finished = [results.get(timeout=budget + 60) for _ in procs]
+        for proc in procs:
+            proc.join()
+        deliveries = Delivery.objects.filter(patient__clinic_id=clinic_id)
+        sent = deliveries.filter(status=Delivery.Status.SENT)
+        last = sent.aggregate(last=Max("sent_at"))["last"]
+        handed = sent.count()
+        handover = (last - due).total_seconds() if last else None
+        return {
+            "patients": patients,
+            "senders": senders,
+            "create_seconds": round(create_seconds, 1),
+            "plan_seconds": round(plan_seconds, 2),
+            "planned": planned,
+            "deliveries": deliveries.count(),
+            "handed_over": handed,
+            "handover_seconds": round(handover, 2) if handover is not None else None,
+            "per_second": round(handed / handover) if handover else None,
+            "sender_counts": [count for count, _ in finished],
+            "within_the_minute": handed == patients and handover is not None and handover < 60,
+        }
+    finally:
+        _delete(clinic_id)
+
+
+def section(
+    cfg: Any,
+    m: dict[str, Any],
+    db_url: str,
+    env: dict[str, str],
+    slots: Iterator[dict[str, str]],
+    *,
+    patients: int,
+    red_flag_run: Callable[..., dict[str, Any]],
+) -> dict[str, Any]:
+    """bench/run.py's section: the burst in a child process, and red flags posted one
+    after another while its senders run, each timed to its alert (the safety queue's
+    workers are not the reminders' default ones)."""
+    flagged = {slot["patient"] for slot in m["red_flag_slots"]}
+    fresh: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for slot in slots:
+        if slot["patient"] not in flagged and slot["patient"] not in seen:
+            seen.add(slot["patient"])
+            fresh.append(slot)
+        if len(fresh) == cfg.red_flags:
+            break
+    proc = subprocess.Popen(  # noqa: S603 - our own fixed command line
+        [sys.executable, "-m", "bench.reminders", "--patients", str(patients)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "BURST":
+            break
+    flags = red_flag_run(cfg, m, db_url, fresh, while_true=lambda: proc.poll() is None)
+    out, _ = proc.communicate(timeout=600)
+    burst = json.loads(out.strip().splitlines()[-1])
+    p99_ok = flags["logs"] > 0 and flags["p99_ms"] < 250 and not flags["timeouts"]
+    return {
+        **burst,
+        "red_flags": flags,
+        "targets": [
+            (
+                f"{patients} reminders due in one minute all handed over within it",
+                f"{burst['handed_over']} in {burst['handover_seconds']} s "
+                f"(planned in {burst['plan_seconds']} s)",
+                bool(burst["within_the_minute"]),
+            ),
+            (
+                "red-flag p99 < 250 ms during the reminder burst",
+                f"{flags['p99_ms']} ms over {flags['logs']} logs",
+                p99_ok,
+            ),
+        ],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--patients", type=int, required=True)
+    parser.add_argument("--senders", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    django.setup()
+    print(json.dumps(run(args.patients, args.senders)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Patient reminders (docs/architecture.md, "Patient reminders").
+
+1. *Plan*, set-based, a little ahead: for each distinct schedule (time zone, reminder
+   time, quiet hours) of the active patients, the instant of each local date's reminder is
+   computed once (notifications/schedule.py, DST-safe); when it falls due within
+   `PLAN_AHEAD` (or was missed by less than `CATCH_UP`), one statement inserts the
+   `Reminder` rows of every patient on that schedule who is owed that kind that day,
+   `ON CONFLICT DO NOTHING` on (patient, kind, local date), and in the same statement the
+   `Delivery` rows (email, and one per push device) with their `due_at`. Two beats, or a
+   schedule edited after planning, never make a second reminder.
+2. *Send*: deliveries of kind `reminder` are claimed in batches with `SKIP LOCKED`
+   (notifications/reminders_sweep.py) or by the generic sweep, and composed at send time:
+   a reminder no longer owed (today already logged, the kind switched off, the channel
+   no longer chosen, the record restricted) is cancelled, never sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+
+from config.audit import AuditContext
+from notifications import messages
+from notifications.channels.registry import email_channel_name
+from notifications.models import Delivery, Reminder, ReminderSettings
+from notifications.schedule import reminder_due
+from patients.audit import audit_record
+from patients.models import AuditEvent, Patient, User
+from programs.models import ProgramAssignment
+from rehab.models import DailyLog, QuestionnaireDue
+
+DEFAULT_REMIND_AT = time(19, 0)
+# Planned this far ahead, so a beat a little late still hands each reminder over on time.
+PLAN_AHEAD = timedelta(minutes=10)
+# A reminder whose instant passed while no beat ran is still sent this late, not later.
+CATCH_UP = timedelta(hours=1)
+
+# What a patient may switch off, by the name the API and the unsubscribe link use: the
+# settings field of each.
+OPT_OUTS: dict[str, str] = {
+    "daily_log": "daily_log",
+    "questionnaire_due": "questionnaire_due",
+    "exercise_days": "exercise_days",
+    "missed_log_email": "missed_log_email",
+}
+KIND_OPT_OUT: dict[str, str] = {
+    Reminder.Kind.DAILY_LOG: "daily_log",
+    Reminder.Kind.QUESTIONNAIRE_DUE: "questionnaire_due",
+    Reminder.Kind.EXERCISE_DAY: "exercise_days",
+}
+UNSUBSCRIBE_SALT = "notifications.unsubscribe"
+# An unsubscribe link keeps working this long after its email was sent.
+UNSUBSCRIBE_MAX_AGE = timedelta(days=90)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def reminder_settings_get(*, patient: Patient) -> ReminderSettings:
+    """The patient's settings, the defaults (unsaved) when they never chose."""
+    found = ReminderSettings.objects.filter(patient=patient).first()
+    return found or ReminderSettings(patient=patient)
+
+
+def reminder_settings_update(
+    *,
+    patient: Patient,
+    actor: User | None,
+    data: Mapping[str, Any],
+    context: AuditContext | None = None,
+) -> ReminderSettings:
+    """Change the patient's reminder settings (fields not given keep their values) and
+    withdraw the reminders planned under the old ones that no worker has claimed yet;
+    they are planned again under the new ones. Audited; invalid data changes nothing."""
+    with transaction.atomic():
+        ReminderSettings.objects.get_or_create(patient=patient)
+        current = ReminderSettings.objects.select_for_update().get(patient=patient)
+        changes: dict[str, Any] = {}
+        for name, value in data.items():
+            before = getattr(current, name)
+            if before != value:
+                changes[name] = {"from": _plain(before), "to": _plain(value)}
+                setattr(current, name, value)
+        if (current.quiet_start is None) != (current.quiet_end is None):
+            raise ValidationError(
+                {"quiet_start": ["Quiet hours need both a start and an end, or neither."]}
+            )
+        if current.quiet_start is not None and current.quiet_start == current.quiet_end:
+            raise ValidationError({"quiet_end": ["Quiet hours must not start and end together."]})
+        if changes:
+            current.save()
+            _withdraw_planned(patient_id=patient.pk)
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.UPDATE if changes else AuditEvent.Action.READ,
+            object_type="reminder_settings",
+            object_id=patient.pk,
+            patient=patient,
+            changes=changes,
+            context=context,
+        )
+    return current
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat(timespec="minutes") if isinstance(value, time) else value
+
+
+def _withdraw_planned(*, patient_id: UUID) -> int:
+    """Cancel the patient's planned reminders no worker has claimed and forget them, so
+    the next plan follows the new settings (the delivery rows are locked first: a claim
+    running now either got them, and the reminder stays, or finds them cancelled). A
+    reminder already sent or being sent stays: its key keeps today's from being planned
+    twice."""
+    now = timezone.now()
+    planned = Reminder.objects.filter(patient_id=patient_id, due_at__gt=now - CATCH_UP)
+    withdrawn = 0
+    for reminder_id in planned.values_list("pk", flat=True):
+        deliveries = list(
+            Delivery.objects.select_for_update()
+            .filter(kind=Delivery.Kind.REMINDER, object_id=reminder_id)
+            .values_list("status", flat=True)
+        )
+        if any(status != Delivery.Status.QUEUED for status in deliveries):
+            continue
+        Delivery.objects.filter(kind=Delivery.Kind.REMINDER, object_id=reminder_id).update(
+            status=Delivery.Status.CANCELLED, updated_at=now
+        )
+        Reminder.objects.filter(pk=reminder_id).delete()
+        withdrawn += 1
+    return withdrawn
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Schedule:
+    timezone: str
+    remind_at: time
+    quiet_start: time | None
+    quiet_end: time | None
+
+
+def _patients() -> QuerySet[Patient]:
+    """Who may get reminders: active records with a sign-in."""
+    patients: QuerySet[Patient] = (
+        Patient.objects.active()
+        .filter(user__isnull=False)
+        .annotate(
+            remind_at_=Coalesce("reminder_settings__remind_at", Value(DEFAULT_REMIND_AT)),
+        )
+    )
+    return patients
+
+
+# The annotation `_patients` adds (a name the type checker's plugin cannot see).
+REMIND_AT = "remind_at_"
+
+
+def _schedules() -> list[Schedule]:
+    fields = (
+        "timezone",
+        REMIND_AT,
+        "reminder_settings__quiet_start",
+        "reminder_settings__quiet_end",
+    )
+    # No ordering: the model's default would make every patient a distinct row.
+    rows = _patients().order_by().values_list(*fields).distinct()
+    return [Schedule(*row) for row in rows]
+
+
+def _on_schedule(schedule: Schedule) -> QuerySet[Patient]:
+    quiet = (
+        Q(reminder_settings__quiet_start__isnull=True)
+        if schedule.quiet_start is None
+        else Q(
+            reminder_settings__quiet_start=schedule.quiet_start,
+            reminder_settings__quiet_end=schedule.quiet_end,
+        )
+    )
+    return _patients().filter(quiet, Q(remind_at_=schedule.remind_at), timezone=schedule.timezone)
+
+
+def _owed(kind: str, *, day: date, tz: ZoneInfo) -> Q:
+    """Patients owed `kind` on their local date `day` (all of them in `tz`)."""
+    field = KIND_OPT_OUT[kind]
+    wanted = Q(**{f"reminder_settings__{field}": True}) | Q(reminder_settings__isnull=True)
+    if kind == Reminder.Kind.DAILY_LOG:
+        logged = DailyLog.objects.filter(patient=OuterRef("pk"), date=day)
+        return wanted & Q(~Exists(logged))
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    if kind == Reminder.Kind.QUESTIONNAIRE_DUE:
+        # The day its window opens, and the last day of its window.
+        edge = QuestionnaireDue.objects.waiting().filter(
+            Q(due_from__gte=start, due_from__lt=end) | Q(expires_at__gt=start, expires_at__lte=end),
+            patient=OuterRef("pk"),
+        )
+        return wanted & Q(Exists(edge))
+    # A day of the patient's program with a started phase that prescribes exercises.
+    program = ProgramAssignment.objects.filter(
+        Q(ended_on__isnull=True) | Q(ended_on__gt=day),
+        patient=OuterRef("pk"),
+        start_date__lte=day,
+        phases__started_on__lte=day,
+        phases__exercises__isnull=False,
+    )
+    return wanted & Q(Exists(program))
+
+
+_DELIVERY_COLUMNS = (
+    "id, kind, channel, recipient_id, address, patient_id, object_id, idempotency_key, "
+    "due_at, status, attempts, next_attempt_at, last_outcome, last_error, provider_id, "
+    "created_at, updated_at"
+)
+
+
+def _plan_one(kind: str, *, schedule: Schedule, day: date, due_at: datetime) -> int:
+    """One statement: the reminders of `kind` for everyone on `schedule` owed one on
+    `day`, and their deliveries. Returns the reminders made."""
+    tz = ZoneInfo(schedule.timezone)
+    owed = _on_schedule(schedule).filter(_owed(kind, day=day, tz=tz)).order_by().values("pk")
+    owed_sql, owed_params = owed.query.sql_with_params()
+    reminder = Reminder._meta.db_table
+    delivery = Delivery._meta.db_table
+    patient = Patient._meta.db_table
+    prefs = ReminderSettings._meta.db_table
+    device = "notifications_device"
+    sql = f"""
+    WITH new AS (
+        INSERT INTO {reminder} (patient_id, kind, local_date, due_at, created_at)
+        SELECT owed.pk, %s, %s, %s, now() FROM ({owed_sql}) AS owed
+        ON CONFLICT (patient_id, kind, local_date) DO NOTHING
+        RETURNING id, patient_id
+    ), target AS (
+        SELECT new.id AS reminder_id, p.id AS patient_id, p.user_id, p.email,
+               COALESCE(s.channels, 'both') AS channels
+        FROM new JOIN {patient} p ON p.id = new.patient_id
+        LEFT JOIN {prefs} s ON s.patient_id = p.id
+    ), email AS (
+        INSERT INTO {delivery} ({_DELIVERY_COLUMNS})
+        SELECT gen_random_uuid(), 'reminder', %s, t.user_id, t.email, t.patient_id,
+               t.reminder_id, 'reminder:' || t.reminder_id || ':email', %s, 'queued', 0,
+               %s, '', '', '', now(), now()
+        FROM target t WHERE t.channels IN ('email', 'both') AND t.email <> ''
+        ON CONFLICT (idempotency_key) DO NOTHING
+    ), push AS (
+    INSERT INTO {delivery} ({_DELIVERY_COLUMNS})
+    SELECT gen_random_uuid(), 'reminder',
+           CASE d.platform WHEN 'ios' THEN 'apns' WHEN 'android' THEN 'fcm' ELSE 'webpush' END,
+           t.user_id,
+           CASE WHEN d.platform = 'web' THEN json_build_object(
+               'endpoint', d.token, 'keys', json_build_object('p256dh', d.p256dh, 'auth', d.auth)
+           )::text ELSE d.token END,
+           t.patient_id, t.reminder_id, 'reminder:' || t.reminder_id || ':device:' || d.id,
+           %s, 'queued', 0, %s, '', '', '', now(), now()
+    FROM target t JOIN {device} d ON d.user_id = t.user_id
+    WHERE t.channels IN ('push', 'both')
+    ON CONFLICT (idempotency_key) DO NOTHING
+    )
+    SELECT count(*) FROM new
+    """  # noqa: S608 - identifiers from the models, values as parameters
+    params = [
+        str(kind),
+        day,
+        due_at,
+        *owed_params,
+        email_channel_name(),
+        due_at,
+        due_at,
+        due_at,
+        due_at,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def reminders_plan(*, now: datetime | None = None) -> int:
+    """Plan every reminder falling due within `PLAN_AHEAD` (or missed by less than
+    `CATCH_UP`); safe to run twice at once. Returns the reminders this call made."""
+    now = now or timezone.now()
+    planned = 0
+    for schedule in _schedules():
+        tz = ZoneInfo(schedule.timezone)
+        today = now.astimezone(tz).date()
+        for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
+            due_at = reminder_due(
+                day,
+                schedule.remind_at,
+                tz,
+                quiet_start=schedule.quiet_start,
+                quiet_end=schedule.quiet_end,
+            )
+            if due_at is None or not (now - CATCH_UP <= due_at <= now + PLAN_AHEAD):
+                continue
+            for kind in Reminder.Kind.values:
+                planned += _plan_one(kind, schedule=schedule, day=day, due_at=due_at)
+    return planned
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def unsubscribe_token(*, patient_id: UUID | str, what: str) -> str:
+    """A signed, dated token that switches `what` (one of `OPT_OUTS`) off for one patient."""
+    return signing.dumps({"p": str(patient_id), "k": what}, salt=UNSUBSCRIBE_SALT, compress=True)
+
+
+@cache
+def _unsubscribe_path(placeholder: str) -> str:
+    # Reversed once per process: a reverse() costs milliseconds here, and a burst of
+    # reminders composes thousands of links a second.
+    return reverse("reminders-unsubscribe", kwargs={"token": placeholder})
+
+
+def unsubscribe_url(*, patient_id: UUID | str, what: str) -> str:
+    token = unsubscribe_token(patient_id=patient_id, what=what)
+    # Signed tokens are URL-safe (base64url and colons): nothing to quote.
+    path = _unsubscribe_path("TOKEN").replace("TOKEN", token)
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+def unsubscribe_headers(url: str) -> dict[str, str]:
+    """RFC 2369 and RFC 8058: mail clients show an unsubscribe button that POSTs."""
+    return {
+        "List-Unsubscribe": f"<{url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+class BadToken(Exception):
+    pass
+
+
+def unsubscribe_read(token: str) -> tuple[UUID, str]:
+    """The patient and opt-out a token names; BadToken when tampered, expired or unknown."""
+    try:
+        value = signing.loads(token, salt=UNSUBSCRIBE_SALT, max_age=UNSUBSCRIBE_MAX_AGE)
+        patient_id, what = UUID(value["p"]), str(value["k"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+        raise BadToken(type(exc).__name__) from exc
+    if what not in OPT_OUTS:
+        raise BadToken("unknown kind")
+    return patient_id, what
+
+
+def patient_language(*, patient_id: UUID) -> str:
+    """The language of the patient a token names; BadToken when there is none."""
+    language = Patient.objects.filter(pk=patient_id).values_list("language", flat=True).first()
+    if language is None:
+        raise BadToken("no such patient")
+    return str(language)
+
+
+def unsubscribe(*, token: str, context: AuditContext | None = None) -> tuple[Patient, str]:
+    """Switch off what the token names; idempotent. Raises BadToken."""
+    patient_id, what = unsubscribe_read(token)
+    patient = Patient.objects.filter(pk=patient_id).first()
+    if patient is None:
+        raise BadToken("no such patient")
+    reminder_settings_update(
+        patient=patient, actor=None, data={OPT_OUTS[what]: False}, context=context
+    )
+    return patient, what
+
+
+def _wants(prefs: ReminderSettings, delivery: Delivery) -> bool:
+    email = delivery.idempotency_key.endswith(":email")
+    if email:
+        return prefs.channels != ReminderSettings.Channels.PUSH
+    return prefs.channels != ReminderSettings.Channels.EMAIL
+
+
+Composed = tuple[messages.Text, dict[str, str]] | None
+
+
+def reminders_compose(deliveries: list[Delivery]) -> dict[UUID, Composed]:
+    """The text of each claimed reminder delivery, by delivery id; None for one no longer
+    owed (checked now, at send time: a log written since planning cancels it). Three
+    queries, however many deliveries."""
+    ids = {d.object_id for d in deliveries if d.object_id is not None}
+    found = {
+        r.pk: r
+        for r in Reminder.objects.select_related("patient", "patient__reminder_settings").filter(
+            pk__in=ids
+        )
+    }
+    logged = set(
+        DailyLog.objects.filter(
+            patient_id__in={r.patient_id for r in found.values()},
+            date__in={r.local_date for r in found.values()},
+        ).values_list("patient_id", "date")
+    )
+    composed: dict[UUID, Composed] = {}
+    for delivery in deliveries:
+        reminder = found.get(delivery.object_id) if delivery.object_id is not None else None
+        composed[delivery.pk] = (
+            None if reminder is None else _compose(delivery, reminder, logged=logged)
+        )
+    return composed
+
+
+def _compose(delivery: Delivery, reminder: Reminder, *, logged: set[tuple[UUID, date]]) -> Composed:
+    patient = reminder.patient
+    try:
+        prefs = patient.reminder_settings
+    except ReminderSettings.DoesNotExist:
+        prefs = ReminderSettings(patient=patient)
+    if patient.is_restricted or patient.user_id is None:
+        return None
+    if not getattr(prefs, KIND_OPT_OUT[reminder.kind]) or not _wants(prefs, delivery):
+        return None
+    if reminder.kind == Reminder.Kind.DAILY_LOG and (patient.pk, reminder.local_date) in logged:
+        return None
+    email = delivery.idempotency_key.endswith(":email")
+    link = (
+        unsubscribe_url(patient_id=patient.pk, what=KIND_OPT_OUT[reminder.kind]) if email else None
+    )
+    text = messages.reminder_text(
+        kind=reminder.kind,
+        first_name=patient.first_name,
+        language=patient.language,
+        unsubscribe_link=link,
+    )
+    if link:
+        text = messages.Text(text.subject, text.body, unsubscribe_headers(link))
+    return text, {"kind": "reminder", "reminder": str(reminder.kind)}
+
+
+def reminder_compose(delivery: Delivery) -> Composed:
+    """One claimed reminder delivery's text (the generic sweep's path)."""
+    return reminders_compose([delivery])[delivery.pk]
+
+
+def missed_log_email_wanted(*, patient: Patient) -> bool:
+    return reminder_settings_get(patient=patient).missed_log_email

@@ -16,15 +16,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from config.enqueue import SWEEP_TIME_BUDGET
 from notifications import reminders, services
-from notifications.channels.base import Outcome, OutgoingMessage, SendResult
-from notifications.channels.registry import channel_get
+from notifications.channels.base import Outcome, SendResult
 from notifications.models import Delivery
 
 logger = logging.getLogger(__name__)
@@ -96,26 +94,12 @@ def _send_batch(batch: list[Delivery], *, deadline: float) -> int:
             if time.monotonic() > deadline:
                 handed_back.append(delivery.pk)
                 continue
-            try:
-                composed = texts[delivery.pk]
-                if composed is None:
-                    cancelled.append(delivery.pk)
-                    continue
-                text, data = composed
-                message = OutgoingMessage(
-                    delivery_id=delivery.pk,
-                    address=delivery.address,
-                    subject=text.subject,
-                    body=text.body,
-                    data=data,
-                    headers=text.headers,
-                )
-                result = channel_get(delivery.channel).send(message)
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception as exc:
-                logger.exception("channel %s raised for delivery %s", delivery.channel, delivery.pk)
-                result = SendResult(Outcome.RETRY, detail=f"{type(exc).__name__} in the channel")
+            composed = texts[delivery.pk]
+            if composed is None:
+                cancelled.append(delivery.pk)
+                continue
+            text, data = composed
+            result = services.channel_hand_over(delivery, text=text, data=data)
             if result.outcome == Outcome.SENT:
                 delivery.provider_id = result.provider_id[:200]
                 sent.append(delivery)

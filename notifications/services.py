@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -532,15 +532,12 @@ class Sent:
     marked: bool = False
 
 
-def _send(delivery: Delivery) -> Sent:
-    """Send one claimed delivery and record the outcome."""
-    composed = _compose(delivery)
-    if composed is None:
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=Status.CANCELLED, sending_until=None, updated_at=timezone.now()
-        )
-        return Sent()
-    text, data = composed
+def channel_hand_over(
+    delivery: Delivery, *, text: messages.Text, data: Mapping[str, str]
+) -> SendResult:
+    """Hand one composed message to the delivery's channel. A channel that raises (its own
+    bug, or a network error it did not map) is a retry, never a lost message; the task's
+    time limit is let through (the lease runs out; the next sweep has it)."""
     message = OutgoingMessage(
         delivery_id=delivery.pk,
         address=delivery.address,
@@ -551,12 +548,24 @@ def _send(delivery: Delivery) -> Sent:
         headers=text.headers,
     )
     try:
-        result = channel_get(delivery.channel).send(message)
+        return channel_get(delivery.channel).send(message)
     except SoftTimeLimitExceeded:
-        raise  # the lease runs out; the next sweep has it
+        raise
     except Exception as exc:
         logger.exception("channel %s raised for delivery %s", delivery.channel, delivery.pk)
-        result = SendResult(Outcome.RETRY, detail=f"{type(exc).__name__} in the channel")
+        return SendResult(Outcome.RETRY, detail=f"{type(exc).__name__} in the channel")
+
+
+def _send(delivery: Delivery) -> Sent:
+    """Send one claimed delivery and record the outcome."""
+    composed = _compose(delivery)
+    if composed is None:
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=Status.CANCELLED, sending_until=None, updated_at=timezone.now()
+        )
+        return Sent()
+    text, data = composed
+    result = channel_hand_over(delivery, text=text, data=data)
     now = timezone.now()
     # The owning row is written first, then the delivery, in every transaction that
     # writes both: a planner holds the alert's lock while it inserts deliveries, and would

@@ -616,7 +616,7 @@ def threshold_summary(instrument: scoring.Instrument) -> str:
     text = (
         "Meaningful change: " + " or ".join(parts)
         if parts
-        else "No meaningful-change threshold in clinical-rules §5"
+        else "No meaningful-change threshold is defined for this questionnaire"
     )
     if t.recovered_at_or_below is not None:
         text += f"; recovered at or below {_n(t.recovered_at_or_below)}"

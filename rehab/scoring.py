@@ -332,7 +332,7 @@ INSTRUMENTS: dict[str, Instrument] = {
             higher_is_better=True,
             points=Decimal(2),
             single_item_points=Decimal(3),
-            source="clinical-rules §5: 2 points average, 3 points single item (MDC90)",
+            source="docs/clinical-record.md § Questionnaires: 2 points average, 3 points single item (MDC90)",
         ),
         definition={
             "instructions": (
@@ -359,8 +359,8 @@ INSTRUMENTS: dict[str, Instrument] = {
             success_at_or_below=Decimal("6.5"),
             success_after_months=12,
             source=(
-                "clinical-rules §5: success <= 6.5 at 12 months (Haugen 2011); §5 gives no "
-                "change threshold, so none is applied"
+                "docs/clinical-record.md § Questionnaires: success <= 6.5 at 12 months "
+                "(Haugen 2011); no change threshold is defined, so none is applied"
             ),
         ),
         definition={
@@ -391,7 +391,7 @@ INSTRUMENTS: dict[str, Instrument] = {
             points=Decimal(5),
             percent=Decimal(30),
             recovered_at_or_below=Decimal(2),
-            source="clinical-rules §5: 5 points or 30 %; <= 2 recovered",
+            source="docs/clinical-record.md § Questionnaires: 5 points or 30 %; <= 2 recovered",
         ),
         definition={
             "instructions": "Tick each statement that describes you today.",

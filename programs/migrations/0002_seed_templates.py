@@ -205,7 +205,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "name": "Deep gluteal syndrome, 8-12 weeks",
         "condition": "Deep gluteal syndrome",
         "description": "Calm and glide, recruit, load in weight-bearing, functional single-leg.",
-        "source": "Tonley et al. 2010, JOSPT; clinical-rules.md §7 [S/D]",
+        "source": "Tonley et al. 2010, JOSPT [S/D]",
         "phases": [
             (
                 "Calm and glide",
@@ -256,7 +256,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "name": "Sciatica, 12 weeks",
         "condition": "Sciatica",
         "description": "Settle and move, load and mobilise, function and return.",
-        "source": "NICE CG88/NG59; clinical-rules.md §7 [D]",
+        "source": "NICE CG88/NG59 [D]",
         "phases": [
             (
                 "Settle and move",

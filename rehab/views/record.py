@@ -610,7 +610,7 @@ class ScorePointSerializer(serializers.Serializer[Any]):
     success = serializers.BooleanField(
         allow_null=True,
         help_text=(
-            "SBI <= 6.5 at least 12 months after the first SBI (clinical-rules §5); null "
+            "SBI <= 6.5 at least 12 months after the first SBI; null "
             "before then, since the threshold was validated at 12 months."
         ),
     )

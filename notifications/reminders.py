@@ -11,7 +11,9 @@
 2. *Send*: deliveries of kind `reminder` are claimed in batches with `SKIP LOCKED`
    (notifications/reminders_sweep.py) or by the generic sweep, and composed at send time:
    a reminder no longer owed (today already logged, the kind switched off, the channel
-   no longer chosen, the record restricted) is cancelled, never sent.
+   no longer chosen, the record restricted) is cancelled, never sent. Each reminder
+   still owed is put in the patient's feed, once, before its first hand-over
+   (`reminders_feed`, one statement per batch).
 """
 
 from __future__ import annotations

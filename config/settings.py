@@ -435,6 +435,22 @@ if APNS_TEAM_ID and APNS_KEY_ID and APNS_TOPIC and (APNS_PRIVATE_KEY or APNS_PRI
     NOTIFICATION_CHANNELS["apns"] = "notifications.channels.apns.ApnsChannel"
 if WEBPUSH_VAPID_PRIVATE_KEY:
     NOTIFICATION_CHANNELS["webpush"] = "notifications.channels.webpush.WebPushChannel"
+# Development only: every push to a device goes to the `console_push` channel, which
+# prints it, instead of the provider of the device's platform, so `make run`'s demo
+# devices show their reminders and alerts in the worker's output (docs/deployment.md,
+# "Push notifications"). On by default with DJANGO_DEBUG when no push provider is
+# configured; a production start refuses it (it would print messages, never send them).
+PUSH_CONSOLE: bool = env.bool(
+    "PUSH_CONSOLE",
+    default=DEBUG and not {"fcm", "apns", "webpush"} & NOTIFICATION_CHANNELS.keys(),
+)
+if PUSH_CONSOLE:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "PUSH_CONSOLE=true prints every push to the log instead of sending it; a "
+            "production start (DJANGO_DEBUG false) must send them."
+        )
+    NOTIFICATION_CHANNELS["console_push"] = "notifications.channels.console.ConsolePushChannel"
 
 # Hours after the app showed emergency or urgent advice that the patient is asked whether
 # they were seen (docs/safety-path.md, "Safety follow-up").

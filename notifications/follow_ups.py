@@ -6,8 +6,8 @@ Each owed question is a `SafetyFollowUp` row with `due_at`, recorded by the beat
 for every emergency or urgent alert whose patient was told something (`advice_message_key`,
 docs/safety-path.md § 8.6), once per alert episode (a unique constraint, inserted with ON
 CONFLICT DO NOTHING). The same sweep claims due rows with SKIP LOCKED and asks each once:
-a feed item and a push per device (`services.patient_message_plan`). Never a patient whose
-record is restricted."""
+a feed item, a push per device and, when the patient's channels include email, an email
+(`services.patient_message_plan`). Never a patient whose record is restricted."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from django.utils import timezone, translation
 from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.enqueue import publish_on_commit
-from notifications import services
+from notifications import reminders, services
 from notifications.models import Delivery, FeedItem, SafetyFollowUp
 from patients.models import AuditEvent, Patient, User
 from patients.services import audit_record
@@ -96,12 +96,15 @@ def _ask_next(now: datetime) -> bool | None:
         follow_up.status = SafetyFollowUp.Status.ASKED
         follow_up.asked_at = now
         follow_up.save(update_fields=["status", "asked_at"])
-        # Push and the feed: the question is for the app, where it is answered.
+        # The feed, a push per device, and an email when the patient's channels include
+        # email: the question is answered in the app, and reaches the patient as their
+        # other messages do. No quiet hours, no opt-out: it is a safety message.
         _, planned = services.patient_message_plan(
             kind=Delivery.Kind.SAFETY_FOLLOW_UP,
             key=f"follow_up:{follow_up.pk}",
             patient_id=patient.pk,
             user_id=patient.user_id,
+            email=patient.email if reminders.email_chosen(patient=patient) else "",
             alert_id=follow_up.alert_id,
             follow_up_id=follow_up.pk,
         )

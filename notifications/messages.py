@@ -170,20 +170,22 @@ def missed_log_reminder_push_text(*, missed_days: int, language: str = "") -> Te
         )
 
 
+def _follow_up_advice(severity: str) -> str:
+    """The way forward, repeated, because the patient may not have gone yet (in the
+    language active now)."""
+    if severity == "emergency":
+        return gettext("If you have not been seen yet, please go to the Emergency Department now.")
+    return gettext(
+        "If you have not been seen yet, please contact your GP or an urgent care clinic today."
+    )
+
+
 def follow_up_text(*, first_name: str, severity: str, language: str = "") -> Text:
     """Asked a few hours after the app showed emergency or urgent advice
     (docs/safety-path.md, "Safety follow-up"), in the patient's language (else English).
     It repeats the way forward, because the patient may not have gone yet."""
     with translation.override(language or "en"):
-        if severity == "emergency":
-            advice = gettext(
-                "If you have not been seen yet, please go to the Emergency Department now."
-            )
-        else:
-            advice = gettext(
-                "If you have not been seen yet, please contact your GP or an urgent care "
-                "clinic today."
-            )
+        advice = _follow_up_advice(severity)
         return Text(
             gettext("Were you seen?"),
             gettext(
@@ -192,6 +194,23 @@ def follow_up_text(*, first_name: str, severity: str, language: str = "") -> Tex
             )
             % {"name": first_name, "advice": advice},
         )
+
+
+def follow_up_email_text(*, first_name: str, severity: str, language: str = "") -> Text:
+    """The follow-up's email, for a patient whose channels include email: the same
+    question and advice as the push, answered in the app. A safety message, so no
+    unsubscribe link (docs/safety-path.md, "Safety follow-up")."""
+    with translation.override(language or "en"):
+        question = follow_up_text(first_name=first_name, severity=severity, language=language)
+        body = gettext(
+            "Hello %(name)s,\n\n"
+            "A few hours ago the app advised you to get medical help. Were you seen? Please "
+            "open the app and answer: your care team sees your answer.\n\n"
+            "%(advice)s\n\n"
+            "This is a safety message about advice the app gave you. It is sent whatever "
+            "your reminder settings say, and only once.\n"
+        ) % {"name": first_name, "advice": _follow_up_advice(severity)}
+        return Text(question.subject, body)
 
 
 def generic_text(*, language: str = "") -> Text:

@@ -204,6 +204,10 @@ class SafetyFollowUp(models.Model):
 # API token (the app) or a dashboard session (a clinician's browser), and goes with it.
 
 
+# Development's push channel (`PUSH_CONSOLE`): prints what would go to a device.
+CONSOLE_PUSH_CHANNEL = "console_push"
+
+
 class Device(models.Model):
     """One signed-in device's push address: an FCM or APNs token, or a browser's Web Push
     subscription."""
@@ -278,10 +282,17 @@ class Device(models.Model):
     def __str__(self) -> str:
         return f"{self.get_platform_display()} device {self.id}"
 
+    @classmethod
+    def channel_of(cls, platform: str) -> str:
+        """The name of the channel adapter that reaches a device of `platform`: its
+        provider's, or in development with `PUSH_CONSOLE` the console's (docs/deployment.md,
+        "Push notifications")."""
+        return CONSOLE_PUSH_CHANNEL if settings.PUSH_CONSOLE else cls.CHANNELS[platform]
+
     @property
     def channel(self) -> str:
         """The name of the channel adapter that reaches this device."""
-        return self.CHANNELS[self.platform]
+        return self.channel_of(self.platform)
 
     @property
     def address(self) -> str:

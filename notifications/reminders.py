@@ -11,7 +11,9 @@
 2. *Send*: deliveries of kind `reminder` are claimed in batches with `SKIP LOCKED`
    (notifications/reminders_sweep.py) or by the generic sweep, and composed at send time:
    a reminder no longer owed (today already logged, the kind switched off, the channel
-   no longer chosen, the record restricted) is cancelled, never sent.
+   no longer chosen, the record restricted) is cancelled, never sent. Each reminder
+   still owed is put in the patient's feed, once, before its first hand-over
+   (`reminders_feed`, one statement per batch).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -35,8 +37,8 @@ from django.utils import timezone
 
 from config.audit import AuditContext
 from notifications import messages
-from notifications.channels.registry import email_channel_name
-from notifications.models import Delivery, Reminder, ReminderSettings
+from notifications.channels.registry import channel_configured, email_channel_name
+from notifications.models import Delivery, Device, FeedItem, Reminder, ReminderSettings
 from notifications.schedule import reminder_due
 from patients.audit import audit_record
 from patients.models import AuditEvent, Patient, User
@@ -62,6 +64,14 @@ KIND_OPT_OUT: dict[str, str] = {
     Reminder.Kind.QUESTIONNAIRE_DUE: "questionnaire_due",
     Reminder.Kind.EXERCISE_DAY: "exercise_days",
 }
+# The delivery of a reminder to a patient with neither an email nor a device it may go
+# to: no adapter, it is recorded sent when its turn comes, and the reminder's feed item is
+# written then, as for any reminder handed over (`reminders_feed`). It carries the
+# send-time checks (today logged, the kind switched off) to the feed-only patient.
+FEED_CHANNEL = "feed"
+# A reminder's feed item has an id derived from the reminder's, so a push can name it
+# before the batch writes it (`feed_item` in its data) and every writer agrees on it.
+FEED_NAMESPACE = UUID("4b0c7a52-63a4-4f0c-9a55-1d1f2b8e7c31")
 UNSUBSCRIBE_SALT = "notifications.unsubscribe"
 # An unsubscribe link keeps working this long after its email was sent.
 UNSUBSCRIBE_MAX_AGE = timedelta(days=90)
@@ -240,7 +250,7 @@ def _plan_one(kind: str, *, schedule: Schedule, day: date, due_at: datetime) -> 
     delivery = Delivery._meta.db_table
     patient = Patient._meta.db_table
     prefs = ReminderSettings._meta.db_table
-    device = "notifications_device"
+    device = Device._meta.db_table
     sql = f"""
     WITH new AS (
         INSERT INTO {reminder} (patient_id, kind, local_date, due_at, created_at)
@@ -262,7 +272,7 @@ def _plan_one(kind: str, *, schedule: Schedule, day: date, due_at: datetime) -> 
     ), push AS (
     INSERT INTO {delivery} ({_DELIVERY_COLUMNS})
     SELECT gen_random_uuid(), 'reminder',
-           CASE d.platform WHEN 'ios' THEN 'apns' WHEN 'android' THEN 'fcm' ELSE 'webpush' END,
+           CASE d.platform WHEN 'ios' THEN %s WHEN 'android' THEN %s ELSE %s END,
            t.user_id,
            CASE WHEN d.platform = 'web' THEN json_build_object(
                'endpoint', d.token, 'keys', json_build_object('p256dh', d.p256dh, 'auth', d.auth)
@@ -270,11 +280,24 @@ def _plan_one(kind: str, *, schedule: Schedule, day: date, due_at: datetime) -> 
            t.patient_id, t.reminder_id, 'reminder:' || t.reminder_id || ':device:' || d.id,
            %s, 'queued', 0, %s, '', '', '', now(), now()
     FROM target t JOIN {device} d ON d.user_id = t.user_id
-    WHERE t.channels IN ('push', 'both')
+    WHERE t.channels IN ('push', 'both') AND d.platform = ANY(%s)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    ), feed AS (
+    -- Neither an email nor a device: the feed alone carries it (see FEED_CHANNEL).
+    INSERT INTO {delivery} ({_DELIVERY_COLUMNS})
+    SELECT gen_random_uuid(), 'reminder', %s, t.user_id, '', t.patient_id, t.reminder_id,
+           'reminder:' || t.reminder_id || ':feed', %s, 'queued', 0, %s, '', '', '', now(), now()
+    FROM target t
+    WHERE NOT (t.channels IN ('email', 'both') AND t.email <> '')
+      AND NOT (t.channels IN ('push', 'both') AND EXISTS (
+          SELECT 1 FROM {device} d WHERE d.user_id = t.user_id AND d.platform = ANY(%s)))
     ON CONFLICT (idempotency_key) DO NOTHING
     )
     SELECT count(*) FROM new
     """  # noqa: S608 - identifiers from the models, values as parameters
+    # A device whose channel is not configured here is skipped, as `devices_plan` does.
+    channels = {platform: Device.channel_of(platform) for platform in Device.Platform.values}
+    reached = [platform for platform, name in channels.items() if channel_configured(name)]
     params = [
         str(kind),
         day,
@@ -283,8 +306,16 @@ def _plan_one(kind: str, *, schedule: Schedule, day: date, due_at: datetime) -> 
         email_channel_name(),
         due_at,
         due_at,
+        channels[Device.Platform.IOS],
+        channels[Device.Platform.ANDROID],
+        channels[Device.Platform.WEB],
         due_at,
         due_at,
+        reached,
+        FEED_CHANNEL,
+        due_at,
+        due_at,
+        reached,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -382,6 +413,8 @@ def unsubscribe(*, token: str, context: AuditContext | None = None) -> tuple[Pat
 
 
 def _wants(prefs: ReminderSettings, delivery: Delivery) -> bool:
+    if delivery.channel == FEED_CHANNEL:
+        return True  # the feed has every reminder the patient has not switched off
     email = delivery.idempotency_key.endswith(":email")
     if email:
         return prefs.channels != ReminderSettings.Channels.PUSH
@@ -441,12 +474,62 @@ def _compose(delivery: Delivery, reminder: Reminder, *, logged: set[tuple[UUID, 
     )
     if link:
         text = messages.Text(text.subject, text.body, unsubscribe_headers(link))
-    return text, {"kind": "reminder", "reminder": str(reminder.kind)}
+    data = {
+        "kind": "reminder",
+        "reminder": str(reminder.kind),
+        "feed_item": str(reminder_feed_item_id(reminder.pk)),
+    }
+    return text, data
+
+
+# --------------------------------------------------------------------------- feed
+
+
+def reminder_feed_item_id(reminder_id: int) -> UUID:
+    return uuid5(FEED_NAMESPACE, f"reminder:{reminder_id}")
+
+
+def reminders_owed(deliveries: list[Delivery], composed: Mapping[UUID, Composed]) -> list[int]:
+    """The reminders of `deliveries` still owed (composed, not cancelled)."""
+    return sorted(
+        {
+            d.object_id
+            for d in deliveries
+            if d.object_id is not None and composed.get(d.pk) is not None
+        }
+    )
+
+
+def reminders_feed(reminder_ids: list[int]) -> int:
+    """Put each reminder in its patient's feed, once, in one statement however many:
+    called with the reminders a sender is about to hand over, so a patient with push and
+    email off, or whose email failed, still sees it. Two senders, a retry or a worker
+    killed mid-send meet on the item's key (and its derived id). Returns the new items."""
+    if not reminder_ids:
+        return 0
+    ids = [reminder_feed_item_id(reminder_id) for reminder_id in reminder_ids]
+    feed = FeedItem._meta.db_table
+    reminder = Reminder._meta.db_table
+    sql = f"""
+    INSERT INTO {feed} (id, patient_id, kind, object_id, idempotency_key, created_at)
+    SELECT v.id, r.patient_id, 'reminder', r.id, 'reminder:' || r.id, r.due_at
+    FROM unnest(%s::uuid[], %s::bigint[]) AS v(id, reminder_id)
+    JOIN {reminder} r ON r.id = v.reminder_id
+    ON CONFLICT DO NOTHING
+    """  # noqa: S608 - identifiers from the models, values as parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids, reminder_ids])
+        return int(cursor.rowcount)
 
 
 def reminder_compose(delivery: Delivery) -> Composed:
     """One claimed reminder delivery's text (the generic sweep's path)."""
     return reminders_compose([delivery])[delivery.pk]
+
+
+def email_chosen(*, patient: Patient) -> bool:
+    """Whether the patient's channels (`ReminderSettings.channels`) include email."""
+    return reminder_settings_get(patient=patient).channels != ReminderSettings.Channels.PUSH
 
 
 def missed_log_email_wanted(*, patient: Patient) -> bool:

@@ -89,6 +89,9 @@ def _send_batch(batch: list[Delivery], *, deadline: float) -> int:
     cancelled: list[UUID] = []
     handed_back: list[UUID] = []
     texts = reminders.reminders_compose(batch)
+    # Before any hand-over, so the item a push names is there when it is opened; one
+    # statement for the batch (docs/architecture.md, "Patient reminders").
+    reminders.reminders_feed(reminders.reminders_owed(batch, texts))
     try:
         for delivery in batch:
             if time.monotonic() > deadline:

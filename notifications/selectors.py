@@ -14,8 +14,8 @@ from django.http import Http404
 from django.utils import translation
 
 from notifications import messages
-from notifications.models import Delivery, Device, FeedItem, SafetyFollowUp
-from notifications.services import patient_language
+from notifications.models import Delivery, FeedItem, Reminder, SafetyFollowUp
+from notifications.services import PUSH_CHANNELS, patient_language
 from patients.models import User
 from rehab.models import Alert, MissedLogReminder
 
@@ -32,10 +32,15 @@ def feed_list(*, user: User | AnonymousUser) -> QuerySet[FeedItem]:
     if patient_id is None:
         return FeedItem.objects.none()
     missed_days = MissedLogReminder.objects.filter(pk=OuterRef("object_id")).values("missed_days")
+    # A patient reminder's kind (daily log, questionnaire, exercises): what it says.
+    reminder = Reminder.objects.filter(pk=OuterRef("object_id")).values("kind")
     return (
         FeedItem.objects.filter(patient_id=patient_id)
         .select_related("patient", "follow_up")
-        .annotate(missed_days=Subquery(missed_days[:1]))
+        .annotate(
+            missed_days=Subquery(missed_days[:1]),
+            reminder_kind=Subquery(reminder[:1]),
+        )
         .order_by("-created_at", "-id")
     )
 
@@ -64,7 +69,21 @@ def feed_item_text(item: FeedItem) -> messages.Text:
             first_name=item.patient.first_name, missed_days=int(days or 0), language=language
         )
         return text
+    reminder_kind = feed_item_reminder(item)
+    if reminder_kind is not None:
+        return messages.reminder_text(
+            kind=reminder_kind, first_name=item.patient.first_name, language=language
+        )
     return messages.generic_text(language=language)
+
+
+def feed_item_reminder(item: FeedItem) -> str | None:
+    """A reminder item's kind of reminder (`Reminder.Kind`), None for other items (and
+    for a reminder deleted since, e.g. by erasure)."""
+    if item.kind != Delivery.Kind.REMINDER:
+        return None
+    kind: Any = getattr(item, "reminder_kind", None)
+    return str(kind) if kind else None
 
 
 @dataclass(frozen=True)
@@ -95,7 +114,7 @@ def alert_deliveries(*, alert: Alert) -> list[DeliveryRow]:
         if row.recipient is not None:
             recipient = row.recipient.get_full_name() or row.recipient.email
         else:
-            recipient = row.address if row.channel not in Device.CHANNELS.values() else "-"
+            recipient = row.address if row.channel not in PUSH_CHANNELS else "-"
         result.append(
             DeliveryRow(
                 recipient=recipient,

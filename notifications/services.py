@@ -40,7 +40,13 @@ from notifications import messages, reminders
 from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 from notifications.channels.registry import channel_configured, channel_get, email_channel_name
 from notifications.devices import device_forget_dead
-from notifications.models import Delivery, Device, FeedItem, SafetyFollowUp
+from notifications.models import (
+    CONSOLE_PUSH_CHANNEL,
+    Delivery,
+    Device,
+    FeedItem,
+    SafetyFollowUp,
+)
 from patients import services as patient_services
 from patients.models import Invitation, Patient
 from rehab.models import Alert, MissedLogReminder
@@ -64,7 +70,7 @@ DELIVERY_SEND_TASK = "notifications.tasks.delivery_send_task"
 RETRIED = (Outcome.RETRY, Outcome.AUTH_FAILED)
 # The channels that reach a registered device (`Device.platform`); the others reach an
 # email address.
-PUSH_CHANNELS = frozenset(Device.CHANNELS.values())
+PUSH_CHANNELS = frozenset({*Device.CHANNELS.values(), CONSOLE_PUSH_CHANNEL})
 
 
 def backoff_until(attempts: int, now: datetime, retry_after: float | None = None) -> datetime:
@@ -190,7 +196,9 @@ def patient_message_plan(
 
 def _alert_plan(alert_id: UUID | str, *, kind: str, now: datetime) -> bool:
     """Plan the care team's (or the escalation contacts') deliveries of one owed alert;
-    False when it is not owed, held by another sweep, or has nobody to go to."""
+    False when it is not owed, held by another sweep, or has nobody to go to. Without an
+    email recipient the failure is counted on the alert, and its pushes (planned once)
+    are sent all the same: True when there are any."""
     prefix = "notify" if kind == Kind.ALERT else "escalation"
     owed = (
         alert_delivery.alerts_owed_notification(now)
@@ -212,12 +220,29 @@ def _alert_plan(alert_id: UUID | str, *, kind: str, now: datetime) -> bool:
         else:
             recipients = alert_delivery.alert_escalation_recipients(alert)
             round_ = alert_delivery.alert_escalation_round(alert)
+        # Besides the email, a push to each signed-in phone and dashboard browser of the
+        # care team, whether or not its clinician has an email address (the push reaches
+        # the person, the email an address), and of the email's recipients with an
+        # account; an escalation reaches the care team's devices too (RF-META-01 is about
+        # them not having seen it).
+        users = {r.user_id for r in recipients if r.user_id is not None}
+        users.update(
+            alert.patient.care_team.filter(user__is_active=True).values_list("user_id", flat=True)
+        )
+        pushed = devices_plan(
+            kind=kind,
+            key=f"{kind}:{alert.pk}:{round_}",
+            user_ids=sorted(users),
+            alert_id=alert.pk,
+            patient_id=alert.patient_id,
+        )
         if not recipients:
-            # Never recorded as delivered: counted, retried after a back-off, on /health/.
+            # Never recorded as delivered (the email is the alert's record): counted,
+            # retried after a back-off, on /health/. The pushes planned above still go.
             alert_delivery.alert_delivery_failed(
                 alert_id=alert.pk, prefix=prefix, error=alert_delivery.NO_RECIPIENTS, now=now
             )
-            return False
+            return bool(pushed)
         for recipient in recipients:
             delivery_plan(
                 kind=kind,
@@ -227,19 +252,6 @@ def _alert_plan(alert_id: UUID | str, *, kind: str, now: datetime) -> bool:
                 alert_id=alert.pk,
                 patient_id=alert.patient_id,
             )
-        # Besides the email, a push to each of their signed-in phones and dashboard
-        # browsers; an escalation reaches the care team's devices too (RF-META-01 is
-        # about them not having seen it).
-        users = {r.user_id for r in recipients if r.user_id is not None}
-        if kind == Kind.ESCALATION:
-            users.update(alert.patient.care_team.values_list("user_id", flat=True))
-        devices_plan(
-            kind=kind,
-            key=f"{kind}:{alert.pk}:{round_}",
-            user_ids=sorted(users),
-            alert_id=alert.pk,
-            patient_id=alert.patient_id,
-        )
     return True
 
 
@@ -449,7 +461,12 @@ def _compose(delivery: Delivery) -> tuple[messages.Text, dict[str, str]] | None:
         follow_up = _follow_up_of(delivery)
         if follow_up is None:
             return None
-        text = messages.follow_up_text(
+        compose = (
+            messages.follow_up_text
+            if delivery.channel in PUSH_CHANNELS
+            else messages.follow_up_email_text
+        )
+        text = compose(
             first_name=follow_up.patient.first_name,
             severity=follow_up.severity,
             language=patient_language(follow_up.patient),
@@ -538,6 +555,9 @@ def channel_hand_over(
     """Hand one composed message to the delivery's channel. A channel that raises (its own
     bug, or a network error it did not map) is a retry, never a lost message; the task's
     time limit is let through (the lease runs out; the next sweep has it)."""
+    if delivery.channel == reminders.FEED_CHANNEL:
+        # A feed-only reminder: its feed item is its delivery (`reminders.FEED_CHANNEL`).
+        return SendResult(Outcome.SENT, provider_id=reminders.FEED_CHANNEL)
     message = OutgoingMessage(
         delivery_id=delivery.pk,
         address=delivery.address,
@@ -565,6 +585,9 @@ def _send(delivery: Delivery) -> Sent:
         )
         return Sent()
     text, data = composed
+    if delivery.kind == Kind.REMINDER:
+        # In the feed before the hand-over, as the batch sender does.
+        reminders.reminders_feed(reminders.reminders_owed([delivery], {delivery.pk: composed}))
     result = channel_hand_over(delivery, text=text, data=data)
     now = timezone.now()
     # The owning row is written first, then the delivery, in every transaction that

@@ -62,8 +62,8 @@ class FollowUpSerializer(serializers.Serializer[Any]):
 class FeedItemSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     kind = serializers.CharField(
-        help_text="`missed_log_reminder`, `safety_follow_up`, ...: show unknown kinds with "
-        "their title and body."
+        help_text="`missed_log_reminder`, `safety_follow_up`, `reminder`, ...: show unknown "
+        "kinds with their title and body."
     )
     title = serializers.SerializerMethodField()
     body = serializers.SerializerMethodField()
@@ -73,12 +73,20 @@ class FeedItemSerializer(serializers.Serializer[Any]):
         help_text="`safety_follow_up` only: the question to answer "
         "(`POST /api/v1/me/follow-ups/{id}/answer/`)."
     )
+    reminder = serializers.SerializerMethodField(
+        help_text="`reminder` only: `daily_log`, `questionnaire_due` or `exercise_day`, "
+        "the screen to open (as a reminder's push data says); null for other kinds."
+    )
 
     def get_title(self, item: FeedItem) -> str:
         return selectors.feed_item_text(item).subject
 
     def get_body(self, item: FeedItem) -> str:
         return selectors.feed_item_text(item).body
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_reminder(self, item: FeedItem) -> str | None:
+        return selectors.feed_item_reminder(item)
 
     @extend_schema_field(FollowUpSerializer(allow_null=True))
     def get_follow_up(self, item: FeedItem) -> dict[str, Any] | None:

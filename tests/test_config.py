@@ -196,6 +196,38 @@ _PRODUCTION = {
     "DJANGO_TRUSTED_PROXY_COUNT": "0",
 }
 
+_PUSH_SETTINGS = "print(settings.PUSH_CONSOLE, 'console_push' in settings.NOTIFICATION_CHANNELS)"
+
+
+def test_it_prints_pushes_to_the_console_by_default_only_in_debug():
+    debug = _run_python(
+        _LOAD_SETTINGS + _PUSH_SETTINGS, DJANGO_DEBUG="true", DATABASE_URL="postgres://x@h/db"
+    )
+    assert debug.returncode == 0, debug.stderr
+    assert debug.stdout.split() == ["True", "True"]
+    # A developer who configured a push provider gets real pushes.
+    configured = _run_python(
+        _LOAD_SETTINGS + _PUSH_SETTINGS,
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://x@h/db",
+        WEBPUSH_VAPID_PRIVATE_KEY="a-key",
+    )
+    assert configured.returncode == 0, configured.stderr
+    assert configured.stdout.split() == ["False", "False"]
+    production = _run_python(
+        _LOAD_SETTINGS + _PUSH_SETTINGS, DATABASE_URL="postgres://x@h/db", **_PRODUCTION
+    )
+    assert production.returncode == 0, production.stderr
+    assert production.stdout.split() == ["False", "False"]
+
+
+def test_it_refuses_to_print_pushes_in_production():
+    result = _run_python(
+        _LOAD_SETTINGS, DATABASE_URL="postgres://x@h/db", PUSH_CONSOLE="true", **_PRODUCTION
+    )
+    assert result.returncode != 0
+    assert "PUSH_CONSOLE=true prints every push" in result.stderr
+
 
 def test_it_reads_the_owner_role_for_migrations_apart_from_the_application_role():
     result = _run_python(

@@ -25,3 +25,23 @@ class ConsoleChannel:
         )
         stream.flush()
         return SendResult(Outcome.SENT, provider_id=str(message.delivery_id))
+
+
+class ConsolePushChannel(ConsoleChannel):
+    """Development's stand-in for the push providers (`PUSH_CONSOLE`, docs/deployment.md,
+    "Push notifications"): every push to a registered device is printed, with the ids
+    the app would be handed, instead of going to FCM, APNs or a browser. Registered only
+    with DJANGO_DEBUG; a production start refuses it."""
+
+    name = "console_push"
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        stream = self.stream or sys.stdout
+        data = " ".join(f"{key}={value}" for key, value in sorted(message.data.items()))
+        stream.write(
+            f"--- push {message.delivery_id} to device {message.address[:24]}...\n"
+            f"{message.subject}\n{message.body}\n[{data}]{' urgent' if message.urgent else ''}"
+            "\n---\n"
+        )
+        stream.flush()
+        return SendResult(Outcome.SENT, provider_id=str(message.delivery_id))

@@ -7,17 +7,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from django.conf import settings as settings_module
 from django.contrib.sessions.backends.db import SessionStore
 from django.core import mail
 from django.utils import timezone
 
 from notifications import services
-from notifications.models import Delivery, Device, FeedItem
-from patients.models import AuditEvent, AuthToken, Patient, User
+from notifications.models import CONSOLE_PUSH_CHANNEL, Delivery, Device, FeedItem
+from patients.models import AuditEvent, AuthToken, Clinician, Patient, User
 from rehab.models import Alert, AlertEvent, DailyLog, MissedLogReminder
 from rehab.safety import Firing
 from rehab.services import alerts as alert_services
-from tests.factories import PatientFactory
+from tests.factories import ClinicianFactory, PatientFactory
 from tests.notifications.conftest import PushProviders
 
 pytestmark = pytest.mark.django_db
@@ -245,3 +246,104 @@ def test_an_expired_browser_subscription_is_forgotten_with_what_was_queued_for_i
     assert set(Delivery.objects.filter(channel="email").values_list("status", flat=True)) == {
         "queued"
     }
+
+
+def no_email(clinician: Clinician) -> None:
+    """A clinician whose account has no email address (signs in another way)."""
+    User.objects.filter(pk=clinician.user_id).update(email="")
+    clinician.user.refresh_from_db()
+
+
+def test_a_care_team_clinician_without_an_email_address_gets_the_push(
+    push_providers, clinician, patient
+):
+    colleague = ClinicianFactory.create(clinic=patient.clinic)
+    patient.care_team.add(colleague)
+    no_email(clinician)
+    phone = android(clinician.user)
+    alert = emergency(patient)
+
+    assert services.alert_notify(alert_id=alert.pk)
+
+    deliveries = Delivery.objects.filter(alert=alert, kind="alert")
+    assert sorted(deliveries.values_list("channel", "address", "recipient_id", "status")) == [
+        ("email", colleague.user.email, colleague.user_id, "sent"),
+        ("fcm", phone.address, clinician.user_id, "sent"),
+    ]
+
+
+def test_a_care_team_without_email_addresses_is_pushed_beside_the_clinics_contact(
+    push_providers, clinician, patient
+):
+    no_email(clinician)
+    phone = android(clinician.user)
+    alert = emergency(patient)
+
+    assert services.alert_notify(alert_id=alert.pk)
+
+    # The email falls back to whoever answers for the clinic; the phone still rings.
+    assert sorted(
+        Delivery.objects.filter(alert=alert).values_list("channel", "address", "status")
+    ) == [("email", "oncall@riverside.example", "sent"), ("fcm", phone.address, "sent")]
+
+
+def test_an_alert_with_no_email_recipient_at_all_is_still_pushed_and_stays_owed(
+    push_providers, clinician, patient
+):
+    patient.clinic.escalation_email = ""
+    patient.clinic.save(update_fields=["escalation_email"])
+    no_email(clinician)
+    phone = android(clinician.user)
+    alert = emergency(patient)
+
+    assert services.alert_notify(alert_id=alert.pk) is False
+
+    pushed = Delivery.objects.get(alert=alert)
+    assert (pushed.channel, pushed.address, pushed.status) == ("fcm", phone.address, "sent")
+    # The email is the alert's record: nobody was emailed, so it is not notified, the
+    # failure is counted, and the alert is tried again (without a second push).
+    alert.refresh_from_db()
+    assert alert.notified_at is None
+    assert alert.notify_attempts == 1
+    Alert.objects.filter(pk=alert.pk).update(notify_retry_at=None)
+    services.alert_notify(alert_id=alert.pk)
+    assert Delivery.objects.filter(alert=alert).count() == 1
+
+
+def test_a_push_goes_to_the_console_with_push_console_on(settings, clinician, patient, capsys):
+    settings.PUSH_CONSOLE = True
+    settings.NOTIFICATION_CHANNELS = {
+        **settings.NOTIFICATION_CHANNELS,
+        CONSOLE_PUSH_CHANNEL: "notifications.channels.console.ConsolePushChannel",
+    }
+    phone = android(clinician.user)
+    alert = emergency(patient)
+
+    assert services.alert_notify(alert_id=alert.pk)
+
+    pushed = Delivery.objects.get(alert=alert, channel="console_push")
+    assert (pushed.address, pushed.status, pushed.recipient_id) == (
+        phone.address,
+        "sent",
+        clinician.user_id,
+    )
+    printed = capsys.readouterr().out
+    assert f"--- push {pushed.pk}" in printed
+    assert "[EMERGENCY] RF-CES-01" in printed
+    assert f"alert={alert.pk}" in printed
+    # Still a push: the email alone marks the alert notified and names its recipients.
+    event = AlertEvent.objects.get(alert=alert, kind="notified")
+    assert event.data["recipients"] == [clinician.user.email]
+
+
+def test_a_push_never_goes_to_the_console_with_production_settings(clinician, patient):
+    # The test settings are production's: PUSH_CONSOLE is off, and no console_push exists.
+    assert settings_module.PUSH_CONSOLE is False
+    assert CONSOLE_PUSH_CHANNEL not in settings_module.NOTIFICATION_CHANNELS
+    phone = android(clinician.user)
+    assert phone.channel == "fcm"
+    alert = emergency(patient)
+
+    assert services.alert_notify(alert_id=alert.pk)
+
+    assert list(Delivery.objects.values_list("channel", flat=True)) == ["email"]

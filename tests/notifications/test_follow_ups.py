@@ -1,6 +1,6 @@
 """The safety follow-up: a few hours after emergency or urgent advice the patient is asked
-whether they were seen (push and feed), once, and the answer lands on the alert's
-timeline and page."""
+whether they were seen (feed, push, and email when the patient's channels include it),
+once, and the answer lands on the alert's timeline and page."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Literal
 
 import pytest
 import time_machine
+from django.core import mail
 from django.db import transaction
 
 from notifications import follow_ups
-from notifications.models import Delivery, FeedItem, SafetyFollowUp
+from notifications.models import Delivery, FeedItem, ReminderSettings, SafetyFollowUp
 from patients.models import AuditEvent, AuthToken, Patient
 from rehab.models import Alert, AlertEvent, DailyLog
 from rehab.safety import Firing
@@ -81,9 +82,64 @@ def test_it_asks_once_after_the_delay_by_push_and_in_the_feed(
     follow_up.refresh_from_db()
     assert follow_up.status == "asked"
     item = FeedItem.objects.get(follow_up=follow_up)
-    push = Delivery.objects.get(feed_item=item)
-    assert (push.kind, push.channel, push.status) == ("safety_follow_up", "fcm", "sent")
-    assert not Delivery.objects.filter(feed_item=item, channel="email").exists()
+    push = Delivery.objects.get(feed_item=item, channel="fcm")
+    assert (push.kind, push.status) == ("safety_follow_up", "sent")
+    # The default channels are push and email: the question is emailed too, once.
+    emailed = Delivery.objects.get(feed_item=item, channel="email")
+    assert (emailed.address, emailed.status) == (patient.email, "sent")
+    (email,) = mail.outbox
+    assert email.to == [patient.email]
+    assert email.subject == "Were you seen?"
+    assert "Emergency Department" in email.body
+
+
+def test_it_emails_the_question_in_the_patients_language_without_an_unsubscribe_link(
+    patient, run_published, django_capture_on_commit_callbacks
+):
+    patient.language = "es"
+    patient.save()
+    raise_alert(patient)
+    with at(4), django_capture_on_commit_callbacks(execute=True):
+        assert follow_ups.follow_ups_sweep() == 1
+    (email,) = mail.outbox
+    assert email.subject == "¿Le han atendido?"
+    assert "Urgencias" in email.body
+    # A safety message: never unsubscribable (docs/safety-path.md, "Safety follow-up").
+    assert "List-Unsubscribe" not in email.extra_headers
+    assert "/unsubscribe/" not in email.body
+
+
+def test_it_asks_a_patient_who_chose_push_only_by_push_and_the_feed_alone(
+    push_providers, patient, run_published, django_capture_on_commit_callbacks
+):
+    phone(patient)
+    ReminderSettings.objects.create(patient=patient, channels="push")
+    raise_alert(patient)
+    with at(4), django_capture_on_commit_callbacks(execute=True):
+        assert follow_ups.follow_ups_sweep() == 1
+    item = FeedItem.objects.get(kind="safety_follow_up")
+    assert list(Delivery.objects.filter(feed_item=item).values_list("channel", flat=True)) == [
+        "fcm"
+    ]
+    assert mail.outbox == []
+
+
+def test_it_asks_a_patient_without_a_device_by_email_even_with_every_reminder_off(
+    patient, run_published, django_capture_on_commit_callbacks
+):
+    ReminderSettings.objects.create(
+        patient=patient,
+        daily_log=False,
+        questionnaire_due=False,
+        exercise_days=False,
+        missed_log_email=False,
+        channels="email",
+    )
+    raise_alert(patient, severity="urgent", advice="rf_inf")
+    with at(4), django_capture_on_commit_callbacks(execute=True):
+        assert follow_ups.follow_ups_sweep() == 1
+    (email,) = mail.outbox
+    assert "GP" in email.body
 
 
 def test_no_follow_up_without_advice_or_for_routine_alerts(patient):

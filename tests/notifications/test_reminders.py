@@ -16,7 +16,7 @@ from django.core import mail
 from django.db import connection
 
 from notifications import reminders, reminders_sweep, services
-from notifications.models import Delivery, Device, Reminder, ReminderSettings
+from notifications.models import Delivery, Device, FeedItem, Reminder, ReminderSettings
 from patients.models import AuthToken
 from programs.models import AssignedExercise, AssignedPhase, Exercise, ProgramAssignment
 from rehab.models import DailyLog, QuestionnaireDue
@@ -131,7 +131,7 @@ def test_it_moves_a_reminder_to_its_new_time_when_the_schedule_changes(patient):
     assert Reminder.objects.get().due_at == DUE + timedelta(minutes=3)
 
 
-def test_it_sends_on_the_chosen_channels(patient, other_patient):
+def test_it_sends_on_the_chosen_channels(push_providers, patient, other_patient):
     auth_token, _ = AuthToken.objects.create(user=patient.user)
     device = Device.objects.create(
         user=patient.user, auth_token=auth_token, platform="android", token="fcm-token-1"
@@ -272,6 +272,9 @@ def test_two_beats_at_once_send_each_reminder_once(patient, settings):
     assert errors == []
     assert Reminder.objects.count() == len(patients)
     assert Counter(tuple(m.to) for m in mail.outbox) == {(p.email,): 1 for p in patients}
+    assert Counter(FeedItem.objects.values_list("patient_id", flat=True)) == {
+        p.pk: 1 for p in patients
+    }
 
 
 def test_it_sends_again_what_a_worker_killed_mid_send_left_once(patient):
@@ -286,6 +289,7 @@ def test_it_sends_again_what_a_worker_killed_mid_send_left_once(patient):
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("sent", 2)
     assert len(mail.outbox) == 1
+    assert FeedItem.objects.count() == 1
 
 
 def test_the_demo_reminders_fall_due_in_the_first_minutes():

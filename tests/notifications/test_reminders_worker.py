@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import tasks as notification_tasks
-from notifications.models import Delivery, Reminder, ReminderSettings
+from notifications.models import Delivery, FeedItem, Reminder, ReminderSettings
 from tests.rehab.test_worker_reliability import (  # noqa: F401 - fixtures
     beat_until,
     broker_server,
@@ -48,6 +48,8 @@ def test_a_reminder_a_killed_worker_held_is_sent_once_by_another(patient, worker
     doomed.kill()
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("sending", 1)
+    # In the patient's feed before the hand-over began.
+    assert FeedItem.objects.filter(object_id=Reminder.objects.get().pk).count() == 1
 
     # Its lease has run out (two minutes, brought forward here): a sweep claims it again.
     Delivery.objects.update(sending_until=timezone.now())
@@ -63,6 +65,8 @@ def test_a_reminder_a_killed_worker_held_is_sent_once_by_another(patient, worker
     assert (delivery.status, delivery.attempts) == ("sent", 2)
     assert Reminder.objects.count() == 1
     assert Delivery.objects.count() == 1
+    # Sent twice over, in the feed once.
+    assert FeedItem.objects.count() == 1
     # Whatever reached the server is one message: the delivery's id is its Message-ID.
     assert smtp.received
     assert {str(r.message["Message-ID"]) for r in smtp.received} == {delivery.provider_id}

@@ -1,0 +1,158 @@
+"""Patient reminders in the patient's feed: every reminder handed over (or that would have
+been, for a patient with neither email nor a device) is one feed item, whichever channels
+carried it and however often it is tried; one switched off, or no longer owed, is in no
+feed (docs/architecture.md, "Patient reminders"). Email through Django's locmem backend,
+push through the local FCM server: only what leaves the process is faked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+
+from notifications import reminders, reminders_sweep, services
+from notifications.models import Delivery, Device, FeedItem, Reminder, ReminderSettings
+from patients.models import AuthToken
+from rehab.models import DailyLog
+from tests.notifications.test_fanout import ANDROID_TOKEN
+from tests.notifications.test_reminders import DAY, DUE, at, plan_and_send
+
+pytestmark = pytest.mark.django_db
+
+FEED = "/api/v1/me/notifications/"
+
+
+def phone(patient) -> Device:
+    auth_token, _ = AuthToken.objects.create(user=patient.user)
+    return Device.objects.create(
+        user=patient.user, auth_token=auth_token, platform="android", token=ANDROID_TOKEN
+    )
+
+
+def test_it_puts_a_sent_reminder_in_the_feed_once(patient, patient_client):
+    assert plan_and_send() == 1
+    assert plan_and_send(DUE + timedelta(minutes=1)) == 0
+    reminder = Reminder.objects.get()
+    item = FeedItem.objects.get()
+    assert (item.patient_id, item.kind, item.object_id) == (patient.pk, "reminder", reminder.pk)
+    assert item.created_at == reminder.due_at
+    assert item.pk == reminders.reminder_feed_item_id(reminder.pk)
+
+    (shown,) = patient_client.get(FEED).json()["results"]
+    assert shown["id"] == str(item.pk)
+    assert (shown["kind"], shown["reminder"]) == ("reminder", "daily_log")
+    assert shown["title"] == "Time for today's log"
+    # The feed has no unsubscribe link: that belongs to the email.
+    assert "/unsubscribe/" not in shown["body"]
+    assert shown["read_at"] is None
+
+
+def test_it_words_the_feed_item_in_the_patients_language(patient, patient_client):
+    patient.language = "es"
+    patient.save()
+    plan_and_send()
+    (shown,) = patient_client.get(FEED).json()["results"]
+    assert shown["title"] == "Es hora del registro de hoy"
+
+
+def test_a_patient_with_neither_email_nor_a_device_sees_the_reminder_in_the_feed(
+    patient, patient_client
+):
+    # Push only, and no device registered (push turned off on every phone).
+    ReminderSettings.objects.create(patient=patient, channels="push")
+    with at(DUE - timedelta(minutes=5)):
+        reminders.reminders_plan()
+    (planned,) = Delivery.objects.all()
+    assert (planned.channel, planned.address) == (reminders.FEED_CHANNEL, "")
+    assert not FeedItem.objects.exists()  # not before it is due
+
+    assert plan_and_send() == 1
+    planned.refresh_from_db()
+    assert planned.status == "sent"
+    assert mail.outbox == []
+    (shown,) = patient_client.get(FEED).json()["results"]
+    assert shown["reminder"] == "daily_log"
+
+
+def test_a_device_whose_channel_is_not_configured_leaves_the_reminder_to_the_feed(patient):
+    # No FCM credentials here: the phone cannot be reached, and is not planned for.
+    phone(patient)
+    ReminderSettings.objects.create(patient=patient, channels="push")
+    plan_and_send()
+    assert list(Delivery.objects.values_list("channel", "status")) == [("feed", "sent")]
+    assert FeedItem.objects.count() == 1
+
+
+def test_a_reminder_pushed_and_emailed_is_one_feed_item_the_push_names(push_providers, patient):
+    phone(patient)
+    assert plan_and_send() == 2
+    assert sorted(Delivery.objects.values_list("channel", flat=True)) == ["email", "fcm"]
+    item = FeedItem.objects.get()
+    (request,) = [r for r in push_providers.fcm.requests if r.path != "/token"]
+    data = request.json()["message"]["data"]
+    assert data["feed_item"] == str(item.pk)
+    assert data["reminder"] == "daily_log"
+
+
+def test_an_opted_out_kind_never_reaches_the_feed(patient):
+    with at(DUE - timedelta(minutes=5)):
+        reminders.reminders_plan()
+        reminders.reminder_settings_update(
+            patient=patient, actor=patient.user, data={"daily_log": False}
+        )
+    plan_and_send()
+    ReminderSettings.objects.filter(patient=patient).update(daily_log=True, channels="push")
+    # Switched off after it was planned and before its turn: cancelled everywhere.
+    Reminder.objects.all().delete()
+    with at(DUE - timedelta(minutes=5)):
+        reminders.reminders_plan()
+    ReminderSettings.objects.filter(patient=patient).update(daily_log=False)
+    plan_and_send()
+    assert Delivery.objects.filter(channel="feed").get().status == "cancelled"
+    assert not FeedItem.objects.exists()
+    assert mail.outbox == []
+
+
+def test_a_day_logged_before_its_reminder_is_in_no_feed(patient):
+    with at(DUE - timedelta(minutes=5)):
+        reminders.reminders_plan()
+    DailyLog.objects.create(patient=patient, date=DAY, pain=3)
+    plan_and_send()
+    assert not FeedItem.objects.exists()
+
+
+def test_a_failing_email_puts_the_reminder_in_the_feed_once_across_its_retries(patient, settings):
+    settings.EMAIL_BACKEND = "tests.notifications.test_delivery.DownBackend"
+    assert plan_and_send() == 0
+    delivery = Delivery.objects.get()
+    assert delivery.status == "retrying"
+    assert FeedItem.objects.count() == 1  # the patient sees it while the email waits
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert plan_and_send(DUE + timedelta(minutes=5)) == 1
+    assert FeedItem.objects.count() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_the_generic_sweep_puts_the_reminder_in_the_feed_as_well(patient):
+    with at(DUE):
+        reminders.reminders_plan()
+        assert services.deliveries_sweep() == 1
+        assert reminders_sweep.reminders_send_due() == 0
+    assert FeedItem.objects.get().object_id == Reminder.objects.get().pk
+
+
+def test_a_batch_writes_its_feed_items_in_one_statement(patient, django_assert_num_queries):
+    from tests.factories import PatientFactory
+
+    for _ in range(4):
+        PatientFactory.create(clinic=patient.clinic)
+    with at(DUE):
+        reminders.reminders_plan()
+        batch = reminders_sweep._claim_batch(limit=100)
+        texts = reminders.reminders_compose(batch)
+        with django_assert_num_queries(1):
+            assert reminders.reminders_feed(reminders.reminders_owed(batch, texts)) == 5
+        with django_assert_num_queries(1):
+            assert reminders.reminders_feed(reminders.reminders_owed(batch, texts)) == 0

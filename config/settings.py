@@ -153,7 +153,10 @@ if env.str("DATABASE_MIGRATE_URL", default=""):
     DATABASE_OWNER = {"USER": _owner["USER"], "PASSWORD": _owner.get("PASSWORD") or ""}
 # What `migrate` grants its privileges to (patients/dbroles.py), when the roles are split.
 DATABASE_APP_ROLE: str | None = DATABASES["default"]["USER"] if DATABASE_OWNER else None
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Not Django's per-request `SELECT 1` (a round trip before every request's first query):
+# before each request and each task, config.db.close_dropped_connections closes a kept
+# connection the server has dropped by asking its socket, without a round trip.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 # --- Read replica and connection pooling (docs/deployment.md § Read replica, § Pooling) ---

@@ -111,9 +111,9 @@ app.autodiscover_tasks()
 
 @task_prerun.connect
 def check_database_connections(sender: Task[Any, Any] | None = None, **kwargs: Any) -> None:
-    """Before each task, what Django does before each request: close a connection that
-    is broken or past CONN_MAX_AGE, and have the next query check the rest first
-    (CONN_HEALTH_CHECKS).
+    """Before each task, what is done before each request: close a connection that is
+    broken or past CONN_MAX_AGE, or that the server has dropped (config.db, asking the
+    socket, no round trip).
 
     The worker keeps its database connection between tasks (CELERY_DB_REUSE_MAX), so a
     connection the server dropped while the worker was idle (a restart, a failover,
@@ -125,6 +125,9 @@ def check_database_connections(sender: Task[Any, Any] | None = None, **kwargs: A
         return
     from django.db import connections
 
+    from config.db import close_dropped_connections
+
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:
             connection.close_if_unusable_or_obsolete()
+    close_dropped_connections()

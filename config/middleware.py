@@ -17,7 +17,9 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils import translation
-from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
+from django.utils.cache import patch_vary_headers
+from django.utils.http import http_date
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext, gettext_noop
 
 from config import audit
@@ -164,11 +166,18 @@ class BrowserHardeningMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
+    # What Django's add_never_cache_headers and patch_cache_control(private=True) write on a
+    # response without Cache-Control, as a constant: they parse and rebuild the header
+    # three times, ~20-60 us of every request (tests/dashboard/test_hardening.py holds the
+    # two to the same headers).
+    NO_STORE = "max-age=0, no-cache, no-store, must-revalidate, private"
+
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if not response.has_header("Cache-Control"):
-            add_never_cache_headers(response)
-            patch_cache_control(response, private=True)
+            if not response.has_header("Expires"):
+                response.headers["Expires"] = http_date()
+            response.headers["Cache-Control"] = self.NO_STORE
         response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
         return response
 
@@ -280,3 +289,55 @@ class PageMessageMiddleware(MessageMiddleware):
             return response
         result: HttpResponse = super().process_response(request, response)
         return result
+
+
+def _api_without_session(request: HttpRequest) -> bool:
+    return request.path_info.startswith(JSON_API_PREFIX) and (
+        settings.SESSION_COOKIE_NAME not in request.COOKIES
+    )
+
+
+class PageMiddleware:
+    """The middleware of a browser's session (settings.PAGE_MIDDLEWARE: the session, the
+    session's user, its second factor, its inactivity timeout), run in this one's place
+    in MIDDLEWARE, in their order (with their `process_view` hooks, should one have any),
+    for every request but a JSON API request (/api/v1/) that carries no session cookie.
+
+    Such a request (the app's, signed in with its token) gives them nothing to do: no
+    session to load, so no session user, no second factor and no idle timer. A request
+    with the session cookie, API or not, runs them all as before. CSRF and every
+    site-wide control (security headers, no-store, CSP, the audit of denied requests)
+    stay in MIDDLEWARE and run for every request.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        handler: Callable[[HttpRequest], HttpResponse] = get_response
+        view_hooks: list[Callable[..., HttpResponse | None]] = []
+        for path in reversed(settings.PAGE_MIDDLEWARE):
+            instance = import_string(path)(handler)
+            if hasattr(instance, "process_view"):
+                view_hooks.insert(0, instance.process_view)
+            handler = instance
+        self.page_handler = handler
+        self.view_hooks = view_hooks
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _api_without_session(request):
+            return self.get_response(request)
+        return self.page_handler(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponse],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
+        if _api_without_session(request):
+            return None
+        for hook in self.view_hooks:
+            response = hook(request, view_func, view_args, view_kwargs)
+            if response is not None:
+                return response
+        return None

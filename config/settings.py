@@ -81,17 +81,14 @@ MIDDLEWARE = [
     # Static files from the app process itself: `gunicorn config.wsgi` is the whole web
     # tier (README.md § Processes in production), with no separate file server in front.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
     # /api/ answers in the caller's language: Accept-Language here, a patient's profile
     # language once the token is authenticated (patients/authentication.py).
     "config.middleware.ApiLanguageMiddleware",
-    # request.user.is_verified(): whether this session passed its second factor.
-    "django_otp.middleware.OTPMiddleware",
-    # Signs a dashboard or admin session out after SESSION_INACTIVITY_TIMEOUT.
-    "config.middleware.SessionInactivityMiddleware",
+    # PAGE_MIDDLEWARE below, here, for every request but an API request without a session
+    # cookie (the app's, with its token), which they have nothing to do for.
+    "config.middleware.PageMiddleware",
     # Denied requests for patient data (403/404 from a view) are audited.
     "patients.middleware.DeniedRequestAuditMiddleware",
     # Django's messages and django-csp's policy, for pages; the JSON API (/api/v1/) gets
@@ -103,6 +100,21 @@ MIDDLEWARE = [
     "config.middleware.PageCSPMiddleware",
     "config.middleware.BrowserHardeningMiddleware",
 ]
+
+# A browser session's middleware, run by config.middleware.PageMiddleware in its place
+# above (in this order, with their process_view hooks).
+PAGE_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed its second factor.
+    "django_otp.middleware.OTPMiddleware",
+    # Signs a dashboard or admin session out after SESSION_INACTIVITY_TIMEOUT.
+    "config.middleware.SessionInactivityMiddleware",
+]
+# The admin's checks look for its session and authentication middleware in MIDDLEWARE
+# itself; they are in PAGE_MIDDLEWARE, which runs for every admin request
+# (tests/test_api_middleware.py holds them there).
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E410"]
 
 # The largest request body read (Django's default, stated): larger ones answer 413
 # (config.middleware.InputGuardMiddleware). A day's log is a few KB.
@@ -153,7 +165,10 @@ if env.str("DATABASE_MIGRATE_URL", default=""):
     DATABASE_OWNER = {"USER": _owner["USER"], "PASSWORD": _owner.get("PASSWORD") or ""}
 # What `migrate` grants its privileges to (patients/dbroles.py), when the roles are split.
 DATABASE_APP_ROLE: str | None = DATABASES["default"]["USER"] if DATABASE_OWNER else None
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Not Django's per-request `SELECT 1` (a round trip before every request's first query):
+# before each request and each task, config.db.close_dropped_connections closes a kept
+# connection the server has dropped by asking its socket, without a round trip.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 # --- Read replica and connection pooling (docs/deployment.md § Read replica, § Pooling) ---

@@ -224,3 +224,18 @@ def test_it_keeps_sessions_working_when_the_activity_cache_is_down(web, monkeypa
     monkeypatch.setattr(middleware, "cache", DownCache())
     assert _signed_in(web, "/dashboard/")
     assert "session activity cache unavailable" in caplog.text
+
+
+def test_it_writes_the_no_store_headers_django_would():
+    from django.http import HttpResponse
+    from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+    from config.middleware import BrowserHardeningMiddleware
+
+    with time_machine.travel(timezone.now(), tick=False):
+        django_s = HttpResponse()
+        add_never_cache_headers(django_s)
+        patch_cache_control(django_s, private=True)
+        ours = BrowserHardeningMiddleware(lambda request: HttpResponse())(None)  # type: ignore[arg-type]
+    assert ours["Cache-Control"] == django_s["Cache-Control"]
+    assert ours["Expires"] == django_s["Expires"]

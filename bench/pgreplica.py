@@ -96,9 +96,16 @@ def streaming_replica(
     database: str,
     timeout: float = 60,
     name: str = "pg-replica",
+    slot: bool = False,
 ) -> Iterator[Replica]:
     """Copy the primary (pg_basebackup), start the copy as a hot standby streaming from
-    it, yield it once it streams; stopped and removed on exit. `timeout` bounds the copy."""
+    it, yield it once it streams; stopped and removed on exit. `timeout` bounds the copy.
+
+    With `slot`, the replica streams through a replication slot, so the primary keeps the
+    WAL it has not received yet: without one, a bulk load on the primary (the rehearsal's
+    year of data) recycles WAL segments before a slower replica has them, and the replica
+    stops for good ("requested WAL segment ... has already been removed"). The slot is
+    dropped on exit (a slot left behind would keep WAL on the primary forever)."""
     bin_path = pg_bin()
     assert bin_path is not None
     # A replica an interrupted run left behind is stopped and removed first (never one
@@ -117,6 +124,9 @@ def streaming_replica(
     if user is not None:
         run["user"] = user
     replica = Replica(data_dir, port, primary_host, primary_port, database)
+    slot_name = f"{name}_{os.getpid()}".replace("-", "_")
+    if slot:
+        _drop_stale_slots(replica, name.replace("-", "_"))
 
     def pg(*args: str) -> None:
         try:
@@ -133,6 +143,7 @@ def streaming_replica(
             "-D", str(data_dir),
             "-h", primary_host, "-p", str(primary_port), "-U", SUPERUSER,
             "-X", "stream", "-R", "-c", "fast", "--no-sync",
+            *(("-C", "-S", slot_name) if slot else ()),
         )  # fmt: skip
         pg(
             "pg_ctl", "-w", "-D", str(data_dir), "-l", str(data_dir / "log"),
@@ -151,6 +162,30 @@ def streaming_replica(
         yield replica
     finally:
         _stop(bin_path, data_dir)
+        if slot:
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(replica.primary_conninfo(), autocommit=True) as conn,
+            ):
+                conn.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                    " WHERE slot_name = %s",
+                    [slot_name],
+                )
+
+
+def _drop_stale_slots(replica: Replica, prefix: str) -> None:
+    """The slots of earlier runs whose process is gone (killed before its clean-up)."""
+    names = []
+    with psycopg.connect(replica.primary_conninfo(), autocommit=True) as conn:
+        for (slot_name,) in conn.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE %s AND NOT active",
+            [f"{prefix}_%"],
+        ).fetchall():
+            if not _alive(slot_name.rsplit("_", 1)[-1]):
+                names.append(slot_name)
+        for slot_name in names:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", [slot_name])
 
 
 def _alive(pid: str) -> bool:

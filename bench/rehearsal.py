@@ -88,13 +88,17 @@ SCALES: dict[str, dict[str, Any]] = {
         "web_workers": 1,
         "worker_concurrency": 1,
         "kill_at": 0.3,
+        "pause_before_kill": 0.0,
         "restart_after": 5.0,
-        "beat": 0,
+        # Beat too: a worker SIGKILLed between taking a message off Redis and recording
+        # it as held loses it for good; only the sweep finds its log again (rare: then
+        # the run takes 30-60 s longer).
+        "beat": 1,
         # The tiny run cannot wait for beat's sweep (30 s grace, every 30 s): the killed
         # worker's messages come back when it restarts (a worker starting takes back the
         # messages held longer than this), so it restarts later than this.
         "visibility_timeout": 4,
-        "settle_seconds": 60,
+        "settle_seconds": 90,
     },
     "full": {
         "clinics": 100,
@@ -108,6 +112,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "web_workers": 2,
         "worker_concurrency": 2,
         "kill_at": 0.35,
+        "pause_before_kill": 1.0,
         "restart_after": 15.0,
         "beat": 1,
         # The product's default: the sweep on beat finds the killed worker's logs first.
@@ -138,6 +143,7 @@ class Config:
     results: Path
     keep_db: bool
     template: str
+    reuse_db: bool = False
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -157,6 +163,11 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="load the database an earlier --keep-db run built (and its manifest) again",
+    )
+    parser.add_argument(
         "--template",
         default=os.environ.get("REHEARSAL_TEMPLATE", ""),
         help="copy this migrated database (CREATE DATABASE ... TEMPLATE) instead of migrating",
@@ -170,7 +181,16 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     results = Path(
         os.environ.get("REHEARSAL_RESULTS") or BASE_DIR / "bench" / "results" / "rehearsal"
     )
-    return Config(args.scale, sizes, args.db, args.redis_db, results, args.keep_db, args.template)
+    return Config(
+        args.scale,
+        sizes,
+        args.db,
+        args.redis_db,
+        results,
+        args.keep_db or args.reuse_db,
+        args.template,
+        args.reuse_db,
+    )
 
 
 # --------------------------------------------------------------------------- the nodes
@@ -201,6 +221,10 @@ class Nodes:
             os.killpg(self.procs[name].pid, signal.SIGKILL)
         self.procs[name].wait(10)
         log(f"SIGKILLed {name}")
+
+    def pause(self, name: str) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.procs[name].pid, signal.SIGSTOP)
 
     def restart(self, name: str) -> None:
         """Start a killed node again, as an orchestrator replaces a lost container."""
@@ -364,12 +388,47 @@ def read_caseload(port: int, token: str, out: Outcome) -> None:
             out.read_latencies.append(took)
 
 
-def build_work(cfg: Config, m: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+def fresh_slots(
+    db_url: str, m: dict[str, Any]
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The manifest's (patient, date) slots nobody has logged yet, and red-flag slots of
+    patients who never had a red-flag alert (each red flag then raises a new alert): all
+    of them in a fresh database, what an earlier run left in a reused one (--reuse-db)."""
+    red_date = m["red_flag_slots"][0]["date"] if m["red_flag_slots"] else m["today"]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        used = {
+            (str(patient), day.isoformat())
+            for patient, day in conn.execute(
+                "SELECT patient_id, date FROM rehab_dailylog WHERE date >= %s::date - 15",
+                [m["today"]],
+            ).fetchall()
+        }
+        flagged = {
+            str(patient)
+            for (patient,) in conn.execute(
+                "SELECT DISTINCT patient_id FROM rehab_alert WHERE rule LIKE 'RF-%%'"
+            ).fetchall()
+        }
+    slots = [s for s in m["slots"] if (s["patient"], s["date"]) not in used]
+    posters = dict.fromkeys(s["patient"] for s in m["slots"])
+    candidates = [*m["red_flag_slots"], *({"patient": p, "date": red_date} for p in posters)]
+    red: list[dict[str, str]] = []
+    for slot in candidates:
+        if slot["patient"] not in flagged and (slot["patient"], slot["date"]) not in used:
+            flagged.add(slot["patient"])
+            red.append(slot)
+    return slots, red
+
+
+def build_work(
+    cfg: Config, m: dict[str, Any], db_url: str
+) -> list[tuple[str, str, dict[str, Any]]]:
     """(kind, token, body) in the order the clients take them: the day's logs, the red
     flags spread evenly among them, a caseload read every tenth."""
+    slots, red_slots = fresh_slots(db_url, m)
     logs = [
         ("log", m["knox_tokens"][slot["patient"]], _body(slot["date"], SAFE))
-        for slot in m["slots"][: cfg.requests]
+        for slot in slots[: cfg.requests]
     ]
     reds = [
         (
@@ -377,7 +436,7 @@ def build_work(cfg: Config, m: dict[str, Any]) -> list[tuple[str, str, dict[str,
             m["knox_tokens"][slot["patient"]],
             {**_body(slot["date"], RED), "_p": slot["patient"]},
         )
-        for slot in m["red_flag_slots"][: cfg.red_flags]
+        for slot in red_slots[: cfg.red_flags]
     ]
     work: list[tuple[str, str, dict[str, Any]]] = []
     step = max(len(logs) // max(len(reds), 1), 1)
@@ -594,10 +653,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         primary_host, primary_port = conn.info.host, conn.info.port
         owner = conn.info.user
-        conn.execute(f'DROP DATABASE IF EXISTS "{cfg.db_name}" WITH (FORCE)')
-        template = f' TEMPLATE "{cfg.template}"' if cfg.template else ""
-        conn.execute(f'CREATE DATABASE "{cfg.db_name}"{template}')
-        conn.execute(f'ALTER DATABASE "{cfg.db_name}" SET random_page_cost = 1.1')
+    # --reuse-db: the database and manifest of a --keep-db run are loaded again as they are.
+    if not cfg.reuse_db:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{cfg.db_name}" WITH (FORCE)')
+            template = f' TEMPLATE "{cfg.template}"' if cfg.template else ""
+            conn.execute(f'CREATE DATABASE "{cfg.db_name}"{template}')
+            conn.execute(f'ALTER DATABASE "{cfg.db_name}" SET random_page_cost = 1.1')
     app_user = urlsplit(app_url).username or owner
     report: dict[str, Any] = {
         "scale": cfg.scale,
@@ -634,6 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             database=cfg.db_name,
             timeout=600,
             name="pg-rehearsal-replica",
+            slot=True,
         ) as replica:
             report["verdict"] = _run(cfg, report, nodes, replica, base_env, locals_(
                 owner_url=owner_url, app_url=app_url, app_user=app_user, owner=owner,
@@ -673,9 +736,14 @@ def _run(
         migrate_env.pop("DATABASE_MIGRATE_URL")
     # A copy of a migrated database (--template) only takes what it lacks: the bench
     # settings' DRF token table, which the bench's data set fills.
+    manifest = cfg.results / "manifest.json"
+    if cfg.reuse_db:
+        _reuse(cfg, report, replica, manifest, t)
+        return _pooled(
+            cfg, report, nodes, replica, base_env, urls, json.loads(manifest.read_text())
+        )
     _django(["manage.py", "migrate", "--noinput", "-v0"], migrate_env)
     log(f"migrated in {time.monotonic() - t:.1f} s (template: {cfg.template or 'none'})")
-    manifest = cfg.results / "manifest.json"
     # The data as the owner (COPY, VACUUM, CHECKPOINT), as `make bench` loads it.
     _django(
         [
@@ -700,6 +768,29 @@ def _run(
     report["data"]["setup_seconds"] = round(time.monotonic() - t, 1)
     report["data"]["from_template"] = cfg.template or None
     log(f"data: {m['daily_logs']} logs, {m['dailylog_size']}; replica caught up")
+    return _pooled(cfg, report, nodes, replica, base_env, urls, m)
+
+
+def _reuse(cfg: Config, report: dict[str, Any], replica: Any, manifest: Path, t: float) -> None:
+    m = json.loads(manifest.read_text())
+    report["data"] = {
+        k: m[k] for k in ("patients", "days", "daily_logs", "dailylog_size", "build_seconds")
+    }
+    report["data"]["clinics"] = cfg.clinics
+    report["data"]["reused"] = True
+    report["data"]["replica_catch_up_seconds"] = round(replica.catch_up(timeout=1800), 1)
+    report["data"]["setup_seconds"] = round(time.monotonic() - t, 1)
+
+
+def _pooled(
+    cfg: Config,
+    report: dict[str, Any],
+    nodes: Nodes,
+    replica: Any,
+    base_env: dict[str, str],
+    urls: dict[str, Any],
+    m: dict[str, Any],
+) -> dict[str, Any]:
     subprocess.run(  # noqa: S603 - a fresh queue: nothing of an earlier run is replayed
         [PY, "-c", f"import redis; redis.Redis.from_url({urls['redis_url']!r}).flushdb()"],
         check=True,
@@ -776,12 +867,18 @@ def _serve_and_load(
     report["nodes_up_seconds"] = round(time.monotonic() - t, 1)
     log(f"every node is up in {report['nodes_up_seconds']} s")
 
-    work = build_work(cfg, m)
+    work = build_work(cfg, m, urls["owner_url"])
     kills: dict[str, float] = {}
     restarts: dict[str, float] = {}
     load_started = time.monotonic()
 
     def kill() -> None:
+        if cfg.pause_before_kill > 0:
+            # Stopped first, the worker holds the messages it had taken (its children's
+            # tasks mid-run, what its last fetch brought): the kill then surely loses
+            # some, which only beat's sweep of the database can find again.
+            nodes.pause("safety1")
+            time.sleep(cfg.pause_before_kill)
         for name in ("web1", "safety1"):
             nodes.kill(name)
             kills[name] = round(time.monotonic() - load_started, 2)

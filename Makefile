@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: install chromium pgbouncer run test lint typecheck check bench clean
+.PHONY: install chromium pgbouncer haproxy run test lint typecheck check bench rehearsal clean
 
 # Debian's Chromium drives the browser tests (tests/dashboard/test_browser.py; never a
 # Playwright browser download). A fresh machine gets it here, from `make test`, as in CI.
@@ -48,11 +48,22 @@ pgbouncer:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq pgbouncer >/dev/null; \
 	}
 
+# Debian's HAProxy, the local proxy in front of the rehearsal's two web nodes
+# (bench/rehearsal.py, tests/test_rehearsal.py): installed as pgbouncer is.
+HAPROXY ?= haproxy
+
+haproxy:
+	@command -v $(HAPROXY) >/dev/null 2>&1 || [ -x /usr/sbin/$(HAPROXY) ] || { \
+		echo "Installing Debian's haproxy for the multi-node rehearsal"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq haproxy >/dev/null; \
+	}
+
 run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bin/embedded.py -- \
 		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && python manage.py seed_demo_reminders && exec honcho -f Procfile.dev start'
 
-test: install chromium pgbouncer
+test: install chromium pgbouncer haproxy
 	$(PY) bin/embedded.py -- $(PY) -m pytest $(ARGS)
 
 lint: install
@@ -69,6 +80,13 @@ check: lint typecheck test
 # REDIS_URL servers when set (a separate rehab_bench database, Redis db 13), else embedded.
 bench: install
 	$(PY) bin/embedded.py -- $(PY) -m bench.run $(ARGS)
+
+# The multi-node rehearsal (BENCHMARKS.md § Multi-node rehearsal): two web nodes behind
+# HAProxy, PgBouncer, a streaming replica, three Celery workers and beat, a load with one
+# web node and one worker SIGKILLed, then the no-loss check. Full scale (100 clinics,
+# 50,000 patients, a year) by default; REHEARSAL_SCALE=tiny, REHEARSAL_PATIENTS=... to size.
+rehearsal: install pgbouncer haproxy
+	$(PY) bin/embedded.py -- $(PY) -m bench.rehearsal $(ARGS)
 
 clean:
 	rm -rf .data .mypy_cache .ruff_cache .import_linter_cache test-artifacts

@@ -9,6 +9,8 @@ Shape (all patients in Europe/London):
 - "Bench Clinic": the other patients, with big@bench.local (sees them all).
 - "Bench Tiny Clinic": 5 patients with 20 days of logs, tiny@bench.local: the small data
   set that the query counts are compared against ("do not grow with data").
+- With `--clinics N` above 3 (the rehearsal: 100 clinics), "Bench Clinic" shares its
+  patients out with N - 3 more clinics ("Bench Clinic 2", ...), in equal parts.
 - A year (`--days`) of daily logs per patient, ~88% of days logged, dated up to 15 days ago
   so that the last 13 local dates stay free for the load's POSTs (no 409s). Written with
   COPY; every historical log is marked evaluated, as in a clinic that has been running.
@@ -264,7 +266,16 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     tiny = clinician("tiny@bench.local", clinic_tiny)
 
     case_patients = _make_patients(clinic_case, caseload_size, "case", rng)
-    big_patients = _make_patients(clinic_big, args.patients - caseload_size, "big", rng)
+    # `--clinics` beyond the three above (the rehearsal's chain of clinics): the other
+    # patients are shared out between "Bench Clinic" and that many more.
+    others = args.patients - caseload_size
+    extra = [Clinic(name=f"Bench Clinic {n}") for n in range(2, max(args.clinics - 1, 1))]
+    Clinic.objects.bulk_create(extra)
+    share = -(-others // (len(extra) + 1)) if others else 0
+    big_patients = _make_patients(clinic_big, min(share, others), "big", rng)
+    for n, clinic in enumerate(extra):
+        count = min(share, others - len(big_patients))
+        big_patients += _make_patients(clinic, count, f"c{n + 2}-", rng)
     tiny_patients = _make_patients(clinic_tiny, 5, "tiny", rng)
     through = Clinician.patients.through
     through.objects.bulk_create(
@@ -381,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--caseload", type=int, default=500)
+    parser.add_argument(
+        "--clinics", type=int, default=3, help="3: the shape above; more share out the rest"
+    )
     parser.add_argument("--exercise-patients", type=int, default=500)
     parser.add_argument("--posters", type=int, default=2000)
     parser.add_argument("--red-flags", type=int, default=250)

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 import psycopg
 
-from bench import data_rights, profiling
+from bench import data_rights, pooling, profiling
 from bench import reminders as reminders_bench
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -756,6 +756,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         ),
         ("sweep < 60 s", f"{results['sweep']['seconds']} s", results["sweep"]["seconds"] < 60),
     ]
+    checks.extend(pooling.targets(results.get("pooling", {})))
     checks.extend(results["data_rights"]["targets"])
     checks.extend(results.get("reminders", {}).get("targets", []))
     for role in ("gunicorn_child", "celery_main", "celery_child"):
@@ -793,6 +794,7 @@ def print_table(results: dict[str, Any]) -> None:
                 s["p99_ms"],
             )
         )
+    rows.extend(pooling.table_rows(results.get("pooling", {})))
     print()
     for row in rows:
         print(f"{row[0]:<26}" + "".join(f"{v!s:>10}" for v in row[1:]))
@@ -1116,6 +1118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["dashboard"] = get_latency(
             cfg.port, "/dashboard/", "", cfg.gets, cookie=f"sessionid={m['clinician_session']}"
         )
+
+        # --- the log POST and a read through PgBouncer, beside direct (bench/pooling.py) ---
+        results["pooling"] = pooling.section(cfg, m, env, db_url, slots)
 
         # --- the periodic sweep, in-process, with the worker up ---
         results["sweep"] = json.loads(

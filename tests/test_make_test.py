@@ -107,3 +107,28 @@ def test_it_installs_nothing_when_pgbouncer_is_there(tmp_path):
 
 def test_it_installs_pgbouncer_in_ci_too():
     assert "make pgbouncer" in (BASE_DIR / ".ci" / "run").read_text()
+
+
+# Debian's HAProxy for tests/test_rehearsal.py, installed the same way.
+
+
+def test_it_makes_test_depend_on_the_haproxy_check():
+    printed = _make("-n", "test", "VENV=.venv").stdout
+    check = printed.index("command -v haproxy")
+    assert check < printed.index("-m pytest"), printed
+
+
+def test_it_installs_haproxy_with_apt_get_when_it_is_missing(tmp_path):
+    apt_get, calls = _apt_get_stand_in(tmp_path)
+
+    result = _make("haproxy", "HAPROXY=no-such-proxy-here", f"APT_GET={apt_get}", "SUDO=")
+
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines() == [
+        "noninteractive update -qq",
+        "noninteractive install -y -qq haproxy",
+    ]
+
+
+def test_it_installs_haproxy_in_ci_too():
+    assert "make haproxy" in (BASE_DIR / ".ci" / "run").read_text()

@@ -4,32 +4,19 @@ server connection is free, and a log POST, a read and an evaluation through it."
 
 from __future__ import annotations
 
-import contextlib
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
+from bench.pgbouncer import PGBOUNCER, pgbouncer
 from patients.models import Patient
 from rehab.models import Alert, DailyLog
 from rehab.services import safety
-from tests.processes import BASE_DIR
-
-PGBOUNCER = shutil.which("pgbouncer") or (
-    "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
-)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -39,12 +26,6 @@ pytestmark = [
 ]
 
 LOGS = "/api/v1/logs/"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -59,64 +40,13 @@ def bouncer(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, 
         primary.close()
     app_user = (settings.DATABASE_APP or {}).get("USER") or primary.settings_dict["USER"]
     admin = primary.settings_dict["USER"]
-    # Under .data/, which the unprivileged user running it may enter (pytest's tmp may not).
-    workdir = BASE_DIR / ".data" / f"pgbouncer-{os.getpid()}"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    listen = _free_port()
-    (workdir / "userlist.txt").write_text(f'"{app_user}" ""\n"{admin}" ""\n')
     # Two server connections, both open, taken in turn: consecutive transactions of one
     # client land on different server connections, so any session state the service kept
     # (a WITH HOLD cursor, a prepared statement, SET ROLE) would be found missing.
-    (workdir / "pgbouncer.ini").write_text(
-        f"""[databases]
-* = host={host} port={port}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {listen}
-unix_socket_dir =
-auth_type = trust
-auth_file = {workdir}/userlist.txt
-admin_users = {admin}
-pool_mode = transaction
-default_pool_size = 2
-server_round_robin = 1
-min_pool_size = 2
-max_client_conn = 50
-server_reset_query =
-logfile = {workdir}/pgbouncer.log
-pidfile = {workdir}/pgbouncer.pid
-"""
-    )
-    run_as: dict[str, Any] = {}
-    if os.geteuid() == 0:  # pgbouncer refuses to run as root
-        entry = pwd.getpwnam("pgserver")
-        for path in (workdir, *workdir.iterdir()):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        run_as["user"] = "pgserver"
-    assert PGBOUNCER is not None
-    proc = subprocess.Popen(
-        [PGBOUNCER, str(workdir / "pgbouncer.ini")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        **run_as,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", listen), 0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                _, stderr = proc.communicate()
-                raise RuntimeError(f"pgbouncer did not start:\n{stderr.decode(errors='replace')}")
-            time.sleep(0.05)
-        yield {"port": listen, "app_user": app_user, "admin": admin}
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with pgbouncer(
+        host=host, port=port, users=[app_user], admin=admin, pool_size=2, round_robin=True
+    ) as server:
+        yield {"port": server.port, "app_user": app_user, "admin": admin, "server": server}
 
 
 @pytest.fixture
@@ -143,23 +73,7 @@ def pooled(bouncer: dict[str, Any], transactional_db: Any) -> Iterator[dict[str,
 
 
 def _transactions_through(bouncer: dict[str, Any]) -> int:
-    name = connections["default"].settings_dict["NAME"]
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=bouncer["port"],
-        dbname="pgbouncer",
-        user=bouncer["admin"],
-        autocommit=True,
-        prepare_threshold=None,
-        cursor_factory=psycopg.ClientCursor,
-    ) as admin:
-        cursor = admin.execute("SHOW STATS")
-        columns = [column.name for column in cursor.description or ()]
-        for row in cursor.fetchall():
-            stats = dict(zip(columns, row, strict=True))
-            if stats["database"] == name:
-                return int(stats["total_xact_count"])
-    return 0
+    return int(bouncer["server"].transactions(connections["default"].settings_dict["NAME"]))
 
 
 @pytest.mark.db_owner  # connects as the application role itself: no SET ROLE (session state)

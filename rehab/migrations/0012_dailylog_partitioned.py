@@ -72,7 +72,11 @@ BEGIN
     IF first < date '2000-01-01' OR first > current_date + interval '3 years' THEN
         RAISE EXCEPTION 'no daily log partition that far from today';
     END IF;
-    IF to_regclass(name) IS NOT NULL THEN
+    -- Two beats at once: the second waits here, then finds the partition made.
+    PERFORM pg_advisory_xact_lock(hashtext('rehab_dailylog_partition_create'));
+    -- A query, not to_regclass(): it sees what the other beat committed while we waited.
+    IF EXISTS (SELECT FROM pg_class WHERE relname = name
+               AND relnamespace = 'public'::regnamespace) THEN
         RETURN false;
     END IF;
     EXECUTE format('CREATE TABLE %I (LIKE rehab_dailylog INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);

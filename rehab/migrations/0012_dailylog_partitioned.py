@@ -7,13 +7,13 @@ What changes in the database, and why Django's state barely moves:
   month has no partition yet: an insert never fails for want of a partition.
 - A partitioned table's primary key must include the partition key, so the database's
   key is (id, date). Django keeps `id` as the model's primary key (the API's
-  idempotency key), and "one id, one log" is kept by `rehab_dailylog_id`, an unpartitioned
+  idempotency key), and "one id, one log" is kept by `rehab_dailylogid`, an unpartitioned
   table of the ids in use, claimed by a BEFORE INSERT trigger: an insert whose id is
   already claimed inserts nothing (as ON CONFLICT DO NOTHING would), so the log POST's
   single `INSERT ... ON CONFLICT DO NOTHING` statement still never raises.
 - A foreign key can only reference a unique key that includes the partition key: the
   alerts, occurrences, revisions and safety submissions now reference
-  `rehab_dailylog_id (id)` instead (same columns, same deferred check, so a log cannot be
+  `rehab_dailylogid (id)` instead (same columns, same deferred check, so a log cannot be
   deleted while anything still points at it). Django's state marks those fields
   `db_constraint=False`: Django no longer manages these constraints, this migration does.
 - Partitions are created by `rehab_dailylog_partition_create(month)` and, ahead of time,
@@ -44,7 +44,7 @@ FUNCTIONS_SQL = r"""
 -- releases the id just before the BEFORE INSERT trigger claims it again.
 CREATE FUNCTION rehab_dailylog_id_claim() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO rehab_dailylog_id (id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
+    INSERT INTO rehab_dailylogid (id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -54,7 +54,7 @@ $$;
 
 CREATE FUNCTION rehab_dailylog_id_release() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM rehab_dailylog_id WHERE id = OLD.id;
+    DELETE FROM rehab_dailylogid WHERE id = OLD.id;
     RETURN OLD;
 END
 $$;
@@ -91,7 +91,7 @@ BEGIN
         'ALTER TABLE rehab_dailylog ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
         name, first, next);
     EXECUTE format(
-        'INSERT INTO rehab_dailylog_id (id) SELECT id FROM %I ON CONFLICT DO NOTHING', name);
+        'INSERT INTO rehab_dailylogid (id) SELECT id FROM %I ON CONFLICT DO NOTHING', name);
     RETURN true;
 END
 $$;
@@ -141,7 +141,7 @@ $$;"""  # noqa: S608 - table names from this module
     )
     add_fks = "\n".join(
         f"ALTER TABLE {table} ADD CONSTRAINT {table}_{column}_fk_dailylog_id"
-        f" FOREIGN KEY ({column}) REFERENCES rehab_dailylog_id (id)"
+        f" FOREIGN KEY ({column}) REFERENCES rehab_dailylogid (id)"
         " DEFERRABLE INITIALLY DEFERRED;"
         for table, column in REFERENCING
     )
@@ -163,7 +163,7 @@ ALTER TABLE rehab_dailylog ADD CONSTRAINT dailylog_one_per_day UNIQUE (patient_i
 CREATE INDEX dailylog_unevaluated ON rehab_dailylog (updated_at)
     WHERE evaluated_at IS NULL AND evaluation_failed_at IS NULL;
 
-CREATE TABLE rehab_dailylog_id (id uuid PRIMARY KEY);
+CREATE TABLE rehab_dailylogid (id uuid PRIMARY KEY);
 
 {FUNCTIONS_SQL}
 
@@ -175,7 +175,7 @@ SELECT rehab_dailylog_partitions_ensure({AHEAD});
 
 -- The rows move, their ids are claimed, and the triggers start with the next insert.
 INSERT INTO rehab_dailylog SELECT * FROM rehab_dailylog_old;
-INSERT INTO rehab_dailylog_id (id) SELECT id FROM rehab_dailylog_old;
+INSERT INTO rehab_dailylogid (id) SELECT id FROM rehab_dailylog_old;
 CREATE TRIGGER dailylog_id_claim BEFORE INSERT ON rehab_dailylog
     FOR EACH ROW EXECUTE FUNCTION rehab_dailylog_id_claim();
 CREATE TRIGGER dailylog_id_release BEFORE DELETE ON rehab_dailylog
@@ -230,7 +230,7 @@ DROP FUNCTION rehab_dailylog_partitions_ensure(integer);
 DROP FUNCTION rehab_dailylog_partition_create(date);
 DROP FUNCTION rehab_dailylog_id_claim();
 DROP FUNCTION rehab_dailylog_id_release();
-DROP TABLE rehab_dailylog_id;
+DROP TABLE rehab_dailylogid;
 {add_fks}
 """  # noqa: S608 - names from this module
 
@@ -256,7 +256,6 @@ class Migration(migrations.Migration):
                 migrations.CreateModel(
                     name="DailyLogId",
                     fields=[("id", models.UUIDField(primary_key=True, serialize=False))],
-                    options={"db_table": "rehab_dailylog_id"},
                 ),
                 migrations.AlterField(
                     model_name="alert",

@@ -23,7 +23,7 @@ def _score_check(field: str, nullable: bool = True) -> models.CheckConstraint:
 # is (id, date), Django's is `id`. "One id, one log" is kept by `DailyLogId`, and the
 # tables pointing at a log reference that table, not this one: their ForeignKeys say
 # `db_constraint=False` (Django cannot manage a key onto a partitioned table), and the
-# migration adds each one's constraint onto `rehab_dailylog_id (id)` itself. A new
+# migration adds each one's constraint onto DailyLogId's table itself. A new
 # ForeignKey to DailyLog needs the same (`db_constraint=False`, and a RunSQL like 0012's).
 
 
@@ -31,15 +31,12 @@ class DailyLogId(models.Model):
     """The ids of the daily logs in use, one row each: what keeps a log's id unique
     across the partitions, and what foreign keys to a log reference.
 
-    Written only by the log table's triggers: an insert into rehab_dailylog claims its id
+    Written only by the log table's triggers: an insert of a log claims its id
     here (a claimed id makes the insert a no-op, as ON CONFLICT DO NOTHING), a delete
     releases it. Holds nothing but the id.
     """
 
     id = models.UUIDField(primary_key=True)
-
-    class Meta:
-        db_table = "rehab_dailylog_id"
 
     def __str__(self) -> str:
         return str(self.id)

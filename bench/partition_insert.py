@@ -29,8 +29,10 @@ COLUMNS = "id, patient_id, date, pain, notes, safety, version, created_at, updat
     " evaluation_attempts, evaluation_error"
 )
 INSERT = (
-    "INSERT INTO {table} (" + COLUMNS + ") VALUES (%s, %s, %s, %s, '', '{{}}', 1, now(), now(),"
-    " 0, '') ON CONFLICT DO NOTHING RETURNING id"
+    "INSERT INTO {table} ("  # noqa: S608 - two fixed table names
+    + COLUMNS
+    + ") VALUES (%s, %s, %s, %s, '', '{{}}', 1, now(), now(), 0, '')"
+    " ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
@@ -109,7 +111,7 @@ def main() -> None:
     conninfo = {k: v for k, v in conninfo.items() if v is not None}
     tables = ("rehab_dailylog", "bench_dailylog_plain")
     conns = {t: psycopg.connect(cursor_factory=psycopg.ClientCursor, **conninfo) for t in tables}
-    pids = {t: conns[t].execute("SELECT pg_backend_pid()").fetchone()[0] for t in tables}
+    pids = {t: conns[t].info.backend_pid for t in tables}
     slots = [(str(p.pk), today - timedelta(days=d)) for d in range(args.days) for p in posters]
     sent: dict[str, list[tuple[str, str, date]]] = {t: [] for t in tables}
     result: dict[str, dict[str, float]] = {t: {} for t in tables}

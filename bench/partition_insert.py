@@ -96,14 +96,18 @@ def main() -> None:
             )
         cursor.execute("VACUUM ANALYZE bench_dailylog_plain")
         cursor.execute("VACUUM ANALYZE rehab_dailylog")
-        cursor.execute("SELECT count(*) FROM rehab_dailylog")
-        (rows,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM rehab_dailylog),"
+            " (SELECT count(*) FROM bench_dailylog_plain)"
+        )
+        rows = cursor.fetchone()
 
     settings = connection.settings_dict
     conninfo: dict[str, Any] = {
         "dbname": settings["NAME"],
         "user": settings["USER"],
-        "host": settings["HOST"] or None,
+        # The embedded server's socket comes as `?host=` in the URL, i.e. in OPTIONS.
+        "host": settings["HOST"] or (settings.get("OPTIONS") or {}).get("host"),
         "port": settings["PORT"] or None,
         "password": settings["PASSWORD"] or None,
         "autocommit": True,
@@ -136,7 +140,10 @@ def main() -> None:
             result[table][f"{phase}_wall_us"] = wall[table] / len(slots) * 1e6
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE bench_dailylog_plain")
-    print(f"{len(slots)} inserts each; {rows} logs in the table before (both)", file=sys.stderr)
+    print(
+        f"{len(slots)} inserts each; logs before: {rows[0]} partitioned, {rows[1]} plain",
+        file=sys.stderr,
+    )
     for table in tables:
         figures = ", ".join(f"{k} {v:.0f}" for k, v in result[table].items())
         print(f"{table}: {figures}")

@@ -79,7 +79,9 @@ BEGIN
                AND relnamespace = 'public'::regnamespace) THEN
         RETURN false;
     END IF;
-    EXECUTE format('CREATE TABLE %I (LIKE rehab_dailylog INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+    -- vacuum_truncate off: see the default partition below.
+    EXECUTE format('CREATE TABLE %I (LIKE rehab_dailylog INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'
+                   ' WITH (vacuum_truncate = false)', name);
     -- Logs of that month the default partition holds move in (their ids are released by
     -- the trigger on the way out and claimed again below, in this same transaction).
     EXECUTE format(
@@ -157,7 +159,12 @@ ALTER INDEX dailylog_unevaluated RENAME TO dailylog_old_unevaluated;
 -- Same columns, defaults, NOT NULLs and checks (named as Django names them).
 CREATE TABLE rehab_dailylog (LIKE rehab_dailylog_old INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
     PARTITION BY RANGE (date);
-CREATE TABLE rehab_dailylog_default PARTITION OF rehab_dailylog DEFAULT;
+-- No partition's vacuum truncates its empty tail: that takes an ACCESS EXCLUSIVE lock,
+-- which a replica replays, and a read replica's dashboards would wait on it while replay
+-- lags. An edit moving a log to another month leaves such a tail far more often than an
+-- update in place did.
+CREATE TABLE rehab_dailylog_default PARTITION OF rehab_dailylog DEFAULT
+    WITH (vacuum_truncate = false);
 ALTER TABLE rehab_dailylog ADD CONSTRAINT rehab_dailylog_pkey PRIMARY KEY (id, date);
 ALTER TABLE rehab_dailylog ADD CONSTRAINT dailylog_one_per_day UNIQUE (patient_id, date);
 CREATE INDEX dailylog_unevaluated ON rehab_dailylog (updated_at)

@@ -114,6 +114,14 @@ def test_the_beat_task_creates_partitions_ahead_as_the_application_role_and_once
         owned_by_other, may_insert = cursor.fetchone()
     assert owned_by_other  # the owner's,
     assert may_insert  # with the usual grants
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_partition_tree('rehab_dailylog') t"
+            " JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf"
+            " AND NOT 'vacuum_truncate=false' = ANY(coalesce(c.reloptions, '{}'))"
+        )
+        # No vacuum takes an ACCESS EXCLUSIVE lock a replica's readers would wait on.
+        assert cursor.fetchall() == []
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""What partitioning the daily logs costs the log POST's insert (BENCHMARKS.md).
+"""What partitioning the daily logs costs the log POST's insert, and the reads by patient
+without dates (BENCHMARKS.md).
 
     bin/embedded.py -- sh -c '.venv/bin/python manage.py migrate -v0 &&
         DATABASE_URL=$DATABASE_MIGRATE_URL .venv/bin/python -m bench.partition_insert'
@@ -123,8 +124,8 @@ def main() -> None:
         cpu = {t: _cpu_seconds(pids[t]) for t in tables}
         wall = dict.fromkeys(tables, 0.0)
         for i, (patient, day) in enumerate(slots):
-            order = tables if i % 2 == 0 else tables[::-1]
-            for table in order:
+            turn = tables if i % 2 == 0 else tables[::-1]
+            for table in turn:
                 if phase == "new":
                     row = (str(uuid.uuid4()), patient, day)
                     sent[table].append(row)
@@ -138,6 +139,38 @@ def main() -> None:
                 (_cpu_seconds(pids[table]) - cpu[table]) / len(slots) * 1e6
             )
             result[table][f"{phase}_wall_us"] = wall[table] / len(slots) * 1e6
+    # The caseload's per-patient look-ups without dates (first and last log): one index
+    # probe on the plain table, one per partition on the partitioned one.
+    for lookup, order in (("last_log", "DESC"), ("first_log", "ASC")):
+        cpu = {t: _cpu_seconds(pids[t]) for t in tables}
+        for _ in range(10):
+            for patient in ids:
+                for table in tables:
+                    conns[table].execute(
+                        f"SELECT date FROM {table} WHERE patient_id = %s"  # noqa: S608
+                        f" ORDER BY date {order} LIMIT 1",
+                        [patient],
+                    ).fetchall()
+        for table in tables:
+            result[table][f"{lookup}_cpu_us"] = (
+                (_cpu_seconds(pids[table]) - cpu[table]) / (10 * len(ids)) * 1e6
+            )
+    # The same as the caseload runs it: one query, planned once, a correlated subquery
+    # per patient (first and last log dates), per patient.
+    cpu = {t: _cpu_seconds(pids[t]) for t in tables}
+    for _ in range(10):
+        for table in tables:
+            conns[table].execute(
+                f"SELECT (SELECT date FROM {table} WHERE patient_id = p::uuid"  # noqa: S608
+                " ORDER BY date DESC LIMIT 1),"
+                f" (SELECT date FROM {table} WHERE patient_id = p::uuid ORDER BY date LIMIT 1)"
+                " FROM unnest(%s::text[]) AS p",
+                [ids],
+            ).fetchall()
+    for table in tables:
+        result[table]["caseload_like_per_patient_cpu_us"] = (
+            (_cpu_seconds(pids[table]) - cpu[table]) / (10 * len(ids)) * 1e6
+        )
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE bench_dailylog_plain")
     print(

@@ -156,6 +156,28 @@ def _copy(table: str, columns: str, lines: Iterator[str], *, batch_bytes: int = 
     return rows
 
 
+def _log_partitions(first: date, last: date) -> None:
+    """The daily log table's monthly partitions for the generated dates (the migration
+    made only the months around today; docs/clinical-record.md)."""
+    from rehab.services.partitions import partition_create
+
+    month = first.replace(day=1)
+    while month <= last:
+        partition_create(month=month)
+        month = (month + timedelta(days=32)).replace(day=1)
+
+
+def _log_ids_claim() -> None:
+    """COPY under `session_replication_role = replica` skips the triggers, the one that
+    claims each log's id too: claim them in one statement."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rehab_dailylogid (id) SELECT id FROM rehab_dailylog ON CONFLICT DO NOTHING"
+        )
+
+
 def _exercise_lines(
     assignments: Sequence[tuple[uuid.UUID, list[uuid.UUID], date]],
     *,
@@ -286,6 +308,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     log(f"{args.patients} patients in {time.monotonic() - started:.1f}s")
 
     t = time.monotonic()
+    _log_partitions(today - timedelta(days=args.days + HISTORY_GAP_DAYS), today)
     every = [p.pk for p in case_patients + big_patients]
     lines = _log_lines(every, days=args.days, today=today, rng=rng)
     rows = _copy("rehab_dailylog", LOG_COLUMNS, lines)
@@ -294,6 +317,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         LOG_COLUMNS,
         _log_lines([p.pk for p in tiny_patients], days=20, today=today, rng=rng),
     )
+    _log_ids_claim()
     log(f"{rows} daily logs (COPY) in {time.monotonic() - t:.1f}s")
 
     t = time.monotonic()
@@ -359,7 +383,11 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             cursor.execute("CHECKPOINT")  # autocommit, as the VACUUMs: an error aborts nothing
         except DatabaseError as exc:
             log(f"no CHECKPOINT after the load ({exc}); a checkpoint may land in a phase")
-        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('rehab_dailylog'))")
+        # Partitioned: the parent holds nothing, its partitions hold the logs.
+        cursor.execute(
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(relid)))"
+            " FROM pg_partition_tree('rehab_dailylog')"
+        )
         size = cursor.fetchone()[0]
     log(f"done in {time.monotonic() - started:.1f}s; rehab_dailylog {size}")
     return {

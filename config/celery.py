@@ -74,6 +74,7 @@ TASK_QUEUE_PATTERNS: tuple[tuple[str, str], ...] = (
     ("rehab.tasks.review_rules_task", DEFAULT),
     ("rehab.tasks.missed_log_reminders_task", DEFAULT),
     ("rehab.tasks.progression_proposals_task", DEFAULT),
+    ("rehab.tasks.dailylog_partitions_*", DEFAULT),
     ("rehab.tasks.questionnaires_*", DEFAULT),
     ("notifications.tasks.*", DEFAULT),
     ("patients.tasks.*", DEFAULT),

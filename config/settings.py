@@ -676,6 +676,14 @@ CELERY_BEAT_SCHEDULE = {
     "rights-export-jobs-sweep": {"task": "rights.tasks.export_jobs_sweep_task", "schedule": 300.0},
     # Pseudonymise records past their clinic's retention period (docs/data-rights.md).
     "rights-retention-sweep": {"task": "rights.tasks.retention_sweep_task", "schedule": 86400.0},
+    # The daily log table's monthly partitions, created months ahead (docs/deployment.md §
+    # Daily log partitions): idempotent, and a log whose month has none yet still goes in
+    # (the default partition), so a missed run costs nothing but partition pruning.
+    "rehab-dailylog-partitions": {
+        "task": "rehab.tasks.dailylog_partitions_ensure_task",
+        "schedule": 86400.0,
+        "options": {"expires": 3600},
+    },
     "safety-missed-log-reminders": {
         "task": "rehab.tasks.missed_log_reminders_task",
         "schedule": 3600.0,
@@ -684,6 +692,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Product settings ---
+# How many months ahead of the current one the beat keeps daily log partitions ready.
+DAILYLOG_PARTITIONS_AHEAD_MONTHS: int = env.int("DAILYLOG_PARTITIONS_AHEAD_MONTHS", default=3)
 INVITATION_TTL_DAYS: int = env.int("INVITATION_TTL_DAYS", default=14)
 # By default the port this process serves (`make run` exports PORT), so that the links in
 # emails of a `PORT=8001 make run` lead back to it.

@@ -17,6 +17,11 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from config.db import table
 from patients.models import AuditEvent
 
+PARTITION_FUNCTIONS = (
+    "rehab_dailylog_partitions_ensure(integer)",
+    "rehab_dailylog_partition_create(date)",
+)
+
 
 class RoleError(Exception):
     """The roles are not set up so that the application role is least-privileged."""
@@ -63,6 +68,12 @@ def app_role_grant(*, role: str, using: str = DEFAULT_DB_ALIAS) -> None:
             f" GRANT USAGE, SELECT ON SEQUENCES TO {quoted}",
         ):
             cursor.execute(statement)
+        # The daily log partitions' functions (rehab migration 0012): the only DDL the
+        # application may cause, a month's partition of that one table, made by the owner.
+        for function in PARTITION_FUNCTIONS:
+            cursor.execute("SELECT to_regprocedure(%s)", [function])
+            if cursor.fetchone()[0] is not None:
+                cursor.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {quoted}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import psycopg
 from celery import shared_task
 from django import db
 
-from rehab.services import safety
+from rehab.services import partitions, safety
 from rehab.services import sweeps as sweep_services
 
 # A safety task whose database connection dropped mid-task (a PostgreSQL restart or
@@ -53,6 +53,12 @@ def submission_evaluate_task(submission_id: str) -> str:
 def unevaluated_logs_sweep_task() -> int:
     """Logs, and the superseded versions and refused submissions, still owed."""
     return sweep_services.unevaluated_logs_sweep() + sweep_services.unevaluated_submissions_sweep()
+
+
+@shared_task
+def dailylog_partitions_ensure_task() -> int:
+    """The daily log partitions of the coming months; how many it created."""
+    return partitions.partitions_ensure()
 
 
 @shared_task

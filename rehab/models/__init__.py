@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from rehab.models.alerts import Alert, AlertEvent, AlertOccurrence, Notification, Severity
-from rehab.models.logs import DailyLog, DailyLogRevision, MissedLogReminder, SafetySubmission
+from rehab.models.logs import (
+    DailyLog,
+    DailyLogId,
+    DailyLogRevision,
+    MissedLogReminder,
+    SafetySubmission,
+)
 
 # --- clinical record (rehab/models/record.py) ---
 from rehab.models.record import (
@@ -25,6 +31,7 @@ __all__ = [
     "AlertEvent",
     "AlertOccurrence",
     "DailyLog",
+    "DailyLogId",
     "DailyLogRevision",
     "MissedLogReminder",
     "Notification",

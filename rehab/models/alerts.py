@@ -55,7 +55,12 @@ class Alert(models.Model):
     # The inputs that made the rule fire the first time (each occurrence keeps its own).
     basis = models.JSONField(default=dict)
     log = models.ForeignKey(
-        DailyLog, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
+        DailyLog,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        db_constraint=False,
     )
     # What the patient was told for the answers that first fired it: the key of the
     # message shown (the most severe inline rule's) and its language; blank when the
@@ -139,7 +144,12 @@ class AlertOccurrence(models.Model):
     id = models.BigAutoField(primary_key=True)
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="occurrences")
     log = models.ForeignKey(
-        DailyLog, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        DailyLog,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
     )
     # Trend rules have no log; they fire at most once per patient-local day.
     fired_on = models.DateField()

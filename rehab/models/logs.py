@@ -18,6 +18,30 @@ def _score_check(field: str, nullable: bool = True) -> models.CheckConstraint:
     return models.CheckConstraint(condition=condition, name=f"dailylog_{field}_0_10")
 
 
+# The daily logs are partitioned by month of `date` in the database (migration 0012,
+# docs/clinical-record.md § Where the daily logs are stored): the database's primary key
+# is (id, date), Django's is `id`. "One id, one log" is kept by `DailyLogId`, and the
+# tables pointing at a log reference that table, not this one: their ForeignKeys say
+# `db_constraint=False` (Django cannot manage a key onto a partitioned table), and the
+# migration adds each one's constraint onto DailyLogId's table itself. A new
+# ForeignKey to DailyLog needs the same (`db_constraint=False`, and a RunSQL like 0012's).
+
+
+class DailyLogId(models.Model):
+    """The ids of the daily logs in use, one row each: what keeps a log's id unique
+    across the partitions, and what foreign keys to a log reference.
+
+    Written only by the log table's triggers: an insert of a log claims its id
+    here (a claimed id makes the insert a no-op, as ON CONFLICT DO NOTHING), a delete
+    releases it. Holds nothing but the id.
+    """
+
+    id = models.UUIDField(primary_key=True)
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
 class DailyLog(models.Model):
     """One patient's pain, function and safety check for one of their local dates."""
 
@@ -135,7 +159,9 @@ class DailyLogRevision(models.Model):
     """A log's content before an edit: who changed what, when."""
 
     id = models.BigAutoField(primary_key=True)
-    log = models.ForeignKey(DailyLog, on_delete=models.CASCADE, related_name="revisions")
+    log = models.ForeignKey(
+        DailyLog, on_delete=models.CASCADE, related_name="revisions", db_constraint=False
+    )
     version = models.PositiveIntegerField()
     data = models.JSONField()
     changed_fields = models.JSONField(default=list)
@@ -179,7 +205,12 @@ class SafetySubmission(models.Model):
     # The stored log the answers belong to (superseded) or that the 409 named (refused);
     # null only when the 409 named no log of this patient.
     log = models.ForeignKey(
-        DailyLog, on_delete=models.CASCADE, null=True, blank=True, related_name="submissions"
+        DailyLog,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="submissions",
+        db_constraint=False,
     )
     kind = models.CharField(max_length=12, choices=Kind.choices)
     # The log's version these answers were (superseded); null for a refused submission.

@@ -20,6 +20,7 @@ from patients.services import audit_event, audit_record
 from rehab.models import DailyLog, DailyLogRevision
 from rehab.safety import Evaluation, SafetyAnswers
 from rehab.services import safety as safety_services
+from rehab.services.partitions import log_id_release_unused
 
 # How far back a patient may log (docs/app-developers.md, "Time zones and local dates"):
 # two weeks of catching up after a flat battery or a hospital stay, no more.
@@ -90,6 +91,10 @@ def _check_date(*, patient: Patient, day: date) -> None:
         )
 
 
+class _StaleClaim(Exception):
+    """The insert met only an id claimed by no log: it may be tried again."""
+
+
 @dataclass(frozen=True)
 class LogWrite:
     log: DailyLog
@@ -104,6 +109,7 @@ def _conflict(
     content: dict[str, Any],
     context: AuditContext | None,
     evaluation: Evaluation | None = None,
+    stale_claim_retried: bool = True,
 ) -> LogWrite:
     """Decide what an insert that met an existing row was: a retry, or a conflict.
 
@@ -111,7 +117,22 @@ def _conflict(
     travels in the answer, and its urgent and emergency red flags are kept, owed an
     evaluation, to be raised on that log (docs/safety-path.md, "Refused submissions").
     """
-    same_id = DailyLog.objects.filter(pk=log_id).first()
+    # A retry repeats its date: the look-up reads that month's partition alone. Only an id
+    # met under another date (a clash) pays for asking every partition.
+    same_id = (
+        DailyLog.objects.filter(pk=log_id, date=content["date"]).first()
+        or DailyLog.objects.filter(pk=log_id).first()
+    )
+    # An id claimed by no log (rehab/services/partitions.py): the claim this insert made
+    # before its (patient, date) clash, now released. If no log holds the date either, a
+    # stale claim alone stopped the insert: it is tried once more.
+    if (
+        same_id is None
+        and log_id_release_unused(log_id)
+        and not stale_claim_retried
+        and not DailyLog.objects.filter(patient=patient, date=content["date"]).exists()
+    ):
+        raise _StaleClaim
     if (
         same_id is not None
         and same_id.patient_id == patient.pk
@@ -215,15 +236,21 @@ def log_create(
         patient=patient,
         context=context,
     )
-    if not insert_unless_conflict(log, event):
-        return _conflict(
-            patient=patient,
-            actor=actor,
-            log_id=log_id,
-            content=content,
-            context=context,
-            evaluation=evaluation,
-        )
+    for retried in (False, True):
+        if insert_unless_conflict(log, event):
+            break
+        try:
+            return _conflict(
+                patient=patient,
+                actor=actor,
+                log_id=log_id,
+                content=content,
+                context=context,
+                evaluation=evaluation,
+                stale_claim_retried=retried,
+            )
+        except _StaleClaim:
+            continue
     # After the commit (at once outside a transaction, at its end inside one).
     safety_services.log_evaluation_enqueue(log=log)
     return LogWrite(log=log, created=True)

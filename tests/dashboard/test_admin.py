@@ -45,6 +45,7 @@ from rehab.models import (
     AlertOccurrence,
     AssessedMark,
     DailyLog,
+    DailyLogId,
     DailyLogRevision,
     Diagnosis,
     ImagingFinding,
@@ -584,7 +585,8 @@ ADMIN_APPS = ("patients", "programs", "rehab", "rights", "django_celery_beat")
 # Shown only inside their parent's page (append-only history of the parent).
 INLINE_ONLY = {DailyLogRevision, AlertOccurrence, AlertEvent}
 # django-celery-beat's own "schedules changed" marker: one row, written by its signals.
-NOT_IN_ADMIN = {PeriodicTasks}
+# The daily logs' ids in use: written by the log table's triggers alone, nothing to see.
+NOT_IN_ADMIN = {PeriodicTasks, DailyLogId}
 
 
 def test_every_model_of_our_apps_is_in_the_admin_or_an_inline():

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from rehab.models.alerts import Alert, AlertEvent, AlertOccurrence, Notification, Severity
-from rehab.models.logs import DailyLog, DailyLogRevision, MissedLogReminder, SafetySubmission
+from rehab.models.logs import (
+    DailyLog,
+    DailyLogRevision,
+    MissedLogReminder,
+    PatientLogRollup,
+    SafetySubmission,
+)
 
 # --- clinical record (rehab/models/record.py) ---
 from rehab.models.record import (
@@ -28,6 +34,7 @@ __all__ = [
     "DailyLogRevision",
     "MissedLogReminder",
     "Notification",
+    "PatientLogRollup",
     "SafetySubmission",
     "Severity",
     "TranslationReview",

@@ -11,7 +11,9 @@ it if need be), then reads the logs in a later statement, hence with a snapshot 
 after the lock was granted: whoever held the lock before has committed, and their logs
 are read. Two transactions writing logs of one patient queue on that row, and the last
 to commit writes a row computed from every committed log. A patient who has no log left
-has no row.
+has no row. The common write, a log dated after the patient's last one, takes a shorter
+path: one UPDATE adding the new log to the row, with no read of the logs; anything else
+(a backfill, an edit, a deletion) recomputes.
 
 Written as a row trigger on the table by its name, so that it also serves a
 declaratively partitioned log table: PostgreSQL clones a partitioned table's row
@@ -82,10 +84,34 @@ $$;
 CREATE FUNCTION rehab_dailylog_rollup() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        PERFORM rehab_log_rollup_refresh(OLD.patient_id);
+    IF TG_OP = 'INSERT' THEN
+        -- The common write, the patient's newest log, is added to their row in one
+        -- UPDATE, without reading their logs. It is correct under concurrency as a
+        -- counter's increment is: the UPDATE waits for the row's lock, then re-checks
+        -- its WHERE and computes its SET from the latest committed version. The running
+        -- totals keep their base (only their differences are read): the oldest kept
+        -- log's leaves with the first element.
+        UPDATE rehab_patientlogrollup SET
+            last_log_date = NEW.date,
+            latest_pain = NEW.pain,
+            baseline_sum = baseline_sum
+                + CASE WHEN NEW.date <= first_log_date + 6 THEN NEW.pain ELSE 0 END,
+            baseline_n = baseline_n
+                + CASE WHEN NEW.date <= first_log_date + 6 THEN 1 ELSE 0 END,
+            recent_dates
+                = (recent_dates || NEW.date)[greatest(1, cardinality(recent_dates) - 5):],
+            recent_pain_sums = (
+                recent_pain_sums
+                || (recent_pain_sums[cardinality(recent_pain_sums)] + NEW.pain)
+            )[greatest(1, cardinality(recent_dates) - 5):]
+        WHERE patient_id = NEW.patient_id AND last_log_date < NEW.date;
+        IF NOT FOUND THEN
+            PERFORM rehab_log_rollup_refresh(NEW.patient_id);
+        END IF;
+        RETURN NULL;
     END IF;
-    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.patient_id <> OLD.patient_id) THEN
+    PERFORM rehab_log_rollup_refresh(OLD.patient_id);
+    IF TG_OP = 'UPDATE' AND NEW.patient_id <> OLD.patient_id THEN
         PERFORM rehab_log_rollup_refresh(NEW.patient_id);
     END IF;
     RETURN NULL;

@@ -279,10 +279,11 @@ class PatientLogRollup(models.Model):
     # them: the MIN_LOGS test is the reader's, as for the current window.
     baseline_sum = models.PositiveIntegerField()
     baseline_n = models.PositiveSmallIntegerField()
-    # The latest logs' dates, oldest first, and their running pain totals from a leading
-    # 0: the logs dated in any span of them are counted by two binary searches
-    # (PostgreSQL's width_bucket) and their pains summed by two look-ups, with no
-    # per-log work in the caseload's sort.
+    # The latest logs' dates, oldest first, and their running pain totals, one more than
+    # the dates, from a base before the oldest (0 after a recomputation, more after
+    # the trigger's appends: only differences are read). The logs dated in any span of
+    # them are counted by two binary searches (PostgreSQL's width_bucket) and their
+    # pains summed by two look-ups: no per-log work in the caseload's sort.
     recent_dates = ArrayField(models.DateField())
     recent_pain_sums = ArrayField(models.PositiveIntegerField())
 

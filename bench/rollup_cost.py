@@ -24,6 +24,7 @@ import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -38,6 +39,32 @@ TRIGGER = "rehab_dailylog_rollup_write"
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def trigger_times(db: str, patients: list[Any], today: date) -> dict[str, float]:
+    """The trigger's own time per row, as EXPLAIN ANALYZE reports it for one multi-row
+    INSERT (PostgreSQL times each trigger): less at the mercy of the machine's load
+    than the CPU deltas above. In a transaction rolled back."""
+    rows = "SELECT gen_random_uuid(), p, %s::date, 4, '', '{}', 1, now(), now(), 0, ''"
+    insert = INSERT.split("VALUES")[0] + rows + " FROM unnest(%s::uuid[]) AS p"
+    out = {}
+    with psycopg.connect(db) as conn:
+        for name, day, clear in (
+            ("newest log", today - timedelta(days=2), False),
+            ("a backfill", today - timedelta(days=30), True),
+        ):
+            if clear:
+                conn.execute(
+                    "DELETE FROM rehab_dailylog WHERE patient_id = ANY(%s) AND date = %s",
+                    [patients, day],
+                )
+            (plan,) = conn.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + insert, [day, patients]
+            ).fetchone() or (None,)
+            (trigger,) = [t for t in plan[0]["Triggers"] if t["Trigger Name"] == TRIGGER]
+            out[name] = round(trigger["Time"] * 1000 / trigger["Calls"], 1)
+        conn.rollback()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         conn.execute(
             "SELECT rehab_log_rollup_refresh(id) FROM unnest(%s::uuid[]) AS id", [patients]
         )
-    result = {
+    result: dict[str, Any] = {
         kind: {
             "pg_cpu_us_per_insert": round(statistics.median(c for c, _ in rounds), 1),
             "wall_us_per_insert": round(statistics.median(w for _, w in rounds), 1),
@@ -101,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for kind, rounds in per.items()
     }
+    result["trigger_us_per_row"] = trigger_times(args.db, patients, today)
     result["inserts_per_round"] = len(patients)
     result["load_avg"] = os.getloadavg()
     print(json.dumps(result, indent=1))

@@ -11,9 +11,16 @@ it if need be), then reads the logs in a later statement, hence with a snapshot 
 after the lock was granted: whoever held the lock before has committed, and their logs
 are read. Two transactions writing logs of one patient queue on that row, and the last
 to commit writes a row computed from every committed log. A patient who has no log left
-has no row. The common write, a log dated after the patient's last one, takes a shorter
-path: one UPDATE adding the new log to the row, with no read of the logs; anything else
-(a backfill, an edit, a deletion) recomputes.
+has no row. Under the lock, the common write, a log dated after the patient's last one,
+is added to the row with no read of the logs; a log after the baseline window and older
+than the 7 kept ones changes nothing (a bulk load of a year costs a recomputation per
+patient for its ends, not per log); anything else (a backfill into those, an edit, a
+deletion) recomputes.
+
+Row triggers, not statement triggers with transition tables: PostgreSQL refuses
+transition tables on column-filtered (UPDATE OF) triggers, and a row moved between
+partitions by an UPDATE fires row triggers (DELETE and INSERT on the partitions), not
+the INSERT or DELETE statement triggers.
 
 Written as a row trigger on the table by its name, so that it also serves a
 declaratively partitioned log table: PostgreSQL clones a partitioned table's row
@@ -83,14 +90,22 @@ $$;
 
 CREATE FUNCTION rehab_dailylog_rollup() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    r rehab_patientlogrollup%ROWTYPE;
+    p uuid;
 BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.patient_id <> OLD.patient_id THEN
+        PERFORM rehab_log_rollup_refresh(OLD.patient_id);
+        PERFORM rehab_log_rollup_refresh(NEW.patient_id);
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
-        -- The common write, the patient's newest log, is added to their row in one
-        -- UPDATE, without reading their logs. It is correct under concurrency as a
-        -- counter's increment is: the UPDATE waits for the row's lock, then re-checks
-        -- its WHERE and computes its SET from the latest committed version. The running
-        -- totals keep their base (only their differences are read): the oldest kept
-        -- log's leaves with the first element.
+        p := NEW.patient_id;
+        -- The common write, the patient's newest log, is added to the row in one UPDATE
+        -- that reads no log. Correct under concurrency as a counter's increment is: it
+        -- waits for the row's lock, then re-checks its WHERE and computes its SET from
+        -- the latest committed version. The running totals keep their base (only
+        -- differences are read): the oldest kept log's leaves with the first element.
         UPDATE rehab_patientlogrollup SET
             last_log_date = NEW.date,
             latest_pain = NEW.pain,
@@ -104,16 +119,32 @@ BEGIN
                 recent_pain_sums
                 || (recent_pain_sums[cardinality(recent_pain_sums)] + NEW.pain)
             )[greatest(1, cardinality(recent_dates) - 5):]
-        WHERE patient_id = NEW.patient_id AND last_log_date < NEW.date;
-        IF NOT FOUND THEN
-            PERFORM rehab_log_rollup_refresh(NEW.patient_id);
+        WHERE patient_id = p AND last_log_date < NEW.date;
+        IF FOUND THEN
+            RETURN NULL;
         END IF;
-        RETURN NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        p := OLD.patient_id;
+    ELSE
+        p := NEW.patient_id;
     END IF;
-    PERFORM rehab_log_rollup_refresh(OLD.patient_id);
-    IF TG_OP = 'UPDATE' AND NEW.patient_id <> OLD.patient_id THEN
-        PERFORM rehab_log_rollup_refresh(NEW.patient_id);
+    -- The patient's lock; the row read is the latest committed version (READ COMMITTED
+    -- re-reads a row it waited for), so what is decided below is decided on it.
+    SELECT * INTO r FROM rehab_patientlogrollup WHERE patient_id = p FOR UPDATE;
+    IF FOUND THEN
+        -- A log after the baseline window and before the 7 kept ones changes nothing the
+        -- row holds, whether it comes, goes or changes pain (a bulk load of a year, a
+        -- deletion of old logs): nothing to do.
+        IF cardinality(r.recent_dates) = 7
+            AND (TG_OP = 'INSERT'
+                OR (OLD.date > r.first_log_date + 6 AND OLD.date < r.recent_dates[1]))
+            AND (TG_OP = 'DELETE'
+                OR (NEW.date > r.first_log_date + 6 AND NEW.date < r.recent_dates[1]))
+        THEN
+            RETURN NULL;
+        END IF;
     END IF;
+    PERFORM rehab_log_rollup_refresh(p);
     RETURN NULL;
 END
 $$;

@@ -96,6 +96,28 @@ def with_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
     )
 
 
+class _AlertTriage(Func):
+    """The alert tiers' order as one sortable row per patient: the most urgent open
+    alert's tier (NO_ALERT_TIER without one), then since when it has waited, the longest
+    first (none last). The same order as `alert_tier` then `alert_waiting_since`, from
+    one look-up of the patient's open alerts instead of two: the sort computes it for
+    every patient of the clinic, the annotations are read for the page's rows only."""
+
+    template = f"""(
+        SELECT ROW(coalesce(a.tier, {NO_ALERT_TIER}), a.since IS NULL, a.since)
+        FROM (SELECT %(expressions)s) AS o(patient_id)
+        LEFT JOIN LATERAL (
+            SELECT {_RANK} AS tier, {_OPENED_AT} AS since {_open_alerts()}
+            ORDER BY 1, 2 LIMIT 1
+        ) AS a ON true
+    )"""  # noqa: S608 - the only interpolations are the model's names and constants
+    # Only ever ordered by, never read: the value is an anonymous record.
+    output_field = Field()
+
+    def __init__(self) -> None:
+        super().__init__(F("pk"))
+
+
 class _LogTriage(Func):
     """The caseload's order below the alert tiers, as one sortable row per patient:
     worsening pain, then missed logs, then the rest (the tier); within missed logs, never
@@ -171,10 +193,9 @@ def caseload_list(*, user: User, search: str = "") -> QuerySet[Patient]:
         )
     return (
         with_alert_triage(with_log_figures(patients))
-        .alias(log_triage=_LogTriage())
+        .alias(alert_triage=_AlertTriage(), log_triage=_LogTriage())
         .order_by(
-            "alert_tier",
-            F("alert_waiting_since").asc(nulls_last=True),
+            "alert_triage",
             "log_triage",
             "last_name",
             "first_name",

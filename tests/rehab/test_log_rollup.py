@@ -12,8 +12,10 @@ patient's logs at once lose neither.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -22,6 +24,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -344,3 +347,70 @@ def test_an_evaluation_beside_a_log_write_neither_waits_nor_loses_anything():
     assert row == expected_rollup(patient)
     assert row is not None
     assert Fraction(row[6][-1]) == 8
+
+
+@pytest.mark.django_db
+def test_a_log_post_keeps_the_rollup_in_its_one_statement(patient_client, patient):
+    today = patient.local_today()
+    DailyLog.objects.create(patient=patient, date=today - timedelta(days=1), pain=3)
+    body = {"id": str(uuid.uuid4()), "date": today.isoformat(), "pain": 6}
+    with CaptureQueriesContext(connection) as ctx:
+        response = patient_client.post("/api/v1/logs/", body, format="json")
+    assert response.status_code == 201, response.json()
+    # No statement of its own: the trigger runs inside the POST's INSERT.
+    assert [q["sql"].split()[0] for q in ctx.captured_queries] == [
+        "SELECT",
+        "SAVEPOINT",
+        "WITH",
+        "RELEASE",
+    ]
+    row = stored_rollup(patient)
+    assert row == expected_rollup(patient)
+    assert row is not None
+    assert (row[1], row[2]) == (today, 6)
+
+
+@pytest.mark.django_db
+@pytest.mark.db_owner
+def test_the_migrations_triggers_serve_a_partitioned_log_table(patient):
+    """The daily log table may become a declaratively partitioned one (by month): the
+    migration's CREATE TRIGGER statements, run on a partitioned copy, fire for rows
+    written through the parent into its partitions, present and attached later."""
+    migration = importlib.import_module("rehab.migrations.0012_patientlogrollup")
+    triggers = [
+        statement.replace(" ON rehab_dailylog\n", " ON partitioned_logs\n").replace(
+            "TRIGGER rehab_dailylog_rollup_", "TRIGGER partitioned_logs_rollup_"
+        )
+        for statement in migration.REFRESH.split(";")
+        if "CREATE TRIGGER" in statement
+    ]
+    assert len(triggers) == 2
+    DailyLog.objects.create(patient=patient, date=TODAY - timedelta(days=40), pain=3)
+    columns = (
+        "id, patient_id, date, pain, notes, safety, version, created_at, updated_at,"
+        " evaluation_attempts, evaluation_error"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE partitioned_logs (LIKE rehab_dailylog INCLUDING DEFAULTS)"
+            " PARTITION BY RANGE (date)"
+        )
+        cursor.execute(
+            "CREATE TABLE partitioned_logs_2026_10 PARTITION OF partitioned_logs"
+            " FOR VALUES FROM ('2026-10-01') TO ('2026-11-01')"
+        )
+        for statement in triggers:
+            cursor.execute(statement)
+        cursor.execute(
+            "CREATE TABLE partitioned_logs_2026_11 PARTITION OF partitioned_logs"
+            " FOR VALUES FROM ('2026-11-01') TO ('2026-12-01')"
+        )
+        for day, pain in ((TODAY - timedelta(days=25), 5), (TODAY, 7)):  # Oct., then Nov.
+            cursor.execute(
+                f"INSERT INTO partitioned_logs ({columns})"
+                " VALUES (%s, %s, %s, %s, '', '{}', 1, now(), now(), 0, '')",
+                [uuid.uuid4(), patient.pk, day, pain],
+            )
+            row = stored_rollup(patient)
+            assert row is not None
+            assert (row[1], row[2]) == (day, pain)  # the newest log, added by the trigger

@@ -14,6 +14,7 @@ Shape (all patients in Europe/London):
 - A year (`--days`) of daily logs per patient, ~88% of days logged, dated up to 15 days ago
   so that the last 13 local dates stay free for the load's POSTs (no 409s). Written with
   COPY; every historical log is marked evaluated, as in a clinic that has been running.
+  COPY runs with triggers off, so the caseload's log rollup is rebuilt after it.
 - Programs for `--exercise-patients` caseload patients (default 500) with 60 days of
   exercise logs (COPY), and a few open alerts in both clinics.
 
@@ -320,6 +321,14 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     _log_ids_claim()
     log(f"{rows} daily logs (COPY) in {time.monotonic() - t:.1f}s")
 
+    # COPY ran with triggers off: the caseload's rollup is built here, as an operator's
+    # `manage.py rebuild_log_rollups` would after such a load.
+    from rehab.services.rollup import log_rollups_rebuild
+
+    t = time.monotonic()
+    rebuilt = log_rollups_rebuild()
+    log(f"log rollup of {rebuilt} patients in {time.monotonic() - t:.1f}s")
+
     t = time.monotonic()
     exercise_rows = _programs(case_patients[: args.exercise_patients], physio, today, rng)
     took = time.monotonic() - t
@@ -373,6 +382,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         # look-ups) visits the heap, which would measure a freshly loaded table instead.
         cursor.execute("VACUUM (ANALYZE) rehab_dailylog")
         cursor.execute("VACUUM (ANALYZE) programs_exerciselog")
+        cursor.execute("VACUUM (ANALYZE) rehab_patientlogrollup")
         cursor.execute("ANALYZE")
         # And checkpointed long since: the load and its vacuum write ~1.5 GB of WAL, so
         # without this PostgreSQL starts a WAL-triggered checkpoint in the middle of the

@@ -31,22 +31,11 @@ from uuid import UUID
 
 from django.db.models import (
     BooleanField,
-    Case,
-    Count,
-    DateField,
-    ExpressionWrapper,
-    F,
     IntegerField,
-    OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
-    Sum,
-    Value,
-    When,
 )
-from django.db.models.functions import Coalesce
 
 from patients.models import Patient, User
 from programs import rules
@@ -70,10 +59,12 @@ from rehab.models import (
     ProvocativeTest,
     QuestionnaireResponse,
 )
+from rehab.models.logs import ROLLUP_RECENT_LOGS
 from rehab.safety.vocab import BOOLEAN_FIELDS, CHOICE_FIELDS
 from rehab.selectors import record as record_selectors
 from rehab.selectors.alerts import alert_list
 from rehab.selectors.caseload import MISSED_LOG_DAYS, NO_ALERT_TIER, caseload_list, missed_logs
+from rehab.selectors.logs import CURRENT, RollupScalar, window
 
 STALE_DAYS = MISSED_LOG_DAYS
 ADHERENCE_DAYS = 7
@@ -89,26 +80,18 @@ class CaseloadFilters:
     stale: bool = False
 
 
-def _logs_in_last_days(days: int) -> Coalesce:
-    since = ExpressionWrapper(
-        OuterRef("local_date") - timedelta(days=days - 1), output_field=DateField()
-    )
-    counts = (
-        DailyLog.objects.filter(
-            patient=OuterRef("pk"), date__gte=since, date__lte=OuterRef("local_date")
-        )
-        .order_by()
-        .values("patient")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+def _logs_in_last_days(days: int) -> RollupScalar:
+    """How many logs the patient wrote in the `days` local days ending today, from the
+    rollup's latest logs (a window of at most ROLLUP_RECENT_LOGS days)."""
+    assert days <= ROLLUP_RECENT_LOGS, "the rollup keeps too few logs for this window"
+    logs = window(f"o.today - {days - 1}", "o.today")
+    return RollupScalar(f"SELECT {logs.n}", output_field=IntegerField())
 
 
-def _mcid_reached() -> Coalesce:
+def _mcid_reached() -> RollupScalar:
     """progress.figures' "meaningful change reached" in SQL (False too when a window has
     fewer than MIN_LOGS logs, so that "not reached" includes not computable yet), over
-    the windows of `with_log_figures`, whose `first_log_date` and `local_date` it reads.
+    the windows of `with_log_figures`, from the patient's rollup row; needs `local_date`.
 
     The tests are on integer sums and counts, so that the filter agrees with the rows
     (`figures_of`, exact fractions) also on exact ties. With b = bs/bn, c = cs/cn and
@@ -116,55 +99,19 @@ def _mcid_reached() -> Coalesce:
         change = d / (bn*cn) <= -2          <=>  d <= -2 * bn * cn
         percent = 100 * d / (cn*bs) <= -30  <=>  100 * d <= -30 * cn * bs   (bs > 0)
     Means would miss the ties: 7/3 -> 1/3 is exactly -2 points, its numeric means made it
-    -1.99999999999999996667. One subquery, one pass over the two windows' logs: the
-    window figures' own subqueries, repeated in each term, cost ten times as much (a
-    subquery in WHERE is evaluated once per mention)."""
-    first, today = OuterRef("first_log_date"), OuterRef("local_date")
-    baseline = Q(
-        date__gte=first,
-        date__lte=ExpressionWrapper(
-            first + timedelta(days=progress.BASELINE_DAYS - 1), output_field=DateField()
-        ),
-    )
-    current = Q(
-        date__gte=ExpressionWrapper(
-            today - timedelta(days=progress.CURRENT_DAYS - 1), output_field=DateField()
-        ),
-        date__lte=today,
-    )
-
-    def integer(expression: Any) -> ExpressionWrapper[Any]:
-        return ExpressionWrapper(expression, output_field=IntegerField())
-
-    logs = (
-        DailyLog.objects.filter(baseline | current, patient=OuterRef("pk"))
-        .order_by()
-        .values("patient")
-        .annotate(
-            bs=Sum("pain", filter=baseline),
-            bn=Count("id", filter=baseline),
-            cs=Sum("pain", filter=current),
-            cn=Count("id", filter=current),
-        )
-        .annotate(d=integer(F("cs") * F("bn") - F("bs") * F("cn")))
-        .annotate(d100=integer(Value(100) * F("d")))
-        .annotate(
-            reached=Case(
-                # Both means need MIN_LOGS logs; a baseline of 0 cannot drop 2 points (and
-                # has no percent change).
-                When(
-                    Q(bn__gte=progress.MIN_LOGS, cn__gte=progress.MIN_LOGS, bs__gt=0)
-                    & Q(d__lte=integer(Value(progress.MCID_POINTS) * F("bn") * F("cn")))
-                    & Q(d100__lte=integer(Value(progress.MCID_PERCENT) * F("cn") * F("bs"))),
-                    then=Value(True),
-                ),
-                default=Value(False),
-                output_field=BooleanField(),
-            )
-        )
-    )
-    # No logs in either window: no row, NULL; not reached, as figures_of says.
-    return Coalesce(Subquery(logs.values("reached"), output_field=BooleanField()), Value(False))
+    -1.99999999999999996667. One subquery, the current window read once."""
+    n = progress.MIN_LOGS
+    # Both means need MIN_LOGS logs; a baseline of 0 cannot drop 2 points (and has no
+    # percent change). No logs at all: o.bn is NULL, not reached, as figures_of says.
+    sql = f"""SELECT CASE
+        WHEN o.bn >= {n} AND c.n >= {n} AND o.bs > 0
+        THEN x.d <= {progress.MCID_POINTS} * o.bn * c.n
+            AND 100 * x.d <= {progress.MCID_PERCENT} * c.n * o.bs
+        ELSE false
+    END
+    FROM (SELECT {CURRENT.total} AS total, {CURRENT.n} AS n) AS c
+    CROSS JOIN LATERAL (SELECT c.total * o.bn - o.bs::bigint * c.n AS d) AS x"""  # noqa: S608
+    return RollupScalar(sql, output_field=BooleanField())
 
 
 def dashboard_caseload(*, user: User, filters: CaseloadFilters) -> QuerySet[Patient]:

@@ -8,6 +8,7 @@ from rehab.models.logs import (
     DailyLogId,
     DailyLogRevision,
     MissedLogReminder,
+    PatientLogRollup,
     SafetySubmission,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "DailyLogRevision",
     "MissedLogReminder",
     "Notification",
+    "PatientLogRollup",
     "SafetySubmission",
     "Severity",
     "TranslationReview",

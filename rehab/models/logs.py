@@ -4,6 +4,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -274,3 +275,52 @@ class MissedLogReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient_id} from {self.streak_from}"
+
+
+# The rollup keeps this many of a patient's latest logs: enough for the current window
+# (progress.CURRENT_DAYS days, at most one log a day) whenever no log is dated after the
+# patient's local today.
+ROLLUP_RECENT_LOGS = 7
+
+
+class PatientLogRollup(models.Model):
+    """Per patient, the log figures the caseload sorts and shows, so that a caseload of
+    thousands reads one row per patient instead of searching each patient's logs.
+
+    Written by the database, not by Django: a trigger on the daily log table recomputes
+    a patient's row from their logs in the same statement as any insert, delete or
+    change of a log's patient, date or pain (rehab/migrations/0013_patientlogrollup.py,
+    docs/architecture.md § Caseload rollup). A row exists exactly when the patient has a
+    log. `manage.py rebuild_log_rollups` recomputes rows the trigger did not see (a load
+    with triggers off, a restore).
+
+    The current window is not stored: it moves with the patient's today. What is kept is
+    what it is computed from, the ROLLUP_RECENT_LOGS latest logs (`recent_*`);
+    rehab.selectors.logs reads the window from them, and from the logs themselves
+    in the rare case they may not hold all of it (a log dated after the patient's today).
+    """
+
+    patient = models.OneToOneField(
+        Patient, on_delete=models.CASCADE, primary_key=True, related_name="log_rollup"
+    )
+    first_log_date = models.DateField()
+    last_log_date = models.DateField()
+    latest_pain = models.PositiveSmallIntegerField()
+    # The baseline window's logs (progress.BASELINE_DAYS days from the first log), all of
+    # them: the MIN_LOGS test is the reader's, as for the current window.
+    baseline_sum = models.PositiveIntegerField()
+    baseline_n = models.PositiveSmallIntegerField()
+    # The latest logs' dates, oldest first, and their running pain totals, one more than
+    # the dates, from a base before the oldest (0 after a recomputation, more after
+    # the trigger's appends: only differences are read). The logs dated in any span of
+    # them are counted by two binary searches (PostgreSQL's width_bucket) and their
+    # pains summed by two look-ups: no per-log work in the caseload's sort.
+    recent_dates = ArrayField(models.DateField())
+    recent_pain_sums = ArrayField(models.PositiveIntegerField())
+
+    class Meta:
+        # Nothing but the trigger and the rebuild write it; Django only reads it.
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} log rollup"

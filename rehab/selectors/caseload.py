@@ -25,11 +25,10 @@ from rehab import progress
 from rehab.models import Alert, Severity
 from rehab.models.alerts import SEVERITY_RANK
 from rehab.selectors.logs import (
-    LOG_DATE,
-    LOG_PAIN,
-    LOG_PATIENT,
-    LOGS,
+    CURRENT,
+    ROLLUP_ROW,
     PatientScalar,
+    rollup_refs,
     sql_literal,
     with_log_figures,
 )
@@ -97,18 +96,40 @@ def with_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
     )
 
 
+class _AlertTriage(Func):
+    """The alert tiers' order as one sortable row per patient: the most urgent open
+    alert's tier (NO_ALERT_TIER without one), then since when it has waited, the longest
+    first (none last). The same order as `alert_tier` then `alert_waiting_since`, from
+    one look-up of the patient's open alerts instead of two: the sort computes it for
+    every patient of the clinic, the annotations are read for the page's rows only."""
+
+    template = f"""(
+        SELECT ROW(coalesce(a.tier, {NO_ALERT_TIER}), a.since IS NULL, a.since)
+        FROM (SELECT %(expressions)s) AS o(patient_id)
+        LEFT JOIN LATERAL (
+            SELECT {_RANK} AS tier, {_OPENED_AT} AS since {_open_alerts()}
+            ORDER BY 1, 2 LIMIT 1
+        ) AS a ON true
+    )"""  # noqa: S608 - the only interpolations are the model's names and constants
+    # Only ever ordered by, never read: the value is an anonymous record.
+    output_field = Field()
+
+    def __init__(self) -> None:
+        super().__init__(F("pk"))
+
+
 class _LogTriage(Func):
     """The caseload's order below the alert tiers, as one sortable row per patient:
     worsening pain, then missed logs, then the rest (the tier); within missed logs, never
     logged, then the longest silent first; then the most worsened first; then the oldest
     last log first.
 
-    One subquery whose figures are computed once, in LATERAL joins: the same order as
-    annotations (a pain delta, a tier, a missed-logs date) would cost PostgreSQL one
-    evaluation of every log subquery per mention, about 30 per patient and 25 ms for a
-    500-patient caseload, against about 5 here. Its windows and tests are those of
-    `with_log_figures` and `missed_logs()` (issue 8: tests/rehab/test_caseload_order.py
-    checks it against them); AVG of integers is exact numeric, so equal deltas tie.
+    One subquery over the patient's rollup row (`rehab.models.PatientLogRollup`), whose
+    figures are computed once, in LATERAL joins: the same order as annotations (a pain
+    delta, a tier, a missed-logs date) would cost PostgreSQL one evaluation of every
+    subquery per mention. Its windows and tests are those of `with_log_figures` and
+    `missed_logs()` (issue 8: tests/rehab/test_caseload_order.py checks it against them);
+    means are exact numeric, as AVG of integers (sum / count), so equal deltas tie.
 
     A flag before a value that may be NULL orders the NULLs (last, or first for "never
     logged"), so that record comparison never meets a NULL against a value; the last
@@ -119,41 +140,24 @@ class _LogTriage(Func):
     template = f"""(
         SELECT ROW(
             t.tier,
-            t.tier = {MISSED_LOGS_TIER} AND l.day IS NOT NULL,
-            CASE WHEN t.tier = {MISSED_LOGS_TIER} THEN l.day END,
+            t.tier = {MISSED_LOGS_TIER} AND o.last IS NOT NULL,
+            CASE WHEN t.tier = {MISSED_LOGS_TIER} THEN o.last END,
             d.delta IS NULL,
             -d.delta,
-            l.day
+            o.last
         )
-        FROM (SELECT %(expressions)s) AS o(patient_id, today)
-        LEFT JOIN LATERAL (
-            SELECT {LOG_DATE} AS day FROM {LOGS}
-            WHERE {LOG_PATIENT} = o.patient_id ORDER BY {LOG_DATE} DESC LIMIT 1
-        ) AS l ON true
-        LEFT JOIN LATERAL (
-            SELECT {LOG_DATE} AS day FROM {LOGS}
-            WHERE {LOG_PATIENT} = o.patient_id ORDER BY {LOG_DATE} ASC LIMIT 1
-        ) AS f ON true
-        CROSS JOIN LATERAL (
-            SELECT AVG({LOG_PAIN}) AS mean, COUNT(*) AS n FROM {LOGS}
-            WHERE {LOG_PATIENT} = o.patient_id
-                AND {LOG_DATE} >= f.day AND {LOG_DATE} <= f.day + {progress.BASELINE_DAYS - 1}
-        ) AS b
-        CROSS JOIN LATERAL (
-            SELECT AVG({LOG_PAIN}) AS mean, COUNT(*) AS n FROM {LOGS}
-            WHERE {LOG_PATIENT} = o.patient_id
-                AND {LOG_DATE} >= o.today - {progress.CURRENT_DAYS - 1} AND {LOG_DATE} <= o.today
-        ) AS c
+        FROM (SELECT %(expressions)s OFFSET 0) AS {ROLLUP_ROW}
+        CROSS JOIN LATERAL (SELECT {CURRENT.n} AS n, {CURRENT.total} AS total) AS c
         CROSS JOIN LATERAL (
             SELECT CASE
-                WHEN b.n >= {progress.MIN_LOGS} AND c.n >= {progress.MIN_LOGS}
-                THEN c.mean - b.mean
+                WHEN o.bn >= {progress.MIN_LOGS} AND c.n >= {progress.MIN_LOGS}
+                THEN c.total::numeric / c.n::numeric - o.bs::numeric / o.bn::numeric
             END AS delta
         ) AS d
         CROSS JOIN LATERAL (
             SELECT CASE
                 WHEN d.delta > 0 THEN {WORSENING_TIER}
-                WHEN l.day IS NULL OR l.day <= o.today - {MISSED_LOG_DAYS}
+                WHEN o.last IS NULL OR o.last <= o.today - {MISSED_LOG_DAYS}
                 THEN {MISSED_LOGS_TIER}
                 ELSE {REST_TIER}
             END AS tier
@@ -163,7 +167,7 @@ class _LogTriage(Func):
     output_field = Field()
 
     def __init__(self) -> None:
-        super().__init__(F("pk"), F("local_date"))
+        super().__init__(*rollup_refs())
 
 
 def caseload_list(*, user: User, search: str = "") -> QuerySet[Patient]:
@@ -189,10 +193,9 @@ def caseload_list(*, user: User, search: str = "") -> QuerySet[Patient]:
         )
     return (
         with_alert_triage(with_log_figures(patients))
-        .alias(log_triage=_LogTriage())
+        .alias(alert_triage=_AlertTriage(), log_triage=_LogTriage())
         .order_by(
-            "alert_tier",
-            F("alert_waiting_since").asc(nulls_last=True),
+            "alert_triage",
             "log_triage",
             "last_name",
             "first_name",

@@ -9,14 +9,17 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import (
+    Case,
     DateField,
     DateTimeField,
     F,
     Field,
     Func,
     IntegerField,
+    Q,
     QuerySet,
     Value,
+    When,
 )
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
@@ -26,6 +29,7 @@ from config.db import column, table
 from patients.models import Patient, User
 from rehab import progress
 from rehab.models import DailyLog
+from rehab.models.logs import ROLLUP_RECENT_LOGS
 
 
 def log_list(
@@ -125,55 +129,108 @@ class PatientScalar(Func):
 LOGS = table(DailyLog)
 LOG_PATIENT, LOG_DATE, LOG_PAIN = (column(DailyLog, name) for name in ("patient", "date", "pain"))
 
+# What `RollupScalar` binds in `o`, from the patient's rollup row (all NULL for a patient
+# who never logged): its fields, in this order, after `patient_id` and `today`.
+ROLLUP_FIELDS = (
+    "first_log_date",
+    "last_log_date",
+    "baseline_sum",
+    "baseline_n",
+    "recent_dates",
+    "recent_pain_sums",
+)
+ROLLUP_ROW = "o(patient_id, today, first, last, bs, bn, dates, sums)"
 
-def _log_date(order: str) -> PatientScalar:
-    return PatientScalar(
-        f"SELECT {LOG_DATE} FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id"  # noqa: S608
-        f" ORDER BY {LOG_DATE} {order} LIMIT 1",
-        output_field=DateField(),
+
+def rollup_refs() -> tuple[F, ...]:
+    """The expressions bound as ROLLUP_ROW: the patient, their `local_date` annotation and
+    their rollup row's fields (a LEFT JOIN to the rollup, one per query)."""
+    return (F("pk"), F("local_date"), *(F(f"log_rollup__{name}") for name in ROLLUP_FIELDS))
+
+
+class RollupScalar(Func):
+    """A scalar SQL subquery over each outer patient's rollup row (`rehab.models.
+    PatientLogRollup`), bound once as ROLLUP_ROW: `o.patient_id`, `o.today` (the
+    `local_date` annotation), `o.first` and `o.last` (first and last log dates), `o.bs`
+    and `o.bn` (the baseline window's pain sum and log count, MIN_LOGS not applied),
+    `o.dates` and `o.sums` (the latest logs' dates, oldest first, and running pain
+    totals from 0). Needs `local_date`."""
+
+    def __init__(self, sql: str, *, output_field: Field[Any, Any]) -> None:
+        escaped = sql.replace("%", "%%")
+        super().__init__(
+            *rollup_refs(),
+            template=f"(SELECT ({escaped}) FROM (SELECT %(expressions)s OFFSET 0) AS {ROLLUP_ROW})",  # noqa: S608
+            output_field=output_field,
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """SQL over `o` of ROLLUP_ROW for the outer patient's logs dated start..end (at most
+    ROLLUP_RECENT_LOGS days, ending at or after the latest logs' dates, as the current
+    window does): `n`, how many, and `total`, their pains' sum (0 for none).
+
+    Read from the rollup's latest logs whenever they hold the whole window: the patient
+    has fewer logs than it keeps, or its oldest kept log is older than the window, or
+    its newest is not after the window's end (then its ROLLUP_RECENT_LOGS distinct dates
+    cover every day of the window, or reach before it). There, two binary searches
+    (width_bucket: how many kept dates are at most a date) bound the window's logs and
+    the running totals give their sum: no per-log work. Otherwise (logs dated after the
+    patient's local today: a zone changed, a clock ahead) from the log table, in a CASE
+    branch that only those rare patients reach."""
+
+    n: str
+    total: str
+
+
+def window(start: str, end: str) -> Window:
+    k = ROLLUP_RECENT_LOGS
+    whole = f"(cardinality(o.dates) < {k} OR o.dates[1] < {start} OR o.dates[{k}] <= {end})"
+    upto_end, before_start = f"width_bucket({end}, o.dates)", f"width_bucket({start} - 1, o.dates)"
+    logs = (
+        f"FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id"
+        f" AND {LOG_DATE} >= {start} AND {LOG_DATE} <= {end}"
+    )
+    return Window(
+        n=f"""(CASE WHEN o.dates IS NULL THEN 0
+            WHEN {whole} THEN {upto_end} - {before_start}
+            ELSE (SELECT count(*) {logs}) END)""",
+        total=f"""(CASE WHEN o.dates IS NULL THEN 0
+            WHEN {whole} THEN o.sums[{upto_end} + 1] - o.sums[{before_start} + 1]
+            ELSE (SELECT coalesce(sum({LOG_PAIN}), 0) {logs}) END)""",
     )
 
 
-def _window_figures(prefix: str, *, start: str, end: str, today: bool) -> dict[str, PatientScalar]:
-    """Figures of the outer patient's logs dated start..end (SQL over `o`), NULL under
-    MIN_LOGS logs: `<prefix>_sum` and `<prefix>_n`, integers from which the exact mean is
-    built in Python, as rehab.progress does (SQL's AVG is a float here: 4/3 came back as
-    1.3333333333333333 and -81.25 % rounded to -81.2). The caseload's order compares the
-    same windows' means in SQL (`caseload._LogTriage`)."""
-
-    def figure(aggregate: str) -> PatientScalar:
-        return PatientScalar(
-            f"""SELECT w.value FROM (
-                SELECT {aggregate} AS value, count(*) AS n FROM {LOGS}
-                WHERE {LOG_PATIENT} = o.patient_id
-                    AND {LOG_DATE} >= {start} AND {LOG_DATE} <= {end}
-            ) AS w WHERE w.n >= {progress.MIN_LOGS}""",  # noqa: S608 - constants only
-            output_field=IntegerField(),
-            today=today,
-        )
-
-    return {f"{prefix}_sum": figure(f"sum({LOG_PAIN})"), f"{prefix}_n": figure("count(*)")}
+# The current window (progress.CURRENT_DAYS days ending the patient's local today).
+CURRENT = window(f"o.today - {progress.CURRENT_DAYS - 1}", "o.today")
+assert progress.CURRENT_DAYS <= ROLLUP_RECENT_LOGS, "the rollup keeps too few logs"
 
 
 def with_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
-    """Annotate every patient with the caseload's log figures, in the same SQL query."""
-    first = f"(SELECT min({LOG_DATE}) FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id)"  # noqa: S608
-    return patients.annotate(
-        local_date=_local_today(),
-        first_log_date=_log_date("ASC"),
-        last_log_date=_log_date("DESC"),
-        latest_pain=PatientScalar(
-            f"SELECT {LOG_PAIN} FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id"  # noqa: S608
-            f" ORDER BY {LOG_DATE} DESC LIMIT 1",
+    """Annotate every patient with the caseload's log figures, in the same SQL query, from
+    their rollup row: `first_log_date`, `last_log_date`, `latest_pain`, and the baseline
+    and current windows' `<window>_sum` and `<window>_n`, NULL under MIN_LOGS logs;
+    integers from which the exact mean is built in Python, as rehab.progress does (SQL's
+    AVG is a float here: 4/3 came back as 1.3333333333333333 and -81.25 % rounded to
+    -81.2). The caseload's order compares the same windows' means in SQL
+    (`caseload._LogTriage`)."""
+    enough = Q(log_rollup__baseline_n__gte=progress.MIN_LOGS)
+
+    def current(value: str) -> RollupScalar:
+        return RollupScalar(
+            f"SELECT CASE WHEN {CURRENT.n} >= {progress.MIN_LOGS} THEN {value} END",
             output_field=IntegerField(),
-        ),
-    ).annotate(
-        **_window_figures(
-            "baseline", start=first, end=f"{first} + {progress.BASELINE_DAYS - 1}", today=False
-        ),
-        **_window_figures(
-            "current", start=f"o.today - {progress.CURRENT_DAYS - 1}", end="o.today", today=True
-        ),
+        )
+
+    return patients.annotate(local_date=_local_today()).annotate(
+        first_log_date=F("log_rollup__first_log_date"),
+        last_log_date=F("log_rollup__last_log_date"),
+        latest_pain=F("log_rollup__latest_pain"),
+        baseline_sum=Case(When(enough, then=F("log_rollup__baseline_sum"))),
+        baseline_n=Case(When(enough, then=F("log_rollup__baseline_n"))),
+        current_sum=current(CURRENT.total),
+        current_n=current(CURRENT.n),
     )
 
 

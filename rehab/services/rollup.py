@@ -1,0 +1,51 @@
+"""Rebuilding the per-patient log rollup (rehab.models.PatientLogRollup).
+
+The database keeps the rollup itself, in the same statement as every log write (the
+trigger of rehab/migrations/0013_patientlogrollup.py); a rebuild is for the writes the
+trigger did not see: a bulk load with triggers off (bench/datagen.py's COPY), a restore
+of the log table alone, a repair (docs/deployment.md § Caseload rollup).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db import connection, transaction
+
+from patients.models import Patient
+
+# Patients per statement and transaction: each batch holds its patients' rollup locks
+# until it commits, so a batch is short and log writes wait for at most one of them.
+REBUILD_BATCH = 1000
+
+
+def log_rollups_rebuild(
+    *, clinic_id: UUID | None = None, patient_id: UUID | None = None, batch: int = REBUILD_BATCH
+) -> int:
+    """Recompute the rollup rows of every patient (or of a clinic's, or one patient's)
+    from their logs; patients without logs lose any row. Returns the patients visited.
+
+    One statement per batch of patients, through the trigger's own function, so that a
+    rebuild and the trigger cannot disagree and a rebuild running beside log writes
+    takes the same per-patient lock as they do (no update is lost either way)."""
+    patients = Patient.objects.order_by("pk")
+    if clinic_id is not None:
+        patients = patients.filter(clinic_id=clinic_id)
+    if patient_id is not None:
+        patients = patients.filter(pk=patient_id)
+    done = 0
+    after: UUID | None = None
+    while True:
+        page = patients if after is None else patients.filter(pk__gt=after)
+        ids = list(page.values_list("pk", flat=True)[:batch])
+        if not ids:
+            return done
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM ("
+                " SELECT rehab_log_rollup_refresh(id) FROM unnest(%s::uuid[]) AS id"
+                " OFFSET 0) AS refreshed",
+                [ids],
+            )
+        done += len(ids)
+        after = ids[-1]

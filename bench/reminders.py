@@ -142,6 +142,10 @@ def run(patients: int, senders: int, budget: float = 55.0) -> dict[str, Any]:
         plan_seconds = time.perf_counter() - started
         ours = Reminder.objects.filter(patient__clinic_id=clinic_id)
         planned = ours.count()
+        # A default-queue worker has its URL patterns loaded after its first task (the
+        # unsubscribe links reverse a URL): load them once here, before the senders fork,
+        # rather than time each sender importing every view (seconds on a loaded core).
+        reminders.unsubscribe_url(patient_id=uuid.uuid4(), what="daily_log")
         connections.close_all()  # the senders are forked: each opens its own
         wait = due.timestamp() - time.time()
         if wait > 0:

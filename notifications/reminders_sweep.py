@@ -46,12 +46,15 @@ def _claim_sql() -> str:
     facts, _ = reminders.facts_sql("claimed")
     return f"""
     WITH locked AS (
+        -- The claimable index's order (next_attempt_at alone: the rows of a burst share one
+        -- instant, and a tie-break on id would sort all of them for every batch); a row
+        -- leased to a worker that died still has its due instant behind it.
         SELECT id, status, attempts FROM {_TABLE}
-        WHERE kind = %(kind)s AND (
-            (status IN (%(queued)s, %(retrying)s) AND next_attempt_at <= %(now)s)
-            OR (status = %(sending)s AND sending_until <= %(now)s)
-        )
-        ORDER BY next_attempt_at, id
+        WHERE kind = %(kind)s
+          AND status IN (%(queued)s, %(retrying)s, %(sending)s)
+          AND next_attempt_at <= %(now)s
+          AND (status <> %(sending)s OR sending_until <= %(now)s)
+        ORDER BY next_attempt_at
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     ), lost AS (
@@ -66,11 +69,9 @@ def _claim_sql() -> str:
             updated_at = %(now)s
         FROM locked
         WHERE d.id = locked.id AND NOT (locked.status = %(sending)s AND locked.attempts >= %(max)s)
-        RETURNING d.id, d.channel, d.address, d.idempotency_key, d.attempts, d.object_id,
-                  d.next_attempt_at
+        RETURNING d.id, d.channel, d.address, d.idempotency_key, d.attempts, d.object_id
     )
     {facts}
-    ORDER BY c.next_attempt_at, c.id
     """  # noqa: S608 - our table, values as parameters
 
 
@@ -114,13 +115,16 @@ def _record(
                     f"UPDATE {_TABLE} AS d SET status = %s, sent_at = %s, sending_until = NULL, "  # noqa: S608 - our table, values as parameters
                     "provider_id = v.provider_id, last_outcome = '', last_error = '', "
                     "updated_at = %s "
-                    "FROM unnest(%s::uuid[], %s::text[]) AS v(id, provider_id) WHERE d.id = v.id",
+                    "FROM unnest(%s::uuid[], %s::text[]) AS v(id, provider_id) "
+                    # By the primary key, not by a hash of the whole table.
+                    "WHERE d.id = v.id AND d.id = ANY(%s::uuid[])",
                     [
                         Status.SENT.value,
                         now,
                         now,
                         [pk for pk, _ in sent],
                         [provider_id for _, provider_id in sent],
+                        [pk for pk, _ in sent],
                     ],
                 )
         if cancelled:

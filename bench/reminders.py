@@ -128,7 +128,7 @@ def _analyze() -> None:
     owner_url = os.environ.get("DATABASE_MIGRATE_URL")
     if owner_url:
         with psycopg.connect(owner_url, autocommit=True) as owner:
-            owner.execute(sql)  # type: ignore[arg-type]
+            owner.execute(sql)
         return
     with connection.cursor() as cursor:
         cursor.execute(sql)

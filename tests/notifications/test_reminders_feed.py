@@ -151,8 +151,14 @@ def test_a_batch_writes_its_feed_items_in_one_statement(patient, django_assert_n
     with at(DUE):
         reminders.reminders_plan()
         batch = reminders_sweep._claim_batch(limit=100)
-        texts = reminders.reminders_compose(batch)
+        signer = reminders.UnsubscribeSigner()
+        owed = [
+            f.reminder_id
+            for f in batch
+            if f.reminder_id is not None and reminders.reminder_compose_facts(f, signer=signer)
+        ]
+        assert len(owed) == 5
         with django_assert_num_queries(1):
-            assert reminders.reminders_feed(reminders.reminders_owed(batch, texts)) == 5
+            assert reminders.reminders_feed(owed) == 5
         with django_assert_num_queries(1):
-            assert reminders.reminders_feed(reminders.reminders_owed(batch, texts)) == 0
+            assert reminders.reminders_feed(owed) == 0

@@ -9,7 +9,7 @@
    `Delivery` rows (email, and one per push device) with their `due_at`. Two beats, or a
    schedule edited after planning, never make a second reminder.
 2. *Send*: deliveries of kind `reminder` are claimed in batches with `SKIP LOCKED`
-   (notifications/reminders_sweep.py) or by the generic sweep, and composed
+   (notifications/reminders_sweep.py; the generic sweep leaves them alone), and composed
    at send time: a reminder no longer owed (today already logged, the kind switched off,
    the channel no longer chosen, the record restricted) is cancelled, never sent. Each
    reminder still owed is put in the patient's feed, once, before its first hand-over
@@ -604,7 +604,7 @@ def reminders_feed(reminder_ids: list[int]) -> int:
 
 
 def reminder_compose(delivery: Delivery) -> Composed:
-    """One claimed reminder delivery's text (the generic sweep's path)."""
+    """One claimed reminder delivery's text (the per-delivery send's path)."""
     return reminders_compose([delivery])[delivery.pk]
 
 

@@ -727,15 +727,20 @@ def _invitations_plan(*, now: datetime, limit: int) -> list[UUID]:
 
 def deliveries_sweep(*, limit: int = 500, budget: float = SWEEP_TIME_BUDGET) -> int:
     """Beat's sweep: plan the invitations a lost message left owed, then send every due
-    delivery (new, waiting out a back-off, or abandoned by a dead worker) in batches
-    claimed with SKIP LOCKED, until none is left or `budget` seconds are spent. Returns
-    how many were sent."""
+    delivery but the patient reminders (new, waiting out a back-off, or abandoned by a
+    dead worker), each claimed with SKIP LOCKED, until none is left or `budget` seconds
+    are spent. Returns how many were sent."""
     started = time.monotonic()
     now = timezone.now()
     for delivery_id in _invitations_plan(now=now, limit=limit):
         publish_on_commit(DELIVERY_SEND_TASK, str(delivery_id))
     sent = 0
-    for handled, delivery in enumerate(_claimed_one_by_one(Delivery.objects.all()), start=1):
+    # Not the patient reminders: beat's reminder sweep sends them in batches on the
+    # default queue (notifications/reminders_sweep.py). Claimed here, a burst of them would
+    # be sent one at a time by the safety queue's workers, in front of the alert emails
+    # this sweep retries.
+    owed = Delivery.objects.exclude(kind=Kind.REMINDER)
+    for handled, delivery in enumerate(_claimed_one_by_one(owed), start=1):
         try:
             sent += _send(delivery).sent
         except SoftTimeLimitExceeded:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
 from django.utils import translation
 from django.utils.formats import date_format
@@ -118,11 +119,21 @@ def missed_log_reminder_text(
         return Text(text.subject, text.body + _unsubscribe_line(unsubscribe_link))
 
 
-def reminder_text(
-    *, kind: str, first_name: str, language: str = "", unsubscribe_link: str | None = None
-) -> Text:
-    """A patient reminder (notifications/reminders.py): no clinical content, in the
-    patient's language, else English; with an unsubscribe link when emailed."""
+@dataclass(frozen=True)
+class ReminderWording:
+    """A reminder's texts in one language, with the patient's name and the link still to
+    fill in (`%(first_name)s`, `%(link)s`): worded once per kind and language, however
+    many reminders a burst sends."""
+
+    subject: str
+    body: str
+    unsubscribe_line: str
+
+
+@cache
+def reminder_wording(kind: str, language: str = "") -> ReminderWording:
+    """A patient reminder's texts (notifications/reminders.py): no clinical content, in
+    the patient's language, else English."""
     with translation.override(language or "en"):
         if kind == "questionnaire_due":
             subject = gettext("A questionnaire is waiting for you")
@@ -145,8 +156,19 @@ def reminder_text(
                 "It takes a minute: please open the app and fill in today's log, including "
                 "the safety questions.\n"
             )
-        body = body % {"first_name": first_name}
-        return Text(subject, body + _unsubscribe_line(unsubscribe_link))
+        line = "\n" + gettext("To stop these emails, open: %(link)s") + "\n"
+        return ReminderWording(subject, body, line)
+
+
+def reminder_text(
+    *, kind: str, first_name: str, language: str = "", unsubscribe_link: str | None = None
+) -> Text:
+    """A patient reminder, with an unsubscribe link when emailed."""
+    wording = reminder_wording(kind, language)
+    body = wording.body % {"first_name": first_name}
+    if unsubscribe_link:
+        body += wording.unsubscribe_line % {"link": unsubscribe_link}
+    return Text(wording.subject, body)
 
 
 def alert_push_text(*, severity: str, rule: str, escalation: bool) -> Text:

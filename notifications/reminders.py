@@ -9,10 +9,10 @@
    `Delivery` rows (email, and one per push device) with their `due_at`. Two beats, or a
    schedule edited after planning, never make a second reminder.
 2. *Send*: deliveries of kind `reminder` are claimed in batches with `SKIP LOCKED`
-   (notifications/reminders_sweep.py) or by the generic sweep, and composed at send time:
-   a reminder no longer owed (today already logged, the kind switched off, the channel
-   no longer chosen, the record restricted) is cancelled, never sent. Each reminder
-   still owed is put in the patient's feed, once, before its first hand-over
+   (notifications/reminders_sweep.py; the generic sweep leaves them alone), and composed
+   at send time: a reminder no longer owed (today already logged, the kind switched off,
+   the channel no longer chosen, the record restricted) is cancelled, never sent. Each
+   reminder still owed is put in the patient's feed, once, before its first hand-over
    (`reminders_feed`, one statement per batch).
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
@@ -34,6 +34,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from config.audit import AuditContext
 from notifications import messages
@@ -244,6 +245,9 @@ def _plan_one(kind: str, *, schedule: Schedule, day: date, due_at: datetime) -> 
     """One statement: the reminders of `kind` for everyone on `schedule` owed one on
     `day`, and their deliveries. Returns the reminders made."""
     tz = ZoneInfo(schedule.timezone)
+    # Not `NOT EXISTS` on the reminders to skip those already planned: on tables whose
+    # statistics are stale, PostgreSQL ran it as a scan of the reminders this very
+    # statement was inserting, once per patient (100,000 patients: minutes).
     owed = _on_schedule(schedule).filter(_owed(kind, day=day, tz=tz)).order_by().values("pk")
     owed_sql, owed_params = owed.query.sql_with_params()
     reminder = Reminder._meta.db_table
@@ -351,7 +355,29 @@ def reminders_plan(*, now: datetime | None = None) -> int:
 
 def unsubscribe_token(*, patient_id: UUID | str, what: str) -> str:
     """A signed, dated token that switches `what` (one of `OPT_OUTS`) off for one patient."""
-    return signing.dumps({"p": str(patient_id), "k": what}, salt=UNSUBSCRIBE_SALT, compress=True)
+    return UnsubscribeSigner().sign_object({"p": str(patient_id), "k": what})
+
+
+class UnsubscribeSigner(signing.TimestampSigner):
+    """Django's dated signer for the unsubscribe links, its tokens what `signing.loads`
+    reads, with the HMAC key derived once per signer instead of once per token (a burst
+    of reminders signs one link per email). Uncompressed: a patient id and a kind never
+    shrink under zlib, so the tokens are the ones `signing.dumps(..., compress=True)` made.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(salt=UNSUBSCRIBE_SALT)
+        # Keyed with the derived key, fed nothing yet: each signature is a copy fed its value.
+        self._keyed = salted_hmac(
+            f"{UNSUBSCRIBE_SALT}signer", b"", self.key, algorithm=self.algorithm
+        )
+
+    def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
+        if key is not None and key != self.key:  # a fallback key (verifying): Django's way
+            return super().signature(value, key)
+        mac = self._keyed.copy()
+        mac.update(value.encode() if isinstance(value, str) else value)
+        return signing.b64_encode(mac.digest()).decode()
 
 
 @cache
@@ -361,8 +387,12 @@ def _unsubscribe_path(placeholder: str) -> str:
     return reverse("reminders-unsubscribe", kwargs={"token": placeholder})
 
 
-def unsubscribe_url(*, patient_id: UUID | str, what: str) -> str:
-    token = unsubscribe_token(patient_id=patient_id, what=what)
+def unsubscribe_url(
+    *, patient_id: UUID | str, what: str, signer: UnsubscribeSigner | None = None
+) -> str:
+    """The link's URL; a batch passes one `signer` for all its links."""
+    signer = signer or UnsubscribeSigner()
+    token = signer.sign_object({"p": str(patient_id), "k": what})
     # Signed tokens are URL-safe (base64url and colons): nothing to quote.
     path = _unsubscribe_path("TOKEN").replace("TOKEN", token)
     return f"{settings.PUBLIC_BASE_URL}{path}"
@@ -412,72 +442,123 @@ def unsubscribe(*, token: str, context: AuditContext | None = None) -> tuple[Pat
     return patient, what
 
 
-def _wants(prefs: ReminderSettings, delivery: Delivery) -> bool:
-    if delivery.channel == FEED_CHANNEL:
-        return True  # the feed has every reminder the patient has not switched off
-    email = delivery.idempotency_key.endswith(":email")
-    if email:
-        return prefs.channels != ReminderSettings.Channels.PUSH
-    return prefs.channels != ReminderSettings.Channels.EMAIL
-
-
 Composed = tuple[messages.Text, dict[str, str]] | None
 
 
-def reminders_compose(deliveries: list[Delivery]) -> dict[UUID, Composed]:
-    """The text of each claimed reminder delivery, by delivery id; None for one no longer
-    owed (checked now, at send time: a log written since planning cancels it). Three
-    queries, however many deliveries."""
-    ids = {d.object_id for d in deliveries if d.object_id is not None}
-    found = {
-        r.pk: r
-        for r in Reminder.objects.select_related("patient", "patient__reminder_settings").filter(
-            pk__in=ids
-        )
-    }
-    logged = set(
-        DailyLog.objects.filter(
-            patient_id__in={r.patient_id for r in found.values()},
-            date__in={r.local_date for r in found.values()},
-        ).values_list("patient_id", "date")
+class ReminderFacts(NamedTuple):
+    """What sending one claimed reminder delivery needs, read in the statement that
+    claims it (notifications/reminders_sweep.py) or by `reminders_compose`."""
+
+    delivery_id: UUID
+    channel: str
+    address: str
+    idempotency_key: str
+    attempts: int
+    # The delivery's `object_id`: its reminder's id (its feed item's id derives from it).
+    reminder_id: int | None
+    # None when the reminder row is gone (withdrawn by a settings change).
+    kind: str | None
+    patient_id: UUID | None
+    first_name: str | None
+    language: str | None
+    restricted: bool | None
+    has_user: bool | None
+    # The patient's settings; None without a settings row (the defaults apply).
+    channels: str | None
+    wanted: bool | None
+    # The reminder's local day is already logged.
+    logged: bool | None
+
+
+_D = Delivery._meta.db_table
+_R = Reminder._meta.db_table
+_P = Patient._meta.db_table
+_S = ReminderSettings._meta.db_table
+_L = DailyLog._meta.db_table
+
+
+def facts_sql(deliveries: str) -> tuple[str, dict[str, str]]:
+    """A SELECT of `ReminderFacts` columns for each row of `deliveries` (a table or CTE
+    name with the delivery columns `id, channel, address, idempotency_key, attempts,
+    object_id`), and its named parameters. One statement, however many deliveries."""
+    wanted = " ".join(
+        f"WHEN %(kind_{kind!s})s THEN s.{field}"  # the settings' field: its column
+        for kind, field in KIND_OPT_OUT.items()
     )
-    composed: dict[UUID, Composed] = {}
-    for delivery in deliveries:
-        reminder = found.get(delivery.object_id) if delivery.object_id is not None else None
-        composed[delivery.pk] = (
-            None if reminder is None else _compose(delivery, reminder, logged=logged)
-        )
+    sql = f"""
+    SELECT c.id, c.channel, c.address, c.idempotency_key, c.attempts, c.object_id, r.kind, p.id,
+           p.first_name, p.language, p.restricted_at IS NOT NULL, p.user_id IS NOT NULL,
+           s.channels, CASE r.kind {wanted} END,
+           r.kind = %(kind_daily_log)s AND EXISTS (
+               SELECT 1 FROM {_L} l WHERE l.patient_id = r.patient_id AND l.date = r.local_date
+           )
+    FROM {deliveries} c
+    LEFT JOIN {_R} r ON r.id = c.object_id
+    LEFT JOIN {_P} p ON p.id = r.patient_id
+    LEFT JOIN {_S} s ON s.patient_id = r.patient_id
+    """  # noqa: S608 - identifiers from the models, values as parameters
+    return sql, {f"kind_{kind!s}": str(kind) for kind in KIND_OPT_OUT}
+
+
+def reminders_compose(deliveries: list[Delivery]) -> dict[UUID, Composed]:
+    """The text of each reminder delivery, by delivery id; None for one no longer owed
+    (checked now, at send time: a log written since planning cancels it). One query,
+    however many deliveries."""
+    select, params = facts_sql("claimed")
+    sql = f"WITH claimed AS (SELECT * FROM {_D} WHERE id = ANY(%(ids)s::uuid[])) {select}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {**params, "ids": [d.pk for d in deliveries]})
+        rows = [ReminderFacts(*row) for row in cursor.fetchall()]
+    signer = UnsubscribeSigner()
+    composed: dict[UUID, Composed] = {d.pk: None for d in deliveries}
+    for facts in rows:
+        composed[facts.delivery_id] = reminder_compose_facts(facts, signer=signer)
     return composed
 
 
-def _compose(delivery: Delivery, reminder: Reminder, *, logged: set[tuple[UUID, date]]) -> Composed:
-    patient = reminder.patient
-    try:
-        prefs = patient.reminder_settings
-    except ReminderSettings.DoesNotExist:
-        prefs = ReminderSettings(patient=patient)
-    if patient.is_restricted or patient.user_id is None:
+@cache
+def _defaults() -> ReminderSettings:
+    return ReminderSettings()
+
+
+def reminder_compose_facts(facts: ReminderFacts, *, signer: UnsubscribeSigner) -> Composed:
+    """One reminder delivery's text, or None when it is no longer owed: the reminder
+    withdrawn, the record restricted or without a sign-in, the kind switched off, the
+    channel no longer chosen, or (a daily-log reminder) the day already logged."""
+    if facts.kind is None or facts.reminder_id is None or facts.restricted or not facts.has_user:
         return None
-    if not getattr(prefs, KIND_OPT_OUT[reminder.kind]) or not _wants(prefs, delivery):
+    defaults = _defaults()
+    channels = facts.channels if facts.channels is not None else defaults.channels
+    wanted = (
+        facts.wanted if facts.wanted is not None else getattr(defaults, KIND_OPT_OUT[facts.kind])
+    )
+    email = facts.idempotency_key.endswith(":email")
+    unwanted_channel = ReminderSettings.Channels.PUSH if email else ReminderSettings.Channels.EMAIL
+    # The feed has every reminder the patient has not switched off, whatever the channels.
+    feed = facts.channel == FEED_CHANNEL
+    if not wanted or (channels == unwanted_channel and not feed) or facts.logged:
         return None
-    if reminder.kind == Reminder.Kind.DAILY_LOG and (patient.pk, reminder.local_date) in logged:
-        return None
-    email = delivery.idempotency_key.endswith(":email")
     link = (
-        unsubscribe_url(patient_id=patient.pk, what=KIND_OPT_OUT[reminder.kind]) if email else None
+        unsubscribe_url(
+            patient_id=str(facts.patient_id), what=KIND_OPT_OUT[facts.kind], signer=signer
+        )
+        if email
+        else None
     )
     text = messages.reminder_text(
-        kind=reminder.kind,
-        first_name=patient.first_name,
-        language=patient.language,
+        kind=facts.kind,
+        first_name=facts.first_name or "",
+        language=facts.language or "",
         unsubscribe_link=link,
     )
     if link:
         text = messages.Text(text.subject, text.body, unsubscribe_headers(link))
+    # A push names the reminder's feed item, written before any hand-over (one dict per
+    # message: the feed item differs from one reminder to the next).
     data = {
         "kind": "reminder",
-        "reminder": str(reminder.kind),
-        "feed_item": str(reminder_feed_item_id(reminder.pk)),
+        "reminder": facts.kind,
+        "feed_item": str(reminder_feed_item_id(facts.reminder_id)),
     }
     return text, data
 
@@ -523,7 +604,7 @@ def reminders_feed(reminder_ids: list[int]) -> int:
 
 
 def reminder_compose(delivery: Delivery) -> Composed:
-    """One claimed reminder delivery's text (the generic sweep's path)."""
+    """One claimed reminder delivery's text (the per-delivery send's path)."""
     return reminders_compose([delivery])[delivery.pk]
 
 

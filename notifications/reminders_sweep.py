@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,105 +21,181 @@ from django.utils import timezone
 
 from config.enqueue import SWEEP_TIME_BUDGET
 from notifications import reminders, services
-from notifications.channels.base import Outcome, SendResult
+from notifications.channels.base import Outcome
 from notifications.models import Delivery
 
 logger = logging.getLogger(__name__)
 
 Status = Delivery.Status
-BATCH = 500
+# Rows claimed per statement: the claim, the composing and the record cost a few
+# statements per batch, whatever its size; a batch's leases are held while it is sent
+# (well within `services.LEASE` for an in-memory or a pooled channel).
+BATCH = 1000
 # Beat runs the sweep every 30 s; a sweep works up to this long (under the task's soft time
 # limit), so a minute's burst of reminders is handed over within the minute.
 SWEEP_BUDGET = 45.0
 
+_TABLE = Delivery._meta.db_table
 
-def _claim_batch(*, limit: int) -> list[Delivery]:
+
+def _claim_sql() -> str:
+    """One statement: lock up to `limit` due reminder deliveries (SKIP LOCKED: another
+    sweep's rows are left to it), give up those a worker lost mid-send once too often,
+    lease the others to this worker, and read what sending each needs (`ReminderFacts`:
+    the reminder, the patient, their settings, whether the day is logged)."""
+    facts, _ = reminders.facts_sql("claimed")
+    return f"""
+    WITH locked AS (
+        -- The claimable index's order (next_attempt_at alone: the rows of a burst share one
+        -- instant, and a tie-break on id would sort all of them for every batch); a row
+        -- leased to a worker that died still has its due instant behind it.
+        SELECT id, status, attempts FROM {_TABLE}
+        WHERE kind = %(kind)s
+          AND status IN (%(queued)s, %(retrying)s, %(sending)s)
+          AND next_attempt_at <= %(now)s
+          AND (status <> %(sending)s OR sending_until <= %(now)s)
+        ORDER BY next_attempt_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ), lost AS (
+        UPDATE {_TABLE} AS d
+        SET status = %(given_up)s, sending_until = NULL, next_attempt_at = %(backoff)s,
+            last_outcome = %(retry)s, last_error = 'worker lost mid-send', updated_at = %(now)s
+        FROM locked
+        WHERE d.id = locked.id AND locked.status = %(sending)s AND locked.attempts >= %(max)s
+    ), claimed AS (
+        UPDATE {_TABLE} AS d
+        SET status = %(sending)s, attempts = d.attempts + 1, sending_until = %(lease)s,
+            updated_at = %(now)s
+        FROM locked
+        WHERE d.id = locked.id AND NOT (locked.status = %(sending)s AND locked.attempts >= %(max)s)
+        RETURNING d.id, d.channel, d.address, d.idempotency_key, d.attempts, d.object_id
+    )
+    {facts}
+    """  # noqa: S608 - our table, values as parameters
+
+
+def _claim_batch(*, limit: int) -> list[reminders.ReminderFacts]:
+    """Lease up to `limit` due reminder deliveries to this worker, with what sending
+    them needs: one statement (atomic on its own)."""
+    now = timezone.now()
+    _, facts_params = reminders.facts_sql("claimed")
+    params: dict[str, Any] = {
+        **facts_params,
+        "kind": Delivery.Kind.REMINDER.value,
+        "queued": Status.QUEUED.value,
+        "retrying": Status.RETRYING.value,
+        "sending": Status.SENDING.value,
+        "given_up": Status.GIVEN_UP.value,
+        "retry": Outcome.RETRY.value,
+        "now": now,
+        "lease": now + services.LEASE,
+        # A lost row has had its last attempt: its back-off is the longest one.
+        "backoff": services.backoff_until(services.MAX_ATTEMPTS, now),
+        "max": services.MAX_ATTEMPTS,
+        "limit": limit,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), params)
+        return [reminders.ReminderFacts(*row) for row in cursor.fetchall()]
+
+
+def _record(
+    *, sent: list[tuple[UUID, str]], cancelled: list[UUID], handed_back: list[UUID]
+) -> None:
+    """What a batch did, in one transaction: the sends in one statement (each row's
+    provider id from arrays: a `bulk_update` would be a CASE over every id per column),
+    the cancelled and the handed-back rows in one each when there are any. (The batch's
+    feed items are not written here but before its first hand-over: `_send_batch`.)"""
     now = timezone.now()
     with transaction.atomic():
-        rows = list(
-            Delivery.objects.filter(services._claimable(now), kind=Delivery.Kind.REMINDER)
-            .select_for_update(skip_locked=True)
-            .order_by("next_attempt_at", "pk")[:limit]
-        )
-        claimed = []
-        for row in rows:
-            if row.status == Status.SENDING and row.attempts >= services.MAX_ATTEMPTS:
-                services._failed(
-                    row, SendResult(Outcome.RETRY, detail="worker lost mid-send"), now=now
+        if sent:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {_TABLE} AS d SET status = %s, sent_at = %s, sending_until = NULL, "  # noqa: S608 - our table, values as parameters
+                    "provider_id = v.provider_id, last_outcome = '', last_error = '', "
+                    "updated_at = %s "
+                    "FROM unnest(%s::uuid[], %s::text[]) AS v(id, provider_id) "
+                    # By the primary key, not by a hash of the whole table.
+                    "WHERE d.id = v.id AND d.id = ANY(%s::uuid[])",
+                    [
+                        Status.SENT.value,
+                        now,
+                        now,
+                        [pk for pk, _ in sent],
+                        [provider_id for _, provider_id in sent],
+                        [pk for pk, _ in sent],
+                    ],
                 )
-                continue
-            claimed.append(row)
-        Delivery.objects.filter(pk__in=[row.pk for row in claimed]).update(
-            status=Status.SENDING,
-            attempts=F("attempts") + 1,
-            sending_until=now + services.LEASE,
-            updated_at=now,
-        )
-        for row in claimed:
-            row.attempts += 1
-    return claimed
-
-
-def _record_sent(sent: list[Delivery], *, now: datetime) -> None:
-    """One statement for the batch: each row's provider id from a VALUES list (a
-    `bulk_update` would be a CASE over every id per column)."""
-    if not sent:
-        return
-    values = ", ".join(["(%s::uuid, %s)"] * len(sent))
-    params: list[Any] = [now, now]
-    for delivery in sent:
-        params += [delivery.pk, delivery.provider_id]
-    table = Delivery._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS d SET status = 'sent', sent_at = %s, sending_until = NULL, "  # noqa: S608 - our table, values as parameters
-            "provider_id = v.provider_id, last_outcome = '', last_error = '', updated_at = %s "
-            f"FROM (VALUES {values}) AS v(id, provider_id) WHERE d.id = v.id",
-            params,
-        )
-
-
-def _send_batch(batch: list[Delivery], *, deadline: float) -> int:
-    """Send a claimed batch; what is sent is recorded even when the task's time limit
-    interrupts it, and the rows not reached by `deadline` are handed back (queued again,
-    the attempt not counted), so a slow channel never leaves sent messages unrecorded
-    (they would be sent again when their lease ran out)."""
-    sent: list[Delivery] = []
-    cancelled: list[UUID] = []
-    handed_back: list[UUID] = []
-    texts = reminders.reminders_compose(batch)
-    # Before any hand-over, so the item a push names is there when it is opened; one
-    # statement for the batch (docs/architecture.md, "Patient reminders").
-    reminders.reminders_feed(reminders.reminders_owed(batch, texts))
-    try:
-        for delivery in batch:
-            if time.monotonic() > deadline:
-                handed_back.append(delivery.pk)
-                continue
-            composed = texts[delivery.pk]
-            if composed is None:
-                cancelled.append(delivery.pk)
-                continue
-            text, data = composed
-            result = services.channel_hand_over(delivery, text=text, data=data)
-            if result.outcome == Outcome.SENT:
-                delivery.provider_id = result.provider_id[:200]
-                sent.append(delivery)
-            else:
-                services._failed(delivery, result, now=timezone.now())
-    finally:
-        now = timezone.now()
-        with transaction.atomic():
-            _record_sent(sent, now=now)
+        if cancelled:
             Delivery.objects.filter(pk__in=cancelled).update(
                 status=Status.CANCELLED, sending_until=None, updated_at=now
             )
+        if handed_back:
             Delivery.objects.filter(pk__in=handed_back, status=Status.SENDING).update(
                 status=Status.QUEUED,
                 attempts=F("attempts") - 1,
                 sending_until=None,
                 updated_at=now,
             )
+
+
+def _send_batch(batch: list[reminders.ReminderFacts], *, deadline: float) -> int:
+    """Send a claimed batch; what is sent is recorded even when the task's time limit
+    interrupts it, and the rows not reached by `deadline` are handed back (queued again,
+    the attempt not counted), so a slow channel never leaves sent messages unrecorded
+    (they would be sent again when their lease ran out)."""
+    sent: list[tuple[UUID, str]] = []
+    cancelled: list[UUID] = []
+    handed_back: list[UUID] = []
+    signer = reminders.UnsubscribeSigner()
+    try:
+        texts = [reminders.reminder_compose_facts(facts, signer=signer) for facts in batch]
+        # Each reminder still owed goes in its patient's feed in one statement for the
+        # batch, before any hand-over, not in `_record` after the sends: a push names its
+        # feed item (`feed_item`), and the patient may open it before the batch is
+        # recorded, or the worker may die between the two; an email that fails, or a
+        # feed-only delivery (`reminders.FEED_CHANNEL`), has its item all the same. A row
+        # then handed back at the deadline keeps its item (the reminder is still owed;
+        # the item's key makes the next sender's insert a no-op).
+        reminders.reminders_feed(
+            sorted(
+                {
+                    facts.reminder_id
+                    for facts, composed in zip(batch, texts, strict=True)
+                    if composed is not None and facts.reminder_id is not None
+                }
+            )
+        )
+        for facts, composed in zip(batch, texts, strict=True):
+            if time.monotonic() > deadline:
+                handed_back.append(facts.delivery_id)
+                continue
+            if composed is None:
+                cancelled.append(facts.delivery_id)
+                continue
+            text, data = composed
+            result = services.channel_send(
+                channel=facts.channel,
+                delivery_id=facts.delivery_id,
+                address=facts.address,
+                urgent=False,
+                text=text,
+                data=data,
+            )
+            if result.outcome == Outcome.SENT:
+                sent.append((facts.delivery_id, result.provider_id[:200]))
+            else:
+                failed = Delivery(
+                    id=facts.delivery_id,
+                    kind=Delivery.Kind.REMINDER,
+                    channel=facts.channel,
+                    address=facts.address,
+                    attempts=facts.attempts,
+                )
+                services._failed(failed, result, now=timezone.now())
+    finally:
+        _record(sent=sent, cancelled=cancelled, handed_back=handed_back)
     return len(sent)
 
 

@@ -552,27 +552,50 @@ class Sent:
 def channel_hand_over(
     delivery: Delivery, *, text: messages.Text, data: Mapping[str, str]
 ) -> SendResult:
-    """Hand one composed message to the delivery's channel. A channel that raises (its own
-    bug, or a network error it did not map) is a retry, never a lost message; the task's
-    time limit is let through (the lease runs out; the next sweep has it)."""
-    if delivery.channel == reminders.FEED_CHANNEL:
-        # A feed-only reminder: its feed item is its delivery (`reminders.FEED_CHANNEL`).
-        return SendResult(Outcome.SENT, provider_id=reminders.FEED_CHANNEL)
-    message = OutgoingMessage(
+    """Hand one composed message to the delivery's channel (`channel_send`)."""
+    return channel_send(
+        channel=delivery.channel,
         delivery_id=delivery.pk,
         address=delivery.address,
+        urgent=delivery.kind in SAFETY_KINDS,
+        text=text,
+        data=data,
+    )
+
+
+def channel_send(
+    *,
+    channel: str,
+    delivery_id: UUID,
+    address: str,
+    urgent: bool,
+    text: messages.Text,
+    data: Mapping[str, str],
+) -> SendResult:
+    """Hand one composed message to `channel`, from a delivery's fields (a batch sender
+    need not build a model instance per message). A channel that raises (its own bug, or
+    a network error it did not map) is a retry, never a lost message; the task's time
+    limit is let through (the lease runs out; the next sweep has it)."""
+    if channel == reminders.FEED_CHANNEL:
+        # A feed-only reminder: its feed item is its delivery (`reminders.FEED_CHANNEL`),
+        # written before any hand-over; checked here, not in `channel_hand_over`, because
+        # the reminders' batch sender calls `channel_send` directly.
+        return SendResult(Outcome.SENT, provider_id=reminders.FEED_CHANNEL)
+    message = OutgoingMessage(
+        delivery_id=delivery_id,
+        address=address,
         subject=text.subject,
         body=text.body,
         data=data,
-        urgent=delivery.kind in SAFETY_KINDS,
+        urgent=urgent,
         headers=text.headers,
     )
     try:
-        return channel_get(delivery.channel).send(message)
+        return channel_get(channel).send(message)
     except SoftTimeLimitExceeded:
         raise
     except Exception as exc:
-        logger.exception("channel %s raised for delivery %s", delivery.channel, delivery.pk)
+        logger.exception("channel %s raised for delivery %s", channel, delivery_id)
         return SendResult(Outcome.RETRY, detail=f"{type(exc).__name__} in the channel")
 
 
@@ -704,15 +727,20 @@ def _invitations_plan(*, now: datetime, limit: int) -> list[UUID]:
 
 def deliveries_sweep(*, limit: int = 500, budget: float = SWEEP_TIME_BUDGET) -> int:
     """Beat's sweep: plan the invitations a lost message left owed, then send every due
-    delivery (new, waiting out a back-off, or abandoned by a dead worker) in batches
-    claimed with SKIP LOCKED, until none is left or `budget` seconds are spent. Returns
-    how many were sent."""
+    delivery but the patient reminders (new, waiting out a back-off, or abandoned by a
+    dead worker), each claimed with SKIP LOCKED, until none is left or `budget` seconds
+    are spent. Returns how many were sent."""
     started = time.monotonic()
     now = timezone.now()
     for delivery_id in _invitations_plan(now=now, limit=limit):
         publish_on_commit(DELIVERY_SEND_TASK, str(delivery_id))
     sent = 0
-    for handled, delivery in enumerate(_claimed_one_by_one(Delivery.objects.all()), start=1):
+    # Not the patient reminders: beat's reminder sweep sends them in batches on the
+    # default queue (notifications/reminders_sweep.py). Claimed here, a burst of them would
+    # be sent one at a time by the safety queue's workers, in front of the alert emails
+    # this sweep retries.
+    owed = Delivery.objects.exclude(kind=Kind.REMINDER)
+    for handled, delivery in enumerate(_claimed_one_by_one(owed), start=1):
         try:
             sent += _send(delivery).sent
         except SoftTimeLimitExceeded:

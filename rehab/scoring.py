@@ -332,7 +332,10 @@ INSTRUMENTS: dict[str, Instrument] = {
             higher_is_better=True,
             points=Decimal(2),
             single_item_points=Decimal(3),
-            source="docs/clinical-record.md § Questionnaires: 2 points average, 3 points single item (MDC90)",
+            source=(
+                "docs/clinical-record.md § Questionnaires: 2 points average, "
+                "3 points single item (MDC90)"
+            ),
         ),
         definition={
             "instructions": (

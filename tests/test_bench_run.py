@@ -32,6 +32,7 @@ TINY = {
     "BENCH_GETS": "5",
     "BENCH_OUTCOMES_PATIENTS": "20",  # the outcomes CSV's clinic: 20, then 200 patients
     "BENCH_BURST": "200",
+    "BENCH_REMINDERS": "500",
 }
 
 
@@ -126,6 +127,9 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
     assert pooled["transactions_through_pgbouncer"] >= 40
     assert "log POST through PgBouncer (txn mode) p99 < 50 ms" in [n for n, *_ in report["targets"]]
     assert report["sweep"]["seconds"] > 0
+    reminders = report["reminders"]
+    assert (reminders["planned"], reminders["handed_over"]) == (500, 500)
+    assert reminders["red_flags"]["timeouts"] == 0
     assert {"gunicorn_child", "celery_main", "celery_child", "peer_child"} <= set(
         report["memory_mb"]
     )
@@ -137,6 +141,8 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
     names = [name for name, *_ in report["targets"]]
     assert "a year of one patient exports < 2 s (worst format)" in names
     assert "outcomes CSV constant memory (200 patients)" in names
+    assert "500 reminders due in one minute all handed over within it" in names
+    assert "red-flag p99 < 250 ms during that reminder burst" in names
     assert [name for name, *_ in report["targets"]][:2] == [
         "log POST >= the plain DRF peer (aim 1.5x)",
         "log POST p99 < 50 ms",

@@ -279,7 +279,8 @@ def test_it_shows_questionnaire_scores_against_the_thresholds(web, patient):
         "Meaningful change: 5 points or 30 % of the baseline; recovered at or below 2." in content
     )
     assert (
-        "No meaningful-change threshold is defined for this questionnaire; success at or below 6.5." in content
+        "No meaningful-change threshold is defined for this questionnaire; success at or below 6.5."
+        in content
     )
     rmdq_rows = re.findall(r'data-instrument="rmdq".*', content)[0]
     # 15 -> 12 is 3 points and 20 %: not meaningful; 15 -> 2 is both, and recovered.

@@ -7,11 +7,13 @@ push through the local FCM server: only what leaves the process is faked."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import ClassVar
 
 import pytest
 from django.core import mail
 
 from notifications import reminders, reminders_sweep, services
+from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 from notifications.models import Delivery, Device, FeedItem, Reminder, ReminderSettings
 from patients.models import AuthToken
 from rehab.models import DailyLog
@@ -95,6 +97,34 @@ def test_a_reminder_pushed_and_emailed_is_one_feed_item_the_push_names(push_prov
     assert data["reminder"] == "daily_log"
 
 
+class FeedSeeingChannel:
+    """An email channel that notes, at each hand-over, whether the feed item the message
+    names is already there (as a patient opening a push at once would find it)."""
+
+    seen: ClassVar[list[bool]] = []
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        found = FeedItem.objects.filter(pk=message.data["feed_item"]).exists()
+        FeedSeeingChannel.seen.append(found)
+        return SendResult(Outcome.SENT, provider_id=str(message.delivery_id))
+
+
+def test_every_feed_item_a_batch_names_is_there_before_its_hand_over(patient, settings):
+    from tests.factories import PatientFactory
+
+    for _ in range(2):
+        PatientFactory.create(clinic=patient.clinic)
+    settings.NOTIFICATION_CHANNELS = {
+        **settings.NOTIFICATION_CHANNELS,
+        "seeing": "tests.notifications.test_reminders_feed.FeedSeeingChannel",
+    }
+    settings.NOTIFICATION_EMAIL_CHANNEL = "seeing"
+    FeedSeeingChannel.seen.clear()
+    assert plan_and_send() == 3
+    assert FeedSeeingChannel.seen == [True, True, True]
+    assert FeedItem.objects.count() == 3
+
+
 def test_an_opted_out_kind_never_reaches_the_feed(patient):
     with at(DUE - timedelta(minutes=5)):
         reminders.reminders_plan()
@@ -135,11 +165,23 @@ def test_a_failing_email_puts_the_reminder_in_the_feed_once_across_its_retries(p
     assert len(mail.outbox) == 1
 
 
-def test_the_generic_sweep_puts_the_reminder_in_the_feed_as_well(patient):
+def test_the_generic_sweep_leaves_reminders_to_their_batch_sweep(patient):
+    # The generic sweep runs on the safety queue: a reminder burst is not its work.
     with at(DUE):
         reminders.reminders_plan()
-        assert services.deliveries_sweep() == 1
-        assert reminders_sweep.reminders_send_due() == 0
+        assert services.deliveries_sweep() == 0
+        delivery = Delivery.objects.get()
+        assert (delivery.status, delivery.attempts) == ("queued", 0)
+        assert not FeedItem.objects.exists()
+        assert reminders_sweep.reminders_send_due() == 1
+    assert Delivery.objects.get().status == "sent"
+    assert FeedItem.objects.get().object_id == Reminder.objects.get().pk
+
+
+def test_the_per_delivery_send_puts_a_reminder_in_the_feed_as_well(patient):
+    with at(DUE):
+        reminders.reminders_plan()
+        assert services.delivery_send(delivery_id=Delivery.objects.get().pk) is True
     assert FeedItem.objects.get().object_id == Reminder.objects.get().pk
 
 
@@ -151,8 +193,14 @@ def test_a_batch_writes_its_feed_items_in_one_statement(patient, django_assert_n
     with at(DUE):
         reminders.reminders_plan()
         batch = reminders_sweep._claim_batch(limit=100)
-        texts = reminders.reminders_compose(batch)
+        signer = reminders.UnsubscribeSigner()
+        owed = [
+            f.reminder_id
+            for f in batch
+            if f.reminder_id is not None and reminders.reminder_compose_facts(f, signer=signer)
+        ]
+        assert len(owed) == 5
         with django_assert_num_queries(1):
-            assert reminders.reminders_feed(reminders.reminders_owed(batch, texts)) == 5
+            assert reminders.reminders_feed(owed) == 5
         with django_assert_num_queries(1):
-            assert reminders.reminders_feed(reminders.reminders_owed(batch, texts)) == 0
+            assert reminders.reminders_feed(owed) == 0

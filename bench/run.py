@@ -69,7 +69,7 @@ SCALES: dict[str, dict[str, int]] = {
         "patients": 10_000,
         "days": 365,
         "exercise_patients": 500,
-        "posters": 2000,
+        "posters": 3000,
         "requests": 4000,
         "red_flags": 250,
         "gets": 150,

@@ -637,13 +637,22 @@ def _send(delivery: Delivery) -> Sent:
 
 def _forget_address(delivery: Delivery, result: SendResult) -> None:
     """The provider says the device is gone (uninstalled, token expired, subscription
-    ended): drop it, and the other messages still queued for it."""
+    ended): drop it, and the other messages still queued for it. A patient reminder
+    queued for it becomes a feed-only delivery (`reminders.FEED_CHANNEL`) rather than
+    cancelled: when its turn comes it is checked as any reminder is (today logged, the
+    kind switched off) and, if still owed, put in the feed, so a reminder whose only
+    channel was this device is not lost to the patient."""
     device_forget_dead(channel=delivery.channel, address=delivery.address, detail=result.detail)
-    Delivery.objects.filter(
+    now = timezone.now()
+    queued = Delivery.objects.filter(
         channel=delivery.channel,
         address=delivery.address,
         status__in=(Status.QUEUED, Status.RETRYING),
-    ).update(status=Status.CANCELLED, last_outcome=result.outcome.value, updated_at=timezone.now())
+    )
+    queued.filter(kind=Delivery.Kind.REMINDER).update(
+        channel=reminders.FEED_CHANNEL, address="", updated_at=now
+    )
+    queued.update(status=Status.CANCELLED, last_outcome=result.outcome.value, updated_at=now)
 
 
 def _failed(delivery: Delivery, result: SendResult, *, now: datetime) -> None:

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from notifications import reminders, reminders_sweep, services
 from notifications.channels.base import Outcome, OutgoingMessage, SendResult
@@ -204,3 +205,49 @@ def test_a_batch_writes_its_feed_items_in_one_statement(patient, django_assert_n
             assert reminders.reminders_feed(owed) == 5
         with django_assert_num_queries(1):
             assert reminders.reminders_feed(owed) == 0
+
+
+def test_a_reminder_queued_for_a_phone_found_dead_still_reaches_the_feed(
+    push_providers, patient, patient_client
+):
+    # Push only: the phone is the reminder's one channel, and the provider says it is
+    # gone (FCM UNREGISTERED) when another message is sent to it before the reminder's turn.
+    ReminderSettings.objects.create(patient=patient, channels="push")
+    device = phone(patient)
+    with at(DUE - timedelta(minutes=5)):
+        reminders.reminders_plan()
+    (planned,) = Delivery.objects.all()
+    assert planned.channel == "fcm"
+    push_providers.fcm.unregistered.add(ANDROID_TOKEN)
+    # Yesterday's reminder, still owed, is pushed first and finds the phone gone.
+    yesterday = Reminder.objects.create(
+        patient=patient, kind="daily_log", local_date=DAY - timedelta(days=1), due_at=DUE
+    )
+    with at(DUE - timedelta(minutes=4)):
+        other = Delivery.objects.create(
+            kind=Delivery.Kind.REMINDER,
+            channel="fcm",
+            recipient=patient.user,
+            address=device.address,
+            patient=patient,
+            object_id=yesterday.pk,
+            idempotency_key="test:yesterday",
+            due_at=timezone.now(),
+            next_attempt_at=timezone.now(),
+        )
+        services.delivery_send(delivery_id=other.pk)
+    assert not Device.objects.exists()
+    planned.refresh_from_db()
+    assert (planned.channel, planned.address, planned.status) == (
+        reminders.FEED_CHANNEL,
+        "",
+        "queued",
+    )
+
+    assert plan_and_send() == 1
+    shown = patient_client.get(FEED).json()["results"]
+    assert sorted(item["id"] for item in shown) == sorted(
+        str(reminders.reminder_feed_item_id(r.pk)) for r in Reminder.objects.all()
+    )
+    # Yesterday's one attempt: the reminder was not pushed to the dead phone.
+    assert len([r for r in push_providers.fcm.requests if r.path != "/token"]) == 1

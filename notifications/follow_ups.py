@@ -25,7 +25,8 @@ from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.enqueue import publish_on_commit
 from notifications import reminders, services
-from notifications.models import Delivery, FeedItem, SafetyFollowUp
+from notifications.channels.registry import channel_configured
+from notifications.models import Delivery, Device, FeedItem, SafetyFollowUp
 from patients.models import AuditEvent, Patient, User
 from patients.services import audit_record
 from rehab.models import Alert, Severity
@@ -97,20 +98,31 @@ def _ask_next(now: datetime) -> bool | None:
         follow_up.asked_at = now
         follow_up.save(update_fields=["status", "asked_at"])
         # The feed, a push per device, and an email when the patient's channels include
-        # email: the question is answered in the app, and reaches the patient as their
-        # other messages do. No quiet hours, no opt-out: it is a safety message.
+        # email or no device of theirs can be pushed to: the question is answered in the
+        # app, and reaches the patient as their other messages do, never the feed alone.
+        # No quiet hours, no opt-out: it is a safety message.
         _, planned = services.patient_message_plan(
             kind=Delivery.Kind.SAFETY_FOLLOW_UP,
             key=f"follow_up:{follow_up.pk}",
             patient_id=patient.pk,
             user_id=patient.user_id,
-            email=patient.email if reminders.email_chosen(patient=patient) else "",
+            email=patient.email if _emailed(patient) else "",
             alert_id=follow_up.alert_id,
             follow_up_id=follow_up.pk,
         )
         for delivery_id in planned:
             publish_on_commit(services.DELIVERY_SEND_TASK, str(delivery_id))
     return True
+
+
+def _emailed(patient: Patient) -> bool:
+    """Whether the follow-up goes by email too: the patient chose email, or none of their
+    devices can be reached (push chosen but every phone signed out, or its channel not
+    configured here), so that the question never waits in an unopened app alone."""
+    if reminders.email_chosen(patient=patient):
+        return True
+    platforms = Device.objects.filter(user_id=patient.user_id).values_list("platform", flat=True)
+    return not any(channel_configured(Device.channel_of(platform)) for platform in platforms)
 
 
 def follow_ups_sweep(*, limit: int = 200) -> int:

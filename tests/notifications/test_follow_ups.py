@@ -124,6 +124,22 @@ def test_it_asks_a_patient_who_chose_push_only_by_push_and_the_feed_alone(
     assert mail.outbox == []
 
 
+def test_it_emails_a_patient_who_chose_push_only_but_has_no_device(
+    patient, run_published, django_capture_on_commit_callbacks
+):
+    # Every phone signed out: push alone would leave the question in an unopened app.
+    ReminderSettings.objects.create(patient=patient, channels="push")
+    raise_alert(patient)
+    with at(4), django_capture_on_commit_callbacks(execute=True):
+        assert follow_ups.follow_ups_sweep() == 1
+    item = FeedItem.objects.get(kind="safety_follow_up")
+    assert list(Delivery.objects.filter(feed_item=item).values_list("channel", flat=True)) == [
+        "email"
+    ]
+    (email,) = mail.outbox
+    assert email.to == [patient.email]
+
+
 def test_it_asks_a_patient_without_a_device_by_email_even_with_every_reminder_off(
     patient, run_published, django_capture_on_commit_callbacks
 ):

@@ -121,6 +121,8 @@ def _emailed(patient: Patient) -> bool:
     configured here), so that the question never waits in an unopened app alone."""
     if reminders.email_chosen(patient=patient):
         return True
+    if patient.user_id is None:
+        return True
     platforms = Device.objects.filter(user_id=patient.user_id).values_list("platform", flat=True)
     return not any(channel_configured(Device.channel_of(platform)) for platform in platforms)
 

@@ -46,6 +46,7 @@ import random
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -61,6 +62,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import psutil
 import psycopg
+from celery import Celery
 
 from bench.pgbouncer import free_port, pgbouncer
 from bench.pgreplica import streaming_replica
@@ -99,6 +101,16 @@ SCALES: dict[str, dict[str, Any]] = {
         # messages held longer than this), so it restarts later than this.
         "visibility_timeout": 4,
         "settle_seconds": 90,
+        # Red-flag patients held (row-locked) from the kill point on, so that the kill
+        # lands while safety1 holds one's evaluation: one more than the other safety
+        # worker's concurrency, so that one of them must reach safety1.
+        "hold_red_flags": 2,
+        "hold_wait_seconds": 60.0,
+        # The held red flags' alerts: within this long after safety1's restart. The
+        # message comes back when its visibility timeout has passed and a consumer
+        # (safety2 every 10 s, or the restarted safety1 at once) restores it; the sweep
+        # on beat (30 s grace, every 30 s) is the backstop.
+        "held_alert_within": 45.0,
     },
     "full": {
         "clinics": 100,
@@ -118,10 +130,17 @@ SCALES: dict[str, dict[str, Any]] = {
         # The product's default: the sweep on beat finds the killed worker's logs first.
         "visibility_timeout": 300,
         "settle_seconds": 420,
+        "hold_red_flags": 3,
+        "hold_wait_seconds": 120.0,
+        # The visibility timeout (300 s) is longer than this: the sweep on beat brings the
+        # held evaluations back (30 s grace, every 30 s, behind the killed worker's pause
+        # and restart).
+        "held_alert_within": 90.0,
     },
 }
 
 SAFE: dict[str, Any] = SAFE_ANSWERS
+ON_CALL = "on-call@rehearsal.local"
 RED: dict[str, Any] = {**SAFE, "saddle_numbness": "new_or_worse"}
 
 
@@ -510,6 +529,106 @@ def run_load(
     return out, elapsed
 
 
+# --------------------------------------------------------------------------- the held red flags
+
+
+def held_red_flags(
+    cfg: Config, work: list[tuple[str, str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The red flags the kill is to catch mid-evaluation: the first `hold_red_flags` sent
+    from the kill point on, of patients who send nothing else in the load (a quiet log of
+    a held patient would block a safety worker on something other than a red flag)."""
+    start = int(len(work) * cfg.kill_at)
+    quiet_tokens = {token for kind, token, _ in work if kind == "log"}
+    return [
+        body for kind, token, body in work[start:] if kind == "red" and token not in quiet_tokens
+    ][: cfg.hold_red_flags]
+
+
+class RedFlagHold:
+    """Row locks on some red-flag patients, taken on the primary before the load starts,
+    as `log_evaluate` takes them: an evaluation of such a patient's red flag is received,
+    counts its attempt, then waits for the lock inside its transaction, unacknowledged
+    (acks_late) and unable to finish, until the hold is released. Nothing else waits on
+    these rows: the log POST does not lock the patient. This is how the kill is made to
+    land while a safety worker holds a red flag (tests/rehab/test_worker_reliability.py
+    does the same in a single process)."""
+
+    def __init__(self, db_url: str, patients: Sequence[str]) -> None:
+        self.patients = list(patients)
+        self.conn = psycopg.connect(db_url)  # a transaction, open until release()
+        self.pid = self.conn.info.backend_pid
+        locked = self.conn.execute(
+            "SELECT id FROM patients_patient WHERE id = ANY(%s::uuid[]) FOR NO KEY UPDATE",
+            [self.patients],
+        ).fetchall()
+        if len(locked) != len(self.patients):
+            raise RuntimeError("the held red-flag patients are not all in the database")
+        self.watch = psycopg.connect(db_url, autocommit=True)
+
+    def waiters(self) -> dict[str, int]:
+        """Sessions waiting for the hold's locks, by application_name (each node names
+        its sessions: `<node>`; through PgBouncer, the pooled session of the moment)."""
+        rows = self.watch.execute(
+            "SELECT coalesce(nullif(application_name, ''), '?'), count(*) FROM pg_stat_activity"
+            " WHERE %s = ANY(pg_blocking_pids(pid)) GROUP BY 1",
+            [self.pid],
+        ).fetchall()
+        return {str(name): int(count) for name, count in rows}
+
+    def unevaluated(self, log_ids: Sequence[str]) -> list[str]:
+        rows = self.watch.execute(
+            "SELECT id::text FROM rehab_dailylog WHERE id = ANY(%s::uuid[])"
+            " AND evaluated_at IS NULL",
+            [list(log_ids)],
+        ).fetchall()
+        return sorted(row[0] for row in rows)
+
+    def release(self) -> None:
+        if not self.conn.closed:
+            self.conn.rollback()
+            self.conn.close()
+        self.watch.close()
+
+
+def evaluations_held(inspector: Any, node: str) -> dict[str, list[str]]:
+    """The log ids whose evaluation (`log_evaluate_task`) the Celery node has received and
+    not acknowledged, asked through Celery's remote control: `active` (running in a pool
+    process) and `reserved` (prefetched). `inspector` is `app.control.inspect(...)`."""
+    held: dict[str, list[str]] = {}
+    for state in ("active", "reserved"):
+        replies = getattr(inspector, state)() or {}
+        held[state] = [
+            str(task["args"][0])
+            for task in replies.get(node, [])
+            if task.get("name") == "rehab.tasks.log_evaluate_task" and task.get("args")
+        ]
+    return held
+
+
+def wait_held(
+    hold: RedFlagHold, inspector: Any, node: str, red_ids: set[str], seconds: float
+) -> tuple[dict[str, list[str]], float]:
+    """Until the Celery node `node` ("safety1@host") holds the evaluation of at least one
+    of `red_ids` in a pool process (an active task: received, mid-run, unacknowledged);
+    what it held, and how long the wait took. Empty when it never did within `seconds`.
+
+    Celery's remote control says which tasks the node holds; it is asked when one of the
+    node's database sessions waits on the hold (cheap to watch), and every 2 s anyway,
+    in case a pooler does not pass the sessions' names on."""
+    started = time.monotonic()
+    asked = started
+    name = node.split("@", 1)[0]
+    while red_ids and time.monotonic() - started < seconds:
+        if hold.waiters().get(name) or time.monotonic() - asked > 2.0:
+            asked = time.monotonic()
+            held = evaluations_held(inspector, node)
+            if set(held["active"]) & red_ids:
+                return held, round(time.monotonic() - started, 2)
+        time.sleep(0.1)
+    return {"active": [], "reserved": []}, round(time.monotonic() - started, 2)
+
+
 # --------------------------------------------------------------------------- the check
 
 
@@ -577,6 +696,32 @@ def verify(
         for i in red
     )
     stray_rules = sum(len(set(alerts[i]) - expected) for i in red)
+    # What the alerts set off, once each: their audit events that happen once (created,
+    # emailed, escalated), the clinicians' in-app notifications, and the outgoing messages
+    # (one per kind, channel and address; each row's idempotency key is unique, so a second
+    # row would be a second message planned under another key).
+    cursor.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM rehab_alertevent e JOIN rehab_alert a"
+        " ON a.id = e.alert_id WHERE a.log_id = ANY(%s::uuid[])"
+        " AND e.kind IN ('created', 'notified', 'escalated')"
+        " GROUP BY e.alert_id, e.kind HAVING count(*) > 1) doubled",
+        [red],
+    )
+    doubled_events = cursor.fetchone()[0]
+    cursor.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM rehab_notification n JOIN rehab_alert a"
+        " ON a.id = n.alert_id WHERE a.log_id = ANY(%s::uuid[])"
+        " GROUP BY n.alert_id, n.clinician_id, n.kind HAVING count(*) > 1) doubled",
+        [red],
+    )
+    doubled_notifications = cursor.fetchone()[0]
+    cursor.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM notifications_delivery d JOIN rehab_alert a"
+        " ON a.id = d.alert_id WHERE a.log_id = ANY(%s::uuid[])"
+        " GROUP BY d.alert_id, d.kind, d.channel, d.address HAVING count(*) > 1) doubled",
+        [red],
+    )
+    doubled_deliveries = cursor.fetchone()[0]
     result = {
         "acked_logs": len(acked),
         "stored_logs": len(stored),
@@ -590,6 +735,9 @@ def verify(
         "lost_alerts": lost_alerts,
         "doubled_alerts": doubled_alerts,
         "stray_alert_rules": stray_rules,
+        "doubled_alert_events": doubled_events,
+        "doubled_notifications": doubled_notifications,
+        "doubled_deliveries": doubled_deliveries,
         "examples": {"lost_logs": lost_logs[:5], "unexpected_logs": unexpected_logs[:5]},
     }
     result["ok"] = bool(
@@ -601,8 +749,101 @@ def verify(
         and (expected or not red)
         and not lost_alerts
         and not doubled_alerts
+        and not doubled_events
+        and not doubled_notifications
+        and not doubled_deliveries
     )
     return result
+
+
+def held_outcome(
+    cursor: Any, held: Sequence[str], restarted_at: datetime | None, within: float
+) -> dict[str, Any]:
+    """The red flags safety1 held when it was killed: each one's alerts (how many, when
+    raised, when the care team was emailed), its evaluation attempts (the killed one
+    counts), and whether every alert came within `within` seconds of the restart.
+    `cursor` as for verify()."""
+    held = [str(i) for i in held]
+    cursor.execute(
+        "SELECT l.id::text, l.evaluation_attempts,"
+        " extract(epoch FROM min(a.created_at) - l.created_at),"
+        " extract(epoch FROM max(a.created_at) - %s::timestamptz),"
+        " count(a.id), count(a.id) FILTER (WHERE a.notify_due),"
+        " count(a.notified_at) FILTER (WHERE a.notify_due),"
+        " extract(epoch FROM max(a.notified_at) - %s::timestamptz)"
+        " FROM rehab_dailylog l LEFT JOIN rehab_alert a ON a.log_id = l.id"
+        " WHERE l.id = ANY(%s::uuid[]) GROUP BY l.id, l.evaluation_attempts, l.created_at",
+        [restarted_at, restarted_at, held],
+    )
+    logs = []
+    for row in cursor.fetchall():
+        log_id, attempts, to_alert, after_restart, alerts, due, notified, mailed = row
+        logs.append(
+            {
+                "log": log_id,
+                "evaluation_attempts": attempts,
+                "alerts": alerts,
+                "seconds_to_alert": None if to_alert is None else round(float(to_alert), 1),
+                "alert_seconds_after_restart": (
+                    None if after_restart is None else round(float(after_restart), 1)
+                ),
+                "alerts_to_email": due,
+                "alerts_emailed": notified,
+                "email_seconds_after_restart": None if mailed is None else round(float(mailed), 1),
+            }
+        )
+    # What each held red flag's alerts set off, counted (verify() judges doubles for
+    # every red flag; these show they exist at all): care-team emails recorded as sent
+    # (`notified` events) and outgoing message rows.
+    cursor.execute(
+        "SELECT a.log_id::text, count(*) FILTER (WHERE e.kind = 'notified'),"
+        " count(*) FILTER (WHERE e.kind = 'created')"
+        " FROM rehab_alert a JOIN rehab_alertevent e ON e.alert_id = a.id"
+        " WHERE a.log_id = ANY(%s::uuid[]) GROUP BY 1",
+        [held],
+    )
+    events = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    cursor.execute(
+        "SELECT a.log_id::text, count(d.id) FROM rehab_alert a"
+        " JOIN notifications_delivery d ON d.alert_id = a.id"
+        " WHERE a.log_id = ANY(%s::uuid[]) GROUP BY 1",
+        [held],
+    )
+    deliveries = dict(cursor.fetchall())
+    for entry in logs:
+        notified, created = events.get(entry["log"], (0, 0))
+        entry["created_events"] = created
+        entry["notified_events"] = notified
+        entry["delivery_rows"] = deliveries.get(entry["log"], 0)
+    in_time = bool(logs) and all(
+        entry["alerts"]
+        and entry["alert_seconds_after_restart"] is not None
+        and entry["alert_seconds_after_restart"] <= within
+        and entry["alerts_emailed"] == entry["alerts_to_email"]
+        and (entry["email_seconds_after_restart"] or 0.0) <= within
+        for entry in logs
+    )
+    return {
+        "logs": logs,
+        "within_seconds_after_restart": within,
+        "alerted_in_time": in_time,
+        "max_seconds_to_alert": max((e["seconds_to_alert"] or 0.0 for e in logs), default=None),
+    }
+
+
+def wait_emailed(db_url: str, held: Sequence[str], until: float) -> None:
+    """Until the held red flags' alerts that are owed an email have it, or `until`
+    (time.monotonic()): the email is a task of its own, after the evaluation."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.monotonic() < until:
+            row = conn.execute(
+                "SELECT count(*) FROM rehab_alert WHERE log_id = ANY(%s::uuid[])"
+                " AND notify_due AND notified_at IS NULL",
+                [list(held)],
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.5)
 
 
 def wait_evaluated(db_url: str, ids: Sequence[str], seconds: float) -> float:
@@ -791,6 +1032,15 @@ def _pooled(
     urls: dict[str, Any],
     m: dict[str, Any],
 ) -> dict[str, Any]:
+    with psycopg.connect(urls["owner_url"], autocommit=True) as conn:
+        # Every clinic answers for its alerts at an on-call address, as a clinic set up
+        # in production does: the red flags' emails (to the console: EMAIL_URL) are then
+        # part of what must not be lost or doubled. The data set's chain clinics have no
+        # clinician, so without it their alerts would have nobody to email.
+        conn.execute(
+            "UPDATE patients_clinic SET escalation_email = %s WHERE escalation_email = ''",
+            [ON_CALL],
+        )
     subprocess.run(  # noqa: S603 - a fresh queue: nothing of an earlier run is replayed
         [PY, "-c", f"import redis; redis.Redis.from_url({urls['redis_url']!r}).flushdb()"],
         check=True,
@@ -820,6 +1070,14 @@ def _pooled(
         return _serve_and_load(cfg, report, nodes, env, m, urls, bouncer)
 
 
+def named(env: dict[str, str], node: str) -> dict[str, str]:
+    """The node's environment, its database sessions named after it (`application_name`,
+    which PgBouncer passes on): pg_stat_activity then says which node waits on what."""
+    url = env["DATABASE_URL"]
+    separator = "&" if "?" in url else "?"
+    return {**env, "DATABASE_URL": f"{url}{separator}application_name={node}"}
+
+
 def _serve_and_load(
     cfg: Config,
     report: dict[str, Any],
@@ -836,7 +1094,7 @@ def _serve_and_load(
             name,
             [str(BIN / "gunicorn"), "config.wsgi", "--workers", str(cfg.web_workers),
              "--worker-class", "sync", "--bind", f"{HOST}:{port}", "--log-level", "warning"],
-            env,
+            named(env, name),
         )  # fmt: skip
     workers = {"safety1": "safety", "safety2": "safety", "default1": "default"}
     for name, queue in workers.items():
@@ -845,7 +1103,7 @@ def _serve_and_load(
             [str(BIN / "celery"), "-A", "config", "worker", "-Q", queue,
              "--hostname", f"{name}@%h", "--loglevel", "INFO",
              "--concurrency", str(cfg.worker_concurrency), "--pool", "prefork"],
-            env,
+            named(env, name),
         )  # fmt: skip
     ready = list(workers)
     if cfg.beat:
@@ -853,7 +1111,7 @@ def _serve_and_load(
             "beat",
             [str(BIN / "celery"), "-A", "config", "beat", "--loglevel", "INFO",
              "--pidfile", str(cfg.results / "beat.pid")],
-            env,
+            named(env, "beat"),
         )  # fmt: skip
         ready.append("beat")
     proxy = free_port()
@@ -870,32 +1128,70 @@ def _serve_and_load(
     work = build_work(cfg, m, urls["owner_url"])
     kills: dict[str, float] = {}
     restarts: dict[str, float] = {}
+    restarted_at: dict[str, datetime] = {}
+    # The kill must land while safety1 holds a red flag's evaluation, or it proves nothing:
+    # some red flags sent from the kill point on are held (their patients row-locked), and
+    # the kill waits until Celery's remote control shows safety1 running one of them.
+    held_bodies = held_red_flags(cfg, work)
+    held_ids = {body["id"] for body in held_bodies}
+    hold = RedFlagHold(urls["owner_url"], [body["_p"] for body in held_bodies])
+    safety1 = f"safety1@{socket.gethostname()}"
+    control = Celery("rehearsal-control", broker=urls["redis_url"])
+    inspector = control.control.inspect(destination=[safety1], timeout=1.0, limit=1)
+    at_kill: dict[str, Any] = {"node": safety1, "held_red_flags": len(held_ids)}
     load_started = time.monotonic()
 
     def kill() -> None:
+        # web1 at once, mid-load (whatever requests it had in hand), as before.
+        nodes.kill("web1")
+        kills["web1"] = round(time.monotonic() - load_started, 2)
+        held, waited = wait_held(hold, inspector, safety1, held_ids, cfg.hold_wait_seconds)
+        at_kill["waited_seconds"] = waited
+        at_kill["active_log_evaluations"] = held["active"]
+        at_kill["reserved_log_evaluations"] = held["reserved"]
+        at_kill["red_flags_held"] = sorted(set(held["active"]) & held_ids)
+        at_kill["sessions_waiting_on_the_hold"] = hold.waiters()
+        if not at_kill["red_flags_held"]:
+            log(f"safety1 took none of the held red flags in {waited} s: the kill proves less")
         if cfg.pause_before_kill > 0:
             # Stopped first, the worker holds the messages it had taken (its children's
             # tasks mid-run, what its last fetch brought): the kill then surely loses
             # some, which only beat's sweep of the database can find again.
             nodes.pause("safety1")
             time.sleep(cfg.pause_before_kill)
-        for name in ("web1", "safety1"):
-            nodes.kill(name)
-            kills[name] = round(time.monotonic() - load_started, 2)
+        nodes.kill("safety1")
+        kills["safety1"] = round(time.monotonic() - load_started, 2)
+        # Still owed after the kill: it landed before the evaluation could finish.
+        at_kill["unevaluated_after_kill"] = hold.unevaluated(at_kill["red_flags_held"])
+        hold.release()
+        log(f"safety1 killed holding red flag(s) {at_kill['red_flags_held']}; hold released")
         if cfg.restart_after > 0:
-            time.sleep(cfg.restart_after)
+            # Each node comes back `restart_after` after its own kill.
             for name in ("web1", "safety1"):
+                due = load_started + kills[name] + cfg.restart_after
+                time.sleep(max(0.0, due - time.monotonic()))
                 nodes.restart(name)
                 restarts[name] = round(time.monotonic() - load_started, 2)
+                restarted_at[name] = datetime.now(UTC)
 
     since = datetime.now(UTC)
     cpu_before = psutil.cpu_times()
-    out, elapsed = run_load(cfg, proxy, work, kill)
+    try:
+        out, elapsed = run_load(cfg, proxy, work, kill)
+    finally:
+        hold.release()
+        control.close()
     cpu_after = psutil.cpu_times()
     log(f"load done in {elapsed:.1f} s: {len(out.acked)} logs answered, {len(out.gave_up)} gave up")
     settle = wait_evaluated(urls["owner_url"], list(out.acked), cfg.settle_seconds)
+    held = at_kill.get("red_flags_held", [])
+    restart = restarted_at.get("safety1")
+    if held and restart is not None:
+        deadline = time.monotonic() - (datetime.now(UTC) - restart).total_seconds()
+        wait_emailed(urls["owner_url"], held, deadline + cfg.held_alert_within)
     with psycopg.connect(urls["owner_url"], autocommit=True) as conn, conn.cursor() as cursor:
         verdict = verify(cursor, list(out.acked), sorted(out.red & set(out.acked)), since)
+        at_kill.update(held_outcome(cursor, held, restart, cfg.held_alert_within))
         # How long the evaluations took: those the killed worker held (or the killed web
         # node had enqueued when it died) come late, by a restart or beat's sweep.
         row = cursor.execute(
@@ -906,7 +1202,19 @@ def _serve_and_load(
         ).fetchone()
     late, slowest = row if row else (0, None)
     verdict["gave_up"] = len(out.gave_up)
-    verdict["ok"] = verdict["ok"] and not out.gave_up and out.red <= set(out.acked)
+    # The kill proves the path only if it landed while safety1 held a red flag's
+    # evaluation that it had not finished (still owed right after the kill).
+    at_kill["landed_while_a_red_flag_was_held"] = bool(held) and at_kill.get(
+        "unevaluated_after_kill"
+    ) == sorted(held)
+    verdict["kill"] = at_kill
+    verdict["ok"] = bool(
+        verdict["ok"]
+        and not out.gave_up
+        and out.red <= set(out.acked)
+        and at_kill["landed_while_a_red_flag_was_held"]
+        and at_kill["alerted_in_time"]
+    )
     busy = sum(
         getattr(cpu_after, k) - getattr(cpu_before, k)
         for k in ("user", "nice", "system", "irq", "softirq", "steal")

@@ -1,10 +1,14 @@
 """The multi-node rehearsal (bench/rehearsal.py) at a tiny scale: two gunicorn nodes
 behind HAProxy, PgBouncer in transaction mode, a streaming replica, two safety workers
 and a default worker; a load of daily logs and red flags sent as the phone sends them
-(retried with the same id until answered); one web node and one safety worker SIGKILLed
-mid-run and started again. It must end with every answered log stored once and every
-red-flag log's alerts there once. The check itself is held to its definitions below on
-hand-made rows: it reports a lost log, a stray log, a lost and a doubled alert."""
+(retried with the same id until answered); one web node SIGKILLed mid-run, and one safety
+worker SIGKILLed while it holds a red flag's evaluation (received, running, not
+acknowledged: some red-flag patients are row-locked so that it cannot finish, and Celery's
+remote control shows which it holds), both started again. It must end with every answered
+log stored once, every red-flag log's alerts there once, the held red flag's alert raised
+within HELD_ALERT_WITHIN of the restart, and nothing the alerts set off doubled. The check
+itself is held to its definitions below on hand-made rows: it reports a lost log, a stray
+log, a lost and a doubled alert, a doubled email or message, and a late alert."""
 
 from __future__ import annotations
 
@@ -25,10 +29,17 @@ from django.utils import timezone
 
 from bench.pgbouncer import PGBOUNCER
 from bench.pgreplica import pg_bin
-from bench.rehearsal import HAPROXY, verify
-from rehab.models import Alert, AlertOccurrence, DailyLog
-from tests.factories import PatientFactory
+from bench.rehearsal import HAPROXY, SCALES, Config, held_outcome, held_red_flags, verify
+from notifications.models import Delivery
+from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
+from tests.factories import ClinicianFactory, PatientFactory
 from tests.rehab.worker_support import BASE_DIR, RedisServer
+
+# The held red flag's alert, at the latest this long after the killed worker's restart:
+# its message comes back once the tiny run's visibility timeout (4 s) has passed, when the
+# restarted worker starts (or safety2 restores it); the bound leaves room for a loaded
+# 2-core machine. Beat's sweep (30 s grace, every 30 s) is the backstop behind it.
+HELD_ALERT_WITHIN = 45.0
 
 
 @pytest.fixture
@@ -64,6 +75,7 @@ def test_the_rehearsal_loses_and_doubles_nothing_when_a_web_node_and_a_worker_di
             "REHEARSAL_REDIS_URL": broker.url,
             "REHEARSAL_RESULTS": str(results),
             "REHEARSAL_TEMPLATE": template,
+            "REHEARSAL_HELD_ALERT_WITHIN": str(HELD_ALERT_WITHIN),
         },
         capture_output=True,
         text=True,
@@ -91,6 +103,28 @@ def test_the_rehearsal_loses_and_doubles_nothing_when_a_web_node_and_a_worker_di
     assert load["pgbouncer_transactions"] > verdict["acked_logs"]
     assert set(load["reads"]) <= {"200", "502", "503", "0"}
     assert load["reads"].get("200", 0) > 0
+    # The worker was killed while it held a red flag's evaluation: Celery said it was
+    # running it, and it was still owed right after the kill (its attempt counted, the
+    # evaluation not done), so the kill landed mid-task.
+    kill = verdict["kill"]
+    assert kill["landed_while_a_red_flag_was_held"] is True, kill
+    assert kill["red_flags_held"], kill
+    assert set(kill["red_flags_held"]) <= set(kill["active_log_evaluations"])
+    assert kill["unevaluated_after_kill"] == kill["red_flags_held"]
+    assert {entry["log"] for entry in kill["logs"]} == set(kill["red_flags_held"])
+    # Each held red flag became its alert once, within the bound after the restart, and
+    # its care-team email went out once; nothing it set off is doubled.
+    rules = len(verdict["rules_per_red_flag"])
+    for entry in kill["logs"]:
+        assert entry["evaluation_attempts"] >= 2, entry  # the killed attempt, then another
+        assert entry["alerts"] == entry["created_events"] == rules, entry
+        assert entry["alert_seconds_after_restart"] <= HELD_ALERT_WITHIN, entry
+        assert entry["alerts_to_email"] == entry["alerts_emailed"] == rules, entry
+        assert entry["notified_events"] == rules, entry
+    assert kill["alerted_in_time"] is True
+    assert verdict["doubled_alert_events"] == verdict["doubled_notifications"] == 0
+    assert verdict["doubled_deliveries"] == 0
+    print(f"time to alert of the held red flags: {kill['max_seconds_to_alert']} s", kill["logs"])
     # Its database is dropped at the end.
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
@@ -167,3 +201,89 @@ def test_the_check_finds_a_lost_log_a_stray_log_and_lost_and_doubled_alerts() ->
     assert result["rules_per_red_flag"] == ["RF-A", "RF-B"]
     assert result["lost_alerts"] == 2  # red[2] lacks RF-B: no alert, no occurrence
     assert result["doubled_alerts"] == 2  # red[2]'s RF-A: two alerts, two occurrences
+
+
+@pytest.mark.django_db
+def test_the_check_finds_a_doubled_email_in_app_notification_and_message() -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    day = date.today() - timedelta(days=1)
+    logs = [_log(PatientFactory(), day) for _ in range(2)]
+    alerts = [_alert(log, "RF-A") for log in logs]
+    for alert in alerts:
+        AlertEvent.objects.create(alert=alert, kind="created")
+        AlertEvent.objects.create(alert=alert, kind="notified")
+    clinician = ClinicianFactory()
+    due = timezone.now()
+
+    def deliver(alert: Alert) -> None:
+        Delivery.objects.create(
+            kind="alert", channel="email", address="on-call@example.com", alert=alert,
+            idempotency_key=str(uuid.uuid4()), due_at=due, next_attempt_at=due,
+        )  # fmt: skip
+
+    def notify(alert: Alert) -> None:
+        Notification.objects.create(clinician=clinician, alert=alert, kind="alert", message="x")
+
+    deliver(alerts[0])
+    notify(alerts[0])
+    ids = [str(log.pk) for log in logs]
+    with connection.cursor() as cursor:
+        once = verify(cursor, ids, ids, since)
+    # The second alert's email recorded twice, its in-app notification and its message
+    # planned twice (under another key each time).
+    AlertEvent.objects.create(alert=alerts[1], kind="notified")
+    for _ in range(2):
+        deliver(alerts[1])
+        notify(alerts[1])
+    with connection.cursor() as cursor:
+        doubled = verify(cursor, ids, ids, since)
+
+    assert once["ok"] is True, once
+    assert once["doubled_alert_events"] == once["doubled_deliveries"] == 0
+    assert doubled["ok"] is False
+    assert doubled["doubled_alert_events"] == 1
+    assert doubled["doubled_notifications"] == 1
+    assert doubled["doubled_deliveries"] == 1
+
+
+@pytest.mark.django_db
+def test_the_held_check_times_the_alerts_from_the_restart_and_finds_a_late_one() -> None:
+    day = date.today() - timedelta(days=1)
+    on_time, late, never = (_log(PatientFactory(), day) for _ in range(3))
+    restarted = timezone.now() - timedelta(seconds=10)
+    _alert(on_time, "RF-A", notify_due=True, notified_at=timezone.now())
+    late_alert = _alert(late, "RF-A")
+    # Raised 50 s after the restart: past a 45 s bound.
+    Alert.objects.filter(pk=late_alert.pk).update(created_at=restarted + timedelta(seconds=50))
+
+    with connection.cursor() as cursor:
+        alone = held_outcome(cursor, [str(on_time.pk)], restarted, 45.0)
+        with_late = held_outcome(cursor, [str(on_time.pk), str(late.pk)], restarted, 45.0)
+        with_none = held_outcome(cursor, [str(on_time.pk), str(never.pk)], restarted, 45.0)
+
+    assert alone["alerted_in_time"] is True, alone
+    (entry,) = alone["logs"]
+    assert (entry["alerts"], entry["alerts_to_email"], entry["alerts_emailed"]) == (1, 1, 1)
+    assert 9 <= entry["alert_seconds_after_restart"] <= 11
+    assert with_late["alerted_in_time"] is False
+    by_log = {e["log"]: e for e in with_late["logs"]}
+    assert by_log[str(late.pk)]["alert_seconds_after_restart"] == 50.0
+    assert with_none["alerted_in_time"] is False
+    assert {e["log"]: e["alerts"] for e in with_none["logs"]}[str(never.pk)] == 0
+
+
+def test_it_holds_red_flags_sent_from_the_kill_point_of_patients_with_no_other_log() -> None:
+    cfg = Config("tiny", {**SCALES["tiny"], "kill_at": 0.5, "hold_red_flags": 2}, "x", 0,
+                 Path("."), False, "")  # fmt: skip
+    work: list[tuple[str, str, dict[str, Any]]] = [
+        ("red", "a", {"id": "early"}),  # before the kill point
+        ("log", "b", {"id": "quiet-b"}),
+        ("read", "clinician", {}),
+        ("log", "c", {"id": "quiet-c"}),
+        ("red", "b", {"id": "also-quiet"}),  # b sends a quiet log too
+        ("red", "d", {"id": "first"}),
+        ("red", "e", {"id": "second"}),
+        ("red", "f", {"id": "third"}),
+    ]
+
+    assert [body["id"] for body in held_red_flags(cfg, work)] == ["first", "second"]

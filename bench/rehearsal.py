@@ -23,14 +23,24 @@ services run as the application role when DATABASE_MIGRATE_URL names an owner (a
 The load: patients POST their daily logs (some with a red flag) as the phone does: a POST
 that fails (no answer, a 5xx, the proxy's 502/503) is sent again, with the same log id,
 until it is answered 2xx. Clinicians read their caseload meanwhile. When a share of the
-load has been sent, web1 and safety1 are SIGKILLed (whole process groups, mid-request);
-the survivors carry the load until both are started again `restart_after` seconds later,
-as an orchestrator replaces a lost container. Then, once every log is evaluated:
+load has been sent, web1 is SIGKILLed (its whole process group, mid-request); then the
+first safety worker seen holding a red flag's evaluation (received, running, not yet
+acknowledged) is SIGKILLed too. To make that moment certain, some red-flag patients are
+row-locked from `hold_from` on, so that their evaluations wait inside `log_evaluate`
+until the kill, and Celery's remote control (`inspect active`) says which worker holds
+one. The survivors carry the load until the killed nodes are started again
+`restart_after` seconds after their kill, as an orchestrator replaces a lost container.
+Then, once every log is evaluated:
 
 - every log answered 2xx is stored exactly once, and no other log appeared;
 - every red-flag log has exactly one alert per rule it fires (one alert row and one
   occurrence of it), and the rules the red flag fires (those most red-flag logs got:
-  they are the same answers) are there for every one of them.
+  they are the same answers) are there for every one of them;
+- nothing those alerts set off is doubled (their created/emailed/escalated events,
+  in-app notifications, outgoing messages);
+- the kill landed while the worker held a red flag (still unevaluated right after it),
+  and that red flag's alert was raised, and its email sent, within `held_alert_within`
+  seconds of the worker's restart (`verdict.kill`: the time to alert of each).
 
 The verdict is in the JSON report (`verdict.ok`) and the exit status (1 when it fails).
 """
@@ -101,15 +111,18 @@ SCALES: dict[str, dict[str, Any]] = {
         # messages held longer than this), so it restarts later than this.
         "visibility_timeout": 4,
         "settle_seconds": 90,
-        # Red-flag patients held (row-locked) from the kill point on, so that the kill
-        # lands while safety1 holds one's evaluation: one more than the other safety
-        # worker's concurrency, so that one of them must reach safety1.
+        # Red-flag patients held (row-locked), so that the kill lands while a safety
+        # worker holds one's evaluation: the first ones sent from `hold_from` (a share of
+        # the load) on. More than one, so that a worker busy elsewhere (a quiet-logs task
+        # runs up to 5 s) does not keep the kill waiting; here from the start, so that
+        # by the kill point a worker usually holds one already.
         "hold_red_flags": 2,
+        "hold_from": 0.0,
         "hold_wait_seconds": 60.0,
-        # The held red flags' alerts: within this long after safety1's restart. The
-        # message comes back when its visibility timeout has passed and a consumer
-        # (safety2 every 10 s, or the restarted safety1 at once) restores it; the sweep
-        # on beat (30 s grace, every 30 s) is the backstop.
+        # The held red flags' alerts: within this long after the killed worker's
+        # restart. The message comes back once its visibility timeout has passed, when a
+        # consumer restores it (the restarted worker as it starts, the other one every
+        # few seconds); the sweep on beat (30 s grace, every 30 s) is the backstop.
         "held_alert_within": 45.0,
     },
     "full": {
@@ -130,7 +143,10 @@ SCALES: dict[str, dict[str, Any]] = {
         # The product's default: the sweep on beat finds the killed worker's logs first.
         "visibility_timeout": 300,
         "settle_seconds": 420,
+        # From the kill point: held longer, the held evaluations would outlive the
+        # sweep's grace and its duplicates would block the last free pool process.
         "hold_red_flags": 3,
+        "hold_from": 0.35,
         "hold_wait_seconds": 120.0,
         # The visibility timeout (300 s) is longer than this: the sweep on beat brings the
         # held evaluations back (30 s grace, every 30 s, behind the killed worker's pause
@@ -141,11 +157,15 @@ SCALES: dict[str, dict[str, Any]] = {
 
 SAFE: dict[str, Any] = SAFE_ANSWERS
 ON_CALL = "on-call@rehearsal.local"
+SAFETY_NODES = ("safety1", "safety2")
 RED: dict[str, Any] = {**SAFE, "saddle_numbness": "new_or_worse"}
 
 
+STARTED = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(f"[rehearsal] {message}", file=sys.stderr, flush=True)
+    print(f"[rehearsal {time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 def _with_path(url: str, path: str) -> str:
@@ -536,9 +556,10 @@ def held_red_flags(
     cfg: Config, work: list[tuple[str, str, dict[str, Any]]]
 ) -> list[dict[str, Any]]:
     """The red flags the kill is to catch mid-evaluation: the first `hold_red_flags` sent
-    from the kill point on, of patients who send nothing else in the load (a quiet log of
-    a held patient would block a safety worker on something other than a red flag)."""
-    start = int(len(work) * cfg.kill_at)
+    from `hold_from` (a share of the load) on, of patients who send nothing else in the
+    load (a quiet log of a held patient would block a safety worker on something other
+    than a red flag)."""
+    start = int(len(work) * cfg.hold_from)
     quiet_tokens = {token for kind, token, _ in work if kind == "log"}
     return [
         body for kind, token, body in work[start:] if kind == "red" and token not in quiet_tokens
@@ -592,41 +613,46 @@ class RedFlagHold:
 
 
 def evaluations_held(inspector: Any, node: str) -> dict[str, list[str]]:
-    """The log ids whose evaluation (`log_evaluate_task`) the Celery node has received and
-    not acknowledged, asked through Celery's remote control: `active` (running in a pool
-    process) and `reserved` (prefetched). `inspector` is `app.control.inspect(...)`."""
+    """The log ids whose evaluation (`log_evaluate_task`) the Celery node `node` (its
+    name, "safety1") has received and not acknowledged, asked through Celery's remote
+    control: `active` (running in a pool process) and `reserved` (prefetched).
+    `inspector` is `app.control.inspect(destination=["safety1@host"], ...)`."""
     held: dict[str, list[str]] = {}
     for state in ("active", "reserved"):
         replies = getattr(inspector, state)() or {}
+        tasks = next((t for host, t in replies.items() if host.split("@")[0] == node), [])
         held[state] = [
             str(task["args"][0])
-            for task in replies.get(node, [])
+            for task in tasks
             if task.get("name") == "rehab.tasks.log_evaluate_task" and task.get("args")
         ]
     return held
 
 
 def wait_held(
-    hold: RedFlagHold, inspector: Any, node: str, red_ids: set[str], seconds: float
-) -> tuple[dict[str, list[str]], float]:
-    """Until the Celery node `node` ("safety1@host") holds the evaluation of at least one
-    of `red_ids` in a pool process (an active task: received, mid-run, unacknowledged);
-    what it held, and how long the wait took. Empty when it never did within `seconds`.
+    hold: RedFlagHold, inspectors: dict[str, Any], red_ids: set[str], seconds: float
+) -> tuple[str | None, dict[str, list[str]], float]:
+    """Until one of the safety nodes (`inspectors`: node name -> Celery's remote control
+    for it) holds the evaluation of at least one of `red_ids` in a pool process (an
+    active task: received, mid-run, unacknowledged): that node, what it held, and how long
+    the wait took. No node, and nothing held, when none did within `seconds`.
 
-    Celery's remote control says which tasks the node holds; it is asked when one of the
-    node's database sessions waits on the hold (cheap to watch), and every 2 s anyway,
-    in case a pooler does not pass the sessions' names on."""
+    Remote control says which tasks a node holds; it is asked when one of the node's
+    database sessions waits on the hold (cheap to watch: each node names its sessions),
+    and every 2 s anyway, in case a pooler does not pass the sessions' names on."""
     started = time.monotonic()
     asked = started
-    name = node.split("@", 1)[0]
     while red_ids and time.monotonic() - started < seconds:
-        if hold.waiters().get(name) or time.monotonic() - asked > 2.0:
+        waiting = [name for name in inspectors if hold.waiters().get(name)]
+        if not waiting and time.monotonic() - asked > 2.0:
+            waiting = list(inspectors)
+        for name in waiting:
             asked = time.monotonic()
-            held = evaluations_held(inspector, node)
+            held = evaluations_held(inspectors[name], name)
             if set(held["active"]) & red_ids:
-                return held, round(time.monotonic() - started, 2)
+                return name, held, round(time.monotonic() - started, 2)
         time.sleep(0.1)
-    return {"active": [], "reserved": []}, round(time.monotonic() - started, 2)
+    return None, {"active": [], "reserved": []}, round(time.monotonic() - started, 2)
 
 
 # --------------------------------------------------------------------------- the check
@@ -759,7 +785,7 @@ def verify(
 def held_outcome(
     cursor: Any, held: Sequence[str], restarted_at: datetime | None, within: float
 ) -> dict[str, Any]:
-    """The red flags safety1 held when it was killed: each one's alerts (how many, when
+    """The red flags the killed worker held: each one's alerts (how many, when
     raised, when the care team was emailed), its evaluation attempts (the killed one
     counts), and whether every alert came within `within` seconds of the restart.
     `cursor` as for verify()."""
@@ -1096,7 +1122,7 @@ def _serve_and_load(
              "--worker-class", "sync", "--bind", f"{HOST}:{port}", "--log-level", "warning"],
             named(env, name),
         )  # fmt: skip
-    workers = {"safety1": "safety", "safety2": "safety", "default1": "default"}
+    workers = {**dict.fromkeys(SAFETY_NODES, "safety"), "default1": "default"}
     for name, queue in workers.items():
         nodes.start(
             name,
@@ -1129,45 +1155,53 @@ def _serve_and_load(
     kills: dict[str, float] = {}
     restarts: dict[str, float] = {}
     restarted_at: dict[str, datetime] = {}
-    # The kill must land while safety1 holds a red flag's evaluation, or it proves nothing:
-    # some red flags sent from the kill point on are held (their patients row-locked), and
-    # the kill waits until Celery's remote control shows safety1 running one of them.
+    # The kill must land while a safety worker holds a red flag's evaluation, or it
+    # proves nothing: some red flags are held (their patients row-locked), and the kill
+    # waits until Celery's remote control shows a safety worker running one of them; that
+    # worker is the one killed (whichever took one first: the other may be busy with a
+    # quiet-logs task for seconds).
     held_bodies = held_red_flags(cfg, work)
     held_ids = {body["id"] for body in held_bodies}
     hold = RedFlagHold(urls["owner_url"], [body["_p"] for body in held_bodies])
-    safety1 = f"safety1@{socket.gethostname()}"
     control = Celery("rehearsal-control", broker=urls["redis_url"])
-    inspector = control.control.inspect(destination=[safety1], timeout=1.0, limit=1)
-    at_kill: dict[str, Any] = {"node": safety1, "held_red_flags": len(held_ids)}
+    inspectors = {
+        name: control.control.inspect(
+            destination=[f"{name}@{socket.gethostname()}"], timeout=1.0, limit=1
+        )
+        for name in SAFETY_NODES
+    }
+    at_kill: dict[str, Any] = {"held_red_flags": len(held_ids)}
     load_started = time.monotonic()
 
     def kill() -> None:
         # web1 at once, mid-load (whatever requests it had in hand), as before.
         nodes.kill("web1")
         kills["web1"] = round(time.monotonic() - load_started, 2)
-        held, waited = wait_held(hold, inspector, safety1, held_ids, cfg.hold_wait_seconds)
+        node, held, waited = wait_held(hold, inspectors, held_ids, cfg.hold_wait_seconds)
+        victim = node or SAFETY_NODES[0]
+        at_kill["node"] = victim
         at_kill["waited_seconds"] = waited
         at_kill["active_log_evaluations"] = held["active"]
         at_kill["reserved_log_evaluations"] = held["reserved"]
         at_kill["red_flags_held"] = sorted(set(held["active"]) & held_ids)
         at_kill["sessions_waiting_on_the_hold"] = hold.waiters()
         if not at_kill["red_flags_held"]:
-            log(f"safety1 took none of the held red flags in {waited} s: the kill proves less")
+            log(f"no safety worker took a held red flag in {waited} s: the kill proves less")
         if cfg.pause_before_kill > 0:
             # Stopped first, the worker holds the messages it had taken (its children's
             # tasks mid-run, what its last fetch brought): the kill then surely loses
             # some, which only beat's sweep of the database can find again.
-            nodes.pause("safety1")
+            nodes.pause(victim)
             time.sleep(cfg.pause_before_kill)
-        nodes.kill("safety1")
-        kills["safety1"] = round(time.monotonic() - load_started, 2)
+        nodes.kill(victim)
+        kills[victim] = round(time.monotonic() - load_started, 2)
         # Still owed after the kill: it landed before the evaluation could finish.
         at_kill["unevaluated_after_kill"] = hold.unevaluated(at_kill["red_flags_held"])
         hold.release()
-        log(f"safety1 killed holding red flag(s) {at_kill['red_flags_held']}; hold released")
+        log(f"{victim} killed holding red flag(s) {at_kill['red_flags_held']}; hold released")
         if cfg.restart_after > 0:
             # Each node comes back `restart_after` after its own kill.
-            for name in ("web1", "safety1"):
+            for name in ("web1", victim):
                 due = load_started + kills[name] + cfg.restart_after
                 time.sleep(max(0.0, due - time.monotonic()))
                 nodes.restart(name)
@@ -1185,7 +1219,7 @@ def _serve_and_load(
     log(f"load done in {elapsed:.1f} s: {len(out.acked)} logs answered, {len(out.gave_up)} gave up")
     settle = wait_evaluated(urls["owner_url"], list(out.acked), cfg.settle_seconds)
     held = at_kill.get("red_flags_held", [])
-    restart = restarted_at.get("safety1")
+    restart = restarted_at.get(at_kill.get("node", ""))
     if held and restart is not None:
         deadline = time.monotonic() - (datetime.now(UTC) - restart).total_seconds()
         wait_emailed(urls["owner_url"], held, deadline + cfg.held_alert_within)
@@ -1202,7 +1236,7 @@ def _serve_and_load(
         ).fetchone()
     late, slowest = row if row else (0, None)
     verdict["gave_up"] = len(out.gave_up)
-    # The kill proves the path only if it landed while safety1 held a red flag's
+    # The kill proves the path only if it landed while the worker held a red flag's
     # evaluation that it had not finished (still owed right after the kill).
     at_kill["landed_while_a_red_flag_was_held"] = bool(held) and at_kill.get(
         "unevaluated_after_kill"
@@ -1236,7 +1270,9 @@ def _serve_and_load(
         "read_p99_ms": _percentile(out.read_latencies, 99),
         "killed_at_seconds": kills,
         "restarted_at_seconds": restarts,
-        "survivors_alive": {n: nodes.alive(n) for n in ("web2", "safety2", "default1")},
+        "survivors_alive": {
+            n: nodes.alive(n) for n in ("web2", *SAFETY_NODES, "default1") if n not in kills
+        },
         "evaluated_within_seconds_after_load": settle,
         "evaluations_later_than_3_s": late,
         "slowest_evaluation_seconds": round(float(slowest), 1) if slowest is not None else None,

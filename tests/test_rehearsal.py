@@ -37,7 +37,7 @@ from tests.rehab.worker_support import BASE_DIR, RedisServer
 
 # The held red flag's alert, at the latest this long after the killed worker's restart:
 # its message comes back once the tiny run's visibility timeout (4 s) has passed, when the
-# restarted worker starts (or safety2 restores it); the bound leaves room for a loaded
+# restarted worker starts (or the other restores it); the bound leaves room for a loaded
 # 2-core machine. Beat's sweep (30 s grace, every 30 s) is the backstop behind it.
 HELD_ALERT_WITHIN = 45.0
 
@@ -97,8 +97,10 @@ def test_the_rehearsal_loses_and_doubles_nothing_when_a_web_node_and_a_worker_di
     assert verdict["rules_per_red_flag"]
     assert verdict["lost_alerts"] == verdict["doubled_alerts"] == 0
     # The kills happened during the load, the nodes came back, the proxy kept answering.
-    assert set(load["killed_at_seconds"]) == {"web1", "safety1"}
-    assert set(load["restarted_at_seconds"]) == {"web1", "safety1"}
+    killed = {"web1", verdict["kill"]["node"]}
+    assert verdict["kill"]["node"] in {"safety1", "safety2"}
+    assert set(load["killed_at_seconds"]) == set(load["restarted_at_seconds"]) == killed
+    assert set(load["survivors_alive"]) == {"web2", "safety1", "safety2", "default1"} - killed
     assert all(load["survivors_alive"].values())
     assert load["pgbouncer_transactions"] > verdict["acked_logs"]
     assert set(load["reads"]) <= {"200", "502", "503", "0"}
@@ -272,11 +274,11 @@ def test_the_held_check_times_the_alerts_from_the_restart_and_finds_a_late_one()
     assert {e["log"]: e["alerts"] for e in with_none["logs"]}[str(never.pk)] == 0
 
 
-def test_it_holds_red_flags_sent_from_the_kill_point_of_patients_with_no_other_log() -> None:
-    cfg = Config("tiny", {**SCALES["tiny"], "kill_at": 0.5, "hold_red_flags": 2}, "x", 0,
+def test_it_holds_the_red_flags_sent_from_hold_from_of_patients_with_no_other_log() -> None:
+    cfg = Config("tiny", {**SCALES["tiny"], "hold_from": 0.5, "hold_red_flags": 2}, "x", 0,
                  Path("."), False, "")  # fmt: skip
     work: list[tuple[str, str, dict[str, Any]]] = [
-        ("red", "a", {"id": "early"}),  # before the kill point
+        ("red", "a", {"id": "early"}),  # before `hold_from`
         ("log", "b", {"id": "quiet-b"}),
         ("read", "clinician", {}),
         ("log", "c", {"id": "quiet-c"}),

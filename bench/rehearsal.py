@@ -620,7 +620,9 @@ def evaluations_held(inspector: Any, node: str) -> dict[str, list[str]]:
     held: dict[str, list[str]] = {}
     for state in ("active", "reserved"):
         replies = getattr(inspector, state)() or {}
-        tasks = next((t for host, t in replies.items() if host.split("@")[0] == node), [])
+        tasks: list[dict[str, Any]] = next(
+            (t for host, t in replies.items() if host.split("@")[0] == node), []
+        )
         held[state] = [
             str(task["args"][0])
             for task in tasks
@@ -643,7 +645,8 @@ def wait_held(
     started = time.monotonic()
     asked = started
     while red_ids and time.monotonic() - started < seconds:
-        waiting = [name for name in inspectors if hold.waiters().get(name)]
+        waiters = hold.waiters()
+        waiting = [name for name in inspectors if waiters.get(name)]
         if not waiting and time.monotonic() - asked > 2.0:
             waiting = list(inspectors)
         for name in waiting:

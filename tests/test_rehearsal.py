@@ -214,7 +214,7 @@ def test_the_check_finds_a_doubled_email_in_app_notification_and_message() -> No
     for alert in alerts:
         AlertEvent.objects.create(alert=alert, kind="created")
         AlertEvent.objects.create(alert=alert, kind="notified")
-    clinician = ClinicianFactory()
+    clinician = ClinicianFactory.create()
     due = timezone.now()
 
     def deliver(alert: Alert) -> None:

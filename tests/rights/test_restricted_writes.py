@@ -381,6 +381,10 @@ def test_the_dashboard_refuses_a_write_on_a_restricted_record_and_says_why(
 
     assert response.status_code == 409
     assert "record is restricted" in response.content.decode()
+    # And the page says so before anyone tries.
+    page = web.get(write.path.format(**objects))
+    assert page.status_code == 200
+    assert 'id="record-restricted"' in page.content.decode()
     assert _snapshot(patient, clinician) == before
     (event,) = _denied(patient)
     assert event.changes == {"status": 409}
@@ -392,6 +396,7 @@ def test_the_dashboard_still_writes_an_unrestricted_record(name, patient, clinic
     if write.prepare is not None:
         write.prepare(objects, clinician)
     before = _snapshot(patient, clinician)
+    assert 'id="record-restricted"' not in web.get(write.path.format(**objects)).content.decode()
     response = _post_page(web, write, objects)
     assert response.status_code == write.served, response.content.decode()[:2000]
     assert _snapshot(patient, clinician) != before

@@ -19,6 +19,8 @@ from typing import Any
 
 import psycopg
 
+from bench import reaper
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 PGBOUNCER = shutil.which("pgbouncer") or (
@@ -117,6 +119,8 @@ pidfile = {workdir}/pgbouncer.pid
         start_new_session=True,
         **run_as,
     )
+    # Stopped below; by bench/reaper.py's watcher if a bench run is killed meanwhile.
+    reaper.track(proc.pid)
     try:
         deadline = time.monotonic() + 10
         while True:

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from bench import reaper
 from bench.pgbouncer import PGBOUNCER, pgbouncer
 
 
@@ -62,6 +63,7 @@ def section(
             cwd=run.BASE_DIR, env=pooled_env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        reaper.track(proc.pid)
         try:
             run.wait_http(pooled_port)
             return _measure(run, cfg, m, db_url, slots, pooled_port, bouncer, name, pool_size)

@@ -298,10 +298,16 @@ def section(
 
     reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
     reader.start()
-    burst_started.wait()
-    # Red flags while the senders run, not during the clean-up after them.
-    flags = red_flag_run(cfg, m, db_url, fresh, while_true=lambda: not handed.is_set())
-    proc.wait(timeout=900)
+    try:
+        burst_started.wait()
+        # Red flags while the senders run, not during the clean-up after them.
+        flags = red_flag_run(cfg, m, db_url, fresh, while_true=lambda: not handed.is_set())
+        proc.wait(timeout=900)
+    finally:
+        # A run stopped meanwhile (bench/reaper.py) stops its senders too.
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
     reader.join(timeout=10)
     burst = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
     p99_ok = flags["logs"] > 0 and flags["p99_ms"] < 250 and not flags["timeouts"]

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 import psycopg
 
-from bench import data_rights, pooling, profiling
+from bench import data_rights, pooling, profiling, reaper
 from bench import reminders as reminders_bench
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -208,8 +208,9 @@ class Processes:
             command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        (RESULTS / f"{name}.pid").write_text(str(proc.pid))
         self.procs[name] = proc
+        reaper.track(proc.pid)
+        (RESULTS / f"{name}.pid").write_text(str(proc.pid))
         log(f"started {name} (pid {proc.pid}, log bench/results/{name}.log)")
 
     def signal(self, name: str, sig: signal.Signals) -> None:
@@ -864,6 +865,10 @@ def machine() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # Whatever ends the run stops what it started (bench/reaper.py): SIGTERM and Ctrl-C
+    # through the `finally` below, a SIGKILL through the watcher started here.
+    reaper.terminate_on_signals()
+    reaper.start(RESULTS)
     # The owner role when the roles are split (`make bench`): the benchmark creates its
     # database, loads, VACUUMs and checkpoints it, which the application role may not.
     base_db = os.environ.get("DATABASE_MIGRATE_URL") or os.environ.get("DATABASE_URL")

@@ -73,6 +73,18 @@ class PreconditionFailed(ApplicationError):
     default_code = "precondition_failed"
 
 
+def refusal_mark(response: HttpResponse, exc: ApplicationError) -> None:
+    """Keep the error on its answer, for a middleware that records some refusals (a write
+    on a restricted record is audited as denied, docs/security.md § Audit trail)."""
+    response.application_error = exc  # type: ignore[attr-defined]
+
+
+def refusal_of(response: HttpResponse) -> ApplicationError | None:
+    """The error an answer was made from (`refusal_mark`), if any."""
+    error = getattr(response, "application_error", None)
+    return error if isinstance(error, ApplicationError) else None
+
+
 def error_body(
     *,
     code: str,
@@ -132,7 +144,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     if isinstance(exc, ApplicationError):
         body = error_body(code=exc.code, detail=str(exc.message), extra=exc.extra)
-        return Response(body, status=exc.status_code)
+        answer = Response(body, status=exc.status_code)
+        refusal_mark(answer, exc)
+        return answer
 
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -23,7 +23,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from config.audit import audit_context
-from config.exceptions import ApplicationError, ConflictError
+from config.exceptions import ApplicationError, ConflictError, refusal_mark
 from dashboard.forms_editor import (
     AssignTemplateForm,
     DosageRowFormSet,
@@ -32,6 +32,7 @@ from dashboard.forms_editor import (
 )
 from dashboard.views import _base_context, _clinician, clinician_required
 from patients.models import AuditEvent, Patient, User
+from patients.restriction import RecordRestricted
 from patients.selectors import patient_get
 from patients.services import audit_record
 from programs import selectors, services
@@ -331,6 +332,9 @@ def patient_plan_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
     )
     errors: list[str] = []
     status = 200
+    # A write refused because the record is restricted (docs/data-rights.md § Restriction):
+    # the page says why, answered 409 and audited as denied like the API's.
+    refused: RecordRestricted | None = None
     if request.method == "POST" and request.POST.get("action") == "assign":
         assign_form = AssignTemplateForm(request.POST, user=user)
         if assign_form.is_valid():
@@ -343,6 +347,8 @@ def patient_plan_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
                 )
             except ValidationError as exc:
                 errors = [str(m) for m in exc.messages]
+            except RecordRestricted as exc:
+                errors, refused = [exc.message], exc
             except ApplicationError as exc:
                 errors = [exc.message]
             else:
@@ -357,9 +363,18 @@ def patient_plan_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
             request.POST, initial={"pain_ceiling": active.assignment.pain_ceiling}, prefix="ceiling"
         )
         if formset.is_valid() and ceiling.is_valid() and len(formset.forms) == len(rows):
-            changed = _save_plan(
-                request, active=active, rows=rows, formset=formset, ceiling=ceiling, errors=errors
-            )
+            try:
+                changed = _save_plan(
+                    request,
+                    active=active,
+                    rows=rows,
+                    formset=formset,
+                    ceiling=ceiling,
+                    errors=errors,
+                )
+            except RecordRestricted as exc:
+                changed, refused = None, exc
+                errors.append(exc.message)
             if changed is not None:
                 if changed:
                     messages.success(
@@ -374,7 +389,9 @@ def patient_plan_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
             errors.append("The program changed while you were editing it: reload the page.")
         status = 400
     _audit_plan_read(request, patient, active.assignment.pk if active else "")
-    return render(
+    if refused is not None:
+        status = refused.status_code
+    response = render(
         request,
         "dashboard/editor/patient_plan.html",
         {
@@ -395,6 +412,9 @@ def patient_plan_view(request: HttpRequest, patient_id: UUID) -> HttpResponse:
         },
         status=status,
     )
+    if refused is not None:
+        refusal_mark(response, refused)
+    return response
 
 
 def _effective_from(view: selectors.ProgramView, today: Any) -> Any:

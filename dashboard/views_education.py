@@ -15,9 +15,11 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from config.audit import audit_context
+from config.exceptions import refusal_mark
 from dashboard.forms_editor import CardAssignForm, CardCreateForm, CardTextForm
 from dashboard.views import _base_context, _clinician, clinician_required
 from patients.models import AuditEvent
+from patients.restriction import RecordRestricted
 from patients.selectors import patient_get
 from patients.services import audit_record
 from programs.education import selectors, services
@@ -134,6 +136,7 @@ def patient_education_view(request: HttpRequest, patient_id: UUID) -> HttpRespon
     receipts = selectors.patient_receipts(user=user, patient=patient)
     given = [r.assignment.card_id for r in receipts]
     form = CardAssignForm(user=user, exclude=given)
+    refused: RecordRestricted | None = None
     if request.method == "POST":
         form = CardAssignForm(request.POST, user=user, exclude=given)
         if form.is_valid():
@@ -146,6 +149,10 @@ def patient_education_view(request: HttpRequest, patient_id: UUID) -> HttpRespon
                 )
             except ValidationError as exc:
                 _form_errors(form, exc)
+            except RecordRestricted as exc:
+                # Refused, 409 and audited as denied (docs/data-rights.md § Restriction).
+                form.add_error(None, exc.message)
+                refused = exc
             else:
                 messages.success(request, f"Card given to {patient.full_name}.")
                 return redirect("dashboard:patient-education", patient.pk)
@@ -157,9 +164,12 @@ def patient_education_view(request: HttpRequest, patient_id: UUID) -> HttpRespon
         patient=patient,
         context=audit_context(request),
     )
-    return render(
+    response = render(
         request,
         "dashboard/education/patient_cards.html",
         {**_base_context(request), "patient": patient, "receipts": receipts, "form": form},
-        status=400 if form.errors else 200,
+        status=refused.status_code if refused else 400 if form.errors else 200,
     )
+    if refused is not None:
+        refusal_mark(response, refused)
+    return response

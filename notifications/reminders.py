@@ -144,13 +144,13 @@ def _withdraw_planned(*, patient_id: UUID) -> int:
         deliveries = list(
             Delivery.objects.select_for_update()
             .filter(kind=Delivery.Kind.REMINDER, object_id=reminder_id)
-            .values_list("status", flat=True)
+            .values_list("pk", "status")
         )
-        if any(status != Delivery.Status.QUEUED for status in deliveries):
+        if any(status != Delivery.Status.QUEUED for _, status in deliveries):
             continue
-        Delivery.objects.filter(kind=Delivery.Kind.REMINDER, object_id=reminder_id).update(
-            status=Delivery.Status.CANCELLED, updated_at=now
-        )
+        # A row handed back at a sender's deadline is queued again with its feed item:
+        # the item goes with the cancellation.
+        reminder_deliveries_cancel([pk for pk, _ in deliveries])
         Reminder.objects.filter(pk=reminder_id).delete()
         withdrawn += 1
     return withdrawn
@@ -600,6 +600,48 @@ def reminders_feed(reminder_ids: list[int]) -> int:
     """  # noqa: S608 - identifiers from the models, values as parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, [ids, reminder_ids])
+        return int(cursor.rowcount)
+
+
+def reminder_deliveries_cancel(delivery_ids: list[UUID]) -> int:
+    """Cancel these reminder deliveries and, in the same statement, take out of the feed
+    each of their reminders now owed on no channel (every other delivery of it cancelled
+    too). A row handed back at a sender's deadline keeps the item written before its
+    hand-over (`reminders_feed`); if it is cancelled when its turn comes again (the day
+    logged meanwhile, the kind switched off, the settings changed), the feed must not go
+    on showing a reminder that was never sent and no longer applies. A reminder sent,
+    tried or still owed on another channel keeps its item. Set-based: one statement
+    however many. Returns the feed items removed."""
+    if not delivery_ids:
+        return 0
+    feed = FeedItem._meta.db_table
+    delivery = Delivery._meta.db_table
+    # The DELETE reads the table as it was before the UPDATE beside it (one snapshot for
+    # the statement): the rows being cancelled are left out of the "still owed" test.
+    sql = f"""
+    WITH cancelled AS (
+        UPDATE {delivery}
+        SET status = %(cancelled)s, sending_until = NULL, updated_at = %(now)s
+        WHERE id = ANY(%(ids)s::uuid[]) AND kind = %(kind)s
+        RETURNING object_id
+    )
+    DELETE FROM {feed} f
+    USING (SELECT DISTINCT object_id FROM cancelled WHERE object_id IS NOT NULL) c
+    WHERE f.idempotency_key = 'reminder:' || c.object_id
+      AND NOT EXISTS (
+          SELECT 1 FROM {delivery} d
+          WHERE d.kind = %(kind)s AND d.object_id = c.object_id
+            AND d.status <> %(cancelled)s AND d.id <> ALL(%(ids)s::uuid[])
+      )
+    """  # noqa: S608 - identifiers from the models, values as parameters
+    params: dict[str, Any] = {
+        "ids": list(delivery_ids),
+        "kind": Delivery.Kind.REMINDER.value,
+        "cancelled": Delivery.Status.CANCELLED.value,
+        "now": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         return int(cursor.rowcount)
 
 

@@ -105,8 +105,10 @@ def _record(
 ) -> None:
     """What a batch did, in one transaction: the sends in one statement (each row's
     provider id from arrays: a `bulk_update` would be a CASE over every id per column),
-    the cancelled and the handed-back rows in one each when there are any. (The batch's
-    feed items are not written here but before its first hand-over: `_send_batch`.)"""
+    the cancelled rows (and, in the same statement, their reminders' feed items when
+    owed on no other channel: `reminders.reminder_deliveries_cancel`) and the handed-back
+    rows in one each when there are any. (The batch's feed items are not written here
+    but before its first hand-over: `_send_batch`.)"""
     now = timezone.now()
     with transaction.atomic():
         if sent:
@@ -128,9 +130,8 @@ def _record(
                     ],
                 )
         if cancelled:
-            Delivery.objects.filter(pk__in=cancelled).update(
-                status=Status.CANCELLED, sending_until=None, updated_at=now
-            )
+            # Its item may be in the feed from an earlier hand-over that was handed back.
+            reminders.reminder_deliveries_cancel(cancelled)
         if handed_back:
             Delivery.objects.filter(pk__in=handed_back, status=Status.SENDING).update(
                 status=Status.QUEUED,
@@ -157,7 +158,8 @@ def _send_batch(batch: list[reminders.ReminderFacts], *, deadline: float) -> int
         # recorded, or the worker may die between the two; an email that fails, or a
         # feed-only delivery (`reminders.FEED_CHANNEL`), has its item all the same. A row
         # then handed back at the deadline keeps its item (the reminder is still owed;
-        # the item's key makes the next sender's insert a no-op).
+        # the item's key makes the next sender's insert a no-op); if it is cancelled when
+        # its turn comes again, `_record` removes the item with the cancellation.
         reminders.reminders_feed(
             sorted(
                 {

@@ -603,9 +603,13 @@ def _send(delivery: Delivery) -> Sent:
     """Send one claimed delivery and record the outcome."""
     composed = _compose(delivery)
     if composed is None:
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=Status.CANCELLED, sending_until=None, updated_at=timezone.now()
-        )
+        if delivery.kind == Kind.REMINDER:
+            # Handed back after its feed item was written: no longer in the feed either.
+            reminders.reminder_deliveries_cancel([delivery.pk])
+        else:
+            Delivery.objects.filter(pk=delivery.pk).update(
+                status=Status.CANCELLED, sending_until=None, updated_at=timezone.now()
+            )
         return Sent()
     text, data = composed
     if delivery.kind == Kind.REMINDER:

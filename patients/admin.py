@@ -75,6 +75,23 @@ class AuditedAdmin(_AdminBase):
         )
         return dict(rows)
 
+    def record_restricted(self, obj: Any) -> bool:
+        """Whether `obj` belongs to a restricted record (docs/data-rights.md § Restriction):
+        kept, not worked on, so its page is read-only, here as in the API."""
+        if obj is None or obj.pk is None or self.audit_patient_path is None:
+            return False
+        path = self.audit_patient_path
+        field = "restricted_at" if path == "pk" else f"{path}__restricted_at"
+        return bool(
+            self.model._default_manager.filter(pk=obj.pk, **{f"{field}__isnull": False}).exists()
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and not self.record_restricted(obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and not self.record_restricted(obj)
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:

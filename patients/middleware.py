@@ -2,7 +2,9 @@
 
 A signed-in caller answered 403 or 404 by a view (a URL that resolved: another clinic's
 patient, another patient's log, an id that does not exist) is recorded, API and dashboard
-alike, whatever view raised it; scoping itself stays in `QuerySet.visible_to`. Successful
+alike, whatever view raised it; scoping itself stays in `QuerySet.visible_to`. So is a
+write refused because the record is restricted (409 `record_restricted`,
+`patients.restriction`), with the patient the refused write was about. Successful
 responses cost one comparison.
 """
 
@@ -15,7 +17,9 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 from config.audit import audit_context
+from config.exceptions import refusal_of
 from patients import services
+from patients.restriction import RecordRestricted
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +40,13 @@ class DeniedRequestAuditMiddleware:
         response = self.get_response(request)
         if response.status_code in _DENIED:
             self._audit(request, response.status_code)
+        elif response.status_code == RecordRestricted.status_code:
+            refusal = refusal_of(response)
+            if isinstance(refusal, RecordRestricted):
+                self._audit(request, response.status_code, patient_id=refusal.patient_id)
         return response
 
-    def _audit(self, request: HttpRequest, status: int) -> None:
+    def _audit(self, request: HttpRequest, status: int, patient_id: str | None = None) -> None:
         match = request.resolver_match
         user = getattr(request, "user", None)
         if match is None or user is None or not user.is_authenticated:
@@ -54,7 +62,7 @@ class DeniedRequestAuditMiddleware:
                 view=match.view_name,
                 status=status,
                 object_id=next(iter(kwargs.values()), ""),
-                patient_id=kwargs.get("patient_id"),
+                patient_id=patient_id or kwargs.get("patient_id"),
                 context=audit_context(request),
             )
         except DatabaseError:

@@ -59,6 +59,7 @@ from patients.models import (
     Patient,
     User,
 )
+from patients.restriction import patient_ensure_writable
 
 logger = logging.getLogger(__name__)
 
@@ -330,6 +331,9 @@ def _invited_patient_save(*, clinic: Clinic, email: str, fields: Mapping[str, An
         )
         if patient is not None and patient.user_id is not None:
             raise ValidationError({"email": "This patient already has an account at this clinic."})
+        if patient is not None:
+            # A record kept after an erasure is not refreshed by a new invitation.
+            patient_ensure_writable(patient_id=patient.pk)
         if patient is None:
             new = Patient(clinic=clinic, email=email, **fields)
             new.full_clean(validate_unique=False, validate_constraints=False)
@@ -396,6 +400,7 @@ def invitation_resend(
     context: AuditContext | None = None,
 ) -> IssuedInvitation:
     """Send a fresh code (only hashes are stored, so the old code cannot be re-sent)."""
+    patient_ensure_writable(patient_id=invitation.patient_id)
     if invitation.patient.user_id is not None:
         raise ApplicationError("The patient has already registered.", code="already_registered")
     return _issue_invitation(
@@ -522,6 +527,7 @@ def patient_update(
     *, patient: Patient, actor: User, data: Mapping[str, Any], context: AuditContext | None = None
 ) -> Patient:
     """Merge `data` into the patient: fields not sent keep their values, also in `history`."""
+    patient_ensure_writable(patient_id=patient.pk, for_update=True)
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     changes: dict[str, Any] = {}
     for name in PATIENT_EDITABLE:

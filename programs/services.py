@@ -25,6 +25,7 @@ from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
+from patients.restriction import patient_ensure_writable
 from patients.services import audit_record
 from programs import rules, selectors
 from programs.education import services as education_services
@@ -327,7 +328,7 @@ def assignment_create(
     """
     # Serialise assignments per patient: the check for an active program and the insert
     # must not interleave with another request's (the constraint is the last line).
-    Patient.objects.select_for_update().filter(pk=patient.pk).first()
+    patient_ensure_writable(patient_id=patient.pk, for_update=True)
     today = today or patient.local_today()
     start_date = start_date or today
     if template.clinic_id not in (None, patient.clinic_id):
@@ -439,6 +440,7 @@ def assignment_update(
     context: AuditContext | None = None,
 ) -> ProgramAssignment:
     """Per-assignment override of the progression pain ceiling."""
+    patient_ensure_writable(patient_id=assignment.patient_id)
     assignment = ProgramAssignment.objects.select_for_update().get(pk=assignment.pk)
     changes = {}
     if assignment.pain_ceiling != pain_ceiling:
@@ -470,6 +472,7 @@ def assignment_end(
 
     Ending it again is a no-op (a retried request). Pending proposals are declined.
     """
+    patient_ensure_writable(patient_id=assignment.patient_id)
     assignment = (
         ProgramAssignment.objects.select_for_update()
         .select_related("patient")
@@ -519,6 +522,12 @@ def dosage_change(
     Fields not in `changes` keep their value in force on that day. A second change for
     the same day replaces the first (both are audited).
     """
+    # The record's lock before the exercise's, as every write on a patient's data takes them.
+    patient_ensure_writable(
+        patient_id=AssignedExercise.objects.filter(pk=assigned_exercise.pk)
+        .values_list("phase__assignment__patient_id", flat=True)
+        .first()
+    )
     exercise = (
         AssignedExercise.objects.select_for_update()
         .select_related("phase__assignment__patient")
@@ -818,6 +827,7 @@ def proposal_accept(
 
     Accepting an accepted proposal again returns it unchanged (a retried request).
     """
+    patient_ensure_writable(patient_id=proposal.assignment.patient_id)
     proposal = _locked_proposal(proposal)
     if proposal.status == ProgressionProposal.Status.ACCEPTED:
         return proposal
@@ -870,6 +880,7 @@ def proposal_decline(
     context: AuditContext | None = None,
 ) -> ProgressionProposal:
     """The patient stays in their phase. Declining again returns it unchanged."""
+    patient_ensure_writable(patient_id=proposal.assignment.patient_id)
     proposal = _locked_proposal(proposal)
     if proposal.status == ProgressionProposal.Status.DECLINED:
         return proposal

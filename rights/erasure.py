@@ -134,6 +134,10 @@ def account_close(*, patient: Patient) -> int:
     """The patient can no longer sign in: every token revoked, the user deactivated; and
     the record is restricted: off every list, reminder and scheduled job, still opened by
     id (docs/data-rights.md § Restriction)."""
+    # FOR UPDATE first: a write in flight on the record (which holds the row's KEY SHARE
+    # lock, `patients.restriction.patient_ensure_writable`) commits before the record is
+    # restricted, and a later one sees the restriction.
+    list(Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk"))
     Patient.objects.filter(pk=patient.pk, restricted_at__isnull=True).update(
         restricted_at=timezone.now()
     )

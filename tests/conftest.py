@@ -208,3 +208,18 @@ def clinician_client(clinician: Clinician) -> APIClient:
 @pytest.fixture
 def other_clinic_clinician_client(other_clinic_clinician: Clinician) -> APIClient:
     return _client_for(other_clinic_clinician.user)
+
+
+@pytest.fixture
+def redis_broker(tmp_path: Any) -> Iterator[Any]:
+    """A redis-server of the test's own (`tests.rehab.worker_support.RedisServer`), for a
+    subprocess run that needs a broker nobody else uses (bench.run, the rehearsal);
+    stopped after the test."""
+    from tests.rehab.worker_support import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

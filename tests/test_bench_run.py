@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 
@@ -36,16 +38,6 @@ TINY = {
 }
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _admin_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -58,14 +50,16 @@ def _databases(admin_url: str) -> set[str]:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
 
 
-def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: RedisServer) -> None:
+def test_make_bench_runs_every_phase_and_cleans_up(
+    tmp_path: Path, redis_broker: RedisServer
+) -> None:
     db_name = f"rehab_bench_test_{os.getpid()}"
     results = tmp_path / "results"
     env = {
         **os.environ,
         **TINY,
         "BENCH_DB": db_name,
-        "BENCH_REDIS_URL": broker.url,
+        "BENCH_REDIS_URL": redis_broker.url,
         "BENCH_RESULTS": str(results),
     }
     profile = profiling.py_spy() is not None
@@ -159,6 +153,94 @@ def test_make_bench_runs_every_phase_and_cleans_up(tmp_path: Path, broker: Redis
     # Its own databases, dropped at the end; nothing left running.
     assert not {db_name, f"{db_name}_peer"} & _databases(_admin_url())
     assert not list(results.glob("*.pid"))
+
+
+# --------------------------------------------------------------------------- a run stopped
+
+
+def _wait_for(what: str, check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_run_stopped_midway_leaves_no_server_running(
+    tmp_path: Path, redis_broker: RedisServer, sig: signal.Signals
+) -> None:
+    """Stopped once its servers are up: SIGTERM (a test's or a shell's `kill`) through the
+    run's own clean-up, which drops its databases too; SIGKILL (a test's timeout) through
+    the watcher (bench/reaper.py). Either way no process the run started survives it."""
+    db_name = f"rehab_bench_stop_{os.getpid()}_{sig.name.lower()}"
+    results = tmp_path / "results"
+    env = {
+        **os.environ,
+        **TINY,
+        "BENCH_DB": db_name,
+        "BENCH_REDIS_URL": redis_broker.url,
+        "BENCH_RESULTS": str(results),
+    }
+    run = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--scale", "small"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        servers = ("gunicorn", "peer", "celery", "celery_default")
+        _wait_for(
+            "the servers to start",
+            lambda: (
+                run.poll() is not None
+                or all((results / f"{name}.pid").exists() for name in servers)
+            ),
+            timeout=480,
+        )
+        assert run.poll() is None, "bench.run ended before its servers started"
+        leaders = [int((results / f"{name}.pid").read_text()) for name in servers]
+        # Every server's own workers forked (gunicorn's and the pools' children).
+        _wait_for(
+            "the servers' workers",
+            lambda: all(psutil.Process(pid).children() for pid in leaders),
+            timeout=120,
+        )
+        started = psutil.Process(run.pid).children(recursive=True)
+        assert len(started) > len(servers)  # the watcher, the servers and their workers
+
+        run.send_signal(sig)
+        run.wait(timeout=120)
+        if sig == signal.SIGTERM:
+            assert run.returncode == 128 + signal.SIGTERM
+        _wait_for(
+            "every process the run started to stop",
+            lambda: not [p for p in started if _alive(p)],
+            timeout=60,
+        )
+        assert not list(results.glob("groups-*.txt"))
+        if sig == signal.SIGTERM:
+            # Its own clean-up ran: the databases are gone, the pid files too.
+            assert not {db_name, f"{db_name}_peer"} & _databases(_admin_url())
+            assert not list(results.glob("*.pid"))
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        # The run's databases are its owner role's (`make test` sets both URLs).
+        owner = os.environ.get("DATABASE_MIGRATE_URL") or _admin_url()
+        with psycopg.connect(owner, autocommit=True) as conn:
+            for name in (db_name, f"{db_name}_peer"):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --------------------------------------------------------------------------- the peer

@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,23 +41,13 @@ from tests.rehab.worker_support import BASE_DIR, RedisServer
 HELD_ALERT_WITHIN = 45.0
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.worker
 @pytest.mark.skipif(
     PGBOUNCER is None or HAPROXY is None or pg_bin() is None,
     reason="needs Debian's pgbouncer and haproxy (`make test` installs them) and pg_basebackup",
 )
 def test_the_rehearsal_loses_and_doubles_nothing_when_a_web_node_and_a_worker_die(
-    tmp_path: Path, broker: RedisServer, django_db_setup: Any, django_db_blocker: Any
+    tmp_path: Path, redis_broker: RedisServer, django_db_setup: Any, django_db_blocker: Any
 ) -> None:
     db_name = f"rehab_rehearsal_test_{os.getpid()}"
     # A copy of the migrated test database: migrating a fresh one would take most of
@@ -72,7 +61,7 @@ def test_the_rehearsal_loses_and_doubles_nothing_when_a_web_node_and_a_worker_di
         env={
             **os.environ,
             "REHEARSAL_DB": db_name,
-            "REHEARSAL_REDIS_URL": broker.url,
+            "REHEARSAL_REDIS_URL": redis_broker.url,
             "REHEARSAL_RESULTS": str(results),
             "REHEARSAL_TEMPLATE": template,
             "REHEARSAL_HELD_ALERT_WITHIN": str(HELD_ALERT_WITHIN),

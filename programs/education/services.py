@@ -18,6 +18,7 @@ from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from patients.audit import audit_event, audit_record
 from patients.models import AuditEvent, Clinician, Patient, User
+from patients.restriction import patient_ensure_writable
 from programs.models import (
     CARD_BODY_MAX,
     AssignedPhase,
@@ -160,6 +161,7 @@ def card_assign(
 ) -> tuple[CardAssignment, bool]:
     """Give one patient a card by hand; returns (assignment, created). Giving it again
     (a retried request, or a card that came with the program) changes nothing."""
+    patient_ensure_writable(patient_id=patient.pk)
     if card.clinic_id not in (None, patient.clinic_id) or by.clinic_id != patient.clinic_id:
         raise ValidationError({"card_id": "Unknown card."})
     if not EducationCardVersion.objects.filter(card=card).exists():

@@ -32,6 +32,7 @@ from config.audit import AuditContext
 from config.db import insert_unless_conflict
 from config.exceptions import ApplicationError, ConflictError
 from patients.models import AuditEvent, Clinician, Patient, User
+from patients.restriction import patient_ensure_writable
 from patients.services import audit_record
 from programs.models import ProgramAssignment
 from rehab import scoring
@@ -127,6 +128,7 @@ def intervention_create(
     id). With the `course_id` of an earlier session it joins that course, as the next
     session unless `session_number` says otherwise.
     """
+    patient_ensure_writable(patient_id=patient.pk)
     _not_before_record_start("date", date)
     if date > patient.local_today() + timedelta(days=INTERVENTION_MAX_DAYS_AHEAD):
         raise ValidationError(
@@ -344,6 +346,7 @@ def provocative_tests_record(
     context: AuditContext | None = None,
 ) -> list[ProvocativeTest]:
     """Record one examination: one row per test per side (docs/clinical-record.md)."""
+    patient_ensure_writable(patient_id=patient.pk)
     if performed_at > timezone.now() + EXAMINATION_CLOCK_SKEW:
         raise ValidationError({"performed_at": "Must not be in the future."})
     if performed_at < EARLIEST_RECORD_TIME:
@@ -427,6 +430,7 @@ def imaging_finding_create(
     finding: str,
     context: AuditContext | None = None,
 ) -> ImagingFinding:
+    patient_ensure_writable(patient_id=patient.pk)
     _not_after_today(patient, "date", date)
     imaging = ImagingFinding.objects.create(
         patient=patient,
@@ -458,6 +462,7 @@ def diagnosis_create(
     notes: str = "",
     context: AuditContext | None = None,
 ) -> Diagnosis:
+    patient_ensure_writable(patient_id=patient.pk)
     _not_after_today(patient, "date_from", date_from)
     if date_to is not None:
         _check_end(date_from=date_from, date_to=date_to)
@@ -496,6 +501,7 @@ def diagnosis_end(
     context: AuditContext | None = None,
 ) -> Diagnosis:
     """Close a working diagnosis (resolved, or excluded as a re-herniation can be)."""
+    patient_ensure_writable(patient_id=diagnosis.patient_id)
     diagnosis = Diagnosis.objects.select_for_update().select_related("patient").get(pk=diagnosis.pk)
     if diagnosis.date_to is not None:
         raise ConflictError(
@@ -540,6 +546,7 @@ def assessed_mark_create(
     A new mark for a symptom replaces (revokes) the one in force, so the clinician's
     latest judgement is the one the rules read.
     """
+    patient_ensure_writable(patient_id=patient.pk)
     today = patient.local_today()
     if until < today:
         raise ValidationError({"until": "Must be today or later."})
@@ -584,6 +591,7 @@ def assessed_mark_revoke(
     *, mark: AssessedMark, clinician: Clinician, context: AuditContext | None = None
 ) -> bool:
     """Revoke a mark (DELETE in the API; the row stays). False if it was already revoked."""
+    patient_ensure_writable(patient_id=mark.patient_id)
     # Conditional UPDATE: of two concurrent revocations, exactly one wins and is audited.
     revoked = AssessedMark.objects.filter(pk=mark.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_by=clinician

@@ -251,3 +251,78 @@ def test_a_reminder_queued_for_a_phone_found_dead_still_reaches_the_feed(
     )
     # Yesterday's one attempt: the reminder was not pushed to the dead phone.
     assert len([r for r in push_providers.fcm.requests if r.path != "/token"]) == 1
+
+
+def test_a_handed_back_reminder_cancelled_later_leaves_the_feed(patient, patient_client):
+    with at(DUE):
+        reminders.reminders_plan()
+        # Out of time before the first hand-over: the batch's items are written, every row
+        # handed back (queued again, the attempt not counted).
+        assert reminders_sweep.reminders_send_due(budget=-1.0) == 0
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("queued", 0)
+    assert FeedItem.objects.count() == 1
+
+    # The patient logs the day before the reminder's turn comes again: it is cancelled,
+    # never sent, and the feed no longer shows it.
+    DailyLog.objects.create(patient=patient, date=DAY, pain=3)
+    assert plan_and_send(DUE + timedelta(minutes=1)) == 0
+    delivery.refresh_from_db()
+    assert delivery.status == "cancelled"
+    assert mail.outbox == []
+    assert not FeedItem.objects.exists()
+    assert patient_client.get(FEED).json()["results"] == []
+
+
+def test_a_handed_back_reminder_cancelled_by_the_per_delivery_send_leaves_the_feed(patient):
+    with at(DUE):
+        reminders.reminders_plan()
+        assert reminders_sweep.reminders_send_due(budget=-1.0) == 0
+    assert FeedItem.objects.count() == 1
+    DailyLog.objects.create(patient=patient, date=DAY, pain=3)
+    delivery = Delivery.objects.get()
+    with at(DUE + timedelta(minutes=1)):
+        services.delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "cancelled"
+    assert not FeedItem.objects.exists()
+
+
+def test_a_handed_back_reminder_withdrawn_by_new_settings_leaves_the_feed(patient, patient_client):
+    with at(DUE):
+        reminders.reminders_plan()
+        assert reminders_sweep.reminders_send_due(budget=-1.0) == 0
+    assert FeedItem.objects.count() == 1
+    # The patient changes their reminder time before the row's turn comes again.
+    response = patient_client.patch("/api/v1/me/reminders/", {"remind_at": "20:00"}, format="json")
+    assert response.status_code == 200, response.content
+    assert Delivery.objects.get().status == "cancelled"
+    assert not FeedItem.objects.exists()
+
+
+def test_a_reminder_sent_or_still_owed_on_another_channel_keeps_its_item(patient):
+    with at(DUE):
+        reminders.reminders_plan()
+        assert reminders_sweep.reminders_send_due(budget=-1.0) == 0
+    first = Delivery.objects.get()
+    # A second channel of the same reminder (as email and push are).
+    other = Delivery.objects.create(
+        kind=first.kind,
+        channel="fcm",
+        address="token",
+        object_id=first.object_id,
+        patient_id=first.patient_id,
+        idempotency_key=f"{first.idempotency_key}:other",
+        due_at=first.due_at,
+        next_attempt_at=first.next_attempt_at,
+    )
+    for status in ("queued", "sending", "sent", "given_up"):
+        Delivery.objects.filter(pk=other.pk).update(status=status)
+        assert reminders.reminder_deliveries_cancel([first.pk]) == 0
+        assert FeedItem.objects.count() == 1
+    # Both cancelled in one statement: the item goes.
+    Delivery.objects.filter(pk=first.pk).update(status="queued")
+    Delivery.objects.filter(pk=other.pk).update(status="queued")
+    assert reminders.reminder_deliveries_cancel([first.pk, other.pk]) == 1
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"cancelled"}
+    assert not FeedItem.objects.exists()

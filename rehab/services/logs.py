@@ -117,11 +117,11 @@ def _conflict(
     travels in the answer, and its urgent and emergency red flags are kept, owed an
     evaluation, to be raised on that log (docs/safety-path.md, "Refused submissions").
     """
-    # A retry repeats its date: the look-up reads that month's partition alone. Only an id
-    # met under another date (a clash) pays for asking every partition.
+    # A retry repeats its date: the look-up reads that month's partition alone. An id met
+    # under another date (a clash) finds its log's month from the claimed ids first.
     same_id = (
         DailyLog.objects.filter(pk=log_id, date=content["date"]).first()
-        or DailyLog.objects.filter(pk=log_id).first()
+        or DailyLog.objects.by_id(log_id).first()
     )
     # An id claimed by no log (rehab/services/partitions.py): the claim this insert made
     # before its (patient, date) clash, now released. If no log holds the date either, a
@@ -211,7 +211,7 @@ def log_create(
         # days): the log it repeats was stored in time, so it is answered as a retry
         # (200, or 409 if the body differs), not refused. Only this error path pays for
         # the look-up.
-        if not DailyLog.objects.filter(pk=log_id).exists():
+        if not DailyLog.objects.by_id(log_id).exists():
             raise
         return _conflict(
             patient=patient, actor=actor, log_id=log_id, content=content, context=context
@@ -268,7 +268,7 @@ def log_update(
         log = (
             DailyLog.objects.select_for_update(of=("self",))
             .select_related("patient")
-            .get(pk=log.pk)
+            .get_by_id(log.pk)
         )
         # Only what this edit sends: an answer stored before a withdrawal stays (history).
         sensitive_answers_check(patient=log.patient, safety=data.get("safety"))

@@ -188,17 +188,30 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
     attempt also claims other owed logs (see EVALUATION_BATCH); a retry runs alone, so a
     log that breaks a batch is soon evaluated, or given up on, by itself.
     """
-    claimed = DailyLog.objects.filter(
-        pk=log_id, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
-    ).update(evaluation_attempts=F("evaluation_attempts") + 1)
-    if not claimed:
-        exists = DailyLog.objects.filter(pk=log_id).exists()
-        return EvaluationOutcome(status="already" if exists else "missing")
+    # Every read and write of the log by id here names its date too (`by_id`): planned
+    # over its month's partition alone.
+    day = DailyLog.objects.date_of(log_id)
+    while True:
+        if day is None:
+            return EvaluationOutcome(status="missing")
+        logs = DailyLog.objects.filter(pk=log_id, date=day)
+        claimed = logs.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True).update(
+            evaluation_attempts=F("evaluation_attempts") + 1
+        )
+        if claimed:
+            break
+        if logs.exists():
+            return EvaluationOutcome(status="already")
+        # Gone, or moved to another month by an edit since its date was read.
+        moved = DailyLog.objects.date_of(log_id)
+        if moved == day:
+            return EvaluationOutcome(status="missing")
+        day = moved
     log = DailyLog.objects.only(
-        "patient_id", "evaluation_attempts", "evaluation_error", "safety_advice"
-    ).get(pk=log_id)
+        "patient_id", "date", "evaluation_attempts", "evaluation_error", "safety_advice"
+    ).get_by_id(log_id)
     if log.evaluation_attempts > MAX_EVALUATION_ATTEMPTS:
-        DailyLog.objects.filter(pk=log.pk, evaluated_at__isnull=True).update(
+        DailyLog.objects.filter(pk=log.pk, date=log.date, evaluated_at__isnull=True).update(
             evaluation_failed_at=timezone.now(),
             evaluation_error=log.evaluation_error or "too many attempts",
         )
@@ -224,7 +237,9 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
         else:
             _evaluate_alone_later(outcome.skipped)
     except Exception as exc:
-        DailyLog.objects.filter(pk=log.pk).update(evaluation_error=repr(exc)[:2000])
+        DailyLog.objects.filter(pk=log.pk, date=log.date).update(
+            evaluation_error=repr(exc)[:2000]
+        )
         raise
     return outcome
 
@@ -347,14 +362,20 @@ def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
     One statement over (id, version) pairs: as a filter of OR-ed Q objects the ORM
     spent more on compiling it than the evaluation of the batch's rules took."""
     table = quoted_table(DailyLog)
-    pk, version = log_column("id"), log_column("version")
+    pk, version, day = log_column("id"), log_column("version"), log_column("date")
+    # The batch's dates, as constants: planned over their months' partitions alone (a row
+    # moved to another month meanwhile was edited, so its version no longer matches).
     sql = f"""
         UPDATE {table} SET {log_column("evaluated_at")} = %s,
             {log_column("evaluated_version")} = {version}, {log_column("evaluation_error")} = ''
         WHERE ({pk}, {version}) IN (SELECT * FROM unnest(%s::uuid[], %s::integer[]))
+          AND {day} = ANY(%s::date[])
     """  # noqa: S608 - identifiers from the model, values as parameters
+    days = sorted({row.date for row in batch})
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, [row.pk for row in batch], [row.version for row in batch]])
+        cursor.execute(
+            sql, [now, [row.pk for row in batch], [row.version for row in batch], days]
+        )
         return int(cursor.rowcount)
 
 
@@ -433,7 +454,9 @@ def _evaluate_and_raise(
             return EvaluationOutcome(
                 status="evaluated" if updated else "stale", alerts=alerts, skipped=skipped
             )
-        done = updated == len(batch) or (DailyLog.objects.filter(pk=own, evaluated_at=now).exists())
+        done = updated == len(batch) or (
+            DailyLog.objects.filter(pk=own, date=log.date, evaluated_at=now).exists()
+        )
     return EvaluationOutcome(
         status="evaluated" if done else "stale", alerts=tuple(raised[own]), skipped=skipped
     )

@@ -240,7 +240,7 @@ def test_the_same_id_under_a_date_of_another_month_is_a_409_and_no_database_erro
 @pytest.mark.django_db
 def test_an_id_claimed_by_no_log_does_not_block_the_post(patient, patient_client):
     log_id = uuid.uuid4()
-    DailyLogId.objects.create(id=log_id)  # as a clash's claim left behind by a crash
+    DailyLogId.objects.create(id=log_id, date=patient.local_today())  # as a clash's claim left behind by a crash
     body = {"id": str(log_id), "date": patient.local_today().isoformat(), "pain": 3}
     assert patient_client.post(LOGS, body).status_code == 201
     assert DailyLog.objects.get(pk=log_id).pain == 3

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from config.audit import AuditContext
@@ -27,6 +28,18 @@ from rehab.services.partitions import log_id_release_unused
 MAX_BACKFILL_DAYS = 14
 
 CONTENT_FIELDS = DailyLog.CONTENT_FIELDS
+# What an edit writes besides the content: the advice, the version, and the evaluation
+# bookkeeping it resets.
+EDIT_RESETS = (
+    "safety_advice",
+    "safety_reminder",
+    "version",
+    "updated_at",
+    "evaluated_at",
+    "evaluation_attempts",
+    "evaluation_failed_at",
+    "evaluation_error",
+)
 
 # The daily log's optional sensitive questions: asked, and their answers stored, only
 # while the patient consents to the clinic's `sensitive_questions` purpose (when the
@@ -319,6 +332,7 @@ def log_update(
             changed_by=actor,
         )
         evaluation = safety_services.evaluate_inline(patient=log.patient, content=content)
+        stored_date = log.date
         for name in CONTENT_FIELDS:
             setattr(log, name, content[name])
         log.safety_advice = safety_services.advice_json(evaluation)
@@ -329,9 +343,14 @@ def log_update(
         log.evaluation_attempts = 0
         log.evaluation_failed_at = None
         log.evaluation_error = ""
+        log.updated_at = timezone.now()
+        written = {name: getattr(log, name) for name in (*CONTENT_FIELDS, *EDIT_RESETS)}
         try:
             with transaction.atomic():
-                log.save()
+                # What `save()` would write, but found by id and stored date (the row is
+                # locked above): planned over its month's partition alone
+                # (docs/clinical-record.md). A new date moves it to its new month.
+                DailyLog.objects.filter(pk=log.pk, date=stored_date).update(**written)
         except IntegrityError as exc:
             other = DailyLog.objects.filter(patient=log.patient, date=content["date"]).first()
             raise ConflictError(

@@ -37,6 +37,7 @@ from config.enqueue import (
 from patients.models import Patient
 from rehab.models import (
     DailyLog,
+    DailyLogId,
     SafetySubmission,
     Severity,
 )
@@ -412,10 +413,22 @@ def _evaluate_and_raise(
         if log is not None:
             wanted.append(log.pk)
         # A log evaluated meanwhile (another message of it held the patient first) is done;
-        # one edited meanwhile is owed again, and evaluated with its new answers.
+        # one edited meanwhile is owed again, and evaluated with its new answers. Read with
+        # their dates, from their months' partitions alone (docs/clinical-record.md): an
+        # edit that moved one to another month meanwhile made it owed again, with a message
+        # of its own, so missing it here loses nothing.
+        days = {log.date} if log is not None else set()
+        unknown = [log_id for log_id, _ in others if log_id in wanted]
+        if unknown:
+            days.update(
+                DailyLogId.objects.filter(pk__in=unknown).values_list("date", flat=True)
+            )
         batch = list(
             DailyLog.objects.filter(
-                pk__in=wanted, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
+                pk__in=wanted,
+                date__in=sorted(days),
+                evaluated_at__isnull=True,
+                evaluation_failed_at__isnull=True,
             ).order_by("updated_at", "pk")
         )
         own = log.pk if log is not None else None

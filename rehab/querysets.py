@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.db import models
 
 from patients.querysets import ScopedQuerySet
@@ -11,9 +12,8 @@ if TYPE_CHECKING:
 
     from django.contrib.auth.models import AnonymousUser
 
-    from rehab.models import DailyLog
-
     from patients.models import User
+    from rehab.models import DailyLog
 
 
 class DailyLogQuerySet(ScopedQuerySet):
@@ -45,7 +45,7 @@ class DailyLogQuerySet(ScopedQuerySet):
         for _ in range(3):
             day = self.date_of(log_id)
             if day is None or day == seen:
-                raise self.model.DoesNotExist(f"{self.model.__name__} matching query does not exist.")
+                raise self.model.DoesNotExist(f"No {self.model.__name__} with id {log_id}.")
             try:
                 log: DailyLog = self.filter(pk=log_id, date=day).get()
             except self.model.DoesNotExist:
@@ -59,13 +59,10 @@ class DailyLogQuerySet(ScopedQuerySet):
     def date_of(self, log_id: UUID | str) -> date | None:
         """The date of the log `log_id`, from the claimed ids' primary key; None if no
         log has it."""
-        from rehab.models import DailyLogId
-
+        # By name: the models module imports this one.
+        claims = apps.get_model("rehab", "DailyLogId")
         day: date | None = (
-            DailyLogId.objects.using(self.db)
-            .filter(pk=log_id)
-            .values_list("date", flat=True)
-            .first()
+            claims.objects.using(self.db).filter(pk=log_id).values_list("date", flat=True).first()
         )
         return day
 

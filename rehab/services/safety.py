@@ -238,9 +238,7 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
         else:
             _evaluate_alone_later(outcome.skipped)
     except Exception as exc:
-        DailyLog.objects.filter(pk=log.pk, date=log.date).update(
-            evaluation_error=repr(exc)[:2000]
-        )
+        DailyLog.objects.filter(pk=log.pk, date=log.date).update(evaluation_error=repr(exc)[:2000])
         raise
     return outcome
 
@@ -374,9 +372,7 @@ def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
     """  # noqa: S608 - identifiers from the model, values as parameters
     days = sorted({row.date for row in batch})
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [now, [row.pk for row in batch], [row.version for row in batch], days]
-        )
+        cursor.execute(sql, [now, [row.pk for row in batch], [row.version for row in batch], days])
         return int(cursor.rowcount)
 
 
@@ -420,9 +416,7 @@ def _evaluate_and_raise(
         days = {log.date} if log is not None else set()
         unknown = [log_id for log_id, _ in others if log_id in wanted]
         if unknown:
-            days.update(
-                DailyLogId.objects.filter(pk__in=unknown).values_list("date", flat=True)
-            )
+            days.update(DailyLogId.objects.filter(pk__in=unknown).values_list("date", flat=True))
         batch = list(
             DailyLog.objects.filter(
                 pk__in=wanted,
@@ -462,16 +456,16 @@ def _evaluate_and_raise(
         # leaves the log owed, and its own message evaluates the new answers.
         now = timezone.now()
         updated = _mark_evaluated(batch, now=now)
-        if own is None:
+        if log is None:
             alerts = tuple(alert for row in batch for alert in raised[row.pk])
             return EvaluationOutcome(
                 status="evaluated" if updated else "stale", alerts=alerts, skipped=skipped
             )
         done = updated == len(batch) or (
-            DailyLog.objects.filter(pk=own, date=log.date, evaluated_at=now).exists()
+            DailyLog.objects.filter(pk=log.pk, date=log.date, evaluated_at=now).exists()
         )
     return EvaluationOutcome(
-        status="evaluated" if done else "stale", alerts=tuple(raised[own]), skipped=skipped
+        status="evaluated" if done else "stale", alerts=tuple(raised[log.pk]), skipped=skipped
     )
 
 

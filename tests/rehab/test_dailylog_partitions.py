@@ -240,7 +240,8 @@ def test_the_same_id_under_a_date_of_another_month_is_a_409_and_no_database_erro
 @pytest.mark.django_db
 def test_an_id_claimed_by_no_log_does_not_block_the_post(patient, patient_client):
     log_id = uuid.uuid4()
-    DailyLogId.objects.create(id=log_id, date=patient.local_today())  # as a clash's claim left behind by a crash
+    # As a clash's claim left behind by a crash.
+    DailyLogId.objects.create(id=log_id, date=patient.local_today())
     body = {"id": str(log_id), "date": patient.local_today().isoformat(), "pain": 3}
     assert patient_client.post(LOGS, body).status_code == 201
     assert DailyLog.objects.get(pk=log_id).pain == 3
@@ -630,9 +631,7 @@ def test_every_statement_of_a_get_and_a_patch_by_id_plans_one_partition(
 
 
 @pytest.mark.django_db
-def test_every_statement_of_the_workers_evaluation_by_id_plans_one_partition(
-    year_of_logs, patient
-):
+def test_every_statement_of_the_workers_evaluation_by_id_plans_one_partition(year_of_logs, patient):
     from django.test.utils import CaptureQueriesContext
 
     from rehab.services.safety import log_evaluate
@@ -707,9 +706,7 @@ def test_the_migration_gives_existing_claims_their_logs_dates(patient, other_pat
     if app is not None:
         app_role_grant(role=app["USER"])
 
-    assert dict(DailyLogId.objects.values_list("pk", "date")) == dict(
-        zip(ids, days, strict=True)
-    )
+    assert dict(DailyLogId.objects.values_list("pk", "date")) == dict(zip(ids, days, strict=True))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT attnotnull FROM pg_attribute WHERE attname = 'date'"

@@ -37,7 +37,6 @@ from config.enqueue import (
 from patients.models import Patient
 from rehab.models import (
     DailyLog,
-    DailyLogId,
     SafetySubmission,
     Severity,
 )
@@ -208,9 +207,12 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
         if moved == day:
             return EvaluationOutcome(status="missing")
         day = moved
-    log = DailyLog.objects.only(
-        "patient_id", "date", "evaluation_attempts", "evaluation_error", "safety_advice"
-    ).get_by_id(log_id)
+    fields = ("patient_id", "date", "evaluation_attempts", "evaluation_error", "safety_advice")
+    try:
+        log = DailyLog.objects.only(*fields).get(pk=log_id, date=day)
+    except DailyLog.DoesNotExist:
+        # Moved to another month by an edit since it was claimed.
+        log = DailyLog.objects.only(*fields).get_by_id(log_id)
     if log.evaluation_attempts > MAX_EVALUATION_ATTEMPTS:
         DailyLog.objects.filter(pk=log.pk, date=log.date, evaluated_at__isnull=True).update(
             evaluation_failed_at=timezone.now(),
@@ -233,7 +235,7 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
             # Another log of the batch may be what broke it: this one, counted once, is
             # tried again on its own, and so is each of the others, by a message of its own.
             logger.exception("safety evaluation batch of log %s failed; retrying it alone", log.pk)
-            _evaluate_alone_later(log_id for log_id, _ in others)
+            _evaluate_alone_later(log_id for log_id, *_ in others)
             outcome = _evaluate_and_raise(log, others=[])
         else:
             _evaluate_alone_later(outcome.skipped)
@@ -294,7 +296,7 @@ def quiet_logs_evaluate() -> int:
             left = _evaluate_alone_later(_evaluate_and_raise(None, others=claimed).skipped)
         except Exception:
             logger.exception("safety evaluation of %s quiet logs failed", len(claimed))
-            left = _evaluate_alone_later(log_id for log_id, _ in claimed)
+            left = _evaluate_alone_later(log_id for log_id, *_ in claimed)
         evaluated += len(claimed) - left
         if flag_held and len(claimed) < EVALUATION_BATCH:
             time.sleep(QUIET_GATHER)
@@ -306,7 +308,7 @@ def quiet_logs_evaluate() -> int:
 
 def _claim_owed(
     *, besides: UUID | None, patient_id: UUID | None, limit: int
-) -> list[tuple[UUID, UUID]]:
+) -> list[tuple[UUID, UUID, date]]:
     """Count an attempt on up to `limit` other logs owed their first evaluation whose
     answers fired nothing in the request, oldest first; (log id, patient id) of each.
 
@@ -347,12 +349,12 @@ def _claim_owed(
         )
         UPDATE {table} AS claimed SET {attempts} = claimed.{attempts} + 1
         FROM candidate WHERE claimed.{pk} = candidate.{pk}
-        RETURNING claimed.{pk}, claimed.{patient}
+        RETURNING claimed.{pk}, claimed.{patient}, claimed.{log_column("date")}
     """  # noqa: S608 - identifiers from the model, values as parameters
     params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [(row[0], row[1]) for row in cursor.fetchall()]
+        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
 
 
 def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
@@ -377,7 +379,7 @@ def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
 
 
 def _evaluate_and_raise(
-    log: DailyLog | None, *, others: Sequence[tuple[UUID, UUID]]
+    log: DailyLog | None, *, others: Sequence[tuple[UUID, UUID, date]]
 ) -> EvaluationOutcome:
     """Evaluate `log` and the claimed `others` in one transaction; `log`'s outcome (with
     no `log`, the batch's).
@@ -396,7 +398,7 @@ def _evaluate_and_raise(
             if log is not None
             else {}
         )
-        other_patients = {patient_id for _, patient_id in others} - patients.keys()
+        other_patients = {patient_id for _, patient_id, _ in others} - patients.keys()
         if other_patients:
             locked = (
                 Patient.objects.select_for_update(no_key=True, skip_locked=True)
@@ -404,8 +406,8 @@ def _evaluate_and_raise(
                 .order_by("pk")
             )
             patients.update((p.pk, p) for p in locked)
-        wanted = [log_id for log_id, patient_id in others if patient_id in patients]
-        skipped = tuple(log_id for log_id, patient_id in others if patient_id not in patients)
+        wanted = [log_id for log_id, patient_id, _ in others if patient_id in patients]
+        skipped = tuple(log_id for log_id, patient_id, _ in others if patient_id not in patients)
         if log is not None:
             wanted.append(log.pk)
         # A log evaluated meanwhile (another message of it held the patient first) is done;
@@ -413,10 +415,10 @@ def _evaluate_and_raise(
         # their dates, from their months' partitions alone (docs/clinical-record.md): an
         # edit that moved one to another month meanwhile made it owed again, with a message
         # of its own, so missing it here loses nothing.
-        days = {log.date} if log is not None else set()
-        unknown = [log_id for log_id, _ in others if log_id in wanted]
-        if unknown:
-            days.update(DailyLogId.objects.filter(pk__in=unknown).values_list("date", flat=True))
+        # The others' dates are those their claim returned.
+        days = {day for _, patient_id, day in others if patient_id in patients}
+        if log is not None:
+            days.add(log.date)
         batch = list(
             DailyLog.objects.filter(
                 pk__in=wanted,

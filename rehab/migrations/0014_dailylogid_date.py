@@ -31,6 +31,8 @@ step commits on its own, so no lock is held longer than its step.
 4. NOT NULL, without a long ACCESS EXCLUSIVE lock: a CHECK added NOT VALID, validated
    (a scan under SHARE UPDATE EXCLUSIVE: writes go on), then SET NOT NULL, which uses the
    valid CHECK instead of scanning again, and the CHECK dropped.
+A step that fails (its lock_timeout) leaves the migration unrecorded and the steps
+before it done: every step may be run again, so `migrate` is simply run again.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 
 FUNCTIONS_SQL = r"""
-ALTER TABLE rehab_dailylogid ADD COLUMN date date;
+-- Every step may be run again (a step that failed on its lock_timeout, `migrate` rerun).
+ALTER TABLE rehab_dailylogid ADD COLUMN IF NOT EXISTS date date;
 
 -- One id, one log (migration 0012), and now the log's date beside its id.
 CREATE OR REPLACE FUNCTION rehab_dailylog_id_claim() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -57,13 +60,14 @@ $$;
 
 -- A log re-dated within its month (an UPDATE in place; a move to another month is a
 -- release and a claim instead).
-CREATE FUNCTION rehab_dailylog_id_redate() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION rehab_dailylog_id_redate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE rehab_dailylogid SET date = NEW.date WHERE id = NEW.id;
     RETURN NULL;
 END
 $$;
 
+DROP TRIGGER IF EXISTS dailylog_id_redate ON rehab_dailylog;
 CREATE TRIGGER dailylog_id_redate AFTER UPDATE OF date ON rehab_dailylog
     FOR EACH ROW WHEN (OLD.date IS DISTINCT FROM NEW.date)
     EXECUTE FUNCTION rehab_dailylog_id_redate();
@@ -111,7 +115,8 @@ DELETE FROM rehab_dailylogid k WHERE k.date IS NULL
 """
 
 NOT_NULL_SQL = (
-    "ALTER TABLE rehab_dailylogid ADD CONSTRAINT dailylogid_date_not_null"
+    "ALTER TABLE rehab_dailylogid DROP CONSTRAINT IF EXISTS dailylogid_date_not_null;"
+    " ALTER TABLE rehab_dailylogid ADD CONSTRAINT dailylogid_date_not_null"
     " CHECK (date IS NOT NULL) NOT VALID",
     "ALTER TABLE rehab_dailylogid VALIDATE CONSTRAINT dailylogid_date_not_null",
     "ALTER TABLE rehab_dailylogid ALTER COLUMN date SET NOT NULL",

@@ -631,6 +631,27 @@ def test_every_statement_of_a_get_and_a_patch_by_id_plans_one_partition(
 
 
 @pytest.mark.django_db
+def test_the_admins_page_of_a_log_reads_it_from_one_partition(year_of_logs, patient):
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import UserFactory
+
+    operator = UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(operator)
+    log = DailyLog.objects.filter(patient=patient).order_by("date")[4]
+    with CaptureQueriesContext(connection) as page:
+        response = client.get(f"/admin/rehab/dailylog/{log.pk}/change/")
+    assert response.status_code == 200
+    statements = [sql for sql in _log_statements(page.captured_queries) if log.pk.hex in sql]
+    assert statements
+    for sql in statements:
+        assert _planned(sql) == {_partition(log.date)}, sql
+    assert client.get(f"/admin/rehab/dailylog/{uuid.uuid4()}/change/").status_code == 302
+
+
+@pytest.mark.django_db
 def test_every_statement_of_the_workers_evaluation_by_id_plans_one_partition(year_of_logs, patient):
     from django.test.utils import CaptureQueriesContext
 

@@ -191,7 +191,7 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
     # Every read and write of the log by id here names its date too (`by_id`): planned
     # over its month's partition alone.
     day = DailyLog.objects.date_of(log_id)
-    while True:
+    for _ in range(3):
         if day is None:
             return EvaluationOutcome(status="missing")
         logs = DailyLog.objects.filter(pk=log_id, date=day)
@@ -207,6 +207,10 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
         if moved == day:
             return EvaluationOutcome(status="missing")
         day = moved
+    else:
+        # Moved by an edit at every look: each edit made it owed again and sent a message
+        # of its own, which evaluates it (and the sweeper, if that message is lost).
+        return EvaluationOutcome(status="already")
     fields = ("patient_id", "date", "evaluation_attempts", "evaluation_error", "safety_advice")
     try:
         log = DailyLog.objects.only(*fields).get(pk=log_id, date=day)
@@ -310,7 +314,8 @@ def _claim_owed(
     *, besides: UUID | None, patient_id: UUID | None, limit: int
 ) -> list[tuple[UUID, UUID, date]]:
     """Count an attempt on up to `limit` other logs owed their first evaluation whose
-    answers fired nothing in the request, oldest first; (log id, patient id) of each.
+    answers fired nothing in the request, oldest first; (log id, patient id, date) of
+    each.
 
     SKIP LOCKED and the `attempts = 0` test make the claims of concurrent batches
     disjoint: a log is claimed by at most one batch, ever (a later attempt runs alone).

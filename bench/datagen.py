@@ -175,7 +175,8 @@ def _log_ids_claim() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO rehab_dailylogid (id) SELECT id FROM rehab_dailylog ON CONFLICT DO NOTHING"
+            "INSERT INTO rehab_dailylogid (id, date) SELECT id, date FROM rehab_dailylog"
+            " ON CONFLICT DO NOTHING"
         )
 
 

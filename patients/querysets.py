@@ -6,7 +6,7 @@ own clinic's patients, a patient sees themself, and everyone else sees nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from django.db import models
 from django.db.models import Q
@@ -49,10 +49,10 @@ class ScopedQuerySet(models.QuerySet[Any]):
 
     patient_path = "patient"
 
-    def visible_to(self, user: User | AnonymousUser) -> ScopedQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> Self:
         return self.filter(patient_scope(user, self.patient_path))
 
-    def of_active_patients(self) -> ScopedQuerySet:
+    def of_active_patients(self) -> Self:
         """Rows of patients whose record is not restricted (`PatientQuerySet.active`)."""
         return self.filter(active_patients(self.patient_path))
 

@@ -9,10 +9,10 @@ The only writes are actions that call a service (resolve alerts, re-evaluate log
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -28,12 +28,14 @@ from rehab.models import (
     AlertEvent,
     AlertOccurrence,
     DailyLog,
+    DailyLogId,
     DailyLogRevision,
     MissedLogReminder,
     Notification,
     SafetySubmission,
     TranslationReview,
 )
+from rehab.querysets import DailyLogQuerySet
 from rehab.services import alerts as alert_services
 from rehab.services import safety as safety_services
 from rehab.services.translations import translations_mark_reviewed
@@ -47,6 +49,9 @@ class DailyLogRevisionInline(admin.TabularInline[DailyLogRevision, DailyLog]):
     extra = 0
     can_delete = False
     readonly_fields = ("version", "data", "changed_fields", "changed_by", "changed_at")
+    # One log's revisions: the model's ordering (by log, i.e. by the log's date) would
+    # join the log table over every partition for nothing.
+    ordering = ("version",)
 
     def has_add_permission(self, request: object, obj: object = None) -> bool:
         return False
@@ -95,6 +100,26 @@ class DailyLogAdmin(ReadOnlyAdmin, admin.ModelAdmin[DailyLog]):
     date_hierarchy = "date"
     inlines = [DailyLogRevisionInline]
     actions = ["reevaluate"]
+
+    def audit_patient_ids(self, pks: list[Any]) -> dict[Any, Any]:
+        """{log id: its patient's id} for the audit of what the page showed, read with
+        the logs' dates (from their claimed ids): their months' partitions alone."""
+        days = set(DailyLogId.objects.filter(pk__in=pks).values_list("date", flat=True))
+        rows = DailyLog.objects.filter(pk__in=pks, date__in=days).values_list("pk", "patient")
+        return dict(rows)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> DailyLog | None:
+        """A log by id read from its month's partition alone (`DailyLogQuerySet.by_id`,
+        docs/clinical-record.md § Where the daily logs are stored)."""
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        queryset = cast(DailyLogQuerySet, self.get_queryset(request))
+        try:
+            return queryset.get_by_id(DailyLog._meta.pk.to_python(object_id))
+        except (DailyLog.DoesNotExist, ValidationError, ValueError):
+            return None
 
     @admin.action(description="Re-evaluate the safety rules on the selected logs")
     def reevaluate(self, request: HttpRequest, queryset: QuerySet[DailyLog]) -> None:

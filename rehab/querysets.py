@@ -2,18 +2,78 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.db import models
 
 from patients.querysets import ScopedQuerySet
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from django.contrib.auth.models import AnonymousUser
 
     from patients.models import User
+    from rehab.models import DailyLog
 
 
 class DailyLogQuerySet(ScopedQuerySet):
-    pass
+    def by_id(self, log_id: UUID | str) -> DailyLogQuerySet:
+        """The log `log_id`, read from its month's partition alone.
+
+        The log table is partitioned by month of `date` (docs/clinical-record.md § Where
+        the daily logs are stored): `WHERE id = X` alone is planned over every partition,
+        a cost that grows by one partition a month. The claimed-ids table keeps each
+        log's date beside its id (kept by the log table's triggers), so one probe of its
+        primary key gives the date, and `id = X AND date = D`, both constants, is pruned
+        to one partition when it is planned. An id claimed by no log is no log: empty,
+        with no second query.
+
+        The probe runs now, the read when the queryset is evaluated: use it at once. An
+        edit moving the log to another month in between makes the read miss it (a row
+        read on its old month); `get_by_id` reads again then.
+        """
+        day = self.date_of(log_id)
+        if day is None:
+            return self.none()
+        return self.filter(pk=log_id, date=day)
+
+    def get_by_id(self, log_id: UUID | str) -> DailyLog:
+        """`by_id(log_id).get()`, read again if the log changed month between the probe
+        and the read (a concurrent edit of its date): DoesNotExist only if no log has
+        the id, or the one that has it is not in this queryset."""
+        seen: date | None = None
+        for _ in range(3):
+            day = self.date_of(log_id)
+            if day is None or day == seen:
+                raise self.model.DoesNotExist(f"No {self.model.__name__} with id {log_id}.")
+            try:
+                log: DailyLog = self.filter(pk=log_id, date=day).get()
+            except self.model.DoesNotExist:
+                seen = day
+            else:
+                return log
+        # Moved on every read: an unpruned read, which finds the row wherever it is.
+        found: DailyLog = self.get(pk=log_id)
+        return found
+
+    def date_of(self, log_id: UUID | str) -> date | None:
+        """The date of the log `log_id`, from the claimed ids' primary key; None if no
+        log has it."""
+        # By name: the models module imports this one.
+        claims = apps.get_model("rehab", "DailyLogId")
+        claim = claims.objects.using(self.db).filter(pk=log_id).values_list("date").first()
+        if claim is None:
+            return None
+        day: date | None = claim[0]
+        if day is None:
+            # Only while migration 0014 fills the dates in: the log's own, unpruned.
+            day = (
+                self.model._default_manager.using(self.db)
+                .filter(pk=log_id)
+                .values_list("date", flat=True)
+                .first()
+            )
+        return day
 
 
 class AlertQuerySet(ScopedQuerySet):

@@ -34,10 +34,14 @@ class DailyLogId(models.Model):
 
     Written only by the log table's triggers: an insert of a log claims its id
     here (a claimed id makes the insert a no-op, as ON CONFLICT DO NOTHING), a delete
-    releases it. Holds nothing but the id.
+    releases it, an edit of the log's date moves `date` with it (migration 0014).
     """
 
     id = models.UUIDField(primary_key=True)
+    # The log's date, so that a read by id finds its month's partition first
+    # (`DailyLogQuerySet.by_id`). For a claim a refused POST left behind, the date that
+    # POST sent.
+    date = models.DateField()
 
     def __str__(self) -> str:
         return str(self.id)

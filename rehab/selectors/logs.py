@@ -22,7 +22,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Cast
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from django.utils import timezone
 
 from config.db import column, table
@@ -48,9 +48,13 @@ def log_list(
 
 
 def log_get(*, user: User, log_id: UUID) -> DailyLog:
-    log: DailyLog = get_object_or_404(
-        DailyLog.objects.visible_to(user).select_related("patient"), pk=log_id
-    )
+    """A log by id, read from its month's partition alone (`DailyLogQuerySet.by_id`)."""
+    try:
+        log: DailyLog = (
+            DailyLog.objects.visible_to(user).select_related("patient").get_by_id(log_id)
+        )
+    except DailyLog.DoesNotExist as exc:
+        raise Http404 from exc
     return log
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from config.audit import AuditContext
@@ -27,6 +28,18 @@ from rehab.services.partitions import log_id_release_unused
 MAX_BACKFILL_DAYS = 14
 
 CONTENT_FIELDS = DailyLog.CONTENT_FIELDS
+# What an edit writes besides the content: the advice, the version, and the evaluation
+# bookkeeping it resets.
+EDIT_RESETS = (
+    "safety_advice",
+    "safety_reminder",
+    "version",
+    "updated_at",
+    "evaluated_at",
+    "evaluation_attempts",
+    "evaluation_failed_at",
+    "evaluation_error",
+)
 
 # The daily log's optional sensitive questions: asked, and their answers stored, only
 # while the patient consents to the clinic's `sensitive_questions` purpose (when the
@@ -117,11 +130,11 @@ def _conflict(
     travels in the answer, and its urgent and emergency red flags are kept, owed an
     evaluation, to be raised on that log (docs/safety-path.md, "Refused submissions").
     """
-    # A retry repeats its date: the look-up reads that month's partition alone. Only an id
-    # met under another date (a clash) pays for asking every partition.
+    # A retry repeats its date: the look-up reads that month's partition alone. An id met
+    # under another date (a clash) finds its log's month from the claimed ids first.
     same_id = (
         DailyLog.objects.filter(pk=log_id, date=content["date"]).first()
-        or DailyLog.objects.filter(pk=log_id).first()
+        or DailyLog.objects.by_id(log_id).first()
     )
     # An id claimed by no log (rehab/services/partitions.py): the claim this insert made
     # before its (patient, date) clash, now released. If no log holds the date either, a
@@ -211,7 +224,7 @@ def log_create(
         # days): the log it repeats was stored in time, so it is answered as a retry
         # (200, or 409 if the body differs), not refused. Only this error path pays for
         # the look-up.
-        if not DailyLog.objects.filter(pk=log_id).exists():
+        if not DailyLog.objects.by_id(log_id).exists():
             raise
         return _conflict(
             patient=patient, actor=actor, log_id=log_id, content=content, context=context
@@ -268,7 +281,7 @@ def log_update(
         log = (
             DailyLog.objects.select_for_update(of=("self",))
             .select_related("patient")
-            .get(pk=log.pk)
+            .get_by_id(log.pk)
         )
         # Only what this edit sends: an answer stored before a withdrawal stays (history).
         sensitive_answers_check(patient=log.patient, safety=data.get("safety"))
@@ -319,6 +332,7 @@ def log_update(
             changed_by=actor,
         )
         evaluation = safety_services.evaluate_inline(patient=log.patient, content=content)
+        stored_date = log.date
         for name in CONTENT_FIELDS:
             setattr(log, name, content[name])
         log.safety_advice = safety_services.advice_json(evaluation)
@@ -329,9 +343,14 @@ def log_update(
         log.evaluation_attempts = 0
         log.evaluation_failed_at = None
         log.evaluation_error = ""
+        log.updated_at = timezone.now()
+        written = {name: getattr(log, name) for name in (*CONTENT_FIELDS, *EDIT_RESETS)}
         try:
             with transaction.atomic():
-                log.save()
+                # What `save()` would write, but found by id and stored date (the row is
+                # locked above): planned over its month's partition alone
+                # (docs/clinical-record.md). A new date moves it to its new month.
+                DailyLog.objects.filter(pk=log.pk, date=stored_date).update(**written)
         except IntegrityError as exc:
             other = DailyLog.objects.filter(patient=log.patient, date=content["date"]).first()
             raise ConflictError(

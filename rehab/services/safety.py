@@ -188,17 +188,37 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
     attempt also claims other owed logs (see EVALUATION_BATCH); a retry runs alone, so a
     log that breaks a batch is soon evaluated, or given up on, by itself.
     """
-    claimed = DailyLog.objects.filter(
-        pk=log_id, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
-    ).update(evaluation_attempts=F("evaluation_attempts") + 1)
-    if not claimed:
-        exists = DailyLog.objects.filter(pk=log_id).exists()
-        return EvaluationOutcome(status="already" if exists else "missing")
-    log = DailyLog.objects.only(
-        "patient_id", "evaluation_attempts", "evaluation_error", "safety_advice"
-    ).get(pk=log_id)
+    # Every read and write of the log by id here names its date too (`by_id`): planned
+    # over its month's partition alone.
+    day = DailyLog.objects.date_of(log_id)
+    for _ in range(3):
+        if day is None:
+            return EvaluationOutcome(status="missing")
+        logs = DailyLog.objects.filter(pk=log_id, date=day)
+        claimed = logs.filter(evaluated_at__isnull=True, evaluation_failed_at__isnull=True).update(
+            evaluation_attempts=F("evaluation_attempts") + 1
+        )
+        if claimed:
+            break
+        if logs.exists():
+            return EvaluationOutcome(status="already")
+        # Gone, or moved to another month by an edit since its date was read.
+        moved = DailyLog.objects.date_of(log_id)
+        if moved == day:
+            return EvaluationOutcome(status="missing")
+        day = moved
+    else:
+        # Moved by an edit at every look: each edit made it owed again and sent a message
+        # of its own, which evaluates it (and the sweeper, if that message is lost).
+        return EvaluationOutcome(status="already")
+    fields = ("patient_id", "date", "evaluation_attempts", "evaluation_error", "safety_advice")
+    try:
+        log = DailyLog.objects.only(*fields).get(pk=log_id, date=day)
+    except DailyLog.DoesNotExist:
+        # Moved to another month by an edit since it was claimed.
+        log = DailyLog.objects.only(*fields).get_by_id(log_id)
     if log.evaluation_attempts > MAX_EVALUATION_ATTEMPTS:
-        DailyLog.objects.filter(pk=log.pk, evaluated_at__isnull=True).update(
+        DailyLog.objects.filter(pk=log.pk, date=log.date, evaluated_at__isnull=True).update(
             evaluation_failed_at=timezone.now(),
             evaluation_error=log.evaluation_error or "too many attempts",
         )
@@ -219,12 +239,12 @@ def log_evaluate(*, log_id: UUID | str) -> EvaluationOutcome:
             # Another log of the batch may be what broke it: this one, counted once, is
             # tried again on its own, and so is each of the others, by a message of its own.
             logger.exception("safety evaluation batch of log %s failed; retrying it alone", log.pk)
-            _evaluate_alone_later(log_id for log_id, _ in others)
+            _evaluate_alone_later(log_id for log_id, *_ in others)
             outcome = _evaluate_and_raise(log, others=[])
         else:
             _evaluate_alone_later(outcome.skipped)
     except Exception as exc:
-        DailyLog.objects.filter(pk=log.pk).update(evaluation_error=repr(exc)[:2000])
+        DailyLog.objects.filter(pk=log.pk, date=log.date).update(evaluation_error=repr(exc)[:2000])
         raise
     return outcome
 
@@ -280,7 +300,7 @@ def quiet_logs_evaluate() -> int:
             left = _evaluate_alone_later(_evaluate_and_raise(None, others=claimed).skipped)
         except Exception:
             logger.exception("safety evaluation of %s quiet logs failed", len(claimed))
-            left = _evaluate_alone_later(log_id for log_id, _ in claimed)
+            left = _evaluate_alone_later(log_id for log_id, *_ in claimed)
         evaluated += len(claimed) - left
         if flag_held and len(claimed) < EVALUATION_BATCH:
             time.sleep(QUIET_GATHER)
@@ -292,9 +312,10 @@ def quiet_logs_evaluate() -> int:
 
 def _claim_owed(
     *, besides: UUID | None, patient_id: UUID | None, limit: int
-) -> list[tuple[UUID, UUID]]:
+) -> list[tuple[UUID, UUID, date]]:
     """Count an attempt on up to `limit` other logs owed their first evaluation whose
-    answers fired nothing in the request, oldest first; (log id, patient id) of each.
+    answers fired nothing in the request, oldest first; (log id, patient id, date) of
+    each.
 
     SKIP LOCKED and the `attempts = 0` test make the claims of concurrent batches
     disjoint: a log is claimed by at most one batch, ever (a later attempt runs alone).
@@ -333,12 +354,12 @@ def _claim_owed(
         )
         UPDATE {table} AS claimed SET {attempts} = claimed.{attempts} + 1
         FROM candidate WHERE claimed.{pk} = candidate.{pk}
-        RETURNING claimed.{pk}, claimed.{patient}
+        RETURNING claimed.{pk}, claimed.{patient}, claimed.{log_column("date")}
     """  # noqa: S608 - identifiers from the model, values as parameters
     params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [(row[0], row[1]) for row in cursor.fetchall()]
+        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
 
 
 def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
@@ -347,19 +368,23 @@ def _mark_evaluated(batch: Sequence[DailyLog], *, now: datetime) -> int:
     One statement over (id, version) pairs: as a filter of OR-ed Q objects the ORM
     spent more on compiling it than the evaluation of the batch's rules took."""
     table = quoted_table(DailyLog)
-    pk, version = log_column("id"), log_column("version")
+    pk, version, day = log_column("id"), log_column("version"), log_column("date")
+    # The batch's dates, as constants: planned over their months' partitions alone (a row
+    # moved to another month meanwhile was edited, so its version no longer matches).
     sql = f"""
         UPDATE {table} SET {log_column("evaluated_at")} = %s,
             {log_column("evaluated_version")} = {version}, {log_column("evaluation_error")} = ''
         WHERE ({pk}, {version}) IN (SELECT * FROM unnest(%s::uuid[], %s::integer[]))
+          AND {day} = ANY(%s::date[])
     """  # noqa: S608 - identifiers from the model, values as parameters
+    days = sorted({row.date for row in batch})
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, [row.pk for row in batch], [row.version for row in batch]])
+        cursor.execute(sql, [now, [row.pk for row in batch], [row.version for row in batch], days])
         return int(cursor.rowcount)
 
 
 def _evaluate_and_raise(
-    log: DailyLog | None, *, others: Sequence[tuple[UUID, UUID]]
+    log: DailyLog | None, *, others: Sequence[tuple[UUID, UUID, date]]
 ) -> EvaluationOutcome:
     """Evaluate `log` and the claimed `others` in one transaction; `log`'s outcome (with
     no `log`, the batch's).
@@ -378,7 +403,7 @@ def _evaluate_and_raise(
             if log is not None
             else {}
         )
-        other_patients = {patient_id for _, patient_id in others} - patients.keys()
+        other_patients = {patient_id for _, patient_id, _ in others} - patients.keys()
         if other_patients:
             locked = (
                 Patient.objects.select_for_update(no_key=True, skip_locked=True)
@@ -386,15 +411,25 @@ def _evaluate_and_raise(
                 .order_by("pk")
             )
             patients.update((p.pk, p) for p in locked)
-        wanted = [log_id for log_id, patient_id in others if patient_id in patients]
-        skipped = tuple(log_id for log_id, patient_id in others if patient_id not in patients)
+        wanted = [log_id for log_id, patient_id, _ in others if patient_id in patients]
+        skipped = tuple(log_id for log_id, patient_id, _ in others if patient_id not in patients)
         if log is not None:
             wanted.append(log.pk)
         # A log evaluated meanwhile (another message of it held the patient first) is done;
-        # one edited meanwhile is owed again, and evaluated with its new answers.
+        # one edited meanwhile is owed again, and evaluated with its new answers. Read with
+        # their dates, from their months' partitions alone (docs/clinical-record.md): an
+        # edit that moved one to another month meanwhile made it owed again, with a message
+        # of its own, so missing it here loses nothing.
+        # The others' dates are those their claim returned.
+        days = {day for _, patient_id, day in others if patient_id in patients}
+        if log is not None:
+            days.add(log.date)
         batch = list(
             DailyLog.objects.filter(
-                pk__in=wanted, evaluated_at__isnull=True, evaluation_failed_at__isnull=True
+                pk__in=wanted,
+                date__in=sorted(days),
+                evaluated_at__isnull=True,
+                evaluation_failed_at__isnull=True,
             ).order_by("updated_at", "pk")
         )
         own = log.pk if log is not None else None
@@ -428,14 +463,16 @@ def _evaluate_and_raise(
         # leaves the log owed, and its own message evaluates the new answers.
         now = timezone.now()
         updated = _mark_evaluated(batch, now=now)
-        if own is None:
+        if log is None:
             alerts = tuple(alert for row in batch for alert in raised[row.pk])
             return EvaluationOutcome(
                 status="evaluated" if updated else "stale", alerts=alerts, skipped=skipped
             )
-        done = updated == len(batch) or (DailyLog.objects.filter(pk=own, evaluated_at=now).exists())
+        done = updated == len(batch) or (
+            DailyLog.objects.filter(pk=log.pk, date=log.date, evaluated_at=now).exists()
+        )
     return EvaluationOutcome(
-        status="evaluated" if done else "stale", alerts=tuple(raised[own]), skipped=skipped
+        status="evaluated" if done else "stale", alerts=tuple(raised[log.pk]), skipped=skipped
     )
 
 

@@ -305,7 +305,7 @@ class LogDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             # Locked until the edit is written: no other edit between the check and it.
-            current = DailyLog.objects.select_for_update(of=("self",)).get(pk=log.pk)
+            current = DailyLog.objects.select_for_update(of=("self",)).get_by_id(log.pk)
             check_if_match(request, version=current.version)
             log = services.log_update(
                 log=log,

@@ -240,7 +240,8 @@ def test_the_same_id_under_a_date_of_another_month_is_a_409_and_no_database_erro
 @pytest.mark.django_db
 def test_an_id_claimed_by_no_log_does_not_block_the_post(patient, patient_client):
     log_id = uuid.uuid4()
-    DailyLogId.objects.create(id=log_id)  # as a clash's claim left behind by a crash
+    # As a clash's claim left behind by a crash.
+    DailyLogId.objects.create(id=log_id, date=patient.local_today())
     body = {"id": str(log_id), "date": patient.local_today().isoformat(), "pain": 3}
     assert patient_client.post(LOGS, body).status_code == 201
     assert DailyLog.objects.get(pk=log_id).pain == 3
@@ -446,3 +447,295 @@ def test_the_migration_moves_existing_logs_into_their_months(patient, other_pati
     assert DailyLog.objects.count() == 4
     DailyLog.objects.create(patient=other_patient, date=days[1], pain=1)
     assert DailyLog.objects.count() == 5
+
+
+# --- The claimed ids keep each log's date (migration 0014) ----------------------------
+
+
+def _claims_match_logs() -> dict[uuid.UUID, date]:
+    """Every log's claim holds the log's date; the claims of logs, by id."""
+    logs = dict(DailyLog.objects.values_list("pk", "date"))
+    claims = dict(DailyLogId.objects.filter(pk__in=list(logs)).values_list("pk", "date"))
+    assert claims == logs
+    return claims
+
+
+@pytest.mark.django_db
+def test_the_claim_keeps_the_logs_date_through_insert_edits_and_delete(patient):
+    today = date.today()
+    log = _log(patient, today)
+    assert DailyLogId.objects.get(pk=log.pk).date == today
+    # Re-dated within its month: an UPDATE in place.
+    same_month = today.replace(day=2 if today.day != 2 else 3)
+    DailyLog.objects.filter(pk=log.pk).update(date=same_month)
+    assert DailyLogId.objects.get(pk=log.pk).date == same_month
+    # Re-dated into another month: PostgreSQL's delete and insert, the release and claim.
+    earlier = _month(today, -1) + timedelta(days=20)
+    log.refresh_from_db()
+    log.date = earlier
+    log.save()
+    assert DailyLogId.objects.get(pk=log.pk).date == earlier
+    # An update that leaves the date alone (the worker's) leaves the claim alone.
+    DailyLog.objects.filter(pk=log.pk).update(evaluated_at=datetime.now(UTC))
+    assert _claims_match_logs() == {log.pk: earlier}
+    log.delete()
+    assert not DailyLogId.objects.filter(pk=log.pk).exists()
+
+
+@pytest.mark.django_db
+def test_an_edit_through_the_api_moves_the_claims_date_with_the_log(
+    patient, patient_client, time_machine
+):
+    time_machine.move_to(datetime(2026, 12, 3, 12, tzinfo=UTC), tick=False)
+    today = patient.local_today()
+    created = patient_client.post(LOGS, {"date": today.isoformat(), "pain": 5}).json()
+    for day in (today - timedelta(days=1), today - timedelta(days=5)):  # same, then last month
+        response = patient_client.patch(
+            f"{LOGS}{created['id']}/", {"date": day.isoformat()}, format="json"
+        )
+        assert response.status_code == 200, response.json()
+        assert DailyLogId.objects.get(pk=created["id"]).date == day
+    assert patient_client.get(f"{LOGS}{created['id']}/").json()["date"] == day.isoformat()
+    _claims_match_logs()
+
+
+@pytest.mark.django_db
+def test_a_refused_post_leaves_no_claim_and_the_default_partitions_move_keeps_dates(
+    patient, patient_client
+):
+    today = patient.local_today()
+    first = patient_client.post(LOGS, {"date": today.isoformat(), "pain": 5}).json()
+    clash = {"id": str(uuid.uuid4()), "date": today.isoformat(), "pain": 6}
+    assert patient_client.post(LOGS, clash).status_code == 409
+    assert not DailyLogId.objects.filter(pk=clash["id"]).exists()
+    far = _month(today, 15) + timedelta(days=4)
+    waiting = _log(patient, far)
+    assert partitions.partition_create(month=far)
+    assert _claims_match_logs() == {uuid.UUID(first["id"]): today, waiting.pk: far}
+
+
+@pytest.mark.django_db
+def test_erasure_keeps_every_claims_date(patient):
+    from rights.erasure import patient_pseudonymise
+
+    for days in (0, 3, 40):
+        _log(patient, date.today() - timedelta(days=days), notes="something personal")
+    assert patient_pseudonymise(patient_id=patient.pk, reason="request")
+    assert not DailyLog.objects.exclude(notes="").exists()
+    assert len(_claims_match_logs()) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_inserts_of_one_id_racing_leave_the_winners_date(patient, other_patient):
+    from django.db import transaction
+
+    log_id = uuid.uuid4()
+    today = date.today()
+    other_day = _month(today, -1) + timedelta(days=10)
+    inserted, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                DailyLog.objects.create(id=log_id, patient=patient, date=today, pain=3)
+                inserted.set()
+                release.wait(timeout=10)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            # Waits on the first's uncommitted claim, then inserts nothing.
+            DailyLog.objects.create(id=log_id, patient=other_patient, date=other_day, pain=8)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    a, b = threading.Thread(target=first), threading.Thread(target=second)
+    a.start()
+    assert inserted.wait(timeout=10)
+    b.start()
+    b.join(timeout=0.5)
+    assert b.is_alive(), "the second insert did not wait for the first's claim"
+    release.set()
+    a.join(timeout=10)
+    b.join(timeout=10)
+    assert not errors
+    assert list(DailyLog.objects.filter(pk=log_id).values_list("patient", "date")) == [
+        (patient.pk, today)
+    ]
+    assert _claims_match_logs() == {log_id: today}
+
+
+# --- Reads by id: one partition planned -----------------------------------------------
+
+
+def _log_statements(queries: list[dict[str, str]]) -> list[str]:
+    """The statements among `queries` that read or write the log table itself."""
+    return [
+        q["sql"]
+        for q in queries
+        if '"rehab_dailylog"' in q["sql"] and not q["sql"].lstrip().upper().startswith("INSERT")
+    ]
+
+
+def _planned(sql: str) -> set[str]:
+    """The log partitions PostgreSQL plans `sql` over (EXPLAIN without ANALYZE: nothing
+    runs; a partition pruned at plan time is not in the plan at all)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+        raw = cursor.fetchone()[0]
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    return {
+        node["Relation Name"]
+        for node in _plan_nodes(plan)
+        if node.get("Relation Name", "").startswith("rehab_dailylog_")
+    }
+
+
+@pytest.mark.django_db
+def test_a_log_by_id_is_planned_over_its_months_partition_alone(year_of_logs, patient):
+    log = DailyLog.objects.filter(patient=patient).order_by("date")[3]
+    assert len(_scanned(DailyLog.objects.filter(pk=log.pk))) > 12  # what it was
+    assert _scanned(DailyLog.objects.by_id(log.pk)) == {_partition(log.date): 1}
+    assert DailyLog.objects.get_by_id(log.pk) == log
+    assert DailyLog.objects.by_id(uuid.uuid4()).count() == 0  # no claim: no second query
+    with pytest.raises(DailyLog.DoesNotExist):
+        DailyLog.objects.visible_to(patient.user).exclude(pk=log.pk).get_by_id(log.pk)
+
+
+@pytest.mark.django_db
+def test_every_statement_of_a_get_and_a_patch_by_id_plans_one_partition(
+    year_of_logs, patient, patient_client
+):
+    from django.test.utils import CaptureQueriesContext
+
+    log = DailyLog.objects.filter(patient=patient).order_by("date")[2]
+    url = f"{LOGS}{log.pk}/"
+    with CaptureQueriesContext(connection) as read:
+        response = patient_client.get(url)
+    assert response.status_code == 200
+    with CaptureQueriesContext(connection) as edit:
+        response = patient_client.patch(
+            url, {"pain": 9}, format="json", HTTP_IF_MATCH=response["ETag"]
+        )
+    assert response.status_code == 200, response.json()
+    statements = _log_statements(read.captured_queries) + _log_statements(edit.captured_queries)
+    assert len(statements) >= 3  # the GET's read, the PATCH's reads, lock and update
+    for sql in statements:
+        assert _planned(sql) == {_partition(log.date)}, sql
+
+
+@pytest.mark.django_db
+def test_the_admins_page_of_a_log_reads_it_from_one_partition(year_of_logs, patient):
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import UserFactory
+
+    operator = UserFactory.create(email="ops@example.com", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(operator)
+    log = DailyLog.objects.filter(patient=patient).order_by("date")[4]
+    with CaptureQueriesContext(connection) as page:
+        response = client.get(f"/admin/rehab/dailylog/{log.pk}/change/")
+    assert response.status_code == 200
+    statements = [sql for sql in _log_statements(page.captured_queries) if log.pk.hex in sql]
+    assert statements
+    for sql in statements:
+        assert _planned(sql) == {_partition(log.date)}, sql
+    assert client.get(f"/admin/rehab/dailylog/{uuid.uuid4()}/change/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_every_statement_of_the_workers_evaluation_by_id_plans_one_partition(year_of_logs, patient):
+    from django.test.utils import CaptureQueriesContext
+
+    from rehab.services.safety import log_evaluate
+
+    log = DailyLog.objects.filter(patient=patient).order_by("date")[2]
+    # A log whose answers fired something in the request is evaluated alone, by id.
+    DailyLog.objects.filter(pk=log.pk).update(safety_advice={"level": "urgent"})
+    with CaptureQueriesContext(connection) as evaluation:
+        assert log_evaluate(log_id=log.pk).status == "evaluated"
+    # The statements naming the log by id (the rules' reads of the patient's earlier logs
+    # go by patient and date, LATERAL, pruned as they run).
+    by_id = [
+        sql
+        for sql in _log_statements(evaluation.captured_queries)
+        if log.pk.hex in sql and "LATERAL" not in sql
+    ]
+    assert len(by_id) >= 4  # the claim, the read, the batch's read, the mark
+    for sql in by_id:
+        assert _planned(sql) == {_partition(log.date)}, sql
+    # Its message again: "already", from the same partition.
+    with CaptureQueriesContext(connection) as again:
+        assert log_evaluate(log_id=log.pk).status == "already"
+    statements = _log_statements(again.captured_queries)
+    assert len(statements) == 2
+    for sql in statements:
+        assert _planned(sql) == {_partition(log.date)}, sql
+
+
+@pytest.mark.django_db
+def test_a_read_by_id_finds_a_log_moved_to_another_month_after_its_date_was_read(
+    year_of_logs, patient
+):
+    log = DailyLog.objects.filter(patient=patient).order_by("date")[2]
+    stale = DailyLog.objects.by_id(log.pk)  # the probe ran: the read is of the old month
+    moved_to = patient.local_today() - timedelta(days=1)
+    DailyLog.objects.filter(patient=patient, date=moved_to).delete()
+    DailyLog.objects.filter(pk=log.pk).update(date=moved_to)
+    assert not stale.exists()  # what `get_by_id` reads again for
+    assert DailyLog.objects.get_by_id(log.pk).date == moved_to
+
+
+@pytest.mark.db_owner
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_existing_claims_their_logs_dates(patient, other_patient):
+    from django.conf import settings
+    from django.db.migrations.executor import MigrationExecutor
+
+    from patients.dbroles import app_role_grant
+
+    before = [("rehab", "0013_patientlogrollup")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    days = [date(2024, 5, 31), date(2024, 6, 1), date.today(), _month(date.today(), 20)]
+    ids = [uuid.uuid4() for _ in days]
+    stale = uuid.uuid4()
+    with connection.cursor() as cursor:
+        for log_id, day in zip(ids, days, strict=True):
+            cursor.execute(
+                "INSERT INTO rehab_dailylog (id, patient_id, date, pain, notes, safety, version,"
+                " created_at, updated_at, evaluation_attempts, evaluation_error)"
+                " VALUES (%s, %s, %s, 4, '', '{}', 1, now(), now(), 0, '')",
+                [log_id, patient.pk if day != days[0] else other_patient.pk, day],
+            )
+        # A claim a refused POST left behind (a crash before its release).
+        cursor.execute("INSERT INTO rehab_dailylogid (id) VALUES (%s)", [stale])
+        cursor.execute("SELECT count(*) FROM rehab_dailylogid")
+        assert cursor.fetchone()[0] == 5
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    app = getattr(settings, "DATABASE_APP", None)
+    if app is not None:
+        app_role_grant(role=app["USER"])
+
+    assert dict(DailyLogId.objects.values_list("pk", "date")) == dict(zip(ids, days, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attnotnull FROM pg_attribute WHERE attname = 'date'"
+            " AND attrelid = 'rehab_dailylogid'::regclass"
+        )
+        assert cursor.fetchone()[0]
+    # The triggers write the date from now on, the default partition's logs included.
+    assert partitions.partition_create(month=days[3])
+    new = _log(other_patient, date.today())
+    assert _claims_match_logs()[new.pk] == date.today()
+    assert DailyLog.objects.get_by_id(ids[3]).date == days[3]

@@ -172,11 +172,13 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(others, answers, re
         assert safety.log_evaluate(log_id=logs[0].pk).status == "evaluated"
     assert DailyLog.objects.filter(evaluated_at__isnull=True).count() == 0
     assert not Alert.objects.exists()
-    # claim, read, claim the others, lock the patients (own, others), read the batch,
-    # previous logs, baselines, open alerts, mark evaluated, and the transaction's own
-    # two statements; the record's procedures and marks only if a log can need them.
+    # the log's date (its claimed id: every read of it by id is then planned over its
+    # month's partition alone), claim, read, claim the others, lock the patients (own,
+    # others), read the batch, previous logs, baselines, open alerts, mark evaluated, and
+    # the transaction's own two statements; the record's procedures and marks only if a
+    # log can need them.
     sql = [q["sql"] for q in ctx.captured_queries]
-    assert len(sql) == 12 + len(record_reads), [q[:80] for q in sql]
+    assert len(sql) == 13 + len(record_reads), [q[:80] for q in sql]
     tables = ("rehab_intervention", "rehab_assessedmark")
     read = [table for table in tables if any(f'FROM "{table}"' in q for q in sql)]
     assert read == record_reads
@@ -305,6 +307,6 @@ def test_a_claim_takes_exactly_the_oldest_owed_logs_whatever_the_plan(planner):
             for setting in ("hashjoin", "mergejoin", "hashagg", "material"):
                 cursor.execute(f"SET LOCAL enable_{setting} = off")
     claimed = safety._claim_owed(besides=None, patient_id=None, limit=3)
-    assert sorted(log_id for log_id, _ in claimed) == sorted(oldest)
+    assert sorted(log_id for log_id, *_ in claimed) == sorted(oldest)
     attempts = dict(DailyLog.objects.values_list("pk", "evaluation_attempts"))
     assert sorted(pk for pk, n in attempts.items() if n) == sorted(oldest)

@@ -291,9 +291,10 @@ class PatientLogRollup(models.Model):
     """Per patient, the log figures the caseload sorts and shows, so that a caseload of
     thousands reads one row per patient instead of searching each patient's logs.
 
-    Written by the database, not by Django: a trigger on the daily log table recomputes
-    a patient's row from their logs in the same statement as any insert, delete or
-    change of a log's patient, date or pain (rehab/migrations/0013_patientlogrollup.py,
+    Written by the database, not by Django: a trigger on the daily log table keeps a
+    patient's row (updated in place, or recomputed from their logs) in the same
+    statement as any insert, delete or change of a log's patient, date or pain
+    (rehab/migrations/0013_patientlogrollup.py and 0015_rollup_backfill_in_place.py,
     docs/architecture.md § Caseload rollup). A row exists exactly when the patient has a
     log. `manage.py rebuild_log_rollups` recomputes rows the trigger did not see (a load
     with triggers off, a restore).

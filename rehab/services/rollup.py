@@ -1,9 +1,10 @@
 """Rebuilding the per-patient log rollup (rehab.models.PatientLogRollup).
 
 The database keeps the rollup itself, in the same statement as every log write (the
-trigger of rehab/migrations/0013_patientlogrollup.py); a rebuild is for the writes the
-trigger did not see: a bulk load with triggers off (bench/datagen.py's COPY), a restore
-of the log table alone, a repair (docs/deployment.md § Caseload rollup).
+trigger of rehab/migrations/0013_patientlogrollup.py, its function as 0015 rewrote it);
+a rebuild is for the writes the trigger did not see: a bulk load with triggers off
+(bench/datagen.py's COPY), a restore of the log table alone, a repair
+(docs/deployment.md § Caseload rollup).
 """
 
 from __future__ import annotations

@@ -371,6 +371,44 @@ def test_a_log_post_keeps_the_rollup_in_its_one_statement(patient_client, patien
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("back", [1, 3, 5])
+def test_it_adds_a_backfilled_log_to_the_row_in_place(patient, back):
+    """A new log among the 7 kept ones (a phone's queue after days offline) is added to
+    the row from the row itself (rehab/migrations/0015_rollup_backfill_in_place.py), not
+    recomputed from the patient's logs: the running totals keep the base the appends
+    gave them, where a recomputation would start them from 0 again."""
+    days = [TODAY - timedelta(days=2 * d) for d in range(12, -1, -1)]  # every other day
+    for day in days:  # one by one, each the newest: appended
+        DailyLog.objects.create(patient=patient, date=day, pain=day.day % 11)
+    base = PatientLogRollup.objects.get(patient=patient).recent_pain_sums[0]
+    assert base > 0
+
+    DailyLog.objects.create(patient=patient, date=TODAY - timedelta(days=back), pain=7)
+
+    row = PatientLogRollup.objects.get(patient=patient)
+    assert stored_rollup(patient) == expected_rollup(patient)
+    # The oldest of the 7 kept logs left, its total became the base: still not 0.
+    assert row.recent_pain_sums[0] == base + (days[-7].day % 11)
+    assert TODAY - timedelta(days=back) in row.recent_dates
+
+
+@pytest.mark.django_db
+def test_a_backfill_into_a_row_that_holds_it_already_is_not_counted_twice(patient):
+    """One statement inserting several logs: the first row's trigger recomputes (a log
+    before the first), and sees the others; their triggers must not add them again."""
+    DailyLog.objects.create(patient=patient, date=TODAY - timedelta(days=10), pain=1)
+    DailyLog.objects.create(patient=patient, date=TODAY, pain=2)
+    DailyLog.objects.bulk_create(
+        [
+            DailyLog(patient=patient, date=TODAY - timedelta(days=12), pain=3),
+            DailyLog(patient=patient, date=TODAY - timedelta(days=4), pain=4),
+            DailyLog(patient=patient, date=TODAY - timedelta(days=2), pain=5),
+        ]
+    )
+    assert stored_rollup(patient) == expected_rollup(patient)
+
+
+@pytest.mark.django_db
 @pytest.mark.db_owner
 def test_the_migrations_triggers_serve_a_partitioned_log_table(patient):
     """The daily log table may become a declaratively partitioned one (by month): the

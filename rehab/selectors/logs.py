@@ -25,7 +25,6 @@ from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from config.db import column, table
 from patients.models import Patient, User
 from rehab import progress
 from rehab.models import DailyLog
@@ -124,11 +123,6 @@ class PatientScalar(Func):
         )
 
 
-# The daily logs' table and columns, quoted (`config.db`), for the SQL written here and in
-# `caseload`: hand-written statements follow the model's names.
-LOGS = table(DailyLog)
-LOG_PATIENT, LOG_DATE, LOG_PAIN = (column(DailyLog, name) for name in ("patient", "date", "pain"))
-
 # What `RollupScalar` binds in `o`, from the patient's rollup row (all NULL for a patient
 # who never logged): its fields, in this order, after `patient_id` and `today`.
 ROLLUP_FIELDS = (
@@ -188,17 +182,17 @@ def window(start: str, end: str) -> Window:
     k = ROLLUP_RECENT_LOGS
     whole = f"(cardinality(o.dates) < {k} OR o.dates[1] < {start} OR o.dates[{k}] <= {end})"
     upto_end, before_start = f"width_bucket({end}, o.dates)", f"width_bucket({start} - 1, o.dates)"
-    logs = (
-        f"FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id"
-        f" AND {LOG_DATE} >= {start} AND {LOG_DATE} <= {end}"
-    )
+    # The log table's fallback through functions (rehab/migrations/0014_caseload_sort_keys.py)
+    # rather than subqueries: a subquery over the partitioned table is planned, every
+    # partition's scan of it, on every request, though almost no row runs it.
+    span = f"o.patient_id, {start}, {end}"
     return Window(
         n=f"""(CASE WHEN o.dates IS NULL THEN 0
             WHEN {whole} THEN {upto_end} - {before_start}
-            ELSE (SELECT count(*) {logs}) END)""",
+            ELSE rehab_log_window_count({span}) END)""",
         total=f"""(CASE WHEN o.dates IS NULL THEN 0
             WHEN {whole} THEN o.sums[{upto_end} + 1] - o.sums[{before_start} + 1]
-            ELSE (SELECT coalesce(sum({LOG_PAIN}), 0) {logs}) END)""",
+            ELSE rehab_log_window_pain({span}) END)""",
     )
 
 

@@ -92,37 +92,6 @@ def _local_today() -> Cast:
     return Cast(local_now, output_field=DateField())
 
 
-def sql_literal(value: str) -> str:
-    # Only the model's own constants (choices) are written into SQL text.
-    text = str(value)  # a TextChoices member's str() is its value
-    if not text.replace("_", "").isalnum():
-        raise ValueError(f"not a constant: {text!r}")
-    return f"'{text}'"
-
-
-class PatientScalar(Func):
-    """A scalar SQL subquery about each outer patient, written as text: `o.patient_id`
-    (and, with `today`, `o.today`: the `local_date` annotation) are bound once, in a
-    one-row FROM, the device of `caseload._LogTriage`.
-
-    The caseload's figures were Subquery/OuterRef trees: resolving and compiling them
-    cost the ORM ~7 ms of Python on every caseload request (issue 8), more than
-    PostgreSQL took to run them for a page. These compile to the same SQL in a fraction
-    of that; tests/rehab/test_caseload_order.py keeps the ORM trees as the definition and
-    holds these to them.
-    """
-
-    def __init__(self, sql: str, *, output_field: Field[Any, Any], today: bool = False) -> None:
-        refs = (F("pk"), F("local_date")) if today else (F("pk"),)
-        names = "patient_id, today" if today else "patient_id"
-        escaped = sql.replace("%", "%%")
-        super().__init__(
-            *refs,
-            template=f"(SELECT ({escaped}) FROM (SELECT %(expressions)s) AS o({names}))",  # noqa: S608
-            output_field=output_field,
-        )
-
-
 # What `RollupScalar` binds in `o`, from the patient's rollup row (all NULL for a patient
 # who never logged): its fields, in this order, after `patient_id` and `today`.
 ROLLUP_FIELDS = (

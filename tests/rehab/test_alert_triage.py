@@ -119,11 +119,11 @@ def _apply(patients: dict[str, Patient], op: tuple[Any, ...]) -> None:
         return
     if kind == "bulk_status":  # as the safety review reopens or closes alerts in bulk
         _, who, status = op
-        alerts = Alert.objects.filter(patient=patients[who])
-        if status == Alert.Status.RESOLVED or alerts.values("rule").distinct().count() == (
-            alerts.count()
+        theirs = Alert.objects.filter(patient=patients[who])
+        if status == Alert.Status.RESOLVED or theirs.values("rule").distinct().count() == (
+            theirs.count()
         ):
-            alerts.update(status=status)
+            theirs.update(status=status)
         return
     alerts = list(Alert.objects.filter(patient__in=patients.values()).order_by("created_at", "pk"))
     if not alerts:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from rehab.models.alerts import Alert, AlertEvent, AlertOccurrence, Notification, Severity
+from rehab.models.alerts import (
+    Alert,
+    AlertEvent,
+    AlertOccurrence,
+    Notification,
+    PatientAlertTriage,
+    Severity,
+)
 from rehab.models.logs import (
     DailyLog,
     DailyLogId,
@@ -36,6 +43,7 @@ __all__ = [
     "DailyLogRevision",
     "MissedLogReminder",
     "Notification",
+    "PatientAlertTriage",
     "PatientLogRollup",
     "SafetySubmission",
     "Severity",

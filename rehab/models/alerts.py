@@ -132,6 +132,39 @@ class Alert(models.Model):
         return f"{self.rule} ({self.severity}) for {self.patient_id}: {self.status}"
 
 
+class PatientAlertTriage(models.Model):
+    """Per patient with an open alert, what the caseload sorts and shows of their open
+    alerts: the most urgent one's tier (its severity's SEVERITY_RANK) and since when it
+    has waited (the earliest `opened_at` among the open alerts of that tier), and how
+    many are open of each severity.
+
+    Written by the database, not by Django: a trigger on the alert table recomputes the
+    patient's row in the same statement as any insert, deletion or change of an alert's
+    patient, status, severity or opening (rehab/migrations/0016_caseload_sort_keys.py,
+    docs/architecture.md § The caseload rollup). A row exists exactly when the patient
+    has an open alert. `manage.py rebuild_log_rollups` recomputes it too.
+
+    None of it moves with time, so the caseload's alert tiers are plain columns of a
+    join instead of a look-up of every patient's alerts in the sort.
+    """
+
+    patient = models.OneToOneField(
+        Patient, on_delete=models.CASCADE, primary_key=True, related_name="alert_triage"
+    )
+    tier = models.PositiveSmallIntegerField()
+    since = models.DateTimeField()
+    open_emergency = models.PositiveIntegerField()
+    open_urgent = models.PositiveIntegerField()
+    open_routine = models.PositiveIntegerField()
+
+    class Meta:
+        # Nothing but the trigger and the rebuild write it; Django only reads it.
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} alert triage"
+
+
 class AlertOccurrence(models.Model):
     """Each time the rule fired while the alert was unresolved, with its log and inputs."""
 

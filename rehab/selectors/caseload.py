@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.db.models import (
     DateField,
-    DateTimeField,
     ExpressionWrapper,
     F,
     Field,
@@ -15,21 +13,16 @@ from django.db.models import (
     IntegerField,
     Q,
     QuerySet,
-    Value,
 )
 from django.db.models.functions import Coalesce
 
-from config.db import column, table
 from patients.models import Patient, User
 from rehab import progress
-from rehab.models import Alert, Severity
 from rehab.models.alerts import SEVERITY_RANK
 from rehab.selectors.logs import (
     CURRENT,
     ROLLUP_ROW,
-    PatientScalar,
     rollup_refs,
-    sql_literal,
     with_log_figures,
 )
 
@@ -50,72 +43,18 @@ def missed_logs() -> Q:
     return Q(last_log_date__isnull=True) | Q(last_log_date__lte=stale_since)
 
 
-_ALERTS = table(Alert)
-_PATIENT, _STATUS, _SEVERITY, _OPENED_AT = (
-    column(Alert, name) for name in ("patient", "status", "severity", "opened_at")
-)
-
-
-def _open_alerts(condition: str = "") -> str:
-    return (
-        f"FROM {_ALERTS} WHERE {_PATIENT} = o.patient_id"
-        f" AND {_STATUS} = {sql_literal(Alert.Status.OPEN)} {condition}"
-    )
-
-
-# The tier of an alert: its severity's rank (rehab.selectors.alerts.severity_rank).
-_RANK = (
-    f"CASE {_SEVERITY} "
-    + " ".join(f"WHEN {sql_literal(sev)} THEN {rank}" for sev, rank in SEVERITY_RANK.items())
-    + f" ELSE {NO_ALERT_TIER} END"
-)
-
-
 def with_alert_triage(patients: QuerySet[Patient]) -> QuerySet[Patient]:
     """Open alert counts per severity, the patient's tier (most severe open alert) and
-    since when that alert has waited, each a correlated subquery on (patient, status)."""
-
-    def count(severity: str) -> PatientScalar:
-        return PatientScalar(
-            f"SELECT count(*) {_open_alerts(f'AND {_SEVERITY} = {sql_literal(severity)}')}",
-            output_field=IntegerField(),
-        )
-
-    def most_urgent(what: str, output_field: Field[Any, Any]) -> PatientScalar:
-        return PatientScalar(
-            f"SELECT {what} {_open_alerts()} ORDER BY {_RANK}, {_OPENED_AT} LIMIT 1",
-            output_field=output_field,
-        )
-
+    since when that alert has waited: columns of the patient's alert triage row
+    (`rehab.models.PatientAlertTriage`, kept by the database on every alert write), a
+    LEFT JOIN; no row, no open alert."""
     return patients.annotate(
-        open_emergency=count(Severity.EMERGENCY),
-        open_urgent=count(Severity.URGENT),
-        open_routine=count(Severity.ROUTINE),
-        alert_tier=Coalesce(most_urgent(_RANK, IntegerField()), Value(NO_ALERT_TIER)),
-        alert_waiting_since=most_urgent(_OPENED_AT, DateTimeField()),
+        open_emergency=Coalesce(F("alert_triage__open_emergency"), 0, output_field=IntegerField()),
+        open_urgent=Coalesce(F("alert_triage__open_urgent"), 0, output_field=IntegerField()),
+        open_routine=Coalesce(F("alert_triage__open_routine"), 0, output_field=IntegerField()),
+        alert_tier=Coalesce(F("alert_triage__tier"), NO_ALERT_TIER, output_field=IntegerField()),
+        alert_waiting_since=F("alert_triage__since"),
     )
-
-
-class _AlertTriage(Func):
-    """The alert tiers' order as one sortable row per patient: the most urgent open
-    alert's tier (NO_ALERT_TIER without one), then since when it has waited, the longest
-    first (none last). The same order as `alert_tier` then `alert_waiting_since`, from
-    one look-up of the patient's open alerts instead of two: the sort computes it for
-    every patient of the clinic, the annotations are read for the page's rows only."""
-
-    template = f"""(
-        SELECT ROW(coalesce(a.tier, {NO_ALERT_TIER}), a.since IS NULL, a.since)
-        FROM (SELECT %(expressions)s) AS o(patient_id)
-        LEFT JOIN LATERAL (
-            SELECT {_RANK} AS tier, {_OPENED_AT} AS since {_open_alerts()}
-            ORDER BY 1, 2 LIMIT 1
-        ) AS a ON true
-    )"""  # noqa: S608 - the only interpolations are the model's names and constants
-    # Only ever ordered by, never read: the value is an anonymous record.
-    output_field = Field()
-
-    def __init__(self) -> None:
-        super().__init__(F("pk"))
 
 
 class _LogTriage(Func):
@@ -193,9 +132,10 @@ def caseload_list(*, user: User, search: str = "") -> QuerySet[Patient]:
         )
     return (
         with_alert_triage(with_log_figures(patients))
-        .alias(alert_triage=_AlertTriage(), log_triage=_LogTriage())
+        .alias(log_triage=_LogTriage())
         .order_by(
-            "alert_triage",
+            "alert_tier",
+            F("alert_waiting_since").asc(nulls_last=True),
             "log_triage",
             "last_name",
             "first_name",

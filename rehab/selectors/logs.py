@@ -25,7 +25,6 @@ from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
 
-from config.db import column, table
 from patients.models import Patient, User
 from rehab import progress
 from rehab.models import DailyLog
@@ -97,42 +96,6 @@ def _local_today() -> Cast:
     return Cast(local_now, output_field=DateField())
 
 
-def sql_literal(value: str) -> str:
-    # Only the model's own constants (choices) are written into SQL text.
-    text = str(value)  # a TextChoices member's str() is its value
-    if not text.replace("_", "").isalnum():
-        raise ValueError(f"not a constant: {text!r}")
-    return f"'{text}'"
-
-
-class PatientScalar(Func):
-    """A scalar SQL subquery about each outer patient, written as text: `o.patient_id`
-    (and, with `today`, `o.today`: the `local_date` annotation) are bound once, in a
-    one-row FROM, the device of `caseload._LogTriage`.
-
-    The caseload's figures were Subquery/OuterRef trees: resolving and compiling them
-    cost the ORM ~7 ms of Python on every caseload request (issue 8), more than
-    PostgreSQL took to run them for a page. These compile to the same SQL in a fraction
-    of that; tests/rehab/test_caseload_order.py keeps the ORM trees as the definition and
-    holds these to them.
-    """
-
-    def __init__(self, sql: str, *, output_field: Field[Any, Any], today: bool = False) -> None:
-        refs = (F("pk"), F("local_date")) if today else (F("pk"),)
-        names = "patient_id, today" if today else "patient_id"
-        escaped = sql.replace("%", "%%")
-        super().__init__(
-            *refs,
-            template=f"(SELECT ({escaped}) FROM (SELECT %(expressions)s) AS o({names}))",  # noqa: S608
-            output_field=output_field,
-        )
-
-
-# The daily logs' table and columns, quoted (`config.db`), for the SQL written here and in
-# `caseload`: hand-written statements follow the model's names.
-LOGS = table(DailyLog)
-LOG_PATIENT, LOG_DATE, LOG_PAIN = (column(DailyLog, name) for name in ("patient", "date", "pain"))
-
 # What `RollupScalar` binds in `o`, from the patient's rollup row (all NULL for a patient
 # who never logged): its fields, in this order, after `patient_id` and `today`.
 ROLLUP_FIELDS = (
@@ -192,17 +155,17 @@ def window(start: str, end: str) -> Window:
     k = ROLLUP_RECENT_LOGS
     whole = f"(cardinality(o.dates) < {k} OR o.dates[1] < {start} OR o.dates[{k}] <= {end})"
     upto_end, before_start = f"width_bucket({end}, o.dates)", f"width_bucket({start} - 1, o.dates)"
-    logs = (
-        f"FROM {LOGS} WHERE {LOG_PATIENT} = o.patient_id"
-        f" AND {LOG_DATE} >= {start} AND {LOG_DATE} <= {end}"
-    )
+    # The log table's fallback through functions (rehab/migrations/0016_caseload_sort_keys.py)
+    # rather than subqueries: a subquery over the partitioned table is planned, every
+    # partition's scan of it, on every request, though almost no row runs it.
+    span = f"o.patient_id, {start}, {end}"
     return Window(
         n=f"""(CASE WHEN o.dates IS NULL THEN 0
             WHEN {whole} THEN {upto_end} - {before_start}
-            ELSE (SELECT count(*) {logs}) END)""",
+            ELSE rehab_log_window_count({span}) END)""",
         total=f"""(CASE WHEN o.dates IS NULL THEN 0
             WHEN {whole} THEN o.sums[{upto_end} + 1] - o.sums[{before_start} + 1]
-            ELSE (SELECT coalesce(sum({LOG_PAIN}), 0) {logs}) END)""",
+            ELSE rehab_log_window_pain({span}) END)""",
     )
 
 

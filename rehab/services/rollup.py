@@ -1,10 +1,12 @@
-"""Rebuilding the per-patient log rollup (rehab.models.PatientLogRollup).
+"""Rebuilding the caseload's per-patient rows: the log rollup (rehab.models.PatientLogRollup)
+and the alert triage (rehab.models.PatientAlertTriage).
 
-The database keeps the rollup itself, in the same statement as every log write (the
-trigger of rehab/migrations/0013_patientlogrollup.py, its function as 0015 rewrote it);
-a rebuild is for the writes the trigger did not see: a bulk load with triggers off
-(bench/datagen.py's COPY), a restore of the log table alone, a repair
-(docs/deployment.md § Caseload rollup).
+The database keeps both itself, in the same statement as every log or alert write (the
+triggers of rehab/migrations/0013_patientlogrollup.py, the log rollup's function as
+0015_rollup_backfill_in_place rewrote it, and 0016_caseload_sort_keys.py); a rebuild is
+for the writes the triggers did not see: a bulk load with triggers off
+(bench/datagen.py's COPY), a restore of a table alone, a repair (docs/deployment.md §
+Caseload rollup).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ REBUILD_BATCH = 1000
 def log_rollups_rebuild(
     *, clinic_id: UUID | None = None, patient_id: UUID | None = None, batch: int = REBUILD_BATCH
 ) -> int:
-    """Recompute the rollup rows of every patient (or of a clinic's, or one patient's)
-    from their logs; patients without logs lose any row. Returns the patients visited.
+    """Recompute the rollup and alert triage rows of every patient (or of a clinic's, or
+    one patient's) from their logs and alerts; patients without logs (without open
+    alerts) lose any rollup (triage) row. Returns the patients visited.
 
-    One statement per batch of patients, through the trigger's own function, so that a
-    rebuild and the trigger cannot disagree and a rebuild running beside log writes
-    takes the same per-patient lock as they do (no update is lost either way)."""
+    One statement per batch of patients and table, through the triggers' own functions,
+    so that a rebuild and the triggers cannot disagree and a rebuild running beside log
+    and alert writes takes the same per-patient locks as they do (no update is lost
+    either way)."""
     patients = Patient.objects.order_by("pk")
     if clinic_id is not None:
         patients = patients.filter(clinic_id=clinic_id)
@@ -42,11 +46,12 @@ def log_rollups_rebuild(
         if not ids:
             return done
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM ("
-                " SELECT rehab_log_rollup_refresh(id) FROM unnest(%s::uuid[]) AS id"
-                " OFFSET 0) AS refreshed",
-                [ids],
-            )
+            for refresh in ("rehab_log_rollup_refresh", "rehab_alert_triage_refresh"):
+                cursor.execute(
+                    "SELECT count(*) FROM ("  # noqa: S608 - one of the two names above
+                    f" SELECT {refresh}(id) FROM unnest(%s::uuid[]) AS id"
+                    " OFFSET 0) AS refreshed",
+                    [ids],
+                )
         done += len(ids)
         after = ids[-1]

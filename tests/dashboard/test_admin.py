@@ -51,6 +51,7 @@ from rehab.models import (
     ImagingFinding,
     Intervention,
     Notification,
+    PatientAlertTriage,
     PatientLogRollup,
     ProvocativeTest,
     QuestionnaireDue,
@@ -587,8 +588,9 @@ ADMIN_APPS = ("patients", "programs", "rehab", "rights", "django_celery_beat")
 INLINE_ONLY = {DailyLogRevision, AlertOccurrence, AlertEvent}
 # django-celery-beat's own "schedules changed" marker: one row, written by its signals.
 # The daily logs' ids in use: written by the log table's triggers alone, nothing to see.
-# The caseload's log rollup: derived rows the database writes from the logs.
-NOT_IN_ADMIN = {PeriodicTasks, DailyLogId, PatientLogRollup}
+# The caseload's log rollup and alert triage: derived rows the database writes from the
+# logs and the alerts.
+NOT_IN_ADMIN = {PeriodicTasks, DailyLogId, PatientLogRollup, PatientAlertTriage}
 
 
 def test_every_model_of_our_apps_is_in_the_admin_or_an_inline():

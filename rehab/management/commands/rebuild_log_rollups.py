@@ -1,12 +1,14 @@
-"""Recompute the caseload's per-patient log rollup from the daily logs.
+"""Recompute the caseload's per-patient rows: the log rollup from the daily logs, the
+alert triage from the open alerts.
 
     python manage.py rebuild_log_rollups                    # every patient
     python manage.py rebuild_log_rollups --clinic <uuid>    # one clinic's patients
     python manage.py rebuild_log_rollups --patient <uuid>   # one patient
 
-The database keeps the rollup on every log write; run this after writes it did not see
-(a load with triggers off, a restore of the log table) or to repair it. Safe beside live
-traffic: it takes the same per-patient lock as a log write (docs/deployment.md).
+The database keeps both on every log and alert write; run this after writes it did not
+see (a load with triggers off, a restore of the log or alert table) or to repair them.
+Safe beside live traffic: it takes the same per-patient locks as a log or alert write
+(docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from rehab.services.rollup import log_rollups_rebuild
 
 
 class Command(BaseCommand):
-    help = "Recompute the per-patient log rollup (all patients, a clinic's, or one)."
+    help = (
+        "Recompute the per-patient log rollup and alert triage (all patients, a clinic's, or one)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         scope = parser.add_mutually_exclusive_group()
@@ -34,4 +38,6 @@ class Command(BaseCommand):
         started = time.monotonic()
         done = log_rollups_rebuild(clinic_id=clinic, patient_id=patient)
         took = time.monotonic() - started
-        self.stdout.write(f"Rebuilt the log rollup of {done} patients in {took:.1f}s.")
+        self.stdout.write(
+            f"Rebuilt the log rollup and alert triage of {done} patients in {took:.1f}s."
+        )

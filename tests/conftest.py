@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from config import enqueue
 from patients.models import AuthToken, Clinic, Clinician, Patient, User
 from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
+from tests.parallel import pytest_collection_modifyitems  # noqa: F401 - the parallel run's hook
 
 
 @pytest.fixture(autouse=True)

@@ -1,20 +1,19 @@
 """The suite in parallel (pytest-xdist): what each worker process gets of its own, and how
 the tests are shared out between them (docs/testing.md).
 
-`make test` runs pytest with `-n` worker processes and `--dist loadgroup`. pytest-django
-gives each worker a test database of its own (`test_rehab_gw0`, `test_rehab_gw1`, ...);
-the rest is here:
+`make test` runs pytest with `-n` worker processes (xdist's default `load` distribution).
+pytest-django gives each worker a test database of its own (`test_rehab_gw0`, ...); the
+rest is here:
 
 - `redis_url()`: each worker its own Redis database, read by `config/settings_test.py`
   before the settings are built, and passed on (as `REDIS_URL`) to the processes the tests
   start. The tests flush their Redis database before each test (the throttle counters,
   tests/conftest.py) and count messages on the broker's queues: in a shared one, a
   worker would flush or count another's.
-- `pytest_collection_modifyitems`: a module whose tests share something costly to start
-  (a browser, a Celery worker, a PgBouncer, a replica, a generated client) runs whole on
-  one worker (`xdist_group`), so it is started once, not once per worker; and the slowest
-  work is handed out first, so that no worker is left running a minute-long test alone
-  at the end.
+- `pytest_collection_modifyitems`: the slowest work is handed out first, so that no
+  worker is left running a minute-long test alone at the end; `alone` tests last.
+- `pytest_runtest_protocol`: a test marked `alone` (it bounds a wall-clock time) runs
+  while no other worker runs a test.
 
 Everything else a test starts (Redis servers, Celery workers, gunicorn, PgBouncer, HAProxy,
 replicas, live servers) already takes a free port and a directory of its own.
@@ -24,7 +23,12 @@ Serially (`-n 0`, or plain `pytest`), none of this changes anything.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
+from collections.abc import Generator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -35,17 +39,9 @@ REDIS_DATABASES = 16
 # inherits the environment (and PYTEST_XDIST_WORKER), does not move it a second time.
 _DONE = "REHAB_TEST_REDIS_WORKER"
 
-# Modules that start something costly once for all their tests (a module-scoped fixture)
-# besides those marked `browser` or `worker`.
-SHARED_SETUP_MODULES = {
-    "tests.test_generated_client",
-    "tests.test_pgbouncer",
-    "tests.test_replica",
-    "tests.programs.test_media_s3",
-}
 # The modules with the slowest tests (`--durations`: each has a test of 15 s or more
-# alone), handed out first, in this order; then the other groups, then every other test
-# in the order collected.
+# alone), handed out first, in this order; then every other test in the order collected,
+# then the `alone` ones.
 SLOWEST_FIRST = (
     "tests.test_bench_run",
     "tests.test_rehearsal",
@@ -88,35 +84,91 @@ def redis_url(url: str) -> str:
     return url
 
 
+def _alone(item: pytest.Item) -> bool:
+    return item.get_closest_marker("alone") is not None
+
+
 def _module(item: pytest.Item) -> str:
     return str(getattr(getattr(item, "module", None), "__name__", ""))
 
 
-def _group(item: pytest.Item) -> str | None:
-    name = _module(item)
-    marked = item.get_closest_marker("browser") or item.get_closest_marker("worker")
-    return name if marked or name in SHARED_SETUP_MODULES else None
+def _parallel(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) or worker_index() is not None
 
 
+# After pytest-django's, which sorts the tests by the kind of database access.
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist") or not (
-        getattr(config.option, "numprocesses", None) or worker_index() is not None
-    ):
+    if not _parallel(config):
         return
-    groups: dict[str, int] = {}
-    for item in items:
-        group = _group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-            groups.setdefault(group, len(groups))
 
     def rank(item: pytest.Item) -> tuple[int, int]:
-        module, group = _module(item), _group(item)
+        module = _module(item)
+        if _alone(item):
+            # Last: it waits for the tests running beside it to end, short ones by then.
+            return (2, 0)
         if module in SLOWEST_FIRST:
             return (0, SLOWEST_FIRST.index(module))
-        if group is not None:
-            return (1, groups[group])
-        return (2, 0)
+        return (1, 0)
 
     # Stable: within a rank, the order collected.
     items.sort(key=rank)
+
+
+# --------------------------------------------------------------------------- `alone`
+
+_LOCKS: dict[str, int] = {}
+
+
+def _lock_path(name: str) -> Path | None:
+    """A lock file shared by the workers of this run (pytest-xdist names the run)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if worker_index() is None or not run:
+        return None
+    return Path(tempfile.gettempdir()) / f"rehab-tests-{run}.{name}.lock"
+
+
+def _lock(name: str) -> int | None:
+    """The lock file, opened once per worker and kept open."""
+    path = _lock_path(name)
+    if path is None:
+        return None
+    if name not in _LOCKS:
+        _LOCKS[name] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    return _LOCKS[name]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    """A test marked `alone` (one that bounds a wall-clock time) runs while no other worker
+    runs a test: every test holds the run's lock shared, an `alone` one exclusively. A
+    turnstile in front makes the others wait once an `alone` test is waiting, or they
+    would keep the shared lock taken, one test after another, for ever."""
+    turnstile, shared = _lock("turnstile"), _lock("tests")
+    if turnstile is None or shared is None:
+        return (yield)
+    alone = _alone(item)
+    fcntl.flock(turnstile, fcntl.LOCK_EX)
+    try:
+        fcntl.flock(shared, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    finally:
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+    try:
+        return (yield)
+    finally:
+        fcntl.flock(shared, fcntl.LOCK_UN)
+        if alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for name, fd in list(_LOCKS.items()):
+        os.close(fd)
+        del _LOCKS[name]
+        # The other workers opened theirs at their first test and keep them open:
+        # removing the name changes nothing for them.
+        path = _lock_path(name)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -63,8 +63,12 @@ run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bin/embedded.py -- \
 		sh -c 'python manage.py migrate --noinput && python manage.py seed_demo && python manage.py seed_demo_reminders && exec honcho -f Procfile.dev start'
 
+# The suite runs in TEST_WORKERS parallel processes (pytest-xdist; docs/testing.md):
+# `make test TEST_WORKERS=0` (or ARGS="-n 0 ...") runs it in this one process.
+TEST_WORKERS ?= 3
+
 test: install chromium pgbouncer haproxy
-	$(PY) bin/embedded.py -- $(PY) -m pytest $(ARGS)
+	$(PY) bin/embedded.py -- $(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

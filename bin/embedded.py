@@ -223,10 +223,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a command to run, e.g. `python bin/embedded.py -- pytest`")
     with services() as overrides:
         env = {**os.environ, **overrides}
-        proc = subprocess.Popen(command, env=env)
-        # Forward Ctrl-C / SIGTERM to the child and still stop the servers afterwards.
+        # Forward Ctrl-C / SIGTERM to the child and still stop the servers afterwards. The
+        # handlers are in place before the child starts: a signal that came between the
+        # start and the handlers ended this process alone and left the child running. One
+        # that comes before the child exists is passed on as soon as it does.
+        started: list[subprocess.Popen[bytes]] = []
+        pending: list[int] = []
+
+        def forward(signum: int, _frame: Any) -> None:
+            if started:
+                started[0].send_signal(signum)
+            else:
+                pending.append(signum)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, _frame: proc.send_signal(signum))
+            signal.signal(sig, forward)
+        proc = subprocess.Popen(command, env=env)
+        started.append(proc)
+        for signum in pending:
+            proc.send_signal(signum)
         return proc.wait()
 
 

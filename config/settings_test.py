@@ -13,6 +13,12 @@ os.environ.setdefault("DJANGO_TRUSTED_PROXY_COUNT", "0")
 # Production refuses to start without it; the backend is replaced below anyway.
 os.environ.setdefault("EMAIL_URL", "memorymail://")
 
+# Under pytest-xdist (`make test`), each worker process gets a Redis database of its own,
+# also for the processes its tests start (tests/parallel.py, docs/testing.md).
+from tests.parallel import redis_url
+
+os.environ["REDIS_URL"] = redis_url(os.environ["REDIS_URL"])
+
 from config.settings import *  # noqa: F403
 
 # Hashing passwords slowly is the point in production and a waste in tests.

@@ -11,6 +11,11 @@ from rest_framework.test import APIClient
 from config import enqueue
 from patients.models import AuthToken, Clinic, Clinician, Patient, User
 from tests.factories import ClinicFactory, ClinicianFactory, PatientFactory, UserFactory
+from tests.parallel import (  # noqa: F401 - the parallel run's hooks (docs/testing.md)
+    pytest_collection_modifyitems,
+    pytest_runtest_protocol,
+    pytest_sessionfinish,
+)
 
 
 @pytest.fixture(autouse=True)

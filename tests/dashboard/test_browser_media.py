@@ -74,8 +74,14 @@ def test_a_clinician_uploads_an_image_and_sees_it_served(
         expect(page.get_by_role("status")).to_contain_text("Added the image")
         image = page.get_by_role("img", name="Hips lifted, knees bent")
         expect(image).to_be_visible()
-        # Loaded through its signed link, under the page's Content-Security-Policy.
-        assert image.evaluate("img => img.complete && img.naturalWidth") == 400
+        # Loaded through its signed link, under the page's Content-Security-Policy: its
+        # width once it has loaded (0 if it failed), not at a moment it may still load.
+        loaded = (
+            "img => img.complete ? img.naturalWidth : new Promise(done => {"
+            " img.addEventListener('load', () => done(img.naturalWidth));"
+            " img.addEventListener('error', () => done(0)); })"
+        )
+        assert image.evaluate(loaded) == 400
         violations += _axe_violations(page)
         shots.take("uploaded")
     finally:

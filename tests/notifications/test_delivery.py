@@ -211,6 +211,8 @@ def test_it_never_sends_twice_when_two_sweeps_claim_at_once(clinician, published
     assert set(Delivery.objects.values_list("status", "attempts")) == {("sent", 1)}
 
 
+# It bounds the sweep's wall-clock time: not beside the rest of a parallel run.
+@pytest.mark.alone
 @pytest.mark.django_db(transaction=True)
 def test_it_skips_a_delivery_another_worker_holds_without_waiting(clinician, published):
     first, second = invite(clinician, 1), invite(clinician, 2)

@@ -91,7 +91,11 @@ def test_it_answers_404_for_another_users_device(patient, other_patient, other_c
     assert not AuditEvent.objects.exists()
 
 
-@pytest.mark.parametrize("device_id", [str(uuid.uuid4()), "not-a-uuid", "1"])
+# Named ids: a random one in the test's name would differ between the parallel workers'
+# collections (docs/testing.md).
+@pytest.mark.parametrize(
+    "device_id", [str(uuid.uuid4()), "not-a-uuid", "1"], ids=["unknown", "malformed", "number"]
+)
 def test_it_answers_404_for_an_unknown_or_malformed_id(patient, device_id):
     _, client = _device(patient.user, "mine")
     assert client.delete(f"{DEVICES}{device_id}/").status_code == 404

@@ -248,8 +248,12 @@ def _waiting_on_a_lock(seconds: float = 10) -> bool:
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
             # pg_locks, not pg_stat_activity: the application role may not see other
-            # sessions' wait events.
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            # sessions' wait events. Only this database's sessions count: other test
+            # workers run beside this one (docs/testing.md).
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN"
+                " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+            )
             if cursor.fetchone()[0]:
                 return True
             time.sleep(0.05)

@@ -429,10 +429,12 @@ def _race(
             # B's INSERT waits for A's transaction to end: on the unique index entry, or on
             # the audit chain's lock A holds until it commits (docs/security.md). pg_locks,
             # not pg_stat_activity: the test runs as the application role, which does not
-            # see other roles' sessions there.
+            # see other roles' sessions' wait events there. Only this database's sessions
+            # count: other test workers run beside this one (docs/testing.md).
             cursor.execute(
                 "SELECT count(*) FROM pg_locks"
-                " WHERE NOT granted AND locktype IN ('transactionid', 'advisory')"
+                " WHERE NOT granted AND locktype IN ('transactionid', 'advisory') AND pid IN"
+                " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
             )
             assert cursor.fetchone()[0] == 1
     finally:

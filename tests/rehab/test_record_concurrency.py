@@ -20,8 +20,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _waiting_on_a_lock() -> int:
     with connection.cursor() as cursor:
         # pg_locks, not pg_stat_activity: the test runs as the application role, which
-        # does not see other roles' sessions' wait events there.
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        # does not see other roles' sessions' wait events there. pg_locks is the whole
+        # server's: only this database's sessions count (the suite runs in parallel, each
+        # worker on a database of its own: docs/testing.md).
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN"
+            " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+        )
         row = cursor.fetchone()
     return int(row[0]) if row else 0
 

@@ -458,6 +458,8 @@ def test_it_evaluates_a_burst_of_quiet_logs_in_batches_and_leaves_none_behind(
     assert not redis.Redis.from_url(broker_url).exists(safety.QUIET_FLAG), "flag left held"
 
 
+# It bounds each POST's wall-clock time: not beside the rest of a parallel run.
+@pytest.mark.alone
 def test_it_answers_log_posts_promptly_while_redis_is_down_and_alerts_once_it_is_back(
     patient, clinician, api_client_for, workers, own_redis, settings
 ):

@@ -69,19 +69,15 @@ def main() -> None:
     import psycopg
     from django.db import connection
 
-    from bench.datagen import _make_patients
+    from bench.datagen import _log_partitions, _make_patients
     from patients.models import Clinic
     from rehab.models import DailyLog
-    from rehab.services.partitions import partition_create
 
     rng = random.Random(7)
     clinic = Clinic.objects.create(name=f"Id reads bench {uuid.uuid4().hex[:6]}")
     history = _make_patients(clinic, args.history, f"ir{clinic.pk}-", rng)
     today = date.today()
-    month = (today - timedelta(days=400)).replace(day=1)
-    while month <= today:
-        partition_create(month=month)
-        month = (month + timedelta(days=32)).replace(day=1)
+    _log_partitions(today - timedelta(days=400), today)
     ids = [str(p.pk) for p in history]
     with connection.cursor() as cursor:
         cursor.execute(

@@ -57,9 +57,8 @@ def main() -> None:
     import psycopg
     from django.db import connection
 
-    from bench.datagen import _make_patients
+    from bench.datagen import _log_partitions, _make_patients
     from patients.models import Clinic
-    from rehab.services.partitions import partition_create
 
     rng = random.Random(7)
     clinic = Clinic.objects.create(name=f"Partition bench {uuid.uuid4().hex[:6]}")
@@ -82,10 +81,7 @@ def main() -> None:
             "ALTER TABLE bench_dailylog_plain ADD FOREIGN KEY (patient_id)"
             " REFERENCES patients_patient (id) DEFERRABLE INITIALLY DEFERRED"
         )
-    month = (today - timedelta(days=400)).replace(day=1)
-    while month <= today:
-        partition_create(month=month)
-        month = (month + timedelta(days=32)).replace(day=1)
+    _log_partitions(today - timedelta(days=400), today)
     ids = [str(p.pk) for p in history]
     with connection.cursor() as cursor:
         for table in ("rehab_dailylog", "bench_dailylog_plain"):

@@ -73,6 +73,15 @@ def test_a_push_message_becomes_a_notification(
         "() => navigator.serviceWorker.register("
         "document.getElementById('push-toggle').dataset.sw).then(() => null)"
     )
+    # A push delivered while the worker is still installing is dropped by Chromium, so
+    # wait for it to be activated (under a loaded parallel suite, installing takes seconds).
+    deadline = time.monotonic() + DEADLINE
+    while not page.evaluate(
+        "async () => { const r = await navigator.serviceWorker.getRegistration("
+        "'/static/dashboard/'); return !!(r && r.active && r.active.state === 'activated'); }"
+    ):
+        assert time.monotonic() < deadline, "the service worker was never activated"
+        page.wait_for_timeout(100)
     deadline = time.monotonic() + DEADLINE
     while not any(r["scopeURL"].endswith("/static/dashboard/") for r in registrations):
         assert time.monotonic() < deadline, registrations

@@ -45,6 +45,9 @@ def test_a_missing_recording_sums_to_nothing(tmp_path: Path) -> None:
     assert profiling.summarise(tmp_path / "none.txt").as_dict()["samples"] == 0
 
 
+# It counts the samples taken in 1.5 s of wall-clock time: not beside the rest of a
+# parallel run, whose load would starve the profiler.
+@pytest.mark.alone
 @pytest.mark.skipif(profiling.py_spy() is None, reason="py-spy is in requirements-dev.txt")
 def test_py_spy_records_the_functions_a_running_process_spends_its_cpu_in(
     tmp_path: Path,

@@ -173,7 +173,7 @@ def _run_at_once(*functions: Callable[[], int]) -> list[int]:
 
     def run(function: Callable[[], int]) -> None:
         try:
-            barrier.wait(timeout=5)
+            barrier.wait(timeout=30)
             results.append(function())
         except BaseException as exc:  # noqa: BLE001 - reported to the test below
             errors.append(exc)

@@ -27,7 +27,7 @@ def test_racing_registrations_of_one_token_leave_one_device(patient, other_patie
 
     def register(user, auth_token) -> None:
         try:
-            start.wait(5)
+            start.wait(30)
             for _ in range(5):
                 device_register(
                     user=user,

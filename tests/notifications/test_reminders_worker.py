@@ -4,7 +4,6 @@ Redis, a real SMTP server (tests/rehab/worker_support.py)."""
 
 from __future__ import annotations
 
-import time
 from datetime import time as local_time
 
 import pytest
@@ -41,10 +40,11 @@ def test_a_reminder_a_killed_worker_held_is_sent_once_by_another(patient, worker
     # The mail server holds the message (30 s): the worker is mid-send.
     wait_until(
         lambda: Delivery.objects.filter(status="sending").exists(),
-        timeout=20,
+        timeout=30,
         what="the worker to claim the reminder's delivery",
     )
-    time.sleep(0.5)  # into the SMTP conversation
+    # Into the SMTP conversation: the server has the whole message and holds its answer.
+    wait_until(lambda: smtp.taken, timeout=30, what="the mail server to get the message")
     doomed.kill()
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("sending", 1)

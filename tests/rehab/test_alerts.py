@@ -832,7 +832,8 @@ def test_it_does_not_block_a_patients_new_log_while_evaluating_one(patient, monk
         if not inserted:  # the new log is then evaluated as one that arrived meanwhile
             thread = threading.Thread(target=insert_log)
             thread.start()
-            thread.join(5)
+            # Generous: a blocked insert gives up after its lock_timeout (2 s) anyway.
+            thread.join(30)
         return original(logs)
 
     monkeypatch.setattr(safety, "full_contexts", context_while_locked)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -525,6 +526,19 @@ def test_erasure_keeps_every_claims_date(patient):
     assert len(_claims_match_logs()) == 3
 
 
+def _lock_waiters() -> int:
+    """Sessions of this database waiting for a lock (pg_locks: the application role does
+    not see other sessions' wait events; this database only: other test workers run beside
+    this one, docs/testing.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN"
+            " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_inserts_of_one_id_racing_leave_the_winners_date(patient, other_patient):
     from django.db import transaction
@@ -540,7 +554,7 @@ def test_two_inserts_of_one_id_racing_leave_the_winners_date(patient, other_pati
             with transaction.atomic():
                 DailyLog.objects.create(id=log_id, patient=patient, date=today, pain=3)
                 inserted.set()
-                release.wait(timeout=10)
+                release.wait(timeout=30)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -557,13 +571,18 @@ def test_two_inserts_of_one_id_racing_leave_the_winners_date(patient, other_pati
 
     a, b = threading.Thread(target=first), threading.Thread(target=second)
     a.start()
-    assert inserted.wait(timeout=10)
+    assert inserted.wait(timeout=30)
     b.start()
-    b.join(timeout=0.5)
+    # Polled, not given a fixed time: under a loaded parallel run the second insert may
+    # take seconds to get to the first's claim (docs/testing.md § Deadlines).
+    deadline = time.monotonic() + 30
+    while not _lock_waiters() and b.is_alive():
+        assert time.monotonic() < deadline, "the second insert neither ended nor waited"
+        time.sleep(0.02)
     assert b.is_alive(), "the second insert did not wait for the first's claim"
     release.set()
-    a.join(timeout=10)
-    b.join(timeout=10)
+    a.join(timeout=30)
+    b.join(timeout=30)
     assert not errors
     assert list(DailyLog.objects.filter(pk=log_id).values_list("patient", "date")) == [
         (patient.pk, today)

@@ -255,21 +255,21 @@ def test_a_batch_skips_a_patient_someone_else_holds_and_their_message_evaluates_
             with transaction.atomic():
                 Patient.objects.select_for_update().get(pk=held.patient_id)
                 locked.set()
-                release.wait(10)
+                release.wait(30)
         finally:
             connection.close()
 
     holder = threading.Thread(target=hold)
     holder.start()
     try:
-        assert locked.wait(10)
+        assert locked.wait(30)
         # The batch does not wait for the held patient: it leaves that log owed.
         assert safety.log_evaluate(log_id=mine.pk).status == "evaluated"
         held.refresh_from_db()
         assert (held.evaluated_at, held.evaluation_attempts) == (None, 1)
     finally:
         release.set()
-        holder.join(10)
+        holder.join(30)
     assert safety.log_evaluate(log_id=held.pk).status == "evaluated"
 
 

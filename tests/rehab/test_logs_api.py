@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -377,6 +378,26 @@ def test_it_stores_the_log_when_the_throttle_cache_is_down(patient_client, setti
 # --------------------------------------------------------------------------- races
 
 
+# How long a thread of a race is waited for: generous, as a loaded parallel run makes
+# each step seconds slower; it only runs out when a thread never gets there.
+WAIT = 30
+
+
+def _transaction_waiters() -> int:
+    """Sessions of this database waiting on another's transaction (or advisory lock). pg_locks,
+    not pg_stat_activity: the test runs as the application role, which does not see other
+    roles' sessions' wait events there. Only this database's sessions count: other test
+    workers run beside this one (docs/testing.md)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks"
+            " WHERE NOT granted AND locktype IN ('transactionid', 'advisory') AND pid IN"
+            " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 def _race(
     patient: Patient, monkeypatch: pytest.MonkeyPatch, first: Any, second: Any
 ) -> dict[str, tuple[int, dict[str, Any]]]:
@@ -396,7 +417,7 @@ def _race(
     def enqueue_holding_a(**kwargs: Any) -> Any:
         if threading.current_thread().name == "A":
             inserted.set()
-            assert release.wait(timeout=10), "the test never released thread A"
+            assert release.wait(timeout=WAIT), "the test never released thread A"
         return real_enqueue(**kwargs)
 
     monkeypatch.setattr(safety_services, "log_evaluation_enqueue", enqueue_holding_a)
@@ -421,26 +442,21 @@ def _race(
     b = threading.Thread(target=post, args=("B", second), name="B")
     try:
         a.start()
-        assert inserted.wait(timeout=10), "thread A never got past its INSERT"
+        assert inserted.wait(timeout=WAIT), "thread A never got past its INSERT"
         b.start()
-        b.join(timeout=0.5)
+        # B's INSERT waits for A's transaction to end: on the unique index entry, or on
+        # the audit chain's lock A holds until it commits (docs/security.md). Polled, not
+        # given a fixed time: under a loaded parallel run B may take seconds to get there.
+        deadline = time.monotonic() + WAIT
+        while not _transaction_waiters() and b.is_alive():
+            assert time.monotonic() < deadline, "B neither finished nor waited on A"
+            time.sleep(0.02)
         assert b.is_alive(), "B finished while A's transaction was still open"
-        with connection.cursor() as cursor:
-            # B's INSERT waits for A's transaction to end: on the unique index entry, or on
-            # the audit chain's lock A holds until it commits (docs/security.md). pg_locks,
-            # not pg_stat_activity: the test runs as the application role, which does not
-            # see other roles' sessions' wait events there. Only this database's sessions
-            # count: other test workers run beside this one (docs/testing.md).
-            cursor.execute(
-                "SELECT count(*) FROM pg_locks"
-                " WHERE NOT granted AND locktype IN ('transactionid', 'advisory') AND pid IN"
-                " (SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
-            )
-            assert cursor.fetchone()[0] == 1
+        assert _transaction_waiters() == 1
     finally:
         release.set()
-        a.join(timeout=10)
-        b.join(timeout=10)
+        a.join(timeout=WAIT)
+        b.join(timeout=WAIT)
     assert not a.is_alive()
     assert not b.is_alive()
     return results

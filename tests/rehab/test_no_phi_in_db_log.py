@@ -74,7 +74,7 @@ def test_retries_conflicts_races_and_edits_leave_no_patient_data_in_the_server_l
 
     def upload() -> None:
         client = api_client_for(racer.user)
-        barrier.wait(timeout=5)
+        barrier.wait(timeout=30)
         statuses.append(client.post(LOGS, race_body).status_code)
         connection.close()
 

@@ -16,6 +16,10 @@ from rehab.services import record as services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# How long a thread is waited for: generous, as a loaded parallel run makes each step
+# seconds slower; it only runs out when a thread never gets there (docs/testing.md).
+WAIT = 30
+
 
 def _waiting_on_a_lock() -> int:
     with connection.cursor() as cursor:
@@ -42,7 +46,7 @@ def test_it_numbers_the_next_session_after_a_concurrent_one(patient, clinician):
         try:
             with transaction.atomic():
                 if not hold:
-                    inserted.wait(5)
+                    inserted.wait(WAIT)
                 made = services.intervention_create(
                     patient=patient,
                     clinician=clinician,
@@ -54,7 +58,7 @@ def test_it_numbers_the_next_session_after_a_concurrent_one(patient, clinician):
                 if hold:
                     # Keep the transaction open until the other request waits on the lock.
                     inserted.set()
-                    release.wait(5)
+                    release.wait(WAIT)
         except Exception as exc:  # noqa: BLE001 - the test reports it
             results[name] = exc
         finally:
@@ -64,14 +68,14 @@ def test_it_numbers_the_next_session_after_a_concurrent_one(patient, clinician):
     b = threading.Thread(target=add_session, args=("b",), kwargs={"hold": False})
     a.start()
     b.start()
-    assert inserted.wait(5)
-    deadline = time.monotonic() + 5
+    assert inserted.wait(WAIT)
+    deadline = time.monotonic() + WAIT
     while not _waiting_on_a_lock() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _waiting_on_a_lock(), "the second request should wait for the first"
     release.set()
-    a.join(10)
-    b.join(10)
+    a.join(WAIT)
+    b.join(WAIT)
 
     assert results == {"a": 2, "b": 3}
     assert sorted(
@@ -97,7 +101,7 @@ def test_it_rechecks_a_procedure_once_when_two_workers_run_it_at_once(patient, m
         if not inside.is_set():
             # Hold the patient's lock until the second worker waits for it.
             inside.set()
-            release.wait(5)
+            release.wait(WAIT)
         return original(log=log)
 
     monkeypatch.setattr(safety_inputs, "full_context", slow_first_run)
@@ -106,7 +110,7 @@ def test_it_rechecks_a_procedure_once_when_two_workers_run_it_at_once(patient, m
     def recheck(name: str) -> None:
         try:
             if name == "b":
-                inside.wait(5)
+                inside.wait(WAIT)
             results[name] = services.intervention_fever_recheck(intervention_id=injection.pk)
         except Exception as exc:  # noqa: BLE001 - the test reports it
             results[name] = exc
@@ -117,14 +121,14 @@ def test_it_rechecks_a_procedure_once_when_two_workers_run_it_at_once(patient, m
     b = threading.Thread(target=recheck, args=("b",))
     a.start()
     b.start()
-    assert inside.wait(5)
-    deadline = time.monotonic() + 5
+    assert inside.wait(WAIT)
+    deadline = time.monotonic() + WAIT
     while not _waiting_on_a_lock() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _waiting_on_a_lock(), "the second worker should wait for the first"
     release.set()
-    a.join(10)
-    b.join(10)
+    a.join(WAIT)
+    b.join(WAIT)
 
     # The second found the first's stamp: it re-ran nothing.
     assert results == {"a": 1, "b": 0}

@@ -60,7 +60,12 @@ RULE = "RF-CES-01"
 RED_FLAG = {"saddle_numbness": "new_or_worse"}
 QUEUE = "safety"  # the evaluations' queue (config/celery.py)
 # "Within seconds" (issue 6); measured p99 is ~40 ms, the bound is for a loaded 2-core box.
+# Only the test that measures it uses it, and runs `alone` (docs/testing.md).
 ALERT_WITHIN = 5.0
+# Every other wait: for something that must happen by itself (no beat runs here, so what
+# is left to a sweep never happens unless the test sends the sweep), bounded generously so
+# that a loaded machine only makes it slower; it fails only if the thing never happens.
+EVENTUALLY = 30.0
 # "Answers within a second" with Redis down; 2 s keeps a slow CI machine from flaking while
 # still catching a publish that waits on broker timeouts or retries.
 ANSWER_WITHIN = 2.0
@@ -242,6 +247,9 @@ def assert_one_alert_per_patient_and_occurrence_per_log(
 # --------------------------------------------------------------------------- tests
 
 
+# It bounds the time from the log POST to the alert and its email: not beside the rest of
+# a parallel run.
+@pytest.mark.alone
 def test_it_turns_a_red_flag_log_into_an_alert_and_an_email_within_seconds(
     patient, patient_client, workers, smtp
 ):
@@ -290,11 +298,11 @@ def test_it_emails_at_once_about_two_alerts_of_one_clinic_raised_together(
     for p, client in ((patient, patient_client), (other, api_client_for(other.user))):
         assert client.post(LOGS, red_flag_body(p)).status_code == 201
     wait_until(
-        lambda: Alert.objects.count() == 2, timeout=ALERT_WITHIN, what="both alerts to be raised"
+        lambda: Alert.objects.count() == 2, timeout=EVENTUALLY, what="both alerts to be raised"
     )
     wait_until(
         lambda: not Alert.objects.filter(notified_at__isnull=True).exists(),
-        timeout=ALERT_WITHIN + 2 * SLOW_SMTP,
+        timeout=EVENTUALLY,
         what="both care-team emails (without a sweep)",
     )
     assert sorted(r.recipients for r in smtp.received) == [("alice@riverside.example",)] * 2
@@ -314,7 +322,9 @@ def test_it_loses_and_doubles_nothing_when_the_worker_is_killed_mid_burst(
         # processes block on locked patients, inside `log_evaluate`: kill it there.
         lock_patients(patients[free:])
         doomed = workers(name="doomed")
-        wait_until(lambda: lock_waiters() == 2, timeout=20, what="two evaluations in flight")
+        wait_until(
+            lambda: lock_waiters() == 2, timeout=EVENTUALLY, what="two evaluations in flight"
+        )
         done_before_kill = evaluated(logs)
         in_flight = set(
             DailyLog.objects.filter(evaluated_at__isnull=True, evaluation_attempts=1).values_list(
@@ -328,7 +338,7 @@ def test_it_loses_and_doubles_nothing_when_the_worker_is_killed_mid_burst(
     survivor = workers(name="survivor")
     wait_until(
         lambda: evaluated(logs) >= burst - len(in_flight) and queued(broker_url) == 0,
-        timeout=30,
+        timeout=EVENTUALLY,
         what="the new worker to drain the queue",
     )
     owed = set(DailyLog.objects.filter(evaluated_at__isnull=True).values_list("pk", flat=True))
@@ -342,7 +352,9 @@ def test_it_loses_and_doubles_nothing_when_the_worker_is_killed_mid_burst(
         lock_patients(Patient.objects.filter(daily_logs__in=in_flight))
         assert sweep_after_grace() == len(in_flight)
         assert sweep_services.unevaluated_logs_sweep() == len(in_flight)
-    wait_until(lambda: evaluated(logs) == burst, timeout=15, what="the swept logs' evaluation")
+    wait_until(
+        lambda: evaluated(logs) == burst, timeout=EVENTUALLY, what="the swept logs' evaluation"
+    )
 
     # Beat's notification sweep, run by the worker, delivers whatever email is still owed.
     beat_until(
@@ -351,7 +363,7 @@ def test_it_loses_and_doubles_nothing_when_the_worker_is_killed_mid_burst(
             not Alert.objects.filter(notified_at__isnull=True).exists()
             and len(smtp.received) >= burst
         ),
-        timeout=20,
+        timeout=EVENTUALLY,
         what="every alert's care-team email",
     )
     assert survivor.proc.poll() is None
@@ -372,16 +384,20 @@ def test_it_redelivers_the_evaluation_of_a_killed_pool_process(clinician, worker
     with transaction.atomic():
         lock_patients(patients)
         worker = workers(name="child-kill")
-        wait_until(lambda: lock_waiters() == 2, timeout=20, what="two evaluations in flight")
+        wait_until(
+            lambda: lock_waiters() == 2, timeout=EVENTUALLY, what="two evaluations in flight"
+        )
         worker.children()[0].kill()  # SIGKILL one pool process mid-evaluation
         wait_until(
             lambda: "WorkerLostError" in "".join(worker.lines),
-            timeout=10,
+            timeout=EVENTUALLY,
             what="the worker to notice its lost pool process",
         )
 
     # No sweeper here: task_reject_on_worker_lost puts the message back at once.
-    wait_until(lambda: evaluated(logs) == len(logs), timeout=15, what="every log's evaluation")
+    wait_until(
+        lambda: evaluated(logs) == len(logs), timeout=EVENTUALLY, what="every log's evaluation"
+    )
     assert worker.proc.poll() is None, "the worker should replace its pool process and go on"
     attempts = sorted(DailyLog.objects.values_list("evaluation_attempts", flat=True))
     assert attempts == [1, 1, 1, 2], "the killed evaluation should have run again, once"
@@ -395,14 +411,16 @@ def test_it_raises_one_alert_when_two_workers_evaluate_one_log_at_once(patient, 
         lock_patients([patient])
         worker = workers(name="twice")
         tasks.log_evaluate_task.delay(str(log.pk))  # a duplicate message (redelivery, sweep)
-        wait_until(lambda: lock_waiters() == 2, timeout=20, what="both evaluations to start")
+        wait_until(
+            lambda: lock_waiters() == 2, timeout=EVENTUALLY, what="both evaluations to start"
+        )
 
     def succeeded() -> int:
         return sum(
             "log_evaluate_task[" in line and "succeeded" in line for line in list(worker.lines)
         )
 
-    wait_until(lambda: succeeded() == 2, timeout=15, what="both evaluations to finish")
+    wait_until(lambda: succeeded() == 2, timeout=EVENTUALLY, what="both evaluations to finish")
     stored = DailyLog.objects.get()
     assert stored.evaluated_at is not None
     assert stored.evaluation_attempts == 2
@@ -433,22 +451,24 @@ def test_it_evaluates_a_burst_of_quiet_logs_in_batches_and_leaves_none_behind(
         worker = workers(name="batches")
         wait_until(
             lambda: evaluated(logs) == len(logs) - 1 and lock_waiters() == 1,
-            timeout=20,
+            timeout=EVENTUALLY,
             what="the batch to evaluate every log but the held patient's, which waits",
         )
-    wait_until(lambda: evaluated(logs) == len(logs), timeout=15, what="the held patient's log")
+    wait_until(
+        lambda: evaluated(logs) == len(logs), timeout=EVENTUALLY, what="the held patient's log"
+    )
 
     def succeeded(task: str) -> list[str]:
         return [line for line in list(worker.lines) if f"{task}[" in line and "succeeded" in line]
 
     wait_until(
         lambda: len(succeeded("log_evaluate_task")) == 1,
-        timeout=15,
+        timeout=EVENTUALLY,
         what="the held patient's own message",
     )
     wait_until(
         lambda: len(succeeded("quiet_logs_evaluate_task")) == 1,
-        timeout=15,
+        timeout=EVENTUALLY,
         what="the quiet-logs task to finish (it waits QUIET_GATHER for more first)",
     )
     batches = succeeded("quiet_logs_evaluate_task")
@@ -512,7 +532,7 @@ def _twice_at_once(sweep: Callable[[], int]) -> list[int]:
 
     def run() -> None:
         try:
-            barrier.wait(timeout=5)
+            barrier.wait(timeout=EVENTUALLY)
             results.append(sweep())
         except BaseException as exc:  # noqa: BLE001 - reported to the test below
             errors.append(exc)
@@ -588,10 +608,10 @@ def test_it_raises_a_red_flag_edited_away_while_a_real_worker_races_the_edit(cli
 
     wait_until(
         lambda: _bladder_alerts(patients) == RACES,
-        timeout=ALERT_WITHIN * 3,
+        timeout=EVENTUALLY,
         what=f"RF-CES-02 for each of the {RACES} patients who edited it away",
     )
-    wait_until(lambda: evaluated(logs) == RACES, timeout=ALERT_WITHIN, what="the edited logs")
+    wait_until(lambda: evaluated(logs) == RACES, timeout=EVENTUALLY, what="the edited logs")
     assert Alert.objects.filter(rule="RF-CES-02").count() == RACES  # none doubled
     per_log = Counter(
         AlertOccurrence.objects.filter(alert__rule="RF-CES-02").values_list("log_id", flat=True)
@@ -606,13 +626,13 @@ def test_it_raises_a_red_flag_edited_away_while_the_worker_was_stopped(patient, 
     workers(name="late")  # the worker comes back: the messages waited in Redis
     alert = wait_until(
         lambda: Alert.objects.filter(patient=patient, rule="RF-CES-02").first(),
-        timeout=ALERT_WITHIN,
+        timeout=EVENTUALLY,
         what="RF-CES-02 from the version edited away",
     )
     assert (alert.log_id, alert.basis["submission"]["kind"]) == (log.pk, "superseded")
     wait_until(
         lambda: Alert.objects.filter(pk=alert.pk, notified_at__isnull=False).exists(),
-        timeout=ALERT_WITHIN,
+        timeout=EVENTUALLY,
         what="the care team's email",
     )
 
@@ -628,7 +648,9 @@ def test_it_raises_a_red_flag_edited_away_when_the_worker_is_killed_before_evalu
         # blocks on the patient inside them: killed there, whole, by SIGKILL.
         lock_patients([patient])
         doomed = workers(name="doomed-edit")
-        wait_until(lambda: lock_waiters() == 2, timeout=20, what="both evaluations in flight")
+        wait_until(
+            lambda: lock_waiters() == 2, timeout=EVENTUALLY, what="both evaluations in flight"
+        )
         doomed.kill()
     assert not Alert.objects.exists()
 
@@ -639,7 +661,7 @@ def test_it_raises_a_red_flag_edited_away_when_the_worker_is_killed_before_evalu
     beat_until(
         tasks.unevaluated_logs_sweep_task,
         lambda: _bladder_alerts([patient]) == 1 and evaluated([log]) == 1,
-        timeout=30,
+        timeout=EVENTUALLY,
         what="RF-CES-02 after the kill",
     )
     assert AlertOccurrence.objects.get().log_id == log.pk
@@ -656,7 +678,7 @@ def test_it_raises_the_red_flag_of_a_body_answered_409(patient, patient_client, 
 
     alert = wait_until(
         lambda: Alert.objects.filter(patient=patient, rule="RF-CES-02").first(),
-        timeout=ALERT_WITHIN,
+        timeout=EVENTUALLY,
         what="RF-CES-02 from the refused body",
     )
     assert str(alert.log_id) == stored.json()["id"]
@@ -709,22 +731,22 @@ def test_it_keeps_the_worker_connection_and_survives_its_termination_between_tas
     assert patient_client.post(LOGS, red_flag_body(patient)).status_code == 201
     wait_until(
         lambda: Alert.objects.filter(notified_at__isnull=False).count() == 1,
-        timeout=ALERT_WITHIN,
+        timeout=EVENTUALLY,
         what="the first alert and its email",
     )
     # Reused, not closed after the task (CELERY_DB_REUSE_MAX, read from the app's config).
     kept = wait_until(
-        lambda: worker_backends(name), timeout=5, what="the worker's idle database session"
+        lambda: worker_backends(name), timeout=EVENTUALLY, what="the worker's idle database session"
     )
     terminate(kept)
-    wait_until(lambda: not worker_backends(name), timeout=5, what="the session to end")
+    wait_until(lambda: not worker_backends(name), timeout=EVENTUALLY, what="the session to end")
 
     other = red_flag_patients(clinician, 1)[0]
     posted = time.monotonic()
     assert api_client_for(other.user).post(LOGS, red_flag_body(other)).status_code == 201
     wait_until(
         lambda: Alert.objects.filter(patient=other, notified_at__isnull=False).exists(),
-        timeout=ALERT_WITHIN,
+        timeout=EVENTUALLY,
         what="the second alert and its email, on a new connection",
     )
     print(f"log POST -> alert after a terminated connection: {time.monotonic() - posted:.3f} s")
@@ -745,24 +767,24 @@ def test_it_retries_at_once_a_safety_task_whose_connection_dropped_mid_task(
         lock_patients([patient])
         # The evaluation is inside its transaction, waiting for the patient's row.
         evaluating = wait_until(
-            lambda: worker_backends(name, waiting=True), timeout=20, what="the evaluation"
+            lambda: worker_backends(name, waiting=True), timeout=EVENTUALLY, what="the evaluation"
         )
         terminate(evaluating)
         wait_until(
             lambda: "retry: Retry in 0s" in "".join(worker.lines),
-            timeout=10,
+            timeout=EVENTUALLY,
             what="the task to be sent again at once",
         )
         wait_until(
             lambda: worker_backends(name, waiting=True),
-            timeout=10,
+            timeout=EVENTUALLY,
             what="the retried evaluation, on a new connection",
         )
         released = time.monotonic()
 
     wait_until(
         lambda: Alert.objects.filter(patient=patient, rule=RULE).exists(),
-        timeout=ALERT_WITHIN,
+        timeout=EVENTUALLY,
         what=f"{RULE} without a sweep",
     )
     print(
@@ -805,10 +827,11 @@ def test_it_sends_again_what_a_worker_killed_mid_send_held_as_the_same_message(
     # The mail server holds the message (30 s): the worker is mid-send.
     wait_until(
         lambda: Delivery.objects.filter(status="sending").exists(),
-        timeout=20,
+        timeout=EVENTUALLY,
         what="the worker to claim the invitation's delivery",
     )
-    time.sleep(0.5)  # into the SMTP conversation
+    # Into the SMTP conversation: the server has the whole message and holds its answer.
+    wait_until(lambda: smtp.taken, timeout=EVENTUALLY, what="the mail server to get the message")
     doomed.kill()
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("sending", 1)
@@ -821,7 +844,7 @@ def test_it_sends_again_what_a_worker_killed_mid_send_held_as_the_same_message(
     beat_until(
         notification_tasks.deliveries_sweep_task,
         lambda: Delivery.objects.filter(status="sent").exists(),
-        timeout=20,
+        timeout=EVENTUALLY,
         what="the sweep to send the abandoned delivery",
     )
     delivery.refresh_from_db()

@@ -300,6 +300,9 @@ class SmtpSink:
 
     def __init__(self, *, delay: float = 0.0) -> None:
         self.received: list[Received] = []
+        # The Message-IDs of the messages read in full, before `delay`: a test that sees
+        # one here knows a client is in the middle of a send (its answer held back).
+        self.taken: list[str] = []
         # Seconds before accepting a message: a real relay often takes this long.
         self.delay = delay
         sink = self
@@ -329,6 +332,7 @@ class SmtpSink:
                             # RFC 5321 4.5.2: a leading dot was doubled by the client.
                             data += chunk[1:] if chunk.startswith(b"..") else chunk
                         message = email.message_from_bytes(bytes(data), policy=email.policy.default)
+                        sink.taken.append(str(message["Message-ID"]))
                         time.sleep(sink.delay)
                         sink.received.append(Received(sender, tuple(recipients), message))
                         self.reply("250 OK queued")

@@ -230,7 +230,7 @@ def serving(app: FakeProvider, certificates: Certificates) -> Iterator[str]:
 
     thread = threading.Thread(target=run, name="fake-provider", daemon=True)
     thread.start()
-    started.wait(5)
+    started.wait(30)
     app.base_url = f"https://localhost:{port}"
     try:
         yield app.base_url

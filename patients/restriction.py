@@ -15,11 +15,28 @@ from uuid import UUID
 
 from django.db import connection, transaction
 from django.utils.translation import gettext
+from drf_spectacular.utils import OpenApiResponse
 
 from config.exceptions import ConflictError
 from patients.models import Patient
 
 RECORD_RESTRICTED = "record_restricted"
+
+_RESTRICTED_409 = (
+    f"The patient's record is restricted (`code: {RECORD_RESTRICTED}`): it is kept, read "
+    "and exported, no longer changed. Nothing was changed."
+)
+
+# The 409 of every endpoint whose write calls `patient_ensure_writable`, as its schema
+# declares it (`extend_schema(responses={409: RECORD_RESTRICTED_RESPONSE})`). The error
+# shape is added by config.schema.
+RECORD_RESTRICTED_RESPONSE = OpenApiResponse(description=_RESTRICTED_409)
+
+
+def record_restricted_or(other: str) -> OpenApiResponse:
+    """The 409 of an endpoint that also answers 409 for a reason of its own (`other`): one
+    status, one declaration, both reasons."""
+    return OpenApiResponse(description=f"{other}; or: {_RESTRICTED_409}")
 
 
 class RecordRestricted(ConflictError):

@@ -36,6 +36,7 @@ from patients.models import (
     validate_timezone,
 )
 from patients.permissions import IsClinician, IsPatient
+from patients.restriction import RECORD_RESTRICTED_RESPONSE
 from patients.throttling import ScopedThrottle, client_ip
 
 # A patient's language: one of settings.LANGUAGES, or blank for "the phone's, else English".
@@ -323,7 +324,9 @@ class InvitationCreateApi(APIView):
         expires_at = serializers.DateTimeField()
 
     @extend_schema(
-        request=InputSerializer, responses={201: OutputSerializer}, tags=["clinician: patients"]
+        request=InputSerializer,
+        responses={201: OutputSerializer, 409: RECORD_RESTRICTED_RESPONSE},
+        tags=["clinician: patients"],
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -455,7 +458,7 @@ class PatientDetailApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: PatientDetailOutputSerializer},
+        responses={200: PatientDetailOutputSerializer, 409: RECORD_RESTRICTED_RESPONSE},
         tags=["clinician: patients"],
     )
     def patch(self, request: Request, patient_id: UUID) -> Response:

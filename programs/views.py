@@ -35,6 +35,7 @@ from config.serializers import StrictBooleanField, StrictIntegerField, StrictSer
 from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.permissions import IsClinician, IsPatient
+from patients.restriction import RECORD_RESTRICTED_RESPONSE, record_restricted_or
 from patients.services import audit_reads, audit_record
 from programs import selectors, services
 from programs.media import selectors as media_selectors
@@ -881,7 +882,7 @@ class AssignmentCreateApi(APIView):
         responses={
             201: ProgramOutputSerializer,
             400: OpenApiResponse(description="Bad input, naming each field"),
-            409: OpenApiResponse(description="An active program exists: existing_id"),
+            409: record_restricted_or("An active program exists: existing_id"),
         },
         tags=["clinician: programs"],
         description=(
@@ -929,7 +930,7 @@ class AssignmentDetailApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: ProgramOutputSerializer},
+        responses={200: ProgramOutputSerializer, 409: RECORD_RESTRICTED_RESPONSE},
         tags=["clinician: programs"],
     )
     def patch(self, request: Request, assignment_id: UUID) -> Response:
@@ -956,7 +957,7 @@ class AssignmentEndApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: ProgramOutputSerializer},
+        responses={200: ProgramOutputSerializer, 409: RECORD_RESTRICTED_RESPONSE},
         tags=["clinician: programs"],
         description="End the program (so another can be assigned). Pending proposals close.",
     )
@@ -984,7 +985,7 @@ class DosageChangeApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: ProgramExerciseSerializer},
+        responses={200: ProgramExerciseSerializer, 409: RECORD_RESTRICTED_RESPONSE},
         tags=["clinician: programs"],
         description=(
             "Change this patient's dosage of one exercise from `effective_from` (today or "
@@ -1121,7 +1122,7 @@ class ProposalAcceptApi(APIView):
         request=InputSerializer,
         responses={
             200: ProposalOutputSerializer,
-            409: OpenApiResponse(description="Already declined, or the program moved on"),
+            409: record_restricted_or("Already declined, or the program moved on"),
         },
         tags=["clinician: programs"],
         description="Move the program to the proposed phase from `on`.",
@@ -1152,7 +1153,7 @@ class ProposalDeclineApi(APIView):
         request=InputSerializer,
         responses={
             200: ProposalOutputSerializer,
-            409: OpenApiResponse(description="Already accepted"),
+            409: record_restricted_or("Already accepted"),
         },
         tags=["clinician: programs"],
         description="Keep the patient in their phase.",

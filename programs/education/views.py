@@ -20,6 +20,7 @@ from config.serializers import StrictSerializer
 from patients import selectors as patient_selectors
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.permissions import IsClinician, IsPatient
+from patients.restriction import RECORD_RESTRICTED_RESPONSE
 from patients.services import audit_reads, audit_record
 from programs.education import selectors, services
 from programs.education.render import render_markdown
@@ -390,6 +391,7 @@ class PatientCardsApi(APIView):
             201: PatientCardSerializer,
             200: OpenApiResponse(PatientCardSerializer, description="Already given"),
             400: OpenApiResponse(description="Bad input, naming each field"),
+            409: RECORD_RESTRICTED_RESPONSE,
         },
         tags=[TAG_CLINICIAN],
         description="Give the patient a card. Giving it again changes nothing (200).",

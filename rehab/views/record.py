@@ -33,6 +33,7 @@ from config.pagination import PageNumberPagination, paginate
 from config.serializers import StrictBooleanField, StrictIntegerField, StrictSerializer
 from patients.models import AuditEvent, Clinician, Patient, User
 from patients.permissions import IsClinician, IsPatient
+from patients.restriction import RECORD_RESTRICTED_RESPONSE, record_restricted_or
 from patients.selectors import patient_for_user, patient_get
 from patients.services import audit_record
 from rehab.models import (
@@ -162,7 +163,7 @@ class InterventionsApi(APIView):
         responses={
             201: InterventionOutputSerializer,
             400: OpenApiResponse(description="Bad input"),
-            409: OpenApiResponse(description="The course's session was recorded a moment ago"),
+            409: record_restricted_or("The course's session was recorded a moment ago"),
         },
         tags=[CLINICIAN_TAG],
         summary="Record an intervention (and schedule its questionnaires)",
@@ -290,7 +291,7 @@ class ProvocativeTestsApi(APIView):
                 "ProvocativeTestsCreated", {"tests": ProvocativeTestOutputSerializer(many=True)}
             ),
             400: OpenApiResponse(description="Bad input"),
-            409: OpenApiResponse(description="A test is already recorded for that side and time"),
+            409: record_restricted_or("A test is already recorded for that side and time"),
         },
         tags=[CLINICIAN_TAG],
         summary="Record one examination: one entry per test per side (send both sides as two)",
@@ -355,6 +356,7 @@ class ImagingFindingsApi(APIView):
         responses={
             201: ImagingFindingOutputSerializer,
             400: OpenApiResponse(description="Bad input"),
+            409: RECORD_RESTRICTED_RESPONSE,
         },
         tags=[CLINICIAN_TAG],
         summary="Record an imaging finding",
@@ -428,7 +430,11 @@ class DiagnosesApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: DiagnosisOutputSerializer, 400: OpenApiResponse(description="Bad input")},
+        responses={
+            201: DiagnosisOutputSerializer,
+            400: OpenApiResponse(description="Bad input"),
+            409: RECORD_RESTRICTED_RESPONSE,
+        },
         tags=[CLINICIAN_TAG],
         summary="Record a working diagnosis",
     )
@@ -458,7 +464,7 @@ class DiagnosisEndApi(APIView):
         responses={
             200: DiagnosisOutputSerializer,
             400: OpenApiResponse(description="Bad input"),
-            409: OpenApiResponse(description="Already ended"),
+            409: record_restricted_or("Already ended"),
         },
         tags=[CLINICIAN_TAG],
         summary="End a working diagnosis (resolved or excluded)",
@@ -523,7 +529,7 @@ class AssessedMarksApi(APIView):
         responses={
             201: AssessedMarkOutputSerializer,
             400: OpenApiResponse(description="Bad input"),
-            409: OpenApiResponse(description="The symptom was marked by someone a moment ago"),
+            409: record_restricted_or("The symptom was marked by someone a moment ago"),
         },
         tags=[CLINICIAN_TAG],
         summary="Mark a safety symptom assessed and stable until a date (replaces any earlier)",
@@ -545,7 +551,11 @@ class AssessedMarkDetailApi(APIView):
     permission_classes = [IsClinician]
 
     @extend_schema(
-        responses={204: None, 404: OpenApiResponse(description="Unknown or already revoked")},
+        responses={
+            204: None,
+            404: OpenApiResponse(description="Unknown or already revoked"),
+            409: RECORD_RESTRICTED_RESPONSE,
+        },
         tags=[CLINICIAN_TAG],
         summary="Revoke a mark (kept, with who revoked it and when)",
     )

@@ -283,6 +283,8 @@ def _collect(pattern: Any, prefix: str, found: set[tuple[str, Any]]) -> None:
 
 # --------------------------------------------------------------------------- invitations
 
+INVITATIONS = "/api/v1/clinician/invitations/"
+
 
 def test_it_refreshes_no_restricted_record_by_a_new_invitation(clinician, clinician_client):
     invited = PatientFactory.create(
@@ -294,7 +296,7 @@ def test_it_refreshes_no_restricted_record_by_a_new_invitation(clinician, clinic
     )
     _restrict(invited)
     response = clinician_client.post(
-        "/api/v1/clinician/invitations/",
+        INVITATIONS,
         {
             "email": "new@example.com",
             "first_name": "Changed",
@@ -309,6 +311,25 @@ def test_it_refreshes_no_restricted_record_by_a_new_invitation(clinician, clinic
     invited.refresh_from_db()
     assert invited.first_name != "Changed"
     assert not invited.invitations.exists()
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_the_schema_declares_the_409_of_every_operation_a_restricted_record_refuses(client):
+    """Every operation refused above (the API writes and a new invitation) declares the 409
+    `record_restricted` in the OpenAPI document, with the error shape; no other does."""
+    refusing = {(w.method, _shape(w.path)) for w in API_WRITES.values()} | {("post", INVITATIONS)}
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    declared: set[tuple[str, str]] = set()
+    for path, operations in response.json()["paths"].items():
+        for method, operation in operations.items():
+            conflict = operation.get("responses", {}).get("409")
+            if conflict is not None and RECORD_RESTRICTED in conflict["description"]:
+                declared.add((method, _shape(path)))
+                assert "application/json" in conflict["content"], (method, path)
+    assert declared == refusing
 
 
 # --------------------------------------------------------------------------- dashboard

@@ -369,11 +369,23 @@ class InvitationAdmin(ReadOnlyAdmin, admin.ModelAdmin[Invitation]):
 
     @admin.action(description="Revoke the selected codes")
     def revoke(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
-        revoked = services.invitation_revoke(
-            invitation_ids=list(queryset.values_list("pk", flat=True)),
-            actor=request.user,  # type: ignore[arg-type]
-            context=audit_context(request),
-        )
+        # Patient by patient, as `resend`: a restricted record's codes are refused (and
+        # reported), the other patients' are revoked.
+        by_patient: dict[Any, list[Invitation]] = {}
+        for invitation in queryset.order_by("email", "pk"):
+            by_patient.setdefault(invitation.patient_id, []).append(invitation)
+        revoked = 0
+        for invitations in by_patient.values():
+            try:
+                revoked += services.invitation_revoke(
+                    invitation_ids=[invitation.pk for invitation in invitations],
+                    actor=request.user,  # type: ignore[arg-type]
+                    context=audit_context(request),
+                )
+            except ApplicationError as exc:
+                self.message_user(
+                    request, f"{invitations[0].email}: {exc.message}", messages.WARNING
+                )
         self.message_user(request, f"Revoked {revoked} code(s).", messages.SUCCESS)
 
 

@@ -419,10 +419,16 @@ def invitation_revoke(
     context: AuditContext | None = None,
 ) -> int:
     """Revoke the still-unused codes among `invitation_ids` (one audit event each); a code
-    already used or revoked is left as it is. Returns how many were revoked."""
+    already used or revoked is left as it is. Returns how many were revoked. Refused,
+    nothing revoked, if any of them is of a restricted record (docs/data-rights.md §
+    Restriction)."""
+    ids = list(invitation_ids)
+    patient_ids = set(Invitation.objects.filter(pk__in=ids).values_list("patient_id", flat=True))
+    for patient_id in sorted(patient_ids, key=str):  # one order: no two calls deadlock
+        patient_ensure_writable(patient_id=patient_id)
     revoked = list(
         Invitation.objects.select_for_update()
-        .filter(pk__in=list(invitation_ids), used_at__isnull=True, revoked_at__isnull=True)
+        .filter(pk__in=ids, used_at__isnull=True, revoked_at__isnull=True)
         .values_list("pk", "patient_id")
     )
     Invitation.objects.filter(pk__in=[pk for pk, _ in revoked]).update(revoked_at=timezone.now())

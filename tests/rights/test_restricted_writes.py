@@ -6,6 +6,7 @@ what the documentation keeps (the safety path, exports, the erasure workflow) st
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from patients.models import AuditEvent, Clinician, Patient
+from patients.models import AuditEvent, Clinician, Invitation, Patient
 from patients.restriction import RECORD_RESTRICTED, RecordRestricted
 from programs import services as program_services
 from programs.education import services as education_services
@@ -468,6 +469,49 @@ def test_the_admin_shows_a_restricted_record_read_only(operator_client, patient,
     assert refused.status_code == 403
     patient.user.refresh_from_db()
     assert patient.user.is_active is False
+
+
+def test_the_admin_refuses_to_revoke_a_restricted_records_code_and_says_why(
+    operator_client, clinician
+):
+    kept, free = (
+        PatientFactory.create(
+            clinic=clinician.clinic,
+            user=None,
+            email=f"{name}@example.com",
+            first_name=name,
+            last_name="Invited",
+        )
+        for name in ("kept", "free")
+    )
+    codes = {
+        p.pk: Invitation.objects.create(
+            patient=p,
+            code_hash=uuid.uuid4().hex,
+            email=p.email,
+            created_by=clinician,
+            expires_at=NOW + dt.timedelta(days=3),
+        )
+        for p in (kept, free)
+    }
+    _restrict(kept)
+
+    response = operator_client.post(
+        reverse("admin:patients_invitation_changelist"),
+        {"action": "revoke", "_selected_action": [str(i.pk) for i in codes.values()]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode().lower()  # the admin capitalises its messages
+    assert "kept@example.com: this patient&#x27;s record is restricted" in page
+    assert "revoked 1 code(s)." in page
+    codes[kept.pk].refresh_from_db()
+    codes[free.pk].refresh_from_db()
+    assert codes[kept.pk].revoked_at is None
+    assert codes[free.pk].revoked_at is not None
+    revocations = AuditEvent.objects.filter(object_type="invitation")
+    assert list(revocations.values_list("patient_id", flat=True)) == [free.pk]
 
 
 def test_the_admin_still_changes_an_unrestricted_record(operator_client, patient):

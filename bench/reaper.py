@@ -1,15 +1,16 @@
 """A bench run's servers stop when the run ends, however it ends (BENCHMARKS.md § How to run).
 
 Each server a run starts (gunicorn, the Celery workers, the peer, PgBouncer and the pooled
-gunicorn) leads a process group of its own (`start_new_session`), so that stopping the
-group stops its workers too. The run stops them in its `finally`: on a normal exit, on an
-error, on Ctrl-C and on SIGTERM (`terminate_on_signals` turns SIGTERM, SIGINT and SIGHUP
-into `SystemExit`, so the `finally` runs). A run killed with SIGKILL (a test's timeout,
-`kill -9`) runs no code of its own: for it, a small watcher started first
-(`python -m bench.reaper <run pid> <groups file>`, in a session of its own so that a
-Ctrl-C in the terminal leaves it to do its job) waits for the run to be gone, then stops
-every group the run recorded (`track`) that is still there: SIGCONT (a paused worker must
-hear the rest), SIGTERM, and SIGKILL to what is left after a grace period.
+gunicorn), and the reminders burst with its forked senders, leads a process group of its
+own (`start_new_session`), so that stopping the group stops its workers too. The run stops
+them in its `finally`: on a normal exit, on an error, on Ctrl-C and on SIGTERM
+(`terminate_on_signals` turns SIGTERM, SIGINT and SIGHUP into `SystemExit`, so the
+`finally` runs). A run killed with SIGKILL (a test's timeout, `kill -9`) runs no code of
+its own: for it, a small watcher started first (`python -m bench.reaper <run pid> <groups
+file>`, in a session of its own so that a Ctrl-C in the terminal leaves it to do its job)
+waits for the run to be gone, then stops every group the run recorded (`track`) that is
+still there: SIGCONT (a paused worker must hear the rest), SIGTERM, and SIGKILL to what is
+left after a grace period.
 """
 
 from __future__ import annotations

@@ -19,9 +19,11 @@ the safety path during the burst (the safety queue has its own workers).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +35,7 @@ from typing import IO, Any
 
 import django
 
+from bench import reaper
 from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 
 CHANNEL = "bench_memory"
@@ -275,12 +278,16 @@ def section(
             fresh.append(slot)
         if len(fresh) == cfg.red_flags:
             break
+    # A process group of its own (it and its forked senders), recorded for the watcher as
+    # bench/run.py's servers are: a run killed by SIGKILL mid-burst leaves no sender behind.
     proc = subprocess.Popen(  # noqa: S603 - our own fixed command line
         [sys.executable, "-m", "bench.reminders", "--patients", str(patients), "--keep-rows"],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+    reaper.track(proc.pid)
     assert proc.stdout is not None
     lines: list[str] = []
     burst_started = threading.Event()
@@ -304,10 +311,17 @@ def section(
         flags = red_flag_run(cfg, m, db_url, fresh, while_true=lambda: not handed.is_set())
         proc.wait(timeout=900)
     finally:
-        # A run stopped meanwhile (bench/reaper.py) stops its senders too.
+        # A run stopped meanwhile (bench/reaper.py) stops its senders too: the whole group,
+        # since the senders do not stop with their parent.
         if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
     reader.join(timeout=10)
     burst = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
     p99_ok = flags["logs"] > 0 and flags["p99_ms"] < 250 and not flags["timeouts"]

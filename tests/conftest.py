@@ -36,6 +36,22 @@ def _broker_not_paused() -> None:
     safety._quiet_flag_trusted_until = 0.0
 
 
+# Playwright's `expect` gives up after 5 s, a wall-clock bound: under a loaded parallel
+# run Chromium takes longer than that to render a page (docs/testing.md § Deadlines). A
+# browser test's assertions wait up to this long instead, and fail only if the page never
+# gets there. (Its actions and navigations already wait 30 s.)
+BROWSER_DEADLINE_MS = 30_000
+
+
+@pytest.fixture(autouse=True)
+def _browser_deadlines(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("browser") is None:
+        return
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=BROWSER_DEADLINE_MS)
+
+
 @pytest.fixture(autouse=True)
 def _as_app_role(request: pytest.FixtureRequest) -> Iterator[None]:
     """What a test does in the database, it does as the application role (docs/security.md

@@ -118,13 +118,11 @@ def test_it_runs_the_api_docs_under_the_policy(
 ) -> None:
     tab, _ = page
     tab.goto(f"{live_server.url}/api/docs/")
-    expect(tab.locator(".opblock").first).to_be_visible(timeout=15_000)
+    expect(tab.locator(".opblock").first).to_be_visible()
     assert _violations(tab) == []
 
     tab.goto(f"{live_server.url}/api/redoc/")
-    expect(tab.get_by_role("heading", name="Rehab tracking API").first).to_be_visible(
-        timeout=15_000
-    )
+    expect(tab.get_by_role("heading", name="Rehab tracking API").first).to_be_visible()
     # Only what Redoc fetches from the internet may be refused (Google Fonts, its logo:
     # README, API); never an inline script or one of our own files.
     remote = ("https://fonts.googleapis.com/", "https://cdn.redoc.ly/")

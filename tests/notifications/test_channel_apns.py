@@ -47,7 +47,7 @@ def _channel(apns, certificates, closing, key=None, **overrides) -> ApnsChannel:
         "topic": TOPIC,
         "base_url": apns.base_url,
         "ca_file": str(certificates.ca_file),
-        "timeout": 5.0,
+        "timeout": 30.0,  # generous: a loaded parallel run only makes the fake slower
         **overrides,
     }
     channel = ApnsChannel(**options)

@@ -53,7 +53,7 @@ def _channel(fcm, certificates, closing, key, project=PROJECT) -> FcmChannel:
         service_account_info=_account(fcm, key),
         base_url=fcm.base_url,
         ca_file=str(certificates.ca_file),
-        timeout=5.0,
+        timeout=30.0,  # generous: a loaded parallel run only makes the fake slower
     )
     closing.append(channel)
     return channel

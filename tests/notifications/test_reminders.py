@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 
 import pytest
 import time_machine
 from django.core import mail
+from django.core.mail import EmailMessage
+from django.core.mail.backends.locmem import EmailBackend
 from django.db import connection
 
 from notifications import reminders, reminders_sweep, services
@@ -305,18 +309,39 @@ def test_the_demo_reminders_fall_due_in_the_first_minutes():
     assert mail.outbox[0].to == [demo.email]
 
 
-def test_a_sweep_out_of_time_hands_back_what_it_did_not_reach(patient, settings):
-    settings.EMAIL_BACKEND = "tests.notifications.test_delivery.SlowBackend"  # 20 ms each
+class SweepClock:
+    """The reminder sweep's clock in the test below: it moves a second per message sent."""
+
+    now = 0.0
+
+
+class ClockedBackend(EmailBackend):
+    """locmem, each message taking a second of `SweepClock`."""
+
+    def send_messages(self, messages: Sequence[EmailMessage]) -> int:
+        SweepClock.now += len(messages)
+        return super().send_messages(messages)
+
+
+def test_a_sweep_out_of_time_hands_back_what_it_did_not_reach(patient, settings, monkeypatch):
+    settings.EMAIL_BACKEND = "tests.notifications.test_reminders.ClockedBackend"
     for _ in range(9):
         PatientFactory.create(clinic=patient.clinic)
     with at(DUE):
         reminders.reminders_plan()
-        first = reminders_sweep.reminders_send_due(budget=0.05)
-        assert 0 < first < 10
+        # The sweep's budget is spent by the messages alone, not by however slow the
+        # machine is (a wall-clock budget of 50 ms could run out before the first message
+        # under a loaded parallel run): 2.5 s of this clock is three messages.
+        SweepClock.now = 0.0
+        with monkeypatch.context() as clocked:
+            clocked.setattr(
+                reminders_sweep, "time", SimpleNamespace(monotonic=lambda: SweepClock.now)
+            )
+            assert reminders_sweep.reminders_send_due(budget=2.5) == 3
         waiting = Delivery.objects.filter(status="queued")
-        assert waiting.count() == 10 - first
+        assert waiting.count() == 7
         assert set(waiting.values_list("attempts", flat=True)) == {0}
-        assert reminders_sweep.reminders_send_due() == 10 - first
+        assert reminders_sweep.reminders_send_due() == 7
     assert len(mail.outbox) == 10
     assert len({m.to[0] for m in mail.outbox}) == 10
 

@@ -60,6 +60,7 @@ from rehab.models import (
     QuestionnaireResponse,
 )
 from rehab.models.logs import ROLLUP_RECENT_LOGS
+from rehab.querysets import log_date
 from rehab.safety.vocab import BOOLEAN_FIELDS, CHOICE_FIELDS
 from rehab.selectors import record as record_selectors
 from rehab.selectors.alerts import alert_list
@@ -147,13 +148,17 @@ def inbox_alerts(
     )
     if not status:
         alerts = alerts.exclude(status=Alert.Status.RESOLVED)
-    return alerts.select_related("acknowledged_by", "resolved_by", "log")
+    # The log's date from the claimed ids (`log_date`), not a join of the log table: a
+    # join by id alone is planned over every monthly partition.
+    return alerts.annotate(log_date=log_date()).select_related("acknowledged_by", "resolved_by")
 
 
 def patient_alerts(*, user: User, patient: Patient, past: int = 20) -> dict[str, list[Alert]]:
     """The patient's unresolved alerts (all of them) and the most recent resolved ones."""
-    alerts = alert_list(user=user, patient_id=patient.pk).select_related(
-        "acknowledged_by", "resolved_by", "log"
+    alerts = (
+        alert_list(user=user, patient_id=patient.pk)
+        .annotate(log_date=log_date())
+        .select_related("acknowledged_by", "resolved_by")
     )
     return {
         "unresolved": list(alerts.exclude(status=Alert.Status.RESOLVED)),

@@ -16,7 +16,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from config.audit import audit_context
 from config.exceptions import ApplicationError
@@ -35,7 +36,7 @@ from rehab.models import (
     SafetySubmission,
     TranslationReview,
 )
-from rehab.querysets import DailyLogQuerySet
+from rehab.querysets import DailyLogQuerySet, log_date
 from rehab.services import alerts as alert_services
 from rehab.services import safety as safety_services
 from rehab.services.translations import translations_mark_reviewed
@@ -153,7 +154,7 @@ class SafetySubmissionAdmin(ReadOnlyAdmin, admin.ModelAdmin[SafetySubmission]):
         "created_at",
         "kind",
         "patient",
-        "log",
+        "log_link",
         "version",
         "evaluated_at",
         "evaluation_attempts",
@@ -164,6 +165,19 @@ class SafetySubmissionAdmin(ReadOnlyAdmin, admin.ModelAdmin[SafetySubmission]):
     list_filter = ("kind", EvaluationFilter)
     search_fields = ("patient__last_name", "patient__email", "log__id")
     actions = ["reevaluate"]
+    # The log as `log_link` (`_log_link`, with the alerts' admin), not the foreign key.
+    exclude = ("log",)
+    readonly_fields = ("log_link",)
+
+    @admin.display(description="log")
+    def log_link(self, obj: SafetySubmission) -> str:
+        return _log_link(obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SafetySubmission]:
+        rows: QuerySet[SafetySubmission] = (
+            super().get_queryset(request).annotate(log_date=log_date())
+        )
+        return rows
 
     @admin.action(description="Evaluate the selected submissions again")
     def reevaluate(self, request: HttpRequest, queryset: QuerySet[SafetySubmission]) -> None:
@@ -189,12 +203,24 @@ class SafetySubmissionAdmin(ReadOnlyAdmin, admin.ModelAdmin[SafetySubmission]):
 # --- safety: alerts ---
 
 
+def _log_link(obj: Alert | AlertOccurrence | SafetySubmission) -> str:
+    """The row's log, as its date linking to the log's page, from the `log_date`
+    annotation (`rehab.querysets.log_date`): the admin's own display of the foreign key
+    would read each row's log by id alone, over every monthly partition."""
+    if obj.log_id is None:
+        return "-"
+    day = getattr(obj, "log_date", None)
+    url = reverse("admin:rehab_dailylog_change", args=[obj.log_id])
+    return format_html('<a href="{}">{}</a>', url, day.isoformat() if day else obj.log_id)
+
+
 class AlertOccurrenceInline(admin.TabularInline[AlertOccurrence, Alert]):
     model = AlertOccurrence
     extra = 0
     can_delete = False
-    readonly_fields = (
-        "log",
+    # `log_link`, not the foreign key `log` (see `_log_link`).
+    fields = readonly_fields = (
+        "log_link",
         "source",
         "log_version",
         "fired_on",
@@ -204,6 +230,13 @@ class AlertOccurrenceInline(admin.TabularInline[AlertOccurrence, Alert]):
         "basis",
         "fired_at",
     )
+
+    @admin.display(description="log")
+    def log_link(self, obj: AlertOccurrence) -> str:
+        return _log_link(obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AlertOccurrence]:
+        return super().get_queryset(request).annotate(log_date=log_date())
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -240,6 +273,17 @@ class AlertAdmin(ReadOnlyAdmin, admin.ModelAdmin[Alert]):
     date_hierarchy = "created_at"
     inlines = [AlertOccurrenceInline, AlertEventInline]
     actions = ["resolve_no_action"]
+    # Its page shows the log as `log_link`, not through the foreign key (`_log_link`).
+    exclude = ("log",)
+    readonly_fields = ("log_link",)
+
+    @admin.display(description="log")
+    def log_link(self, obj: Alert) -> str:
+        return _log_link(obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Alert]:
+        rows: QuerySet[Alert] = super().get_queryset(request).annotate(log_date=log_date())
+        return rows
 
     @admin.action(description="Resolve the selected alerts (no action needed)")
     def resolve_no_action(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:

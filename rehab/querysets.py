@@ -4,10 +4,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.db import models
+from django.db.models import OuterRef, Subquery
 
 from patients.querysets import ScopedQuerySet
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from uuid import UUID
 
     from django.contrib.auth.models import AnonymousUser
@@ -56,6 +58,25 @@ class DailyLogQuerySet(ScopedQuerySet):
         found: DailyLog = self.get(pk=log_id)
         return found
 
+    def by_dated_ids(self, dates: Mapping[UUID, date | None]) -> dict[UUID, DailyLog]:
+        """The logs of `dates` ({log id: its date, as the claimed ids give it: `log_date()`
+        annotated on the rows pointing at them}), by id, read from their months'
+        partitions alone: one query, `id IN (...) AND date IN (...)`, both constants,
+        pruned when it is planned, whatever the number of logs.
+
+        A log that is not found there (its date moved between the annotation and this
+        read, or a date not known) is read by `get_by_id`; an id no log has is left out."""
+        known = {log_id: day for log_id, day in dates.items() if day is not None}
+        found: dict[UUID, DailyLog] = {}
+        if known:
+            found = {log.pk: log for log in self.filter(pk__in=known, date__in=set(known.values()))}
+        for log_id in dates.keys() - found.keys():
+            try:
+                found[log_id] = self.get_by_id(log_id)
+            except self.model.DoesNotExist:
+                continue
+        return found
+
     def date_of(self, log_id: UUID | str) -> date | None:
         """The date of the log `log_id`, from the claimed ids' primary key; None if no
         log has it."""
@@ -74,6 +95,21 @@ class DailyLogQuerySet(ScopedQuerySet):
                 .first()
             )
         return day
+
+
+def log_date(field: str = "log_id") -> Subquery:
+    """The date of the log that the foreign key `field` (a log's id) points at, read from
+    the claimed ids (`rehab_dailylogid`, kept by the log table's triggers, moved with an
+    edit of the date): one probe of their primary key per row, and no partition of the
+    log table planned or read. NULL where `field` is NULL.
+
+    Annotated on alerts, occurrences and safety submissions, it is what the pages that
+    list them show of their log (its date), and what `by_dated_ids` needs to read the
+    logs themselves from their months alone (docs/clinical-record.md § Where the daily
+    logs are stored)."""
+    # By name: the models module imports this one.
+    claims = apps.get_model("rehab", "DailyLogId")
+    return Subquery(claims.objects.filter(pk=OuterRef(field)).values("date")[:1])
 
 
 class AlertQuerySet(ScopedQuerySet):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -10,8 +11,9 @@ from django.db.models import Case, IntegerField, Prefetch, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
 
 from patients.models import User
-from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, Notification
+from rehab.models import Alert, AlertEvent, AlertOccurrence, DailyLog, DailyLogId, Notification
 from rehab.models.alerts import SEVERITY_RANK
+from rehab.querysets import log_date
 
 
 def severity_rank(field: str = "severity") -> Case:
@@ -44,11 +46,16 @@ def alert_list(
 
 
 def alert_get(*, user: User, alert_id: UUID) -> Alert:
+    """The alert with its occurrences and events; it and each occurrence carry
+    `log_date`, their log's date from the claimed ids (`rehab.querysets.log_date`): no
+    join of the partitioned log table, whose every month a join by id alone would plan.
+    Read an occurrence's log through `alert_occurrence_logs`, not `occurrence.log`."""
     alert: Alert = get_object_or_404(
         Alert.objects.visible_to(user)
+        .annotate(log_date=log_date())
         .select_related("patient", "acknowledged_by", "resolved_by")
         .prefetch_related(
-            Prefetch("occurrences", queryset=AlertOccurrence.objects.select_related("log")),
+            Prefetch("occurrences", queryset=AlertOccurrence.objects.annotate(log_date=log_date())),
             Prefetch("events", queryset=AlertEvent.objects.select_related("actor")),
         ),
         pk=alert_id,
@@ -100,14 +107,20 @@ def _flat(content: dict[str, Any]) -> dict[str, Any]:
 def alert_submission_stories(alert: Alert) -> list[SubmissionStory]:
     """For each occurrence raised from a superseded version or a refused (409) submission,
     what the patient first said and what the stored log says now, answer by answer (only
-    the answers that differ). Reads the alert's prefetched occurrences and their logs."""
+    the answers that differ). Reads the alert's prefetched occurrences (`alert_get`), and
+    their logs in one query, from their months alone (`alert_occurrence_logs`)."""
+    told = [
+        occurrence
+        for occurrence in alert.occurrences.all()
+        if occurrence.source in ("superseded", "refused")
+        and (occurrence.basis or {}).get("submission")
+    ]
+    logs = alert_occurrence_logs(told)
     stories = []
-    for occurrence in alert.occurrences.all():
-        submission = (occurrence.basis or {}).get("submission")
-        if occurrence.source not in ("superseded", "refused") or not submission:
-            continue
+    for occurrence in told:
+        submission = occurrence.basis["submission"]
         said = _flat(submission.get("answers") or {})
-        log = occurrence.log
+        log = logs.get(occurrence.log_id) if occurrence.log_id else None
         now = _flat({**log_rule_inputs(log), "date": log.date.isoformat()}) if log else {}
         changes = tuple(
             AnswerChange(field=name, said=said.get(name), now=now.get(name))
@@ -123,6 +136,23 @@ def alert_submission_stories(alert: Alert) -> list[SubmissionStory]:
             )
         )
     return stories
+
+
+def alert_occurrence_logs(occurrences: Iterable[AlertOccurrence]) -> dict[UUID, DailyLog]:
+    """{log id: log} for the occurrences' logs, in one query over their months'
+    partitions alone: by id and date, the date from each occurrence's `log_date`
+    annotation (`alert_get`), else from the claimed ids."""
+    dates = {
+        occurrence.log_id: getattr(occurrence, "log_date", None)
+        for occurrence in occurrences
+        if occurrence.log_id is not None
+    }
+    if not dates:
+        return {}
+    unknown = [log_id for log_id, day in dates.items() if day is None]
+    if unknown:
+        dates.update(DailyLogId.objects.filter(pk__in=unknown).values_list("pk", "date"))
+    return DailyLog.objects.by_dated_ids(dates)
 
 
 def log_rule_inputs(log: DailyLog) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet
+from django.db.models import Avg, Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncWeek
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -59,6 +59,7 @@ from rehab.models import (
     QuestionnaireResponse,
 )
 from rehab.models.record import PROCEDURE_KINDS, RECENT_PROCEDURE_DAYS
+from rehab.querysets import log_date
 from rehab.safety import InterventionFact, MarkFact
 from rehab.safety.vocab import InterventionKind, MarkableSymptom
 
@@ -567,7 +568,8 @@ def _alerts(patient: Patient) -> list[TimelineEntry]:
             },
             at=a.created_at,
         )
-        for a in Alert.objects.filter(patient=patient).annotate(log_date=F("log__date"))
+        # The log's date from the claimed ids, not a join of every monthly partition.
+        for a in Alert.objects.filter(patient=patient).annotate(log_date=log_date())
     ]
 
 

@@ -4,14 +4,18 @@ shape and behaviour, so that a Django upgrade that changes them fails here, by n
 from __future__ import annotations
 
 import inspect
+import uuid
+from datetime import date
 
 import pytest
+import time_machine
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 
 from config import django_private
-from patients.models import Clinic, Patient, User
+from patients.models import AuditEvent, Clinic, Patient, User
+from rehab.models import DailyLog
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +39,48 @@ def test_it_compiles_the_insert_save_would_run():
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
     assert Clinic.objects.filter(name="Northside").count() == 1
+
+
+@time_machine.travel("2026-12-07 08:30:00+00:00", tick=False)
+def test_an_insert_compiled_once_gives_what_the_compiler_gives_every_time(patient):
+    """The INSERT's text is kept per model after its first compilation; the values are
+    then prepared as the compiler prepares them. Whatever the values (JSON, NULLs, a key
+    given or generated), the result is what a fresh compilation gives."""
+    logs = [
+        DailyLog(patient=patient, date=date(2026, 12, 1), pain=4, safety={"fever": True}),
+        DailyLog(
+            id=uuid.uuid4(),
+            patient=patient,
+            date=date(2026, 11, 30),
+            pain=0,
+            leg_pain=None,
+            notes="",
+            safety={},
+            safety_advice={"severity": "urgent", "rules": ["RF-CES-01"], "message": "Go"},
+        ),
+    ]
+    events = [
+        AuditEvent(action="create", object_type="daily_log", object_id="x", changes={}),
+        AuditEvent(action="read", object_type="daily_log", changes={"retry": True}, ip=None),
+    ]
+    for obj, conflict in [
+        *((log, OnConflict.IGNORE) for log in logs),
+        *((e, None) for e in events),
+    ]:
+        kept = django_private.insert_sql(obj, DEFAULT_DB_ALIAS, on_conflict=conflict)
+        again = django_private.insert_sql(obj, DEFAULT_DB_ALIAS, on_conflict=conflict)
+        django_private._insert_texts.clear()
+        fresh = django_private.insert_sql(obj, DEFAULT_DB_ALIAS, on_conflict=conflict)
+        assert _comparable(kept) == _comparable(again) == _comparable(fresh)
+    # And the kept text is used: the second call of a model compiles nothing.
+    django_private.insert_sql(logs[0], DEFAULT_DB_ALIAS, on_conflict=OnConflict.IGNORE)
+    assert any(key[0] is DailyLog for key in django_private._insert_texts)
+
+
+def _comparable(compiled: tuple[str, tuple[object, ...]]) -> tuple[str, list[object]]:
+    # psycopg's JSON wrapper has no equality of its own: compare what it wraps.
+    sql, params = compiled
+    return sql, [(type(p).__name__, getattr(p, "obj", p)) for p in params]
 
 
 def test_it_marks_an_instance_inserted_by_hand_as_saved():

@@ -43,6 +43,7 @@ from rehab.models import DailyLog
 from rehab.safety import vocab
 from rehab.selectors import logs as selectors
 from rehab.services import logs as services
+from rehab.views.plain_logs import plain_input, plain_output
 
 
 def _user(request: Request) -> User:
@@ -176,6 +177,12 @@ class DateRangeSerializer(serializers.Serializer[Any]):
         return attrs
 
 
+def log_data(log: DailyLog) -> dict[str, Any]:
+    """`LogOutputSerializer(log).data`, built directly for a log of the usual types."""
+    data = plain_output(log)
+    return LogOutputSerializer(log).data if data is None else data
+
+
 DATE_RANGE_PARAMETERS = [
     OpenApiParameter("from", type=str, description="first date, YYYY-MM-DD (inclusive)"),
     OpenApiParameter("to", type=str, description="last date, YYYY-MM-DD (inclusive)"),
@@ -227,9 +234,13 @@ class LogListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         patient = patient_selectors.patient_own_get(user=_user(request))
-        serializer = LogInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        # The everyday body skips DRF's field machinery; any other goes through the
+        # serializer, which validates it or names every problem (plain_logs.py).
+        data = plain_input(request.data)
+        if data is None:
+            serializer = LogInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = dict(serializer.validated_data)
         log_id = data.pop("id", None)
         result = services.log_create(
             patient=patient,
@@ -239,7 +250,7 @@ class LogListCreateApi(APIView):
             context=audit_context(request),
         )
         return Response(
-            LogOutputSerializer(result.log).data,
+            log_data(result.log),
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
@@ -286,7 +297,7 @@ class LogDetailApi(APIView):
             patient=log.patient,
             context=audit_context(request),
         )
-        return Response(LogOutputSerializer(log).data, headers={"ETag": version_etag(log.version)})
+        return Response(log_data(log), headers={"ETag": version_etag(log.version)})
 
     @extend_schema(
         request=LogPatchSerializer,
@@ -313,7 +324,7 @@ class LogDetailApi(APIView):
                 data=serializer.validated_data,
                 context=audit_context(request),
             )
-        return Response(LogOutputSerializer(log).data, headers={"ETag": version_etag(log.version)})
+        return Response(log_data(log), headers={"ETag": version_etag(log.version)})
 
 
 class CareTeamNameSerializer(serializers.Serializer[Any]):

@@ -1,0 +1,357 @@
+"""The daily log's body and answer on the hottest endpoint, without DRF's per-field
+machinery, for the bodies (and logs) of the everyday shape; everything else goes through
+the serializers as before. docs/architecture.md § The log POST's plain path.
+
+DRF validates and represents a log field object by field object, each with its own
+validators and hooks: about a quarter of the Python a log POST costs. Every phone sends
+the same plain shape (JSON strings, integers, booleans, null), so:
+
+- `plain_input(body)` gives what `LogInputSerializer` would validate the body to, or
+  `None` when the body is anything but plainly valid (a wrong type, a value out of range,
+  an unknown field, a date written another way...). `None` sends the body through the
+  serializer, which then validates it, or answers the 400 that names every problem, as
+  it always did. So this only ever accepts a subset of what the serializer accepts, with
+  the same result; tests/rehab/test_plain_logs.py holds it to that on generated bodies.
+- `plain_output(log)` is `LogOutputSerializer(log).data` for a log whose stored values
+  have their usual types (the same test holds it to that); any other log is represented
+  by the serializer.
+
+The rules (which fields, their ranges, choices and nullability) are read from the
+serializers' own fields when this module is imported, so the schema, the serializer and
+this path cannot drift apart; a field of a kind this module does not know stops the
+import.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core import validators
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
+
+from config.parsers import unstorable_text
+from config.serializers import StrictBooleanField, StrictFloatField, StrictIntegerField
+from rehab.models import DailyLog
+
+# One value's check: the validated value, or _NOT_PLAIN.
+_NOT_PLAIN: Any = object()
+Check = Callable[[Any], Any]
+
+# A date exactly as ISO 8601 writes it; the serializer also takes other spellings.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z", re.ASCII)
+
+
+def _integer(field: StrictIntegerField) -> Check:
+    low, high = field.min_value, field.max_value
+
+    def check(value: Any) -> Any:
+        if type(value) is not int:
+            return _NOT_PLAIN
+        if (low is not None and value < low) or (high is not None and value > high):
+            return _NOT_PLAIN
+        return value
+
+    return check
+
+
+def _number(field: StrictFloatField) -> Check:
+    low, high = field.min_value, field.max_value
+
+    def check(value: Any) -> Any:
+        if type(value) is not int and type(value) is not float:
+            return _NOT_PLAIN
+        number = float(value)
+        if (low is not None and number < low) or (high is not None and number > high):
+            return _NOT_PLAIN
+        return number
+
+    return check
+
+
+def _boolean(value: Any) -> Any:
+    return value if type(value) is bool else _NOT_PLAIN
+
+
+def _choice(field: serializers.ChoiceField) -> Check:
+    choices = frozenset(k for k in field.choice_strings_to_values if isinstance(k, str))
+
+    def check(value: Any) -> Any:
+        # Only a choice's own string: the serializer maps it to itself.
+        return value if type(value) is str and value in choices else _NOT_PLAIN
+
+    return check
+
+
+def _text(field: serializers.CharField) -> Check:
+    longest, blank = field.max_length, field.allow_blank
+    if field.min_length is not None:
+        raise TypeError("plain_logs: no plain check for a minimum length")
+
+    def check(value: Any) -> Any:
+        if type(value) is not str or (longest is not None and len(value) > longest):
+            return _NOT_PLAIN
+        if (not blank and not value.strip()) or unstorable_text(value):
+            return _NOT_PLAIN
+        return value
+
+    return check
+
+
+def _date(value: Any) -> Any:
+    if type(value) is not str or not _ISO_DATE.match(value):
+        return _NOT_PLAIN
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return _NOT_PLAIN
+
+
+def _uuid(value: Any) -> Any:
+    if type(value) is not str or not _UUID.match(value):
+        return _NOT_PLAIN
+    return uuid.UUID(value)
+
+
+class _Object:
+    """A serializer's fields as checks: the plain validated dict, or `_NOT_PLAIN`."""
+
+    def __init__(self, serializer: serializers.Serializer[Any]) -> None:
+        self.fields: dict[str, tuple[Check, bool, bool]] = {}
+        for name, field in serializer.fields.items():
+            if field.read_only:
+                continue
+            if (
+                field.source != name
+                or _validates(serializer, name)
+                or any(type(v) not in _KNOWN_VALIDATORS for v in field.validators)
+            ):
+                raise TypeError(f"plain_logs: {name} has a source or validators of its own")
+            self.fields[name] = (_check_for(field), field.required, field.allow_null)
+        if _validates(serializer, None):
+            raise TypeError("plain_logs: the serializer has a validate() of its own")
+
+    def __call__(self, body: Any) -> Any:
+        if type(body) is not dict:
+            return _NOT_PLAIN
+        fields = self.fields
+        out: dict[str, Any] = {}
+        for name, value in body.items():
+            spec = fields.get(name)
+            if spec is None:
+                return _NOT_PLAIN  # unknown: the serializer names it
+            if value is None:
+                if not spec[2]:
+                    return _NOT_PLAIN
+                out[name] = None
+                continue
+            checked = spec[0](value)
+            if checked is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out[name] = checked
+        for name, (_, required, _) in fields.items():
+            if required and name not in out:
+                return _NOT_PLAIN
+        return out
+
+
+# The validators DRF gives the fields from their arguments, which the checks above apply
+# from the same arguments (`max_length`, `min_value`, `max_value`; NUL and surrogates).
+_KNOWN_VALIDATORS = (
+    validators.MaxLengthValidator,
+    validators.MinValueValidator,
+    validators.MaxValueValidator,
+    validators.ProhibitNullCharactersValidator,
+    ProhibitSurrogateCharactersValidator,
+)
+
+
+def _validates(serializer: serializers.Serializer[Any], name: str | None) -> bool:
+    hook = "validate" if name is None else f"validate_{name}"
+    own = getattr(type(serializer), hook, None)
+    return own is not None and own is not getattr(serializers.Serializer, hook, None)
+
+
+def _check_for(field: serializers.Field[Any, Any, Any, Any]) -> Check:
+    # Subclasses before their bases (a StrictIntegerField is an IntegerField).
+    if isinstance(field, serializers.Serializer):
+        return _Object(field)
+    if isinstance(field, StrictIntegerField):
+        return _integer(field)
+    if isinstance(field, StrictFloatField):
+        return _number(field)
+    if isinstance(field, StrictBooleanField):
+        return _boolean
+    if isinstance(field, serializers.ChoiceField):
+        return _choice(field)
+    if isinstance(field, serializers.UUIDField):
+        return _uuid
+    if isinstance(field, serializers.DateField):
+        return _date
+    if type(field) is serializers.CharField:
+        return _text(field)
+    raise TypeError(f"plain_logs: no plain check for {type(field).__name__}")
+
+
+# ------------------------------------------------------------------------------ output
+
+# The safety answers' kinds, as the output serializer represents them.
+_BOOLEAN, _CHOICE, _FLOAT = "boolean", "choice", "float"
+
+
+def _safety_kinds(serializer: serializers.Serializer[Any]) -> tuple[tuple[str, str], ...]:
+    kinds: list[tuple[str, str]] = []
+    for name, field in serializer.fields.items():
+        if isinstance(field, StrictBooleanField):
+            kinds.append((name, _BOOLEAN))
+        elif isinstance(field, serializers.ChoiceField):
+            kinds.append((name, _CHOICE))
+        elif isinstance(field, StrictFloatField):
+            kinds.append((name, _FLOAT))
+        else:
+            raise TypeError(f"plain_logs: no plain output for safety.{name}")
+    return tuple(kinds)
+
+
+class _Output:
+    def __init__(self, serializer: serializers.Serializer[Any]) -> None:
+        fields = serializer.fields
+        self.order = tuple(fields)
+        self.safety = _safety_kinds(fields["safety"])
+        advice = fields["safety_advice"].fields
+        self.advice = tuple(advice)
+        self.advice_required = frozenset(n for n, f in advice.items() if f.required)
+        expected = {
+            "id",
+            "date",
+            "pain",
+            "leg_pain",
+            "back_pain",
+            "worst_pain",
+            "leg_pain_side",
+            "function",
+            "sleep",
+            "notes",
+            "safety",
+            "safety_advice",
+            "safety_reminder",
+            "version",
+            "created_at",
+            "updated_at",
+        }
+        if not settings.USE_TZ:
+            raise TypeError("plain_logs: moments are shown as DRF shows aware ones")
+        if set(self.order) != expected:
+            raise TypeError("plain_logs: the output serializer's fields changed")
+
+    def __call__(self, log: DailyLog) -> dict[str, Any] | None:
+        safety = self._safety(log.safety)
+        advice = self._advice(log.safety_advice)
+        if safety is None or advice is _NOT_PLAIN:
+            return None
+        values: dict[str, Any] = {
+            "id": str(log.id),
+            "date": log.date.isoformat() if type(log.date) is date else _NOT_PLAIN,
+            "pain": log.pain,
+            "leg_pain": log.leg_pain,
+            "back_pain": log.back_pain,
+            "worst_pain": log.worst_pain,
+            "leg_pain_side": log.leg_pain_side,
+            "function": log.function,
+            "sleep": log.sleep,
+            "notes": log.notes,
+            "safety": safety,
+            "safety_advice": advice,
+            "safety_reminder": log.safety_reminder,
+            "version": log.version,
+            "created_at": log.created_at,
+            "updated_at": log.updated_at,
+        }
+        # As DRF's DateTimeField shows an aware moment: in the current time zone, ISO 8601,
+        # "Z" for UTC.
+        zone = timezone.get_current_timezone()
+        for name in ("created_at", "updated_at"):
+            moment = values[name]
+            if type(moment) is not datetime or moment.utcoffset() is None:
+                return None
+            text = moment.astimezone(zone).isoformat()
+            values[name] = text[:-6] + "Z" if text.endswith("+00:00") else text
+        for name in ("pain", "leg_pain", "back_pain", "worst_pain", "function", "version"):
+            if values[name] is not None and type(values[name]) is not int:
+                return None
+        for name in ("leg_pain_side", "sleep", "notes", "safety_reminder"):
+            if values[name] is not None and type(values[name]) is not str:
+                return None
+        if values["date"] is _NOT_PLAIN:
+            return None
+        return {name: values[name] for name in self.order}
+
+    def _safety(self, stored: Any) -> dict[str, Any] | None:
+        if type(stored) is not dict:
+            return None
+        out: dict[str, Any] = {}
+        for name, kind in self.safety:
+            value = stored.get(name)
+            if value is None:
+                out[name] = None
+            elif (kind is _BOOLEAN and type(value) is bool) or (
+                kind is _CHOICE and type(value) is str
+            ):
+                out[name] = value
+            elif kind is _FLOAT and (type(value) is float or type(value) is int):
+                out[name] = float(value)
+            else:
+                return None
+        return out
+
+    def _advice(self, stored: Any) -> Any:
+        if stored is None:
+            return None
+        if type(stored) is not dict or not self.advice_required <= stored.keys():
+            return _NOT_PLAIN
+        out: dict[str, Any] = {}
+        for name in self.advice:
+            if name not in stored:
+                continue  # optional keys the advice does not carry are left out
+            value = stored[name]
+            if name == "rules":
+                if type(value) is not list or any(type(rule) is not str for rule in value):
+                    return _NOT_PLAIN
+                out[name] = list(value)
+            elif value is None or type(value) is str:
+                out[name] = value
+            else:
+                return _NOT_PLAIN
+        return out
+
+
+_input: _Object | None = None
+_output: _Output | None = None
+
+
+def plain_input(body: Any) -> dict[str, Any] | None:
+    """What `LogInputSerializer` validates `body` to, when it is plainly valid; else None."""
+    global _input
+    if _input is None:
+        from rehab.views.logs import LogInputSerializer
+
+        _input = _Object(LogInputSerializer())
+    checked = _input(body)
+    return None if checked is _NOT_PLAIN else checked
+
+
+def plain_output(log: DailyLog) -> dict[str, Any] | None:
+    """`LogOutputSerializer(log).data` for a log of the usual types; else None."""
+    global _output
+    if _output is None:
+        from rehab.views.logs import LogOutputSerializer
+
+        _output = _Output(LogOutputSerializer())
+    return _output(log)

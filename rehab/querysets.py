@@ -99,7 +99,7 @@ class DailyLogQuerySet(ScopedQuerySet):
 
 def log_date(field: str = "log_id") -> Subquery:
     """The date of the log that the foreign key `field` (a log's id) points at, read from
-    the claimed ids (`rehab_dailylogid`, kept by the log table's triggers, moved with an
+    the claimed ids (`DailyLogId`, kept by the log table's triggers, moved with an
     edit of the date): one probe of their primary key per row, and no partition of the
     log table planned or read. NULL where `field` is NULL.
 

@@ -43,7 +43,7 @@ from rehab.models import DailyLog
 from rehab.safety import vocab
 from rehab.selectors import logs as selectors
 from rehab.services import logs as services
-from rehab.views.plain_logs import plain_input, plain_output
+from rehab.views.plain_logs import PlainInput, PlainOutput
 
 
 def _user(request: Request) -> User:
@@ -175,6 +175,11 @@ class DateRangeSerializer(serializers.Serializer[Any]):
         if start and end and start > end:
             raise serializers.ValidationError({"from": gettext("Must be on or before `to`.")})
         return attrs
+
+
+# The everyday body and log without DRF's per-field machinery (plain_logs.py).
+plain_input = PlainInput(LogInputSerializer)
+plain_output = PlainOutput(LogOutputSerializer)
 
 
 def log_data(log: DailyLog) -> dict[str, Any]:

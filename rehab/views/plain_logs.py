@@ -16,6 +16,7 @@ the same plain shape (JSON strings, integers, booleans, null), so:
   have their usual types (the same test holds it to that); any other log is represented
   by the serializer.
 
+`rehab/views/logs.py` makes the two from its serializers (`PlainInput`, `PlainOutput`).
 The rules (which fields, their ranges, choices and nullability) are read from the
 serializers' own fields when this module is imported, so the schema, the serializer and
 this path cannot drift apart; a field of a kind this module does not know stops the
@@ -332,26 +333,30 @@ class _Output:
         return out
 
 
-_input: _Object | None = None
-_output: _Output | None = None
+class PlainInput:
+    """`plain_input` for a serializer class: built from its fields on first use."""
+
+    def __init__(self, serializer_class: type[serializers.Serializer[Any]]) -> None:
+        self.serializer_class = serializer_class
+        self._checks: _Object | None = None
+
+    def __call__(self, body: Any) -> dict[str, Any] | None:
+        """What the serializer validates `body` to, when it is plainly valid; else None."""
+        if self._checks is None:
+            self._checks = _Object(self.serializer_class())
+        checked = self._checks(body)
+        return None if checked is _NOT_PLAIN else checked
 
 
-def plain_input(body: Any) -> dict[str, Any] | None:
-    """What `LogInputSerializer` validates `body` to, when it is plainly valid; else None."""
-    global _input
-    if _input is None:
-        from rehab.views.logs import LogInputSerializer
+class PlainOutput:
+    """`plain_output` for the log's output serializer class: built on first use."""
 
-        _input = _Object(LogInputSerializer())
-    checked = _input(body)
-    return None if checked is _NOT_PLAIN else checked
+    def __init__(self, serializer_class: type[serializers.Serializer[Any]]) -> None:
+        self.serializer_class = serializer_class
+        self._output: _Output | None = None
 
-
-def plain_output(log: DailyLog) -> dict[str, Any] | None:
-    """`LogOutputSerializer(log).data` for a log of the usual types; else None."""
-    global _output
-    if _output is None:
-        from rehab.views.logs import LogOutputSerializer
-
-        _output = _Output(LogOutputSerializer())
-    return _output(log)
+    def __call__(self, log: DailyLog) -> dict[str, Any] | None:
+        """The serializer's `.data` for a log of the usual types; else None."""
+        if self._output is None:
+            self._output = _Output(self.serializer_class())
+        return self._output(log)

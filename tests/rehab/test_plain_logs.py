@@ -20,8 +20,13 @@ from rest_framework.renderers import JSONRenderer
 from rehab.models import DailyLog
 from rehab.safety import vocab
 from rehab.services.logs import normalise
-from rehab.views.logs import LogInputSerializer, LogOutputSerializer, log_data
-from rehab.views.plain_logs import plain_input, plain_output
+from rehab.views.logs import (
+    LogInputSerializer,
+    LogOutputSerializer,
+    log_data,
+    plain_input,
+    plain_output,
+)
 
 SAFETY_CHOICES = {
     "saddle_numbness": vocab.SYMPTOM_ANSWERS,

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from typing import Any, TypedDict
 from uuid import UUID
 
-from django.db import connection
+from django.db import connection, connections, router
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
@@ -545,26 +545,44 @@ def _weekly_adherence(
     plans: Mapping[UUID, list[rules.ProgramPlan]],
     weeks: int,
 ) -> dict[UUID, list[rules.WeekAdherence]]:
-    start, end = _adherence_window(days, weeks)
-    sessions: dict[UUID, list[tuple[UUID, date]]] = defaultdict(list)
-    for pid, exercise_id, day in (
-        ExerciseLog.objects.filter(patient_id__in=list(days), date__range=(start, end))
-        # No Meta ordering: it would add created_at to the DISTINCT (one row per log, not
-        # per session) and sort for nothing.
-        .order_by()
-        .values_list("patient_id", "assigned_exercise_id", "date")
-        .distinct()
-    ):
-        sessions[pid].append((exercise_id, day))
-    return {
-        pid: rules.weekly_adherence(
-            plans=plans.get(pid, []),
-            sessions=sessions.get(pid, []),
-            today=day,
-            weeks=weeks,
-        )
-        for pid, day in days.items()
-    }
+    done = _sessions_done_by_week(days, weeks)
+    result: dict[UUID, list[rules.WeekAdherence]] = {}
+    for pid, day in days.items():
+        patient_plans = plans.get(pid, [])
+        result[pid] = [
+            rules.week_adherence(
+                plans=patient_plans, done=done.get((pid, k), {}), start=start, end=end
+            )
+            for k, (start, end) in enumerate(rules.week_windows(day, weeks))
+        ]
+    return result
+
+
+def _sessions_done_by_week(
+    days: Mapping[UUID, date], weeks: int
+) -> dict[tuple[UUID, int], dict[UUID, int]]:
+    """`rules.sessions_done` of each patient's weeks (`rules.week_windows` of their day),
+    counted by the database: per (patient, week k, 0 the most recent), the days with at
+    least one log per exercise. One statement, one row per patient, week and exercise
+    logged, rather than one per session (a caseload page's week is ~700 sessions)."""
+    log = ExerciseLog
+    sql = f"""
+        SELECT l.{column(log, "patient")}, (w.today - 1 - l.{column(log, "date")}) / {rules.WEEK},
+               l.{column(log, "assigned_exercise")}, COUNT(DISTINCT l.{column(log, "date")})
+        FROM unnest(%(patients)s::uuid[], %(days)s::date[]) AS w(patient_id, today)
+        JOIN {table(log)} AS l
+            ON l.{column(log, "patient")} = w.patient_id
+           AND l.{column(log, "date")} >= w.today - %(span)s
+           AND l.{column(log, "date")} < w.today
+        GROUP BY 1, 2, 3
+    """  # noqa: S608 - identifiers from the models, values as parameters
+    params = {"patients": list(days), "days": list(days.values()), "span": rules.WEEK * weeks}
+    done: dict[tuple[UUID, int], dict[UUID, int]] = defaultdict(dict)
+    with connections[router.db_for_read(ExerciseLog)].cursor() as cursor:
+        cursor.execute(sql, params)
+        for pid, week, exercise_id, count in cursor.fetchall():
+            done[pid, week][exercise_id] = count
+    return done
 
 
 def adherence_7d_for_patients(

@@ -148,12 +148,7 @@ def plans_between(
     as the whole plan does, from a fraction of the rows: a program's past and future
     phases and its superseded dosages are most of it.
     """
-    assignments = list(
-        ProgramAssignment.objects.filter(patient_id__in=list(patient_ids), start_date__lte=end)
-        .filter(Q(ended_on__isnull=True) | Q(ended_on__gt=start))
-        .order_by("start_date")
-        .values_list("id", "patient_id", "start_date", "ended_on", "pain_ceiling")
-    )
+    assignments = _assignment_rows(list(patient_ids), start=start, end=end)
     if not assignments:
         return {}
     phases: dict[UUID, tuple[UUID, int, str, int, date | None]] = {}
@@ -207,6 +202,27 @@ def plans_between(
             )
         )
     return result
+
+
+def _assignment_rows(
+    patient_ids: list[UUID], *, start: date, end: date
+) -> list[tuple[UUID, UUID, date, date | None, int]]:
+    """`assignments_between`'s assignments as (id, patient id, start date, ended on, pain
+    ceiling) rows, in its order: written in SQL, as building the ORM query cost more than
+    running it (~1 ms a caseload page)."""
+    pa = ProgramAssignment
+    sql = f"""
+        SELECT {column(pa, "id")}, {column(pa, "patient")}, {column(pa, "start_date")},
+               {column(pa, "ended_on")}, {column(pa, "pain_ceiling")}
+        FROM {table(pa)}
+        WHERE {column(pa, "patient")} = ANY(%(patients)s) AND {column(pa, "start_date")} <= %(end)s
+          AND ({column(pa, "ended_on")} IS NULL OR {column(pa, "ended_on")} > %(start)s)
+        ORDER BY {column(pa, "start_date")}
+    """  # noqa: S608 - identifiers from the models, values as parameters
+    with connections[router.db_for_read(ProgramAssignment)].cursor() as cursor:
+        cursor.execute(sql, {"patients": patient_ids, "start": start, "end": end})
+        rows: list[tuple[UUID, UUID, date, date | None, int]] = cursor.fetchall()
+    return rows
 
 
 def _program_rows(

@@ -79,6 +79,33 @@ class CaseloadRowSerializer(serializers.Serializer[Any]):
     def get_mcid_reached(self, patient: Patient) -> bool:
         return self._figures(patient).mcid_reached
 
+    def to_representation(self, instance: Patient) -> dict[str, Any]:
+        """The declared fields, in their order, written out: DRF's walk of the fields
+        (an attribute look-up and a method call per field, for 16 fields of 50 rows) cost
+        more than the rest of the row. The fields still give the schema, and
+        tests/rehab/test_caseload.py holds this to DRF's own field-by-field answer."""
+        patient = instance
+        figures = figures_of(patient)
+        last_log_date = patient.last_log_date
+        return {
+            "id": str(patient.pk),
+            "first_name": patient.first_name,
+            "last_name": patient.last_name,
+            "email": patient.email,
+            "condition": patient.condition,
+            "affected_side": patient.affected_side,
+            "registered": patient.user_id is not None,
+            "last_log_date": last_log_date.isoformat() if last_log_date is not None else None,
+            "latest_pain": patient.latest_pain,
+            "baseline_pain": figures.baseline_pain,
+            "current_pain_7d": figures.current_pain_7d,
+            "pain_change_pct": figures.percent_change,
+            "mcid_reached": figures.mcid_reached,
+            "open_alerts": self.get_open_alerts(patient),
+            "adherence_7d": self.get_adherence_7d(patient),
+            "current_phase": self.get_current_phase(patient),
+        }
+
 
 class CaseloadApi(APIView):
     pagination_class = PageNumberPagination  # the schema documents the page

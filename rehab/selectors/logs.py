@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -203,10 +204,16 @@ def with_log_figures(patients: QuerySet[Patient]) -> QuerySet[Patient]:
 
 def figures_of(patient: Patient) -> progress.Progress:
     """The contract's figures from a patient annotated by `with_log_figures`."""
+    return figures_of_row(vars(patient))
+
+
+def figures_of_row(row: Mapping[str, Any]) -> progress.Progress:
+    """`figures_of` from a row of `with_log_figures` read with `values()` (or a patient's
+    attributes): its `baseline_sum`, `baseline_n`, `current_sum` and `current_n`."""
 
     def exact(prefix: str) -> Fraction | None:
-        total = getattr(patient, f"{prefix}_sum", None)
-        n = getattr(patient, f"{prefix}_n", None)
+        total = row.get(f"{prefix}_sum")
+        n = row.get(f"{prefix}_n")
         return Fraction(total, n) if total is not None and n else None
 
     return progress.figures(exact("baseline"), exact("current"), days_logged=0)

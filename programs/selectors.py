@@ -592,7 +592,11 @@ def _sessions_done_by_week(
            AND l.{column(log, "date")} < w.today
         GROUP BY 1, 2, 3
     """  # noqa: S608 - identifiers from the models, values as parameters
-    params = {"patients": list(days), "days": list(days.values()), "span": rules.WEEK * weeks}
+    params: dict[str, Any] = {
+        "patients": list(days),
+        "days": list(days.values()),
+        "span": rules.WEEK * weeks,
+    }
     done: dict[tuple[UUID, int], dict[UUID, int]] = defaultdict(dict)
     with connections[router.db_for_read(ExerciseLog)].cursor() as cursor:
         cursor.execute(sql, params)

@@ -151,7 +151,7 @@ class CaseloadApi(APIView):
         rows = selectors.caseload_list(user=user, search=search).values(*ROW_FIELDS)
         paginator = PageNumberPagination()
         page: list[dict[str, Any]] = list(
-            paginator.paginate_queryset(rows, request, view=self) or []  # type: ignore[arg-type]
+            paginator.paginate_queryset(rows, request, view=self) or []
         )
         audit_reads(
             actor=user,

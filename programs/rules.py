@@ -197,7 +197,20 @@ class ProgramPlan:
     def prescribed_between(self, start: date, end: date) -> dict[UUID, int]:
         """Sessions due per exercise over `start`..`end` (both included): `due_on` of each
         day, counted without building its items (a caseload page asks this of every
-        patient's week; tests/programs/test_rules.py holds the two to each other)."""
+        patient's week; tests/programs/test_rules.py holds the two to each other).
+
+        Where nothing changes inside the window (no phase starts after its first day, the
+        program neither starts nor ends there), one phase is in force every day of it, from
+        on or before its first day; an exercise whose dosage does not change there either
+        is then due on the days of each 7-day block that its sessions per week say, so it
+        is counted by arithmetic rather than day by day (due_offsets)."""
+        if end < start:
+            return {}
+        if not self._changes_within(start, end):
+            phase = self.phase_on(start)
+            if phase is None:
+                return {}
+            return _steady_counts(phase, start, end)
         counts: dict[UUID, int] = defaultdict(int)
         for day in days(start, end):
             phase = self.phase_on(day)
@@ -211,6 +224,47 @@ class ProgramPlan:
                 ):
                     counts[exercise.id] += 1
         return dict(counts)
+
+    def _changes_within(self, start: date, end: date) -> bool:
+        """Does the phase in force (or whether the program covers the day) change on some
+        day after `start`, up to `end`?"""
+        if start < self.start_date <= end:
+            return True
+        if self.ended_on is not None and start < self.ended_on <= end:
+            return True
+        return any(p.started_on is not None and start < p.started_on <= end for p in self.phases)
+
+
+def _steady_counts(phase: PhasePlan, start: date, end: date) -> dict[UUID, int]:
+    """`prescribed_between` when `phase` is in force on every day of `start`..`end` (so it
+    started on or before `start`)."""
+    anchor = phase.started_on
+    assert anchor is not None, "a phase in force has started"
+    assert anchor <= start, "the phase must be in force from start"
+    span = (end - start).days + 1
+    blocks, rest = divmod(span, WEEK)
+    first = (start - anchor).days
+    counts: dict[UUID, int] = {}
+    for exercise in phase.exercises:
+        if any(start < version.effective_from <= end for version in exercise.versions):
+            # The dosage changes inside the window: day by day, for this exercise only.
+            n = 0
+            for day in days(start, end):
+                dosage = exercise.dosage_on(day)
+                if dosage is not None and is_due(
+                    sessions_per_week=dosage.sessions_per_week, anchor=anchor, day=day
+                ):
+                    n += 1
+        else:
+            dosage = exercise.dosage_on(start)
+            if dosage is None:
+                continue
+            offsets = due_offsets(dosage.sessions_per_week)
+            # Every 7 consecutive days hold each offset once; then the last `rest` days.
+            n = blocks * len(offsets) + sum(1 for i in range(rest) if (first + i) % WEEK in offsets)
+        if n:
+            counts[exercise.id] = n
+    return counts
 
 
 def sessions_done(
@@ -233,6 +287,33 @@ class WeekAdherence:
     adherence: float | None
 
 
+def week_windows(today: date, weeks: int) -> list[tuple[date, date]]:
+    """The last `weeks` complete 7-day windows before `today` (first and last day), most
+    recent first."""
+    return [
+        (today - timedelta(days=WEEK * (k + 1)), today - timedelta(days=WEEK * k + 1))
+        for k in range(weeks)
+    ]
+
+
+def week_adherence(
+    *, plans: Sequence[ProgramPlan], done: Mapping[UUID, int], start: date, end: date
+) -> WeekAdherence:
+    """Adherence over `start`..`end` from the sessions done per exercise there
+    (`sessions_done`, or the same count made by the database)."""
+    prescribed: dict[UUID, int] = defaultdict(int)
+    for plan in plans:
+        for exercise_id, count in plan.prescribed_between(start, end).items():
+            prescribed[exercise_id] += count
+    return WeekAdherence(
+        start=start,
+        end=end,
+        prescribed=sum(prescribed.values()),
+        done=sum(min(done.get(key, 0), count) for key, count in prescribed.items()),
+        adherence=adherence_share(prescribed=prescribed, done=done),
+    )
+
+
 def weekly_adherence(
     *,
     plans: Sequence[ProgramPlan],
@@ -242,26 +323,12 @@ def weekly_adherence(
 ) -> list[WeekAdherence]:
     """The last `weeks` complete 7-day windows before `today`, most recent first."""
     sessions = list(sessions)
-    result = []
-    for k in range(weeks):
-        end = today - timedelta(days=WEEK * k + 1)
-        start = end - timedelta(days=WEEK - 1)
-        prescribed: dict[UUID, int] = defaultdict(int)
-        for plan in plans:
-            for exercise_id, count in plan.prescribed_between(start, end).items():
-                prescribed[exercise_id] += count
-        done = sessions_done(sessions, start=start, end=end)
-        capped = sum(min(done.get(key, 0), count) for key, count in prescribed.items())
-        result.append(
-            WeekAdherence(
-                start=start,
-                end=end,
-                prescribed=sum(prescribed.values()),
-                done=capped,
-                adherence=adherence_share(prescribed=prescribed, done=done),
-            )
+    return [
+        week_adherence(
+            plans=plans, done=sessions_done(sessions, start=start, end=end), start=start, end=end
         )
-    return result
+        for start, end in week_windows(today, weeks)
+    ]
 
 
 # --------------------------------------------------------------------------- progression

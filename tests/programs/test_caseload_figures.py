@@ -3,16 +3,22 @@ API, against hand-counted weeks, and their query count as the caseload grows."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
 
 from patients.models import Clinician, Patient
 from programs import services
 from programs.models import AssignedPhase, ExerciseLog, ProgramAssignment
+from programs.selectors import caseload_program_figures
+from rehab.models import Alert, DailyLog
+from rehab.selectors.caseload import caseload_list
+from rehab.views.caseload import ROW_FIELDS, CaseloadRowSerializer
 from tests.factories import PatientFactory
 from tests.programs.conftest import START, exercises_of
 
@@ -125,3 +131,61 @@ def test_it_keeps_the_caseload_query_count_flat_with_patients_on_programs(
     assert len(rows) == 10
     assert {row["adherence_7d"] for row in rows.values()} == {0.8}  # 7 + 1 of 7 + 3
     assert {row["current_phase"] for row in rows.values()} == {"Phase 1"}
+
+
+def test_the_caseload_rows_are_drfs_own_field_by_field_answer(
+    clinician_client, clinician, patient, template
+):
+    """`CaseloadRowSerializer.to_representation` writes the row out by hand; DRF's walk of
+    the declared fields (which also give the schema) must give the same rows, key order
+    included, for rows with and without logs, alerts, a program and an account."""
+    _, assignment = _on_program(clinician, template, patient)
+    a, b = exercises_of(assignment, 1)
+    for offset in (3, 4, 6, 9):
+        _log(patient, a, START + timedelta(days=offset))
+    _log(patient, b, START + timedelta(days=4))
+    # Baseline and current windows of daily logs: the pain figures and MCID are not None.
+    days = [START - timedelta(days=20 - i) for i in range(3)] + [
+        TODAY - timedelta(days=i) for i in range(3)
+    ]
+    DailyLog.objects.bulk_create(
+        DailyLog(patient=patient, date=day, pain=pain)
+        for day, pain in zip(days, [8, 7, 8, 3, 2, 3], strict=True)
+    )
+    Alert.objects.create(
+        patient=patient,
+        rule="RF-TH-01",
+        rule_version=1,
+        severity="urgent",
+        last_fired_at=datetime(2026, 3, 12, 9, 0, tzinfo=UTC),
+        opened_at=datetime(2026, 3, 12, 9, 0, tzinfo=UTC),
+    )
+    _, ended_assignment = _on_program(clinician, template)
+    ProgramAssignment.objects.filter(pk=ended_assignment.pk).update(ended_on=date(2026, 3, 4))
+    invited = PatientFactory.create(
+        clinic=clinician.clinic, care_team=[clinician], affected_side="left"
+    )
+    Patient.objects.filter(pk=invited.pk).update(user=None)  # not signed up yet
+
+    response = clinician_client.get(CASELOAD, {"page_size": 200})
+    assert response.status_code == 200
+    rows = response.json()["results"]
+
+    page = list(caseload_list(user=clinician.user).values(*ROW_FIELDS))
+    programs = caseload_program_figures(
+        [row["id"] for row in page], today_by_patient={row["id"]: row["local_date"] for row in page}
+    )
+    serializer = CaseloadRowSerializer(
+        context={"adherence": programs.adherence_7d, "phases": programs.phases}
+    )
+    expected = [
+        json.loads(json.dumps(serializers.Serializer.to_representation(serializer, row)))
+        for row in page
+    ]
+    assert rows == expected
+    assert [list(row) for row in rows] == [list(row) for row in expected]
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[str(patient.pk)]["open_alerts"]["urgent"] == 1
+    assert by_id[str(patient.pk)]["pain_change_pct"] is not None
+    assert by_id[str(patient.pk)]["adherence_7d"] is not None
+    assert {row["registered"] for row in rows} == {True, False}

@@ -7,6 +7,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from programs import rules
 
@@ -185,6 +187,58 @@ def test_it_prescribes_the_sessions_due_on_each_day_of_a_window(plan):
         for length in (1, 7, 13):
             start, end = d(first), d(first) + timedelta(days=length - 1)
             assert plan.prescribed_between(start, end) == _due_counts(plan, start, end)
+
+
+@st.composite
+def _plans(draw: st.DrawFn) -> rules.ProgramPlan:
+    """A program in March 2026 with up to three phases (started or not, in any order of
+    start), each with up to three exercises of up to three dosage versions (or none),
+    and perhaps an end."""
+
+    def day() -> date:
+        return d(draw(st.integers(1, 31)))
+
+    start = day()
+    ended_on = draw(st.none() | st.builds(lambda n: start + timedelta(days=n), st.integers(1, 25)))
+    phases = []
+    for position in range(1, draw(st.integers(1, 3)) + 1):
+        exercises = []
+        for _ in range(draw(st.integers(0, 3))):
+            froms = sorted(set(draw(st.lists(st.builds(day), max_size=3))))
+            versions = tuple(
+                rules.DosageSpec(
+                    effective_from=when, sets=3, sessions_per_week=draw(st.integers(1, 7))
+                )
+                for when in froms
+            )
+            exercises.append(rules.ExercisePlan(uuid.uuid4(), "E", versions))
+        started_on = draw(st.none() | st.builds(day))
+        phases.append(rules.PhasePlan(uuid.uuid4(), position, "P", 1, started_on, tuple(exercises)))
+    return rules.ProgramPlan(uuid.uuid4(), uuid.uuid4(), start, ended_on, 3, tuple(phases))
+
+
+def _changes(plan: rules.ProgramPlan) -> list[date]:
+    """The days on which the phase, the dosage or the program's cover may change."""
+    days = [plan.start_date, *([plan.ended_on] if plan.ended_on else [])]
+    for phase in plan.phases:
+        days += [phase.started_on] if phase.started_on else []
+        days += [v.effective_from for e in phase.exercises for v in e.versions]
+    return days
+
+
+@given(plan=_plans(), data=st.data(), length=st.integers(1, 22))
+@settings(max_examples=500, deadline=None)
+def test_it_prescribes_what_due_on_says_for_any_program_and_window(plan, data, length):
+    # The arithmetic for a window without changes and the day-by-day count for the rest,
+    # against the definition (due_on, day by day); windows that end on, start on, or
+    # straddle a change, or fall anywhere.
+    change = data.draw(st.sampled_from(_changes(plan)))
+    start = data.draw(
+        st.builds(lambda n: change - timedelta(days=n), st.integers(-1, length))
+        | st.builds(d, st.integers(1, 31))
+    )
+    end = start + timedelta(days=length - 1)
+    assert plan.prescribed_between(start, end) == _due_counts(plan, start, end)
 
 
 def test_it_computes_weekly_adherence_on_hand_counted_weeks():

@@ -225,8 +225,13 @@ class _Output:
     def __init__(self, serializer: serializers.Serializer[Any]) -> None:
         fields = serializer.fields
         self.order = tuple(fields)
-        self.safety = _safety_kinds(fields["safety"])
-        advice = fields["safety_advice"].fields
+        safety, advice_serializer = fields["safety"], fields["safety_advice"]
+        if not isinstance(safety, serializers.Serializer) or not isinstance(
+            advice_serializer, serializers.Serializer
+        ):
+            raise TypeError("plain_logs: safety and safety_advice are nested serializers")
+        self.safety = _safety_kinds(safety)
+        advice = advice_serializer.fields
         self.advice = tuple(advice)
         self.advice_required = frozenset(n for n, f in advice.items() if f.required)
         expected = {

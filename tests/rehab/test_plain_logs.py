@@ -152,10 +152,10 @@ wild = st.fixed_dictionaries(
 @st.composite
 def near_valid(draw: st.DrawFn) -> dict[str, Any]:
     """A valid body with one field (or one safety answer) changed to something else."""
-    body = draw(valid)
+    body: dict[str, Any] = draw(valid)
     changed = draw(st.sampled_from([*wild_keys, "safety."]))
     if changed == "safety.":
-        answers = dict(body.get("safety") or {})
+        answers: dict[str, Any] = {**(body.get("safety") or {})}
         name = draw(st.sampled_from([*safety_names, "unknown"]))
         answers[name] = draw(_safety_value(name))
         body["safety"] = answers

@@ -360,10 +360,8 @@ def test_the_dashboards_recent_days_count_runs_on_no_log_partition(
 ):
     # The caseload's logs-in-the-last-7-days figure comes from the per-patient rollup (the
     # seven latest dates it keeps): no partition of the log table is scanned for it.
-    patients = (
-        Patient.objects.filter(pk=patient.pk)
-        .annotate(local_date=logs_selectors._local_today())
-        .annotate(recent=dashboard_selectors._logs_in_last_days(7))
+    patients = logs_selectors.with_log_figures(Patient.objects.filter(pk=patient.pk)).annotate(
+        recent=dashboard_selectors._logs_in_last_days(7)
     )
     scanned = _scanned(patients.values("recent"), analyze=True)
     assert {name for name, loops in scanned.items() if loops} == set()

@@ -12,13 +12,15 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from fhir.resources.R4B.bundle import Bundle
 
 from rehab import scoring
 from rights.selectors import PatientData
+
+if TYPE_CHECKING:
+    from fhir.resources.R4B.bundle import Bundle
 
 LOINC = "http://loinc.org"
 PAIN_NRS_LOINC = "72514-3"  # Pain severity - 0-10 verbal numeric rating [Score] - Reported
@@ -472,12 +474,21 @@ def extra_resources(data: PatientData) -> list[dict[str, Any]]:
 
 def bundle_build(data: PatientData) -> Bundle:
     """The validated Bundle: an invalid resource raises here, never reaches an importer."""
-    return Bundle.model_validate(bundle_dict(data))
+    return _bundle_model().model_validate(bundle_dict(data))
 
 
 def bundle_json(data: PatientData) -> str:
     """The Bundle, validated by the R4B models, then written from the very dict they
     accepted: the models' own serialiser takes ~1.5 s for a year of logs, `json` 0.1 s."""
     bundle = bundle_dict(data)
-    Bundle.model_validate(bundle)
+    _bundle_model().model_validate(bundle)
     return json.dumps(bundle, separators=(",", ":"))
+
+
+def _bundle_model() -> type[Bundle]:
+    # Imported when an export is written, not with this module: the R4B models and
+    # pydantic are ~12 MB of every process that imports the tasks (the workers' parents
+    # included), and only an export uses them (docs/deployment.md § Memory).
+    from fhir.resources.R4B.bundle import Bundle
+
+    return Bundle

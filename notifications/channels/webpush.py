@@ -14,7 +14,6 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from py_vapid import Vapid, VapidException  # type: ignore[import-untyped]
-from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
 
 from notifications.channels.base import Outcome, OutgoingMessage, SendResult
 from notifications.channels.httputil import host_allowed, retry_after_seconds
@@ -107,6 +106,10 @@ class WebPushChannel:
                 "urgent": message.urgent,
             }
         ).encode()
+        # Imported at the first push, not with the channels: pywebpush brings aiohttp (~8 MB
+        # of every process that imports the tasks; docs/deployment.md § Memory).
+        from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
+
         try:
             pusher = WebPusher(subscription, requests_session=self._session)
             response = pusher.send(

@@ -207,6 +207,35 @@ def _check_for(field: serializers.Field[Any, Any, Any, Any]) -> Check:
 _BOOLEAN, _CHOICE, _FLOAT = "boolean", "choice", "float"
 
 
+# How `_Output` shows each field of the log.
+_AS_NESTED, _AS_INTEGER, _AS_TEXT, _AS_UUID, _AS_DAY, _AS_MOMENT = (
+    "nested",
+    "integer",
+    "text",
+    "uuid",
+    "day",
+    "moment",
+)
+
+
+def _shown_as(name: str, field: serializers.Field[Any, Any, Any, Any]) -> str:
+    if field.source != name:
+        raise TypeError(f"plain_logs: {name} is shown from another attribute")
+    if name in ("safety", "safety_advice"):
+        return _AS_NESTED
+    # Subclasses before their bases (a DateTimeField is not a DateField, but be explicit).
+    for kind, types in (
+        (_AS_MOMENT, (serializers.DateTimeField,)),
+        (_AS_DAY, (serializers.DateField,)),
+        (_AS_UUID, (serializers.UUIDField,)),
+        (_AS_INTEGER, (serializers.IntegerField,)),
+        (_AS_TEXT, (serializers.ChoiceField, serializers.CharField)),
+    ):
+        if isinstance(field, types):
+            return kind
+    raise TypeError(f"plain_logs: no plain output for {name} ({type(field).__name__})")
+
+
 def _safety_kinds(serializer: serializers.Serializer[Any]) -> tuple[tuple[str, str], ...]:
     kinds: list[tuple[str, str]] = []
     for name, field in serializer.fields.items():
@@ -223,8 +252,9 @@ def _safety_kinds(serializer: serializers.Serializer[Any]) -> tuple[tuple[str, s
 
 class _Output:
     def __init__(self, serializer: serializers.Serializer[Any]) -> None:
+        if not settings.USE_TZ:
+            raise TypeError("plain_logs: moments are shown as DRF shows aware ones")
         fields = serializer.fields
-        self.order = tuple(fields)
         safety, advice_serializer = fields["safety"], fields["safety_advice"]
         if not isinstance(safety, serializers.Serializer) or not isinstance(
             advice_serializer, serializers.Serializer
@@ -234,70 +264,36 @@ class _Output:
         advice = advice_serializer.fields
         self.advice = tuple(advice)
         self.advice_required = frozenset(n for n, f in advice.items() if f.required)
-        expected = {
-            "id",
-            "date",
-            "pain",
-            "leg_pain",
-            "back_pain",
-            "worst_pain",
-            "leg_pain_side",
-            "function",
-            "sleep",
-            "notes",
-            "safety",
-            "safety_advice",
-            "safety_reminder",
-            "version",
-            "created_at",
-            "updated_at",
-        }
-        if not settings.USE_TZ:
-            raise TypeError("plain_logs: moments are shown as DRF shows aware ones")
-        if set(self.order) != expected:
-            raise TypeError("plain_logs: the output serializer's fields changed")
+        # Each shown field and how it is shown, from the serializer's own fields.
+        self.plan = tuple((name, _shown_as(name, field)) for name, field in fields.items())
 
     def __call__(self, log: DailyLog) -> dict[str, Any] | None:
-        safety = self._safety(log.safety)
-        advice = self._advice(log.safety_advice)
-        if safety is None or advice is _NOT_PLAIN:
-            return None
-        values: dict[str, Any] = {
-            "id": str(log.id),
-            "date": log.date.isoformat() if type(log.date) is date else _NOT_PLAIN,
-            "pain": log.pain,
-            "leg_pain": log.leg_pain,
-            "back_pain": log.back_pain,
-            "worst_pain": log.worst_pain,
-            "leg_pain_side": log.leg_pain_side,
-            "function": log.function,
-            "sleep": log.sleep,
-            "notes": log.notes,
-            "safety": safety,
-            "safety_advice": advice,
-            "safety_reminder": log.safety_reminder,
-            "version": log.version,
-            "created_at": log.created_at,
-            "updated_at": log.updated_at,
-        }
-        # As DRF's DateTimeField shows an aware moment: in the current time zone, ISO 8601,
-        # "Z" for UTC.
         zone = timezone.get_current_timezone()
-        for name in ("created_at", "updated_at"):
-            moment = values[name]
-            if type(moment) is not datetime or moment.utcoffset() is None:
-                return None
-            text = moment.astimezone(zone).isoformat()
-            values[name] = text[:-6] + "Z" if text.endswith("+00:00") else text
-        for name in ("pain", "leg_pain", "back_pain", "worst_pain", "function", "version"):
-            if values[name] is not None and type(values[name]) is not int:
-                return None
-        for name in ("leg_pain_side", "sleep", "notes", "safety_reminder"):
-            if values[name] is not None and type(values[name]) is not str:
-                return None
-        if values["date"] is _NOT_PLAIN:
-            return None
-        return {name: values[name] for name in self.order}
+        out: dict[str, Any] = {}
+        for name, kind in self.plan:
+            value = getattr(log, name)
+            if kind is _AS_NESTED:
+                value = self._safety(value) if name == "safety" else self._advice(value)
+                if (value is None and name == "safety") or value is _NOT_PLAIN:
+                    return None
+            elif value is None:
+                pass
+            elif kind is _AS_INTEGER or kind is _AS_TEXT:
+                if type(value) is not (int if kind is _AS_INTEGER else str):
+                    return None
+            elif kind is _AS_UUID:
+                value = str(value)
+            elif kind is _AS_DAY:
+                if type(value) is not date:
+                    return None
+                value = value.isoformat()
+            else:  # a moment, as DRF shows an aware one: the current zone, "Z" for UTC
+                if type(value) is not datetime or value.utcoffset() is None:
+                    return None
+                text = value.astimezone(zone).isoformat()
+                value = text[:-6] + "Z" if text.endswith("+00:00") else text
+            out[name] = value
+        return out
 
     def _safety(self, stored: Any) -> dict[str, Any] | None:
         if type(stored) is not dict:

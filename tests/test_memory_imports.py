@@ -51,8 +51,7 @@ def test_a_fhir_export_and_a_web_push_still_find_them():
     loaded = _loaded(
         PROBE.replace(
             "print(",
-            "from rights.fhir import _bundle_model\n_bundle_model()\n"
-            "import pywebpush\nprint(",
+            "from rights.fhir import _bundle_model\n_bundle_model()\nimport pywebpush\nprint(",
             1,
         )
     )

@@ -134,19 +134,18 @@ valid = st.fixed_dictionaries(
         "safety": st.one_of(st.none(), valid_safety),
     },
 )
-wild = st.fixed_dictionaries(
-    {},
-    optional={
-        "id": ids,
-        "date": dates,
-        **dict.fromkeys(SCORES, scores),
-        "leg_pain_side": st.one_of(st.sampled_from(DailyLog.LegPainSide.values), odd),
-        "sleep": st.one_of(st.sampled_from(DailyLog.Sleep.values), odd),
-        "notes": texts,
-        "safety": safety,
-        "extra": odd,
-    },
-)
+wild_values: dict[str, st.SearchStrategy[Any]] = {
+    "id": ids,
+    "date": dates,
+    **dict.fromkeys(SCORES, scores),
+    "leg_pain_side": st.one_of(st.sampled_from(DailyLog.LegPainSide.values), odd),
+    "sleep": st.one_of(st.sampled_from(DailyLog.Sleep.values), odd),
+    "notes": texts,
+    "safety": safety,
+    "extra": odd,
+}
+wild_keys = list(wild_values)
+wild = st.fixed_dictionaries({}, optional=wild_values)
 
 
 @st.composite
@@ -164,17 +163,6 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-wild_values: dict[str, st.SearchStrategy[Any]] = {
-    "id": ids,
-    "date": dates,
-    **dict.fromkeys(SCORES, scores),
-    "leg_pain_side": st.one_of(st.sampled_from(DailyLog.LegPainSide.values), odd),
-    "sleep": st.one_of(st.sampled_from(DailyLog.Sleep.values), odd),
-    "notes": texts,
-    "safety": safety,
-    "extra": odd,
-}
-wild_keys = list(wild_values)
 # Mostly one change away from valid: where a plain check that is too lenient would show.
 bodies = st.one_of(odd, valid, wild, near_valid(), near_valid(), near_valid())
 

@@ -18,7 +18,6 @@ from patients.models import User
 from patients.permissions import IsClinician
 from patients.services import audit_reads
 from programs.selectors import caseload_program_figures
-from rehab import progress
 from rehab.selectors import caseload as selectors
 from rehab.selectors.logs import figures_of_row
 
@@ -84,25 +83,20 @@ class CaseloadRowSerializer(serializers.Serializer[Any]):
     def get_registered(self, row: Mapping[str, Any]) -> bool:
         return row["user_id"] is not None
 
-    def _figures(self, row: Mapping[str, Any]) -> progress.Progress:
-        # Four fields read the same figures: exact fractions, worked out once per row.
-        cache = self.context.setdefault("figures", {})
-        if row["id"] not in cache:
-            cache[row["id"]] = figures_of_row(row)
-        figures: progress.Progress = cache[row["id"]]
-        return figures
-
+    # The four pain figures' methods give the schema their types (and DRF's own
+    # field-by-field answer, which tests compare `to_representation` with); a response
+    # is written by `to_representation`, which works the figures out once per row.
     def get_baseline_pain(self, row: Mapping[str, Any]) -> float | None:
-        return self._figures(row).baseline_pain
+        return figures_of_row(row).baseline_pain
 
     def get_current_pain_7d(self, row: Mapping[str, Any]) -> float | None:
-        return self._figures(row).current_pain_7d
+        return figures_of_row(row).current_pain_7d
 
     def get_pain_change_pct(self, row: Mapping[str, Any]) -> float | None:
-        return self._figures(row).percent_change
+        return figures_of_row(row).percent_change
 
     def get_mcid_reached(self, row: Mapping[str, Any]) -> bool:
-        return self._figures(row).mcid_reached
+        return figures_of_row(row).mcid_reached
 
     def to_representation(self, instance: Mapping[str, Any]) -> dict[str, Any]:
         """The declared fields, in their order, written out: DRF's walk of the fields

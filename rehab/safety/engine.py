@@ -387,6 +387,15 @@ class Evaluation:
         return tuple(f.rule_id for f in self.firings)
 
     @property
+    def decided_quiet(self) -> bool:
+        """Nothing fired and no rule was left undecided. Every rule's condition was then
+        known false from the facts given, and more facts cannot turn a known value
+        (three-valued logic); an alert open elsewhere can only stop a rule, never start
+        one. An evaluation with every fact would fire nothing either
+        (tests/rehab/test_safety_record_needs.py holds it over generated logs)."""
+        return not self.firings and not self.undecided
+
+    @property
     def reminder_keys(self) -> tuple[str, ...]:
         """The reminders owed, by their key in the catalogue (`reminder`, `fall_reminder`),
         in the order they are shown; a translation looks each one up by its key."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any
 from uuid import UUID
@@ -164,6 +165,34 @@ def _recent_logs(logs: Sequence[DailyLog]) -> dict[UUID, list[EarlierLog]]:
         for for_log, *values in cursor.fetchall():
             result[for_log].append(EarlierLog(*values))
     return result
+
+
+# How far before a log the request looks for the RECENT_LOGS logs before it: a few months'
+# partitions at most, planned from the dates alone (docs/safety-path.md).
+REQUEST_HISTORY_DAYS = 31
+
+
+def request_recent_logs(*, patient_id: UUID, day: date) -> tuple[EarlierLog, ...] | None:
+    """The patient's RECENT_LOGS latest logs before `day`, as the background job reads
+    them (`_recent_logs`), when all of them are dated within REQUEST_HISTORY_DAYS before
+    it; None when fewer are (the request cannot tell "no older log" from "older than the
+    window" without searching every month, so it gives no history rather than a short
+    one: the trend rules read a short history as the whole of it)."""
+    table = quoted_table(DailyLog)
+    patient, log_day = log_column("patient"), log_column("date")
+    columns = ", ".join(log_column(name) for name in EARLIER_LOG_FIELDS)
+    sql = f"""
+        SELECT {columns} FROM {table}
+        WHERE {patient} = %s AND {log_day} < %s AND {log_day} >= %s
+        ORDER BY {log_day} DESC LIMIT %s
+    """  # noqa: S608 - identifiers from the model, values as parameters
+    since = day - timedelta(days=REQUEST_HISTORY_DAYS)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [patient_id, day, since, RECENT_LOGS])
+        rows = cursor.fetchall()
+    if len(rows) < RECENT_LOGS:
+        return None
+    return tuple(EarlierLog(*row) for row in rows)
 
 
 def full_contexts(logs: Sequence[DailyLog]) -> dict[UUID, PatientContext]:

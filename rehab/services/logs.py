@@ -233,7 +233,10 @@ def log_create(
     # by `_conflict`, so a new log, by far the common case, saves a query. The log and its
     # audit event go in one statement: both or neither, and outside a transaction no
     # BEGIN and COMMIT (three round trips fewer on every new log).
-    evaluation = safety_services.evaluate_inline(patient=patient, content=content)
+    # A log the request decides (every rule known, none firing) is stored evaluated, its
+    # first version: no worker is owed anything for it (docs/safety-path.md).
+    outcome = safety_services.evaluate_in_request(patient=patient, content=content)
+    evaluation = outcome.evaluation
     log = DailyLog(
         id=log_id,
         patient=patient,
@@ -241,6 +244,8 @@ def log_create(
         safety_reminder=safety_services.reminder_text(evaluation),
         **content,
     )
+    if outcome.decided:
+        log.evaluated_at, log.evaluated_version = timezone.now(), log.version
     event = audit_event(
         actor=actor,
         action=AuditEvent.Action.CREATE,

@@ -54,6 +54,7 @@ from rehab.selectors.safety_inputs import (
     log_column,
     log_content,
     log_facts,
+    request_recent_logs,
 )
 from rehab.services.alerts import Told, alert_raise
 from rehab.translations import localized_advice, localized_reminder
@@ -71,6 +72,35 @@ def evaluate_inline(*, patient: Patient, content: dict[str, Any]) -> Evaluation:
     """The rules that need no history, in the request: advice never waits for a queue."""
     log = log_facts(content)
     return evaluate(log, inline_context(patient=patient, log=log))
+
+
+@dataclass(frozen=True)
+class RequestEvaluation:
+    """What the request makes of a new log: the advice the patient is shown
+    (`evaluation`, with no history, as `evaluate_inline`), and whether the request has
+    decided every rule, none firing (`decided`): such a log is stored evaluated and no
+    worker is asked for it (docs/safety-path.md § Decided in the request)."""
+
+    evaluation: Evaluation
+    decided: bool
+
+
+def evaluate_in_request(*, patient: Patient, content: dict[str, Any]) -> RequestEvaluation:
+    """`evaluate_inline`, then, for a log that fired nothing there but left rules to the
+    history (RF-NP-01's nights, above all), the same rules again with the patient's latest
+    logs: one indexed read. The advice shown stays the inline one: the rules the request
+    publishes to the app are those that need no history. The second evaluation only
+    decides whether the background job has anything left to do."""
+    log = log_facts(content)
+    context = inline_context(patient=patient, log=log)
+    evaluation = evaluate(log, context)
+    if evaluation.firings or evaluation.decided_quiet:
+        return RequestEvaluation(evaluation=evaluation, decided=evaluation.decided_quiet)
+    recent = request_recent_logs(patient_id=patient.pk, day=log.date)
+    if recent is None:
+        return RequestEvaluation(evaluation=evaluation, decided=False)
+    with_history = evaluate(log, replace(context, recent_logs=recent))
+    return RequestEvaluation(evaluation=evaluation, decided=with_history.decided_quiet)
 
 
 def advice_json(evaluation: Evaluation) -> dict[str, Any] | None:
@@ -155,7 +185,11 @@ def log_evaluation_enqueue(*, log: DailyLog) -> None:
     bulk) is taken by the task evaluating quiet logs in batches (`quiet_logs_evaluate`).
     If the broker is down the publish fails after the commit; the log is already stored
     with `evaluated_at` NULL, so the sweeper delivers it later. The request still answers.
+    A log decided in the request (`evaluate_in_request`) was stored evaluated: nothing
+    is owed, and nothing is sent.
     """
+    if log.evaluated_at is not None:
+        return
     if log.safety_advice is None:
         transaction.on_commit(quiet_logs_request)
         return

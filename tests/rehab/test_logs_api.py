@@ -73,10 +73,12 @@ def test_it_stores_a_quiet_log_and_its_audit_event_in_one_statement(patient_clie
     with CaptureQueriesContext(connection) as ctx:
         response = patient_client.post(LOGS, body(safety={"weakness": "none", "fever": False}))
     assert response.status_code == 201, response.json()
-    # The token with its user and patient, then the log and its audit row in one
-    # statement (in a savepoint here, inside the test's own transaction): no record read
-    # for a check that cannot need it.
+    # The token with its user and patient, the patient's latest earlier logs (the rules
+    # that need history, docs/safety-path.md § Decided in the request), then the log and
+    # its audit row in one statement (in a savepoint here, inside the test's own
+    # transaction): no record read for a check that cannot need it.
     assert [q["sql"].split()[0] for q in ctx.captured_queries] == [
+        "SELECT",
         "SELECT",
         "SAVEPOINT",
         "WITH",
@@ -108,7 +110,7 @@ def test_outside_a_transaction_the_log_costs_no_begin_or_commit(patient):
         response = client.post(LOGS, body(safety={"weakness": "none", "fever": False}))
     assert response.status_code == 201, response.json()
     # In autocommit each statement is its own transaction: psycopg sends no BEGIN.
-    assert seen == [("SELECT", True), ("WITH", True)]
+    assert seen == [("SELECT", True), ("SELECT", True), ("WITH", True)]
     assert AuditEvent.objects.filter(object_id=response.json()["id"]).count() == 1
 
 

@@ -16,7 +16,7 @@ import itertools
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from rehab.safety import (
@@ -343,3 +343,71 @@ def test_it_decides_every_condition_as_its_evaluation_does(
     assert [p.decide(log, ctx) for p in _PREDICATES] == [
         p.evaluate(log, ctx).value for p in _PREDICATES
     ]
+
+
+def _as_the_request_knows(
+    log: LogFacts, job: PatientContext, *, with_history: bool
+) -> PatientContext:
+    """What the request gives the rules of what the job gives them: the record it needs,
+    the PREVIOUS_LOGS latest earlier logs when it has all of them (or none), and neither
+    the baseline nor the open alerts."""
+    history = job.recent_logs or ()
+    latest = tuple(sorted(history, key=lambda x: x.date, reverse=True)[:PREVIOUS_LOGS])
+    given = with_history and len(latest) == PREVIOUS_LOGS
+    return dataclasses.replace(
+        _without_unneeded(log, job),
+        baseline_back_pain=None,
+        open_alert_rules=frozenset(),
+        recent_logs=tuple(EarlierLog(x.date, x.back_pain, x.sleep) for x in latest)
+        if given
+        else None,
+    )
+
+
+_job_cases = st.tuples(
+    _trend_logs(st.just(DAY)) | _logs(st.just(DAY)),
+    _trend_contexts | _contexts,
+    _history(12),
+    st.booleans(),
+)
+
+
+@settings(max_examples=1500, derandomize=True, database=None, deadline=None)
+@given(case=_job_cases)
+def test_a_log_the_request_decides_quiet_fires_nothing_in_the_job(
+    case: tuple[LogFacts, PatientContext, tuple[LogFacts, ...], bool],
+) -> None:
+    # A log decided in the request is stored evaluated and never reaches the job
+    # (docs/safety-path.md § Decided in the request): the job, with everything it reads
+    # (the baseline, the open alerts, the record, the history), must fire nothing on it.
+    log, ctx, history, with_history = case
+    job = dataclasses.replace(ctx, recent_logs=history)
+    request = evaluate(log, _as_the_request_knows(log, job, with_history=with_history))
+
+    if request.decided_quiet:
+        assert evaluate(log, job).firings == ()
+
+
+def test_the_property_above_meets_decided_logs() -> None:
+    # Not a property that holds for want of cases: the generated cases include logs the
+    # request decides with the history it reads.
+    def decided(case: tuple[LogFacts, PatientContext, tuple[LogFacts, ...], bool]) -> bool:
+        log, ctx, history, _ = case
+        job = dataclasses.replace(ctx, recent_logs=history)
+        return evaluate(log, _as_the_request_knows(log, job, with_history=True)).decided_quiet
+
+    assert find(_job_cases, decided, settings=settings(database=None, deadline=None))
+
+
+def test_the_request_leaves_to_the_job_a_night_that_could_make_three() -> None:
+    nights = tuple(
+        EarlierLog(DAY - dt.timedelta(days=n), None, sleep)
+        for n, sleep in enumerate(["constant_any_position"] * 2 + ["disturbed"] * 4, start=1)
+    )
+    ctx = PatientContext(date_of_birth=dt.date(1970, 1, 1), recent_logs=nights)
+    bad_night = LogFacts(date=DAY, pain=4, sleep="constant_any_position")
+    good_night = LogFacts(date=DAY, pain=4, sleep="undisturbed")
+
+    assert not evaluate(bad_night, dataclasses.replace(ctx, recent_logs=None)).decided_quiet
+    assert evaluate(bad_night, ctx).rule_ids == ("RF-NP-01",)
+    assert evaluate(good_night, ctx).decided_quiet

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             with CaptureQueriesContext(connection) as ctx:
                 poster.post(*next(slots))
             for q in ctx.captured_queries:
-                print(q["sql"][:300])
+                print(q["sql"][: int(os.environ.get("BENCH_SQL_CHARS", "300"))])
             print(f"{len(ctx.captured_queries)} statements")
         elif args.what == "time":
             times = []

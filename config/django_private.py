@@ -109,6 +109,8 @@ class CompiledSelect:
     populators: tuple[Any, ...]
     # Whether some column needs a converter (then rows cannot be used as they come).
     needs_converters: bool
+    # Each column of a row: the table it is read from, and its name there.
+    columns: tuple[tuple[str, str], ...] = ()
 
     def instances(self, model: type[Model], rows: list[Any], using: str) -> list[Model]:
         found = []
@@ -140,4 +142,8 @@ def compile_select(queryset: QuerySet[Any], using: str) -> CompiledSelect:
         init_list=tuple(col.target.attname for col, *_ in select[first : last + 1]),
         populators=tuple(get_related_populators(klass_info, select, using)),
         needs_converters=bool(compiler.get_converters([col for col, *_ in select])),
+        columns=tuple(
+            (compiler.query.alias_map[col.alias].table_name, col.target.column)
+            for col, *_ in select
+        ),
     )

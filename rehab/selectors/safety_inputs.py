@@ -177,18 +177,16 @@ def request_recent_logs(*, patient_id: UUID, day: date) -> tuple[EarlierLog, ...
     them (`_recent_logs`), when all of them are dated within REQUEST_HISTORY_DAYS before
     it; None when fewer are (the request cannot tell "no older log" from "older than the
     window" without searching every month, so it gives no history rather than a short
-    one: the trend rules read a short history as the whole of it)."""
-    table = quoted_table(DailyLog)
-    patient, log_day = log_column("patient"), log_column("date")
-    columns = ", ".join(log_column(name) for name in EARLIER_LOG_FIELDS)
-    sql = f"""
-        SELECT {columns} FROM {table}
-        WHERE {patient} = %s AND {log_day} < %s AND {log_day} >= %s
-        ORDER BY {log_day} DESC LIMIT %s
-    """  # noqa: S608 - identifiers from the model, values as parameters
+    one: the trend rules read a short history as the whole of it).
+
+    Through the function `rehab_recent_logs` (rehab/migrations/0017_recent_logs_function.py):
+    its statement is planned once per connection, not over the log table's partitions on
+    every POST."""
     since = day - timedelta(days=REQUEST_HISTORY_DAYS)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [patient_id, day, since, RECENT_LOGS])
+        cursor.execute(
+            "SELECT * FROM rehab_recent_logs(%s, %s, %s, %s)", [patient_id, day, since, RECENT_LOGS]
+        )
         rows = cursor.fetchall()
     if len(rows) < RECENT_LOGS:
         return None

@@ -84,7 +84,7 @@ def test_it_stores_a_quiet_log_and_its_audit_event_in_one_statement(patient_clie
         "WITH",
         "RELEASE",
     ]
-    write = ctx.captured_queries[2]["sql"]
+    write = ctx.captured_queries[3]["sql"]
     assert 'INSERT INTO "rehab_dailylog"' in write
     assert 'INSERT INTO "patients_auditevent"' in write
     log = DailyLog.objects.get(pk=response.json()["id"])

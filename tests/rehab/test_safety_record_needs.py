@@ -53,6 +53,7 @@ from rehab.safety.vocab import (
     TEMPERATURE_MAX_C,
     TEMPERATURE_MIN_C,
     LegPainSide,
+    Sleep,
 )
 
 DAY = dt.date(2026, 11, 20)
@@ -400,9 +401,12 @@ def test_the_property_above_meets_decided_logs() -> None:
 
 
 def test_the_request_leaves_to_the_job_a_night_that_could_make_three() -> None:
+    constant: list[Sleep] = ["constant_any_position"] * 2
+    disturbed: list[Sleep] = ["disturbed"] * 4
+    sleeps = constant + disturbed
     nights = tuple(
         EarlierLog(DAY - dt.timedelta(days=n), None, sleep)
-        for n, sleep in enumerate(["constant_any_position"] * 2 + ["disturbed"] * 4, start=1)
+        for n, sleep in enumerate(sleeps, start=1)
     )
     ctx = PatientContext(date_of_birth=dt.date(1970, 1, 1), recent_logs=nights)
     bad_night = LogFacts(date=DAY, pain=4, sleep="constant_any_position")

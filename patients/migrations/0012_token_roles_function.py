@@ -1,5 +1,5 @@
-"""The bearer token's look-up as a PL/pgSQL function (docs/security.md § The token
-look-up).
+"""The bearer token's look-up as a PL/pgSQL function (docs/architecture.md § Statements
+planned once per connection).
 
 Every API request reads its token with the user and both role rows: one four-table query
 whose planning cost PostgreSQL ~0.25 ms, five times its execution, on every request (it

@@ -20,9 +20,10 @@ class CountedPaginator(Paginator[Any]):
     own query (`COUNT(*) OVER ()`, annotated as PAGE_TOTAL on every row) rather than in a
     COUNT query of its own: one statement and its compilation fewer per page. The pages,
     the counts and the errors are Django's: a page that comes back empty (past the end,
-    or an empty list beyond page 1), a page number that is not a positive integer, or a
-    count asked for first (the "last" page) take Django's own path, and its COUNT query;
-    so do orphans.
+    or an empty list beyond page 1) or a page number that is not a positive integer take
+    Django's own path, and its COUNT query; so do orphans. A count asked for before the
+    page (DRF's "last" page) is Django's COUNT query, and the page's own count then
+    replaces it.
 
     Only for a queryset whose rows are the list's items (no DISTINCT, no GROUP BY): the
     window counts the rows the WHERE clause keeps.
@@ -34,7 +35,7 @@ class CountedPaginator(Paginator[Any]):
 
     def page(self, number: Any) -> Page[Any]:
         wanted = _positive_int(number)
-        if wanted is None or self.orphans or "count" in self.__dict__:
+        if wanted is None or self.orphans:
             return super().page(number)
         bottom = (wanted - 1) * self.per_page
         rows = list(

@@ -61,7 +61,7 @@ def test_a_page_in_range_is_one_query(clinic):
 
 
 def test_the_last_page_asked_for_by_name_counts_first(clinic):
-    """DRF's "last" page needs the count before the page: Django's path, two queries."""
+    """DRF's "last" page needs the count before the page: Django's COUNT, then the page."""
     patients = _patients(clinic, 5)
     paginator = CountedPaginator(patients, 2)
     with CaptureQueriesContext(connection) as ctx:

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.audit import audit_context
 from config.exceptions import ApplicationError
+from config.pagination import CountedPaginator
 from config.replica import replica_reads
 from dashboard import charts, selectors
 from dashboard.forms import (
@@ -199,7 +200,8 @@ def caseload_view(request: HttpRequest) -> HttpResponse:
         stale=bool(data.get("stale")),
     )
     patients = selectors.dashboard_caseload(user=user, filters=filters)
-    page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
+    # The page's query counts the caseload too (`CountedPaginator`): no COUNT query.
+    page = CountedPaginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
     shown = list(page.object_list)
     # Program figures for the page only: a few set-based queries, whatever its size.
     program = selectors.caseload_program_columns(shown)

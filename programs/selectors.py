@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from typing import Any, TypedDict
 from uuid import UUID
 
-from django.db import connection, connections, router
+from django.db import connections, router
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 
@@ -134,7 +134,7 @@ def plans_between(
     patient_ids: Iterable[UUID], *, start: date, end: date, in_force_only: bool = False
 ) -> dict[UUID, list[rules.ProgramPlan]]:
     """`plan_of` of each of `assignments_between`, in the same order, built from rows
-    rather than model instances, in two queries: the assignments, then their phases,
+    rather than model instances, in one query: the assignments with their phases,
     exercises and dosage versions in one joined statement.
 
     For the set-based readers that only need the rules' shapes (the caseload's program
@@ -148,18 +148,17 @@ def plans_between(
     as the whole plan does, from a fraction of the rows: a program's past and future
     phases and its superseded dosages are most of it.
     """
-    assignments = _assignment_rows(list(patient_ids), start=start, end=end)
-    if not assignments:
-        return {}
+    assignments: dict[UUID, tuple[UUID, date, date | None, int]] = {}
     phases: dict[UUID, tuple[UUID, int, str, int, date | None]] = {}
     exercises: dict[UUID, tuple[UUID, str]] = {}
     versions: dict[UUID, list[rules.DosageSpec]] = defaultdict(list)
-    for row in _program_rows(
-        [a[0] for a in assignments], start=start, end=end, in_force_only=in_force_only
-    ):
-        phase_id, assignment_id, position, name, length_weeks, started_on = row[:6]
-        exercise_id, exercise_name, version_id, effective_from, *dosage = row[6:]
-        phases.setdefault(phase_id, (assignment_id, position, name, length_weeks, started_on))
+    for row in _plan_rows(list(patient_ids), start=start, end=end, in_force_only=in_force_only):
+        assignment_id, patient_id, start_date, ended_on, pain_ceiling = row[:5]
+        phase_id, position, name, length_weeks, started_on = row[5:10]
+        exercise_id, exercise_name, version_id, effective_from, *dosage = row[10:]
+        assignments.setdefault(assignment_id, (patient_id, start_date, ended_on, pain_ceiling))
+        if phase_id is not None:
+            phases.setdefault(phase_id, (assignment_id, position, name, length_weeks, started_on))
         if exercise_id is not None:
             exercises.setdefault(exercise_id, (phase_id, exercise_name))
         if version_id is not None:
@@ -170,8 +169,9 @@ def plans_between(
                     **dict(zip(DosageVersion.DOSAGE_FIELDS, dosage, strict=True)),
                 )
             )
-    # The rows come ordered by phase position, exercise position and effective date, and
-    # dicts keep the order of first appearance: each level is in the order plan_of has.
+    # The rows come ordered by the assignment's start (then id), phase position, exercise
+    # position and effective date, and dicts keep the order of first appearance: each
+    # level is in the order plan_of has.
     by_phase: dict[UUID, list[rules.ExercisePlan]] = defaultdict(list)
     for exercise_id, (phase_id, name) in exercises.items():
         by_phase[phase_id].append(
@@ -190,7 +190,7 @@ def plans_between(
             )
         )
     result: dict[UUID, list[rules.ProgramPlan]] = defaultdict(list)
-    for assignment_id, patient_id, start_date, ended_on, pain_ceiling in assignments:
+    for assignment_id, (patient_id, start_date, ended_on, pain_ceiling) in assignments.items():
         result[patient_id].append(
             rules.ProgramPlan(
                 id=assignment_id,
@@ -204,33 +204,15 @@ def plans_between(
     return result
 
 
-def _assignment_rows(
-    patient_ids: list[UUID], *, start: date, end: date
-) -> list[tuple[UUID, UUID, date, date | None, int]]:
-    """`assignments_between`'s assignments as (id, patient id, start date, ended on, pain
-    ceiling) rows, in its order: written in SQL, as building the ORM query cost more than
-    running it (~1 ms a caseload page)."""
-    pa = ProgramAssignment
-    sql = f"""
-        SELECT {column(pa, "id")}, {column(pa, "patient")}, {column(pa, "start_date")},
-               {column(pa, "ended_on")}, {column(pa, "pain_ceiling")}
-        FROM {table(pa)}
-        WHERE {column(pa, "patient")} = ANY(%(patients)s) AND {column(pa, "start_date")} <= %(end)s
-          AND ({column(pa, "ended_on")} IS NULL OR {column(pa, "ended_on")} > %(start)s)
-        ORDER BY {column(pa, "start_date")}
-    """  # noqa: S608 - identifiers from the models, values as parameters
-    with connections[router.db_for_read(ProgramAssignment)].cursor() as cursor:
-        cursor.execute(sql, {"patients": patient_ids, "start": start, "end": end})
-        rows: list[tuple[UUID, UUID, date, date | None, int]] = cursor.fetchall()
-    return rows
-
-
-def _program_rows(
-    assignment_ids: list[UUID], *, start: date, end: date, in_force_only: bool
+def _plan_rows(
+    patient_ids: list[UUID], *, start: date, end: date, in_force_only: bool
 ) -> list[tuple[Any, ...]]:
-    """The assignments' phases, each with its exercises (NULLs for none), each with its
-    dosage versions (NULLs for none), ordered by phase position, exercise position and
-    effective date.
+    """`assignments_between`'s assignments (id, patient id, start date, ended on, pain
+    ceiling), in its order (by start date; then by id, which it leaves to chance), each
+    with its phases (NULLs for none), each with its exercises (NULLs for none), each with
+    its dosage versions (NULLs for none), ordered by phase position, exercise position and
+    effective date: written in SQL, as building the ORM queries cost more than running
+    them.
 
     In force on some day of `start`..`end` (with `in_force_only`): a phase that started
     by `end` and that no phase of its program outranks in `phase_on`'s order (a later
@@ -238,12 +220,12 @@ def _program_rows(
     a dosage version effective by `end` with no later version of its exercise effective
     by `start` (one version per exercise and date: a constraint).
     """
-    ph, ex, ver = AssignedPhase, AssignedExercise, DosageVersion
+    pa, ph, ex, ver = ProgramAssignment, AssignedPhase, AssignedExercise, DosageVersion
     dosage = ", ".join(f"v.{column(ver, name)}" for name in DosageVersion.DOSAGE_FIELDS)
     phase_in_force = version_in_force = ""
     if in_force_only:
         phase_in_force = f"""
-            AND p.{column(ph, "started_on")} <= %(end)s
+            WHERE p.{column(ph, "started_on")} <= %(end)s
             AND NOT EXISTS (
                 SELECT 1 FROM {table(ph)} AS o
                 WHERE o.{column(ph, "assignment")} = p.{column(ph, "assignment")}
@@ -261,20 +243,27 @@ def _program_rows(
                   AND w.{column(ver, "effective_from")} <= %(start)s
             )"""  # noqa: S608 - identifiers from the models
     sql = f"""
-        SELECT p.{column(ph, "id")}, p.{column(ph, "assignment")}, p.{column(ph, "position")},
-               p.{column(ph, "name")}, p.{column(ph, "length_weeks")}, p.{column(ph, "started_on")},
+        SELECT a.{column(pa, "id")}, a.{column(pa, "patient")}, a.{column(pa, "start_date")},
+               a.{column(pa, "ended_on")}, a.{column(pa, "pain_ceiling")},
+               p.{column(ph, "id")}, p.{column(ph, "position")}, p.{column(ph, "name")},
+               p.{column(ph, "length_weeks")}, p.{column(ph, "started_on")},
                e.{column(ex, "id")}, e.{column(ex, "name")},
                v.{column(ver, "id")}, v.{column(ver, "effective_from")}, {dosage}
-        FROM {table(ph)} AS p
+        FROM {table(pa)} AS a
+        LEFT JOIN (SELECT * FROM {table(ph)} AS p {phase_in_force}) AS p
+            ON p.{column(ph, "assignment")} = a.{column(pa, "id")}
         LEFT JOIN {table(ex)} AS e ON e.{column(ex, "phase")} = p.{column(ph, "id")}
         LEFT JOIN {table(ver)} AS v
             ON v.{column(ver, "assigned_exercise")} = e.{column(ex, "id")} {version_in_force}
-        WHERE p.{column(ph, "assignment")} = ANY(%(assignments)s) {phase_in_force}
-        ORDER BY p.{column(ph, "position")}, p.{column(ph, "id")}, e.{column(ex, "position")},
-                 e.{column(ex, "id")}, v.{column(ver, "effective_from")}
+        WHERE a.{column(pa, "patient")} = ANY(%(patients)s)
+          AND a.{column(pa, "start_date")} <= %(end)s
+          AND (a.{column(pa, "ended_on")} IS NULL OR a.{column(pa, "ended_on")} > %(start)s)
+        ORDER BY a.{column(pa, "start_date")}, a.{column(pa, "id")},
+                 p.{column(ph, "position")}, p.{column(ph, "id")},
+                 e.{column(ex, "position")}, e.{column(ex, "id")}, v.{column(ver, "effective_from")}
     """  # noqa: S608 - identifiers from the models, values as parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"assignments": assignment_ids, "start": start, "end": end})
+    with connections[router.db_for_read(ProgramAssignment)].cursor() as cursor:
+        cursor.execute(sql, {"patients": patient_ids, "start": start, "end": end})
         rows: list[tuple[Any, ...]] = cursor.fetchall()
     return rows
 
@@ -632,7 +621,8 @@ def caseload_program_figures(
 ) -> CaseloadProgramFigures:
     """`adherence_7d_for_patients` (and its week, as `adherence_weeks_for_patients` with
     one week gives it) and `current_phase_for_patients` for one caseload page, sharing one
-    fetch of the programs (5 queries, not 10: the page is the hot path).
+    fetch of the programs (2 queries: the programs, the sessions done; the page is the hot
+    path).
 
     The fetch covers both windows (the 7 complete days before each patient's day, and the
     day itself); an assignment outside one window prescribes nothing there and covers no

@@ -64,11 +64,17 @@ class _LogTriage(Func):
     last log first.
 
     One subquery over the patient's rollup row (`rehab.models.PatientLogRollup`), whose
-    figures are computed once, in LATERAL joins: the same order as annotations (a pain
+    figures are named once, in LATERAL joins: the same order as annotations (a pain
     delta, a tier, a missed-logs date) would cost PostgreSQL one evaluation of every
-    subquery per mention. Its windows and tests are those of `with_log_figures` and
-    `missed_logs()` (issue 8: tests/rehab/test_caseload_order.py checks it against them);
-    means are exact numeric, as AVG of integers (sum / count), so equal deltas tie.
+    subquery per mention. PostgreSQL flattens a LATERAL subquery without FROM into the
+    expressions that use it: the current window (`c`, binary searches and array look-ups)
+    is kept computed once a patient by its `OFFSET 0`, as `o` is; without it each of the
+    five mentions of the delta (three through the tier) computed the window's count twice
+    and its sum once again. The delta and the tier, arithmetic on `c`, are still inlined
+    (fencing them too measured no better). Its windows and tests are those of
+    `with_log_figures` and `missed_logs()` (issue 8: tests/rehab/test_caseload_order.py
+    checks it against them); means are exact numeric, as AVG of integers (sum / count), so
+    equal deltas tie.
 
     A flag before a value that may be NULL orders the NULLs (last, or first for "never
     logged"), so that record comparison never meets a NULL against a value; the last
@@ -86,7 +92,9 @@ class _LogTriage(Func):
             o.last
         )
         FROM (SELECT %(expressions)s OFFSET 0) AS {ROLLUP_ROW}
-        CROSS JOIN LATERAL (SELECT {CURRENT.n} AS n, {CURRENT.total} AS total) AS c
+        CROSS JOIN LATERAL (
+            SELECT {CURRENT.n} AS n, {CURRENT.total} AS total OFFSET 0
+        ) AS c
         CROSS JOIN LATERAL (
             SELECT CASE
                 WHEN o.bn >= {progress.MIN_LOGS} AND c.n >= {progress.MIN_LOGS}

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.audit import audit_context
-from config.pagination import PageNumberPagination, query_text
+from config.pagination import CountedPageNumberPagination, query_text
 from config.replica import replica_reads
 from patients.models import User
 from patients.permissions import IsClinician
@@ -128,7 +128,7 @@ class CaseloadRowSerializer(serializers.Serializer[Any]):
 
 
 class CaseloadApi(APIView):
-    pagination_class = PageNumberPagination  # the schema documents the page
+    pagination_class = CountedPageNumberPagination  # the schema documents the page
     permission_classes = [IsClinician]
 
     @extend_schema(
@@ -143,7 +143,8 @@ class CaseloadApi(APIView):
         assert isinstance(user, User)
         search = query_text(request, "search", max_length=100)
         rows = selectors.caseload_list(user=user, search=search).values(*ROW_FIELDS)
-        paginator = PageNumberPagination()
+        # The page's query counts the caseload too (`CountedPaginator`): no COUNT query.
+        paginator = CountedPageNumberPagination()
         page: list[dict[str, Any]] = list(
             paginator.paginate_queryset(rows, request, view=self) or []
         )

@@ -135,13 +135,13 @@ def test_it_computes_a_caseloads_adherence_in_constant_queries(
 ):
     small = [p.pk for p in _caseload(clinic, clinician, template, 1)]
     large = [p.pk for p in _caseload(clinic, clinician, template, 12)]
-    # 1 time zones, 1 assignments, 1 phases with exercises and dosages, 1 logs.
-    with django_assert_num_queries(4):
+    # 1 time zones, 1 assignments with their phases, exercises and dosages, 1 logs.
+    with django_assert_num_queries(3):
         assert selectors.adherence_7d_for_patients(small)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         result = selectors.adherence_7d_for_patients(large)
     assert len(result) == 12
-    with django_assert_num_queries(3):  # the day given: no time zones to read
+    with django_assert_num_queries(2):  # the day given: no time zones to read
         selectors.adherence_7d_for_patients(large, on=date(2026, 3, 16))
 
 
@@ -149,14 +149,14 @@ def test_it_gives_the_current_phase_for_a_caseload_in_constant_queries(
     clinic, clinician, template, patient, django_assert_num_queries
 ):
     patients = [p.pk for p in _caseload(clinic, clinician, template, 10)] + [patient.pk]
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(1):  # the programs, in one statement
         result = selectors.current_phase_for_patients(patients, on=date(2026, 3, 11))
     assert result[patient.pk] is None
     phase = result[patients[0]]
     assert phase is not None
     assert (phase["phase_index"], phase["phase_name"], phase["week"]) == (1, "Phase 1", 2)
     assert "assignment_id" in phase
-    with django_assert_num_queries(3):  # plus one for the time zones
+    with django_assert_num_queries(2):  # plus one for the time zones
         selectors.current_phase_for_patients(patients)
 
 
@@ -168,8 +168,8 @@ def test_it_gives_a_caseload_pages_program_figures_from_one_fetch(
     ids = [*patients, nobody.pk]
     for on in (START, START + timedelta(days=8), date(2026, 3, 16), date(2026, 6, 1)):
         days = dict.fromkeys(ids, on)
-        # 1 assignments, 1 program rows, 1 logs: no time zones, the plans fetched once.
-        with django_assert_num_queries(3):
+        # 1 programs (assignments to dosages), 1 logs: no time zones, the plans fetched once.
+        with django_assert_num_queries(2):
             figures = selectors.caseload_program_figures(ids, today_by_patient=days)
         assert figures.adherence_7d == selectors.adherence_7d_for_patients(ids, on=on)
         assert figures.phases == selectors.current_phase_for_patients(ids, on=on)

@@ -7,7 +7,8 @@ Each POST goes through Django's WSGI handler (request signals and middleware inc
 as under gunicorn) for its own (patient, date): a date in the patient's last 13 days with
 no log. What it creates is deleted afterwards (audit rows are append-only and stay).
 
-- `queries`: the SQL statements of one POST, as Django runs them.
+- `queries`: the SQL statements of one POST, as Django runs them (the first 300
+  characters of each; `BENCH_SQL_CHARS` for more).
 - `time`: microseconds per POST, median and percentiles of `-n` POSTs.
 - `profile`: cProfile over `-n` POSTs, the top functions by own and cumulative time.
 - `worker`: POSTs `-n` quiet logs, then evaluates them in-process as the quiet-logs task

@@ -167,8 +167,8 @@ def _recent_logs(logs: Sequence[DailyLog]) -> dict[UUID, list[EarlierLog]]:
     return result
 
 
-# How far before a log the request looks for the RECENT_LOGS logs before it: a few months'
-# partitions at most, planned from the dates alone (docs/safety-path.md).
+# How far before a log the request looks for the RECENT_LOGS logs before it: at most two
+# months' partitions to search (docs/safety-path.md § Decided in the request).
 REQUEST_HISTORY_DAYS = 31
 
 
